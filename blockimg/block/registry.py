@@ -1,0 +1,76 @@
+"""Choosing a backend by URL scheme or name, including third-party plugins.
+
+``open_device("site.img")`` opens a file; ``"mmap:site.img"`` maps it;
+``"file:/dev/sdb"`` opens a device node. A plugin registers a factory in the
+``blockimg.backends`` entry-point group under its scheme::
+
+    [options.entry_points]
+    blockimg.backends =
+        nbd = blockimg_nbd:open_nbd
+
+and the factory is called as ``factory(location, writable=..., sector_size=...)``
+returning a :class:`~blockimg.block.base.BlockDevice`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Callable, Dict, Optional, Union
+
+from ..errors import InvalidInput
+from .base import BlockDevice
+from .file import FileDevice
+from .mmap import MmapDevice
+
+__all__ = ["open_device", "backend_names", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "blockimg.backends"
+Factory = Callable[..., BlockDevice]
+
+_BUILTIN: Dict[str, Factory] = {
+    "file": lambda loc, writable=False, sector_size=512: FileDevice(
+        loc, writable=writable, sector_size=sector_size),
+    "mmap": lambda loc, writable=False, sector_size=512: MmapDevice(
+        loc, writable=writable, sector_size=sector_size),
+}
+
+_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):(?://)?(.*)$")
+
+
+def _plugins() -> Dict[str, object]:
+    from importlib import metadata
+    try:
+        eps = metadata.entry_points()
+        group = (eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select")
+                 else eps.get(ENTRY_POINT_GROUP, []))  # Python 3.9
+    except Exception:  # a broken installed distribution must not break blockimg
+        return {}
+    return {ep.name: ep for ep in group}
+
+
+def backend_names() -> list:
+    """Names of every backend: built-in first, then plugins."""
+    return list(_BUILTIN) + sorted(n for n in _plugins() if n not in _BUILTIN)
+
+
+def open_device(target: Union[str, os.PathLike, BlockDevice], *, writable: bool = False,
+                sector_size: int = 512, backend: Optional[str] = None) -> BlockDevice:
+    """Open ``target`` (a path, ``scheme:location`` URL, or a device) as a BlockDevice."""
+    if isinstance(target, BlockDevice):
+        return target
+    text = os.fspath(target)
+    scheme = backend
+    location = text
+    m = _URL.match(text)
+    if backend is None and m and not os.path.exists(text):
+        scheme, location = m.group(1).lower(), m.group(2)
+    scheme = scheme or "file"
+    factory = _BUILTIN.get(scheme)
+    if factory is None:
+        ep = _plugins().get(scheme)
+        if ep is None:
+            raise InvalidInput(f"no block backend named {scheme!r} (have: "
+                               f"{', '.join(backend_names())})", path=text,
+                               rule="unknown backend")
+        factory = ep.load()
+    return factory(location, writable=writable, sector_size=sector_size)

@@ -1,0 +1,244 @@
+"""``blockimg`` command line: argparse in, library calls out; no format logic here."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from typing import List, Optional
+
+from . import api
+from .atomic import Terminated, interrupts_as_exceptions
+from .errors import BlockImgError, InvalidInput
+from .progress import ProgressBar
+from .units import parse_size
+
+__all__ = ["main"]
+
+
+def _mtime(text: str) -> int:
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a timestamp: {text!r} (seconds since 1970, or ISO 8601)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    return int(dt.timestamp())
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except InvalidInput as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="blockimg",
+        description="Build and read FAT and tar block-device images (for MirageOS unikernels).")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    c = sub.add_parser("create", help="build an image from a directory")
+    c.add_argument("src", metavar="SRC", help="source directory")
+    c.add_argument("-o", "--output", required=True, metavar="IMAGE",
+                   help="image file (written atomically) or block device node")
+    c.add_argument("--format", choices=["tar", "fat"], default="tar")
+    c.add_argument("--target", choices=["mirage", "generic"],
+                   help="mirage (default): only what the Mirage drivers read; generic: the "
+                        "standard form")
+    c.add_argument("--sector-size", type=_size, metavar="N",
+                   help="device sector size the image is laid out for (512..4096)")
+    c.add_argument("--align", type=_size, metavar="N",
+                   help="start file data (tar) / FAT regions (fat) on N-byte boundaries")
+    sz = c.add_mutually_exclusive_group()
+    sz.add_argument("--size", type=_size, metavar="N", help="exact image size (e.g. 64M)")
+    sz.add_argument("--min", action="store_true", help="smallest image that holds the tree "
+                                                       "(the default)")
+    c.add_argument("--free", type=_size, metavar="N", help="free space to leave (fat)")
+    c.add_argument("--fat-type", choices=["12", "16", "32", "auto"], help="FAT type (fat)")
+    c.add_argument("--label", help="volume label (fat)")
+    c.add_argument("--volume-id", type=lambda s: int(s, 0), help="volume serial (fat)")
+    c.add_argument("--mtime", type=_mtime, metavar="TIME",
+                   help="timestamp for every entry (default: $SOURCE_DATE_EPOCH, else the "
+                        "files' own)")
+    c.add_argument("--keep-links", action="store_true",
+                   help="store symlinks and hard links as links instead of copies (tar)")
+    c.add_argument("--skip-special", action="store_true",
+                   help="leave out sockets, devices and FIFOs instead of refusing them")
+    c.add_argument("--manifest", metavar="FILE", help="write a JSON manifest of the image")
+    c.add_argument("--secret", action="store_true",
+                   help="image mode 0600 from the first byte; no names in progress output")
+    c.add_argument("--force", action="store_true",
+                   help="overwrite a block device that already holds a file system")
+    c.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+
+    ls = sub.add_parser("ls", help="list an image")
+    ls.add_argument("image", metavar="IMAGE")
+    ls.add_argument("path", nargs="?", default="", metavar="PATH")
+    ls.add_argument("-l", action="store_true", dest="long", help="long listing")
+    ls.add_argument("--json", action="store_true", help="JSON output")
+
+    cat = sub.add_parser("cat", help="write a file of the image to stdout")
+    cat.add_argument("image", metavar="IMAGE")
+    cat.add_argument("path", metavar="PATH")
+
+    ex = sub.add_parser("extract", help="extract an image into a directory")
+    ex.add_argument("image", metavar="IMAGE")
+    ex.add_argument("dest", metavar="DEST")
+    ex.add_argument("paths", nargs="*", metavar="PATH", help="only these paths")
+    ex.add_argument("--overwrite", action="store_true", help="replace existing files")
+
+    inf = sub.add_parser("info", help="format, geometry and counts of an image")
+    inf.add_argument("image", metavar="IMAGE")
+    inf.add_argument("--json", action="store_true")
+
+    ck = sub.add_parser("check", help="check an image's structure (read-only)")
+    ck.add_argument("image", metavar="IMAGE")
+    ck.add_argument("--target", choices=["mirage", "generic"], default="generic",
+                    help="mirage: also report everything the Mirage driver would fail on")
+
+    vf = sub.add_parser("verify", help="compare an image with its manifest and/or source")
+    vf.add_argument("image", metavar="IMAGE")
+    vf.add_argument("src", nargs="?", metavar="SRC")
+    vf.add_argument("--manifest", metavar="FILE")
+    return p
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    mtime = args.mtime
+    if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
+        mtime = _mtime(os.environ["SOURCE_DATE_EPOCH"])
+    options = {k: v for k, v in (
+        ("target", args.target), ("sector_size", args.sector_size), ("align", args.align),
+        ("size", args.size), ("free", args.free), ("label", args.label),
+        ("volume_id", args.volume_id),
+        ("fat_type", None if args.fat_type is None else
+         (args.fat_type if args.fat_type == "auto" else int(args.fat_type))),
+    ) if v is not None}
+    if args.manifest:
+        options["manifest"] = args.manifest
+    bar = ProgressBar("writing" if args.secret else f"writing {os.path.basename(args.output)}")
+    try:
+        summary = api.create(args.src, args.output, format=args.format,
+                             keep_links=args.keep_links, skip_special=args.skip_special,
+                             mtime=mtime, secret=args.secret, force=args.force,
+                             progress=bar, **options)
+    finally:
+        bar.finish()
+    for path, what in summary.skipped:
+        print(f"blockimg: skipped {path}: {what}", file=sys.stderr)
+    if not args.quiet:
+        print(summary.line())
+    return 0
+
+
+def _mode_string(e) -> str:
+    kind = {"dir": "d", "symlink": "l", "hardlink": "h"}.get(e.kind, "-")
+    bits = "".join(ch if e.mode & (1 << (8 - i)) else "-" for i, ch in enumerate("rwxrwxrwx"))
+    return kind + bits
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with api.open(args.image) as img:
+        entries = img.list(args.path)
+        if args.json:
+            json.dump([e.as_dict() for e in entries], sys.stdout, indent=1)
+            sys.stdout.write("\n")
+            return 0
+        for e in entries:
+            name = e.path + ("/" if e.kind == "dir" else "")
+            if args.long:
+                when = datetime.datetime.fromtimestamp(e.mtime, datetime.timezone.utc)
+                link = f" -> {e.link_target}" if e.link_target else ""
+                print(f"{_mode_string(e)} {e.size:>12} {when:%Y-%m-%d %H:%M} {name}{link}")
+            else:
+                print(name)
+    return 0
+
+
+def cmd_cat(args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer
+    with api.open(args.image) as img:
+        for chunk in img.iter_chunks(args.path):
+            out.write(chunk)
+    out.flush()
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    with api.open(args.image) as img:
+        report = img.extract(args.dest, overwrite=args.overwrite, paths=args.paths or None)
+    for path in report.existing:
+        print(f"blockimg: {path}: exists, not overwritten (use --overwrite)", file=sys.stderr)
+    for path, why in report.refused:
+        print(f"blockimg: {path}: refused: {why}", file=sys.stderr)
+    print(f"extracted {len(report.written)} entries to {args.dest}"
+          + (f", refused {len(report.refused)}" if report.refused else "")
+          + (f", {len(report.existing)} existing left alone" if report.existing else ""))
+    return 0 if report.ok else 1
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with api.open(args.image) as img:
+        info = img.info()
+    if args.json:
+        json.dump(info, sys.stdout, indent=1, default=str)
+        sys.stdout.write("\n")
+    else:
+        for k, v in info.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .formats import format_module
+    with api.open(args.image) as img:
+        mod = format_module(img.format)
+        problems = mod.check(img, target=args.target)
+    for p in problems:
+        print(f"{args.image}: {p}")
+    if not problems:
+        print(f"{args.image}: {img.format} image OK"
+              + (" for the Mirage driver" if args.target == "mirage" else ""))
+    return 1 if problems else 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify_cli
+    return verify_cli(args)
+
+
+COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_extract,
+            "info": cmd_info, "check": cmd_check, "verify": cmd_verify}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with interrupts_as_exceptions():
+            return COMMANDS[args.command](args)
+    except BlockImgError as e:
+        if args.debug:
+            raise
+        print(f"blockimg: error: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, Terminated):
+        print("blockimg: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = None  # type: ignore[assignment]
+        finally:
+            return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

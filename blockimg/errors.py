@@ -1,0 +1,109 @@
+"""blockimg's exceptions.
+
+Four kinds, kept apart so a caller can tell whose fault a failure is:
+
+* :class:`InvalidInput` -- the caller's mistake: a bad option, a source tree
+  that cannot be stored (names the path and the rule).
+* :class:`CorruptImage` -- the image being read breaks a rule of its format
+  (names the byte offset, the field and the rule).
+* :class:`Unsupported` -- valid, but beyond what blockimg does.
+* :class:`DeviceError` -- an I/O failure of the block device or a source file.
+
+Bugs stay ordinary Python exceptions.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = [
+    "BlockImgError",
+    "InvalidInput",
+    "DoesNotFit",
+    "SourceChanged",
+    "CorruptImage",
+    "Unsupported",
+    "DeviceError",
+]
+
+
+class BlockImgError(Exception):
+    """Base of every error blockimg raises on purpose."""
+
+
+class InvalidInput(BlockImgError, ValueError):
+    """The caller asked for something that cannot be done.
+
+    ``path`` names the source file (or option) at fault, ``rule`` the rule
+    it breaks.
+    """
+
+    def __init__(self, message: str, *, path: Optional[str] = None,
+                 rule: Optional[str] = None) -> None:
+        self.path = path
+        self.rule = rule
+        text = message
+        if path is not None:
+            text = f"{path}: {message}"
+        if rule is not None and rule not in message:
+            text = f"{text} ({rule})"
+        super().__init__(text)
+
+
+class DoesNotFit(InvalidInput):
+    """The content does not fit the requested image size."""
+
+    def __init__(self, message: str, *, needed: int, available: int) -> None:
+        self.needed = needed
+        self.available = available
+        super().__init__(
+            f"{message}: needs {needed} bytes, {available} available "
+            f"(short by {needed - available} bytes)")
+
+
+class SourceChanged(InvalidInput):
+    """A source file changed between planning and copying."""
+
+
+class CorruptImage(BlockImgError):
+    """The image breaks a rule of its format.
+
+    ``offset`` is the byte offset in the image (or None when unknown),
+    ``field`` the on-disk field, ``value`` the offending value.
+    """
+
+    def __init__(self, rule: str, *, offset: Optional[int] = None,
+                 field: Optional[str] = None, value: Any = None) -> None:
+        self.rule = rule
+        self.offset = offset
+        self.field = field
+        self.value = value
+        parts = []
+        if offset is not None:
+            parts.append(f"at byte {offset} (0x{offset:x})")
+        if field is not None:
+            parts.append(f"field {field}" + ("" if value is None else f"={value!r}"))
+        where = ", ".join(parts)
+        super().__init__(f"corrupt image {where}: {rule}" if where
+                         else f"corrupt image: {rule}")
+
+
+class Unsupported(BlockImgError):
+    """Valid input that blockimg does not handle."""
+
+
+class DeviceError(BlockImgError):
+    """Reading or writing a device or source file failed."""
+
+    def __init__(self, message: str, *, errno: Optional[int] = None) -> None:
+        self.errno = errno
+        super().__init__(message)
+
+
+class NotFound(InvalidInput, KeyError):
+    """No such path in the image."""
+
+    def __str__(self) -> str:  # KeyError would add quotes
+        return Exception.__str__(self)
+
+
+__all__.append("NotFound")

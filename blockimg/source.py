@@ -1,0 +1,243 @@
+"""The source side: a directory tree (or an explicit list) as sorted, checked entries.
+
+Writers never look at the file system themselves; they get a list of
+:class:`SourceEntry` in image order (parents before children, siblings by
+the bytes of their names) and copy file contents from ``entry.source``.
+"""
+from __future__ import annotations
+
+import enum
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+from .errors import InvalidInput
+
+__all__ = ["Kind", "SourceEntry", "SourceTree", "walk", "from_pairs", "sort_key"]
+
+
+class Kind(str, enum.Enum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One thing to store.
+
+    ``path`` is the path inside the image: ``/``-separated, relative, no
+    ``.``/``..``/empty components, directories without a trailing slash.
+    Regular files take their content from ``source`` (a file-system path) or
+    ``data`` (bytes given through the library API). ``link_target`` is the
+    symlink target, or for a hard link the image path it links to.
+    """
+
+    path: str
+    kind: Kind
+    size: int = 0
+    mtime: int = 0
+    mode: int = 0o644
+    source: Optional[str] = None
+    data: Optional[bytes] = None
+    link_target: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> str:
+        return self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+
+    @property
+    def path_bytes(self) -> bytes:
+        return self.path.encode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    """The sorted entries and what the walk skipped (with the reason)."""
+
+    entries: Tuple[SourceEntry, ...]
+    skipped: Tuple[Tuple[str, str], ...] = field(default=())
+
+    @property
+    def files(self) -> int:
+        return sum(1 for e in self.entries if e.kind is Kind.FILE)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(e.size for e in self.entries if e.kind is Kind.FILE)
+
+
+def sort_key(path: str) -> Tuple[bytes, ...]:
+    """Image order: component by component, by UTF-8 bytes (parents first)."""
+    return tuple(c.encode("utf-8", "surrogateescape") for c in path.split("/"))
+
+
+def check_image_path(path: str, *, where: Optional[str] = None) -> str:
+    """Normalise an image path or raise InvalidInput naming it."""
+    p = path.replace(os.sep, "/") if os.sep != "/" else path
+    p = p.strip("/")
+    parts = p.split("/")
+    if not p or any(c in ("", ".", "..") for c in parts):
+        raise InvalidInput("path inside the image must be relative, with no empty, '.' or "
+                           "'..' components", path=where or path, rule="image path")
+    if "\0" in p:
+        raise InvalidInput("name contains a NUL byte", path=where or path, rule="no NUL in names")
+    return p
+
+
+def _mtime(st: os.stat_result, fixed: Optional[int]) -> int:
+    return int(fixed) if fixed is not None else int(st.st_mtime)
+
+
+def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
+         skip_special: bool = False, mtime: Optional[int] = None) -> SourceTree:
+    """Walk ``root`` into a :class:`SourceTree`.
+
+    Symlinks are followed (their target's content is stored) unless
+    ``keep_links``; hard-linked files are stored as full copies unless
+    ``keep_links``, which makes later paths hard links to the first.
+    Sockets, devices and FIFOs raise InvalidInput, or are skipped and
+    reported with ``skip_special``. ``mtime`` fixes every timestamp.
+    """
+    root = os.fspath(root)
+    try:
+        st = os.stat(root)
+    except OSError as e:
+        raise InvalidInput(f"cannot read source: {e.strerror}", path=root) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise InvalidInput("source is not a directory", path=root, rule="source directory")
+    entries: List[SourceEntry] = []
+    skipped: List[Tuple[str, str]] = []
+    seen_inodes: dict = {}
+
+    def visit(fs_dir: str, img_dir: str, ancestors: Tuple[Tuple[int, int], ...]) -> None:
+        try:
+            with os.scandir(fs_dir) as it:
+                children = sorted(it, key=lambda d: os.fsencode(d.name))
+        except OSError as e:
+            raise InvalidInput(f"cannot list directory: {e.strerror}", path=fs_dir) from None
+        for d in children:
+            img_path = f"{img_dir}/{d.name}" if img_dir else d.name
+            fs_path = d.path
+            try:
+                lst = d.stat(follow_symlinks=False)
+            except OSError as e:
+                raise InvalidInput(f"cannot stat: {e.strerror}", path=fs_path) from None
+            if stat.S_ISLNK(lst.st_mode):
+                if keep_links:
+                    target = os.readlink(fs_path)
+                    entries.append(SourceEntry(img_path, Kind.SYMLINK, 0, _mtime(lst, mtime),
+                                               0o777, link_target=target))
+                    continue
+                try:
+                    st = os.stat(fs_path)
+                except OSError as e:
+                    raise InvalidInput(f"symlink cannot be followed: {e.strerror}",
+                                       path=fs_path, rule="symlinks are followed") from None
+            else:
+                st = lst
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key in ancestors:
+                    raise InvalidInput("symlink leads back to one of its own parent "
+                                       "directories", path=fs_path, rule="no directory cycles")
+                entries.append(SourceEntry(img_path, Kind.DIR, 0, _mtime(st, mtime), mode))
+                visit(fs_path, img_path, ancestors + (key,))
+            elif stat.S_ISREG(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if keep_links and st.st_nlink > 1 and not stat.S_ISLNK(lst.st_mode):
+                    first = seen_inodes.get(key)
+                    if first is not None:
+                        entries.append(SourceEntry(img_path, Kind.HARDLINK, 0,
+                                                   _mtime(st, mtime), mode, link_target=first))
+                        continue
+                    seen_inodes[key] = img_path
+                entries.append(SourceEntry(img_path, Kind.FILE, st.st_size, _mtime(st, mtime),
+                                           mode, source=fs_path))
+            else:
+                what = _special_kind(st.st_mode)
+                if skip_special:
+                    skipped.append((fs_path, what))
+                    continue
+                raise InvalidInput(f"is a {what}; only files, directories and links can be "
+                                   "stored (use --skip-special to leave it out)",
+                                   path=fs_path, rule="special files")
+
+    visit(root, "", ((st.st_dev, st.st_ino),))
+    entries.sort(key=lambda e: sort_key(e.path))
+    return SourceTree(tuple(entries), tuple(skipped))
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "special file"
+
+
+def from_pairs(pairs: Iterable[Tuple[str, Union[str, os.PathLike, bytes, None]]], *,
+               mtime: Optional[int] = None) -> SourceTree:
+    """Entries from ``(path_in_image, source)`` pairs.
+
+    ``source`` is a file-system path (file or directory, stored as that
+    single entry), ``bytes`` (a file with that content) or ``None`` (an
+    empty directory). Missing parent directories are added.
+    """
+    by_path = {}
+    for img_path, src in pairs:
+        p = check_image_path(str(img_path))
+        if p in by_path:
+            raise InvalidInput("given twice", path=p, rule="unique paths")
+        if src is None:
+            e = SourceEntry(p, Kind.DIR, 0, int(mtime or 0), 0o755)
+        elif isinstance(src, (bytes, bytearray, memoryview)):
+            data = bytes(src)
+            e = SourceEntry(p, Kind.FILE, len(data), int(mtime or 0), 0o644, data=data)
+        else:
+            fs = os.fspath(src)
+            try:
+                st = os.stat(fs)
+            except OSError as err:
+                raise InvalidInput(f"cannot read source: {err.strerror}", path=fs) from None
+            if stat.S_ISDIR(st.st_mode):
+                e = SourceEntry(p, Kind.DIR, 0, _mtime(st, mtime), stat.S_IMODE(st.st_mode))
+            elif stat.S_ISREG(st.st_mode):
+                e = SourceEntry(p, Kind.FILE, st.st_size, _mtime(st, mtime),
+                                stat.S_IMODE(st.st_mode), source=fs)
+            else:
+                raise InvalidInput(f"is a {_special_kind(st.st_mode)}", path=fs,
+                                   rule="special files")
+        by_path[p] = e
+    for p in list(by_path):
+        parts = p.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            existing = by_path.get(parent)
+            if existing is None:
+                by_path[parent] = SourceEntry(parent, Kind.DIR, 0, int(mtime or 0), 0o755)
+            elif existing.kind is not Kind.DIR:
+                raise InvalidInput(f"is a file but {p!r} is inside it", path=parent,
+                                   rule="parents are directories")
+    entries = sorted(by_path.values(), key=lambda e: sort_key(e.path))
+    return SourceTree(tuple(entries))
+
+
+def as_tree(src: Union[str, os.PathLike, SourceTree, Sequence], **walk_options) -> SourceTree:
+    """Accept a directory, a ready SourceTree or a list of pairs."""
+    if isinstance(src, SourceTree):
+        return src
+    if isinstance(src, (str, os.PathLike)):
+        return walk(src, **walk_options)
+    return from_pairs(src, mtime=walk_options.get("mtime"))

@@ -1,0 +1,83 @@
+"""Shared test helpers: fixture locations, external tools, tree comparison."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = bool(os.environ.get("CI"))
+
+settings.register_profile("default", deadline=None, max_examples=25,
+                          suppress_health_check=[HealthCheck.too_slow,
+                                                 HealthCheck.function_scoped_fixture])
+settings.register_profile("thorough", deadline=None, max_examples=300,
+                          suppress_health_check=[HealthCheck.too_slow,
+                                                 HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def mirage_fixtures() -> Path:
+    """``$BLOCKIMG_MIRAGE_FIXTURES`` or ``../shared/mirage-fixtures``; skips when absent."""
+    env = os.environ.get("BLOCKIMG_MIRAGE_FIXTURES")
+    path = Path(env) if env else ROOT.parent / "shared" / "mirage-fixtures"
+    if not path.is_dir():
+        pytest.skip(f"Mirage fixtures not found at {path} (set BLOCKIMG_MIRAGE_FIXTURES)")
+    return path
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool; in CI a missing tool fails the test instead of skipping."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
+    if path is None:
+        msg = f"{name} is not installed (tools/test installs it)"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+def run(*cmd, **kw) -> subprocess.CompletedProcess:
+    """Run a command, fail the test with its output if it fails."""
+    kw.setdefault("capture_output", True)
+    res = subprocess.run([str(c) for c in cmd], **kw)
+    if res.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, cmd))} exited {res.returncode}\n"
+                    f"stdout: {res.stdout!r}\nstderr: {res.stderr!r}")
+    return res
+
+
+def tree_snapshot(root: Path) -> dict:
+    """{relative path: bytes or 'dir' or ('link', target)} of a directory tree."""
+    out = {}
+    root = Path(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            key = os.path.normpath(os.path.join(rel, d))
+            out[key] = ("link", os.readlink(p)) if os.path.islink(p) else "dir"
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            key = os.path.normpath(os.path.join(rel, f))
+            out[key] = ("link", os.readlink(p)) if os.path.islink(p) else Path(p).read_bytes()
+    return out
+
+
+def assert_same_tree(expected: Path, actual: Path) -> None:
+    a = tree_snapshot(expected)
+    b = tree_snapshot(actual)
+    assert sorted(a) == sorted(b), (f"paths differ: only in source {sorted(set(a) - set(b))[:10]},"
+                                    f" only in copy {sorted(set(b) - set(a))[:10]}")
+    for k in a:
+        assert a[k] == b[k], f"content of {k} differs"
+
+
+@pytest.fixture
+def site_dir() -> Path:
+    """The bundled example site."""
+    return ROOT / "fixtures" / "site"
