@@ -124,7 +124,7 @@ def cmd_create(args: argparse.Namespace) -> int:
          (args.fat_type if args.fat_type == "auto" else int(args.fat_type))),
     ) if v is not None}
     if args.manifest:
-        options["manifest"] = args.manifest
+        raise InvalidInput("--manifest is not implemented yet", rule="manifest")
     bar = ProgressBar("writing" if args.secret else f"writing {os.path.basename(args.output)}")
     try:
         summary = api.create(args.src, args.output, format=args.format,
