@@ -1,0 +1,283 @@
+"""FAT names: 8.3 short names, VFAT long-name slots, checks (pure functions).
+
+* :func:`is_short_name` -- an all-upper-case legal 8.3 name (stored without LFN);
+* :func:`short_name_bytes` / :func:`parse_short` -- the 11-byte ``DIR_Name`` field;
+* :func:`lfn_checksum`, :func:`build_lfn`, :func:`parse_lfn_slot`, :func:`lfn_name`;
+* :class:`ShortNames` -- Windows-style short-name generation for one directory
+  (``LONGNA~1.HTM``, numeric tails up to ``~999999``, then a hash form);
+* :func:`check_name` -- the rules a source name must follow (per target);
+* :func:`fold` -- the case-insensitive key FAT compares names by.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+from ..errors import InvalidInput
+from .structs import ATTR_LONG_NAME, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT, LfnEntry
+
+__all__ = ["SHORT_CHARS", "LFN_UNITS", "MAX_NAME_UNITS", "MAX_SLOTS", "is_short_name",
+           "short_name_bytes", "parse_short", "lfn_checksum", "utf16_units", "lfn_units",
+           "build_lfn", "LfnSlot", "parse_lfn_slot", "lfn_name", "ShortNames", "check_name",
+           "fold", "ocaml_fat_short_lookup"]
+
+#: Characters a short name may hold besides A-Z and 0-9 (spec section 6.1; ASCII only here).
+SHORT_SPECIALS = "$%'-_@~`!(){}^#&"
+SHORT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" + SHORT_SPECIALS)
+#: Characters no FAT name (long or short) may hold.
+FORBIDDEN = '"*/:<>?\\|'
+LFN_UNITS = 13
+MAX_NAME_UNITS = 255
+MAX_SLOTS = 20
+
+
+# -- short names ---------------------------------------------------------------
+
+def _split83(name: str) -> Optional[Tuple[str, str]]:
+    base, dot, ext = name.partition(".")
+    if dot and (not ext or "." in ext):
+        return None
+    if not 1 <= len(base) <= 8 or len(ext) > 3:
+        return None
+    return base, ext
+
+
+def is_short_name(name: str) -> bool:
+    """True for an all-upper-case legal 8.3 name (``README``, ``FAT.ML``): no LFN needed."""
+    parts = _split83(name)
+    return parts is not None and all(c in SHORT_CHARS for c in parts[0] + parts[1])
+
+
+def short_name_bytes(name: str) -> bytes:
+    """The 11-byte DIR_Name of a legal short name: base and extension padded with spaces."""
+    parts = _split83(name)
+    if parts is None:
+        raise ValueError(f"{name!r} is not an 8.3 name")
+    return (parts[0].ljust(8) + parts[1].ljust(3)).encode("ascii")
+
+
+def parse_short(raw: bytes, nt_res: int = 0, encoding: str = "cp437") -> str:
+    """The name a DIR_Name field shows (``0x05`` lead byte is ``0xE5``; NT lower-case flags)."""
+    raw = bytes(raw)
+    if raw[:1] == b"\x05":
+        raw = b"\xe5" + raw[1:]
+    base = raw[:8].rstrip(b" ").decode(encoding, "replace")
+    ext = raw[8:11].rstrip(b" ").decode(encoding, "replace")
+    if nt_res & NT_LOWER_BASE:
+        base = base.lower()
+    if nt_res & NT_LOWER_EXT:
+        ext = ext.lower()
+    return f"{base}.{ext}" if ext else base
+
+
+def lfn_checksum(short: bytes) -> int:
+    """The LDIR_Chksum of an 11-byte short name."""
+    s = 0
+    for c in bytes(short):
+        s = (((s & 1) << 7) + (s >> 1) + c) & 0xFF
+    return s
+
+
+# -- long names ----------------------------------------------------------------
+
+def utf16_units(name: str) -> List[int]:
+    """The UTF-16 code units of ``name`` (surrogate pairs for characters past U+FFFF)."""
+    data = name.encode("utf-16-le", "surrogatepass")
+    return [data[i] | data[i + 1] << 8 for i in range(0, len(data), 2)]
+
+
+def lfn_units(name: str, *, always_terminate: bool) -> List[int]:
+    """The name's units as stored: a 0x0000 terminator and 0xFFFF padding to whole slots.
+
+    The standard form omits the terminator when the length is a multiple of
+    13; ``always_terminate`` (the Mirage form) adds a slot for it instead.
+    """
+    units = utf16_units(name)
+    if len(units) % LFN_UNITS or always_terminate:
+        units.append(0)
+    units += [0xFFFF] * (-len(units) % LFN_UNITS)
+    return units
+
+
+def build_lfn(name: str, short: bytes, *, always_terminate: bool) -> List[bytes]:
+    """The LFN slots for ``name`` in on-disk order (last slot first), each 32 bytes."""
+    units = lfn_units(name, always_terminate=always_terminate)
+    count = len(units) // LFN_UNITS
+    if count > MAX_SLOTS:
+        raise ValueError(f"{name!r} needs {count} LFN slots (at most {MAX_SLOTS})")
+    chk = lfn_checksum(short)
+    slots = []
+    for i in range(count, 0, -1):
+        part = units[(i - 1) * LFN_UNITS:i * LFN_UNITS]
+        raw = b"".join(u.to_bytes(2, "little") for u in part)
+        slots.append(LfnEntry.build(dict(
+            LDIR_Ord=i | (LAST_LONG_ENTRY if i == count else 0), LDIR_Name1=raw[:10],
+            LDIR_Attr=ATTR_LONG_NAME, LDIR_Type=0, LDIR_Chksum=chk, LDIR_Name2=raw[10:22],
+            LDIR_FstClusLO=0, LDIR_Name3=raw[22:26])))
+    return slots
+
+
+class LfnSlot(NamedTuple):
+    """One decoded LFN slot: sequence number (1..20), last-slot flag, checksum, 13 units."""
+
+    order: int
+    last: bool
+    checksum: int
+    units: Tuple[int, ...]
+
+
+def parse_lfn_slot(raw: bytes) -> LfnSlot:
+    """Decode a 32-byte LFN slot (the caller has checked ``DIR_Attr`` is 0x0F)."""
+    e = LfnEntry.parse(bytes(raw))
+    data = e.LDIR_Name1 + e.LDIR_Name2 + e.LDIR_Name3
+    units = tuple(data[i] | data[i + 1] << 8 for i in range(0, 26, 2))
+    return LfnSlot(e.LDIR_Ord & 0x3F, bool(e.LDIR_Ord & LAST_LONG_ENTRY), e.LDIR_Chksum, units)
+
+
+def lfn_name(units: Iterable[int], errors: str = "replace") -> str:
+    """The name held by the units of a slot sequence (in name order): up to the first 0x0000."""
+    out = []
+    for u in units:
+        if u == 0:
+            break
+        out.append(u)
+    data = b"".join(u.to_bytes(2, "little") for u in out)
+    return data.decode("utf-16-le", errors)
+
+
+# -- short-name generation -----------------------------------------------------
+
+def _basis(name: str) -> Tuple[str, str, bool]:
+    """Primary part, extension, and whether anything was lost (spec basis-name algorithm)."""
+    lossy = False
+
+    def conv(text: str) -> str:
+        nonlocal lossy
+        out = []
+        for c in text:
+            u = c.upper() if c.isascii() else c
+            if u in SHORT_CHARS:
+                out.append(u)
+            else:
+                out.append("_")
+                lossy = True
+        return "".join(out)
+
+    stripped = name.replace(" ", "").lstrip(".")
+    if stripped != name:
+        lossy = True
+    dot = stripped.rfind(".")
+    base, ext = (stripped[:dot], stripped[dot + 1:]) if dot >= 0 else (stripped, "")
+    base = base.replace(".", "")
+    if len(base) > 8 or len(ext) > 3 or base != stripped[:dot if dot >= 0 else None]:
+        lossy = True
+    primary = conv(base[:8]) or "_"
+    return primary, conv(ext[:3]), lossy
+
+
+class ShortNames:
+    """Short-name generator for one directory; never hands out the same name twice.
+
+    Reserve the directory's legal short names first (:meth:`reserve`), then
+    call :meth:`generate` for every other name in directory order.
+    ``max_numeric`` is the largest numeric tail before the hash form.
+    """
+
+    def __init__(self, reserved: Iterable[bytes] = (), *, max_numeric: int = 999999) -> None:
+        self.taken = set(reserved)
+        self.max_numeric = max_numeric
+        self._next = {}
+
+    def reserve(self, short: bytes) -> None:
+        self.taken.add(short)
+
+    def _take(self, base: str, ext: str) -> Optional[bytes]:
+        raw = (base.ljust(8) + ext.ljust(3)).encode("ascii")
+        if raw in self.taken:
+            return None
+        self.taken.add(raw)
+        return raw
+
+    def generate(self, name: str) -> bytes:
+        """An unused 11-byte short name for the long name ``name``."""
+        primary, ext, lossy = _basis(name)
+        if not lossy:
+            got = self._take(primary, ext)
+            if got is not None:
+                return got
+        key = (primary[:6], ext)
+        n = self._next.get(key, 1)
+        while n <= self.max_numeric:
+            tail = f"~{n}"
+            n += 1
+            got = self._take(primary[:8 - len(tail)] + tail, ext)
+            if got is not None:
+                self._next[key] = n
+                return got
+        self._next[key] = n
+        data = name.encode("utf-16-le", "surrogatepass")
+        salt = 0
+        while True:
+            h = zlib.crc32(data + salt.to_bytes(4, "little")) & 0xFFFF
+            for k in range(1, 10):
+                got = self._take(f"{primary[:2]}{h:04X}~{k}", ext)
+                if got is not None:
+                    return got
+            salt += 1
+
+
+# -- checks ----------------------------------------------------------------------
+
+def fold(name: str) -> str:
+    """The key FAT compares names by: each character upper-cased (length kept)."""
+    return "".join(u if len(u) == 1 else c for c, u in ((c, c.upper()) for c in name))
+
+
+def ocaml_fat_short_lookup(name: str) -> Optional[bytes]:
+    """The 11-byte short name ocaml-fat looks ``name`` up by, or None when it uses the LFN.
+
+    ocaml-fat (``fat_name.ml`` ``is_legal_dos_name``) splits on dots, dropping
+    empty pieces, and accepts upper-case letters, digits, space, ``!#$%&'()-@^_`{}~``
+    and bytes >= 128 in a base of <= 8 and an extension of <= 3 characters.
+    """
+    pieces = [p for p in name.split(".") if p]
+    legal = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !#$%&'()-@^_`{}~")
+    if not 1 <= len(pieces) <= 2:
+        return None
+    if any(not all(c in legal or ord(c) >= 128 for c in p) for p in pieces):
+        return None
+    if len(pieces[0]) > 8 or (len(pieces) == 2 and len(pieces[1]) > 3):
+        return None
+    ext = pieces[1] if len(pieces) == 2 else ""
+    return (pieces[0].ljust(8) + ext.ljust(3)).encode("latin-1", "replace")
+
+
+def check_name(name: str, *, path: str, mirage: bool) -> None:
+    """Raise InvalidInput (naming ``path`` and the rule) if FAT (or Mirage) cannot store ``name``."""
+    bad = sorted({c for c in name if c in FORBIDDEN})
+    if bad:
+        raise InvalidInput(f"name contains {''.join(bad)!r}, which FAT names cannot hold",
+                           path=path, rule='no * ? < > | " : / \\ in FAT names')
+    ctrl = [c for c in name if ord(c) < 0x20 or ord(c) == 0x7F]
+    if ctrl:
+        raise InvalidInput(f"name contains control character {ctrl[0]!r}", path=path,
+                           rule="no control characters in FAT names")
+    if name.endswith((".", " ")):
+        raise InvalidInput("name ends with a dot or a space", path=path,
+                           rule="no trailing dots or spaces in FAT names")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+        raise InvalidInput("name is not valid Unicode (undecodable bytes in the source name)",
+                           path=path, rule="FAT names are Unicode")
+    units = len(name.encode("utf-16-le")) // 2
+    if units > MAX_NAME_UNITS:
+        raise InvalidInput(f"name is {units} UTF-16 units long", path=path,
+                           rule=f"FAT names have at most {MAX_NAME_UNITS} UTF-16 units")
+    if mirage:
+        if not name.isascii():
+            raise InvalidInput("name is not ASCII; the Mirage FAT driver only matches ASCII "
+                               "names", path=path, rule="Mirage target: ASCII names only")
+        if ocaml_fat_short_lookup(name) is not None and not is_short_name(name):
+            raise InvalidInput("the Mirage FAT driver would look this name up as an 8.3 "
+                               "name, which FAT cannot store (spaces or extra dots in an "
+                               "upper-case name)", path=path,
+                               rule="Mirage target: upper-case names must be legal 8.3")

@@ -1,0 +1,88 @@
+"""FAT on-disk structures: sizes, parse/build round trips, timestamps."""
+import calendar
+
+import pytest
+
+from blockimg.fat import structs as s
+
+ALL = [("BPB", 36), ("EBPB", 26), ("BPB32", 28), ("BootSector16", 512), ("BootSector32", 512),
+       ("FSInfo", 512), ("DirEntry", 32), ("LfnEntry", 32)]
+
+
+@pytest.mark.parametrize("name,size", ALL)
+def test_sizeof(name, size):
+    assert getattr(s, name).sizeof() == size
+
+
+@pytest.mark.parametrize("name,size", ALL)
+def test_parse_build_round_trip(name, size):
+    raw = bytes((i * 7 + 3) & 0xFF for i in range(size))
+    st = getattr(s, name)
+    assert st.build(st.parse(raw)) == raw
+
+
+def test_boot_sector16_field_offsets():
+    raw = bytearray(512)
+    raw[11:13] = (4096).to_bytes(2, "little")
+    raw[13] = 4
+    raw[22:24] = (0x1234).to_bytes(2, "little")
+    raw[39:43] = (0xCAFEBABE).to_bytes(4, "little")
+    raw[43:54] = b"MYLABEL    "
+    raw[54:62] = b"FAT16   "
+    raw[510:512] = s.SIGNATURE
+    bs = s.BootSector16.parse(bytes(raw))
+    assert bs.bpb.BPB_BytsPerSec == 4096 and bs.bpb.BPB_SecPerClus == 4
+    assert bs.bpb.BPB_FATSz16 == 0x1234
+    assert bs.ebpb.BS_VolID == 0xCAFEBABE and bs.ebpb.BS_VolLab == b"MYLABEL    "
+    assert bs.ebpb.BS_FilSysType == b"FAT16   " and bs.Signature_word == b"\x55\xaa"
+
+
+def test_boot_sector32_field_offsets():
+    raw = bytearray(512)
+    raw[36:40] = (777).to_bytes(4, "little")
+    raw[44:48] = (2).to_bytes(4, "little")
+    raw[48:50] = (1).to_bytes(2, "little")
+    raw[50:52] = (6).to_bytes(2, "little")
+    raw[66] = 0x29
+    raw[82:90] = b"FAT32   "
+    bs = s.BootSector32.parse(bytes(raw))
+    assert bs.bpb32.BPB_FATSz32 == 777 and bs.bpb32.BPB_RootClus == 2
+    assert bs.bpb32.BPB_FSInfo == 1 and bs.bpb32.BPB_BkBootSec == 6
+    assert bs.ebpb.BS_BootSig == 0x29 and bs.ebpb.BS_FilSysType == b"FAT32   "
+
+
+def test_fsinfo_offsets():
+    raw = s.FSInfo.build(dict(FSI_LeadSig=s.FSI_LEAD_SIG, FSI_Reserved1=bytes(480),
+                              FSI_StrucSig=s.FSI_STRUC_SIG, FSI_Free_Count=5, FSI_Nxt_Free=9,
+                              FSI_Reserved2=bytes(12), FSI_TrailSig=s.FSI_TRAIL_SIG))
+    assert raw[:4] == b"RRaA" and raw[484:488] == b"rrAa"
+    assert raw[488:492] == (5).to_bytes(4, "little") and raw[492:496] == (9).to_bytes(4, "little")
+    assert raw[508:512] == b"\x00\x00\x55\xaa"
+
+
+def test_dir_entry_offsets():
+    raw = bytearray(32)
+    raw[0:11] = b"README  TXT"
+    raw[11] = s.ATTR_ARCHIVE
+    raw[20:22] = (0x0001).to_bytes(2, "little")
+    raw[26:28] = (0x0203).to_bytes(2, "little")
+    raw[28:32] = (1000).to_bytes(4, "little")
+    e = s.DirEntry.parse(bytes(raw))
+    assert e.DIR_Name == b"README  TXT" and e.DIR_Attr == 0x20
+    assert (e.DIR_FstClusHI << 16 | e.DIR_FstClusLO) == 0x10203 and e.DIR_FileSize == 1000
+
+
+def test_datetime_utc():
+    t = calendar.timegm((2020, 2, 29, 13, 45, 31))
+    date, tod, tenth = s.fat_datetime(t)
+    assert date == (40 << 9) | (2 << 5) | 29
+    assert tod == (13 << 11) | (45 << 5) | 15 and tenth == 100
+    assert s.unix_time(date, tod, tenth) == t
+
+
+def test_datetime_clamps():
+    assert s.fat_datetime(0) == ((0 << 9) | (1 << 5) | 1, 0, 0)          # 1970 -> 1980-01-01
+    assert s.fat_datetime(-10**9) == s.fat_datetime(0)
+    late = s.fat_datetime(calendar.timegm((2200, 1, 1, 0, 0, 0)))
+    assert late == ((127 << 9) | (12 << 5) | 31, (23 << 11) | (59 << 5) | 29, 0)
+    assert s.unix_time(*late) == s.FAT_END
