@@ -3,6 +3,15 @@
 A format's reader builds one index of :class:`EntryInfo` when it opens the
 image; everything here works from that index and the device, so tar and FAT
 behave the same through the API and the CLI.
+
+The readers' invariant, for images from anywhere: opening, listing, reading
+or verifying any byte string as an image either works or raises a
+:class:`~blockimg.errors.BlockImgError` (for a broken rule, a
+:class:`~blockimg.errors.CorruptImage` naming the offset and the rule) --
+never another exception, a hang, or memory that grows with a forged field.
+``tools/fuzz`` and ``tests/fuzz`` hold both readers to it; every file an
+:class:`EntryInfo` describes has extents inside the device that add up to
+its size.
 """
 from __future__ import annotations
 
@@ -15,7 +24,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from .block.base import BlockDevice
 from .errors import BlockImgError, CorruptImage, InvalidInput, NotFound
 
-__all__ = ["EntryInfo", "Image", "ImageFile", "ExtractReport", "normalize_member_path"]
+__all__ = ["EntryInfo", "Image", "ImageFile", "ExtractReport", "normalize_member_path",
+           "unsafe_host_name"]
 
 READ_CHUNK = 1 << 20
 Extent = Tuple[int, int]
@@ -260,9 +270,15 @@ class Image:
                 paths: Optional[Sequence[str]] = None) -> ExtractReport:
         """Write the tree (or ``paths`` and what is under them) below ``dest``.
 
-        Never writes outside ``dest``: links that lead out are refused,
-        nothing is written through a symlink, existing files are left alone
-        unless ``overwrite``. Everything refused is in the report.
+        Never writes outside ``dest``. Refused, and listed in the report:
+        names with ``..``/empty/NUL components or special on this host,
+        entries below a symlink (or other non-directory) of the image,
+        anything whose parent on disk resolves outside ``dest``, symlinks
+        that are absolute or resolve outside ``dest`` (checked again once
+        all links exist), hard links to paths not in the image, devices and
+        FIFOs. Files are created with ``O_EXCL|O_NOFOLLOW``, so nothing is
+        written through a symlink; symlinks are made last. Existing files
+        are left alone (``report.existing``) unless ``overwrite``.
         """
         report = ExtractReport()
         dest = os.path.abspath(os.fspath(dest))
@@ -272,15 +288,26 @@ class Image:
         for p, reason in getattr(self, "unsafe_names", []):
             report.refused.append((p, reason))
         dir_times = []
-        for info in list(self._index.values()):
+        links = []
+        entries = sorted(self._index.values(), key=lambda e: _sort_key(e.path))
+        for info in entries:
             if wanted is not None and not any(
                     info.path == w or info.path.startswith(w + "/") or w == "" for w in wanted):
                 continue
-            target = os.path.join(dest, *info.path.split("/"))
+            why = unsafe_host_name(info.path)
+            if why is None:
+                why = self._non_dir_ancestor(info.path)
+            if why is not None:
+                report.refused.append((info.path, why))
+                continue
+            target = os.path.join(real_dest, *info.path.split("/"))
             parent = os.path.dirname(target)
             if not _inside(os.path.realpath(parent), real_dest):
                 report.refused.append((info.path, "its parent directory leads outside the "
                                                   "destination"))
+                continue
+            if info.kind == "symlink":
+                links.append((info, target))
                 continue
             if os.path.islink(target) or (os.path.lexists(target) and info.kind != "dir"):
                 if not overwrite or os.path.isdir(target) and not os.path.islink(target):
@@ -293,14 +320,6 @@ class Image:
                     dir_times.append((target, info))
                 elif info.kind == "file":
                     self._extract_file(info, target)
-                elif info.kind == "symlink":
-                    link = info.link_target or ""
-                    resolved = os.path.normpath(os.path.join(parent, link))
-                    if os.path.isabs(link) or not _inside(resolved, dest):
-                        report.refused.append((info.path, f"symlink to {link!r} leads outside "
-                                                          "the destination"))
-                        continue
-                    os.symlink(link, target)
                 elif info.kind == "hardlink":
                     src = self._key(info.link_target or "")
                     if src not in self._index or src == info.path:
@@ -317,13 +336,60 @@ class Image:
                 report.refused.append((info.path, f"cannot write: {e.strerror}"))
                 continue
             report.written.append(info.path)
+        self._extract_links(links, real_dest, overwrite, report)
         for target, info in reversed(dir_times):
             try:
-                os.chmod(target, (info.mode & 0o7777) | 0o700)
-                os.utime(target, (info.mtime, info.mtime))
-            except OSError:
+                os.chmod(target, (info.mode & 0o777) | 0o700, follow_symlinks=False)
+                os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
+            except (OSError, NotImplementedError):
                 pass
         return report
+
+    def _non_dir_ancestor(self, path: str) -> Optional[str]:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            up = self._index.get("/".join(parts[:i]))
+            if up is not None and up.kind != "dir":
+                return (f"is below {up.path!r}, which is a {up.kind} in the image "
+                        "(nothing is written through links)")
+        return None
+
+    def _extract_links(self, links, real_dest: str, overwrite: bool,
+                       report: ExtractReport) -> None:
+        """Make symlinks last, then re-check each against the final tree."""
+        made = []
+        for info, target in links:
+            link = info.link_target or ""
+            lexical = os.path.normpath(os.path.join(os.path.dirname(target), link))
+            if not link or os.path.isabs(link) or "\0" in link or \
+                    not _inside(lexical, real_dest):
+                report.refused.append((info.path, f"symlink to {link!r} leads outside "
+                                                  "the destination"))
+                continue
+            if os.path.lexists(target):
+                if not overwrite or (os.path.isdir(target) and not os.path.islink(target)):
+                    report.existing.append(info.path)
+                    continue
+                try:
+                    os.unlink(target)
+                except OSError as e:
+                    report.refused.append((info.path, f"cannot replace: {e.strerror}"))
+                    continue
+            try:
+                os.symlink(link, target)
+            except OSError as e:
+                report.refused.append((info.path, f"cannot write: {e.strerror}"))
+                continue
+            made.append((info, target, link))
+        # A link can escape through another link (a -> ., b -> a/x/../..): judge
+        # each against the finished tree, where nothing changes any more.
+        for info, target, link in made:
+            if _inside(os.path.realpath(target), real_dest):
+                report.written.append(info.path)
+            else:
+                os.unlink(target)
+                report.refused.append((info.path, f"symlink to {link!r} resolves outside "
+                                                  "the destination"))
 
     def _extract_file(self, info: EntryInfo, target: str, mode: Optional[int] = None) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -369,6 +435,40 @@ class Image:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+                     *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+
+
+def unsafe_host_name(path: str, *, host: Optional[str] = None) -> Optional[str]:
+    """Why ``path`` cannot be created safely below a directory on ``host``
+    (``os.name`` by default), or None.
+
+    Everywhere: empty, ``.`` or ``..`` components, NUL bytes, absolute
+    paths. On Windows also reserved device names (``CON``, ``nul.txt``),
+    ``<>:"|?*\\``, control characters and trailing dots or spaces.
+    """
+    host = os.name if host is None else host
+    if not path or path.startswith("/"):
+        return "is absolute or empty"
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            return f"has a {part or 'empty'!r} component"
+        if "\0" in part:
+            return "has a NUL byte in its name"
+        if host == "nt":
+            if any(c in '<>:"|?*\\' or ord(c) < 32 for c in part):
+                return f"{part!r} has a character Windows does not allow in names"
+            if part[-1] in ". ":
+                return f"{part!r} ends with a dot or space (Windows drops them)"
+            if part.split(".")[0].upper().rstrip(" ") in _WINDOWS_RESERVED:
+                return f"{part!r} is a reserved device name on Windows"
+    return None
+
+
+def _sort_key(path: str):
+    return tuple(c.encode("utf-8", "surrogateescape") for c in path.split("/"))
 
 
 def _inside(path: str, root: str) -> bool:
