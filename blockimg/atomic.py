@@ -1,17 +1,33 @@
-"""Atomic output: build beside the target, rename over it only on success."""
+"""Atomic output: build beside the target, put it in place only on success.
+
+:func:`atomic_file` is what :func:`blockimg.create` uses. Where the file
+system supports it (Linux, ``O_TMPFILE``) the image is built in an
+*anonymous* file in the target's directory and linked into place only when
+complete, so nothing is left behind whatever happens to the process, even
+``SIGKILL`` or a power cut. Elsewhere it falls back to a named temporary
+file ``.NAME.PID.RANDOM.blockimg-tmp`` that is removed on every failure
+Python sees; one left by a killed process is removed by the next
+``blockimg create`` of the same target (its PID no longer runs).
+"""
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno as _errno
 import os
+import re
+import secrets
 import signal
-import tempfile
-from typing import Iterator
+from typing import Iterator, Optional
 
 from .errors import DeviceError
 
-__all__ = ["atomic_path", "interrupts_as_exceptions"]
+__all__ = ["atomic_path", "atomic_file", "TempOutput", "interrupts_as_exceptions",
+           "Terminated", "stale_temporaries", "TMP_SUFFIX"]
 
 TMP_SUFFIX = ".blockimg-tmp"
+_AT_FDCWD = -100
+_AT_SYMLINK_FOLLOW = 0x400
 
 
 def _umask() -> int:
@@ -20,20 +36,154 @@ def _umask() -> int:
     return mask
 
 
-@contextlib.contextmanager
-def atomic_path(path: str, *, secret: bool = False) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` on success.
+class TempOutput:
+    """The file being built: ``fd`` (read-write, mode 0600) and ``name`` for messages.
 
-    On any exception (including KeyboardInterrupt) the temporary file is
-    removed and ``path`` is untouched. The file is created mode 0600 (so a
-    secret image is never readable by others, not even while it is written)
+    ``anonymous`` is True when the file has no name yet (``O_TMPFILE``).
+    """
+
+    def __init__(self, fd: int, name: str, path: Optional[str]) -> None:
+        self.fd = fd
+        self.name = name
+        self.path = path
+        self.anonymous = path is None
+
+
+def _libc_linkat():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.linkat
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _link_fd(fd: int, dest: str) -> None:
+    """Give the anonymous file ``fd`` the name ``dest`` (linkat via /proc/self/fd)."""
+    fn = _libc_linkat()
+    if fn is None:
+        raise OSError(_errno.ENOSYS, "linkat is not available")
+    src = f"/proc/self/fd/{fd}".encode()
+    if fn(_AT_FDCWD, src, _AT_FDCWD, os.fsencode(dest), _AT_SYMLINK_FOLLOW) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), dest)
+
+
+def _temp_name(path: str) -> str:
+    directory, base = os.path.split(path)
+    return os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+
+
+def stale_temporaries(path: str) -> list:
+    """Named temporaries of ``path`` left by blockimg processes that no longer run."""
+    directory, base = os.path.split(os.path.abspath(path))
+    pattern = re.compile(r"^\." + re.escape(base) + r"\.(\d+)\.[0-9a-f]+" + re.escape(TMP_SUFFIX)
+                         + "$")
+    out = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return out
+    for name in names:
+        m = pattern.match(name)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+            continue  # still running (or not ours to judge)
+        except ProcessLookupError:
+            out.append(os.path.join(directory, name))
+        except PermissionError:
+            continue
+    return sorted(out)
+
+
+def _open_anonymous(directory: str) -> Optional[int]:
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or _libc_linkat() is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(directory, flag | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as e:
+        if e.errno in (_errno.EOPNOTSUPP, _errno.EISDIR, _errno.EINVAL, _errno.ENOENT,
+                       _errno.ENOTSUP):
+            return None
+        raise
+
+
+@contextlib.contextmanager
+def atomic_file(path: str, *, secret: bool = False,
+                anonymous: Optional[bool] = None) -> Iterator[TempOutput]:
+    """Yield a :class:`TempOutput` beside ``path``; put it at ``path`` on success.
+
+    On any exception (including KeyboardInterrupt and :class:`Terminated`)
+    ``path`` is untouched and the temporary file is gone (overwritten with
+    zeros first when ``secret``). The file is mode 0600 from its creation
     and gets ``0666 & ~umask`` at the end unless ``secret``.
+    ``anonymous=False`` forces the named fallback (tests).
     """
     path = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(path)
+    for stale in stale_temporaries(path):
+        _remove(stale, wipe=secret)
+    fd = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                                   suffix=TMP_SUFFIX, dir=directory)
+        if anonymous is not False:
+            fd = _open_anonymous(directory)
+        tmp = None
+        if fd is None:
+            tmp = _temp_name(path)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                         0o600)
+    except OSError as e:
+        raise DeviceError(f"{path}: cannot create a temporary file beside it: {e.strerror}",
+                          errno=e.errno) from None
+    out = TempOutput(fd, path if tmp is None else tmp, tmp)
+    try:
+        yield out
+        try:
+            os.fchmod(fd, 0o600 if secret else 0o666 & ~_umask())
+            if tmp is None:
+                try:
+                    _link_fd(fd, path)  # fails with EEXIST when the target exists
+                except FileExistsError:
+                    tmp = _temp_name(path)
+                    _link_fd(fd, tmp)
+                    os.replace(tmp, path)
+            else:
+                os.replace(tmp, path)
+        except OSError as e:
+            raise DeviceError(f"{path}: cannot put the image in place: {e.strerror}",
+                              errno=e.errno) from None
+    except BaseException:
+        if secret:
+            _wipe_fd(fd)
+        if tmp is not None:
+            _remove(tmp, wipe=False)
+        raise
+    finally:
+        os.close(fd)
+    _fsync_dir(directory)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, *, secret: bool = False) -> Iterator[str]:
+    """Yield a temporary *path* beside ``path``; rename it over ``path`` on success.
+
+    For small files written by name (the manifest). Same guarantees as
+    :func:`atomic_file` except after SIGKILL, when the named temporary stays
+    until the next run removes it.
+    """
+    path = os.path.abspath(os.fspath(path))
+    directory = os.path.dirname(path)
+    for stale in stale_temporaries(path):
+        _remove(stale, wipe=secret)
+    tmp = _temp_name(path)
+    try:
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as e:
         raise DeviceError(f"{path}: cannot create a temporary file beside it: {e.strerror}",
                           errno=e.errno) from None
@@ -45,6 +195,10 @@ def atomic_path(path: str, *, secret: bool = False) -> Iterator[str]:
     except BaseException:
         _remove(tmp, wipe=secret)
         raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: str) -> None:
     try:
         dfd = os.open(directory, os.O_RDONLY)
         try:
@@ -55,21 +209,41 @@ def atomic_path(path: str, *, secret: bool = False) -> Iterator[str]:
         pass
 
 
+def _wipe_fd(fd: int) -> None:
+    """Overwrite an open file with zeros (best effort)."""
+    try:
+        size = os.fstat(fd).st_size
+        chunk = bytes(1 << 20)
+        done = 0
+        while done < size:
+            n = os.pwrite(fd, chunk[:min(len(chunk), size - done)], done)
+            if n <= 0:
+                break
+            done += n
+        os.fsync(fd)
+    except OSError:
+        pass
+
+
 def _remove(tmp: str, *, wipe: bool) -> None:
     try:
         if wipe:
-            # Overwrite what was written before unlinking (best effort).
-            size = os.path.getsize(tmp)
-            with open(tmp, "r+b", buffering=0) as f:
-                chunk = bytes(1 << 20)
-                done = 0
-                while done < size:
-                    n = f.write(chunk[:min(len(chunk), size - done)])
-                    done += n
-                os.fsync(f.fileno())
+            fd = os.open(tmp, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                _wipe_fd(fd)
+            finally:
+                os.close(fd)
         os.unlink(tmp)
     except OSError:
         pass
+
+
+def temporaries_in(directory: str) -> list:
+    """Every blockimg temporary file in ``directory`` (tests and diagnostics)."""
+    try:
+        return sorted(n for n in os.listdir(directory) if n.endswith(TMP_SUFFIX))
+    except OSError:
+        return []
 
 
 class Terminated(BaseException):
@@ -94,3 +268,4 @@ def interrupts_as_exceptions() -> Iterator[None]:
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+
