@@ -1,19 +1,25 @@
 """The library's entry points: :func:`create` an image, :func:`open` one."""
 from __future__ import annotations
 
+import builtins
+import contextlib
+import errno
 import os
 import stat
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence, Tuple, Union
 
-from .atomic import atomic_path
+from .atomic import atomic_file, atomic_path
 from .block.base import BlockDevice
 from .block.file import FileDevice
 from .block.registry import open_device
 from .errors import DeviceError, DoesNotFit, InvalidInput
 from .formats import detect_format, format_module
 from .image import Image
+from .manifest import Manifest, sha256_device, sha256_fd
+from .manifest import build as build_manifest
+from .manifest import save as save_manifest
 from .source import SourceTree, as_tree
 
 __all__ = ["create", "open", "Summary", "Progress"]
@@ -36,6 +42,7 @@ class Summary:
     seconds: float
     skipped: Tuple[Tuple[str, str], ...] = ()
     plan: object = field(default=None, repr=False, compare=False)
+    manifest: Optional[Manifest] = field(default=None, repr=False, compare=False)
 
     def line(self) -> str:
         mb = self.file_bytes / 1e6
@@ -48,17 +55,20 @@ class Summary:
 def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: str = "tar",
            keep_links: bool = False, skip_special: bool = False, mtime: Optional[int] = None,
            secret: bool = False, force: bool = False, progress: Optional[Progress] = None,
-           **options) -> Summary:
+           manifest: Union[None, bool, str, os.PathLike] = None, **options) -> Summary:
     """Build an image of ``src`` at ``image``.
 
     ``src`` is a directory, a :class:`~blockimg.source.SourceTree` or a list
     of ``(path_in_image, source)`` pairs (source: a path, bytes, or None for
-    a directory). ``image`` is a file path (written atomically: a temporary
-    file beside it is renamed over it only on success), a block device node
-    (written in place; refused when mounted, and when it holds a file system
-    unless ``force``), or an open :class:`BlockDevice`. The remaining keyword
-    arguments are the format's options (see ``blockimg.tar.Options`` and
-    ``blockimg.fat.Options``).
+    a directory). ``image`` is a file path (written atomically: built in an
+    anonymous or temporary file beside it and put in place only on success),
+    a block device node (written in place; refused when mounted or in use,
+    and when it holds data unless ``force``), or an open :class:`BlockDevice`.
+    ``manifest`` is a path to write the JSON manifest to (atomically, like
+    the image), or True to only return it as ``Summary.manifest``.
+    ``secret`` makes image and manifest mode 0600 and wipes temporary files
+    on failure. The remaining keyword arguments are the format's options
+    (see ``blockimg.tar.Options`` and ``blockimg.fat.Options``).
     """
     start = time.monotonic()
     mod = format_module(format)
@@ -69,35 +79,69 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
                            rule="format options") from None
     tree = as_tree(src, keep_links=keep_links, skip_special=skip_special, mtime=mtime)
     plan = mod.plan(tree, opts)
+    want = manifest is not None and manifest is not False
+    manifest_path = None if isinstance(manifest, bool) or manifest is None else \
+        os.fspath(manifest)
+    result = None
+
+    def make_manifest(sha: str, crcs) -> Manifest:
+        return build_manifest(plan, format=format, crcs=crcs, image_sha256=sha, tree=tree,
+                              options=opts)
+
     if isinstance(image, BlockDevice):
         _check_fits(plan, image)
-        mod.write(plan, image, progress=progress)
+        crcs = mod.write(plan, image, progress=progress, checksum=want)
         image.flush()
         name = getattr(image, "name", "device")
+        if want:
+            result = make_manifest(sha256_device(image, plan.image_size), crcs)
+            if manifest_path:
+                save_manifest(result, manifest_path, secret=secret)
+    elif _is_device_node(os.fspath(image)):
+        name = os.fspath(image)
+        dev = _open_device_node(name)
+        try:
+            _guard_device(dev, format, force)
+            _check_fits(plan, dev)
+            crcs = mod.write(plan, dev, progress=progress, checksum=want)
+            dev.flush()
+            if want:
+                result = make_manifest(sha256_device(dev, plan.image_size), crcs)
+        finally:
+            dev.close()
+        if result is not None and manifest_path:
+            save_manifest(result, manifest_path, secret=secret)
     else:
         name = os.fspath(image)
-        if _is_device_node(name):
-            dev = FileDevice(name, writable=True)
-            try:
-                _guard_device(dev, format, force)
-                _check_fits(plan, dev)
-                mod.write(plan, dev, progress=progress)
-                dev.flush()
-            finally:
-                dev.close()
-        else:
-            with atomic_path(name, secret=secret) as tmp:
-                dev = FileDevice.create(tmp, plan.image_size, sector_size=_io_sector(plan))
+        with contextlib.ExitStack() as stack:
+            mtmp = (stack.enter_context(atomic_path(manifest_path, secret=secret))
+                    if manifest_path else None)
+            with atomic_file(name, secret=secret) as out:
                 try:
-                    mod.write(plan, dev, progress=progress)
+                    os.ftruncate(out.fd, plan.image_size)
+                except OSError as e:
+                    raise DeviceError(f"{name}: cannot make a {plan.image_size}-byte image: "
+                                      f"{e.strerror}", errno=e.errno) from None
+                dev = FileDevice(out.name, writable=True, sector_size=_io_sector(plan),
+                                 _fd=os.dup(out.fd))
+                try:
+                    crcs = mod.write(plan, dev, progress=progress, checksum=want)
                     dev.flush()
                 finally:
                     dev.close()
+                if want:
+                    # One bounded-memory pass over the finished image, before it is in place.
+                    result = make_manifest(sha256_fd(out.fd, plan.image_size), crcs)
+                    if mtmp is not None:
+                        with builtins.open(mtmp, "w", encoding="utf-8", newline="\n") as f:
+                            f.write(result.dumps())
+                            f.flush()
+                            os.fsync(f.fileno())
     return Summary(format=format, path=name, files=tree.files,
                    directories=sum(1 for e in tree.entries if e.kind.value == "dir"),
                    file_bytes=tree.total_bytes, image_size=plan.image_size,
                    sector_size=plan.sector_size, seconds=time.monotonic() - start,
-                   skipped=tree.skipped, plan=plan)
+                   skipped=tree.skipped, plan=plan, manifest=result)
 
 
 def _io_sector(plan) -> int:
@@ -118,18 +162,73 @@ def _is_device_node(path: str) -> bool:
         return False
 
 
-def _guard_device(dev: FileDevice, format: str, force: bool) -> None:
-    """Refuse a mounted device; ask for force on one that holds a file system."""
-    real = os.path.realpath(dev.path)
+def _open_device_node(path: str) -> FileDevice:
+    """Open a block device for writing, exclusively: Linux refuses (EBUSY) one in use."""
+    flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | os.O_EXCL
     try:
-        with _builtin_open("/proc/mounts") as f:
-            for line in f:
-                fields = line.split()
-                if fields and os.path.realpath(fields[0]) == real:
-                    raise InvalidInput(f"is mounted on {fields[1]}; unmount it first",
-                                       path=dev.path, rule="never write a mounted device")
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.EBUSY:
+            raise InvalidInput("is in use (mounted, or claimed by another program); unmount "
+                               "it first", path=path, rule="never write a mounted device") \
+                from None
+        raise DeviceError(f"{path}: cannot open: {e.strerror}", errno=e.errno) from None
+    return FileDevice(path, writable=True, _fd=fd)
+
+
+def _mounted_devices() -> dict:
+    """{st_rdev: mount point} of every block device in /proc/mounts and /proc/swaps."""
+    out = {}
+    for table, field_index in (("/proc/mounts", 1), ("/proc/swaps", None)):
+        try:
+            with _builtin_open(table) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if not fields or not fields[0].startswith("/"):
+                continue
+            try:
+                st = os.stat(fields[0])
+            except OSError:
+                continue
+            if stat.S_ISBLK(st.st_mode):
+                out[st.st_rdev] = fields[field_index] if field_index is not None else "swap"
+    return out
+
+
+def _partitions_of(rdev: int) -> list:
+    """st_rdev of the partitions of a whole-disk device (from /sys)."""
+    base = f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}"
+    out = []
+    try:
+        names = os.listdir(base)
     except OSError:
-        pass
+        return out
+    for n in names:
+        try:
+            with _builtin_open(os.path.join(base, n, "dev")) as f:
+                major, minor = f.read().strip().split(":")
+            out.append(os.makedev(int(major), int(minor)))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _guard_device(dev: FileDevice, format: str, force: bool) -> None:
+    """Refuse a mounted device (or one with a mounted partition); ask for force on one
+    that holds data."""
+    try:
+        rdev = os.fstat(dev.fd).st_rdev
+    except (OSError, AttributeError):
+        rdev = None
+    mounted = _mounted_devices()
+    if rdev is not None:
+        for r in [rdev] + _partitions_of(rdev):
+            if r in mounted:
+                raise InvalidInput(f"is mounted on {mounted[r]}; unmount it first",
+                                   path=dev.path, rule="never write a mounted device")
     if not force and dev.size >= 4096:
         try:
             detect_format(dev)
@@ -144,7 +243,6 @@ def _guard_device(dev: FileDevice, format: str, force: bool) -> None:
 
 
 def _builtin_open(path: str):
-    import builtins
     return builtins.open(path)
 
 

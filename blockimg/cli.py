@@ -123,18 +123,20 @@ def cmd_create(args: argparse.Namespace) -> int:
         ("fat_type", None if args.fat_type is None else
          (args.fat_type if args.fat_type == "auto" else int(args.fat_type))),
     ) if v is not None}
-    if args.manifest:
-        raise InvalidInput("--manifest is not implemented yet", rule="manifest")
     bar = ProgressBar("writing" if args.secret else f"writing {os.path.basename(args.output)}")
     try:
         summary = api.create(args.src, args.output, format=args.format,
                              keep_links=args.keep_links, skip_special=args.skip_special,
                              mtime=mtime, secret=args.secret, force=args.force,
-                             progress=bar, **options)
+                             progress=bar, manifest=args.manifest, **options)
     finally:
         bar.finish()
-    for path, what in summary.skipped:
-        print(f"blockimg: skipped {path}: {what}", file=sys.stderr)
+    if args.secret and summary.skipped:
+        # --secret: no file names in what blockimg prints on success.
+        print(f"blockimg: skipped {len(summary.skipped)} special files", file=sys.stderr)
+    else:
+        for path, what in summary.skipped:
+            print(f"blockimg: skipped {path}: {what}", file=sys.stderr)
     if not args.quiet:
         print(summary.line())
     return 0
