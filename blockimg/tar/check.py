@@ -1,0 +1,84 @@
+"""Structural checks of an opened tar image, and the Mirage driver's rules.
+
+``check(image)`` lists what readers disagree on or refuse; with
+``target="mirage"`` it adds every rule of ``MIRAGE.md`` (tar) the image
+breaks: two zero blocks at the end, octal numbers only, extended payloads
+of at most 512 bytes, no two ``x`` headers in a row, directories named with
+a trailing ``/`` before their contents, only regular files carry content,
+and a length that 4096-byte-sector devices can mount.
+"""
+from __future__ import annotations
+
+from typing import Dict, List
+
+from .codec import MIRAGE_RECORD_LIMIT
+from .options import MIRAGE_PAD
+from .reader import TarImage
+
+__all__ = ["check"]
+
+
+def check(image: TarImage, *, target: str = "generic") -> List[str]:
+    """Problems found, each naming the byte offset (or path) and the rule."""
+    problems = [f"byte {off}: {msg}" for off, msg in image.notes]
+    problems += [f"{name!r}: not extracted: {why}" for name, why in image.unsafe_names]
+    for m in image.members:
+        where = f"byte {m.offset}: {m.name!r}"
+        if m.name.startswith("/"):
+            problems.append(f"{where}: absolute name (readers store it relative)")
+        if m.note:
+            problems.append(f"{where}: {m.note}")
+        if m.size and m.kind not in ("file", "other") and m.typeflag != b"D":
+            problems.append(f"{where}: a {m.kind} entry with {m.size} bytes of data "
+                            "(Python's tarfile does not skip it; GNU tar and Mirage do)")
+    if target == "mirage":
+        problems += _mirage(image)
+    return problems
+
+
+def _mirage(image: TarImage) -> List[str]:
+    out: List[str] = []
+    size = image.device.size
+    if size % MIRAGE_PAD:
+        out.append(f"image length {size} is not a multiple of {MIRAGE_PAD}: Mirage mounts it "
+                   f"on 512-byte-sector devices only (warning)")
+    if image.end_of_archive is None:
+        out.append("the archive does not end with two zero blocks: Mirage fails to connect")
+    seen: Dict[str, bool] = {}          # Mirage key -> is a directory
+    has_children = set()
+    for m in image.members:
+        where = f"byte {m.offset}: {m.name!r}"
+        for field in m.base256:
+            out.append(f"{where}: {field} is a GNU base-256 number: Mirage reads octal only "
+                       "and fails to mount")
+        prev = None
+        for ext, off, length in m.extended:
+            if length > MIRAGE_RECORD_LIMIT:
+                out.append(f"byte {off}: {ext!r} payload of {length} bytes for {m.name!r}: "
+                           f"Mirage asserts at most {MIRAGE_RECORD_LIMIT} and fails to mount")
+            if ext == "x" and prev == "x":
+                out.append(f"byte {off}: two 'x' headers in a row: Mirage reads the second as "
+                           "the entry itself")
+            prev = ext
+        if m.kind in ("symlink", "hardlink", "other"):
+            out.append(f"{where}: a {m.kind} entry: Mirage reads it as an empty file")
+        name = m.name
+        if name.startswith("./"):
+            name = name[2:]
+        elif name.startswith("/"):
+            name = name[1:]
+        if not name:
+            continue
+        is_dir = name.endswith("/")
+        parts = [p for p in name.split("/") if p]
+        key = "/".join(parts)
+        for i in range(1, len(parts)):
+            anc = "/".join(parts[:i])
+            if seen.get(anc) is False:
+                out.append(f"{where}: inside {anc!r}, which Mirage holds as a file (a file, "
+                           "or a directory header without a trailing '/'): connect crashes")
+            has_children.add(anc)
+        if is_dir and key in has_children:
+            out.append(f"{where}: directory comes after entries inside it: Mirage empties it")
+        seen[key] = is_dir
+    return out

@@ -1,0 +1,122 @@
+"""Pure tar layout: a source tree and options in, every byte's place out.
+
+The archive is the tree's entries in order (parents before children,
+directories as ``name/``), each as its header set (a pax ``x`` header with
+its records when ustar cannot hold a value, then the ustar header) followed
+by the file's data padded to 512 bytes; then two zero blocks; then zeros up
+to the image size.
+
+Alignment (``align=N``): before the header set of a non-empty regular file
+whose data would not start on a multiple of N, the planner inserts ``k``
+filler entries, each a single 512-byte ustar directory header named ``./``
+(mode 0755, no data), with ``k`` the number of blocks that moves the data
+onto the boundary (0 <= k < N / 512). Every reader treats ``./`` as the
+archive root:
+
+* tar-mirage strips a leading ``./`` and ignores an entry whose name is
+  then empty, so fillers add nothing to the Mirage key-value store;
+* GNU tar, bsdtar and Python's tarfile list each filler as ``./`` and, on
+  extraction, find the destination directory already there (GNU tar and
+  tarfile then set its mode to 0755 and its mtime to the newest mtime in
+  the tree, the fillers' mtime) -- no file is created or changed.
+
+Fillers are whole headers, never extended records, so they never put two
+``x`` headers in a row (tar-mirage reads the header after an ``x`` as the
+entry, unconditionally) and never add to a record's payload.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Tuple
+
+from ..errors import DoesNotFit
+from ..source import Kind, SourceEntry, SourceTree
+from ..units import align_up
+from .codec import encode_entry, pad_entry
+from .header import BLOCK, padded
+from .options import Options
+
+__all__ = ["PlannedEntry", "TarPlan", "plan", "END_BLOCKS"]
+
+END_BLOCKS = 2 * BLOCK   # the end-of-archive marker: two zero blocks
+
+
+@dataclass(frozen=True)
+class PlannedEntry:
+    """``head`` (fillers + header set) goes at ``offset``; file data at ``data_offset``."""
+
+    entry: SourceEntry
+    offset: int
+    head: bytes
+    data_offset: int
+    fillers: int = 0          # how many ``./`` alignment entries open ``head``
+
+    @property
+    def end(self) -> int:
+        """Where the next entry starts (data padded to 512 bytes)."""
+        return self.data_offset + padded(self.entry.size if self.entry.kind is Kind.FILE else 0)
+
+
+@dataclass(frozen=True)
+class TarPlan:
+    """Every header and data extent of one tar image."""
+
+    items: Tuple[PlannedEntry, ...]
+    end_offset: int          # where the two zero blocks go
+    image_size: int
+    sector_size: int
+    options: Options
+    file_bytes: int
+
+    @property
+    def archive_size(self) -> int:
+        """Bytes of archive proper (through the end-of-archive blocks)."""
+        return self.end_offset + END_BLOCKS
+
+    def extents(self) -> Iterator[Tuple[str, List[Tuple[int, int]]]]:
+        """``(path, [(offset, length)])`` of every regular file, in image order."""
+        for it in self.items:
+            e = it.entry
+            if e.kind is Kind.FILE:
+                yield e.path, ([(it.data_offset, e.size)] if e.size else [])
+
+
+def plan(tree: SourceTree, options: Optional[Options] = None) -> TarPlan:
+    """Place every header and data extent of ``tree`` (pure: no I/O).
+
+    Raises InvalidInput for what the target cannot store and DoesNotFit
+    when ``options.size`` is too small (saying by how much).
+    """
+    options = options or Options()
+    mirage = options.mirage
+    align = options.align
+    filler = pad_entry(max((e.mtime for e in tree.entries), default=0)) if align else b""
+    items = []
+    pos = 0
+    file_bytes = 0
+    FILE = Kind.FILE
+    for entry in tree.entries:
+        head = encode_entry(entry, mirage=mirage)
+        is_file = entry.kind is FILE
+        k = 0
+        if align and is_file and entry.size:
+            k = (-(pos + len(head)) % align) // BLOCK
+            if k:
+                head = filler * k + head
+        data_offset = pos + len(head)
+        items.append(PlannedEntry(entry, pos, head, data_offset, k))
+        if is_file:
+            file_bytes += entry.size
+            pos = data_offset + padded(entry.size)
+        else:
+            pos = data_offset
+    archive = pos + END_BLOCKS
+    if options.size is not None:
+        if archive > options.size:
+            raise DoesNotFit("the tar archive does not fit the requested image size",
+                             needed=align_up(archive, options.sector_size),
+                             available=options.size)
+        image_size = options.size
+    else:
+        image_size = align_up(archive, options.pad_to)
+    return TarPlan(tuple(items), pos, image_size, options.sector_size, options, file_bytes)
