@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence, Tuple, Union
 
-from .atomic import atomic_file, atomic_path
+from .atomic import atomic_file, write_all
 from .block.base import BlockDevice
 from .block.file import FileDevice
 from .block.registry import open_device
@@ -114,7 +114,8 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     else:
         name = os.fspath(image)
         with contextlib.ExitStack() as stack:
-            mtmp = (stack.enter_context(atomic_path(manifest_path, secret=secret))
+            # Entered first, renamed last: the manifest appears only beside a finished image.
+            mout = (stack.enter_context(atomic_file(manifest_path, secret=secret))
                     if manifest_path else None)
             with atomic_file(name, secret=secret) as out:
                 try:
@@ -132,11 +133,8 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
                 if want:
                     # One bounded-memory pass over the finished image, before it is in place.
                     result = make_manifest(sha256_fd(out.fd, plan.image_size), crcs)
-                    if mtmp is not None:
-                        with builtins.open(mtmp, "w", encoding="utf-8", newline="\n") as f:
-                            f.write(result.dumps())
-                            f.flush()
-                            os.fsync(f.fileno())
+                    if mout is not None:
+                        write_all(mout.fd, result.dumps().encode("utf-8"))
     return Summary(format=format, path=name, files=tree.files,
                    directories=sum(1 for e in tree.entries if e.kind.value == "dir"),
                    file_bytes=tree.total_bytes, image_size=plan.image_size,

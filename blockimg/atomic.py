@@ -22,7 +22,7 @@ from typing import Iterator, Optional
 
 from .errors import DeviceError
 
-__all__ = ["atomic_path", "atomic_file", "TempOutput", "interrupts_as_exceptions",
+__all__ = ["atomic_path", "atomic_file", "write_all", "TempOutput", "interrupts_as_exceptions",
            "Terminated", "stale_temporaries", "TMP_SUFFIX"]
 
 TMP_SUFFIX = ".blockimg-tmp"
@@ -196,6 +196,17 @@ def atomic_path(path: str, *, secret: bool = False) -> Iterator[str]:
         _remove(tmp, wipe=secret)
         raise
     _fsync_dir(directory)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` and fsync it (DeviceError on failure)."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError as e:
+        raise DeviceError(f"write failed: {e.strerror}", errno=e.errno) from None
 
 
 def _fsync_dir(directory: str) -> None:

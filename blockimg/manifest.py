@@ -163,12 +163,9 @@ def sha256_device(device, size: Optional[int] = None, progress=None) -> str:
 
 def save(manifest: Manifest, path: Union[str, os.PathLike], *, secret: bool = False) -> None:
     """Write ``manifest`` to ``path`` atomically (mode 0600 when ``secret``)."""
-    from .atomic import atomic_path
-    with atomic_path(os.fspath(path), secret=secret) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(manifest.dumps())
-            f.flush()
-            os.fsync(f.fileno())
+    from .atomic import atomic_file, write_all
+    with atomic_file(os.fspath(path), secret=secret) as out:
+        write_all(out.fd, manifest.dumps().encode("utf-8"))
 
 
 def load(path: Union[str, os.PathLike]) -> Manifest:
