@@ -1,0 +1,276 @@
+"""Faults while creating: the target is complete or untouched, and no temporary is left.
+
+Cases: disk full (a backend that fails after N bytes, and a real 256 KiB
+tmpfs), the source changing after planning (grow, shrink, vanish; small files
+read through Python and big ones copied in the kernel), unreadable files
+(named in the error), and interruption (SIGTERM and SIGKILL of
+``python -m blockimg create`` in the middle of writing).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import blockimg
+from blockimg import api
+from blockimg.atomic import temporaries_in
+from blockimg.block.file import FileDevice
+from blockimg.errors import DeviceError, SourceChanged
+from conftest import ROOT, require_tool
+from test_faults_fakeformat import use_fake_format
+
+FORMATS = ["fake", "tar", "fat"]
+
+
+@pytest.fixture(params=FORMATS)
+def fmt(request, monkeypatch):
+    if request.param == "fake":
+        use_fake_format(monkeypatch)
+    return request.param
+
+
+def make_tree(root: Path, sizes=(10, 300_000, 2_000_000, 5)) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i, n in enumerate(sizes):
+        (root / f"f{i}.bin").write_bytes(bytes([i + 1]) * n)
+    (root / "sub").mkdir(exist_ok=True)
+    (root / "sub" / "z.txt").write_bytes(b"z" * 1000)
+    return root
+
+
+def assert_untouched(target: Path, before: bytes) -> None:
+    assert target.read_bytes() == before
+    assert temporaries_in(str(target.parent)) == []
+
+
+class FailAfter:
+    """Patch FileDevice so that writes fail with ENOSPC once ``limit`` bytes went through."""
+
+    def __init__(self, monkeypatch, limit: int) -> None:
+        self.limit = limit
+        self.written = 0
+        real_write = FileDevice._write_at
+        real_copy = FileDevice.copy_from
+
+        def write_at(dev, offset, data):
+            self._account(dev, offset, len(data))
+            return real_write(dev, offset, data)
+
+        def copy_from(dev, offset, fd, length, src_offset=0):
+            self._account(dev, offset, length)
+            return real_copy(dev, offset, fd, length, src_offset)
+
+        monkeypatch.setattr(FileDevice, "_write_at", write_at)
+        monkeypatch.setattr(FileDevice, "copy_from", copy_from)
+
+    def _account(self, dev, offset, n):
+        if self.written + n > self.limit:
+            raise DeviceError(f"{dev.path}: write at byte {offset} failed: "
+                              f"{os.strerror(errno.ENOSPC)}", errno=errno.ENOSPC)
+        self.written += n
+
+
+@pytest.mark.parametrize("limit", [0, 4096, 400_000, 2_300_000])
+@pytest.mark.parametrize("with_manifest", [False, True], ids=["plain", "manifest"])
+def test_disk_full_after_n_bytes(tmp_path, fmt, monkeypatch, limit, with_manifest):
+    src = make_tree(tmp_path / "src")
+    target = tmp_path / "out" / "site.img"
+    target.parent.mkdir()
+    target.write_bytes(b"previous image")
+    manifest = tmp_path / "out" / "site.json"
+    manifest.write_text("previous manifest")
+    FailAfter(monkeypatch, limit)
+    with pytest.raises(DeviceError) as ei:
+        api.create(src, target, format=fmt,
+                   manifest=str(manifest) if with_manifest else None)
+    assert ei.value.errno == errno.ENOSPC
+    assert_untouched(target, b"previous image")
+    assert manifest.read_text() == "previous manifest"
+
+
+def test_disk_full_on_a_real_tmpfs(tmp_path, fmt):
+    """A 256 KiB tmpfs: the sparse image is created, then writing its data fails."""
+    require_tool("mount")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs here (run the tests as root): {res.stderr}")
+    try:
+        src = make_tree(tmp_path / "src")
+        target = mnt / "site.img"
+        target.write_bytes(b"previous image")
+        with pytest.raises(DeviceError) as ei:
+            api.create(src, target, format=fmt, manifest=str(mnt / "site.json"))
+        assert ei.value.errno in (errno.ENOSPC, errno.EFBIG)
+        assert_untouched(target, b"previous image")
+        assert not (mnt / "site.json").exists()
+        # the space is given back: nothing but the old image remains
+        st = os.statvfs(mnt)
+        assert (st.f_blocks - st.f_bfree) * st.f_frsize < 64 * 1024
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def _change_after_first_file(victim: Path, how: str):
+    """A progress callback that changes ``victim`` once the first file is copied."""
+    state = {"done": False}
+
+    def progress(done, total):
+        if state["done"] or done == 0:
+            return
+        state["done"] = True
+        if how == "grow":
+            with open(victim, "ab") as f:
+                f.write(b"more")
+        elif how == "shrink":
+            os.truncate(victim, victim.stat().st_size // 2)
+        elif how == "vanish":
+            victim.unlink()
+    return progress
+
+
+@pytest.mark.parametrize("how", ["grow", "shrink", "vanish"])
+@pytest.mark.parametrize("victim", ["f2.bin", "sub/z.txt"], ids=["big", "small"])
+@pytest.mark.parametrize("with_manifest", [False, True], ids=["kernel-copy", "checksum"])
+def test_source_changes_during_build(tmp_path, fmt, how, victim, with_manifest):
+    src = make_tree(tmp_path / "src")
+    target = tmp_path / "site.img"
+    target.write_bytes(b"previous")
+    with pytest.raises(SourceChanged) as ei:
+        api.create(src, target, format=fmt, progress=_change_after_first_file(src / victim, how),
+                   manifest=str(tmp_path / "m.json") if with_manifest else None)
+    assert victim.split("/")[-1] in str(ei.value)
+    assert_untouched(target, b"previous")
+    assert not (tmp_path / "m.json").exists()
+
+
+DROP_DAC = "-dac_override,-dac_read_search"
+
+
+def test_unreadable_file_is_named(tmp_path, fmt):
+    """An unreadable source file fails the build with its path in the message.
+
+    Root reads everything, so as root the build runs without the DAC
+    capabilities (``setpriv``).
+    """
+    src = make_tree(tmp_path / "src")
+    locked = src / "sub" / "locked.key"
+    locked.write_bytes(b"x" * 100)
+    locked.chmod(0o000)
+    target = tmp_path / "site.img"
+    target.write_bytes(b"previous")
+    if os.geteuid() == 0:
+        setpriv = require_tool("setpriv")
+        code = _driver(fmt, ["create", str(src), "-o", str(target),
+                             "--format", "tar" if fmt == "fake" else fmt])
+        res = subprocess.run([setpriv, f"--bounding-set={DROP_DAC}", f"--inh-caps={DROP_DAC}",
+                              "--", sys.executable, "-c", code],
+                             capture_output=True, text=True, cwd=str(ROOT))
+        assert res.returncode == 1, res.stderr
+        assert str(locked) in res.stderr
+        assert "Permission denied" in res.stderr
+    else:
+        with pytest.raises(DeviceError, match="locked.key"):
+            api.create(src, target, format=fmt)
+    assert_untouched(target, b"previous")
+
+
+def _driver(fmt: str, argv, *, pause_after_files: int = -1, named: bool = False,
+            marker: str = "") -> str:
+    """Python code running blockimg's CLI; optionally stops mid-write and says so.
+
+    ``pause_after_files=N``: after N files are copied, create ``marker`` and
+    sleep, so a test can signal a process that is certainly mid-write.
+    """
+    return textwrap.dedent(f"""
+        import os, sys, time
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests' / 'unit')!r}]
+        import blockimg.formats as formats
+        if {fmt!r} == "fake":
+            formats.FORMATS["tar"] = "test_faults_fakeformat"
+        if {named!r}:
+            import blockimg.atomic as atomic
+            atomic._open_anonymous = lambda directory: None
+        from blockimg.copy import Copier
+        real = Copier.put_file
+        count = [0]
+        def put_file(self, entry, offset):
+            if count[0] == {pause_after_files}:
+                self.flush()
+                open({marker!r}, "w").close()
+                time.sleep(600)
+            count[0] += 1
+            return real(self, entry, offset)
+        Copier.put_file = put_file
+        from blockimg.cli import main
+        sys.exit(main({list(argv)!r}))
+    """)
+
+
+def _start_paused(tmp_path, fmt, *, named=False):
+    src = make_tree(tmp_path / "src", sizes=(1000, 3_000_000, 3_000_000, 3_000_000, 10))
+    target = tmp_path / "out" / "site.img"
+    target.parent.mkdir()
+    target.write_bytes(b"previous image")
+    argv = ["create", str(src), "--format", "tar" if fmt == "fake" else fmt,
+            "--manifest", str(tmp_path / "out" / "site.json"), "-o", str(target), "-q"]
+    marker = tmp_path / "paused"
+    code = _driver(fmt, argv, pause_after_files=2, named=named, marker=str(marker))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=str(ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(600):
+        if marker.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    if not marker.exists():
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the build did not reach the middle of writing: {err.decode()}")
+    marker.unlink()
+    return proc, target
+
+
+def test_sigterm_mid_write_leaves_nothing(tmp_path, fmt):
+    proc, target = _start_paused(tmp_path, fmt)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    assert_untouched(target, b"previous image")
+    assert not (target.parent / "site.json").exists()
+
+
+def test_sigkill_mid_write_leaves_nothing(tmp_path, fmt):
+    """With O_TMPFILE the image being built has no name, so SIGKILL leaves nothing."""
+    proc, target = _start_paused(tmp_path, fmt)
+    proc.kill()
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    assert target.read_bytes() == b"previous image"
+    assert temporaries_in(str(target.parent)) == []
+    assert not (target.parent / "site.json").exists()
+
+
+def test_sigkill_named_fallback_is_cleaned_by_next_run(tmp_path, fmt, monkeypatch):
+    """Without O_TMPFILE a SIGKILL leaves .site.img.PID.*.blockimg-tmp; the next run removes it."""
+    proc, target = _start_paused(tmp_path, fmt, named=True)
+    proc.kill()
+    proc.communicate(timeout=120)
+    left = temporaries_in(str(target.parent))
+    assert any(n.startswith(f".site.img.{proc.pid}.") for n in left), left
+    if fmt == "fake":
+        use_fake_format(monkeypatch)
+    api.create(tmp_path / "src", target, format=fmt, manifest=str(target.parent / "site.json"))
+    assert temporaries_in(str(target.parent)) == []
+    with blockimg.open(target, format=fmt) as img:
+        assert img.read("f0.bin") == bytes([1]) * 1000
