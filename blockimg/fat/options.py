@@ -27,7 +27,9 @@ class Options:
     ``align``: the FATs, root directory and data region start on multiples of
     this many bytes (a power of two). ``size``: exact image size in bytes
     (default: the smallest that holds the tree plus ``free`` bytes).
-    ``label``: up to 11 characters, stored upper case. ``volume_id``: 32-bit
+    ``label``: up to 11 characters, stored upper case (generic target only:
+    fsck.fat wants a boot-sector label matched by a root entry, which the
+    Mirage driver would list as a file). ``volume_id``: 32-bit
     serial (default fixed). ``cluster_size``: bytes per cluster (default:
     chosen from the volume size as the FAT specification's tables do).
     ``fats``: number of FAT copies (1 or 2).
@@ -84,6 +86,11 @@ class Options:
                                            or not 0 <= self.volume_id <= 0xFFFFFFFF):
             raise InvalidInput(f"volume_id must be a 32-bit number, not {self.volume_id!r}",
                                path="volume_id", rule="volume serial")
+        if self.label is not None and self.target == "mirage":
+            raise InvalidInput("the Mirage target writes no volume-label entry (the Mirage "
+                               "driver lists it as an empty file), and fsck.fat rejects a "
+                               "boot-sector label without one; use --target generic for a "
+                               "label", path="label", rule="Mirage target: no volume label")
         if self.label is not None:
             lab = self.label.upper()
             if not 1 <= len(lab) <= 11 or any(c not in LABEL_CHARS for c in lab) \

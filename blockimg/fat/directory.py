@@ -1,0 +1,82 @@
+"""Directory entry bytes: short entries, the ``.``/``..`` pair, names with their LFN slots."""
+from __future__ import annotations
+
+import struct
+from typing import List, Optional
+
+from .names import build_lfn, is_short_name, short_name_bytes
+from .structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, ATTR_VOLUME_ID,
+                      DIR_ENTRY_SIZE, DirEntry, fat_datetime)
+
+__all__ = ["pack_entry", "dot_entries", "label_entry", "NamedEntry", "file_attr"]
+
+#: The layout of ``structs.DirEntry`` as a ``struct`` format: the same bytes, built faster.
+_ENTRY = struct.Struct("<11sBBBHHHHHHHI")
+assert _ENTRY.size == DirEntry.sizeof() == DIR_ENTRY_SIZE
+
+
+def pack_entry(name11: bytes, attr: int, cluster: int, size: int, mtime: int,
+               nt_res: int = 0) -> bytes:
+    """A 32-byte short entry (same bytes as ``DirEntry.build``), times from ``mtime`` (UTC)."""
+    date, tod, tenth = fat_datetime(mtime)
+    return _ENTRY.pack(name11, attr, nt_res, tenth, tod, date, date, cluster >> 16,
+                       tod, date, cluster & 0xFFFF, size)
+
+
+def dot_entries(own: int, parent: int, mtime: int) -> bytes:
+    """The ``.`` and ``..`` entries of a subdirectory (``parent`` 0 for the root)."""
+    return (pack_entry(b".          ", ATTR_DIRECTORY, own, 0, mtime)
+            + pack_entry(b"..         ", ATTR_DIRECTORY, parent, 0, mtime))
+
+
+def label_entry(label: str, mtime: int) -> bytes:
+    """The volume-label entry of the root directory."""
+    return pack_entry(label.ljust(11).encode("ascii"), ATTR_VOLUME_ID, 0, 0, mtime)
+
+
+def file_attr(mode: int, is_dir: bool) -> int:
+    """DIR_Attr for an entry: directory or archive, read-only when no write bit is set."""
+    attr = ATTR_DIRECTORY if is_dir else ATTR_ARCHIVE
+    if not mode & 0o222:
+        attr |= ATTR_READ_ONLY
+    return attr
+
+
+class NamedEntry:
+    """One child of a directory: its name, short name and LFN slots (fixed before placement)."""
+
+    __slots__ = ("name", "short", "lfn", "attr", "mtime", "size", "cluster", "source")
+
+    def __init__(self, name: str, short: bytes, lfn: List[bytes], attr: int, mtime: int,
+                 size: int, source: Optional[object] = None) -> None:
+        self.name = name
+        self.short = short
+        self.lfn = lfn
+        self.attr = attr
+        self.mtime = mtime
+        self.size = size
+        self.cluster = 0
+        self.source = source
+
+    @property
+    def slots(self) -> int:
+        """Directory entries this child takes (LFN slots + the short entry)."""
+        return len(self.lfn) + 1
+
+    def to_bytes(self) -> bytes:
+        return b"".join(self.lfn) + pack_entry(self.short, self.attr, self.cluster, self.size,
+                                               self.mtime)
+
+
+def needs_lfn(name: str) -> bool:
+    """Every name that is not an all-upper-case legal 8.3 name gets LFN slots."""
+    return not is_short_name(name)
+
+
+def make_named(name: str, short: bytes, *, attr: int, mtime: int, size: int,
+               always_terminate: bool, source: Optional[object] = None) -> NamedEntry:
+    lfn = build_lfn(name, short, always_terminate=always_terminate) if needs_lfn(name) else []
+    return NamedEntry(name, short, lfn, attr, mtime, size, source)
+
+
+__all__ += ["needs_lfn", "make_named", "short_name_bytes"]

@@ -1,0 +1,498 @@
+"""Pure FAT layout: a source tree and options in, a complete :class:`FatPlan` out.
+
+Nothing here touches a device. The steps:
+
+1. check the tree (names, links, file sizes, case collisions) and give every
+   entry its short name and LFN slots (:func:`_directories`);
+2. pick the FAT type and cluster size (:func:`_choose`), then the geometry:
+   reserved sectors, FAT size, root-directory entries, all aligned
+   (:func:`_geometry`);
+3. place every directory, then every file, in one contiguous cluster run
+   each, from cluster 2 on (the FAT32 root first);
+4. build the directory bytes.
+
+Cluster counts always fall in the range every reader agrees on:
+FAT12 < 4085 <= FAT16 < 65525 <= FAT32.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from ..errors import DoesNotFit, InvalidInput
+from ..source import Kind, SourceEntry, SourceTree
+from ..units import align_up, ceil_div
+from . import table
+from .directory import NamedEntry, dot_entries, file_attr, label_entry, make_named
+from .names import ShortNames, check_name, fold, is_short_name, short_name_bytes
+from .options import Options
+from .structs import DIR_ENTRY_SIZE, FAT_EPOCH
+
+__all__ = ["Geometry", "DirPlan", "FilePlan", "FatPlan", "plan", "cluster_size_for",
+           "MAX_FILE_SIZE", "MAX_DIR_ENTRIES", "ROOT_ALIGN_LIMIT"]
+
+MAX_FILE_SIZE = (1 << 32) - 1
+#: A directory holds at most 65536 entries (32-byte slots).
+MAX_DIR_ENTRIES = 65536
+#: Largest alignment the FAT12/16 root directory is padded to (32768 entries).
+ROOT_ALIGN_LIMIT = 1 << 20
+MIN_ROOT_ENTRIES = 512
+MAX_CLUSTER_SIZE = 32768
+FAT32_RESERVED = 32
+FAT32_THRESHOLD = 512 << 20   # mkfs.fat: volumes from 512 MiB on are FAT32
+FAT12_THRESHOLD = 8400 * 512  # FAT specification: volumes under ~4.1 MiB are FAT12
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+_FAT16_TABLE = ((16 * MiB, 1 * KiB), (128 * MiB, 2 * KiB), (256 * MiB, 4 * KiB),
+                (512 * MiB, 8 * KiB), (1 * GiB, 16 * KiB))
+_FAT32_TABLE = ((260 * MiB, 512), (8 * GiB, 4 * KiB), (16 * GiB, 8 * KiB), (32 * GiB, 16 * KiB))
+
+
+def cluster_size_for(fat_type: int, volume_bytes: int, sector_size: int) -> int:
+    """The FAT specification's default cluster size for a volume (at least one sector)."""
+    if fat_type == 12:
+        size = 512 if volume_bytes <= 2 * MiB else 1 * KiB if volume_bytes <= 4 * MiB else 4 * KiB
+    else:
+        tab = _FAT16_TABLE if fat_type == 16 else _FAT32_TABLE
+        size = next((c for limit, c in tab if volume_bytes <= limit), MAX_CLUSTER_SIZE)
+    return max(size, sector_size)
+
+
+# -- geometry ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where everything of the volume is, in sectors of ``sector_size`` bytes."""
+
+    fat_type: int
+    sector_size: int
+    sectors_per_cluster: int
+    reserved_sectors: int
+    num_fats: int
+    fat_sectors: int
+    root_entries: int
+    total_sectors: int
+    cluster_count: int
+
+    @property
+    def cluster_size(self) -> int:
+        return self.sector_size * self.sectors_per_cluster
+
+    @property
+    def root_sectors(self) -> int:
+        return self.root_entries * DIR_ENTRY_SIZE // self.sector_size
+
+    def fat_offset(self, copy: int = 0) -> int:
+        return (self.reserved_sectors + copy * self.fat_sectors) * self.sector_size
+
+    @property
+    def fat_bytes(self) -> int:
+        return self.fat_sectors * self.sector_size
+
+    @property
+    def root_offset(self) -> int:
+        return self.fat_offset(self.num_fats)
+
+    @property
+    def data_sector(self) -> int:
+        return self.reserved_sectors + self.num_fats * self.fat_sectors + self.root_sectors
+
+    @property
+    def data_offset(self) -> int:
+        return self.data_sector * self.sector_size
+
+    @property
+    def image_size(self) -> int:
+        return self.total_sectors * self.sector_size
+
+    def cluster_offset(self, cluster: int) -> int:
+        """Byte offset of data cluster ``cluster`` (2 is the first)."""
+        return self.data_offset + (cluster - 2) * self.cluster_size
+
+
+def _root_bytes(fat_type: int, entries: int, ss: int, align: int) -> int:
+    if fat_type == 32:
+        return 0
+    size = align_up(max(entries, MIN_ROOT_ENTRIES) * DIR_ENTRY_SIZE, ss)
+    return align_up(size, align if align <= ROOT_ALIGN_LIMIT else 8192)
+
+
+def _fat_bytes(fat_type: int, clusters: int, ss: int, align: int, nfats: int,
+               root_bytes: int) -> int:
+    """Size of one FAT: holds ``clusters`` + 2 entries; keeps the FATs and data aligned."""
+    need = align_up(table.table_bytes(fat_type, clusters + 2), ss)
+    if fat_type == 32 or align <= ROOT_ALIGN_LIMIT:
+        return align_up(need, align)
+    # A root region cannot be a multiple of a large alignment (at most 65535
+    # entries): size the FATs so that the data region still starts aligned.
+    period = align // nfats
+    want = ((-root_bytes) % align) // nfats
+    return need + (want - need) % period
+
+
+def _geometry(fat_type: int, ss: int, csize: int, opts: Options, root_entries: int,
+              clusters: Optional[int], size: Optional[int]) -> Optional[Geometry]:
+    """The geometry for ``clusters`` data clusters (or the most that fit in ``size`` bytes)."""
+    align = max(opts.align, ss)
+    nfats = opts.fats
+    reserved_b = align_up((FAT32_RESERVED if fat_type == 32 else 1) * ss, align)
+    root_b = _root_bytes(fat_type, root_entries, ss, align)
+    if size is not None:
+        upper = (size - reserved_b - root_b) // csize
+        if upper < 1:
+            return None
+        fat_b = _fat_bytes(fat_type, min(upper, table.MAX_CLUSTERS[fat_type] + 1), ss, align,
+                           nfats, root_b)
+        clusters = (size - reserved_b - nfats * fat_b - root_b) // csize
+        if clusters < 1:
+            return None
+        total = size // ss
+    else:
+        fat_b = _fat_bytes(fat_type, clusters, ss, align, nfats, root_b)
+        total = (reserved_b + nfats * fat_b + root_b + clusters * csize) // ss
+    if reserved_b // ss > 0xFFFF or root_b // DIR_ENTRY_SIZE > 0xFFFF:
+        return None
+    return Geometry(fat_type, ss, csize // ss, reserved_b // ss, nfats, fat_b // ss,
+                    root_b // DIR_ENTRY_SIZE, total, clusters)
+
+
+# -- the plan ------------------------------------------------------------------
+
+@dataclass
+class DirPlan:
+    """A directory: where its entries go and the children that fill them."""
+
+    path: str
+    mtime: int
+    first_cluster: int = 0
+    clusters: int = 0
+    parent: Optional["DirPlan"] = None
+    children: List[NamedEntry] = field(default_factory=list)
+    named: Optional[NamedEntry] = None     # this directory's entry in its parent
+    data: bytes = b""
+
+    @property
+    def is_root(self) -> bool:
+        return self.path == ""
+
+    def entry_count(self, label: bool) -> int:
+        n = sum(c.slots for c in self.children)
+        if not self.is_root:
+            n += 2
+        elif label:
+            n += 1
+        return n
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    entry: SourceEntry
+    first_cluster: int
+    clusters: int
+
+
+@dataclass(frozen=True)
+class FatPlan:
+    """A complete FAT volume, ready for :func:`blockimg.fat.writer.write`."""
+
+    options: Options
+    geometry: Geometry
+    root: DirPlan
+    dirs: Tuple[DirPlan, ...]          # subdirectories (and the FAT32 root) in cluster order
+    files: Tuple[FilePlan, ...]
+    used_end: int                      # first never-used cluster
+    run_ends: Tuple[int, ...]          # last cluster of every run
+
+    @property
+    def image_size(self) -> int:
+        return self.geometry.image_size
+
+    @property
+    def sector_size(self) -> int:
+        return self.geometry.sector_size
+
+    @property
+    def fat_type(self) -> int:
+        return self.geometry.fat_type
+
+    @property
+    def cluster_size(self) -> int:
+        return self.geometry.cluster_size
+
+    @property
+    def cluster_count(self) -> int:
+        return self.geometry.cluster_count
+
+    @property
+    def free_clusters(self) -> int:
+        return self.geometry.cluster_count + 2 - self.used_end
+
+    @property
+    def file_bytes(self) -> int:
+        return sum(f.entry.size for f in self.files)
+
+    def fat_table(self) -> table.RunTable:
+        g = self.geometry
+        return table.RunTable(g.fat_type, g.cluster_count, self.run_ends, self.used_end,
+                              g.fat_bytes)
+
+    def extents(self) -> Iterator[Tuple[str, List[Tuple[int, int]]]]:
+        """``(path, [(byte offset, length)])`` for every regular file, in image order."""
+        g = self.geometry
+        for f in self.files:
+            ext = [(g.cluster_offset(f.first_cluster), f.entry.size)] if f.clusters else []
+            yield f.entry.path, ext
+
+
+def plan(tree: SourceTree, options: Options) -> FatPlan:
+    """Lay out ``tree`` as a FAT volume (pure: reads no file, writes nothing)."""
+    if not isinstance(options, Options):
+        raise InvalidInput("options must be a blockimg.fat.Options", rule="format options")
+    root, dirs, files = _directories(tree, options)
+    label = options.label is not None and not options.mirage
+    root_entries = root.entry_count(label)
+    fat_type, geo = _choose(options, root, dirs, files, root_entries)
+    csize = geo.cluster_size
+    # Placement: the FAT32 root, then the other directories, then the files.
+    order = ([root] if fat_type == 32 else []) + dirs
+    cluster = 2
+    run_ends = []
+    for d in order:
+        d.first_cluster = cluster
+        d.clusters = max(1, ceil_div(d.entry_count(label) * DIR_ENTRY_SIZE, csize))
+        cluster += d.clusters
+        run_ends.append(cluster - 1)
+    placed = []
+    for named, entry in files:
+        n = ceil_div(entry.size, csize)
+        named.cluster = cluster if n else 0
+        placed.append(FilePlan(entry, named.cluster, n))
+        if n:
+            cluster += n
+            run_ends.append(cluster - 1)
+    assert cluster <= geo.cluster_count + 2, (cluster, geo)
+    for d in dirs:
+        d.named.cluster = d.first_cluster
+    for d in [root] + dirs:
+        parts = []
+        if d.is_root:
+            if label:
+                parts.append(label_entry(options.label, root_mtime(tree)))
+        else:
+            parent = d.parent.first_cluster if d.parent and not d.parent.is_root else 0
+            parts.append(dot_entries(d.first_cluster, parent, d.mtime))
+        parts.extend(c.to_bytes() for c in d.children)
+        d.data = b"".join(parts)
+    return FatPlan(options, geo, root, tuple(order), tuple(placed), cluster, tuple(run_ends))
+
+
+def root_mtime(tree: SourceTree) -> int:
+    """Time stamp of the label entry: the newest entry's (deterministic)."""
+    return max((e.mtime for e in tree.entries), default=FAT_EPOCH)
+
+
+# -- step 1: names -------------------------------------------------------------
+
+def _directories(tree: SourceTree, opts: Options):
+    """Directory plans with named children, and ``(NamedEntry, SourceEntry)`` per file."""
+    root = DirPlan("", FAT_EPOCH)
+    by_path: Dict[str, DirPlan] = {"": root}
+    kids: Dict[str, List[SourceEntry]] = {"": []}
+    dirs: List[DirPlan] = []
+    for e in tree.entries:
+        if e.kind in (Kind.SYMLINK, Kind.HARDLINK):
+            raise InvalidInput(f"is a {e.kind.value}; FAT cannot store links (build without "
+                               "--keep-links to store copies of their targets)", path=e.path,
+                               rule="FAT has no links")
+        if e.kind is Kind.FILE and e.size > MAX_FILE_SIZE:
+            raise InvalidInput(f"is {e.size} bytes; FAT files must be smaller than 4 GiB",
+                               path=e.path, rule="FAT file size < 4 GiB")
+        parent = e.parent
+        if parent not in by_path:
+            _implicit_dirs(parent, by_path, kids, dirs)
+        kids[parent].append(e)
+        if e.kind is Kind.DIR:
+            if e.path in by_path:
+                raise InvalidInput("given twice", path=e.path, rule="unique paths")
+            d = DirPlan(e.path, e.mtime, parent=by_path[parent])
+            by_path[e.path] = d
+            kids[e.path] = []
+            dirs.append(d)
+    files = []
+    for path, d in by_path.items():
+        named = _name_children(path, kids[path], opts)
+        for n, e in named:
+            d.children.append(n)
+            if e.kind is Kind.DIR:
+                by_path[e.path].named = n
+            else:
+                files.append((n, e))
+        count = d.entry_count(opts.label is not None and not opts.mirage)
+        if count > MAX_DIR_ENTRIES:
+            raise InvalidInput(f"directory needs {count} entries (long names take several)",
+                               path=path or "/", rule=f"at most {MAX_DIR_ENTRIES} entries "
+                                                      "per FAT directory")
+    order = {e.path: i for i, e in enumerate(tree.entries)}
+    files.sort(key=lambda ne: order[ne[1].path])
+    dirs.sort(key=lambda d: order.get(d.path, -1))
+    return root, dirs, files
+
+
+def _implicit_dirs(path: str, by_path, kids, dirs) -> None:
+    """Parents missing from a hand-made tree become directories with the FAT epoch as time."""
+    parts = path.split("/")
+    for i in range(1, len(parts) + 1):
+        p = "/".join(parts[:i])
+        if p in by_path:
+            continue
+        parent = "/".join(parts[:i - 1])
+        e = SourceEntry(p, Kind.DIR, 0, FAT_EPOCH, 0o755)
+        kids[parent].append(e)
+        by_path[p] = DirPlan(p, FAT_EPOCH, parent=by_path[parent])
+        kids[p] = []
+        dirs.append(by_path[p])
+
+
+def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options):
+    """Check names, refuse case collisions, assign short names (legal ones reserved first)."""
+    seen: Dict[str, str] = {}
+    for e in entries:
+        check_name(e.name, path=e.path, mirage=opts.mirage)
+        key = fold(e.name)
+        if key in seen:
+            raise InvalidInput(f"{seen[key]!r} and {e.path!r} differ only in case, which FAT "
+                               "does not distinguish", path=e.path,
+                               rule="FAT names are case-insensitive")
+        seen[key] = e.path
+    gen = ShortNames(short_name_bytes(e.name) for e in entries if is_short_name(e.name))
+    out = []
+    for e in entries:
+        short = short_name_bytes(e.name) if is_short_name(e.name) else gen.generate(e.name)
+        is_dir = e.kind is Kind.DIR
+        out.append((make_named(e.name, short, attr=file_attr(e.mode, is_dir), mtime=e.mtime,
+                               size=0 if is_dir else e.size,
+                               always_terminate=opts.mirage, source=e), e))
+    return out
+
+
+# -- step 2: type and cluster size ---------------------------------------------
+
+class _Needs:
+    """Data clusters the content needs for a given cluster size."""
+
+    def __init__(self, root: DirPlan, dirs: Sequence[DirPlan], files, opts: Options) -> None:
+        label = opts.label is not None and not opts.mirage
+        self.dir_bytes = [d.entry_count(label) * DIR_ENTRY_SIZE for d in dirs]
+        self.root_bytes = root.entry_count(label) * DIR_ENTRY_SIZE
+        self.sizes = [e.size for _, e in files if e.size]
+        self.free = opts.free
+        import numpy as np
+        self._arr = np.asarray(self.sizes, dtype=np.int64)
+
+    def clusters(self, fat_type: int, csize: int) -> int:
+        n = int(((self._arr + csize - 1) // csize).sum()) if len(self._arr) else 0
+        n += sum(max(1, ceil_div(b, csize)) for b in self.dir_bytes)
+        if fat_type == 32:
+            n += max(1, ceil_div(self.root_bytes, csize))
+        return n + ceil_div(self.free, csize)
+
+    @property
+    def estimate(self) -> int:
+        """Rough content size, for picking the type and the default cluster size."""
+        return sum(self.sizes) + sum(self.dir_bytes) + self.root_bytes + self.free
+
+
+def _choose(opts: Options, root: DirPlan, dirs, files, root_entries: int):
+    needs = _Needs(root, dirs, files, opts)
+    ss = opts.sector_size
+    if opts.fat_type != "auto":
+        types = [opts.fat_type]
+    elif opts.mirage:
+        types = [16]
+    else:
+        est = opts.size if opts.size is not None else needs.estimate
+        types = [32, 16] if est >= FAT32_THRESHOLD else \
+            [12, 16, 32] if est < FAT12_THRESHOLD else [16, 32]
+    failures = []
+    for t in types:
+        try:
+            geo = _fit_type(t, ss, opts, needs, root_entries)
+        except InvalidInput as e:
+            failures.append(e)
+            continue
+        return t, geo
+    # Report the most telling failure: a shortfall beats a range problem.
+    for e in failures:
+        if isinstance(e, DoesNotFit):
+            raise e
+    raise failures[0]
+
+
+def _cluster_sizes(ss: int, opts: Options) -> List[int]:
+    if opts.cluster_size is not None:
+        return [opts.cluster_size]
+    out = []
+    c = ss
+    while c <= MAX_CLUSTER_SIZE:
+        out.append(c)
+        c *= 2
+    return out
+
+
+def _fit_type(t: int, ss: int, opts: Options, needs: _Needs, root_entries: int) -> Geometry:
+    lo, hi = table.MIN_CLUSTERS[t], table.MAX_CLUSTERS[t]
+    sizes = _cluster_sizes(ss, opts)
+    if t != 32 and root_entries > 0xFFFF - 0xFFFF % (ss // DIR_ENTRY_SIZE):
+        raise InvalidInput(f"the root directory needs {root_entries} entries, more than "
+                           f"FAT{t} can hold; use FAT32 or subdirectories", path="/",
+                           rule="FAT12/16 root directory size")
+    if opts.size is None:
+        default = cluster_size_for(t, needs.estimate, ss)
+        # The default size, larger if the content needs more clusters than the type allows,
+        # smaller (down to one sector) rather than padding the volume up to the minimum;
+        # padding (free clusters) only when even one-sector clusters are too few.
+        pick = padded = None
+        for c in [c for c in sizes if c >= default] + [c for c in sizes if c < default][::-1]:
+            n = needs.clusters(t, c)
+            if n > hi:
+                continue
+            if n >= lo:
+                pick = (c, n)
+                break
+            if padded is None or c < padded[0]:
+                padded = (c, n)
+        pick = pick or padded
+        if pick is None:
+            big = sizes[-1]
+            raise InvalidInput(f"the tree needs {needs.clusters(t, big)} clusters of {big} "
+                               f"bytes; FAT{t} allows at most {hi}", path="fat_type",
+                               rule=f"FAT{t} cluster count {lo}..{hi}")
+        c, n = pick
+        geo = _geometry(t, ss, c, opts, root_entries, max(n, lo), None)
+        if geo is None:
+            raise InvalidInput("volume geometry out of range", path="align", rule="FAT layout")
+        return geo
+    # A fixed size: the default cluster size if it works, else the nearest that does.
+    default = cluster_size_for(t, opts.size, ss)
+    ranked = sorted(sizes, key=lambda c: (abs(c.bit_length() - default.bit_length()), -c))
+    shortfall = None
+    in_range = False
+    for c in ranked:
+        geo = _geometry(t, ss, c, opts, root_entries, None, opts.size)
+        if geo is None or not lo <= geo.cluster_count <= hi:
+            continue
+        in_range = True
+        n = needs.clusters(t, c)
+        if n <= geo.cluster_count:
+            return geo
+        short = (n - geo.cluster_count) * c
+        if shortfall is None or short < shortfall[0]:
+            shortfall = (short, c)
+    if in_range:
+        short, c = shortfall
+        raise DoesNotFit(f"the tree does not fit a {opts.size}-byte FAT{t} image "
+                         f"(with {c}-byte clusters)", needed=opts.size + short,
+                         available=opts.size)
+    raise InvalidInput(f"a {opts.size}-byte image cannot be FAT{t} with {ss}-byte sectors: "
+                       f"no cluster size from {sizes[0]} to {sizes[-1]} bytes gives "
+                       f"{lo}..{hi} clusters", path="size", rule=f"FAT{t} cluster count "
+                                                                 f"{lo}..{hi}")

@@ -1,0 +1,132 @@
+"""Carry out a :class:`~blockimg.fat.layout.FatPlan` on a block device.
+
+Every structural byte is written explicitly, in ascending offset order
+through :class:`blockimg.copy.Copier` (gathered writes, kernel copies of big
+files): the reserved region (boot sector, and for FAT32 the FSInfo sector
+and the backups at 6/7), every FAT copy (generated 1 MiB at a time), the
+whole FAT12/16 root directory, every directory cluster and the zero tail of
+every file's last cluster. Free data clusters are not written (holes).
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional
+
+from ..block.base import BlockDevice
+from ..copy import Copier
+from ..errors import DoesNotFit
+from .layout import FatPlan
+from .structs import (BootSector16, BootSector32, FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG,
+                      FSI_UNKNOWN, FSInfo, SIGNATURE)
+from .table import MEDIA
+
+__all__ = ["write", "boot_sector", "fsinfo_sector", "FAT_CHUNK"]
+
+FAT_CHUNK = 1 << 20
+OEM_NAME = b"MSWIN4.1"
+#: Boot code: "int 18h" (no bootable disk: try the next device), then halt forever.
+BOOT_CODE = b"\xcd\x18\xf4\xeb\xfd"
+FSINFO_SECTOR = 1
+BACKUP_BOOT_SECTOR = 6
+
+
+def _bpb(plan: FatPlan) -> dict:
+    g = plan.geometry
+    total16 = g.total_sectors if g.total_sectors < 0x10000 and g.fat_type != 32 else 0
+    return dict(
+        BS_jmpBoot=b"\xeb\x58\x90" if g.fat_type == 32 else b"\xeb\x3c\x90",
+        BS_OEMName=OEM_NAME, BPB_BytsPerSec=g.sector_size,
+        BPB_SecPerClus=g.sectors_per_cluster, BPB_RsvdSecCnt=g.reserved_sectors,
+        BPB_NumFATs=g.num_fats, BPB_RootEntCnt=g.root_entries, BPB_TotSec16=total16,
+        BPB_Media=MEDIA, BPB_FATSz16=0 if g.fat_type == 32 else g.fat_sectors,
+        BPB_SecPerTrk=32, BPB_NumHeads=64, BPB_HiddSec=0,
+        BPB_TotSec32=0 if total16 else g.total_sectors)
+
+
+def _ebpb(plan: FatPlan) -> dict:
+    o = plan.options
+    label = (o.label if o.label is not None and not o.mirage else "NO NAME").ljust(11)
+    return dict(BS_DrvNum=0x80, BS_Reserved1=0, BS_BootSig=0x29, BS_VolID=o.volume_serial,
+                BS_VolLab=label.encode("ascii"),
+                BS_FilSysType=f"FAT{plan.fat_type}".ljust(8).encode("ascii"))
+
+
+def boot_sector(plan: FatPlan) -> bytes:
+    """Sector 0 (``sector_size`` bytes: the 512-byte structure, zeros after)."""
+    g = plan.geometry
+    if g.fat_type == 32:
+        code = bytearray(420)
+        code[:len(BOOT_CODE)] = BOOT_CODE
+        raw = BootSector32.build(dict(
+            bpb=_bpb(plan), ebpb=_ebpb(plan), BS_BootCode32=bytes(code),
+            Signature_word=SIGNATURE,
+            bpb32=dict(BPB_FATSz32=g.fat_sectors, BPB_ExtFlags=0, BPB_FSVer=0,
+                       BPB_RootClus=plan.root.first_cluster, BPB_FSInfo=FSINFO_SECTOR,
+                       BPB_BkBootSec=BACKUP_BOOT_SECTOR, BPB_Reserved=bytes(12))))
+    else:
+        code = bytearray(448)
+        code[:len(BOOT_CODE)] = BOOT_CODE
+        raw = BootSector16.build(dict(bpb=_bpb(plan), ebpb=_ebpb(plan), BS_BootCode=bytes(code),
+                                      Signature_word=SIGNATURE))
+    return raw + bytes(g.sector_size - len(raw))
+
+
+def fsinfo_sector(plan: FatPlan) -> bytes:
+    """The FAT32 FSInfo sector: free cluster count and the first free cluster as hint."""
+    free = plan.free_clusters
+    raw = FSInfo.build(dict(FSI_LeadSig=FSI_LEAD_SIG, FSI_Reserved1=bytes(480),
+                            FSI_StrucSig=FSI_STRUC_SIG, FSI_Free_Count=free,
+                            FSI_Nxt_Free=plan.used_end if free else FSI_UNKNOWN,
+                            FSI_Reserved2=bytes(12), FSI_TrailSig=FSI_TRAIL_SIG))
+    return raw + bytes(plan.sector_size - len(raw))
+
+
+def write(plan: FatPlan, device: BlockDevice, *,
+          progress: Optional[Callable[[int, int], None]] = None,
+          checksum: bool = False) -> Dict[str, int]:
+    """Write the volume; returns ``{path: crc32c}`` of the files when ``checksum``."""
+    g = plan.geometry
+    if device.size < g.image_size:
+        raise DoesNotFit(f"FAT image does not fit on {getattr(device, 'name', 'device')}",
+                         needed=g.image_size, available=device.size)
+    ss = g.sector_size
+    cp = Copier(device, checksum=checksum, progress=progress, total=plan.file_bytes)
+    # Reserved region.
+    boot = boot_sector(plan)
+    cp.put(0, boot)
+    if g.fat_type == 32:
+        info = fsinfo_sector(plan)
+        cp.put(ss, info)
+        cp.zero(2 * ss, (BACKUP_BOOT_SECTOR - 2) * ss)
+        cp.put(BACKUP_BOOT_SECTOR * ss, boot)
+        cp.put((BACKUP_BOOT_SECTOR + 1) * ss, info)
+        done = (BACKUP_BOOT_SECTOR + 2) * ss
+    else:
+        done = ss
+    cp.zero(done, g.reserved_sectors * ss - done)
+    # FATs, generated a chunk at a time.
+    fat = plan.fat_table()
+    for copy in range(g.num_fats):
+        base = g.fat_offset(copy)
+        for off, chunk in fat.chunks(FAT_CHUNK):
+            cp.put(base + off, chunk)
+    # FAT12/16 root directory region.
+    if g.fat_type != 32:
+        root = plan.root.data
+        cp.put(g.root_offset, root)
+        cp.zero(g.root_offset + len(root), g.root_sectors * ss - len(root))
+    # Directory clusters (the FAT32 root among them), then file data.
+    csize = g.cluster_size
+    for d in plan.dirs:
+        off = g.cluster_offset(d.first_cluster)
+        cp.put(off, d.data)
+        cp.zero(off + len(d.data), d.clusters * csize - len(d.data))
+    for f in plan.files:
+        if not f.clusters:      # empty: nothing to write, but checked, counted, checksummed
+            cp.put_file(f.entry, 0)
+            continue
+        off = g.cluster_offset(f.first_cluster)
+        cp.put_file(f.entry, off)
+        cp.zero(off + f.entry.size, f.clusters * csize - f.entry.size)
+    cp.flush()
+    return dict(cp.crcs) if checksum else {}
+
