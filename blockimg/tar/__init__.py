@@ -12,7 +12,7 @@ from .options import Options
 __all__ = ["Options", "plan", "write", "detect", "open_image", "check"]
 
 
-def plan(tree, options):
+def plan(tree, options=None):
     """Pure layout: every header and data extent placed. Returns a ``TarPlan``."""
     from .layout import plan as _plan
     return _plan(tree, options)
