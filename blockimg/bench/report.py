@@ -1,0 +1,84 @@
+"""Printing the side-by-side tables, writing JSON and (with matplotlib) a PNG chart."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Optional
+
+__all__ = ["format_table", "write_json", "write_chart", "MiB"]
+
+MiB = 1 << 20
+
+
+def _fmt_s(v: float) -> str:
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+def _fmt_rate(v: Optional[float]) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def format_table(title: str, results: Dict[str, dict], reference: str = "blockimg") -> str:
+    """One operation on one corpus: a row per tool, ratios ``blockimg / tool``."""
+    ref = results.get(reference, {})
+    ref_t = ref.get("median_s") if ref.get("status") == "ok" else None
+    lines = [title,
+             f"  {'tool':<16} {'median s':>9} {'MB/s':>7} {'peak RSS':>9} {'private':>8} "
+             f"{'runs':>4}  {reference + ' / tool':>15}"]
+    for name, r in results.items():
+        if r.get("status") != "ok":
+            lines.append(f"  {name:<16} {r.get('status', '?')}")
+            continue
+        ratio = f"{ref_t / r['median_s']:.2f}x" if ref_t and r["median_s"] > 0 else "-"
+        lim = "*" if r.get("limited") else " "
+        lines.append(f"  {name:<16} {_fmt_s(r['median_s']):>9} {_fmt_rate(r['mb_per_s']):>7} "
+                     f"{r['max_rss'] / MiB:>7.1f}M{lim}{r['peak_private'] / MiB:>7.1f}M "
+                     f"{r['n']:>4}  {ratio:>15}")
+    return "\n".join(lines)
+
+
+def write_json(path: str, doc: dict) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+
+
+def write_chart(path: str, doc: dict) -> Optional[str]:
+    """A PNG of throughput and peak RSS per tool, one row per corpus and operation."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:
+        return None
+    rows: List[tuple] = []
+    for corpus, ops in doc.get("results", {}).items():
+        for op, tools in ops.items():
+            ok = [(n, r) for n, r in tools.items() if r.get("status") == "ok"]
+            if ok:
+                rows.append((f"{corpus}: {op}", ok))
+    if not rows:
+        return None
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 1.1 + 0.32 * sum(len(r[1]) for r in rows)),
+                             squeeze=False,
+                             gridspec_kw={"height_ratios": [len(r[1]) for r in rows]})
+    for i, (label, ok) in enumerate(rows):
+        names = [n for n, _ in ok]
+        colors = ["tab:blue" if r["role"] == "blockimg" else
+                  "tab:gray" if r["role"] == "limit" else "tab:orange" for _, r in ok]
+        ax = axes[i][0]
+        ax.barh(names, [r["mb_per_s"] or 0 for _, r in ok], color=colors)
+        ax.set_title(f"{label} - MB/s (median)", fontsize=8)
+        ax.invert_yaxis()
+        ax.tick_params(labelsize=7)
+        ax = axes[i][1]
+        ax.barh(names, [r["max_rss"] / MiB for _, r in ok], color=colors)
+        ax.set_title(f"{label} - peak RSS MiB", fontsize=8)
+        ax.invert_yaxis()
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,272 @@
+"""The side-by-side operations: blockimg (its CLI, so start-up counts), peers and limits.
+
+Every tool of an operation is one :class:`Tool`: a command line built from a
+:class:`Context`, plus a setup step (untimed: removes the previous output).
+Reads all use the same image, made once per corpus by a peer (``mkfs.fat`` +
+``mcopy`` for FAT, GNU ``tar`` for tar) or, with ``read_from="blockimg"``, by
+blockimg.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+from .measure import SINGLE_THREAD_ENV
+
+__all__ = ["Context", "Tool", "OPERATIONS", "tools_for", "prepare_images", "fat_size_for"]
+
+Cmd = Union[str, List[str]]
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers.py")
+MiB = 1 << 20
+
+
+@dataclass
+class Context:
+    """Where a corpus, its read images and the scratch outputs live."""
+
+    corpus: str                 # source directory
+    name: str                   # corpus name (site, small, big)
+    info: dict                  # files, bytes, largest, ...
+    work: str                   # scratch directory (same file system as outputs)
+    python: str = sys.executable
+    fat_image: str = ""
+    tar_image: str = ""
+    fat_size: int = 0
+    blockimg_fat_size: Optional[int] = None   # None: blockimg picks the minimum
+    one_file: str = ""          # the file read by the "cat" operations
+    broken: Dict[str, str] = field(default_factory=dict)   # format -> why no read image
+
+    @property
+    def out(self) -> str:
+        return os.path.join(self.work, "out")
+
+    @property
+    def out_img(self) -> str:
+        return os.path.join(self.work, "out.img")
+
+
+@dataclass
+class Tool:
+    name: str
+    role: str                    # blockimg | peer | limit
+    command: Callable[[Context], Cmd]
+    needs: Sequence[str] = ()    # programs that must exist
+    python_modules: Sequence[str] = ()
+    slow: bool = False           # pyfatfs: may be skipped on big corpora
+    output: str = "img"          # img | dir | none: what setup clears
+    env: Dict[str, str] = field(default_factory=dict)
+
+    def missing(self) -> Optional[str]:
+        for prog in self.needs:
+            if _which(prog) is None:
+                return f"{prog} not installed"
+        for mod in self.python_modules:
+            try:
+                found = subprocess.run([sys.executable, "-c", f"import {mod}"],
+                                       capture_output=True).returncode == 0
+            except OSError:
+                found = False
+            if not found:
+                return f"python module {mod} not installed"
+        return None
+
+
+def _which(prog: str) -> Optional[str]:
+    return shutil.which(prog) or shutil.which(prog, path="/usr/sbin:/sbin:/usr/bin:/bin")
+
+
+def _q(s: str) -> str:
+    return shlex.quote(s)
+
+
+def blockimg_cmd(ctx: Context, *args: str) -> List[str]:
+    return [ctx.python, "-m", "blockimg", *args]
+
+
+def blockimg_env() -> Dict[str, str]:
+    pp = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": REPO + (os.pathsep + pp if pp else "")}
+
+
+def fat_size_for(info: dict, cluster: int = 4096) -> int:
+    """A FAT volume size that holds the corpus with room to spare (whole MiB)."""
+    data = info.get("cluster_bytes") or (info["bytes"] + info["files"] * cluster // 2)
+    meta = (info.get("directories", 0) + 1) * 4 * cluster + info["files"] * 96
+    size = int((data + meta) * 1.08) + 4 * MiB
+    return (size + MiB - 1) // MiB * MiB
+
+
+def _blockimg_fat_create(ctx: Context) -> List[str]:
+    args = ["create", ctx.corpus, "-o", ctx.out_img, "--format", "fat", "-q"]
+    if ctx.blockimg_fat_size:
+        args += ["--size", str(ctx.blockimg_fat_size)]
+    return blockimg_cmd(ctx, *args)
+
+
+def _mkfs_mcopy(ctx: Context, image: Optional[str] = None, size: Optional[int] = None) -> str:
+    image = image or ctx.out_img
+    kib = (size or ctx.fat_size) // 1024
+    return (f"mkfs.fat -C {_q(image)} {kib} >/dev/null && cd {_q(ctx.corpus)} && "
+            f"mcopy -s -Q -i {_q(image)} -- * ::/ </dev/null")
+
+
+MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1"}
+
+FAT_BUILD = [
+    Tool("blockimg", "blockimg", _blockimg_fat_create),
+    Tool("mkfs.fat+mcopy", "peer", _mkfs_mcopy, needs=("mkfs.fat", "mcopy"), env=MTOOLS_ENV),
+    Tool("pyfatfs", "peer", lambda c: [c.python, PEERS, "pyfatfs-create", c.out_img, c.corpus,
+                                       str(c.fat_size)],
+         python_modules=("pyfatfs",), slow=True),
+    Tool("cp -r", "limit", lambda c: ["cp", "-r", c.corpus, c.out], output="dir"),
+]
+
+TAR_BUILD = [
+    Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "create", c.corpus, "-o", c.out_img,
+                                                         "--format", "tar", "-q")),
+    Tool("GNU tar", "peer", lambda c: f"cd {_q(c.corpus)} && tar -cf {_q(c.out_img)} -- *",
+         needs=("tar",)),
+    Tool("bsdtar", "peer", lambda c: f"cd {_q(c.corpus)} && bsdtar -cf {_q(c.out_img)} -- *",
+         needs=("bsdtar",)),
+    Tool("tarfile", "peer", lambda c: [c.python, PEERS, "tarfile-create", c.out_img, c.corpus]),
+    Tool("cp -r", "limit", lambda c: ["cp", "-r", c.corpus, c.out], output="dir"),
+]
+
+FAT_EXTRACT = [
+    Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "extract", c.fat_image, c.out),
+         output="dir"),
+    Tool("blockimg mmap", "blockimg", lambda c: blockimg_cmd(c, "extract", "mmap:" + c.fat_image,
+                                                              c.out), output="dir"),
+    Tool("mcopy -s", "peer", lambda c: ["mcopy", "-s", "-n", "-i", c.fat_image, "::/*", c.out],
+         needs=("mcopy",), output="dir+", env=MTOOLS_ENV),
+    Tool("pyfatfs", "peer", lambda c: [c.python, PEERS, "pyfatfs-extract", c.fat_image, c.out],
+         python_modules=("pyfatfs",), slow=True, output="dir"),
+    Tool("cp -r", "limit", lambda c: ["cp", "-r", c.corpus, c.out], output="dir"),
+]
+
+FAT_CAT = [
+    Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "cat", c.fat_image, c.one_file),
+         output="none"),
+    Tool("blockimg mmap", "blockimg", lambda c: blockimg_cmd(c, "cat", "mmap:" + c.fat_image,
+                                                              c.one_file), output="none"),
+    Tool("mtype", "peer", lambda c: ["mtype", "-i", c.fat_image, "::/" + c.one_file],
+         needs=("mtype",), output="none", env=MTOOLS_ENV),
+    Tool("pyfatfs", "peer", lambda c: [c.python, PEERS, "pyfatfs-cat", c.fat_image, c.one_file],
+         python_modules=("pyfatfs",), slow=True, output="none"),
+    Tool("cat", "limit", lambda c: ["cat", os.path.join(c.corpus, *c.one_file.split("/"))],
+         output="none"),
+]
+
+TAR_EXTRACT = [
+    Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "extract", c.tar_image, c.out),
+         output="dir"),
+    Tool("blockimg mmap", "blockimg", lambda c: blockimg_cmd(c, "extract", "mmap:" + c.tar_image,
+                                                              c.out), output="dir"),
+    Tool("GNU tar", "peer", lambda c: ["tar", "-xf", c.tar_image, "-C", c.out], needs=("tar",),
+         output="dir+"),
+    Tool("bsdtar", "peer", lambda c: ["bsdtar", "-xf", c.tar_image, "-C", c.out],
+         needs=("bsdtar",), output="dir+"),
+    Tool("tarfile", "peer", lambda c: [c.python, PEERS, "tarfile-extract", c.tar_image, c.out],
+         output="dir"),
+    Tool("cp -r", "limit", lambda c: ["cp", "-r", c.corpus, c.out], output="dir"),
+]
+
+TAR_CAT = [
+    Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "cat", c.tar_image, c.one_file),
+         output="none"),
+    Tool("blockimg mmap", "blockimg", lambda c: blockimg_cmd(c, "cat", "mmap:" + c.tar_image,
+                                                              c.one_file), output="none"),
+    Tool("GNU tar", "peer", lambda c: ["tar", "-xOf", c.tar_image, c.one_file], needs=("tar",),
+         output="none"),
+    Tool("bsdtar", "peer", lambda c: ["bsdtar", "-xOf", c.tar_image, c.one_file],
+         needs=("bsdtar",), output="none"),
+    Tool("tarfile", "peer", lambda c: [c.python, PEERS, "tarfile-cat", c.tar_image, c.one_file],
+         output="none"),
+    Tool("cat", "limit", lambda c: ["cat", os.path.join(c.corpus, *c.one_file.split("/"))],
+         output="none"),
+]
+
+OPERATIONS: Dict[str, List[Tool]] = {
+    "fat-build": FAT_BUILD, "tar-build": TAR_BUILD,
+    "fat-extract": FAT_EXTRACT, "fat-cat": FAT_CAT,
+    "tar-extract": TAR_EXTRACT, "tar-cat": TAR_CAT,
+}
+
+
+def tools_for(op: str, *, skip: Sequence[str] = ()) -> List[Tool]:
+    skip_l = {s.lower() for s in skip}
+    return [t for t in OPERATIONS[op] if t.name.lower() not in skip_l]
+
+
+def tool_env(tool: Tool) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.update(SINGLE_THREAD_ENV)
+    env.update(tool.env)
+    if tool.role == "blockimg":
+        env.update(blockimg_env())
+    return env
+
+
+def clear_output(ctx: Context, tool: Tool) -> None:
+    """Untimed setup: remove what the previous run left."""
+    for p in (ctx.out_img, ctx.out):
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p)
+        elif os.path.lexists(p):
+            os.unlink(p)
+    if tool.output == "dir+":
+        os.makedirs(ctx.out)
+
+
+def _run_checked(cmd: Cmd, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    if isinstance(cmd, str):
+        cmd = ["/bin/sh", "-c", cmd]
+    return subprocess.run(cmd, env=env, capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def prepare_images(ctx: Context, *, read_from: str = "peer", formats=("fat", "tar")) -> Dict[str, str]:
+    """Make the images the read operations use; returns {format: problem} for failures."""
+    problems: Dict[str, str] = {}
+    env = dict(os.environ, **MTOOLS_ENV)
+    env.update(blockimg_env())
+    if "fat" in formats:
+        ctx.fat_image = os.path.join(ctx.work, "read.fat.img")
+        size = ctx.fat_size
+        for _ in range(4):
+            if os.path.exists(ctx.fat_image):
+                os.unlink(ctx.fat_image)
+            if read_from == "blockimg":
+                cmd: Cmd = blockimg_cmd(ctx, "create", ctx.corpus, "-o", ctx.fat_image,
+                                        "--format", "fat", "-q")
+            else:
+                cmd = _mkfs_mcopy(ctx, ctx.fat_image, size)
+            res = _run_checked(cmd, env)
+            if res.returncode == 0:
+                break
+            err = (res.stderr or b"").decode("utf-8", "replace")
+            if read_from != "blockimg" and ("full" in err.lower() or "space" in err.lower()):
+                size = int(size * 1.3) // MiB * MiB
+                ctx.fat_size = size
+                continue
+            problems["fat"] = err.strip().splitlines()[-1] if err.strip() else f"exit {res.returncode}"
+            break
+    if "tar" in formats:
+        ctx.tar_image = os.path.join(ctx.work, "read.tar")
+        if os.path.exists(ctx.tar_image):
+            os.unlink(ctx.tar_image)
+        if read_from == "blockimg":
+            cmd = blockimg_cmd(ctx, "create", ctx.corpus, "-o", ctx.tar_image, "--format", "tar",
+                               "-q")
+        else:
+            cmd = f"cd {_q(ctx.corpus)} && tar -cf {_q(ctx.tar_image)} -- *"
+        res = _run_checked(cmd, env)
+        if res.returncode != 0:
+            err = (res.stderr or b"").decode("utf-8", "replace").strip()
+            problems["tar"] = err.splitlines()[-1] if err else f"exit {res.returncode}"
+    return problems
