@@ -1,0 +1,197 @@
+"""The boot sector read back: validated geometry of a FAT volume (reader side).
+
+:func:`looks_like_fat` is the cheap test behind ``detect`` (never raises);
+:func:`parse` decodes sector 0 with the writer's ``structs`` and checks each
+field on its own, raising :class:`CorruptImage` with the field's byte offset.
+The FAT type follows from the cluster count alone, as the spec says.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import CorruptImage
+from ..units import ceil_div, is_power_of_two
+from .structs import BPB, BPB32, EBPB, SIGNATURE
+
+__all__ = ["Geometry", "parse", "looks_like_fat", "fat_type_of"]
+
+#: FAT12 < 4085 <= FAT16 < 65525 <= FAT32 (clusters), and FAT32's 28-bit ceiling.
+FAT12_LIMIT = 4085
+FAT16_LIMIT = 65525
+FAT32_LIMIT = 0x0FFFFFF5
+
+
+def fat_type_of(cluster_count: int) -> int:
+    if cluster_count < FAT12_LIMIT:
+        return 12
+    return 16 if cluster_count < FAT16_LIMIT else 32
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where everything is, in bytes and clusters. Clusters are numbered 2..count+1."""
+
+    fat_type: int
+    oem_name: bytes
+    bytes_per_sector: int
+    sectors_per_cluster: int
+    reserved_sectors: int
+    num_fats: int
+    root_entries: int
+    total_sectors: int
+    sectors_per_fat: int
+    media: int
+    hidden_sectors: int
+    cluster_count: int
+    fat_offset: int
+    root_offset: int          # FAT12/16: the fixed root directory region
+    root_bytes: int
+    data_offset: int
+    root_cluster: int         # FAT32 only (0 otherwise)
+    fsinfo_sector: int        # FAT32 only (0 otherwise)
+    backup_boot_sector: int   # FAT32 only
+    ext_flags: int            # FAT32 only
+    volume_id: Optional[int]
+    label: Optional[bytes]
+    fs_type_text: Optional[bytes]
+
+    @property
+    def cluster_size(self) -> int:
+        return self.bytes_per_sector * self.sectors_per_cluster
+
+    @property
+    def fat_bytes(self) -> int:
+        return self.sectors_per_fat * self.bytes_per_sector
+
+    @property
+    def volume_bytes(self) -> int:
+        return self.total_sectors * self.bytes_per_sector
+
+    @property
+    def max_cluster(self) -> int:
+        return self.cluster_count + 1
+
+    def fat_copy_offset(self, index: int) -> int:
+        return self.fat_offset + index * self.fat_bytes
+
+    def cluster_offset(self, cluster: int) -> int:
+        return self.data_offset + (cluster - 2) * self.cluster_size
+
+    @property
+    def active_fat(self) -> int:
+        """FAT32 with mirroring off (ExtFlags bit 7) uses one FAT; otherwise FAT 0."""
+        if self.fat_type == 32 and self.ext_flags & 0x80:
+            return self.ext_flags & 0x0F
+        return 0
+
+
+def looks_like_fat(sector: bytes) -> bool:
+    """A FAT boot sector: 0x55AA at 510 and a sane BPB. Never raises."""
+    try:
+        if len(sector) < 512 or sector[510:512] != SIGNATURE:
+            return False
+        b = BPB.parse(bytes(sector[:36]))
+        if b.BPB_BytsPerSec not in (512, 1024, 2048, 4096):
+            return False
+        if not is_power_of_two(b.BPB_SecPerClus) or b.BPB_SecPerClus > 128:
+            return False
+        if b.BPB_RsvdSecCnt < 1 or not 1 <= b.BPB_NumFATs <= 16:
+            return False
+        if b.BPB_Media not in (0xF0,) and b.BPB_Media < 0xF8:
+            return False
+        total = b.BPB_TotSec16 or b.BPB_TotSec32
+        fat_size = b.BPB_FATSz16 or int.from_bytes(sector[36:40], "little")
+        return total > 0 and fat_size > 0
+    except Exception:  # detect() must never raise on arbitrary bytes
+        return False
+
+
+def _bad(rule: str, offset: int, field: str, value) -> CorruptImage:
+    return CorruptImage(rule, offset=offset, field=field, value=value)
+
+
+def parse(sector: bytes, device_size: int) -> Geometry:
+    """Validate sector 0 and compute the geometry (raises CorruptImage naming the field)."""
+    sector = bytes(sector)
+    if len(sector) < 512:
+        raise _bad("image is shorter than one boot sector", 0, "size", len(sector))
+    if sector[510:512] != SIGNATURE:
+        raise _bad("boot sector signature must be 0x55 0xAA", 510, "Signature_word",
+                   sector[510:512].hex())
+    b = BPB.parse(sector[:36])
+    bps = b.BPB_BytsPerSec
+    if bps not in (512, 1024, 2048, 4096):
+        raise _bad("bytes per sector must be 512, 1024, 2048 or 4096", 11, "BPB_BytsPerSec", bps)
+    spc = b.BPB_SecPerClus
+    if not is_power_of_two(spc) or spc > 128:
+        raise _bad("sectors per cluster must be a power of two from 1 to 128", 13,
+                   "BPB_SecPerClus", spc)
+    if b.BPB_RsvdSecCnt < 1:
+        raise _bad("at least one reserved sector (the boot sector)", 14, "BPB_RsvdSecCnt",
+                   b.BPB_RsvdSecCnt)
+    if not 1 <= b.BPB_NumFATs <= 16:
+        raise _bad("number of FATs must be 1..16", 16, "BPB_NumFATs", b.BPB_NumFATs)
+    total = b.BPB_TotSec16 or b.BPB_TotSec32
+    if total == 0:
+        raise _bad("total sector count is zero", 19, "BPB_TotSec16/BPB_TotSec32", 0)
+    b32 = BPB32.parse(sector[36:64])
+    fat_size = b.BPB_FATSz16 or b32.BPB_FATSz32
+    if fat_size == 0:
+        raise _bad("sectors per FAT is zero", 22, "BPB_FATSz16/BPB_FATSz32", 0)
+    root_sectors = ceil_div(b.BPB_RootEntCnt * 32, bps)
+    meta = b.BPB_RsvdSecCnt + b.BPB_NumFATs * fat_size + root_sectors
+    if meta >= total:
+        raise _bad(f"reserved, FAT and root-directory sectors ({meta}) leave no data region "
+                   f"in {total} sectors", 19, "BPB_TotSec16/BPB_TotSec32", total)
+    count = (total - meta) // spc
+    if count < 1:
+        raise _bad("no whole data cluster fits the volume", 13, "BPB_SecPerClus", spc)
+    if count >= FAT32_LIMIT:
+        raise _bad(f"{count} clusters is more than FAT32 can address", 32, "BPB_TotSec32", total)
+    fat_type = fat_type_of(count)
+    is32 = fat_type == 32
+    if is32 and b.BPB_FATSz16 != 0:
+        raise _bad(f"{count} clusters make this FAT32, but the 16-bit sectors-per-FAT "
+                   "field is set (a FAT32 BPB has 0 there)", 22, "BPB_FATSz16", b.BPB_FATSz16)
+    if is32 and b.BPB_RootEntCnt != 0:
+        raise _bad(f"{count} clusters make this FAT32, which has no fixed root directory, but "
+                   "the root entry count is set", 17, "BPB_RootEntCnt", b.BPB_RootEntCnt)
+    if not is32 and b.BPB_RootEntCnt == 0:
+        raise _bad(f"FAT{fat_type} needs a root directory, but the root entry count is 0",
+                   17, "BPB_RootEntCnt", 0)
+    bits = fat_type
+    if fat_size * bps * 8 < (count + 2) * bits:
+        raise _bad(f"{fat_size} sectors per FAT cannot hold {count + 2} FAT{fat_type} entries",
+                   22 if b.BPB_FATSz16 else 36, "sectors per FAT", fat_size)
+    fat_offset = b.BPB_RsvdSecCnt * bps
+    root_offset = fat_offset + b.BPB_NumFATs * fat_size * bps
+    end_of_meta = meta * bps
+    if end_of_meta > device_size:
+        raise _bad(f"the FATs and root directory end at byte {end_of_meta}, past the end of "
+                   f"the {device_size}-byte image", 19, "BPB_TotSec16/BPB_TotSec32", total)
+    root_cluster = fsinfo = backup = ext_flags = 0
+    if is32:
+        root_cluster = b32.BPB_RootClus
+        if not 2 <= root_cluster <= count + 1:
+            raise _bad(f"FAT32 root cluster must be 2..{count + 1}", 44, "BPB_RootClus",
+                       root_cluster)
+        fsinfo = b32.BPB_FSInfo
+        backup = b32.BPB_BkBootSec
+        ext_flags = b32.BPB_ExtFlags
+        if ext_flags & 0x80 and (ext_flags & 0x0F) >= b.BPB_NumFATs:
+            raise _bad("active FAT number is not one of the FATs", 40, "BPB_ExtFlags",
+                       ext_flags)
+    e_off = 64 if is32 else 36
+    e = EBPB.parse(sector[e_off:e_off + 26])
+    has_ext = e.BS_BootSig == 0x29
+    return Geometry(
+        fat_type=fat_type, oem_name=b.BS_OEMName, bytes_per_sector=bps,
+        sectors_per_cluster=spc, reserved_sectors=b.BPB_RsvdSecCnt, num_fats=b.BPB_NumFATs,
+        root_entries=b.BPB_RootEntCnt, total_sectors=total, sectors_per_fat=fat_size,
+        media=b.BPB_Media, hidden_sectors=b.BPB_HiddSec, cluster_count=count,
+        fat_offset=fat_offset, root_offset=root_offset, root_bytes=b.BPB_RootEntCnt * 32,
+        data_offset=end_of_meta, root_cluster=root_cluster, fsinfo_sector=fsinfo,
+        backup_boot_sector=backup, ext_flags=ext_flags,
+        volume_id=e.BS_VolID if has_ext else None, label=e.BS_VolLab if has_ext else None,
+        fs_type_text=e.BS_FilSysType if has_ext else None)

@@ -1,0 +1,371 @@
+"""Mounting a FAT12/16/32 volume: the index of every file, built once at open.
+
+:class:`FatImage` validates the boot sector, walks every directory
+(depth-first, parents before children), follows each chain once into
+extents and checks, over all chains together, that no cluster belongs to
+two of them. A broken rule raises :class:`CorruptImage` naming the byte
+offset; with ``strict=False`` the same findings are collected in
+``problems`` instead (the ``check`` command's view) and reading goes on.
+Name oddities that readers survive (broken long names, duplicates, ``.``
+and ``..`` entries) go to ``warnings`` in both modes.
+"""
+from __future__ import annotations
+
+from array import array
+from typing import Dict, List, Optional, Tuple
+
+from ..block.base import BlockDevice
+from ..errors import CorruptImage
+from ..image import EntryInfo, Image
+from ..units import ceil_div
+from .chains import ChainError, FatTable, Run
+from .dirents import Record, parse_directory
+from .geometry import Geometry, looks_like_fat, parse
+from .names import fold
+from .structs import (ATTR_READ_ONLY, FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, FSInfo,
+                      unix_time)
+
+__all__ = ["detect", "FatImage"]
+
+#: The spec's ceiling on a directory: 65536 entries of 32 bytes.
+MAX_DIR_BYTES = 65536 * 32
+MAX_PROBLEMS = 200
+
+
+def detect(device: BlockDevice) -> bool:
+    """A FAT boot sector at byte 0 (never raises)."""
+    try:
+        if device.size < 512:
+            return False
+        return looks_like_fat(bytes(device.pread(0, 512)))
+    except Exception:  # detection must not fail on any device content
+        return False
+
+
+def _device_offset(extents, off: int) -> int:
+    """Device byte offset of byte ``off`` of data stored in ``extents``."""
+    for dev, length in extents:
+        if off < length:
+            return dev + off
+        off -= length
+    return extents[-1][0] + extents[-1][1] if extents else 0
+
+
+class FatImage(Image):
+    """A FAT volume opened for reading (``strict=False``: collect problems, do not raise)."""
+
+    format = "fat"
+
+    def __init__(self, device: BlockDevice, *, owns_device: bool = False,
+                 strict: bool = True) -> None:
+        super().__init__(device, owns_device=owns_device)
+        self.strict = strict
+        self.problems: List[str] = []
+        self.unsafe_names: List[Tuple[str, str]] = []
+        self.label_entry: Optional[str] = None
+        self._dirs: Dict[str, Tuple[Tuple[int, int], ...]] = {}
+        self._dir_clusters: Dict[str, int] = {}
+        self._where: Dict[str, Tuple[str, int]] = {}
+        self._run_start = array("q")
+        self._run_len = array("q")
+        self._run_owner = array("q")
+        self._owners: List[str] = []
+        try:
+            self.geometry = parse(device.pread(0, min(device.size, 512)), device.size)
+            self.fat = FatTable(device, self.geometry, self.geometry.active_fat)
+            self._walk()
+            self._cross_links()
+        except BaseException:
+            if owns_device:
+                device.close()
+            raise
+
+    # -- reporting ---------------------------------------------------------------
+    def _error(self, rule: str, offset: Optional[int], field: Optional[str] = None,
+               value=None) -> None:
+        err = CorruptImage(rule, offset=offset, field=field, value=value)
+        if self.strict:
+            raise err
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(str(err).replace("corrupt image ", "", 1))
+
+    def _warn(self, offset: int, message: str) -> None:
+        if len(self.warnings) < MAX_PROBLEMS:
+            self.warnings.append(f"at byte {offset} (0x{offset:x}): {message}")
+
+    # -- chains ------------------------------------------------------------------
+    def _follow(self, start: int, limit: int, what: str, entry_offset: int) -> List[Run]:
+        """Runs of a chain; a broken chain is an error (lenient: the runs up to the break)."""
+        geo = self.geometry
+        if not 2 <= start <= geo.max_cluster:
+            self._error(f"{what}: start cluster {start} is out of range (2..{geo.max_cluster})",
+                        entry_offset + 26, "DIR_FstClusLO", start)
+            return []
+        try:
+            return self.fat.chain(start, limit)
+        except ChainError as e:
+            self._error(f"{what}: {e.rule}", self.fat.entry_offset(e.cluster),
+                        f"FAT entry of cluster {e.cluster}")
+            return []
+
+    def _own(self, runs: List[Run], owner: str) -> None:
+        oid = len(self._owners)
+        self._owners.append(owner)
+        for first, count in runs:
+            self._run_start.append(first)
+            self._run_len.append(count)
+            self._run_owner.append(oid)
+
+    def _extents(self, runs: List[Run], size: int) -> Tuple[Tuple[int, int], ...]:
+        geo = self.geometry
+        cs = geo.cluster_size
+        out = []
+        left = size
+        for first, count in runs:
+            if left <= 0:
+                break
+            n = min(count * cs, left)
+            out.append((geo.cluster_offset(first), n))
+            left -= n
+        return tuple(out)
+
+    def _past_end(self, extents, what: str) -> bool:
+        for off, length in extents:
+            if off + length > self.device.size:
+                self._error(f"{what}: data at bytes {off}..{off + length} is past the end of "
+                            f"the {self.device.size}-byte image (truncated?)", off)
+                return True
+        return False
+
+    # -- directories -------------------------------------------------------------
+    def _dir_limit(self) -> int:
+        return max(1, min(self.geometry.cluster_count,
+                          MAX_DIR_BYTES // self.geometry.cluster_size))
+
+    def _root(self) -> Tuple[Tuple[int, int], ...]:
+        geo = self.geometry
+        if geo.fat_type != 32:
+            return ((geo.root_offset, geo.root_bytes),)
+        runs = self._follow(geo.root_cluster, self._dir_limit(), "root directory", 44 - 26)
+        self._own(runs, "/")
+        ext = self._extents(runs, sum(n for _, n in runs) * geo.cluster_size)
+        if self._past_end(ext, "root directory"):
+            return ()
+        return ext
+
+    def _read_dir(self, extents) -> bytes:
+        return b"".join(bytes(self.device.pread(off, n)) for off, n in extents)
+
+    def _walk(self) -> None:
+        geo = self.geometry
+        root = self._root()
+        self._dirs[""] = root
+        root_cluster = geo.root_cluster if geo.fat_type == 32 else 0
+        self._dir_clusters[""] = root_cluster
+        visited: Dict[int, str] = {root_cluster: ""}
+        on_path = {root_cluster}
+        stack = [("", root, root_cluster, iter(self._records("", root)))]
+        while stack:
+            path, extents, cluster, it = stack[-1]
+            rec = next(it, None)
+            if rec is None:
+                stack.pop()
+                on_path.discard(cluster)
+                continue
+            child = self._entry(path, extents, rec, visited, on_path)
+            if child is not None:
+                cpath, cext, ccl = child
+                on_path.add(ccl)
+                stack.append((cpath, cext, ccl, iter(self._records(cpath, cext))))
+
+    def _records(self, path: str, extents) -> List[Record]:
+        """The directory's records, with names checked and duplicates dropped."""
+        records, issues = parse_directory(self._read_dir(extents),
+                                          fat32=self.geometry.fat_type == 32)
+        where = path or "/"
+        for off, msg in issues:
+            self._warn(_device_offset(extents, off), f"{msg} (in {where})")
+        out = []
+        seen: Dict[str, str] = {}
+        for i, rec in enumerate(records):
+            at = _device_offset(extents, rec.offset)
+            if rec.kind in ("dot", "dotdot"):
+                if not path:
+                    self._warn(at, f"'{rec.name}' entry in the root directory")
+                elif i != (0 if rec.kind == "dot" else 1):
+                    self._warn(at, f"'{rec.name}' entry out of place in {where}")
+                out.append(rec)
+                continue
+            if rec.kind == "label":
+                if path:
+                    self._warn(at, f"volume label entry outside the root (in {where})")
+                elif self.label_entry is None:
+                    self.label_entry = rec.short.decode("cp437").rstrip()
+                else:
+                    self._warn(at, "second volume label entry in the root")
+                continue
+            bad = None
+            if rec.name in (".", "..") or not rec.name:
+                bad = f"name {rec.name!r} is reserved"
+            elif "/" in rec.name or "\0" in rec.name:
+                bad = f"name {rec.name!r} holds '/' or NUL"
+            if bad:
+                full = f"{path}/{rec.name}" if path else rec.name
+                self.unsafe_names.append((full, bad))
+                self._warn(at, f"{bad}; entry skipped (in {where})")
+                continue
+            key = fold(rec.name)
+            if key in seen:
+                if seen[key] == rec.name:
+                    self._warn(at, f"duplicate name {rec.name!r} in {where}; the later entry "
+                                   "is ignored")
+                    continue
+                self._warn(at, f"names {seen[key]!r} and {rec.name!r} in {where} differ only "
+                               "in case (FAT names are case-insensitive)")
+            else:
+                seen[key] = rec.name
+            out.append(rec)
+        return out
+
+    def _entry(self, dirpath: str, dir_extents, rec: Record, visited, on_path):
+        """Index one record; returns ``(path, extents, cluster)`` for a subdirectory to walk."""
+        geo = self.geometry
+        at = _device_offset(dir_extents, rec.offset)
+        if rec.kind in ("dot", "dotdot"):
+            self._dot(dirpath, rec, at)
+            return None
+        path = f"{dirpath}/{rec.name}" if dirpath else rec.name
+        if not self.strict:
+            self._where[path] = (dirpath, rec.offset)
+        mtime = unix_time(rec.wdate, rec.wtime)
+        ro = rec.attr & ATTR_READ_ONLY
+        if rec.kind == "dir":
+            c = rec.cluster
+            if c in on_path:
+                self._error(f"directory {path} points back at its ancestor "
+                            f"{visited.get(c, '?') or '/'} (cluster {c}): a directory cycle",
+                            at + 26, "DIR_FstClusLO", c)
+                return None
+            if c in visited:
+                self._error(f"directory {path} shares cluster {c} with directory "
+                            f"{visited[c] or '/'} (cross-linked)", at + 26, "DIR_FstClusLO", c)
+                return None
+            runs = self._follow(c, self._dir_limit(), f"directory {path}", at)
+            self._own(runs, path)
+            ext = self._extents(runs, sum(n for _, n in runs) * geo.cluster_size)
+            if not runs or self._past_end(ext, f"directory {path}"):
+                ext = ()
+            self._index[path] = EntryInfo(path, "dir", 0, mtime, 0o555 if ro else 0o755)
+            self._dirs[path] = ext
+            self._dir_clusters[path] = c
+            visited[c] = path
+            return path, ext, c
+        size = rec.size
+        runs: List[Run] = []
+        if size == 0:
+            if rec.cluster != 0:
+                self._error(f"file {path} is empty but has start cluster {rec.cluster} "
+                            "(size disagrees with the chain)", at + 28, "DIR_FileSize", 0)
+        else:
+            need = ceil_div(size, geo.cluster_size)
+            runs = self._follow(rec.cluster, need, f"file {path} ({size} bytes)", at)
+            have = sum(n for _, n in runs)
+            if runs and have != need:
+                self._error(f"file {path}: size {size} needs {need} clusters but its chain "
+                            f"has {have} (size disagrees with the chain)", at + 28,
+                            "DIR_FileSize", size)
+            size = min(size, have * geo.cluster_size)
+        self._own(runs, path)
+        ext = self._extents(runs, size)
+        if self._past_end(ext, f"file {path}"):
+            ext, size = (), 0
+        self._index[path] = EntryInfo(path, "file", size, mtime, 0o444 if ro else 0o644, ext)
+        return None
+
+    def _dot(self, dirpath: str, rec: Record, at: int) -> None:
+        if not dirpath:
+            return
+        own = self._dir_clusters.get(dirpath, -1)
+        if rec.kind == "dot":
+            if rec.cluster != own:
+                self._warn(at, f"'.' of {dirpath} points at cluster {rec.cluster}, not its "
+                               f"own {own}")
+            return
+        parent = dirpath.rsplit("/", 1)[0] if "/" in dirpath else ""
+        want = self._dir_clusters.get(parent, -1)
+        ok = {want} | ({0} if parent == "" else set())
+        if rec.cluster not in ok:
+            self._warn(at, f"'..' of {dirpath} points at cluster {rec.cluster}, not its "
+                           f"parent's {0 if parent == '' else want}")
+
+    def _cross_links(self) -> None:
+        """No cluster in two chains (one sort over every run)."""
+        import numpy as np
+        if not self._run_start:
+            return
+        start = np.frombuffer(self._run_start, dtype=np.int64)
+        length = np.frombuffer(self._run_len, dtype=np.int64)
+        owner = np.frombuffer(self._run_owner, dtype=np.int64)
+        order = np.argsort(start, kind="stable")
+        s, e, o = start[order], (start + length)[order], owner[order]
+        reach = np.maximum.accumulate(e)
+        hits = np.flatnonzero(s[1:] < reach[:-1])
+        for i in hits[:MAX_PROBLEMS].tolist():
+            j = i + 1
+            prev = int(np.flatnonzero(e[:j] > s[j])[0]) if (e[:j] > s[j]).any() else i
+            a, b = self._owners[int(o[prev])], self._owners[int(o[j])]
+            c = int(s[j])
+            what = (f"chain of {b} loops back into itself" if a == b
+                    else f"{a} and {b} share it (cross-linked)")
+            self._error(f"cluster {c} is in two chains: {what}", self.fat.entry_offset(c),
+                        f"FAT entry of cluster {c}")
+        del start, length, owner
+
+    # -- summary -----------------------------------------------------------------
+    def free_clusters(self) -> int:
+        import numpy as np
+        free = 0
+        for first, arr in self.fat.windows():
+            lo = max(0, 2 - first)
+            free += int(np.count_nonzero(arr[lo:] == 0))
+        return free
+
+    def fsinfo(self) -> Optional[dict]:
+        """FAT32's FSInfo sector (None on FAT12/16 or when it is absent)."""
+        geo = self.geometry
+        if geo.fat_type != 32 or geo.fsinfo_sector in (0, 0xFFFF) or \
+                geo.fsinfo_sector >= geo.reserved_sectors:
+            return None
+        off = geo.fsinfo_sector * geo.bytes_per_sector
+        raw = bytes(self.device.pread(off, 512))
+        f = FSInfo.parse(raw)
+        return {"offset": off, "lead_ok": f.FSI_LeadSig == FSI_LEAD_SIG,
+                "struc_ok": f.FSI_StrucSig == FSI_STRUC_SIG,
+                "trail_ok": f.FSI_TrailSig == FSI_TRAIL_SIG,
+                "free_count": f.FSI_Free_Count, "next_free": f.FSI_Nxt_Free}
+
+    def info(self) -> dict:
+        d = super().info()
+        geo = self.geometry
+        d.update({
+            "fat_type": f"FAT{geo.fat_type}", "oem_name": geo.oem_name.decode("cp437"),
+            "bytes_per_sector": geo.bytes_per_sector,
+            "sectors_per_cluster": geo.sectors_per_cluster, "cluster_size": geo.cluster_size,
+            "reserved_sectors": geo.reserved_sectors, "fats": geo.num_fats,
+            "sectors_per_fat": geo.sectors_per_fat, "root_entries": geo.root_entries,
+            "total_sectors": geo.total_sectors, "clusters": geo.cluster_count,
+            "data_offset": geo.data_offset, "media": f"0x{geo.media:02x}",
+            "volume_id": None if geo.volume_id is None else f"{geo.volume_id:08X}",
+            "label": None if geo.label is None else geo.label.decode("cp437").rstrip(),
+            "label_entry": self.label_entry, "free_clusters": self.free_clusters(),
+        })
+        if geo.fat_type == 32:
+            d["root_cluster"] = geo.root_cluster
+            fsi = self.fsinfo()
+            if fsi is not None:
+                d["fsinfo_free_count"] = fsi["free_count"]
+                d["fsinfo_next_free"] = fsi["next_free"]
+        if self.warnings:
+            d["warnings"] = len(self.warnings)
+        return d
+
