@@ -1,0 +1,252 @@
+"""FAT images from the writer, read back by fsck.fat, mtools and pyfatfs.
+
+Every image: ``fsck.fat -n`` prints only its banner and summary; ``mcopy -s``
+and pyfatfs give back exactly the source tree (names and bytes); written
+twice over storage pre-filled with two different marker bytes, the images
+differ only in free clusters (nothing structural forgotten).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from blockimg.block import FileDevice, MemoryDevice
+from blockimg.fat import Options, plan, write
+from blockimg.source import walk
+
+from conftest import require_tool, run, tree_snapshot
+
+MTIME = 1700000000          # 2023-11-14 22:13:20 UTC
+MEMORY_LIMIT = 80 << 20     # larger images go to a sparse file (no marker check)
+
+
+# -- helpers (also used by the property tests) ----------------------------------
+
+def build_image(tree, img: Path, **opts):
+    """Plan and write ``tree`` to ``img``; checks the free-clusters-only marker rule."""
+    p = plan(tree, Options(**opts))
+    if p.image_size <= MEMORY_LIMIT:
+        images = []
+        for marker in (0xE5, 0xAA):
+            dev = MemoryDevice(p.image_size, sector_size=p.sector_size, fill=marker)
+            write(p, dev)
+            images.append(dev.buffer)
+        check_only_free_clusters_differ(p, *images)
+        img.write_bytes(images[0])
+    else:
+        dev = FileDevice.create(str(img), p.image_size, sector_size=p.sector_size)
+        try:
+            write(p, dev)
+        finally:
+            dev.close()
+    return p
+
+
+def check_only_free_clusters_differ(p, a: bytearray, b: bytearray) -> None:
+    g = p.geometry
+    free_start = g.cluster_offset(p.used_end)
+    free_end = g.cluster_offset(g.cluster_count + 2)
+    assert a[:free_start] == b[:free_start], "a structural region was not written"
+    assert a[free_end:] == b[free_end:]
+    assert set(a[free_start:free_end]) <= {0xE5} and set(b[free_start:free_end]) <= {0xAA}
+
+
+def fsck_clean(img: Path) -> None:
+    """fsck.fat -n exits 0 and prints nothing but its banner and the summary line."""
+    fsck = require_tool("fsck.fat")
+    res = subprocess.run([fsck, "-n", str(img)], capture_output=True, text=True)
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stderr == "", res.stderr
+    assert len(lines) == 2 and lines[0].startswith("fsck.fat "), res.stdout
+    assert lines[1].startswith(f"{img}: ") and " files, " in lines[1], res.stdout
+
+
+def mtools_env() -> dict:
+    return dict(os.environ, MTOOLS_SKIP_CHECK="1", LC_ALL="C.UTF-8", TZ="UTC")
+
+
+def mtools_tree(img: Path, dest: Path) -> dict:
+    """The tree ``mcopy -s`` extracts (and ``mdir -/`` must list without error)."""
+    mcopy = require_tool("mcopy")
+    mdir = require_tool("mdir")
+    run(mdir, "-/", "-i", img, "::", env=mtools_env())
+    dest.mkdir()
+    run(mcopy, "-s", "-i", img, "::", str(dest) + "/", env=mtools_env())
+    return tree_snapshot(dest)
+
+
+def pyfatfs_tree(img: Path) -> dict:
+    """The tree pyfatfs reads ({path: bytes or 'dir'})."""
+    from pyfatfs.PyFatFS import PyFatFS
+    fs = PyFatFS(str(img), read_only=True)
+    try:
+        out = {p.lstrip("/"): "dir" for p in fs.walk.dirs("/")}
+        out.update({p.lstrip("/"): fs.readbytes(p) for p in fs.walk.files("/")})
+    finally:
+        fs.close()
+    return out
+
+
+def assert_trees_equal(expected: dict, got: dict, who: str) -> None:
+    assert sorted(got) == sorted(expected), (
+        f"{who}: only in source {sorted(set(expected) - set(got))[:5]}, "
+        f"only in {who} {sorted(set(got) - set(expected))[:5]}")
+    for k, v in expected.items():
+        assert got[k] == v, f"{who}: content of {k} differs"
+
+
+def verify(img: Path, src: Path, tmp: Path, *, mtools: bool = True) -> None:
+    fsck_clean(img)
+    expected = tree_snapshot(src)
+    if mtools:
+        assert_trees_equal(expected, mtools_tree(img, tmp / "mcopy-out"), "mtools")
+    assert_trees_equal(expected, pyfatfs_tree(img), "pyfatfs")
+
+
+# -- the source tree -------------------------------------------------------------
+
+def make_tree(root: Path, *, unicode: bool = False) -> Path:
+    root.mkdir()
+    (root / "README").write_bytes(b"upper-case 8.3 name\n")
+    (root / "FAT.ML").write_bytes(b"let x = 1\n")
+    (root / "index.txt").write_bytes(b"lower-case 8.3 name\n")
+    (root / "manifest.json").write_bytes(b"{}\n")                       # 13 characters
+    (root / "abcdefghijklmnopqrstuvwxyz").write_bytes(b"26")            # 26 characters
+    (root / ("n" * 39)).write_bytes(b"39")                               # 39 characters
+    (root / "a name with spaces.tar.gz").write_bytes(os.urandom(5000))
+    (root / ".hidden").write_bytes(b"dot")
+    (root / "empty").write_bytes(b"")
+    (root / "one-cluster.bin").write_bytes(os.urandom(4096))
+    (root / "two-clusters.bin").write_bytes(os.urandom(8192))
+    (root / "big.bin").write_bytes(os.urandom(300_000))                 # kernel-copy path
+    (root / "emptydir").mkdir()
+    deep = root / "sub" / "Deeper" / "deepest"
+    deep.mkdir(parents=True)
+    (deep / "leaf.TXT").write_bytes(b"leaf")
+    many = root / "sub" / "many"
+    many.mkdir()
+    for i in range(150):                    # > 1 cluster of entries, tails past ~9 and ~99
+        (many / f"longname{i:03d}.html").write_bytes(b"%d" % i)
+    if unicode:
+        (root / "héllo wörld.txt").write_bytes(b"latin")
+        (root / "日本語のファイル名.txt").write_bytes(b"cjk")
+        (root / "Ωmega").mkdir()
+        (root / "Ωmega" / "ß.txt").write_bytes(b"sharp s")
+    for p in sorted(root.rglob("*"), reverse=True):
+        os.utime(p, (MTIME, MTIME))
+    return root
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory) -> Path:
+    return make_tree(tmp_path_factory.mktemp("fat") / "src")
+
+
+@pytest.fixture(scope="module")
+def usrc(tmp_path_factory) -> Path:
+    return make_tree(tmp_path_factory.mktemp("fatu") / "src", unicode=True)
+
+
+# -- the matrix ------------------------------------------------------------------
+
+MATRIX = [
+    dict(),                                                            # mirage defaults
+    dict(sector_size=512, align=512),                                  # mirage, smallest
+    dict(target="generic", fat_type=12, sector_size=512, align=512),
+    dict(target="generic", fat_type=12, sector_size=4096),
+    dict(target="generic", fat_type=12, sector_size=512, align=65536),
+    dict(target="generic", fat_type=16, sector_size=512),
+    dict(target="generic", fat_type=16, sector_size=4096, align=1 << 20),
+    dict(target="generic", fat_type=16, sector_size=512, align=4 << 20),
+    dict(target="generic", fat_type=16, sector_size=2048, fats=1),
+    dict(target="generic", fat_type=32, sector_size=512, align=512),
+    dict(target="generic", fat_type=32, sector_size=512, align=4 << 20),
+    dict(target="generic", fat_type=32, sector_size=4096),
+    dict(target="generic", fat_type=32, sector_size=1024, cluster_size=4096),
+    dict(target="generic", label="BLOCKIMG"),
+    dict(target="generic", size=48 << 20),
+]
+
+
+def _id(opts):
+    return ",".join(f"{k}={v}" for k, v in opts.items()) or "mirage-defaults"
+
+
+@pytest.mark.parametrize("opts", MATRIX, ids=[_id(o) for o in MATRIX])
+def test_read_back(opts, src, tmp_path):
+    img = tmp_path / "fat.img"
+    p = build_image(walk(src), img, **opts)
+    g = p.geometry
+    if "fat_type" in opts:
+        assert p.fat_type == opts["fat_type"]
+    assert g.sector_size == opts.get("sector_size", 4096 if "target" not in opts else 512)
+    align = max(opts.get("align", 4096), g.sector_size)
+    assert g.fat_offset(0) % align == 0 and g.data_offset % align == 0
+    if p.fat_type == 32 or align <= 1 << 20:
+        assert g.fat_offset(1) % align == 0 and g.root_offset % align == 0
+    if "size" in opts:
+        assert img.stat().st_size == opts["size"]
+    verify(img, src, tmp_path)
+
+
+@pytest.mark.parametrize("opts", [dict(target="generic"), dict(target="generic", fat_type=32),
+                                  dict(target="generic", fat_type=12, sector_size=4096)],
+                         ids=_id)
+def test_unicode_names(opts, usrc, tmp_path):
+    img = tmp_path / "fat.img"
+    build_image(walk(usrc), img, **opts)
+    verify(img, usrc, tmp_path)
+
+
+def test_astral_names_pyfatfs(tmp_path):
+    """Surrogate pairs: pyfatfs reads them back; mtools 4.0.32 cannot (it drops them)."""
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / "emoji-\U0001F600.txt").write_bytes(b"smile")
+    (root / "\U0001D11E clef").write_bytes(b"music")
+    img = tmp_path / "fat.img"
+    build_image(walk(root), img, target="generic")
+    verify(img, root, tmp_path, mtools=False)
+
+
+def test_mtools_shows_utc_times(src, tmp_path):
+    img = tmp_path / "fat.img"
+    build_image(walk(src), img)
+    out = run(require_tool("mdir"), "-i", img, "::/README", env=mtools_env()).stdout.decode()
+    assert "2023-11-14  22:13" in out, out
+
+
+def test_deterministic(src, tmp_path):
+    a, b = tmp_path / "a.img", tmp_path / "b.img"
+    build_image(walk(src), a)
+    build_image(walk(src), b)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_large_sparse_fat32(tmp_path):
+    """A FAT32 volume with 1 GiB free: written sparsely, structure still clean."""
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / "x").write_bytes(b"x")
+    img = tmp_path / "fat.img"
+    p = build_image(walk(root), img, target="generic", free=1 << 30)
+    assert p.fat_type == 32 and p.image_size > 1 << 30
+    assert img.stat().st_blocks * 512 < 64 << 20
+    verify(img, root, tmp_path)
+
+
+def test_blockimg_checksums_match(src, tmp_path):
+    import zlib  # noqa: F401  (crc32c comes from blockimg.copy)
+    from blockimg.copy import crc32c
+    p = plan(walk(src), Options())
+    dev = MemoryDevice(p.image_size, sector_size=p.sector_size)
+    crcs = write(p, dev, checksum=True)
+    f = crc32c()
+    files = {e.path: e for e in walk(src).entries if e.kind.value == "file"}
+    assert set(crcs) == set(files)
+    for path, e in files.items():
+        assert crcs[path] == f(Path(e.source).read_bytes())
