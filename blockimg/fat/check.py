@@ -1,0 +1,248 @@
+"""``blockimg check`` for FAT: structure like ``fsck.fat -n``, plus what Mirage cannot read.
+
+:func:`check` re-walks the volume without stopping at the first error
+(``FatImage(strict=False)``), then adds what only a whole-volume look finds:
+FAT copies that differ, the media byte, FSInfo, the backup boot sector and
+lost clusters. With ``target="mirage"`` it adds every reason the Mirage FAT
+driver (ocaml-fat, see MIRAGE.md) would fail: the FAT type by its rule,
+sector size, root-directory size, a label entry, and each file it cannot
+find under its real name. Advice that is not a failure (a 512-byte-sector
+volume does not mount on 4096-byte devices) goes to ``image.warnings``.
+"""
+from __future__ import annotations
+
+from typing import Dict, List
+
+import numpy as np
+
+from ..errors import InvalidInput
+from . import mirage
+from .reader import MAX_PROBLEMS, FatImage
+from .table import table_bytes
+
+__all__ = ["check"]
+
+TWO_GIB = 1 << 31
+
+
+def check(image: FatImage, *, target: str = "generic") -> List[str]:
+    """Problems found (each names an offset or a path and the rule); empty when clean."""
+    if target not in ("generic", "mirage"):
+        raise InvalidInput(f"unknown check target {target!r} (generic or mirage)",
+                           rule="check target")
+    img = image if not image.strict else FatImage(image.device, strict=False)
+    out = list(img.problems) + list(img.warnings)
+    out += _fat_copies(img) + _media(img) + _fsinfo(img) + _backup(img) + _lost(img)
+    out += _volume_size(img)
+    if target == "mirage":
+        out += _mirage(img, image.warnings)
+    return out
+
+
+# -- structure -------------------------------------------------------------------
+
+def _at(off: int) -> str:
+    return f"at byte {off} (0x{off:x})"
+
+
+def _fat_copies(img: FatImage) -> List[str]:
+    geo = img.geometry
+    if geo.fat_type == 32 and geo.ext_flags & 0x80:
+        return []                                   # mirroring off: one active FAT
+    n = table_bytes(geo.fat_type, geo.cluster_count + 2)
+    out = []
+    for k in range(1, geo.num_fats):
+        pos = 0
+        while pos < n:
+            step = min(1 << 20, n - pos)
+            a = np.frombuffer(bytes(img.device.pread(geo.fat_copy_offset(0) + pos, step)),
+                              np.uint8)
+            b = np.frombuffer(bytes(img.device.pread(geo.fat_copy_offset(k) + pos, step)),
+                              np.uint8)
+            diff = np.flatnonzero(a != b)
+            if diff.size:
+                off = pos + int(diff[0])
+                cluster = off * 8 // geo.fat_type
+                out.append(f"{_at(geo.fat_copy_offset(k) + off)}: FAT {k + 1} differs from "
+                           f"FAT 1 (first at the entry of cluster {cluster}; "
+                           f"{int(np.count_nonzero(a != b))} bytes in this MiB)")
+                break
+            pos += step
+    return out
+
+
+def _media(img: FatImage) -> List[str]:
+    geo = img.geometry
+    first = img.fat.get(0) & 0xFF
+    if first != geo.media:
+        return [f"{_at(geo.fat_offset)}: FAT[0] holds media byte 0x{first:02x}, the boot "
+                f"sector says 0x{geo.media:02x}"]
+    return []
+
+
+def _fsinfo(img: FatImage) -> List[str]:
+    geo = img.geometry
+    if geo.fat_type != 32:
+        return []
+    fsi = img.fsinfo()
+    if fsi is None:
+        return [f"{_at(48)}: FAT32 volume without an FSInfo sector "
+                f"(BPB_FSInfo={geo.fsinfo_sector})"]
+    out = []
+    off = fsi["offset"]
+    if not (fsi["lead_ok"] and fsi["struc_ok"] and fsi["trail_ok"]):
+        out.append(f"{_at(off)}: FSInfo signatures are wrong")
+        return out
+    free = img.free_clusters()
+    if fsi["free_count"] != 0xFFFFFFFF and fsi["free_count"] != free:
+        out.append(f"{_at(off + 488)}: FSInfo free count {fsi['free_count']}, but the FAT "
+                   f"has {free} free clusters")
+    nxt = fsi["next_free"]
+    if nxt != 0xFFFFFFFF and not 2 <= nxt <= geo.max_cluster:
+        out.append(f"{_at(off + 492)}: FSInfo next-free hint {nxt} is not a cluster "
+                   f"(2..{geo.max_cluster})")
+    return out
+
+
+def _backup(img: FatImage) -> List[str]:
+    geo = img.geometry
+    if geo.fat_type != 32 or geo.backup_boot_sector in (0, 0xFFFF):
+        return []
+    if geo.backup_boot_sector >= geo.reserved_sectors:
+        return [f"{_at(50)}: backup boot sector {geo.backup_boot_sector} is outside the "
+                f"{geo.reserved_sectors} reserved sectors"]
+    off = geo.backup_boot_sector * geo.bytes_per_sector
+    if bytes(img.device.pread(0, 512)) != bytes(img.device.pread(off, 512)):
+        return [f"{_at(off)}: the backup boot sector differs from the boot sector"]
+    return []
+
+
+def _lost(img: FatImage) -> List[str]:
+    """Clusters allocated in the FAT that no file or directory reaches."""
+    geo = img.geometry
+    starts = np.frombuffer(img._run_start, dtype=np.int64) if img._run_start else \
+        np.zeros(0, np.int64)
+    ends = starts + (np.frombuffer(img._run_len, dtype=np.int64) if img._run_len else
+                     np.zeros(0, np.int64))
+    lost = 0
+    first = None
+    for base, arr in img.fat.windows():
+        n = len(arr)
+        used = (arr != 0) & (arr != img.fat.bad)
+        used[:max(0, 2 - base)] = False
+        sel = (starts < base + n) & (ends > base)
+        diff = np.zeros(n + 1, np.int64)
+        np.add.at(diff, np.clip(starts[sel] - base, 0, n), 1)
+        np.add.at(diff, np.clip(ends[sel] - base, 0, n), -1)
+        ref = np.cumsum(diff[:-1]) > 0
+        miss = np.flatnonzero(used & ~ref)
+        if miss.size:
+            lost += int(miss.size)
+            if first is None:
+                first = base + int(miss[0])
+    if lost:
+        return [f"{_at(img.fat.entry_offset(first))}: {lost} lost cluster(s): allocated in "
+                f"the FAT but in no file or directory (first: cluster {first})"]
+    return []
+
+
+def _volume_size(img: FatImage) -> List[str]:
+    geo = img.geometry
+    if geo.volume_bytes > img.device.size:
+        return [f"{_at(19)}: the volume is {geo.volume_bytes} bytes but the image only "
+                f"{img.device.size} (truncated)"]
+    return []
+
+
+# -- Mirage ------------------------------------------------------------------------
+
+def _mirage(img: FatImage, warnings: List[str]) -> List[str]:
+    geo = img.geometry
+    out = []
+    count = geo.cluster_count
+    if count < 4085:
+        out.append(f"mirage: FAT12 ({count} clusters): ocaml-fat decides the type by cluster "
+                   "count and reads fewer than 4087 clusters as FAT16, so files beyond their "
+                   "first cluster fail; Mirage needs FAT16 with 4085..65524 clusters")
+    elif count >= 65525:
+        out.append(f"mirage: FAT32 ({count} clusters): ocaml-fat reads only the 16-bit "
+                   "sectors-per-FAT and root-entry fields and the low half of start clusters, "
+                   "so the volume looks empty; Mirage needs FAT16 with 4085..65524 clusters")
+    if geo.bytes_per_sector > 4096:
+        out.append(f"mirage: {geo.bytes_per_sector} bytes per sector; Mirage block devices "
+                   "have at most 4096")
+    elif geo.bytes_per_sector < 4096:
+        warnings.append(f"mirage: {geo.bytes_per_sector}-byte sectors: mounts only on devices "
+                        f"whose sector size divides {geo.bytes_per_sector} (solo5, unix), not "
+                        "on 4096-byte ones (Xen blkfront); 4096-byte sectors mount on both")
+    if img.device.size % 4096:
+        warnings.append(f"mirage: the image is {img.device.size} bytes, not a multiple of "
+                        "4096: a 4096-byte block device refuses it")
+    if geo.fat_type != 32 and (geo.root_entries * 32) % geo.bytes_per_sector:
+        out.append(f"mirage: {_at(17)}: {geo.root_entries} root entries x 32 bytes is not a "
+                   f"multiple of {geo.bytes_per_sector}-byte sectors; ocaml-fat miscounts the "
+                   "root directory and data region")
+    if img.label_entry is not None:
+        out.append(f"mirage: the root directory holds a volume-label entry "
+                   f"({img.label_entry!r}); ocaml-fat lists it as an empty file")
+    for e in img:
+        if e.kind == "file" and e.size >= TWO_GIB:
+            out.append(f"mirage: {e.path}: {e.size} bytes; ocaml-fat reads the size as a "
+                       "signed 32-bit number, so files of 2 GiB and more read as empty")
+    out += _mirage_names(img)
+    return out
+
+
+def _mirage_names(img: FatImage) -> List[str]:
+    by_dir: Dict[str, List[str]] = {}
+    for path, (dirpath, _off) in img._where.items():
+        by_dir.setdefault(dirpath, []).append(path)
+    out: List[str] = []
+    for dirpath, extents in img._dirs.items():
+        data = img._read_dir(extents) if extents else b""
+        recs = mirage.records(data)
+        at = {r.offset: r for r in recs}
+        for path in by_dir.get(dirpath, []):
+            name = path.rsplit("/", 1)[-1]
+            raw = name.encode("utf-8", "surrogateescape")
+            hit = mirage.find(raw, recs)
+            own = at.get(img._where[path][1])
+            if hit is not None and own is not None and hit.offset == own.offset:
+                continue
+            out.append(f"mirage: cannot find {path}: {_why(name, raw, own, hit)}")
+            if len(out) >= MAX_PROBLEMS:
+                return out
+        for r in recs:
+            shown = mirage.listed_name(r)
+            if mirage.find(shown, recs) is None:
+                where = dirpath or "/"
+                out.append(f"mirage: listing {where} fails: it lists {shown.decode('latin-1')!r}, which "
+                           "ocaml-fat then cannot look up")
+                break
+    return out
+
+
+def _why(name: str, raw: bytes, own, hit) -> str:
+    if own is None:
+        return "its entry is invisible to ocaml-fat"
+    if not name.isascii():
+        return ("the name is not ASCII; ocaml-fat matches names byte by byte against the "
+                "low bytes of the UTF-16 long name")
+    if not own.utf:
+        short = own.base + (b"." + own.ext if own.ext else b"")
+        s = short.decode("cp437")
+        return (f"it has no long name, only the 8.3 entry {s!r} (lower case shown through "
+                f"the NT flags, which ocaml-fat ignores); Mirage finds it only as {s!r}")
+    units = len(own.utf) // 2
+    if len(raw) % 13 == 0 and units == len(raw):
+        return (f"its long name is {len(raw)} characters, a multiple of 13, stored without "
+                "the 0x0000 terminator slot ocaml-fat always expects (listing its "
+                "directory fails too)")
+    if own.utf[:2 * len(raw) + 2] == mirage.lookup_bytes(raw)[:2 * len(raw) + 2] and \
+            b"\x00\x00" in own.utf[2 * len(raw) + 2:]:
+        return "its long name is padded with 0x0000 instead of 0xFFFF"
+    if hit is not None:
+        return f"ocaml-fat matches an earlier entry (at offset {hit.offset} of the directory)"
+    if mirage.is_legal_dos_name(raw):
+        return "ocaml-fat looks this name up as an 8.3 name, but the short entry differs"
+    return "its long-name slots differ from what ocaml-fat builds for the name"

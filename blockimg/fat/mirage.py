@@ -1,0 +1,130 @@
+"""What the Mirage FAT driver (ocaml-fat) makes of a volume: a model of its name lookup.
+
+ocaml-fat (``src/fat_name.ml``) collects, per directory, every short entry
+with the long-name slots seen since the previous short entry (deleted slots
+skipped, slots sorted by order, raw UTF-16 bytes concatenated). A looked-up
+name that is an upper-case legal 8.3 name is compared with short names only;
+any other name is compared with those raw bytes, rebuilt as one UTF-16 unit
+per byte of the name + a 0x0000 terminator + 0xFFFF padding to whole
+13-unit slots. Listing shows the long name's low bytes (or the short name)
+and looks each listed name up again. This module re-implements those rules
+from their description (no code taken) to say which names Mirage misses.
+"""
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional
+
+__all__ = ["MRecord", "records", "find", "listed_name", "lookup_bytes", "is_legal_dos_name"]
+
+_LEGAL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !#$%&'()-@^_`{}~")
+_OCAML_SPACE = b" \t\n\r\x0c"
+
+
+class MRecord(NamedTuple):
+    """One short entry as ocaml-fat sees it: trimmed 8.3 parts and the raw LFN bytes."""
+
+    offset: int
+    base: bytes
+    ext: bytes
+    utf: bytes
+
+
+def records(data) -> List[MRecord]:
+    """ocaml-fat's view of one directory's bytes (its ``fold`` over the entries)."""
+    out: List[MRecord] = []
+    slots = []
+    data = bytes(data)
+    for off in range(0, len(data) - 31, 32):
+        e = data[off:off + 32]
+        if e[11] == 0x0F:
+            if not e[0] & 0x80:
+                slots.append((e[0] & 0x3F, e[1:11] + e[14:26] + e[28:32]))
+            continue
+        if e[0] == 0:
+            break
+        if e[0] == 0xE5:
+            continue                      # deleted short entry: pending slots stay
+        name = (b"\xe5" + e[1:8]) if e[0] == 0x05 else e[0:8]
+        slots.sort(key=lambda s: s[0])
+        out.append(MRecord(off, name.strip(_OCAML_SPACE), e[8:11].strip(_OCAML_SPACE),
+                           b"".join(s[1] for s in slots)))
+        slots = []
+    return out
+
+
+def _split_dots(name: bytes) -> List[bytes]:
+    """OCaml ``Str.split`` on ``.``: one leading and one trailing dot ignored, empties kept."""
+    start = 1 if name.startswith(b".") else 0
+    out = []
+    while start < len(name):
+        pos = name.find(b".", start)
+        if pos < 0:
+            out.append(name[start:])
+            break
+        out.append(name[start:pos])
+        start = pos + 1
+    return out
+
+
+def _legal(piece: bytes) -> bool:
+    return all(c in _LEGAL or c >= 128 for c in piece)
+
+
+def is_legal_dos_name(name: bytes) -> bool:
+    """ocaml-fat's test for "look this name up as 8.3"."""
+    if name in (b".", b".."):
+        return True
+    parts = _split_dots(name)
+    if len(parts) == 1:
+        return len(parts[0]) <= 8 and _legal(parts[0])
+    if len(parts) == 2:
+        return len(parts[0]) <= 8 and len(parts[1]) <= 3 and _legal(parts[0]) and \
+            _legal(parts[1])
+    return False
+
+
+def lookup_bytes(name: bytes) -> bytes:
+    """The LFN bytes ocaml-fat compares a non-8.3 name with."""
+    n = len(name)
+    total = max(n + 1, (n + 1 + 12) // 13 * 13)
+    out = bytearray(b"\xff" * (total * 2))
+    for i, c in enumerate(name):
+        out[2 * i] = c
+        out[2 * i + 1] = 0
+    out[2 * n] = out[2 * n + 1] = 0
+    return bytes(out)
+
+
+def find(name: bytes, recs: List[MRecord]) -> Optional[MRecord]:
+    """The first record ocaml-fat matches ``name`` with, or None."""
+    if is_legal_dos_name(name):
+        if name in (b".", b".."):
+            base, ext = name, b""
+        else:
+            parts = _split_dots(name)
+            base = parts[0].strip(_OCAML_SPACE)
+            ext = parts[1].strip(_OCAML_SPACE) if len(parts) > 1 else b""
+        for r in recs:
+            if r.base == base and r.ext == ext:
+                return r
+        return None
+    want = lookup_bytes(name)
+    for r in recs:
+        if r.utf == want or r.utf == name:
+            return r
+    return None
+
+
+def listed_name(r: MRecord) -> bytes:
+    """The name ocaml-fat's listing shows for a record (low bytes of the LFN, or 8.3)."""
+    u = r.utf
+    chars = len(u) // 2
+    for i in range(chars):
+        pair = u[2 * i:2 * i + 2]
+        if pair in (b"\x00\x00", b"\xff\xff"):
+            chars = i
+            break
+    z = bytes(u[2 * i] for i in range(chars))
+    if z:
+        return z
+    return r.base + b"." + r.ext if r.ext else r.base
