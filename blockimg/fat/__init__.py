@@ -2,7 +2,7 @@
 
 Submodules: ``structs`` (on-disk structures), ``table`` (FAT12/16/32 tables),
 ``names`` (8.3 and long names), ``layout`` (pure planning), ``writer``,
-``reader``, ``check``. numpy is imported only by the modules that need it.
+``reader``, ``checks`` (the check command). numpy is imported only by the modules that need it.
 """
 from __future__ import annotations
 
@@ -35,5 +35,5 @@ def open_image(device, *, owns_device=False):
 
 def check(image, *, target="generic"):
     """Problems found (strings naming offset/path and rule); empty when clean."""
-    from .check import check as _check
+    from .checks import check as _check
     return _check(image, target=target)
