@@ -467,10 +467,19 @@ def _fit_type(t: int, ss: int, opts: Options, needs: _Needs, root_entries: int) 
                                f"bytes; FAT{t} allows at most {hi}", path="fat_type",
                                rule=f"FAT{t} cluster count {lo}..{hi}")
         c, n = pick
-        geo = _geometry(t, ss, c, opts, root_entries, max(n, lo), None)
-        if geo is None:
-            raise InvalidInput("volume geometry out of range", path="align", rule="FAT layout")
-        return geo
+        # A few extra clusters so the image length is a multiple of 4 KiB (or the
+        # alignment, if smaller): such an image also fits devices with larger sectors.
+        unit = max(ss, min(opts.align, 4096))
+        k = max(n, lo)
+        while True:
+            geo = _geometry(t, ss, c, opts, root_entries, k, None)
+            if geo is None:
+                raise InvalidInput("volume geometry out of range (too many reserved sectors "
+                                   "or root entries for this alignment)", path="align",
+                                   rule="FAT layout")
+            if geo.image_size % unit == 0 or k >= hi:
+                return geo
+            k += 1
     # A fixed size: the default cluster size if it works, else the nearest that does.
     default = cluster_size_for(t, opts.size, ss)
     ranked = sorted(sizes, key=lambda c: (abs(c.bit_length() - default.bit_length()), -c))
