@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Union
 
@@ -20,7 +21,7 @@ from .errors import BlockImgError, InvalidInput
 from .formats import detect_format, format_module
 from .manifest import Manifest, load, sha256_device
 
-__all__ = ["Difference", "VerifyReport", "verify", "verify_cli"]
+__all__ = ["Difference", "VerifyReport", "verify", "verify_cli", "format_check"]
 
 CHUNK = 1 << 20
 Progress = Callable[[int, int], None]
@@ -108,6 +109,13 @@ def verify(image: Union[str, os.PathLike, BlockDevice], *,
     return report
 
 
+def format_check(mod):
+    """The format's ``check`` function, even where importing a submodule of the same
+    name replaced it on the package (``blockimg.tar.check``)."""
+    fn = mod.check
+    return fn.check if isinstance(fn, types.ModuleType) else fn
+
+
 def _has_links(manifest: Optional[Manifest]) -> bool:
     return bool(manifest is not None and manifest.links)
 
@@ -145,7 +153,7 @@ def _compare(dev: BlockDevice, m: Optional[Manifest], tree, target: Optional[str
     with img:
         target = target or (m.target if m is not None else None) or "generic"
         try:
-            for problem in mod.check(img, target=target):
+            for problem in format_check(mod)(img, target=target):
                 report.add("structure", None, str(problem))
         except BlockImgError as e:
             report.add("structure", None, f"check failed: {e}")
