@@ -51,6 +51,7 @@ class Record(NamedTuple):
     offset: int
     lfn_offset: int
     lfn_units: Optional[Tuple[int, ...]]
+    crt: Tuple[int, int, int] = (0, 0, 0)     # DIR_CrtDate, DIR_CrtTime, DIR_CrtTimeTenth
 
 
 def _slot_units(data, off: int) -> Tuple[int, ...]:
@@ -112,7 +113,7 @@ def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int,
                 issues.append((off, f"long-name slot {order} out of sequence (ignored)"))
                 slots = []
             continue
-        (name11, attr, nt_res, _ctt, _ct, _cd, _ad, hi, wtime, wdate, lo,
+        (name11, attr, nt_res, ctenth, ctime, cdate, _ad, hi, wtime, wdate, lo,
          size) = _ENTRY.unpack_from(mv, off)
         cluster = (hi << 16 | lo) if fat32 else lo
         units = None
@@ -146,7 +147,7 @@ def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int,
         if name is None:
             name = parse_short(name11, nt_res if units is None else 0)
         records.append(Record(name, kind, bytes(name11), attr, nt_res, cluster, size, wdate,
-                              wtime, off, lfn_off, units))
+                              wtime, off, lfn_off, units, (cdate, ctime, ctenth)))
     if slots:
         issues.append((first_slot, "long-name slots at the end of the directory (ignored)"))
     return records, issues
