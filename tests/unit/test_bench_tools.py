@@ -1,0 +1,108 @@
+"""The benchmark machinery itself: corpora, measuring a child, memory caps, reports."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from blockimg.bench import measure
+from blockimg.bench.compare import classify_failure, summarize
+from blockimg.bench.report import format_table, write_json
+from blockimg.bench.suite import OPERATIONS, fat_size_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _corpora():
+    spec = importlib.util.spec_from_file_location("corpora_t", ROOT / "tools" / "corpora.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_corpora_are_deterministic(tmp_path):
+    mod = _corpora()
+    a = mod.make(str(tmp_path / "a"), "site", "tiny")
+    b = mod.make(str(tmp_path / "b"), "site", "tiny")
+    assert a["digest"] == b["digest"] and a["files"] == 40
+    for name in ("index.html", a["largest"]):
+        pa, pb = tmp_path / "a" / "site" / name, tmp_path / "b" / "site" / name
+        assert pa.read_bytes() == pb.read_bytes()
+        assert pa.stat().st_mtime == mod.MTIME
+    # kept when asked again with the same parameters
+    assert mod.make(str(tmp_path / "a"), "site", "tiny") == a
+
+
+def test_corpora_names_cover_fat_cases(tmp_path):
+    mod = _corpora()
+    info = mod.make(str(tmp_path), "site", "full")
+    names = [p.name for p in (tmp_path / "site").rglob("*")]
+    stems = [n.rsplit(".", 1)[0] for n in names]
+    assert any(len(s) == 13 for s in stems)
+    assert any(len(n) > 40 for n in names)
+    assert any(n != n.upper() and len(n) <= 12 for n in names)
+    assert 250 <= info["files"] <= 350 and 5e6 < info["bytes"] < 15e6
+
+
+def test_run_measures_child_not_parent():
+    m = measure.run([sys.executable, "-c", "x = bytearray(60 << 20); import time; time.sleep(0.05)"])
+    assert m.ok and m.wall > 0.05
+    assert m.max_rss >= 60 << 20
+    small = measure.run(["true"])
+    if measure.gnu_time():
+        assert small.max_rss < 8 << 20, "peak RSS of `true` should not include this process"
+
+
+def test_memory_limit_data_enforced():
+    lim = measure.MemoryLimit(64 << 20, "data")
+    m = measure.run([sys.executable, "-c", "x = bytearray(200 << 20)"], limit=lim)
+    assert not m.ok and "MemoryError" in m.stderr
+    assert classify_failure(m, lim).startswith("failed: over the memory limit")
+    ok = measure.run([sys.executable, "-c", "import numpy"], limit=lim)
+    assert ok.ok, ok.stderr
+
+
+def test_single_thread_env_in_child():
+    m = measure.run([sys.executable, "-c",
+                     "import os, sys; sys.exit(os.environ['OPENBLAS_NUM_THREADS'] != '1')"])
+    assert m.ok
+
+
+def test_not_implemented_is_reported_as_na():
+    m = measure.Measurement(0.1, 0, 0, 0, 0, 1,
+                            stderr="ModuleNotFoundError: No module named 'blockimg.fat.writer'")
+    assert classify_failure(m) == "n/a: not implemented"
+
+
+def test_table_and_json(tmp_path):
+    runs = [measure.Measurement(w, 0.01, 0.0, 10 << 20, 5 << 20, 0) for w in (0.2, 0.1, 0.3)]
+    res = {"blockimg": {"role": "blockimg", "status": "ok", **summarize(runs, 10_000_000)},
+           "GNU tar": {"role": "peer", "status": "ok", **summarize(runs[:1], 10_000_000)},
+           "bsdtar": {"role": "peer", "status": "n/a: bsdtar not installed"}}
+    assert res["blockimg"]["median_s"] == 0.2
+    text = format_table("t", res)
+    assert "1.00x" in text and "n/a: bsdtar not installed" in text and "50.0" in text
+    write_json(str(tmp_path / "r.json"), {"results": res})
+    assert json.loads((tmp_path / "r.json").read_text())["results"]["blockimg"]["n"] == 3
+
+
+def test_operations_have_blockimg_and_a_limit():
+    for op, tools in OPERATIONS.items():
+        roles = [t.role for t in tools]
+        assert roles[0] == "blockimg" and "limit" in roles and "peer" in roles, op
+    assert fat_size_for({"bytes": 10 << 20, "files": 300, "directories": 10}) % (1 << 20) == 0
+
+
+@pytest.mark.skipif(not measure.gnu_time(), reason="GNU time not installed")
+def test_cli_runs_tiny_corpus(tmp_path, capsys):
+    from blockimg.bench.cli import main
+    assert main(["--tiny", "--corpora", str(tmp_path / "c"), "--corpus", "site", "--ops",
+                 "tar-build", "--reps", "1", "--out", str(tmp_path / "r"),
+                 "--skip", "bsdtar", "--skip", "cp -r"]) == 0
+    doc = json.loads((tmp_path / "r" / "results.json").read_text())
+    row = doc["results"]["site"]["tar-build"]
+    assert row["GNU tar"]["status"].startswith(("ok", "n/a"))
+    assert "blockimg" in row
