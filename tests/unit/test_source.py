@@ -1,0 +1,130 @@
+"""The source walk: order, links, cycles, special files, explicit pairs."""
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from blockimg.errors import InvalidInput
+from blockimg.source import Kind, SourceTree, as_tree, from_pairs, sort_key, walk
+
+
+def paths(tree):
+    return [e.path for e in tree.entries]
+
+
+def test_order_is_parents_first_then_name_bytes(tmp_path):
+    for rel in ("b", "a.b", "a/z", "a/B", "a-", "ä"):
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"")
+    t = walk(tmp_path)
+    assert paths(t) == ["a", "a/B", "a/z", "a-", "a.b", "b", "ä"]
+    assert sorted(["a.b", "a/z", "a"], key=sort_key) == ["a", "a/z", "a.b"]
+
+
+def test_entries_carry_size_mode_mtime(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"12345")
+    f.chmod(0o751)
+    os.utime(f, (1000, 2000))
+    e = walk(tmp_path).entries[0]
+    assert (e.kind, e.size, e.mode, e.mtime, e.source) == (Kind.FILE, 5, 0o751, 2000, str(f))
+    assert walk(tmp_path, mtime=7).entries[0].mtime == 7
+    t = walk(tmp_path)
+    assert (t.files, t.total_bytes) == (1, 5)
+
+
+def test_symlinks_are_followed_unless_kept(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "f").write_bytes(b"data")
+    os.symlink("real", tmp_path / "dirlink")
+    os.symlink("real/f", tmp_path / "filelink")
+    t = walk(tmp_path)
+    kinds = {e.path: e.kind for e in t.entries}
+    assert kinds == {"dirlink": Kind.DIR, "dirlink/f": Kind.FILE, "filelink": Kind.FILE,
+                     "real": Kind.DIR, "real/f": Kind.FILE}
+    assert [e.size for e in t.entries if e.path == "filelink"] == [4]
+    kept = {e.path: e for e in walk(tmp_path, keep_links=True).entries}
+    assert kept["dirlink"].kind is Kind.SYMLINK and kept["dirlink"].link_target == "real"
+    assert kept["filelink"].link_target == "real/f"
+    assert "dirlink/f" not in kept
+
+
+def test_symlink_cycles_and_dangling_links_are_refused(tmp_path):
+    (tmp_path / "a").mkdir()
+    os.symlink("..", tmp_path / "a" / "up")
+    with pytest.raises(InvalidInput, match="parent directories") as exc:
+        walk(tmp_path)
+    assert "up" in str(exc.value)
+    os.unlink(tmp_path / "a" / "up")
+    os.symlink("nowhere", tmp_path / "a" / "dangling")
+    with pytest.raises(InvalidInput, match="cannot be followed"):
+        walk(tmp_path)
+    assert walk(tmp_path, keep_links=True).entries[1].kind is Kind.SYMLINK
+
+
+def test_hard_links_are_copies_unless_kept(tmp_path):
+    (tmp_path / "one").write_bytes(b"same")
+    os.link(tmp_path / "one", tmp_path / "two")
+    assert [e.kind for e in walk(tmp_path).entries] == [Kind.FILE, Kind.FILE]
+    one, two = walk(tmp_path, keep_links=True).entries
+    assert (one.kind, two.kind, two.link_target) == (Kind.FILE, Kind.HARDLINK, "one")
+
+
+def test_special_files_refused_or_skipped(tmp_path):
+    (tmp_path / "ok").write_bytes(b"")
+    os.mkfifo(tmp_path / "pipe")
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(tmp_path / "sock"))
+        with pytest.raises(InvalidInput, match="FIFO") as exc:
+            walk(tmp_path)
+        assert exc.value.path.endswith("pipe")
+        t = walk(tmp_path, skip_special=True)
+        assert paths(t) == ["ok"]
+        assert sorted(what for _, what in t.skipped) == ["FIFO", "socket"]
+        assert all(p.startswith(str(tmp_path)) for p, _ in t.skipped)
+    finally:
+        sock.close()
+
+
+def test_root_must_be_a_directory(tmp_path):
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(InvalidInput, match="not a directory"):
+        walk(tmp_path / "f")
+    with pytest.raises(InvalidInput, match="cannot read"):
+        walk(tmp_path / "missing")
+
+
+def test_names_that_are_not_utf8_survive(tmp_path):
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9")
+    with open(raw, "wb") as f:
+        f.write(b"x")
+    e = walk(tmp_path).entries[0]
+    assert e.path_bytes == b"caf\xe9"
+
+
+def test_from_pairs(tmp_path):
+    f = tmp_path / "f.txt"
+    f.write_bytes(b"on disk")
+    t = from_pairs([("x/y/data.bin", b"\x00\x01"), ("/x/file.txt", f), ("empty", None)],
+                   mtime=5)
+    assert paths(t) == ["empty", "x", "x/file.txt", "x/y", "x/y/data.bin"]
+    by = {e.path: e for e in t.entries}
+    assert by["x/y/data.bin"].data == b"\x00\x01" and by["x/y/data.bin"].size == 2
+    assert by["x/file.txt"].source == str(f) and by["x/file.txt"].mtime == 5
+    assert by["x"].kind is Kind.DIR and by["empty"].kind is Kind.DIR
+    for bad in ([("a/../b", b"")], [("", b"")], [("a", b""), ("a", b"")],
+                [("a", b""), ("a/b", b"")], [("a\0b", b"")], [("m", tmp_path / "nope")]):
+        with pytest.raises(InvalidInput):
+            from_pairs(bad)
+
+
+def test_as_tree_accepts_every_form(tmp_path):
+    (tmp_path / "f").write_bytes(b"")
+    t = as_tree(tmp_path)
+    assert as_tree(t) is t
+    assert paths(as_tree([("f", b"")])) == ["f"]
+    assert isinstance(as_tree(str(tmp_path)), SourceTree)
