@@ -206,9 +206,9 @@ def test_open_device_schemes_and_plugins(image, monkeypatch):
     assert "fake" in backend_names()
 
 
-def test_a_path_with_a_colon_is_a_path(tmp_path):
+def test_a_path_with_a_colon_is_a_path(tmp_path, monkeypatch):
     p = tmp_path / "x:y.img"
     p.write_bytes(bytes(512))
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     with open_device("x:y.img") as dev:
         assert isinstance(dev, FileDevice) and dev.size == 512
