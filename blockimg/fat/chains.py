@@ -128,12 +128,12 @@ class FatTable:
             nxt = self.get(end)
             if nxt >= self.eoc:
                 return runs
-            if total == limit:
-                raise ChainError(f"chain is longer than {limit} clusters", end)
             if nxt == 0:
                 raise ChainError(f"chain runs into free cluster {end} -> 0", end)
             if nxt == self.bad:
                 raise ChainError(f"chain runs into a cluster marked bad (after {end})", end)
+            if total == limit:
+                raise ChainError(f"chain is longer than {limit} clusters", end)
             prev, c = end, nxt
             if c == tortoise:
                 raise ChainError(f"chain loops back to cluster {c}", end)

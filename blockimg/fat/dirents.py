@@ -109,6 +109,10 @@ def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int,
             elif slots and order == expect and chk == checksum and order >= 1:
                 slots.append(_slot_units(mv, off))
                 expect -= 1
+            elif slots and order == expect:
+                issues.append((off, f"long-name slot {order} has checksum {chk}, the slots "
+                                    f"before it {checksum} (ignored)"))
+                slots = []
             else:
                 issues.append((off, f"long-name slot {order} out of sequence (ignored)"))
                 slots = []

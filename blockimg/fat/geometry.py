@@ -135,6 +135,9 @@ def parse(sector: bytes, device_size: int) -> Geometry:
     total = b.BPB_TotSec16 or b.BPB_TotSec32
     if total == 0:
         raise _bad("total sector count is zero", 19, "BPB_TotSec16/BPB_TotSec32", 0)
+    if b.BPB_FATSz16 == 0 and b.BPB_RootEntCnt != 0:
+        raise _bad("sectors per FAT is zero in a FAT12/16 BPB (one with root entries)", 22,
+                   "BPB_FATSz16", 0)
     b32 = BPB32.parse(sector[36:64])
     fat_size = b.BPB_FATSz16 or b32.BPB_FATSz32
     if fat_size == 0:
