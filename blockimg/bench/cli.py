@@ -20,7 +20,7 @@ from .suite import OPERATIONS, REPO, Context, fat_size_for, prepare_images
 
 __all__ = ["main"]
 
-DEFAULT_OPS = ["fat-build", "tar-build", "fat-extract", "fat-cat", "tar-extract", "tar-cat"]
+DEFAULT_OPS = ["startup", "fat-build", "tar-build", "fat-extract", "fat-cat", "tar-extract", "tar-cat"]
 
 
 def _size(text: str) -> int:
@@ -101,7 +101,7 @@ def cmd_run(args) -> int:
             os.makedirs(ctx.work, exist_ok=True)
             ctx.fat_size = fat_size_for(info)
             ctx.one_file = info["largest"]
-            need = {o.split("-")[0] for o in ops if not o.endswith("-build")}
+            need = {o.split("-")[0] for o in ops if o.endswith(("-extract", "-cat"))}
             if need:
                 ctx.broken = prepare_images(ctx, read_from=args.read_from, formats=sorted(need))
             if args.same_size:
@@ -117,7 +117,8 @@ def cmd_run(args) -> int:
                 doc["results"][name][op] = res
                 mb = info["bytes"] / 1e6
                 what = (f"one file of {info['largest_bytes'] / 1e6:.1f} MB"
-                        if op.endswith("-cat") else f"{info['files']} files, {mb:.1f} MB")
+                        if op.endswith("-cat") else "start-up" if op == "startup" else
+                        f"{info['files']} files, {mb:.1f} MB")
                 title = f"{name} ({what}) - {op}"
                 text = format_table(title, res)
                 texts.append(text)

@@ -46,7 +46,8 @@ def compare(ctx: Context, op: str, *, reps: int = 5, skip: Sequence[str] = (),
     results: Dict[str, dict] = {}
     active: List[Tool] = []
     budget_reps: Dict[str, int] = {}
-    data_bytes = ctx.info["largest_bytes"] if op.endswith("-cat") else ctx.info["bytes"]
+    data_bytes = (ctx.info["largest_bytes"] if op.endswith("-cat") else
+                  0 if op == "startup" else ctx.info["bytes"])
     for tool in tools:
         entry = {"role": tool.role, "status": "ok", "runs": []}
         results[tool.name] = entry
@@ -54,7 +55,7 @@ def compare(ctx: Context, op: str, *, reps: int = 5, skip: Sequence[str] = (),
         if why is None and tool.slow and skip_slow:
             why = "skipped (slow; --slow to include)"
         fmt = op.split("-")[0]
-        if why is None and not op.endswith("-build") and fmt in ctx.broken:
+        if why is None and op.endswith(("-extract", "-cat")) and fmt in ctx.broken:
             why = f"n/a: no {fmt} image to read ({ctx.broken[fmt]})"
         if why is not None:
             entry["status"] = why if why.startswith(("n/a", "skipped")) else f"n/a: {why}"

@@ -15,7 +15,7 @@ def _fmt_s(v: float) -> str:
 
 
 def _fmt_rate(v: Optional[float]) -> str:
-    if v is None:
+    if not v:
         return "-"
     return f"{v:.0f}" if v >= 100 else f"{v:.1f}"
 
@@ -69,8 +69,12 @@ def write_chart(path: str, doc: dict) -> Optional[str]:
         colors = ["tab:blue" if r["role"] == "blockimg" else
                   "tab:gray" if r["role"] == "limit" else "tab:orange" for _, r in ok]
         ax = axes[i][0]
-        ax.barh(names, [r["mb_per_s"] or 0 for _, r in ok], color=colors)
-        ax.set_title(f"{label} - MB/s (median)", fontsize=8)
+        if any(r.get("mb_per_s") for _, r in ok):
+            ax.barh(names, [r["mb_per_s"] or 0 for _, r in ok], color=colors)
+            ax.set_title(f"{label} - MB/s (median)", fontsize=8)
+        else:
+            ax.barh(names, [r["median_s"] for _, r in ok], color=colors)
+            ax.set_title(f"{label} - seconds (median)", fontsize=8)
         ax.invert_yaxis()
         ax.tick_params(labelsize=7)
         ax = axes[i][1]

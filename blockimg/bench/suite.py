@@ -192,7 +192,21 @@ TAR_CAT = [
          output="none"),
 ]
 
+STARTUP = [
+    Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "--help"), output="none"),
+    Tool("python -c pass", "limit", lambda c: [c.python, "-c", "pass"], output="none"),
+    Tool("import construct", "peer", lambda c: [c.python, "-c", "import construct"],
+         python_modules=("construct",), output="none"),
+    Tool("import numpy", "peer", lambda c: [c.python, "-c", "import numpy"],
+         python_modules=("numpy",), output="none"),
+    Tool("import fat writer", "blockimg", lambda c: [
+        c.python, "-c", "import blockimg.fat.writer, blockimg.fat.layout"], output="none"),
+    Tool("import tar writer", "blockimg", lambda c: [
+        c.python, "-c", "import blockimg.tar.writer, blockimg.tar.layout"], output="none"),
+]
+
 OPERATIONS: Dict[str, List[Tool]] = {
+    "startup": STARTUP,
     "fat-build": FAT_BUILD, "tar-build": TAR_BUILD,
     "fat-extract": FAT_EXTRACT, "fat-cat": FAT_CAT,
     "tar-extract": TAR_EXTRACT, "tar-cat": TAR_CAT,
