@@ -137,9 +137,23 @@ class Member:
     __slots__ = ("header_offset", "offset", "name", "linkname", "typeflag", "kind", "size",
                  "mtime", "mode", "extended", "base256", "flavour", "note")
 
-    def __init__(self, **kw) -> None:
-        for k in self.__slots__:
-            setattr(self, k, kw.get(k))
+    def __init__(self, header_offset: int, offset: int, name: str, linkname: str,
+                 typeflag: bytes, kind: str, size: int, mtime: int, mode: int,
+                 extended: tuple = (), base256: tuple = (), flavour: str = "ustar",
+                 note: Optional[str] = None) -> None:
+        self.header_offset = header_offset
+        self.offset = offset
+        self.name = name
+        self.linkname = linkname
+        self.typeflag = typeflag
+        self.kind = kind
+        self.size = size
+        self.mtime = mtime
+        self.mode = mode
+        self.extended = extended
+        self.base256 = base256
+        self.flavour = flavour
+        self.note = note
 
     @property
     def data_offset(self) -> int:
@@ -293,8 +307,10 @@ class Decoder:
         self.flavours.add(flavour)
         if base256:
             self.flavours.add("gnu")
-        records = dict(self.global_records)
-        records.update(self._pax)
+        records = self._pax
+        if self.global_records:
+            records = dict(self.global_records)
+            records.update(self._pax)
         note = None
         if self._longname is not None:
             name = self._longname

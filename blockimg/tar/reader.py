@@ -129,7 +129,12 @@ class TarImage(Image):
             self.warnings.append(f"byte {m.offset}: {m.name!r}: {m.note}")
         if m.kind == "label":
             return
-        path, reason = normalize_member_path(m.name)
+        name = m.name
+        core = name[:-1] if name.endswith("/") else name
+        if core and "//" not in core and "/." not in core and not core.startswith(("/", ".")):
+            path, reason = core, None            # already clean: the common case
+        else:
+            path, reason = normalize_member_path(name)
         if path is None:
             self.unsafe_names.append((m.name, reason))
             return
