@@ -15,10 +15,14 @@ archive root:
 
 * tar-mirage strips a leading ``./`` and ignores an entry whose name is
   then empty, so fillers add nothing to the Mirage key-value store;
-* GNU tar, bsdtar and Python's tarfile list each filler as ``./`` and, on
-  extraction, find the destination directory already there (GNU tar and
-  tarfile then set its mode to 0755 and its mtime to the newest mtime in
-  the tree, the fillers' mtime) -- no file is created or changed.
+* GNU tar and bsdtar list each filler as ``./`` (Python's tarfile as
+  ``.``) and, on extraction, find the destination directory already there:
+  no file is created or changed. The only trace is on the destination
+  directory itself: GNU tar and bsdtar set its mode to 0755 (tarfile too,
+  except with its ``data`` filter), and GNU tar and tarfile set its mtime
+  to the fillers' mtime, the newest mtime in the tree (checked by the
+  interop tests: listings minus ``./`` and extracted trees are identical
+  to those of the unaligned image).
 
 Fillers are whole headers, never extended records, so they never put two
 ``x`` headers in a row (tar-mirage reads the header after an ``x`` as the
