@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from blockimg.cli import main
-from conftest import ROOT, assert_same_tree
+from conftest import ROOT, assert_same_tree, require_tool
 
 MTIME = "2024-01-02T03:04:05Z"
 
@@ -71,6 +71,11 @@ def test_create_ls_cat_extract_info(src, tmp_path):
     assert b"format: tar" in res.stdout
     res = blockimg_cmd("check", "--target", "mirage", image)
     assert res.returncode == 0 and b"OK for the Mirage driver" in res.stdout
+    for tool in (require_tool("tar"), require_tool("bsdtar")):
+        out = tmp_path / os.path.basename(tool)
+        out.mkdir()
+        assert subprocess.run([tool, "-xf", str(image), "-C", str(out)]).returncode == 0
+        assert_same_tree(src, out)
 
 
 def test_in_process_main(src, tmp_path, capsys):
