@@ -1,8 +1,8 @@
 """Reading a FAT: bounded windows of decoded entries, chains followed into runs.
 
-The table is decoded in windows of at most 1 MiB of on-disk bytes (the
+The table is decoded in windows of at most 256 KiB of on-disk bytes (the
 writer's ``table.decode``), a few kept in a small cache, so memory stays flat
-however large the volume. :meth:`FatTable.chain` follows a chain once into
+however large the volume (a 32 GiB FAT32 volume has a 32 MiB FAT). :meth:`FatTable.chain` follows a chain once into
 ``(first cluster, count)`` runs: contiguous stretches are found with numpy
 in one step, every loop is bounded, and a chain that loops is caught by
 Brent's cycle test on the run starts.
@@ -21,7 +21,7 @@ from .table import decode
 __all__ = ["FatTable", "ChainError", "Run"]
 
 Run = Tuple[int, int]
-WINDOW_BYTES = 1 << 20
+WINDOW_BYTES = 1 << 18
 CACHE_WINDOWS = 4
 
 
@@ -45,7 +45,7 @@ class FatTable:
         self.entries = geo.cluster_count + 2              # entries that mean something
         self.eoc = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}[self.bits]
         self.bad = self.eoc - 1
-        # Entries per window: whole table for FAT12/16, 1 MiB slices for FAT32.
+        # Entries per window: whole table for FAT12/16 (<= 128 KiB), slices for FAT32.
         if self.bits == 32:
             self.per_window = WINDOW_BYTES // 4
         else:
@@ -57,8 +57,8 @@ class FatTable:
         """Byte offset of ``cluster``'s entry on the device."""
         return self.offset + cluster * self.bits // 8
 
-    def window(self, index: int) -> np.ndarray:
-        """Decoded entries ``[index * per_window, ...)`` (cached)."""
+    def window(self, index: int, *, cache: bool = True) -> np.ndarray:
+        """Decoded entries ``[index * per_window, ...)`` (cached unless ``cache=False``)."""
         arr = self._cache.get(index)
         if arr is not None:
             self._cache.move_to_end(index)
@@ -71,15 +71,17 @@ class FatTable:
         arr = decode(raw, self.bits, n)
         if arr.base is not None:
             arr = arr.copy()                               # never pin the device's buffer
-        self._cache[index] = arr
-        if len(self._cache) > CACHE_WINDOWS:
-            self._cache.popitem(last=False)
+        del raw
+        if cache:
+            self._cache[index] = arr
+            if len(self._cache) > CACHE_WINDOWS:
+                self._cache.popitem(last=False)
         return arr
 
     def windows(self) -> Iterator[Tuple[int, np.ndarray]]:
-        """``(first cluster, entries)`` over the whole table, one window at a time."""
+        """``(first cluster, entries)`` over the whole table, one window at a time (uncached)."""
         for index in range(-(-self.entries // self.per_window)):
-            yield index * self.per_window, self.window(index)
+            yield index * self.per_window, self.window(index, cache=False)
 
     def get(self, cluster: int) -> int:
         w, i = divmod(cluster, self.per_window)

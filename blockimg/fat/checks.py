@@ -30,7 +30,11 @@ def check(image: FatImage, *, target: str = "generic") -> List[str]:
     if target not in ("generic", "mirage"):
         raise InvalidInput(f"unknown check target {target!r} (generic or mirage)",
                            rule="check target")
-    img = image if not image.strict else FatImage(image.device, strict=False)
+    if image.strict:
+        image.fat._cache.clear()                    # the lenient walk brings its own
+        img = FatImage(image.device, strict=False)
+    else:
+        img = image
     out = list(img.problems) + list(img.warnings)
     out += _fat_copies(img) + _media(img) + _fsinfo(img) + _backup(img) + _lost(img)
     out += _volume_size(img)
@@ -54,7 +58,7 @@ def _fat_copies(img: FatImage) -> List[str]:
     for k in range(1, geo.num_fats):
         pos = 0
         while pos < n:
-            step = min(1 << 20, n - pos)
+            step = min(1 << 18, n - pos)
             a = np.frombuffer(bytes(img.device.pread(geo.fat_copy_offset(0) + pos, step)),
                               np.uint8)
             b = np.frombuffer(bytes(img.device.pread(geo.fat_copy_offset(k) + pos, step)),
@@ -65,7 +69,7 @@ def _fat_copies(img: FatImage) -> List[str]:
                 cluster = off * 8 // geo.fat_type
                 out.append(f"{_at(geo.fat_copy_offset(k) + off)}: FAT {k + 1} differs from "
                            f"FAT 1 (first at the entry of cluster {cluster}; "
-                           f"{int(np.count_nonzero(a != b))} bytes in this MiB)")
+                           f"{int(np.count_nonzero(a != b))} bytes in this 256 KiB)")
                 break
             pos += step
     return out
@@ -131,10 +135,10 @@ def _lost(img: FatImage) -> List[str]:
         used = (arr != 0) & (arr != img.fat.bad)
         used[:max(0, 2 - base)] = False
         sel = (starts < base + n) & (ends > base)
-        diff = np.zeros(n + 1, np.int64)
+        diff = np.zeros(n + 1, np.int32)
         np.add.at(diff, np.clip(starts[sel] - base, 0, n), 1)
         np.add.at(diff, np.clip(ends[sel] - base, 0, n), -1)
-        ref = np.cumsum(diff[:-1]) > 0
+        ref = np.cumsum(diff[:-1], dtype=np.int32) > 0
         miss = np.flatnonzero(used & ~ref)
         if miss.size:
             lost += int(miss.size)
