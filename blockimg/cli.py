@@ -207,6 +207,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         problems = mod.check(img, target=args.target)
     for p in problems:
         print(f"{args.image}: {p}")
+    for w in getattr(img, "warnings", []):
+        if w not in problems:
+            print(f"{args.image}: warning: {w}", file=sys.stderr)
     if not problems:
         print(f"{args.image}: {img.format} image OK"
               + (" for the Mirage driver" if args.target == "mirage" else ""))
