@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Tuple
 from ..errors import CorruptImage, InvalidInput
 from ..source import Kind, SourceEntry
 from .header import (BLOCK, FIELDS, GNU_MAGIC, build_header, checksums, decode_number,
-                     decode_pax, encode_pax, is_base256, octal_fits, padded, split_ustar)
+                     decode_pax, encode_pax, is_base256, padded, split_ustar)
 
 __all__ = ["encode_entry", "pad_entry", "Member", "Decoder", "READ", "ENTRY", "ZERO", "END",
            "MIRAGE_RECORD_LIMIT", "MAX_PAYLOAD", "MAX_CHAIN", "PAX_NAME"]
@@ -27,6 +27,7 @@ MAX_INT = (1 << 63) - 1
 
 _TYPEFLAG = {Kind.FILE: b"0", Kind.DIR: b"5", Kind.SYMLINK: b"2", Kind.HARDLINK: b"1"}
 _ZEROS = bytes(BLOCK)
+_MAX11 = 8 ** 11          # what an 11-digit octal field holds
 
 
 # -- encoding -------------------------------------------------------------
@@ -69,7 +70,7 @@ def encode_entry(entry: SourceEntry, *, mirage: bool) -> bytes:
         records[b"linkpath"] = link
         link = link[:100]
     size = entry.size if kind is Kind.FILE else 0
-    if not octal_fits(size, 12):
+    if not 0 <= size < _MAX11:
         if mirage:
             raise _refuse(entry, f"is {size} bytes, more than the 8 GiB an octal size field "
                           "holds", "Mirage target: numbers must fit octal fields "
@@ -77,7 +78,7 @@ def encode_entry(entry: SourceEntry, *, mirage: bool) -> bytes:
         records[b"size"] = b"%d" % size
         size = 0
     mtime = int(entry.mtime)
-    if not octal_fits(mtime, 12):
+    if not 0 <= mtime < _MAX11:
         if mirage:
             raise _refuse(entry, f"mtime {mtime} is outside 1970..2242, which octal header "
                           "fields hold", "Mirage target: numbers must fit octal fields "

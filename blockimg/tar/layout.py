@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
-from ..errors import DoesNotFit
+from ..errors import DoesNotFit, InvalidInput
 from ..source import Kind, SourceEntry, SourceTree
 from ..units import align_up
 from .codec import encode_entry, pad_entry
@@ -99,7 +99,7 @@ def plan(tree: SourceTree, options: Optional[Options] = None) -> TarPlan:
     pos = 0
     file_bytes = 0
     FILE = Kind.FILE
-    for entry in tree.entries:
+    for entry in _in_order(tree.entries):
         head = encode_entry(entry, mirage=mirage)
         is_file = entry.kind is FILE
         k = 0
@@ -124,3 +124,30 @@ def plan(tree: SourceTree, options: Optional[Options] = None) -> TarPlan:
     else:
         image_size = align_up(archive, options.pad_to)
     return TarPlan(tuple(items), pos, image_size, options.sector_size, options, file_bytes)
+
+
+def _in_order(entries) -> List[SourceEntry]:
+    """Entries in image order, each path once, no entry inside a non-directory.
+
+    Walks and ``from_pairs`` already give this; a hand-made SourceTree is
+    sorted here so the bytes never depend on the order entries came in.
+    """
+    # sort_key order (component by component, by bytes), computed faster: NUL is
+    # below every byte a name can hold, so it sorts like the component tuples
+    ordered = sorted(entries, key=lambda e: e.path_bytes.replace(b"/", b"\0"))
+    dirs = set()
+    others = set()
+    for e in ordered:
+        path = e.path
+        if path in dirs or path in others:
+            raise InvalidInput("appears twice in the source", path=path, rule="unique paths")
+        parent = path.rpartition("/")[0]
+        if parent and parent not in dirs:
+            parts = path.split("/")
+            for i in range(1, len(parts)):
+                anc = "/".join(parts[:i])
+                if anc in others:
+                    raise InvalidInput(f"is inside {anc!r}, which is not a directory",
+                                       path=path, rule="parents are directories")
+        (dirs if e.kind is Kind.DIR else others).add(path)
+    return ordered

@@ -183,3 +183,26 @@ def test_owner_fields_are_fixed():
     hdr = HEADER.parse(encode_entry(entry("f", size=0, mtime=5, mode=0o100755), mirage=True))
     assert (hdr.uid, hdr.gid, hdr.uname, hdr.gname, hdr.mode, hdr.mtime) == \
         (0, 0, b"", b"", 0o755, 5)
+
+
+def test_hand_made_trees_are_ordered_and_checked():
+    f = SourceEntry("d/f", Kind.FILE, 1, 0, 0o644, data=b"x")
+    d = SourceEntry("d", Kind.DIR, 0, 0, 0o755)
+    p = plan(SourceTree((f, d)))
+    assert [it.entry.path for it in p.items] == ["d", "d/f"]      # directory first
+    assert p.items[0].head == plan(SourceTree((d, f))).items[0].head
+    with pytest.raises(InvalidInput, match="twice"):
+        plan(SourceTree((d, f, f)))
+    g = SourceEntry("d/f/x/g", Kind.FILE, 0, 0, 0o644, data=b"")
+    with pytest.raises(InvalidInput, match="not a directory"):
+        plan(SourceTree((d, f, g)))
+
+
+def test_plan_order_is_the_source_sort_order():
+    from blockimg.source import sort_key
+    names = ["a", "a/b", "a.b", "a-b/c", "a/b/c", "ab", "a b", "é", "z", "a/ü", "a/z"]
+    entries = []
+    for n in names:
+        entries.append(SourceEntry(n, Kind.DIR, 0, 0, 0o755))
+    got = [it.entry.path for it in plan(SourceTree(tuple(reversed(entries)))).items]
+    assert got == sorted(names, key=sort_key)
