@@ -51,7 +51,9 @@ def check_only_free_clusters_differ(p, a: bytearray, b: bytearray) -> None:
     free_end = g.cluster_offset(g.cluster_count + 2)
     assert a[:free_start] == b[:free_start], "a structural region was not written"
     assert a[free_end:] == b[free_end:]
-    assert set(a[free_start:free_end]) <= {0xE5} and set(b[free_start:free_end]) <= {0xAA}
+    n = free_end - free_start
+    assert a.count(b"\xe5", free_start, free_end) == n and \
+        b.count(b"\xaa", free_start, free_end) == n, "a free cluster was written"
 
 
 def fsck_clean(img: Path) -> None:
@@ -134,7 +136,7 @@ def make_tree(root: Path, *, unicode: bool = False) -> Path:
     (deep / "leaf.TXT").write_bytes(b"leaf")
     many = root / "sub" / "many"
     many.mkdir()
-    for i in range(150):                    # > 1 cluster of entries, tails past ~9 and ~99
+    for i in range(110):                    # > 1 cluster of entries, tails past ~9 and ~99
         (many / f"longname{i:03d}.html").write_bytes(b"%d" % i)
     if unicode:
         (root / "héllo wörld.txt").write_bytes(b"latin")
