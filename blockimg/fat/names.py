@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import struct
 import zlib
 from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -29,6 +30,9 @@ FORBIDDEN = '"*/:<>?\\|'
 LFN_UNITS = 13
 MAX_NAME_UNITS = 255
 MAX_SLOTS = 20
+#: The layout of ``structs.LfnEntry`` as a ``struct`` format: the same bytes, built faster.
+_LFN = struct.Struct("<B10sBBB12sH4s")
+assert _LFN.size == LfnEntry.sizeof()
 
 
 # -- short names ---------------------------------------------------------------
@@ -83,7 +87,7 @@ def lfn_checksum(short: bytes) -> int:
 def utf16_units(name: str) -> List[int]:
     """The UTF-16 code units of ``name`` (surrogate pairs for characters past U+FFFF)."""
     data = name.encode("utf-16-le", "surrogatepass")
-    return [data[i] | data[i + 1] << 8 for i in range(0, len(data), 2)]
+    return list(struct.unpack(f"<{len(data) // 2}H", data))
 
 
 def lfn_units(name: str, *, always_terminate: bool) -> List[int]:
@@ -106,14 +110,12 @@ def build_lfn(name: str, short: bytes, *, always_terminate: bool) -> List[bytes]
     if count > MAX_SLOTS:
         raise ValueError(f"{name!r} needs {count} LFN slots (at most {MAX_SLOTS})")
     chk = lfn_checksum(short)
+    raw = struct.pack(f"<{len(units)}H", *units)
     slots = []
     for i in range(count, 0, -1):
-        part = units[(i - 1) * LFN_UNITS:i * LFN_UNITS]
-        raw = b"".join(u.to_bytes(2, "little") for u in part)
-        slots.append(LfnEntry.build(dict(
-            LDIR_Ord=i | (LAST_LONG_ENTRY if i == count else 0), LDIR_Name1=raw[:10],
-            LDIR_Attr=ATTR_LONG_NAME, LDIR_Type=0, LDIR_Chksum=chk, LDIR_Name2=raw[10:22],
-            LDIR_FstClusLO=0, LDIR_Name3=raw[22:26])))
+        part = raw[(i - 1) * 26:i * 26]
+        slots.append(_LFN.pack(i | (LAST_LONG_ENTRY if i == count else 0), part[:10],
+                               ATTR_LONG_NAME, 0, chk, part[10:22], 0, part[22:26]))
     return slots
 
 

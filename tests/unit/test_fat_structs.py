@@ -86,3 +86,25 @@ def test_datetime_clamps():
     late = s.fat_datetime(calendar.timegm((2200, 1, 1, 0, 0, 0)))
     assert late == ((127 << 9) | (12 << 5) | 31, (23 << 11) | (59 << 5) | 29, 0)
     assert s.unix_time(*late) == s.FAT_END
+
+
+def test_pack_entry_matches_construct():
+    from blockimg.fat.directory import pack_entry
+    t = calendar.timegm((2001, 9, 9, 1, 46, 41))
+    date, tod, tenth = s.fat_datetime(t)
+    raw = pack_entry(b"HELLO   TXT", s.ATTR_ARCHIVE, 0x00123456, 99, t)
+    assert raw == s.DirEntry.build(dict(
+        DIR_Name=b"HELLO   TXT", DIR_Attr=s.ATTR_ARCHIVE, DIR_NTRes=0, DIR_CrtTimeTenth=tenth,
+        DIR_CrtTime=tod, DIR_CrtDate=date, DIR_LstAccDate=date, DIR_FstClusHI=0x12,
+        DIR_WrtTime=tod, DIR_WrtDate=date, DIR_FstClusLO=0x3456, DIR_FileSize=99))
+
+
+def test_lfn_slots_match_construct():
+    from blockimg.fat.names import build_lfn, lfn_checksum
+    slot, = build_lfn("index.txt", b"INDEX   TXT", always_terminate=True)
+    units = [ord(c) for c in "index.txt"] + [0] + [0xFFFF] * 3
+    raw = b"".join(u.to_bytes(2, "little") for u in units)
+    assert slot == s.LfnEntry.build(dict(
+        LDIR_Ord=0x41, LDIR_Name1=raw[:10], LDIR_Attr=s.ATTR_LONG_NAME, LDIR_Type=0,
+        LDIR_Chksum=lfn_checksum(b"INDEX   TXT"), LDIR_Name2=raw[10:22], LDIR_FstClusLO=0,
+        LDIR_Name3=raw[22:26]))
