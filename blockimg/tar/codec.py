@@ -203,6 +203,7 @@ class Decoder:
 
     # -- blocks -------------------------------------------------------------
     def header(self, block: bytes, offset: int):
+        """Decode the header ``block`` found at ``offset``."""
         if self._want is not None:
             raise RuntimeError("Decoder.payload must be called first")
         if len(block) != BLOCK:
@@ -269,6 +270,8 @@ class Decoder:
         except ValueError:
             raise _corrupt("header checksum field is not a number (not a tar header?)",
                            offset + 148, "chksum", bytes(raw)) from None
+        if stored == sum(block) - sum(raw) + 256:          # the usual, unsigned sum
+            return
         if stored not in checksums(block):
             raise _corrupt(f"header checksum {stored} does not match the header's bytes "
                            f"({checksums(block)[0]})", offset + 148, "chksum", stored)
@@ -277,6 +280,9 @@ class Decoder:
     def _number(block: bytes, field: str, offset: int, base256: list) -> int:
         start, end = FIELDS[field]
         raw = block[start:end]
+        digits = raw.rstrip(b" \0")
+        if digits.isdigit() and b"8" not in digits and b"9" not in digits:
+            return int(digits, 8)                          # plain octal: the usual case
         try:
             value = decode_number(raw)
         except ValueError as e:
