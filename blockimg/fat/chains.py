@@ -2,10 +2,11 @@
 
 The table is decoded in windows of at most 256 KiB of on-disk bytes (the
 writer's ``table.decode``), a few kept in a small cache, so memory stays flat
-however large the volume (a 32 GiB FAT32 volume has a 32 MiB FAT). :meth:`FatTable.chain` follows a chain once into
-``(first cluster, count)`` runs: contiguous stretches are found with numpy
-in one step, every loop is bounded, and a chain that loops is caught by
-Brent's cycle test on the run starts.
+however large the volume (a 32 GiB FAT32 volume has a 32 MiB FAT).
+:meth:`FatTable.chain` follows a chain once into ``(first cluster, count)``
+runs: contiguous stretches are found with numpy in one step, every loop is
+bounded, and a chain that loops is caught by Brent's cycle test on the run
+starts.
 """
 from __future__ import annotations
 

@@ -220,7 +220,8 @@ def _mirage_names(img: FatImage) -> List[str]:
             shown = mirage.listed_name(r)
             if mirage.find(shown, recs) is None:
                 where = dirpath or "/"
-                out.append(f"mirage: listing {where} fails: it lists {shown.decode('latin-1')!r}, which "
+                listed = shown.decode("latin-1")
+                out.append(f"mirage: listing {where} fails: it lists {listed!r}, which "
                            "ocaml-fat then cannot look up")
                 break
     return out

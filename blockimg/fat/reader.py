@@ -20,7 +20,7 @@ from ..image import EntryInfo, Image
 from ..units import ceil_div
 from .chains import ChainError, FatTable, Run
 from .dirents import Record, parse_directory
-from .geometry import Geometry, looks_like_fat, parse
+from .geometry import looks_like_fat, parse
 from .names import fold
 from .structs import (ATTR_READ_ONLY, FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, FSInfo,
                       unix_time)

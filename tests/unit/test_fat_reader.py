@@ -128,7 +128,8 @@ def test_nt_lower_case_flags_and_e5_lead_byte():
     data = (short_entry(b"INDEX   TXT", nt=0x18) + short_entry(b"README  TXT", nt=0x08)
             + short_entry(b"MAKE    MD ", nt=0x10) + short_entry(b"\x05ABC       "))
     recs, _ = parse_directory(data, fat32=False)
-    assert [r.name for r in recs] == ["index.txt", "readme.TXT", "MAKE.md", "\u03c3ABC"]  # cp437 0xE5
+    # 0x05 stands for a leading 0xE5, which is sigma in code page 437
+    assert [r.name for r in recs] == ["index.txt", "readme.TXT", "MAKE.md", "\u03c3ABC"]
 
 
 def test_deleted_entries_end_marker_and_orphans():
