@@ -12,7 +12,9 @@ Nothing here touches a device. The steps:
 4. build the directory bytes.
 
 Cluster counts always fall in the range every reader agrees on:
-FAT12 < 4085 <= FAT16 < 65525 <= FAT32.
+FAT12 < 4085 <= FAT16 < 65525 <= FAT32. Timestamps are the entries' mtimes
+in UTC (never local time); FAT cannot store times before 1980-01-01 00:00:00
+or after 2107-12-31 23:59:58, so those are clamped to these bounds.
 """
 from __future__ import annotations
 

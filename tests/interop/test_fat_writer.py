@@ -257,3 +257,24 @@ def test_blockimg_checksums_match(src, tmp_path):
     assert set(crcs) == set(files)
     for path, e in files.items():
         assert crcs[path] == f(Path(e.source).read_bytes())
+
+
+def test_progress_reports_every_file_byte(src):
+    p = plan(walk(src), Options())
+    seen = []
+    write(p, MemoryDevice(p.image_size, sector_size=p.sector_size),
+          progress=lambda done, total: seen.append((done, total)))
+    total = sum(e.size for e in walk(src).entries if e.kind.value == "file")
+    assert seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_source_changed_after_planning(tmp_path):
+    from blockimg.errors import SourceChanged
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"12345")
+    p = plan(walk(root), Options())
+    (root / "a.txt").write_bytes(b"123456789")
+    with pytest.raises(SourceChanged, match="a.txt"):
+        write(p, MemoryDevice(p.image_size, sector_size=p.sector_size))
