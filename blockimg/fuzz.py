@@ -164,7 +164,7 @@ def mirage_fat_volume(fixtures: Path) -> bytes:
     return bytes(vol)
 
 
-def load_seeds(max_size: int = 4 << 20) -> List[Tuple[str, bytes]]:
+def load_seeds(max_size: int = 20 << 20) -> List[Tuple[str, bytes]]:
     """Every image under fixtures/ (``.img``, ``.tar``, ``.gz`` of those) and the Mirage
     fixtures (FAT pieces assembled), up to ``max_size`` bytes each."""
     seeds = []
@@ -175,6 +175,7 @@ def load_seeds(max_size: int = 4 << 20) -> List[Tuple[str, bytes]]:
                 data = _read_maybe_gz(p)
                 if len(data) <= max_size:
                     seeds.append((str(p.relative_to(ROOT)), data))
+    seeds.extend(built_seeds(fixtures / "site", max_size))
     env = os.environ.get("BLOCKIMG_MIRAGE_FIXTURES")
     mirage = Path(env) if env else ROOT.parent / "shared" / "mirage-fixtures"
     if (mirage / "tar").is_dir():
@@ -184,6 +185,31 @@ def load_seeds(max_size: int = 4 << 20) -> List[Tuple[str, bytes]]:
         vol = mirage_fat_volume(mirage)
         seeds.append(("mirage:fat16-volume", vol[:max_size]))
     return seeds
+
+
+BUILT = [("tar", {"target": "mirage"}), ("tar", {"target": "generic"}),
+         ("fat", {"target": "generic"}), ("fat", {"target": "generic", "fat_type": 16}),
+         ("fat", {"target": "mirage", "sector_size": 512})]
+
+
+def built_seeds(site: Path, max_size: int) -> List[Tuple[str, bytes]]:
+    """Images of the bundled example site made by blockimg's own writers."""
+    import tempfile
+    from .api import create
+    out = []
+    if not site.is_dir():
+        return out
+    with tempfile.TemporaryDirectory(prefix="blockimg-fuzz-") as tmp:
+        for fmt, options in BUILT:
+            path = os.path.join(tmp, "seed.img")
+            try:
+                create(str(site), path, format=fmt, mtime=0, **options)
+            except (BlockImgError, ImportError):
+                continue  # a format not there yet
+            if os.path.getsize(path) <= max_size:
+                label = ",".join(f"{k}={v}" for k, v in sorted(options.items()))
+                out.append((f"built:{fmt}:{label}", Path(path).read_bytes()))
+    return out
 
 
 # ----------------------------------------------------------------- mutator ----
@@ -200,14 +226,16 @@ def _tar_checksum(block: bytearray) -> None:
 class Mutator:
     """Deterministic, format-aware mutations of seed images."""
 
-    def __init__(self, seeds: List[Tuple[str, bytes]], seed: int = 0) -> None:
+    def __init__(self, seeds: List[Tuple[str, bytes]], seed: int = 0,
+                 weights: Optional[List[float]] = None) -> None:
         if not seeds:
             raise ValueError("no seeds")
         self.seeds = seeds
+        self.weights = weights
         self.rng = random.Random(seed)
 
     def next(self) -> Tuple[str, bytes]:
-        name, data = self.rng.choice(self.seeds)
+        name, data = self.rng.choices(self.seeds, weights=self.weights)[0]
         buf = bytearray(data)
         for _ in range(self.rng.randint(1, 4)):
             op = self.rng.random()
@@ -357,18 +385,21 @@ def run(iterations: Optional[int] = None, *, seconds: Optional[float] = None, se
         seeds: Optional[List[Tuple[str, bytes]]] = None, max_failures: int = 20) -> dict:
     """Run the mutator; returns counts and the failures (input saved to ``save_dir``)."""
     seeds = seeds if seeds is not None else load_seeds()
-    mut = Mutator(seeds, seed)
+    weights = []
+    mut = Mutator(seeds, seed, weights)
     old = _alarm(timeout)
     stats = {"executions": 0, "seeds": len(seeds), "outcomes": {}, "failures": []}
     start = time.monotonic()
     try:
-        # the seeds themselves first
+        # the seeds themselves first; seeds some reader accepts are mutated 8x as often
         queue = [(n, d, "seed") for n, d in seeds]
         i = 0
         while True:
             if queue:
                 name, data, how = queue.pop(0)
             else:
+                if len(weights) < len(seeds):
+                    weights.extend([1.0] * (len(seeds) - len(weights)))
                 if iterations is not None and i >= iterations:
                     break
                 if seconds is not None and time.monotonic() - start >= seconds:
@@ -379,9 +410,13 @@ def run(iterations: Optional[int] = None, *, seconds: Optional[float] = None, se
             signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
                 outcome = exercise(data)
+                if how == "seed":
+                    weights.append(8.0 if "ok" in outcome else 1.0)
                 key = "/".join(outcome)
                 stats["outcomes"][key] = stats["outcomes"].get(key, 0) + 1
             except (InvariantBroken, Hang) as e:
+                if how == "seed":
+                    weights.append(1.0)
                 failure = {"from": name, "how": how, "error": str(e)[:4000]}
                 if save_dir is not None:
                     save_dir.mkdir(parents=True, exist_ok=True)
@@ -412,21 +447,25 @@ def limit_memory(extra_mb: int) -> None:
 
 
 def _atheris(seconds: float, seeds) -> int:
-    import atheris  # noqa: F401  (installed on demand by tools/fuzz --atheris)
+    """Coverage-guided fuzzing with atheris; only blockimg's own code is instrumented."""
+    import importlib
+    import atheris
+    for name in [m for m in sys.modules if m == "blockimg" or m.startswith("blockimg.")]:
+        del sys.modules[name]
+    with atheris.instrument_imports(include=["blockimg"]):
+        fresh = importlib.import_module("blockimg.fuzz")
+        for fmt in fresh.readers():
+            importlib.import_module(f"blockimg.{fmt}.reader")
 
     def target(data: bytes) -> None:
-        try:
-            exercise(data)
-        except InvariantBroken:
-            raise
+        fresh.exercise(data)  # InvariantBroken propagates: atheris saves the input
     corpus = Path(os.environ.get("TMPDIR", "/tmp")) / "blockimg-fuzz-corpus"
     corpus.mkdir(exist_ok=True)
     for name, data in seeds:
         if len(data) <= 1 << 20:
             (corpus / name.replace("/", "_").replace(":", "_")).write_bytes(data)
-    atheris.instrument_all()
     atheris.Setup([sys.argv[0], str(corpus), f"-max_total_time={int(seconds)}",
-                   "-timeout=10", "-rss_limit_mb=2048", "-max_len=4194304"], target)
+                   "-timeout=10", "-rss_limit_mb=2048", "-max_len=1048576"], target)
     atheris.Fuzz()
     return 0
 
