@@ -1,4 +1,4 @@
-"""Property: random trees -> FAT image -> fsck.fat clean, mtools and pyfatfs read the same tree."""
+"""Property: random trees -> FAT image -> fsck.fat clean; blockimg, mtools, pyfatfs read the tree."""
 import importlib.util
 import os
 import tempfile
@@ -87,4 +87,4 @@ def test_random_trees_read_back(data):
             os.utime(p, (1_234_567_890, 1_234_567_890))
         img = tmp / "fat.img"
         build_image(walk(src, mtime=1_234_567_890), img, **opts)
-        verify(img, src, tmp)
+        verify(img, src, tmp, mirage=mirage)
