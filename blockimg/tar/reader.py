@@ -12,7 +12,7 @@ a ``..`` component are left out and listed in ``unsafe_names``.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from ..block.base import BlockDevice
 from ..errors import CorruptImage

@@ -1,4 +1,4 @@
-"""The command line on tar images: create, ls, cat, extract, info, errors, atomicity, determinism."""
+"""The command line on tar images: create, ls, cat, extract, info, errors, atomicity."""
 from __future__ import annotations
 
 import hashlib

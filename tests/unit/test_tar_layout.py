@@ -30,7 +30,8 @@ def test_options_defaults_and_frozen():
 @pytest.mark.parametrize("kw", [dict(target="linux"), dict(sector_size=1000),
                                 dict(sector_size=256), dict(sector_size=1 << 17),
                                 dict(align=256), dict(align=3000), dict(size=-512),
-                                dict(size=1000), dict(size="1M"), dict(size=4096, sector_size=8192)])
+                                dict(size=1000), dict(size="1M"),
+                                dict(size=4096, sector_size=8192)])
 def test_options_refused(kw):
     with pytest.raises(InvalidInput):
         Options(**kw)
