@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 from ..errors import InvalidInput
 from .structs import ATTR_LONG_NAME, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT, LfnEntry
@@ -255,7 +255,7 @@ def ocaml_fat_short_lookup(name: str) -> Optional[bytes]:
 
 
 def check_name(name: str, *, path: str, mirage: bool) -> None:
-    """Raise InvalidInput (naming ``path`` and the rule) if FAT (or Mirage) cannot store ``name``."""
+    """Raise InvalidInput (naming ``path`` and the rule) unless FAT (or Mirage) can store it."""
     bad = sorted({c for c in name if c in FORBIDDEN})
     if bad:
         raise InvalidInput(f"name contains {''.join(bad)!r}, which FAT names cannot hold",

@@ -263,7 +263,6 @@ def test_large_sparse_fat32(tmp_path):
 
 
 def test_blockimg_checksums_match(src, tmp_path):
-    import zlib  # noqa: F401  (crc32c comes from blockimg.copy)
     from blockimg.copy import crc32c
     p = plan(walk(src), Options())
     dev = MemoryDevice(p.image_size, sector_size=p.sector_size)

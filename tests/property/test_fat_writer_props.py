@@ -1,4 +1,4 @@
-"""Property: random trees -> FAT image -> fsck.fat clean; blockimg, mtools, pyfatfs read the tree."""
+"""Property: random trees -> FAT image -> fsck.fat clean; blockimg, mtools, pyfatfs agree."""
 import importlib.util
 import os
 import tempfile
