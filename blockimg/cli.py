@@ -226,7 +226,14 @@ COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_e
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse cannot take `verify IMAGE --manifest M SRC` (a positional after an option).
+    if args.command == "verify" and args.src is None and len(extra) == 1 \
+            and not extra[0].startswith("-"):
+        args.src, extra = extra[0], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         with interrupts_as_exceptions():
             return COMMANDS[args.command](args)
