@@ -360,6 +360,8 @@ def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options)
     for e in entries:
         check_name(e.name, path=e.path, mirage=opts.mirage)
         key = fold(e.name)
+        if key in seen and seen[key] == e.path:
+            raise InvalidInput("given twice", path=e.path, rule="unique paths")
         if key in seen:
             raise InvalidInput(f"{seen[key]!r} and {e.path!r} differ only in case, which FAT "
                                "does not distinguish", path=e.path,

@@ -246,3 +246,9 @@ def test_fat_chunks_bounded_for_32gib_volume():
         assert len(chunk) <= 1 << 20
         pieces += 1
     assert pieces == -(-p.geometry.fat_bytes // (1 << 20))
+
+
+def test_duplicate_paths_refused():
+    e = SourceEntry("a", Kind.FILE, size=1, data=b"x")
+    with pytest.raises(InvalidInput, match="given twice"):
+        plan(SourceTree((e, e)), Options())
