@@ -26,7 +26,8 @@ class Options:
     ``sector_size``: 512..4096 (default 4096 for mirage, 512 for generic).
     ``align``: the FATs, root directory and data region start on multiples of
     this many bytes (a power of two). ``size``: exact image size in bytes
-    (default: the smallest that holds the tree plus ``free`` bytes).
+    (default: the smallest that holds the tree plus ``free`` bytes; with
+    ``size``, ``free`` is space that must be left over).
     ``label``: up to 11 characters, stored upper case (generic target only:
     fsck.fat wants a boot-sector label matched by a root entry, which the
     Mirage driver would list as a file). ``volume_id``: 32-bit
