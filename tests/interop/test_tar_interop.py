@@ -285,3 +285,29 @@ def test_tree_snapshot_sees_a_difference(tmp_path):
     assert tree_snapshot(a) != tree_snapshot(b)
     with pytest.raises(AssertionError):
         assert_same_tree(a, b)
+
+
+def test_generic_target_stores_names_that_are_not_utf8(tmp_path):
+    """Raw bytes in ustar fields; in pax records with hdrcharset=BINARY (bsdtar needs it)."""
+    gtar, bsdtar = require_tool("tar"), require_tool("bsdtar")
+    src = tmp_path / "src"
+    src.mkdir()
+    raw = os.fsencode(src)
+    with open(os.path.join(raw, b"caf\xe9.txt"), "wb") as f:
+        f.write(b"latin-1 name")
+    deep = os.path.join(raw, b"\xe9" * 120)
+    os.mkdir(deep)
+    with open(os.path.join(deep, b"\xff" * 50), "wb") as f:
+        f.write(b"needs a pax path")
+    with pytest.raises(blockimg.InvalidInput, match="UTF-8"):
+        blockimg.create(src, tmp_path / "m.img")
+    image = tmp_path / "g.img"
+    blockimg.create(src, image, target="generic")
+    for tool in (gtar, bsdtar):
+        dest = tmp_path / Path(tool).name
+        extract_with(tool, image, dest)
+        assert_same_tree(src, dest)
+    with blockimg.open(image) as img:
+        dest = tmp_path / "ours"
+        assert img.extract(dest).ok
+        assert_same_tree(src, dest)
