@@ -293,3 +293,22 @@ def test_source_changed_after_planning(tmp_path):
     (root / "a.txt").write_bytes(b"123456789")
     with pytest.raises(SourceChanged, match="a.txt"):
         write(p, MemoryDevice(p.image_size, sector_size=p.sector_size))
+
+
+def test_32gib_fat32_bounded_memory(src, tmp_path):
+    """A 32 GiB FAT32 volume (two 8 MiB FATs) is written with a few MiB of Python memory."""
+    import tracemalloc
+    p = plan(walk(src), Options(target="generic", size=32 << 30))
+    assert p.fat_type == 32 and p.geometry.fat_bytes > 4 << 20
+    img = tmp_path / "big.img"
+    dev = FileDevice.create(str(img), p.image_size, sector_size=p.sector_size)
+    tracemalloc.start()
+    try:
+        write(p, dev)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        dev.close()
+    assert peak < 16 << 20, f"peak {peak} bytes"
+    assert img.stat().st_blocks * 512 < 64 << 20            # sparse: free clusters are holes
+    fsck_clean(img)
