@@ -1,8 +1,10 @@
 """FAT block images: the format's entry points (see blockimg.formats for the contract).
 
-Submodules: ``structs`` (on-disk structures), ``table`` (FAT12/16/32 tables),
-``names`` (8.3 and long names), ``layout`` (pure planning), ``writer``,
-``reader``, ``checks`` (the check command). numpy is imported only by the modules that need it.
+Submodules: ``options`` (the writer's options), ``structs`` (on-disk
+structures), ``table`` (FAT12/16/32 tables), ``names`` (8.3 and long names),
+``directory`` (directory entry bytes), ``layout`` (pure planning),
+``writer``, ``reader``, ``checks`` (the check command). numpy is imported
+only by the modules that need it.
 """
 from __future__ import annotations
 
