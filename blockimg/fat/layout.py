@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from ..errors import DoesNotFit, InvalidInput
 from ..source import Kind, SourceEntry, SourceTree
 from ..units import align_up, ceil_div
@@ -389,7 +391,6 @@ class _Needs:
         self.root_bytes = root.entry_count(label) * DIR_ENTRY_SIZE
         self.sizes = [e.size for _, e in files if e.size]
         self.free = opts.free
-        import numpy as np
         self._arr = np.asarray(self.sizes, dtype=np.int64)
 
     def clusters(self, fat_type: int, csize: int) -> int:
