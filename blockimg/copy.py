@@ -108,25 +108,45 @@ class Copier:
                                     "the image was planned", path=entry.source,
                                     rule="source must not change during the build")
             crc = 0
-            if entry.size <= SMALL_FILE or self.checksum:
-                crc = self._read_through(fd, entry, offset)
+            if entry.size <= SMALL_FILE:
+                # One read of size+1 bytes both copies the file and sees it grow.
+                crc = self._read_small(fd, entry, offset)
             else:
-                self.flush()
-                got = self.device.copy_from(offset, fd, entry.size)
-                if got != entry.size:
-                    self._changed(entry, got)
-            try:
-                extra = os.pread(fd, 1, entry.size)
-            except OSError:
-                extra = b""
-            if extra:
-                raise SourceChanged(f"grew past its planned {entry.size} bytes during the "
-                                    "build", path=entry.source,
-                                    rule="source must not change during the build")
+                if self.checksum:
+                    crc = self._read_through(fd, entry, offset)
+                else:
+                    self.flush()
+                    got = self.device.copy_from(offset, fd, entry.size)
+                    if got != entry.size:
+                        self._changed(entry, got)
+                try:
+                    extra = os.pread(fd, 1, entry.size)
+                except OSError:
+                    extra = b""
+                if extra:
+                    self._grew(entry)
         finally:
             os.close(fd)
         self._advance(entry, crc)
         return crc
+
+    def _read_small(self, fd: int, entry: SourceEntry, offset: int) -> int:
+        try:
+            data = os.pread(fd, entry.size + 1, 0)
+        except OSError as e:
+            raise DeviceError(f"{entry.source}: read failed: {e.strerror}",
+                              errno=e.errno) from None
+        if len(data) > entry.size:
+            self._grew(entry)
+        if len(data) < entry.size:
+            # A short read is allowed by POSIX; finish with the general loop.
+            return self._read_through(fd, entry, offset)
+        self.put(offset, data)
+        return self._crc(data) if self._crc is not None else 0
+
+    def _grew(self, entry: SourceEntry) -> None:
+        raise SourceChanged(f"grew past its planned {entry.size} bytes during the build",
+                            path=entry.source, rule="source must not change during the build")
 
     def _read_through(self, fd: int, entry: SourceEntry, offset: int) -> int:
         crc = 0
