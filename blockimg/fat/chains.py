@@ -27,12 +27,17 @@ CACHE_WINDOWS = 4
 
 
 class ChainError(Exception):
-    """A chain breaks a rule; ``cluster`` is the entry at fault (its FAT offset is known)."""
+    """A chain breaks a rule; ``cluster`` is the entry at fault.
+
+    ``runs`` are the chain's runs before the break (none for a loop), at most
+    the limit's worth of clusters.
+    """
 
     def __init__(self, rule: str, cluster: int) -> None:
         super().__init__(rule)
         self.rule = rule
         self.cluster = cluster
+        self.runs: List[Run] = []
 
 
 class FatTable:
@@ -113,8 +118,16 @@ class FatTable:
         Raises :class:`ChainError` when a cluster is out of range, the chain
         reaches a free or bad cluster, loops, or is longer than ``limit``.
         """
-        top = self.entries                                  # first invalid cluster number
         runs: List[Run] = []
+        try:
+            return self._chain(start, limit, runs)
+        except ChainError as e:
+            if not e.rule.startswith("chain loops"):   # a loop's runs repeat themselves
+                e.runs = runs
+            raise
+
+    def _chain(self, start: int, limit: int, runs: List[Run]) -> List[Run]:
+        top = self.entries
         total = 0
         c = start
         prev = None

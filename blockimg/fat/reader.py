@@ -94,19 +94,20 @@ class FatImage(Image):
             self.warnings.append(f"at byte {offset} (0x{offset:x}): {message}")
 
     # -- chains ------------------------------------------------------------------
-    def _follow(self, start: int, limit: int, what: str, entry_offset: int) -> List[Run]:
-        """Runs of a chain; a broken chain is an error (lenient: the runs up to the break)."""
+    def _follow(self, start: int, limit: int, what: str,
+                entry_offset: int) -> Tuple[List[Run], bool]:
+        """``(runs, ok)``: a broken chain is an error (lenient: the runs before the break)."""
         geo = self.geometry
         if not 2 <= start <= geo.max_cluster:
             self._error(f"{what}: start cluster {start} is out of range (2..{geo.max_cluster})",
                         entry_offset + 26, "DIR_FstClusLO", start)
-            return []
+            return [], False
         try:
-            return self.fat.chain(start, limit)
+            return self.fat.chain(start, limit), True
         except ChainError as e:
             self._error(f"{what}: {e.rule}", self.fat.entry_offset(e.cluster),
                         f"FAT entry of cluster {e.cluster}")
-            return []
+            return e.runs, False
 
     def _own(self, runs: List[Run], owner: str) -> None:
         oid = len(self._owners)
@@ -146,7 +147,7 @@ class FatImage(Image):
         geo = self.geometry
         if geo.fat_type != 32:
             return ((geo.root_offset, geo.root_bytes),)
-        runs = self._follow(geo.root_cluster, self._dir_limit(), "root directory", 44 - 26)
+        runs, _ok = self._follow(geo.root_cluster, self._dir_limit(), "root directory", 44 - 26)
         self._own(runs, "/")
         ext = self._extents(runs, sum(n for _, n in runs) * geo.cluster_size)
         if self._past_end(ext, "root directory"):
@@ -250,7 +251,7 @@ class FatImage(Image):
                 self._error(f"directory {path} shares cluster {c} with directory "
                             f"{visited[c] or '/'} (cross-linked)", at + 26, "DIR_FstClusLO", c)
                 return None
-            runs = self._follow(c, self._dir_limit(), f"directory {path}", at)
+            runs, _ok = self._follow(c, self._dir_limit(), f"directory {path}", at)
             self._own(runs, path)
             ext = self._extents(runs, sum(n for _, n in runs) * geo.cluster_size)
             if not runs or self._past_end(ext, f"directory {path}"):
@@ -268,9 +269,9 @@ class FatImage(Image):
                             "(size disagrees with the chain)", at + 28, "DIR_FileSize", 0)
         else:
             need = ceil_div(size, geo.cluster_size)
-            runs = self._follow(rec.cluster, need, f"file {path} ({size} bytes)", at)
+            runs, ok = self._follow(rec.cluster, need, f"file {path} ({size} bytes)", at)
             have = sum(n for _, n in runs)
-            if runs and have != need:
+            if ok and have != need:
                 self._error(f"file {path}: size {size} needs {need} clusters but its chain "
                             f"has {have} (size disagrees with the chain)", at + 28,
                             "DIR_FileSize", size)

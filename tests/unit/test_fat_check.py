@@ -167,3 +167,13 @@ def test_mirage_files_of_2_gib():
     img = v.open(strict=False)
     img._index["huge.bin"] = EntryInfo("huge.bin", "file", 1 << 31)
     assert any("huge.bin" in p and "signed 32-bit" in p for p in check(img, target="mirage"))
+
+
+def test_broken_chain_keeps_its_clusters_before_the_break():
+    v = Volume()
+    a = v.clusters("a.txt")
+    v.set_fat(a[1], v.geo.cluster_count)             # a0 -> a1 -> a free cluster
+    found = problems(v)
+    assert any("a.txt" in p and "free cluster" in p for p in found)
+    lost = [p for p in found if "lost cluster" in p]
+    assert len(lost) == 1 and f"1 lost cluster(s)" in lost[0] and f"cluster {a[2]})" in lost[0]
