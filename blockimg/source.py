@@ -171,7 +171,7 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
                                    path=fs_path, rule="special files")
 
     visit(root, "", ((st.st_dev, st.st_ino),))
-    entries.sort(key=lambda e: sort_key(e.path))
+    # Siblings are visited in byte order, depth first: that already is sort_key order.
     return SourceTree(tuple(entries), tuple(skipped))
 
 
