@@ -39,7 +39,9 @@ def check(image: FatImage, *, target: str = "generic") -> List[str]:
     out += _fat_copies(img) + _media(img) + _fsinfo(img) + _backup(img) + _lost(img)
     out += _volume_size(img)
     if target == "mirage":
-        out += _mirage(img, image.warnings)
+        advice: List[str] = []
+        out += _mirage(img, advice)
+        image.warnings.extend(w for w in advice if w not in image.warnings)
     return out
 
 
