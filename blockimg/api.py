@@ -227,17 +227,21 @@ def _guard_device(dev: FileDevice, format: str, force: bool) -> None:
             if r in mounted:
                 raise InvalidInput(f"is mounted on {mounted[r]}; unmount it first",
                                    path=dev.path, rule="never write a mounted device")
-    if not force and dev.size >= 4096:
-        try:
-            detect_format(dev)
-            holds = True
-        except Exception:
-            head = bytes(dev.pread(0, 4096))
-            holds = head.count(0) != len(head)
-        if holds:
+    if not force and _holds_data(dev):
             raise InvalidInput("already holds data (a file system or partition table?); "
                                "pass --force to overwrite it", path=dev.path,
                                rule="overwrite guard")
+
+
+def _holds_data(dev: BlockDevice) -> bool:
+    """Anything but zeros in the first MiB or the last 64 KiB (boot sectors, partition
+    tables and their GPT backup, superblocks, tar headers)."""
+    for off, n in ((0, min(dev.size, 1 << 20)),
+                   (max(dev.size - (64 << 10), 0), min(dev.size, 64 << 10))):
+        data = bytes(dev.pread(off, n))
+        if data.count(0) != len(data):
+            return True
+    return False
 
 
 def _builtin_open(path: str):
