@@ -1,0 +1,152 @@
+"""Writing to a block device node: supported, but refused when the device is mounted
+(or in use) and, without force, when it already holds data.
+
+Tested twice: with a real loop device (losetup, as root), and with a fake device node
+(monkeypatching) so the logic is covered where loop devices are not available.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+
+import blockimg
+from blockimg import api
+from blockimg.block.file import FileDevice
+from blockimg.errors import InvalidInput
+from conftest import ROOT, require_tool
+
+
+# ---------------------------------------------------------------- fake node ----
+@pytest.fixture
+def fake_node(tmp_path, monkeypatch):
+    """A regular file that api.create treats as a block device node."""
+    node = tmp_path / "fake-sdx"
+    node.write_bytes(bytes(8 << 20))
+    monkeypatch.setattr(api, "_is_device_node", lambda p: os.fspath(p) == str(node))
+    monkeypatch.setattr(api, "_open_device_node",
+                        lambda p: FileDevice(p, writable=True))
+    monkeypatch.setattr(api, "_mounted_devices", lambda: {})
+    return node
+
+
+def test_fake_blank_device_is_written_in_place(fake_node, site_dir):
+    s = blockimg.create(site_dir, fake_node, format="tar", mtime=0)
+    assert fake_node.stat().st_size == 8 << 20  # not replaced by a file of the image's size
+    with blockimg.open(fake_node) as img:
+        assert img.read("robots.txt") == (site_dir / "robots.txt").read_bytes()
+    assert s.path == str(fake_node)
+
+
+def test_fake_device_holding_data_needs_force(fake_node, site_dir):
+    with open(fake_node, "r+b") as f:
+        f.write(b"\xeb\x3cSOMEFS")
+    with pytest.raises(InvalidInput, match="--force"):
+        blockimg.create(site_dir, fake_node, format="tar", mtime=0)
+    assert fake_node.read_bytes()[:8] == b"\xeb\x3cSOMEFS"
+    blockimg.create(site_dir, fake_node, format="tar", mtime=0, force=True)
+    with blockimg.open(fake_node) as img:
+        assert img.exists("index.html")
+
+
+def test_fake_mounted_device_is_refused_even_with_force(fake_node, site_dir, monkeypatch):
+    monkeypatch.setattr(api, "_mounted_devices", lambda: {os.stat(fake_node).st_rdev: "/mnt"})
+    with pytest.raises(InvalidInput, match="mounted on /mnt"):
+        blockimg.create(site_dir, fake_node, format="tar", mtime=0, force=True)
+    assert fake_node.read_bytes() == bytes(8 << 20)
+
+
+def test_busy_device_is_refused(tmp_path, monkeypatch):
+    """O_EXCL on a block device fails with EBUSY when it is mounted or claimed."""
+    real_open = os.open
+
+    def fake_open(path, flags, *a):
+        if os.fspath(path).endswith("busy") and flags & os.O_EXCL:
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+        return real_open(path, flags, *a)
+    monkeypatch.setattr(os, "open", fake_open)
+    with pytest.raises(InvalidInput, match="in use"):
+        api._open_device_node(str(tmp_path / "busy"))
+
+
+def test_fake_device_too_small(fake_node, tmp_path):
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "f").write_bytes(os.urandom(9 << 20))
+    with pytest.raises(blockimg.DoesNotFit):
+        blockimg.create(big, fake_node, format="tar", mtime=0)
+
+
+# ---------------------------------------------------------------- real loop ----
+@pytest.fixture
+def loop(tmp_path):
+    losetup = require_tool("losetup")
+    backing = tmp_path / "loop-backing.img"
+    with open(backing, "wb") as f:
+        f.truncate(32 << 20)
+    res = subprocess.run([losetup, "-f", "--show", str(backing)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.fail(f"losetup failed (the tests need root): {res.stderr}")
+    dev = res.stdout.strip()
+    mnt = tmp_path / "mnt"
+    try:
+        yield dev, mnt
+    finally:
+        if os.path.ismount(mnt):
+            subprocess.run(["umount", str(mnt)])
+        subprocess.run([losetup, "-d", dev])
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "blockimg", *map(str, args)],
+                          capture_output=True, text=True, cwd=str(ROOT))
+
+
+def test_loop_device_written_then_guarded(loop, site_dir):
+    dev, _mnt = loop
+    res = run_cli("create", site_dir, "-o", dev, "--format", "fat", "--mtime", "0", "-q")
+    assert res.returncode == 0, res.stderr
+    with blockimg.open(dev) as img:
+        assert img.read("robots.txt") == (site_dir / "robots.txt").read_bytes()
+    # now it holds a file system: refused without --force
+    res = run_cli("create", site_dir, "-o", dev, "--format", "tar", "--mtime", "0")
+    assert res.returncode == 1
+    assert "--force" in res.stderr
+    with blockimg.open(dev) as img:
+        assert img.format == "fat"
+    res = run_cli("create", site_dir, "-o", dev, "--format", "tar", "--mtime", "0", "--force",
+                  "-q")
+    assert res.returncode == 0, res.stderr
+    with blockimg.open(dev) as img:
+        assert img.format == "tar"
+
+
+def test_mounted_loop_device_is_refused(loop, site_dir):
+    dev, mnt = loop
+    # vfat may not be in the kernel; any mountable file system will do
+    subprocess.run([require_tool("mkfs.ext4"), "-q", dev], check=True, capture_output=True)
+    mnt.mkdir()
+    res = subprocess.run(["mount", dev, str(mnt)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.fail(f"cannot mount the loop device: {res.stderr}")
+    (mnt / "keep.txt").write_text("keep")
+    with pytest.raises(InvalidInput, match="mounted|in use"):
+        blockimg.create(site_dir, dev, format="tar", mtime=0, force=True)
+    res = run_cli("create", site_dir, "-o", dev, "--force")
+    assert res.returncode == 1
+    assert "mounted" in res.stderr or "in use" in res.stderr
+    assert (mnt / "keep.txt").read_text() == "keep"
+
+
+def test_mounted_check_without_o_excl(loop, site_dir, monkeypatch):
+    """The /proc/mounts check alone also refuses (for systems where O_EXCL does not)."""
+    dev, mnt = loop
+    subprocess.run([require_tool("mkfs.ext4"), "-q", dev], check=True, capture_output=True)
+    mnt.mkdir()
+    subprocess.run(["mount", dev, str(mnt)], check=True, capture_output=True)
+    monkeypatch.setattr(api, "_open_device_node", lambda p: FileDevice(p, writable=True))
+    with pytest.raises(InvalidInput, match=f"mounted on {mnt}"):
+        blockimg.create(site_dir, dev, format="tar", mtime=0, force=True)
