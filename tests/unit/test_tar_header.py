@@ -148,9 +148,16 @@ def test_pax_records_sorted_and_parsed_back():
 
 
 def test_pax_payload_read_by_tarfile():
-    payload = encode_pax({b"path": "ü/".encode() + b"z" * 300})
-    assert tarfile.TarInfo._proc_pax is not None  # the record syntax is the standard one
-    assert decode_pax(payload + b"\0" * 7, 0) == [(b"path", "ü/".encode() + b"z" * 300)]
+    import io
+    path = "ü/".encode() + b"z" * 300
+    payload = encode_pax({b"path": path, b"mtime": b"-7"})
+    blob = (build_header(b"././@PaxHeader", 0o644, len(payload), 0, b"x")
+            + payload + bytes(-len(payload) % 512)
+            + build_header(b"truncated", 0o644, 0, 0, b"0") + bytes(1024))
+    with tarfile.open(fileobj=io.BytesIO(blob)) as t:
+        (member,) = t.getmembers()
+    assert member.name == path.decode() and member.mtime == -7
+    assert decode_pax(payload + b"\0" * 7, 0) == [(b"mtime", b"-7"), (b"path", path)]
 
 
 @pytest.mark.parametrize("payload,why", [
