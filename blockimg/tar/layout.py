@@ -3,8 +3,10 @@
 The archive is the tree's entries in order (parents before children,
 directories as ``name/``), each as its header set (a pax ``x`` header with
 its records when ustar cannot hold a value, then the ustar header) followed
-by the file's data padded to 512 bytes; then two zero blocks; then zeros up
-to the image size.
+by the file's data padded to 512 bytes; then two zero blocks; then the rest
+of the image up to its size (a multiple of the sector size, of 4096 for the
+Mirage target, or exactly ``size``), which every reader ignores and the
+writer leaves unwritten.
 
 Alignment (``align=N``): before the header set of a non-empty regular file
 whose data would not start on a multiple of N, the planner inserts ``k``
