@@ -30,11 +30,12 @@ def names(alphabet):
     return st.text(st.sampled_from(alphabet), min_size=1, max_size=30)
 
 
-def trees(alphabet, depth=3):
+def trees(alphabet, depth=3, min_size=0):
     leaf = st.binary(max_size=6000)
     if depth == 0:
-        return st.dictionaries(names(alphabet), leaf, max_size=6)
-    return st.dictionaries(names(alphabet), leaf | trees(alphabet, depth - 1), max_size=6)
+        return st.dictionaries(names(alphabet), leaf, min_size=min_size, max_size=6)
+    return st.dictionaries(names(alphabet), leaf | trees(alphabet, depth - 1),
+                           min_size=min_size, max_size=6)
 
 
 def usable(tree, mirage, path=""):
@@ -75,7 +76,7 @@ def test_random_trees_read_back(data):
     require_tool("mcopy")
     opts = data.draw(OPTIONS)
     mirage = opts.get("target") != "generic"
-    tree = data.draw(trees(ASCII if mirage else UNICODE))
+    tree = data.draw(trees(ASCII if mirage else UNICODE, min_size=1))
     assume(usable(tree, mirage))
     if opts.get("fat_type") == 32 and opts["sector_size"] == 4096:
         opts["sector_size"] = 512          # keep the 256 MiB FAT32/4K case to the interop tests
