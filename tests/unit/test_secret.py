@@ -10,7 +10,7 @@ import pytest
 
 import blockimg
 from blockimg import atomic, cli, progress
-from blockimg.atomic import TMP_SUFFIX, temporaries_in
+from blockimg.atomic import temporaries_in
 from blockimg.copy import Copier
 from blockimg.errors import SourceChanged
 
