@@ -50,7 +50,8 @@ def _load_corpus(corpora: str, name: str, preset: Optional[str]) -> dict:
 
 def _machine() -> dict:
     d = {"machine": platform.machine(), "python": platform.python_version(),
-         "cpus": os.cpu_count(), "kernel": platform.release()}
+         "cpus": os.cpu_count(), "kernel": platform.release(),
+         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
     try:
         with open("/proc/meminfo") as f:
             d["mem_total_kib"] = int(f.readline().split()[1])
@@ -135,8 +136,13 @@ def cmd_run(args) -> int:
         print(f"* blockimg rows ran under a {limit.describe()} memory limit", flush=True)
     print("peak RSS: child process tree (wait4); private: sampled RssAnon of the process "
           "(mapped image pages are page cache and not counted)")
+    if hasattr(os, "getloadavg"):
+        start = doc["machine"].get("loadavg") or [0]
+        print(f"load average: {start[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end "
+              f"({os.cpu_count()} CPUs; other work on the machine slows every tool)")
     if args.out:
         doc["finished"] = now()
+        doc["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
         write_json(os.path.join(args.out, "results.json"), doc)
         with open(os.path.join(args.out, "results.txt"), "w") as f:
             f.write("\n\n".join(texts) + "\n")
