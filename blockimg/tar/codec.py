@@ -126,6 +126,14 @@ _DECIMAL = re.compile(rb"[0-9]{1,19}\Z")
 _TIME = re.compile(rb"(-?[0-9]{1,19})(\.[0-9]*)?\Z")
 
 
+def _plain(raw: bytes) -> bytes:
+    """The digits of a plain octal field, or ValueError (then the strict path decides)."""
+    digits = raw.rstrip(b" \0")
+    if digits.isdigit():
+        return digits
+    raise ValueError
+
+
 class Member:
     """One decoded entry: its final name, kind, numbers and where it lies.
 
@@ -295,9 +303,14 @@ class Decoder:
 
     def _member(self, block: bytes, offset: int) -> Member:
         base256: list = []
-        size = self._number(block, "size", offset, base256)
-        mtime = self._number(block, "mtime", offset, base256)
-        mode = self._number(block, "mode", offset, base256)
+        try:                                   # plain octal everywhere: the usual case
+            size = int(_plain(block[124:136]), 8)
+            mtime = int(_plain(block[136:148]), 8)
+            mode = int(_plain(block[100:108]), 8)
+        except ValueError:
+            size = self._number(block, "size", offset, base256)
+            mtime = self._number(block, "mtime", offset, base256)
+            mode = self._number(block, "mode", offset, base256)
         typeflag = block[156:157]
         name = block[:100].split(b"\0", 1)[0]
         link = block[157:257].split(b"\0", 1)[0]
