@@ -348,8 +348,9 @@ class Mutator:
                     if mirror + width <= len(buf):
                         buf[mirror:mirror + width] = buf[off:off + width]
             return
-        # a directory entry in the root directory (or the first data clusters)
-        region = root_start + self.rng.randrange(0, 32 * 64) // 32 * 32
+        # a directory entry: in the root directory or (subdirectories, FAT32) a data cluster
+        span = 32 * 64 if self.rng.random() < 0.5 else 64 * 1024
+        region = root_start + self.rng.randrange(0, span) // 32 * 32
         if region + 32 > len(buf):
             return self._generic(buf)
         e = region
