@@ -6,6 +6,7 @@ and extract must equal the source tree and what ``mcopy -s`` extracts.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -192,3 +193,24 @@ def test_cli_check_mirage_exits_1_listing_files(volume, capsys):
     out = capsys.readouterr().out
     assert f"{img}: mirage: cannot find index.txt" in out
     assert "cannot find README" not in out
+
+
+def test_cli_ls_cat_info_extract(volume, tmp_path, capsys):
+    fat, sector, src, img = volume
+    assert cli_main(["ls", str(img)]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "sub/deeper/deepest/x.css" in listed and "empty dir/" in listed
+    assert cli_main(["cat", str(img), "héllo wörld ☃.txt"]) == 0
+    assert "unicode ☃" in capsys.readouterr().out
+    assert cli_main(["info", "--json", str(img)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    for key in ("fat_type", "bytes_per_sector", "sectors_per_cluster", "cluster_size",
+                "reserved_sectors", "fats", "sectors_per_fat", "root_entries", "total_sectors",
+                "clusters", "data_offset", "volume_id", "label", "label_entry",
+                "free_clusters", "oem_name"):
+        assert key in info, key
+    assert info["fat_type"] == f"FAT{fat}" and info["oem_name"] == "mkfs.fat"
+    if fat == 32:
+        assert info["fsinfo_free_count"] == info["free_clusters"]
+    assert cli_main(["extract", str(img), str(tmp_path / "x")]) == 0
+    assert_same_tree(src, tmp_path / "x")
