@@ -33,7 +33,7 @@ from .errors import BlockImgError
 from .formats import detect_format, format_module
 from .verify import format_check
 
-__all__ = ["exercise", "InvariantBroken", "Hang", "Mutator", "load_seeds", "run"]
+__all__ = ["exercise", "exercise_extract", "InvariantBroken", "Hang", "Mutator", "load_seeds", "run"]
 
 READ_CHUNK = 64 * 1024
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +124,35 @@ def _one(dev: MemoryDevice, name: str) -> str:
         for target in ("generic", "mirage"):
             for problem in format_check(mod)(img, target=target):
                 str(problem)
+    return "ok"
+
+
+def exercise_extract(data: bytes, workdir: str) -> str:
+    """Extract ``data`` (format detected) below ``workdir``/dest: it must write nothing
+    beside ``dest`` and leave no link that leads out of it."""
+    import shutil
+    from .api import open as open_image
+    dest = os.path.join(workdir, "dest")
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    dev = MemoryDevice(data=_pad(bytes(data)), writable=False)
+    try:
+        with open_image(dev) as img:
+            img.extract(dest)
+    except BlockImgError as e:
+        return type(e).__name__
+    except Exception as e:
+        raise InvariantBroken(f"extract: {type(e).__name__}: {e}\n{traceback.format_exc()}") \
+            from e
+    if sorted(os.listdir(workdir)) != ["dest"]:
+        raise InvariantBroken(f"extract wrote beside its destination: {os.listdir(workdir)}")
+    real = os.path.realpath(dest)
+    for dirpath, dirs, files in os.walk(dest):
+        for n in dirs + files:
+            p = os.path.realpath(os.path.join(dirpath, n))
+            if p != real and not p.startswith(real + os.sep):
+                raise InvariantBroken(f"extract left {os.path.join(dirpath, n)!r} leading "
+                                      f"outside to {p!r}")
     return "ok"
 
 
@@ -383,8 +412,20 @@ def _alarm(seconds: float):
 
 def run(iterations: Optional[int] = None, *, seconds: Optional[float] = None, seed: int = 0,
         timeout: float = 10.0, save_dir: Optional[Path] = None,
-        seeds: Optional[List[Tuple[str, bytes]]] = None, max_failures: int = 20) -> dict:
-    """Run the mutator; returns counts and the failures (input saved to ``save_dir``)."""
+        seeds: Optional[List[Tuple[str, bytes]]] = None, max_failures: int = 20,
+        extract_every: int = 20) -> dict:
+    """Run the mutator; returns counts and the failures (input saved to ``save_dir``).
+
+    Every ``extract_every``-th input is also extracted into a scratch directory.
+    """
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="blockimg-fuzz-") as workdir:
+        return _run(iterations, seconds, seed, timeout, save_dir, seeds, max_failures,
+                    extract_every, workdir)
+
+
+def _run(iterations, seconds, seed, timeout, save_dir, seeds, max_failures, extract_every,
+         workdir) -> dict:
     seeds = seeds if seeds is not None else load_seeds()
     weights = []
     mut = Mutator(seeds, seed, weights)
@@ -411,6 +452,8 @@ def run(iterations: Optional[int] = None, *, seconds: Optional[float] = None, se
             signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
                 outcome = exercise(data)
+                if extract_every and stats["executions"] % extract_every == 0:
+                    exercise_extract(data, os.path.join(workdir, "x"))
                 if how == "seed":
                     weights.append(8.0 if "ok" in outcome else 1.0)
                 key = "/".join(outcome)

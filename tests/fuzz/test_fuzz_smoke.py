@@ -3,6 +3,7 @@ what it is there to catch: stray exceptions, hangs, runaway memory."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from blockimg import formats, fuzz
 from blockimg.errors import CorruptImage
 from conftest import ROOT, mirage_fixtures
 
-ITERATIONS = 5000
+ITERATIONS = 4000
 SEED = 20261125
 
 
@@ -117,3 +118,17 @@ def test_mutator_is_deterministic():
     first = [m1.next() for _ in range(50)]
     assert first == [m2.next() for _ in range(50)]
     assert first != [m3.next() for _ in range(50)]
+
+
+def test_extract_check_flags_writes_beside_the_destination(tmp_path, monkeypatch, site_dir):
+    import blockimg
+    from blockimg.image import Image
+    blockimg.create(site_dir, tmp_path / "s.img", format="tar", mtime=0)
+    data = (tmp_path / "s.img").read_bytes()
+    assert fuzz.exercise_extract(data, str(tmp_path / "w1")) == "ok"
+
+    def leaky(self, dest, **kw):
+        open(os.path.join(os.path.dirname(dest), "escaped"), "w").close()
+    monkeypatch.setattr(Image, "extract", leaky)
+    with pytest.raises(fuzz.InvariantBroken, match="beside its destination"):
+        fuzz.exercise_extract(data, str(tmp_path / "w2"))
