@@ -95,7 +95,11 @@ class Manifest:
 
 def build(plan, *, format: str, crcs: Optional[Mapping[str, int]] = None,
           image_sha256: Optional[str] = None, tree=None, options=None) -> Manifest:
-    """The manifest of a written ``plan`` (extents from ``plan.extents()``)."""
+    """The manifest of a written ``plan`` (extents from ``plan.extents()``).
+
+    ``alignment`` is the requested ``align`` (else the sector size), lowered to
+    what every extent's start offset really is a multiple of.
+    """
     crcs = crcs or {}
     files: Dict[str, FileRecord] = {}
     sizes = {}
@@ -115,6 +119,9 @@ def build(plan, *, format: str, crcs: Optional[Mapping[str, int]] = None,
         size = sizes.get(path, sum(n for _o, n in ext))
         files[path] = FileRecord(path, size, ext, crcs.get(path))
     alignment = _alignment(plan, options)
+    # State only what holds: halve until every extent starts on a multiple of it.
+    while alignment > 1 and any(o % alignment for r in files.values() for o, _n in r.extents):
+        alignment //= 2
     return Manifest(format=format, sector_size=int(plan.sector_size), alignment=alignment,
                     image_size=int(plan.image_size), image_sha256=image_sha256,
                     files=dict(sorted(files.items())), directories=tuple(sorted(dirs)),

@@ -59,8 +59,7 @@ def test_manifest_locates_every_file_by_offset(tmp_path, site_dir, fmt):
         assert rec.crc32c == CRC(content)
         # Serve the file by offset alone, without any file-system code.
         assert b"".join(data[o:o + n] for o, n in rec.extents) == content
-        if fmt != "fat":  # tar and fake place each file's data on the alignment
-            assert all(o % m.alignment == 0 for o, _ in rec.extents)
+        assert all(o % m.alignment == 0 for o, _ in rec.extents)
     dirs = {os.path.relpath(d, site_dir).replace(os.sep, "/")
             for d, _s, _f in os.walk(site_dir)} - {"."}
     assert set(m.directories) == dirs
@@ -80,6 +79,14 @@ def test_manifest_json_is_deterministic_and_sorted(tmp_path, site_dir, fmt):
     assert d["manifest_version"] == 1 and d["generator"] == "blockimg"
     assert str(tmp_path) not in text and str(site_dir) not in text  # no build paths
     assert text.endswith("\n")
+
+
+@pytest.mark.parametrize("fmt", ["tar", "fat"])
+def test_alignment_is_what_was_asked(tmp_path, site_dir, fmt):
+    s = blockimg.create(site_dir, tmp_path / "x.img", format=fmt, mtime=0, align=4096,
+                        manifest=True)
+    assert s.manifest.alignment == 4096
+    assert all(o % 4096 == 0 for r in s.manifest for o, _ in r.extents)
 
 
 def test_manifest_object_without_a_file(site_dir, tmp_path):
