@@ -166,11 +166,11 @@ def _mirage(img: FatImage, warnings: List[str]) -> List[str]:
     geo = img.geometry
     out = []
     count = geo.cluster_count
-    if count < 4085:
+    if geo.fat_type == 12:
         out.append(f"mirage: FAT12 ({count} clusters): ocaml-fat decides the type by cluster "
                    "count and reads fewer than 4087 clusters as FAT16, so files beyond their "
                    "first cluster fail; Mirage needs FAT16 with 4085..65524 clusters")
-    elif count >= 65525:
+    elif geo.fat_type == 32:
         out.append(f"mirage: FAT32 ({count} clusters): ocaml-fat reads only the 16-bit "
                    "sectors-per-FAT and root-entry fields and the low half of start clusters, "
                    "so the volume looks empty; Mirage needs FAT16 with 4085..65524 clusters")

@@ -3,7 +3,9 @@
 :func:`looks_like_fat` is the cheap test behind ``detect`` (never raises);
 :func:`parse` decodes sector 0 with the writer's ``structs`` and checks each
 field on its own, raising :class:`CorruptImage` with the field's byte offset.
-The FAT type follows from the cluster count alone, as the spec says.
+The FAT type follows from the cluster count, as the spec says; the one
+exception is a FAT32 BPB on fewer than 65525 clusters, read as FAT32 (as
+Linux and fsck.fat do) with a note.
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ class Geometry:
     volume_id: Optional[int]
     label: Optional[bytes]
     fs_type_text: Optional[bytes]
+    note: Optional[str] = None        # something readers disagree on (see parse)
 
     @property
     def cluster_size(self) -> int:
@@ -153,6 +156,14 @@ def parse(sector: bytes, device_size: int) -> Geometry:
     if count >= FAT32_LIMIT:
         raise _bad(f"{count} clusters is more than FAT32 can address", 32, "BPB_TotSec32", total)
     fat_type = fat_type_of(count)
+    note = None
+    if fat_type != 32 and b.BPB_FATSz16 == 0 and b.BPB_RootEntCnt == 0:
+        # A FAT32 BPB on too few clusters (mkfs.fat -F 32 on a small volume makes
+        # these): read it as FAT32, as Linux and fsck.fat do, and say so.
+        fat_type = 32
+        note = (f"FAT32 volume with only {count} clusters (the spec's minimum is "
+                f"{FAT16_LIMIT}): readers that go by the cluster count take it for "
+                f"FAT{fat_type_of(count)}")
     is32 = fat_type == 32
     if is32 and b.BPB_FATSz16 != 0:
         raise _bad(f"{count} clusters make this FAT32, but the 16-bit sectors-per-FAT "
@@ -197,4 +208,4 @@ def parse(sector: bytes, device_size: int) -> Geometry:
         data_offset=end_of_meta, root_cluster=root_cluster, fsinfo_sector=fsinfo,
         backup_boot_sector=backup, ext_flags=ext_flags,
         volume_id=e.BS_VolID if has_ext else None, label=e.BS_VolLab if has_ext else None,
-        fs_type_text=e.BS_FilSysType if has_ext else None)
+        fs_type_text=e.BS_FilSysType if has_ext else None, note=note)

@@ -73,6 +73,8 @@ class FatImage(Image):
         try:
             self.geometry = parse(device.pread(0, min(device.size, 512)), device.size)
             self.fat = FatTable(device, self.geometry, self.geometry.active_fat)
+            if self.geometry.note:
+                self._warn(0, self.geometry.note)
             self._walk()
             self._cross_links()
         except BaseException:

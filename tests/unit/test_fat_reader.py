@@ -207,3 +207,17 @@ def test_lenient_mode_keeps_reading():
     assert img.problems and "b.txt" in img.problems[0]
     assert img.read("a.txt") == FILES["a.txt"]
     assert img.stat("b.txt").size == 0
+
+
+def test_small_fat32_is_read_as_fat32_with_a_note(tmp_path):
+    import subprocess
+    from conftest import require_tool
+    from blockimg.fat import check
+    img = tmp_path / "small32.img"
+    subprocess.run([require_tool("mkfs.fat"), "-F", "32", "-C", str(img), "20000"],
+                   check=True, capture_output=True)
+    fat = FatImage(MemoryDevice(data=img.read_bytes()))
+    assert fat.geometry.fat_type == 32 and fat.geometry.cluster_count < 65525
+    assert any("FAT32 volume with only" in w for w in fat.warnings)
+    assert any("FAT32 volume with only" in p for p in check(fat))
+    assert any(p.startswith("mirage: FAT32") for p in check(fat, target="mirage"))
