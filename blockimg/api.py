@@ -83,6 +83,10 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     manifest_path = None if isinstance(manifest, bool) or manifest is None else \
         os.fspath(manifest)
     result = None
+    if manifest_path and not isinstance(image, BlockDevice) and \
+            os.path.abspath(manifest_path) == os.path.abspath(os.fspath(image)):
+        raise InvalidInput("the manifest would overwrite the image", path=manifest_path,
+                           rule="manifest beside the image")
 
     def make_manifest(sha: str, crcs) -> Manifest:
         return build_manifest(plan, format=format, crcs=crcs, image_sha256=sha, tree=tree,

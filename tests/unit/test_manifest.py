@@ -151,3 +151,10 @@ def test_negative_offsets_are_refused(tmp_path, site_dir):
 def test_round_trip_through_json(tmp_path, site_dir):
     s = blockimg.create(site_dir, tmp_path / "x.img", format="fat", mtime=0, manifest=True)
     assert mf.loads(s.manifest.dumps()) == s.manifest
+
+
+def test_manifest_cannot_be_the_image(tmp_path, site_dir):
+    with pytest.raises(InvalidInput, match="overwrite the image"):
+        blockimg.create(site_dir, tmp_path / "x.img", format="tar",
+                        manifest=str(tmp_path / "x.img"))
+    assert not (tmp_path / "x.img").exists()
