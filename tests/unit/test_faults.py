@@ -240,9 +240,11 @@ def _start_paused(tmp_path, fmt, *, named=False):
     return proc, target
 
 
-def test_sigterm_mid_write_leaves_nothing(tmp_path, fmt):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=["SIGTERM", "SIGINT", "SIGHUP"])
+def test_signal_mid_write_leaves_nothing(tmp_path, fmt, sig):
     proc, target = _start_paused(tmp_path, fmt)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert b"interrupted" in err
