@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Union
 
@@ -110,10 +109,8 @@ def verify(image: Union[str, os.PathLike, BlockDevice], *,
 
 
 def format_check(mod):
-    """The format's ``check`` function, even where importing a submodule of the same
-    name replaced it on the package (``blockimg.tar.check``)."""
-    fn = mod.check
-    return fn.check if isinstance(fn, types.ModuleType) else fn
+    """The format's ``check`` function."""
+    return mod.check
 
 
 def _has_links(manifest: Optional[Manifest]) -> bool:

@@ -36,5 +36,5 @@ def open_image(device, *, owns_device=False):
 
 def check(image, *, target="generic"):
     """Problems found (strings naming offset/path and rule); empty when clean."""
-    from .check import check as _check
+    from .checks import check as _check
     return _check(image, target=target)

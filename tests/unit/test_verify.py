@@ -171,13 +171,7 @@ def test_cli_draws_progress_on_a_terminal(built, monkeypatch):
     assert "verifying [" in stream.getvalue()
 
 
-@pytest.mark.parametrize("fmt", [
-    pytest.param("tar", marks=pytest.mark.xfail(
-        strict=True, reason="blockimg/tar/__init__.py: check() imports the submodule "
-                            "blockimg.tar.check, which then replaces the function on the "
-                            "package; the second blockimg.tar.check(...) call is a TypeError "
-                            "(FAT fixed the same by renaming its module to checks.py)")),
-    "fat"])
+@pytest.mark.parametrize("fmt", ["tar", "fat"])
 def test_format_check_can_be_called_twice(tmp_path, site_dir, fmt):
     from blockimg.formats import format_module
     blockimg.create(site_dir, tmp_path / "x.img", format=fmt, mtime=0)
