@@ -524,11 +524,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--memory-mb", type=int, default=1024,
                    help="address space allowed above the start-up size")
     p.add_argument("--save", type=Path, help="write failing inputs here")
+    p.add_argument("--max-seed-mb", type=int, default=20,
+                   help="leave out seed images larger than this (the FAT32 ones are 33 MiB)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--atheris", action="store_true", help="use atheris (coverage-guided)")
     args = p.parse_args(argv)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
-    seeds = load_seeds()
+    seeds = load_seeds(args.max_seed_mb << 20)
     # Import everything the readers use before capping memory.
     for name in readers():
         try:

@@ -27,6 +27,7 @@ CASES = json.loads((HOSTILE / "cases.json").read_text())
 CLEAN_FAT = ["hello.txt", "sub", "sub/A.TXT", "long name.txt"]
 SAFE = {
     "fat12-clean.img.gz": (CLEAN_FAT, []),
+    "fat32-clean.img.gz": (["f.txt", "dir", "dir/inner file.txt"], []),
     "fat-lfn-bad-checksum.img.gz": (["HELLO.TXT", "sub", "sub/A.TXT", "long name.txt"], []),
     "fat-lfn-broken-sequence.img.gz": (CLEAN_FAT[:3] + ["LONGNA~1.TXT"], []),
     "fat-lfn-missing-last-flag.img.gz": (CLEAN_FAT[:3] + ["LONGNA~1.TXT"], []),
