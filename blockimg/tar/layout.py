@@ -102,8 +102,10 @@ def plan(tree: SourceTree, options: Optional[Options] = None) -> TarPlan:
     file_bytes = 0
     FILE = Kind.FILE
     for entry in _in_order(tree.entries):
-        head = encode_entry(entry, mirage=mirage)
         is_file = entry.kind is FILE
+        if mirage and not is_file and entry.kind is not Kind.DIR:
+            _refuse_link(entry)
+        head = encode_entry(entry, mirage=mirage)
         k = 0
         if align and is_file and entry.size:
             k = (-(pos + len(head)) % align) // BLOCK
@@ -126,6 +128,16 @@ def plan(tree: SourceTree, options: Optional[Options] = None) -> TarPlan:
     else:
         image_size = align_up(archive, options.pad_to)
     return TarPlan(tuple(items), pos, image_size, options.sector_size, options, file_bytes)
+
+
+def _refuse_link(entry: SourceEntry) -> None:
+    """Mirage target: tar-mirage reads link entries as empty files (MIRAGE.md tar rule 6)."""
+    what = "symbolic link" if entry.kind is Kind.SYMLINK else "hard link"
+    raise InvalidInput(
+        f"is a {what} (to {entry.link_target!r}); the Mirage tar driver reads link entries "
+        "as empty files. Build without --keep-links to store a full copy of the target, "
+        "or use --target generic to keep the link",
+        path=entry.path, rule="Mirage target: only regular files carry content, no links")
 
 
 def _in_order(entries) -> List[SourceEntry]:
