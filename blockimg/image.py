@@ -326,7 +326,13 @@ class Image:
                         report.refused.append((info.path, f"hard link to {info.link_target!r}"
                                                           " which is not in the image"))
                         continue
-                    self._extract_file(self._resolve(src), target, mode=info.mode)
+                    try:
+                        linked = self._resolve(src)
+                    except InvalidInput as e:  # a link to a directory, or a chain of links
+                        report.refused.append((info.path, f"hard link to "
+                                                          f"{info.link_target!r}: {e}"))
+                        continue
+                    self._extract_file(linked, target, mode=info.mode)
                 else:
                     report.refused.append((info.path, f"{info.kind} entries are not extracted"))
                     continue
