@@ -166,11 +166,13 @@ def test_hard_links(tmp_path):
         ("good", "hard", "data.txt"),
         ("bad", "hard", "../../etc/passwd"),
         ("gone", "hard", "not-in-image"),
+        ("adir", "dir", None),
+        ("todir", "hard", "adir"),
     ])
     dest, report = extract(tmp_path, t)
     assert (dest / "good").read_bytes() == b"shared"
     assert not (dest / "good").is_symlink()
-    assert refused(report) == ["bad", "gone"]
+    assert refused(report) == ["bad", "gone", "todir"]
 
 
 def test_devices_and_fifos_are_not_made_and_setuid_is_dropped(tmp_path):
