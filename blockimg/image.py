@@ -309,7 +309,8 @@ class Image:
             if info.kind == "symlink":
                 links.append((info, target))
                 continue
-            if os.path.islink(target) or (os.path.lexists(target) and info.kind != "dir"):
+            if os.path.islink(target) or (os.path.lexists(target) and
+                                          (info.kind != "dir" or not os.path.isdir(target))):
                 if not overwrite or os.path.isdir(target) and not os.path.islink(target):
                     report.existing.append(info.path)
                     continue
