@@ -283,3 +283,17 @@ def test_cli_reports_refusals_and_fails(tmp_path):
 ])
 def test_names_special_on_the_host(path, host, bad):
     assert (unsafe_host_name(path, host=host) is not None) == bad
+
+
+def test_existing_file_where_the_image_has_a_directory(tmp_path):
+    t = make_tar(tmp_path / "d.tar", [("sub", "dir", None), ("sub/x", "file", b"x")])
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "sub").write_bytes(b"mine")
+    with blockimg.open(t) as img:
+        report = img.extract(dest)
+    assert report.existing == ["sub"]
+    assert refused(report) == ["sub/x"]
+    assert (dest / "sub").read_bytes() == b"mine"
+    dest, report = extract(tmp_path, t, overwrite=True)
+    assert report.ok and (dest / "sub" / "x").read_bytes() == b"x"
