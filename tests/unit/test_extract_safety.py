@@ -297,3 +297,17 @@ def test_existing_file_where_the_image_has_a_directory(tmp_path):
     assert (dest / "sub").read_bytes() == b"mine"
     dest, report = extract(tmp_path, t, overwrite=True)
     assert report.ok and (dest / "sub" / "x").read_bytes() == b"x"
+
+
+def test_cli_overwrite(tmp_path):
+    t = make_tar(tmp_path / "o.tar", [("a.txt", "file", b"new")])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.txt").write_bytes(b"old")
+    cmd = [sys.executable, "-m", "blockimg", "extract", str(t), str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
+    assert res.returncode == 1 and "exists, not overwritten" in res.stderr
+    assert (out / "a.txt").read_bytes() == b"old"
+    res = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, cwd=str(ROOT))
+    assert res.returncode == 0, res.stderr
+    assert (out / "a.txt").read_bytes() == b"new"
