@@ -86,7 +86,9 @@ def verify(image: Union[str, os.PathLike, BlockDevice], *,
     src_tree = None
     if source is not None:
         from .source import walk
-        src_tree = walk(source, keep_links=_has_links(manifest))
+        # Links are read as links first (a dangling one is no error); if the image
+        # turns out to hold copies instead, the source is walked again following them.
+        src_tree = walk(source, keep_links=True)
     owns = not isinstance(image, BlockDevice)
     dev = open_device(image, sector_size=sector_size)
     try:
@@ -101,7 +103,7 @@ def verify(image: Union[str, os.PathLike, BlockDevice], *,
         meter = _Meter(progress, total)
         if manifest is not None:
             _check_image_bytes(dev, manifest, report, meter)
-        _compare(dev, manifest, src_tree, target, report, meter)
+        _compare(dev, manifest, src_tree, source, target, report, meter)
     finally:
         if owns:
             dev.close()
@@ -111,6 +113,10 @@ def verify(image: Union[str, os.PathLike, BlockDevice], *,
 def format_check(mod):
     """The format's ``check`` function."""
     return mod.check
+
+
+def tree_has_links(tree) -> bool:
+    return any(getattr(e.kind, "value", e.kind) in ("symlink", "hardlink") for e in tree.entries)
 
 
 def _has_links(manifest: Optional[Manifest]) -> bool:
@@ -137,7 +143,7 @@ def _check_image_bytes(dev: BlockDevice, m: Manifest, report: VerifyReport, mete
             report.add("sha256", None, f"image sha256 is {sha}, manifest says {m.image_sha256}")
 
 
-def _compare(dev: BlockDevice, m: Optional[Manifest], tree, target: Optional[str],
+def _compare(dev: BlockDevice, m: Optional[Manifest], tree, source, target: Optional[str],
              report: VerifyReport, meter) -> None:
     try:
         fmt = m.format if m is not None else detect_format(dev)
@@ -159,6 +165,10 @@ def _compare(dev: BlockDevice, m: Optional[Manifest], tree, target: Optional[str
         if m is not None:
             _against_manifest(entries, crcs, m, report)
         if tree is not None:
+            image_links = any(e.kind in ("symlink", "hardlink") for e in entries.values())
+            if tree_has_links(tree) and not image_links and not _has_links(m):
+                from .source import walk
+                tree = walk(source)  # the image was made following links
             _against_source(img, entries, crcs, tree, report, meter)
 
 
