@@ -184,3 +184,28 @@ def test_verify_twice_in_one_process(built):
     src, img, man = built
     assert vf.verify(img, manifest=man).ok
     assert vf.verify(img, manifest=man, source=src).ok
+
+
+def test_source_with_links_against_an_image_that_keeps_them(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    os.symlink("a.txt", src / "link")
+    img = tmp_path / "l.img"
+    blockimg.create(src, img, format="tar", target="generic", keep_links=True, mtime=0)
+    assert vf.verify(img, source=src).ok
+    os.unlink(src / "link")
+    os.symlink("elsewhere", src / "link")
+    assert kinds(vf.verify(img, source=src)) == [("link", "link")]
+
+
+def test_source_with_links_against_an_image_of_copies(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    os.symlink("a.txt", src / "link")
+    os.link(src / "a.txt", src / "hard")
+    img = tmp_path / "c.img"
+    blockimg.create(src, img, format="fat", mtime=0, manifest=str(tmp_path / "c.json"))
+    assert vf.verify(img, source=src).ok
+    assert vf.verify(img, source=src, manifest=tmp_path / "c.json").ok
