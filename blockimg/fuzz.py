@@ -19,7 +19,6 @@ import gzip
 import json
 import os
 import random
-import resource
 import signal
 import struct
 import sys
@@ -481,6 +480,7 @@ def _run(iterations, seconds, seed, timeout, save_dir, seeds, max_failures, extr
 
 def limit_memory(extra_mb: int) -> None:
     """Cap this process's address space at its current size plus ``extra_mb`` MiB."""
+    import resource
     try:
         with open("/proc/self/status") as f:
             vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
