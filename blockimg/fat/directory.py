@@ -6,13 +6,13 @@ from typing import List, Optional
 
 from .names import build_lfn, is_short_name, short_name_bytes
 from .structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, ATTR_VOLUME_ID,
-                      DIR_ENTRY_SIZE, DirEntry, fat_datetime)
+                      DIR_ENTRY_SIZE, STRUCT_FORMATS, fat_datetime)
 
 __all__ = ["pack_entry", "dot_entries", "label_entry", "NamedEntry", "file_attr"]
 
 #: The layout of ``structs.DirEntry`` as a ``struct`` format: the same bytes, built faster.
-_ENTRY = struct.Struct("<11sBBBHHHHHHHI")
-assert _ENTRY.size == DirEntry.sizeof() == DIR_ENTRY_SIZE
+_ENTRY = struct.Struct(STRUCT_FORMATS["DirEntry"])
+assert _ENTRY.size == DIR_ENTRY_SIZE
 
 
 def pack_entry(name11: bytes, attr: int, cluster: int, size: int, mtime: int,

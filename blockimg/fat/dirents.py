@@ -14,14 +14,14 @@ from typing import List, NamedTuple, Optional, Tuple
 
 from .names import MAX_SLOTS, lfn_checksum, parse_short
 from .structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, ATTR_VOLUME_ID,
-                      DIR_ENTRY_SIZE, LAST_LONG_ENTRY, DirEntry)
+                      DIR_ENTRY_SIZE, LAST_LONG_ENTRY, STRUCT_FORMATS)
 
 __all__ = ["Record", "parse_directory", "DOT", "DOTDOT"]
 
 # DIR_Name, Attr, NTRes, CrtTimeTenth, CrtTime, CrtDate, LstAccDate, FstClusHI,
 # WrtTime, WrtDate, FstClusLO, FileSize
-_ENTRY = struct.Struct("<11sBBBHHHHHHHI")
-assert _ENTRY.size == DirEntry.sizeof() == DIR_ENTRY_SIZE
+_ENTRY = struct.Struct(STRUCT_FORMATS["DirEntry"])
+assert _ENTRY.size == DIR_ENTRY_SIZE
 _UNITS = struct.Struct("<5H")
 _UNITS6 = struct.Struct("<6H")
 _UNITS2 = struct.Struct("<2H")

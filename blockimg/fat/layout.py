@@ -21,8 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from ..errors import DoesNotFit, InvalidInput
 from ..source import Kind, SourceEntry, SourceTree
 from ..units import align_up, ceil_div
@@ -391,10 +389,17 @@ class _Needs:
         self.root_bytes = root.entry_count(label) * DIR_ENTRY_SIZE
         self.sizes = [e.size for _, e in files if e.size]
         self.free = opts.free
-        self._arr = np.asarray(self.sizes, dtype=np.int64)
+        self._file_clusters: Dict[int, int] = {}
 
     def clusters(self, fat_type: int, csize: int) -> int:
-        n = int(((self._arr + csize - 1) // csize).sum()) if len(self._arr) else 0
+        n = self._file_clusters.get(csize)
+        if n is None:
+            m = csize - 1
+            if csize & m:       # not a power of two (never, with validated options)
+                n = sum(-(-s // csize) for s in self.sizes)
+            else:
+                n = (sum(self.sizes) + sum(-s & m for s in self.sizes)) // csize
+            self._file_clusters[csize] = n
         n += sum(max(1, ceil_div(b, csize)) for b in self.dir_bytes)
         if fat_type == 32:
             n += max(1, ceil_div(self.root_bytes, csize))

@@ -15,7 +15,8 @@ import zlib
 from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 from ..errors import InvalidInput
-from .structs import ATTR_LONG_NAME, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT, LfnEntry
+from . import structs
+from .structs import ATTR_LONG_NAME, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT, STRUCT_FORMATS
 
 __all__ = ["SHORT_CHARS", "LFN_UNITS", "MAX_NAME_UNITS", "MAX_SLOTS", "is_short_name",
            "short_name_bytes", "parse_short", "lfn_checksum", "utf16_units", "lfn_units",
@@ -31,8 +32,8 @@ LFN_UNITS = 13
 MAX_NAME_UNITS = 255
 MAX_SLOTS = 20
 #: The layout of ``structs.LfnEntry`` as a ``struct`` format: the same bytes, built faster.
-_LFN = struct.Struct("<B10sBBB12sH4s")
-assert _LFN.size == LfnEntry.sizeof()
+_LFN = struct.Struct(STRUCT_FORMATS["LfnEntry"])
+assert _LFN.size == structs.SIZES["LfnEntry"]
 
 
 # -- short names ---------------------------------------------------------------
@@ -130,7 +131,7 @@ class LfnSlot(NamedTuple):
 
 def parse_lfn_slot(raw: bytes) -> LfnSlot:
     """Decode a 32-byte LFN slot (the caller has checked ``DIR_Attr`` is 0x0F)."""
-    e = LfnEntry.parse(bytes(raw))
+    e = structs.LfnEntry.parse(bytes(raw))
     data = e.LDIR_Name1 + e.LDIR_Name2 + e.LDIR_Name3
     units = tuple(data[i] | data[i + 1] << 8 for i in range(0, 26, 2))
     return LfnSlot(e.LDIR_Ord & 0x3F, bool(e.LDIR_Ord & LAST_LONG_ENTRY), e.LDIR_Chksum, units)

@@ -3,16 +3,18 @@
 Field names follow the Microsoft FAT32 File System Specification (1.03):
 ``BPB_*`` / ``BS_*`` for the boot sector, ``FSI_*`` for FSInfo, ``DIR_*``
 for short directory entries and ``LDIR_*`` for long-name slots. Every
-struct has a fixed size, asserted below. Also here: the attribute bits and
-the FAT date/time codec (UTC, clamped to 1980..2107).
+struct has a fixed size, asserted when they are made. Also here: the
+attribute bits and the FAT date/time codec (UTC, clamped to 1980..2107).
+
+The construct declarations are made on first use (``structs.BPB`` etc.,
+through the module's ``__getattr__``), so building an image, which packs
+the same layouts with :mod:`struct` (``STRUCT_FORMATS``, tested byte for
+byte against these declarations), never imports construct.
 """
 from __future__ import annotations
 
-import calendar
 import time
-from typing import Tuple
-
-from construct import Bytes, Int8ul, Int16ul, Int32ul, Struct
+from typing import Dict, Tuple
 
 __all__ = [
     "BPB", "EBPB", "BPB32", "BootSector16", "BootSector32", "FSInfo", "DirEntry", "LfnEntry",
@@ -23,84 +25,14 @@ __all__ = [
     "fat_datetime", "unix_time", "FAT_EPOCH", "FAT_END",
 ]
 
-# -- boot sector -------------------------------------------------------------
-
-#: The BIOS parameter block shared by FAT12/16/32: bytes 0..35 of sector 0.
-BPB = Struct(
-    "BS_jmpBoot" / Bytes(3),
-    "BS_OEMName" / Bytes(8),
-    "BPB_BytsPerSec" / Int16ul,
-    "BPB_SecPerClus" / Int8ul,
-    "BPB_RsvdSecCnt" / Int16ul,
-    "BPB_NumFATs" / Int8ul,
-    "BPB_RootEntCnt" / Int16ul,
-    "BPB_TotSec16" / Int16ul,
-    "BPB_Media" / Int8ul,
-    "BPB_FATSz16" / Int16ul,
-    "BPB_SecPerTrk" / Int16ul,
-    "BPB_NumHeads" / Int16ul,
-    "BPB_HiddSec" / Int32ul,
-    "BPB_TotSec32" / Int32ul,
-)
-
-#: The extended fields after the BPB (bytes 36..61 on FAT12/16, 64..89 on FAT32).
-EBPB = Struct(
-    "BS_DrvNum" / Int8ul,
-    "BS_Reserved1" / Int8ul,
-    "BS_BootSig" / Int8ul,
-    "BS_VolID" / Int32ul,
-    "BS_VolLab" / Bytes(11),
-    "BS_FilSysType" / Bytes(8),
-)
-
-#: The FAT32-only fields at bytes 36..63.
-BPB32 = Struct(
-    "BPB_FATSz32" / Int32ul,
-    "BPB_ExtFlags" / Int16ul,
-    "BPB_FSVer" / Int16ul,
-    "BPB_RootClus" / Int32ul,
-    "BPB_FSInfo" / Int16ul,
-    "BPB_BkBootSec" / Int16ul,
-    "BPB_Reserved" / Bytes(12),
-)
-
-#: Sector 0 of a FAT12/16 volume (the first 512 bytes; larger sectors are zero after).
-BootSector16 = Struct(
-    "bpb" / BPB,
-    "ebpb" / EBPB,
-    "BS_BootCode" / Bytes(448),
-    "Signature_word" / Bytes(2),
-)
-
-#: Sector 0 of a FAT32 volume (the first 512 bytes).
-BootSector32 = Struct(
-    "bpb" / BPB,
-    "bpb32" / BPB32,
-    "ebpb" / EBPB,
-    "BS_BootCode32" / Bytes(420),
-    "Signature_word" / Bytes(2),
-)
-
 SIGNATURE = b"\x55\xaa"
-
-# -- FSInfo (FAT32) ----------------------------------------------------------
 
 FSI_LEAD_SIG = 0x41615252
 FSI_STRUC_SIG = 0x61417272
 FSI_TRAIL_SIG = 0xAA550000
 FSI_UNKNOWN = 0xFFFFFFFF
 
-FSInfo = Struct(
-    "FSI_LeadSig" / Int32ul,
-    "FSI_Reserved1" / Bytes(480),
-    "FSI_StrucSig" / Int32ul,
-    "FSI_Free_Count" / Int32ul,
-    "FSI_Nxt_Free" / Int32ul,
-    "FSI_Reserved2" / Bytes(12),
-    "FSI_TrailSig" / Int32ul,
-)
-
-# -- directory entries -------------------------------------------------------
+# -- directory entry attributes ------------------------------------------------
 
 ATTR_READ_ONLY = 0x01
 ATTR_HIDDEN = 0x02
@@ -116,44 +48,136 @@ NT_LOWER_BASE = 0x08
 NT_LOWER_EXT = 0x10
 DIR_ENTRY_SIZE = 32
 
-#: A short (8.3) directory entry.
-DirEntry = Struct(
-    "DIR_Name" / Bytes(11),
-    "DIR_Attr" / Int8ul,
-    "DIR_NTRes" / Int8ul,
-    "DIR_CrtTimeTenth" / Int8ul,
-    "DIR_CrtTime" / Int16ul,
-    "DIR_CrtDate" / Int16ul,
-    "DIR_LstAccDate" / Int16ul,
-    "DIR_FstClusHI" / Int16ul,
-    "DIR_WrtTime" / Int16ul,
-    "DIR_WrtDate" / Int16ul,
-    "DIR_FstClusLO" / Int16ul,
-    "DIR_FileSize" / Int32ul,
-)
+#: The same layouts as :mod:`struct` formats (little-endian, no padding), for the hot
+#: paths; ``tests/unit/test_perf_fat_fastpath.py`` checks them against the declarations.
+STRUCT_FORMATS: Dict[str, str] = {
+    "BPB": "<3s8sHBHBHHBHHHII",
+    "EBPB": "<BBBI11s8s",
+    "BPB32": "<IHHIHH12s",
+    "BootSector16": "<3s8sHBHBHHBHHHIIBBBI11s8s448s2s",
+    "BootSector32": "<3s8sHBHBHHBHHHIIIHHIHH12sBBBI11s8s420s2s",
+    "FSInfo": "<I480sIII12sI",
+    "DirEntry": "<11sBBBHHHHHHHI",
+    "LfnEntry": "<B10sBBB12sH4s",
+}
+SIZES = {"BPB": 36, "EBPB": 26, "BPB32": 28, "BootSector16": 512, "BootSector32": 512,
+         "FSInfo": 512, "DirEntry": 32, "LfnEntry": 32}
 
-#: A long-name slot: 13 UTF-16LE units in three pieces.
-LfnEntry = Struct(
-    "LDIR_Ord" / Int8ul,
-    "LDIR_Name1" / Bytes(10),
-    "LDIR_Attr" / Int8ul,
-    "LDIR_Type" / Int8ul,
-    "LDIR_Chksum" / Int8ul,
-    "LDIR_Name2" / Bytes(12),
-    "LDIR_FstClusLO" / Int16ul,
-    "LDIR_Name3" / Bytes(4),
-)
+_DECLARED = ("BPB", "EBPB", "BPB32", "BootSector16", "BootSector32", "FSInfo", "DirEntry",
+             "LfnEntry")
 
-for _s, _n in ((BPB, 36), (EBPB, 26), (BPB32, 28), (BootSector16, 512), (BootSector32, 512),
-               (FSInfo, 512), (DirEntry, 32), (LfnEntry, 32)):
-    assert _s.sizeof() == _n, (_s, _s.sizeof())
-del _s, _n
+
+def _declare() -> Dict[str, object]:
+    """The construct declarations (imported and made once, on first use)."""
+    from construct import Bytes, Int8ul, Int16ul, Int32ul, Struct
+
+    out: Dict[str, object] = {}
+    #: The BIOS parameter block shared by FAT12/16/32: bytes 0..35 of sector 0.
+    out["BPB"] = bpb = Struct(
+        "BS_jmpBoot" / Bytes(3),
+        "BS_OEMName" / Bytes(8),
+        "BPB_BytsPerSec" / Int16ul,
+        "BPB_SecPerClus" / Int8ul,
+        "BPB_RsvdSecCnt" / Int16ul,
+        "BPB_NumFATs" / Int8ul,
+        "BPB_RootEntCnt" / Int16ul,
+        "BPB_TotSec16" / Int16ul,
+        "BPB_Media" / Int8ul,
+        "BPB_FATSz16" / Int16ul,
+        "BPB_SecPerTrk" / Int16ul,
+        "BPB_NumHeads" / Int16ul,
+        "BPB_HiddSec" / Int32ul,
+        "BPB_TotSec32" / Int32ul,
+    )
+    # The extended fields after the BPB (bytes 36..61 on FAT12/16, 64..89 on FAT32).
+    out["EBPB"] = ebpb = Struct(
+        "BS_DrvNum" / Int8ul,
+        "BS_Reserved1" / Int8ul,
+        "BS_BootSig" / Int8ul,
+        "BS_VolID" / Int32ul,
+        "BS_VolLab" / Bytes(11),
+        "BS_FilSysType" / Bytes(8),
+    )
+    # The FAT32-only fields at bytes 36..63.
+    out["BPB32"] = bpb32 = Struct(
+        "BPB_FATSz32" / Int32ul,
+        "BPB_ExtFlags" / Int16ul,
+        "BPB_FSVer" / Int16ul,
+        "BPB_RootClus" / Int32ul,
+        "BPB_FSInfo" / Int16ul,
+        "BPB_BkBootSec" / Int16ul,
+        "BPB_Reserved" / Bytes(12),
+    )
+    # Sector 0 of a FAT12/16 volume (the first 512 bytes; larger sectors are zero after).
+    out["BootSector16"] = Struct(
+        "bpb" / bpb,
+        "ebpb" / ebpb,
+        "BS_BootCode" / Bytes(448),
+        "Signature_word" / Bytes(2),
+    )
+    # Sector 0 of a FAT32 volume (the first 512 bytes).
+    out["BootSector32"] = Struct(
+        "bpb" / bpb,
+        "bpb32" / bpb32,
+        "ebpb" / ebpb,
+        "BS_BootCode32" / Bytes(420),
+        "Signature_word" / Bytes(2),
+    )
+    # FSInfo (FAT32).
+    out["FSInfo"] = Struct(
+        "FSI_LeadSig" / Int32ul,
+        "FSI_Reserved1" / Bytes(480),
+        "FSI_StrucSig" / Int32ul,
+        "FSI_Free_Count" / Int32ul,
+        "FSI_Nxt_Free" / Int32ul,
+        "FSI_Reserved2" / Bytes(12),
+        "FSI_TrailSig" / Int32ul,
+    )
+    # A short (8.3) directory entry.
+    out["DirEntry"] = Struct(
+        "DIR_Name" / Bytes(11),
+        "DIR_Attr" / Int8ul,
+        "DIR_NTRes" / Int8ul,
+        "DIR_CrtTimeTenth" / Int8ul,
+        "DIR_CrtTime" / Int16ul,
+        "DIR_CrtDate" / Int16ul,
+        "DIR_LstAccDate" / Int16ul,
+        "DIR_FstClusHI" / Int16ul,
+        "DIR_WrtTime" / Int16ul,
+        "DIR_WrtDate" / Int16ul,
+        "DIR_FstClusLO" / Int16ul,
+        "DIR_FileSize" / Int32ul,
+    )
+    # A long-name slot: 13 UTF-16LE units in three pieces.
+    out["LfnEntry"] = Struct(
+        "LDIR_Ord" / Int8ul,
+        "LDIR_Name1" / Bytes(10),
+        "LDIR_Attr" / Int8ul,
+        "LDIR_Type" / Int8ul,
+        "LDIR_Chksum" / Int8ul,
+        "LDIR_Name2" / Bytes(12),
+        "LDIR_FstClusLO" / Int16ul,
+        "LDIR_Name3" / Bytes(4),
+    )
+    for name, s in out.items():
+        assert s.sizeof() == SIZES[name], (name, s.sizeof())
+    return out
+
+
+def __getattr__(name: str):
+    # PEP 562: BPB, EBPB, BPB32, BootSector16, BootSector32, FSInfo, DirEntry, LfnEntry.
+    if name in _DECLARED:
+        made = _declare()
+        globals().update(made)
+        return made[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # -- timestamps --------------------------------------------------------------
 
 #: The range FAT timestamps can hold (UTC): 1980-01-01 00:00:00 .. 2107-12-31 23:59:58.
-FAT_EPOCH = calendar.timegm((1980, 1, 1, 0, 0, 0))
-FAT_END = calendar.timegm((2107, 12, 31, 23, 59, 58))
+FAT_EPOCH = 315532800      # calendar.timegm((1980, 1, 1, 0, 0, 0)), tested
+FAT_END = 4354819198       # calendar.timegm((2107, 12, 31, 23, 59, 58)), tested
 
 
 def fat_datetime(mtime: int) -> Tuple[int, int, int]:
@@ -171,6 +195,7 @@ def fat_datetime(mtime: int) -> Tuple[int, int, int]:
 
 def unix_time(date: int, tod: int = 0, tenths: int = 0) -> int:
     """The Unix time (UTC) of a FAT date/time; invalid fields are clamped into range."""
+    import calendar
     year = 1980 + (date >> 9)
     month = min(max((date >> 5) & 0xF, 1), 12)
     day = min(max(date & 0x1F, 1), calendar.monthrange(year, month)[1])

@@ -9,17 +9,34 @@ every file's last cluster. Free data clusters are not written (holes).
 """
 from __future__ import annotations
 
+import struct
 from typing import Callable, Dict, Optional
 
 from ..block.base import BlockDevice
 from ..copy import Copier
 from ..errors import DoesNotFit
+from . import structs
 from .layout import FatPlan
-from .structs import (BootSector16, BootSector32, FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG,
-                      FSI_UNKNOWN, FSInfo, SIGNATURE)
+from .structs import (FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, FSI_UNKNOWN, SIGNATURE,
+                      STRUCT_FORMATS)
 from .table import MEDIA
 
-__all__ = ["write", "boot_sector", "fsinfo_sector", "FAT_CHUNK"]
+__all__ = ["write", "boot_sector", "fsinfo_sector", "FAT_CHUNK", "boot_sector_construct",
+           "fsinfo_sector_construct"]
+
+_BOOT16 = struct.Struct(STRUCT_FORMATS["BootSector16"])
+_BOOT32 = struct.Struct(STRUCT_FORMATS["BootSector32"])
+_FSINFO = struct.Struct(STRUCT_FORMATS["FSInfo"])
+#: Field order of the construct declarations (struct packs positionally).
+_BPB_FIELDS = ("BS_jmpBoot", "BS_OEMName", "BPB_BytsPerSec", "BPB_SecPerClus",
+               "BPB_RsvdSecCnt", "BPB_NumFATs", "BPB_RootEntCnt", "BPB_TotSec16", "BPB_Media",
+               "BPB_FATSz16", "BPB_SecPerTrk", "BPB_NumHeads", "BPB_HiddSec", "BPB_TotSec32")
+_EBPB_FIELDS = ("BS_DrvNum", "BS_Reserved1", "BS_BootSig", "BS_VolID", "BS_VolLab",
+                "BS_FilSysType")
+_BPB32_FIELDS = ("BPB_FATSz32", "BPB_ExtFlags", "BPB_FSVer", "BPB_RootClus", "BPB_FSInfo",
+                 "BPB_BkBootSec", "BPB_Reserved")
+_FSINFO_FIELDS = ("FSI_LeadSig", "FSI_Reserved1", "FSI_StrucSig", "FSI_Free_Count",
+                  "FSI_Nxt_Free", "FSI_Reserved2", "FSI_TrailSig")
 
 FAT_CHUNK = 1 << 20
 OEM_NAME = b"MSWIN4.1"
@@ -50,33 +67,65 @@ def _ebpb(plan: FatPlan) -> dict:
                 BS_FilSysType=f"FAT{plan.fat_type}".ljust(8).encode("ascii"))
 
 
-def boot_sector(plan: FatPlan) -> bytes:
-    """Sector 0 (``sector_size`` bytes: the 512-byte structure, zeros after)."""
+def _boot_values(plan: FatPlan) -> dict:
+    """Sector 0's field values, nested as the construct declaration wants them."""
     g = plan.geometry
     if g.fat_type == 32:
         code = bytearray(420)
         code[:len(BOOT_CODE)] = BOOT_CODE
-        raw = BootSector32.build(dict(
+        return dict(
             bpb=_bpb(plan), ebpb=_ebpb(plan), BS_BootCode32=bytes(code),
             Signature_word=SIGNATURE,
             bpb32=dict(BPB_FATSz32=g.fat_sectors, BPB_ExtFlags=0, BPB_FSVer=0,
                        BPB_RootClus=plan.root.first_cluster, BPB_FSInfo=FSINFO_SECTOR,
-                       BPB_BkBootSec=BACKUP_BOOT_SECTOR, BPB_Reserved=bytes(12))))
+                       BPB_BkBootSec=BACKUP_BOOT_SECTOR, BPB_Reserved=bytes(12)))
+    code = bytearray(448)
+    code[:len(BOOT_CODE)] = BOOT_CODE
+    return dict(bpb=_bpb(plan), ebpb=_ebpb(plan), BS_BootCode=bytes(code),
+                Signature_word=SIGNATURE)
+
+
+def boot_sector(plan: FatPlan) -> bytes:
+    """Sector 0 (``sector_size`` bytes: the 512-byte structure, zeros after).
+
+    Packed with :mod:`struct`; the same bytes as :func:`boot_sector_construct` (tested).
+    """
+    v = _boot_values(plan)
+    bpb = [v["bpb"][k] for k in _BPB_FIELDS]
+    ebpb = [v["ebpb"][k] for k in _EBPB_FIELDS]
+    if plan.geometry.fat_type == 32:
+        raw = _BOOT32.pack(*bpb, *[v["bpb32"][k] for k in _BPB32_FIELDS], *ebpb,
+                           v["BS_BootCode32"], v["Signature_word"])
     else:
-        code = bytearray(448)
-        code[:len(BOOT_CODE)] = BOOT_CODE
-        raw = BootSector16.build(dict(bpb=_bpb(plan), ebpb=_ebpb(plan), BS_BootCode=bytes(code),
-                                      Signature_word=SIGNATURE))
-    return raw + bytes(g.sector_size - len(raw))
+        raw = _BOOT16.pack(*bpb, *ebpb, v["BS_BootCode"], v["Signature_word"])
+    return raw + bytes(plan.geometry.sector_size - len(raw))
+
+
+def boot_sector_construct(plan: FatPlan) -> bytes:
+    """:func:`boot_sector` through the construct declaration (imports construct)."""
+    decl = structs.BootSector32 if plan.geometry.fat_type == 32 else structs.BootSector16
+    raw = decl.build(_boot_values(plan))
+    return raw + bytes(plan.geometry.sector_size - len(raw))
+
+
+def _fsinfo_values(plan: FatPlan) -> dict:
+    free = plan.free_clusters
+    return dict(FSI_LeadSig=FSI_LEAD_SIG, FSI_Reserved1=bytes(480),
+                FSI_StrucSig=FSI_STRUC_SIG, FSI_Free_Count=free,
+                FSI_Nxt_Free=plan.used_end if free else FSI_UNKNOWN,
+                FSI_Reserved2=bytes(12), FSI_TrailSig=FSI_TRAIL_SIG)
 
 
 def fsinfo_sector(plan: FatPlan) -> bytes:
     """The FAT32 FSInfo sector: free cluster count and the first free cluster as hint."""
-    free = plan.free_clusters
-    raw = FSInfo.build(dict(FSI_LeadSig=FSI_LEAD_SIG, FSI_Reserved1=bytes(480),
-                            FSI_StrucSig=FSI_STRUC_SIG, FSI_Free_Count=free,
-                            FSI_Nxt_Free=plan.used_end if free else FSI_UNKNOWN,
-                            FSI_Reserved2=bytes(12), FSI_TrailSig=FSI_TRAIL_SIG))
+    v = _fsinfo_values(plan)
+    raw = _FSINFO.pack(*[v[k] for k in _FSINFO_FIELDS])
+    return raw + bytes(plan.sector_size - len(raw))
+
+
+def fsinfo_sector_construct(plan: FatPlan) -> bytes:
+    """:func:`fsinfo_sector` through the construct declaration (imports construct)."""
+    raw = structs.FSInfo.build(_fsinfo_values(plan))
     return raw + bytes(plan.sector_size - len(raw))
 
 

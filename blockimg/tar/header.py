@@ -3,7 +3,9 @@
 ``HEADER`` is the one declaration of the on-disk block (POSIX ustar field
 names; v7 and GNU headers share the layout up to ``magic``). The reader and
 the writer use the fast slice/format functions below, which the unit tests
-check byte for byte against ``HEADER.parse``/``HEADER.build``.
+check byte for byte against ``HEADER.parse``/``HEADER.build``. ``HEADER`` is
+made on first use (the module's ``__getattr__``): reading and writing tar
+images never import construct.
 
 Rules kept here:
 
@@ -19,8 +21,6 @@ from __future__ import annotations
 
 import re
 from typing import Dict, List, Mapping, Optional, Tuple
-
-from construct import Adapter, Bytes, Struct
 
 from ..errors import CorruptImage
 
@@ -83,69 +83,80 @@ def is_base256(raw: bytes) -> bool:
 
 
 # -- the declaration --------------------------------------------------------
-class _Octal(Adapter):
-    def _decode(self, obj, context, path):
-        return decode_number(obj)
-
-    def _encode(self, obj, context, path):
-        return encode_octal(obj, self.subcon.sizeof())
-
-
-class _Text(Adapter):
-    """A NUL-padded byte string (NUL-terminated unless it fills the field)."""
-
-    def _decode(self, obj, context, path):
-        return obj.split(NUL, 1)[0]
-
-    def _encode(self, obj, context, path):
-        n = self.subcon.sizeof()
-        if len(obj) > n:
-            raise ValueError(f"{len(obj)} bytes do not fit a {n}-byte field")
-        return bytes(obj).ljust(n, NUL)
-
-
-def Octal(n: int) -> _Octal:
-    return _Octal(Bytes(n))
-
-
-def Text(n: int) -> _Text:
-    return _Text(Bytes(n))
-
-
-HEADER = Struct(
-    "name" / Text(100),
-    "mode" / Octal(8),
-    "uid" / Octal(8),
-    "gid" / Octal(8),
-    "size" / Octal(12),
-    "mtime" / Octal(12),
-    "chksum" / Bytes(8),
-    "typeflag" / Bytes(1),
-    "linkname" / Text(100),
-    "magic" / Bytes(6),
-    "version" / Bytes(2),
-    "uname" / Text(32),
-    "gname" / Text(32),
-    "devmajor" / Octal(8),
-    "devminor" / Octal(8),
-    "prefix" / Text(155),
-    "pad" / Bytes(12),
+#: ``(name, width, kind)`` of every header field, in order: ``text`` (NUL padded),
+#: ``octal`` (a number) or ``bytes``. ``HEADER`` is built from this table.
+LAYOUT: Tuple[Tuple[str, int, str], ...] = (
+    ("name", 100, "text"),
+    ("mode", 8, "octal"),
+    ("uid", 8, "octal"),
+    ("gid", 8, "octal"),
+    ("size", 12, "octal"),
+    ("mtime", 12, "octal"),
+    ("chksum", 8, "bytes"),
+    ("typeflag", 1, "bytes"),
+    ("linkname", 100, "text"),
+    ("magic", 6, "bytes"),
+    ("version", 2, "bytes"),
+    ("uname", 32, "text"),
+    ("gname", 32, "text"),
+    ("devmajor", 8, "octal"),
+    ("devminor", 8, "octal"),
+    ("prefix", 155, "text"),
+    ("pad", 12, "bytes"),
 )
-assert HEADER.sizeof() == BLOCK
 
 
 def _field_table() -> Dict[str, Tuple[int, int]]:
     table, pos = {}, 0
-    for sub in HEADER.subcons:
-        n = sub.sizeof()
-        table[sub.name] = (pos, pos + n)
+    for name, n, _ in LAYOUT:
+        table[name] = (pos, pos + n)
         pos += n
+    assert pos == BLOCK
     return table
 
 
 FIELDS: Dict[str, Tuple[int, int]] = _field_table()   # name -> (start, end) in the block
 CHKSUM = FIELDS["chksum"]
 assert CHKSUM == (148, 156)
+
+
+def _declare():
+    """The construct ``Struct`` of the header block (construct imported here, once)."""
+    from construct import Adapter, Bytes, Struct
+
+    class _Octal(Adapter):
+        def _decode(self, obj, context, path):
+            return decode_number(obj)
+
+        def _encode(self, obj, context, path):
+            return encode_octal(obj, self.subcon.sizeof())
+
+    class _Text(Adapter):
+        """A NUL-padded byte string (NUL-terminated unless it fills the field)."""
+
+        def _decode(self, obj, context, path):
+            return obj.split(NUL, 1)[0]
+
+        def _encode(self, obj, context, path):
+            n = self.subcon.sizeof()
+            if len(obj) > n:
+                raise ValueError(f"{len(obj)} bytes do not fit a {n}-byte field")
+            return bytes(obj).ljust(n, NUL)
+
+    kinds = {"text": _Text, "octal": _Octal}
+    header = Struct(*[name / (kinds[kind](Bytes(n)) if kind in kinds else Bytes(n))
+                      for name, n, kind in LAYOUT])
+    assert header.sizeof() == BLOCK
+    return header
+
+
+def __getattr__(name: str):
+    # PEP 562: ``HEADER`` is declared on first access.
+    if name == "HEADER":
+        header = globals()["HEADER"] = _declare()
+        return header
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _HIGH = bytes(range(128, 256))
 _SPACES8 = b" " * 8
@@ -170,7 +181,7 @@ def build_with_construct(**fields) -> bytes:
                   uname=b"", gname=b"", devmajor=0, devminor=0, prefix=b"", pad=bytes(12))
     values.update(fields)
     values["chksum"] = _SPACES8
-    return _with_checksum(HEADER.build(values))
+    return _with_checksum(__getattr__("HEADER").build(values))
 
 
 _ZERO_ID = b"0000000\0"

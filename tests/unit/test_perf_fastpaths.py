@@ -1,0 +1,127 @@
+"""Fast paths give the same bytes as the declarations they stand in for.
+
+Building an image never imports construct or numpy: FAT tables come from the
+standard library's ``array`` (numpy only for very large tables), boot and
+FSInfo sectors from ``struct``, tar header fields from a plain table. Each is
+checked here against the construct declaration / numpy path it replaces.
+"""
+from __future__ import annotations
+
+import calendar
+import random
+import struct
+
+import pytest
+
+from blockimg.fat import Options as FatOptions
+from blockimg.fat import plan as fat_plan
+from blockimg.fat import structs, table
+from blockimg.fat.writer import (boot_sector, boot_sector_construct, fsinfo_sector,
+                                 fsinfo_sector_construct)
+from blockimg.source import Kind, SourceEntry, SourceTree, from_pairs
+from blockimg.tar import header
+
+
+# -- FAT tables ------------------------------------------------------------------
+def _random_table(rng):
+    ft = rng.choice([12, 16, 32])
+    cc = rng.randint(1, {12: 4084, 16: 65524, 32: 200000}[ft])
+    used_end = rng.randint(2, cc + 2)
+    ends, c = [], 2
+    while c < used_end:
+        c = min(c + rng.randint(1, 60), used_end)
+        ends.append(c - 1)
+    size = table.table_bytes(ft, cc + 2) + rng.choice([0, 1, 5, 512, 4096])
+    return table.RunTable(ft, cc, ends, used_end, size)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_run_table_array_engine_matches_numpy(seed):
+    rng = random.Random(seed)
+    rt = _random_table(rng)
+    chunk = rng.choice([3, 64, 999, 4096, 1 << 20])
+    a = list(rt.chunks(chunk, engine="array"))
+    b = list(rt.chunks(chunk, engine="numpy"))
+    assert a == b
+    assert sum(len(d) for _, d in a) == rt.size
+
+
+@pytest.mark.parametrize("fat_type", [12, 16, 32])
+def test_entries_list_matches_numpy_entries(fat_type):
+    rt = table.RunTable(fat_type, 4000, [2, 10, 11, 300, 3000], 3001,
+                        table.table_bytes(fat_type, 4002))
+    for start, stop in [(0, 4002), (0, 1), (1, 2), (5, 12), (2990, 3010), (3001, 4002)]:
+        assert rt.entries_list(start, stop) == [int(v) for v in rt.entries(start, stop)]
+        if fat_type != 12 or start % 2 == 0:
+            assert rt.encode_range(start, stop) == table.encode(rt.entries(start, stop),
+                                                                fat_type)
+
+
+def test_engine_choice_and_refusal():
+    rt = table.RunTable(16, 5000, [100], 101, table.table_bytes(16, 5002))
+    with pytest.raises(ValueError):
+        list(rt.chunks(engine="fortran"))
+    assert list(rt.chunks()) == list(rt.chunks(engine="array"))
+
+
+# -- FAT sectors and entries -------------------------------------------------------
+def _plans():
+    small = from_pairs([("a.txt", b"a" * 5000), ("d/b.bin", b"b" * 70000)], mtime=1_600_000_000)
+    yield fat_plan(small, FatOptions())
+    yield fat_plan(small, FatOptions(target="generic", label="HELLO", volume_id=0xDEADBEEF))
+    yield fat_plan(small, FatOptions(target="generic", fat_type=12))
+    yield fat_plan(small, FatOptions(target="generic", fat_type=32, fats=1))
+    yield fat_plan(small, FatOptions(target="generic", fat_type=32, size=600 << 20))
+    yield fat_plan(small, FatOptions(target="generic", sector_size=4096, fat_type=32))
+    big = SourceTree((SourceEntry("f", Kind.FILE, size=3 << 30, source="/nonexistent"),))
+    yield fat_plan(big, FatOptions(target="generic"))
+
+
+def test_boot_and_fsinfo_sectors_match_construct():
+    n = 0
+    for p in _plans():
+        assert boot_sector(p) == boot_sector_construct(p)
+        assert len(boot_sector(p)) == p.sector_size
+        if p.fat_type == 32:
+            assert fsinfo_sector(p) == fsinfo_sector_construct(p)
+        n += 1
+    assert n == 7
+
+
+def _fields(decl):
+    return [sc.name for sc in decl.subcons]
+
+
+@pytest.mark.parametrize("name", sorted(structs.STRUCT_FORMATS))
+def test_struct_formats_match_declarations(name):
+    decl = getattr(structs, name)
+    fmt = struct.Struct(structs.STRUCT_FORMATS[name])
+    assert fmt.size == decl.sizeof() == structs.SIZES[name]
+    if name in ("BootSector16", "BootSector32"):
+        return      # nested: covered by the boot sector test above
+    rng = random.Random(name)
+    values = {}
+    for sc in decl.subcons:
+        size = sc.sizeof()
+        kind = type(sc.subcon if hasattr(sc, "subcon") else sc).__name__
+        if "Bytes" in repr(sc) or kind == "Bytes":
+            values[sc.name] = bytes(rng.randrange(256) for _ in range(size))
+        else:
+            values[sc.name] = rng.randrange(1 << (8 * size))
+    packed = fmt.pack(*[values[k] for k in _fields(decl)])
+    assert packed == decl.build(values)
+
+
+def test_fat_time_bounds_are_the_calendar_values():
+    assert structs.FAT_EPOCH == calendar.timegm((1980, 1, 1, 0, 0, 0))
+    assert structs.FAT_END == calendar.timegm((2107, 12, 31, 23, 59, 58))
+
+
+# -- tar header --------------------------------------------------------------------
+def test_tar_field_table_matches_declaration():
+    pos, derived = 0, {}
+    for sc in header.HEADER.subcons:
+        derived[sc.name] = (pos, pos + sc.sizeof())
+        pos += sc.sizeof()
+    assert derived == header.FIELDS
+    assert header.HEADER.sizeof() == header.BLOCK
