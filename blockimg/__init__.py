@@ -11,13 +11,36 @@ Read::
             ...
         data = img.read("index.html")
 """
-from .api import Summary, create, open
-from .block import (BlockDevice, FileDevice, MemoryDevice, MmapDevice, WindowDevice,
-                    backend_names, open_device)
-from .errors import (BlockImgError, CorruptImage, DeviceError, DoesNotFit, InvalidInput,
-                     NotFound, SourceChanged, Unsupported)
-from .image import EntryInfo, ExtractReport, Image, ImageFile
-from .source import Kind, SourceEntry, SourceTree, from_pairs, walk
+import importlib as _importlib
+
+# Names are imported on first use (PEP 562), so ``blockimg create`` loads only what a
+# build needs: no reader, manifest or backend registry.
+_LAZY = {
+    "create": "api", "open": "api", "Summary": "api",
+    "BlockDevice": "block", "FileDevice": "block", "MemoryDevice": "block",
+    "MmapDevice": "block", "WindowDevice": "block", "backend_names": "block",
+    "open_device": "block",
+    "BlockImgError": "errors", "CorruptImage": "errors", "DeviceError": "errors",
+    "DoesNotFit": "errors", "InvalidInput": "errors", "NotFound": "errors",
+    "SourceChanged": "errors", "Unsupported": "errors",
+    "EntryInfo": "image", "ExtractReport": "image", "Image": "image", "ImageFile": "image",
+    "Kind": "source", "SourceEntry": "source", "SourceTree": "source", "from_pairs": "source",
+    "walk": "source",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

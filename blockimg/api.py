@@ -8,19 +8,18 @@ import os
 import stat
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, Union
 
 from .atomic import atomic_file, write_all
 from .block.base import BlockDevice
 from .block.file import FileDevice
-from .block.registry import open_device
 from .errors import DeviceError, DoesNotFit, InvalidInput
 from .formats import detect_format, format_module
-from .image import Image
-from .manifest import Manifest, sha256_device, sha256_fd
-from .manifest import build as build_manifest
-from .manifest import save as save_manifest
 from .source import SourceTree, as_tree
+
+if TYPE_CHECKING:   # imported where used: a build without a manifest needs neither
+    from .image import Image
+    from .manifest import Manifest
 
 __all__ = ["create", "open", "Summary", "Progress"]
 
@@ -87,6 +86,11 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
             os.path.abspath(manifest_path) == os.path.abspath(os.fspath(image)):
         raise InvalidInput("the manifest would overwrite the image", path=manifest_path,
                            rule="manifest beside the image")
+
+    if want:
+        from .manifest import build as build_manifest
+        from .manifest import save as save_manifest
+        from .manifest import sha256_device, sha256_fd
 
     def make_manifest(sha: str, crcs) -> Manifest:
         return build_manifest(plan, format=format, crcs=crcs, image_sha256=sha, tree=tree,
@@ -259,6 +263,7 @@ def open(image: Union[str, os.PathLike, BlockDevice], *, format: Optional[str] =
     ``image`` is a path, a backend URL (``mmap:site.img``) or a
     :class:`BlockDevice`. Use as a context manager.
     """
+    from .block.registry import open_device
     owns = not isinstance(image, BlockDevice)
     dev = open_device(image, sector_size=sector_size, backend=backend)
     try:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import sys
 from typing import List, Optional
@@ -21,6 +19,7 @@ def _mtime(text: str) -> int:
     text = text.strip()
     if text.lstrip("-").isdigit():
         return int(text)
+    import datetime
     try:
         dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -149,6 +148,8 @@ def _mode_string(e) -> str:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    import datetime
+    import json
     with api.open(args.image) as img:
         entries = img.list(args.path)
         if args.json:
@@ -189,6 +190,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    import json
     with api.open(args.image) as img:
         info = img.info()
     if args.json:
