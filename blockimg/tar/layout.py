@@ -45,17 +45,55 @@ from .options import Options
 __all__ = ["PlannedEntry", "TarPlan", "plan", "END_BLOCKS"]
 
 END_BLOCKS = 2 * BLOCK   # the end-of-archive marker: two zero blocks
+_MAX11 = 8 ** 11          # what an 11-digit octal field holds
 
 
-@dataclass(frozen=True)
 class PlannedEntry:
-    """``head`` (fillers + header set) goes at ``offset``; file data at ``data_offset``."""
+    """``head`` (fillers + header set) goes at ``offset``; file data at ``data_offset``.
 
-    entry: SourceEntry
-    offset: int
-    head: bytes
-    data_offset: int
-    fillers: int = 0          # how many ``./`` alignment entries open ``head``
+    Read-only. ``head`` is encoded again when asked for, unless the planner kept it
+    (the few entries that need extended headers): a plan of many files holds no
+    header bytes, so memory stays small (the writer encodes each header once).
+    """
+
+    __slots__ = ("entry", "offset", "data_offset", "fillers", "_head", "_mirage", "_filler")
+
+    def __init__(self, entry: SourceEntry, offset: int, head: Optional[bytes],
+                 data_offset: int, fillers: int = 0, *, mirage: bool = True,
+                 filler: bytes = b"") -> None:
+        if head is None and fillers and len(filler) != BLOCK:
+            raise ValueError("a lazily encoded head with fillers needs the filler block")
+        for name, value in (("entry", entry), ("offset", offset), ("data_offset", data_offset),
+                            ("fillers", fillers), ("_head", head), ("_mirage", mirage),
+                            ("_filler", filler if head is None else b"")):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"PlannedEntry is read-only (cannot set {name!r})")
+
+    __delattr__ = __setattr__
+
+    @property
+    def head(self) -> bytes:
+        if self._head is not None:
+            return self._head
+        head = encode_entry(self.entry, mirage=self._mirage)
+        return self._filler * self.fillers + head if self.fillers else head
+
+    def _key(self):
+        return (self.entry, self.offset, self.head, self.data_offset, self.fillers)
+
+    def __eq__(self, other):
+        if not isinstance(other, PlannedEntry):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"PlannedEntry(entry={self.entry!r}, offset={self.offset}, "
+                f"data_offset={self.data_offset}, fillers={self.fillers})")
 
     @property
     def end(self) -> int:
@@ -100,19 +138,35 @@ def plan(tree: SourceTree, options: Optional[Options] = None) -> TarPlan:
     items = []
     pos = 0
     file_bytes = 0
-    FILE = Kind.FILE
+    FILE, DIR = Kind.FILE, Kind.DIR
     for entry in _in_order(tree.entries):
-        is_file = entry.kind is FILE
-        if mirage and not is_file and entry.kind is not Kind.DIR:
-            _refuse_link(entry)
-        head = encode_entry(entry, mirage=mirage)
+        kind = entry.kind
+        is_file = kind is FILE
+        if is_file or kind is DIR:
+            raw = entry.path_bytes
+            if len(raw) < 100 and 0 <= entry.size < _MAX11 and 0 <= entry.mtime < _MAX11 \
+                    and (not mirage or raw.isascii()):
+                # One ustar header and nothing else: encode_entry has nothing to refuse
+                # or to put in pax records. The writer encodes it (memory: no bytes here).
+                head, length = None, BLOCK
+            else:
+                head = encode_entry(entry, mirage=mirage)
+                length = len(head)
+        else:
+            if mirage:
+                _refuse_link(entry)
+            head = encode_entry(entry, mirage=mirage)
+            length = len(head)
         k = 0
         if align and is_file and entry.size:
-            k = (-(pos + len(head)) % align) // BLOCK
+            k = (-(pos + length) % align) // BLOCK
             if k:
-                head = filler * k + head
-        data_offset = pos + len(head)
-        items.append(PlannedEntry(entry, pos, head, data_offset, k))
+                length += k * BLOCK
+                if head is not None:
+                    head = filler * k + head
+        data_offset = pos + length
+        items.append(PlannedEntry(entry, pos, head, data_offset, k, mirage=mirage,
+                                  filler=filler))
         if is_file:
             file_bytes += entry.size
             pos = data_offset + padded(entry.size)
