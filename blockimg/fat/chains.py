@@ -1,29 +1,41 @@
 """Reading a FAT: bounded windows of decoded entries, chains followed into runs.
 
-The table is decoded in windows of at most 256 KiB of on-disk bytes (the
-writer's ``table.decode``), a few kept in a small cache, so memory stays flat
-however large the volume (a 32 GiB FAT32 volume has a 32 MiB FAT).
+The table is decoded in windows of at most 256 KiB of on-disk bytes, a few
+kept in a small cache, so memory stays flat however large the volume (a
+32 GiB FAT32 volume has a 32 MiB FAT). Windows are :class:`array.array`
+(``H`` for FAT12/16, ``I`` for FAT32, masked to 28 bits), decoded with
+byte-level operations only: reading never imports numpy (the decoding is
+tested identical to the writer's ``table.decode``).
 :meth:`FatTable.chain` follows a chain once into ``(first cluster, count)``
-runs: contiguous stretches are found with numpy in one step, every loop is
-bounded, and a chain that loops is caught by Brent's cycle test on the run
-starts.
+runs: contiguous stretches are found by comparing slices of a window with
+the expected consecutive numbers (C speed, a bisection for the end), every
+loop is bounded, and a chain that loops is caught by Brent's cycle test on
+the run starts.
 """
 from __future__ import annotations
 
+import sys
+from array import array
 from collections import OrderedDict
 from typing import Iterator, List, Tuple
 
-import numpy as np
-
 from ..block.base import BlockDevice
 from .geometry import Geometry
-from .table import decode
 
-__all__ = ["FatTable", "ChainError", "Run"]
+__all__ = ["FatTable", "ChainError", "Run", "decode_window", "consecutive"]
 
 Run = Tuple[int, int]
 WINDOW_BYTES = 1 << 18
 CACHE_WINDOWS = 4
+
+_BIG_ENDIAN = sys.byteorder == "big"
+#: Keeps the low nibble of a byte: the top byte of a FAT32 entry holds 4 reserved bits.
+_LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
+#: A 32-bit unsigned array type code ("I" on every platform CPython supports).
+_U32 = "I" if array("I").itemsize == 4 else "L"
+#: Byte 0 and byte 1 of consecutive numbers, one period (and then some) each.
+_LANE0 = bytes(range(256)) * 512
+_LANE1 = b"".join(bytes([h]) * 256 for h in range(256)) * 2
 
 
 class ChainError(Exception):
@@ -40,6 +52,76 @@ class ChainError(Exception):
         self.runs: List[Run] = []
 
 
+def decode_window(raw, bits: int, count: int) -> array:
+    """``count`` entries of FAT``bits`` table bytes ``raw`` (starting at an even entry).
+
+    Same values as ``table.decode(raw, bits, count)`` (FAT32 masked to 28
+    bits), as an ``array`` of ``H`` (FAT12/16) or ``I`` (FAT32); always a
+    copy, never a view of ``raw``.
+    """
+    if bits == 16:
+        arr = array("H")
+        arr.frombytes(memoryview(raw)[:count * 2])
+    elif bits == 32:
+        buf = bytearray(memoryview(raw)[:count * 4])
+        buf[3::4] = buf[3::4].translate(_LOW_NIBBLE)
+        arr = array(_U32)
+        arr.frombytes(buf)
+    elif bits == 12:
+        b = bytes(memoryview(raw)[:(count * 12 + 7) // 8])
+        b += bytes(-len(b) % 3)
+        arr = array("H", bytes(2 * (len(b) // 3 * 2)))
+        # Three bytes hold two entries: lo = b0 | (b1 & 0xF) << 8, hi = b1 >> 4 | b2 << 4.
+        b0, b1, b2 = b[0::3], b[1::3], b[2::3]
+        arr[0::2] = array("H", [x | (y & 0xF) << 8 for x, y in zip(b0, b1)])
+        arr[1::2] = array("H", [y >> 4 | z << 4 for y, z in zip(b1, b2)])
+        del arr[count:]
+        return arr
+    else:
+        raise ValueError(f"FAT type must be 12, 16 or 32, not {bits!r}")
+    if _BIG_ENDIAN:                                    # pragma: no cover
+        arr.byteswap()
+    if len(arr) < count:
+        raise ValueError(f"{len(raw)} bytes hold fewer than {count} FAT{bits} entries")
+    return arr
+
+
+def consecutive(typecode: str, start: int, n: int) -> array:
+    """``array(typecode, range(start, start + n))``, built a byte lane at a time.
+
+    Five times faster than from the range: the run test compares windows
+    against it, and a 256 MiB file is 65536 clusters of 4 KiB.
+    """
+    size = array(typecode).itemsize
+    buf = bytearray(n * size)
+    pos = 0
+    while pos < n:
+        m = min(n - pos, 65536)
+        o = start + pos
+        lo, mid = o & 0xFF, o & 0xFFFF
+        buf[pos * size:(pos + m) * size:size] = _LANE0[lo:lo + m]
+        buf[pos * size + 1:(pos + m) * size:size] = _LANE1[mid:mid + m]
+        pos += m
+    last = start + n - 1
+    for lane in range(2, size):
+        shift = 8 * lane
+        if last >> shift == 0:
+            continue
+        unit = 1 << shift
+        parts = []
+        v = start
+        while v <= last:
+            nxt = min((v // unit + 1) * unit, last + 1)
+            parts.append(bytes([(v >> shift) & 0xFF]) * (nxt - v))
+            v = nxt
+        buf[lane::size] = b"".join(parts)
+    arr = array(typecode)
+    arr.frombytes(buf)
+    if _BIG_ENDIAN:                                    # pragma: no cover
+        arr.byteswap()
+    return arr
+
+
 class FatTable:
     """One copy of the FAT on ``device``, decoded on demand in bounded windows."""
 
@@ -51,19 +133,20 @@ class FatTable:
         self.entries = geo.cluster_count + 2              # entries that mean something
         self.eoc = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}[self.bits]
         self.bad = self.eoc - 1
+        self._typecode = "H" if self.bits != 32 else _U32
         # Entries per window: whole table for FAT12/16 (<= 128 KiB), slices for FAT32.
         if self.bits == 32:
             self.per_window = WINDOW_BYTES // 4
         else:
             self.per_window = self.entries + (self.entries % 2)
-        self._cache: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        self._cache: "OrderedDict[int, array]" = OrderedDict()
 
     # -- raw access --------------------------------------------------------------
     def entry_offset(self, cluster: int) -> int:
         """Byte offset of ``cluster``'s entry on the device."""
         return self.offset + cluster * self.bits // 8
 
-    def window(self, index: int, *, cache: bool = True) -> np.ndarray:
+    def window(self, index: int, *, cache: bool = True) -> array:
         """Decoded entries ``[index * per_window, ...)`` (cached unless ``cache=False``)."""
         arr = self._cache.get(index)
         if arr is not None:
@@ -74,9 +157,7 @@ class FatTable:
         start_byte = first * self.bits // 8                 # first is even for FAT12
         nbytes = (n * self.bits + 7) // 8
         raw = self.device.pread(self.offset + start_byte, nbytes)
-        arr = decode(raw, self.bits, n)
-        if arr.base is not None:
-            arr = arr.copy()                               # never pin the device's buffer
+        arr = decode_window(raw, self.bits, n)              # a copy: never pins the device
         del raw
         if cache:
             self._cache[index] = arr
@@ -84,14 +165,14 @@ class FatTable:
                 self._cache.popitem(last=False)
         return arr
 
-    def windows(self) -> Iterator[Tuple[int, np.ndarray]]:
+    def windows(self) -> Iterator[Tuple[int, array]]:
         """``(first cluster, entries)`` over the whole table, one window at a time (uncached)."""
         for index in range(-(-self.entries // self.per_window)):
             yield index * self.per_window, self.window(index, cache=False)
 
     def get(self, cluster: int) -> int:
         w, i = divmod(cluster, self.per_window)
-        return int(self.window(w)[i])
+        return self.window(w)[i]
 
     # -- chains ------------------------------------------------------------------
     def run_end(self, cluster: int, stop: int) -> int:
@@ -100,14 +181,22 @@ class FatTable:
             return cluster
         i = cluster + 1
         step = 64
+        tc = self._typecode
         while i < stop - 1:
             w, j = divmod(i, self.per_window)
             arr = self.window(w)
             n = min(step, len(arr) - j, stop - 1 - i)
-            seg = arr[j:j + n]
-            bad = np.flatnonzero(seg != np.arange(i + 1, i + 1 + n, dtype=np.int64))
-            if bad.size:
-                return i + int(bad[0])
+            want = consecutive(tc, i + 1, n)
+            if arr[j:j + n] != want:
+                # The first entry that breaks the run: bisect on matching prefixes.
+                lo, hi = 0, n - 1                       # prefix lo matches; hi breaks
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if arr[j:j + mid + 1] == want[:mid + 1]:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                return i + lo
             i += n
             step = min(step * 8, self.per_window)
         return stop - 1

@@ -132,7 +132,8 @@ def _lost(img: FatImage) -> List[str]:
                      np.zeros(0, np.int64))
     lost = 0
     first = None
-    for base, arr in img.fat.windows():
+    for base, window in img.fat.windows():
+        arr = np.asarray(window)
         n = len(arr)
         used = (arr != 0) & (arr != img.fat.bad)
         used[:max(0, 2 - base)] = False

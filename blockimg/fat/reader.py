@@ -12,6 +12,7 @@ and ``..`` entries) go to ``warnings`` in both modes.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from typing import Dict, List, Optional, Tuple
 
 from ..block.base import BlockDevice
@@ -30,6 +31,8 @@ __all__ = ["detect", "FatImage"]
 #: The spec's ceiling on a directory: 65536 entries of 32 bytes.
 MAX_DIR_BYTES = 65536 * 32
 MAX_PROBLEMS = 200
+#: Above this many runs the cross-link sort uses numpy (the pure-Python one is tested equal).
+NUMPY_RUNS = 1 << 17
 
 
 def detect(device: BlockDevice) -> bool:
@@ -303,9 +306,35 @@ class FatImage(Image):
 
     def _cross_links(self) -> None:
         """No cluster in two chains (one sort over every run)."""
-        import numpy as np
-        if not self._run_start:
+        n = len(self._run_start)
+        if not n:
             return
+        if n > NUMPY_RUNS:
+            return self._cross_links_numpy()
+        start, length, owner = self._run_start, self._run_len, self._run_owner
+        order = sorted(range(n), key=start.__getitem__)          # stable, as numpy's
+        s = array("q", [start[k] for k in order])
+        reach = array("q", bytes(8 * n))                          # running max of the ends
+        top = None
+        hits = []
+        for j, k in enumerate(order):
+            e = s[j] + length[k]
+            if top is not None and s[j] < top:
+                hits.append(j)
+                if len(hits) >= MAX_PROBLEMS:
+                    reach[j] = top = max(top, e)
+                    break
+            top = e if top is None or e > top else top
+            reach[j] = top
+        for j in hits:
+            # The first run (in start order) that reaches past this one's start.
+            prev = bisect_right(reach, s[j], 0, j)
+            self._cross_link(self._owners[owner[order[prev]]],
+                             self._owners[owner[order[j]]], s[j])
+
+    def _cross_links_numpy(self) -> None:
+        """The same test with numpy, for volumes with very many runs."""
+        import numpy as np
         start = np.frombuffer(self._run_start, dtype=np.int64)
         length = np.frombuffer(self._run_len, dtype=np.int64)
         owner = np.frombuffer(self._run_owner, dtype=np.int64)
@@ -316,21 +345,20 @@ class FatImage(Image):
         for i in hits[:MAX_PROBLEMS].tolist():
             j = i + 1
             prev = int(np.flatnonzero(e[:j] > s[j])[0]) if (e[:j] > s[j]).any() else i
-            a, b = self._owners[int(o[prev])], self._owners[int(o[j])]
-            c = int(s[j])
-            what = (f"chain of {b} loops back into itself" if a == b
-                    else f"{a} and {b} share it (cross-linked)")
-            self._error(f"cluster {c} is in two chains: {what}", self.fat.entry_offset(c),
-                        f"FAT entry of cluster {c}")
+            self._cross_link(self._owners[int(o[prev])], self._owners[int(o[j])], int(s[j]))
         del start, length, owner
+
+    def _cross_link(self, a: str, b: str, c: int) -> None:
+        what = (f"chain of {b} loops back into itself" if a == b
+                else f"{a} and {b} share it (cross-linked)")
+        self._error(f"cluster {c} is in two chains: {what}", self.fat.entry_offset(c),
+                    f"FAT entry of cluster {c}")
 
     # -- summary -----------------------------------------------------------------
     def free_clusters(self) -> int:
-        import numpy as np
         free = 0
         for first, arr in self.fat.windows():
-            lo = max(0, 2 - first)
-            free += int(np.count_nonzero(arr[lo:] == 0))
+            free += arr.count(0) - arr[:max(0, 2 - first)].count(0)
         return free
 
     def fsinfo(self) -> Optional[dict]:

@@ -1,0 +1,185 @@
+"""The FAT reader without numpy: same values, same runs, same findings, same errors.
+
+Reading decodes FAT windows with :mod:`array` and byte slicing
+(``chains.decode_window``), finds contiguous runs by comparing slices with
+``chains.consecutive``, and checks cross-links with a pure-Python sort below
+``reader.NUMPY_RUNS`` runs. Each is checked here against the numpy
+formulation it replaced (``table.decode``, the element-wise run test, the
+numpy cross-link sort), including on hostile tables.
+"""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from array import array
+
+import pytest
+
+from test_fat_reader_seed import FILES, Volume
+
+from blockimg.block.memory import MemoryDevice
+from blockimg.errors import CorruptImage
+from blockimg.fat import chains
+from blockimg.fat import reader as fat_reader
+from blockimg.fat import table
+from blockimg.fat.chains import FatTable, consecutive, decode_window
+from blockimg.fat.reader import FatImage
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.parametrize("bits", [12, 16, 32])
+def test_decode_window_matches_numpy_decode(bits):
+    rnd = random.Random(bits)
+    for count in list(range(1, 40)) + [rnd.randrange(1, 70000) for _ in range(40)]:
+        raw = bytes(rnd.getrandbits(8) for _ in range((count * bits + 7) // 8))
+        got = decode_window(raw, bits, count)
+        assert got.tolist() == table.decode(raw, bits, count).tolist()
+        assert len(got) == count
+    # A window is a copy: it never pins the buffer it came from.
+    buf = bytearray(64)
+    arr = decode_window(memoryview(buf), 16, 32)
+    buf[0] = 7
+    assert arr[0] == 0
+
+
+def test_decode_window_masks_fat32_reserved_bits():
+    raw = bytes.fromhex("ffffffff 030000f0 0400001f")
+    assert decode_window(raw, 32, 3).tolist() == [0x0FFFFFFF, 3, 0x0F000004]
+
+
+@pytest.mark.parametrize("typecode,top", [("H", 1 << 16), ("I", 1 << 28)])
+def test_consecutive(typecode, top):
+    rnd = random.Random(top)
+    cases = [(0, 1), (255, 2), (65535, 1), (65280, 600)]
+    longest = min(70000, top // 2)
+    cases += [(rnd.randrange(top - longest), rnd.randrange(1, longest)) for _ in range(60)]
+    if typecode == "I":
+        cases += [((1 << 24) - 100, 300), ((1 << 16) - 3, 200000)]
+    for start, n in cases:
+        if start + n > top:
+            continue
+        assert consecutive(typecode, start, n) == array(typecode, range(start, start + n))
+
+
+def _naive_run_end(values, cluster, stop):
+    """The element-wise definition: the last e < stop with values[c] == c + 1 up to e."""
+    e = cluster
+    while e + 1 < stop and values[e] == e + 1:
+        e += 1
+    return e
+
+
+@pytest.mark.parametrize("kind", ["fat12", "fat16", "fat32"])
+def test_run_end_matches_the_elementwise_test(kind, monkeypatch):
+    monkeypatch.setattr(chains, "WINDOW_BYTES", 1024)      # FAT32: runs cross windows
+    v = Volume(kind)
+    geo = v.geo
+    rnd = random.Random(7)
+    top = geo.cluster_count + 2
+    # Long runs with breaks, some FAT32 entries with reserved high bits set.
+    c = 2
+    while c < top - 1:
+        n = rnd.randrange(1, 900)
+        for k in range(c, min(c + n, top - 1)):
+            v.set_fat(k, k + 1)
+        c = min(c + n, top - 1)
+        v.set_fat(c, rnd.choice([0, 0xFFFF, c + 5, 3]) & (0xFFF if kind == "fat12" else
+                                                        0xFFFFFFF))
+        c += 1
+    if kind == "fat32":
+        for k in rnd.sample(range(2, top), 50):
+            off = v.fat_entry_offset(k)
+            v.data[off + 3] |= 0xA0
+    fat = FatTable(v.device(), geo)
+    values = table.decode(bytes(v.data[geo.fat_offset:geo.fat_offset + geo.fat_bytes]),
+                          geo.fat_type, top).tolist()
+    for _ in range(300):
+        cluster = rnd.randrange(2, top - 1)
+        stop = rnd.randrange(cluster + 1, min(top, cluster + 5000) + 1)
+        assert fat.run_end(cluster, stop) == _naive_run_end(values, cluster, stop)
+        assert fat.get(cluster) == values[cluster]
+
+
+def _problems(data, numpy_runs):
+    old = fat_reader.NUMPY_RUNS
+    fat_reader.NUMPY_RUNS = numpy_runs
+    try:
+        img = FatImage(MemoryDevice(data=data), strict=False)
+        lenient = img.problems
+        try:
+            FatImage(MemoryDevice(data=data))
+            strict = None
+        except CorruptImage as e:
+            strict = (str(e), e.offset)
+        return lenient, strict
+    finally:
+        fat_reader.NUMPY_RUNS = old
+
+
+@pytest.mark.parametrize("kind", ["fat12", "fat16", "fat32"])
+def test_cross_links_same_findings_with_and_without_numpy(kind):
+    pytest.importorskip("numpy")
+    v = Volume(kind)
+    a, b, c = v.clusters("a.txt"), v.clusters("b.txt"), v.clusters("c.txt")
+    cases = []
+    v.set_start("c.txt", b[0])                       # c shares b's chain
+    cases.append(bytes(v.data))
+    v = Volume(kind)
+    v.set_fat(a[1], b[0])                            # a runs into b
+    cases.append(bytes(v.data))
+    v = Volume(kind)
+    v.set_fat(a[-1], a[0])                           # a loops into itself
+    cases.append(bytes(v.data))
+    v = Volume(kind)
+    v.set_start("sub/d.txt", a[1])                   # d starts inside a
+    v.set_start("b.txt", a[0])
+    cases.append(bytes(v.data))
+    for data in cases:
+        pure = _problems(data, 1 << 30)
+        with_numpy = _problems(data, 0)
+        assert pure == with_numpy
+        assert pure[1] is not None
+
+
+def test_many_cross_links_are_capped_alike():
+    pytest.importorskip("numpy")
+    v = Volume("fat16")
+    base = v.clean
+    # Every file starts at a's first cluster: many pairs share clusters.
+    a = v.clusters("a.txt")
+    for rel in FILES:
+        if rel != "a.txt":
+            v.set_start(rel, a[0])
+    data = bytes(v.data)
+    assert _problems(data, 1 << 30) == _problems(data, 0)
+    assert base.problems == []
+
+
+def test_reading_a_fat_image_imports_neither_numpy_nor_metadata(tmp_path):
+    img = tmp_path / "v.img"
+    img.write_bytes(bytes(Volume("fat16").data))
+    code = (
+        "import sys, blockimg\n"
+        f"with blockimg.open({str(img)!r}) as im:\n"
+        "    assert im.read('a.txt') == b'a' * 1500\n"
+        "    im.info()\n"
+        "    list(im)\n"
+        "bad = [m for m in ('numpy', 'importlib.metadata') if m in sys.modules]\n"
+        "assert not bad, bad\n")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_free_clusters_match_numpy_count():
+    np = pytest.importorskip("numpy")
+    for kind in ("fat12", "fat16", "fat32"):
+        img = Volume(kind).open()
+        free = 0
+        for first, arr in img.fat.windows():
+            a = np.asarray(arr)
+            free += int(np.count_nonzero(a[max(0, 2 - first):] == 0))
+        assert img.free_clusters() == free
