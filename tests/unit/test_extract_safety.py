@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 
 import blockimg
 from blockimg.image import unsafe_host_name
@@ -311,3 +312,22 @@ def test_cli_overwrite(tmp_path):
     res = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, cwd=str(ROOT))
     assert res.returncode == 0, res.stderr
     assert (out / "a.txt").read_bytes() == b"new"
+
+
+_part = st.sampled_from(["a", "b", "..", ".", "", "c.txt"])
+_path = st.lists(_part, min_size=1, max_size=4).map("/".join)
+_target = st.one_of(_path, _path.map(lambda p: "/" + p))
+_member = st.tuples(_path, st.sampled_from(["file", "dir", "sym", "hard"]), _target)
+
+
+@given(st.lists(_member, min_size=1, max_size=12))
+def test_random_hostile_archives_stay_inside(tmp_path_factory, members):
+    """Random names, directories, symlinks and hard links built from '..', '.', '/'
+    and a few names: extraction writes nothing outside and leaves no link out."""
+    tmp = tmp_path_factory.mktemp("h")
+    spec = [(n, k, t.encode() if k == "file" else t) for n, k, t in members if n.strip("/")]
+    if not spec:
+        return
+    t = make_tar(tmp / "r.tar", spec)
+    for overwrite in (False, True):
+        extract(tmp, t, overwrite=overwrite)
