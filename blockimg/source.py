@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from .errors import InvalidInput
@@ -24,7 +24,6 @@ class Kind(str, enum.Enum):
     HARDLINK = "hardlink"
 
 
-@dataclass(frozen=True)
 class SourceEntry:
     """One thing to store.
 
@@ -33,16 +32,59 @@ class SourceEntry:
     Regular files take their content from ``source`` (a file-system path) or
     ``data`` (bytes given through the library API). ``link_target`` is the
     symlink target, or for a hard link the image path it links to.
+
+    A frozen value (like a frozen dataclass: compared and hashed by its fields),
+    with ``__slots__``: a tree of many files stays small in memory.
     """
+
+    __slots__ = ("path", "kind", "size", "mtime", "mode", "source", "data", "link_target")
 
     path: str
     kind: Kind
-    size: int = 0
-    mtime: int = 0
-    mode: int = 0o644
-    source: Optional[str] = None
-    data: Optional[bytes] = None
-    link_target: Optional[str] = None
+    size: int
+    mtime: int
+    mode: int
+    source: Optional[str]
+    data: Optional[bytes]
+    link_target: Optional[str]
+
+    def __init__(self, path: str, kind: Kind, size: int = 0, mtime: int = 0,
+                 mode: int = 0o644, source: Optional[str] = None, data: Optional[bytes] = None,
+                 link_target: Optional[str] = None) -> None:
+        _set = object.__setattr__
+        _set(self, "path", path)
+        _set(self, "kind", kind)
+        _set(self, "size", size)
+        _set(self, "mtime", mtime)
+        _set(self, "mode", mode)
+        _set(self, "source", source)
+        _set(self, "data", data)
+        _set(self, "link_target", link_target)
+
+    def __setattr__(self, name, value):
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name):
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _astuple(self) -> tuple:
+        return (self.path, self.kind, self.size, self.mtime, self.mode, self.source, self.data,
+                self.link_target)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return self._astuple() == other._astuple()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._astuple())
+
+    def __repr__(self) -> str:
+        return ("SourceEntry(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+                + ")")
+
+    def __reduce__(self):
+        return (self.__class__, self._astuple())
 
     @property
     def name(self) -> str:
@@ -115,6 +157,12 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
     entries: List[SourceEntry] = []
     skipped: List[Tuple[str, str]] = []
     seen_inodes: dict = {}
+    # One int object per distinct value: many files share an mtime, a mode or a size.
+    same = {}.setdefault
+
+    def new(path, kind, size, mtime_, mode_, **kw) -> SourceEntry:
+        return SourceEntry(path, kind, same(size, size), same(mtime_, mtime_),
+                           same(mode_, mode_), **kw)
 
     def visit(fs_dir: str, img_dir: str, ancestors: Tuple[Tuple[int, int], ...]) -> None:
         try:
@@ -132,8 +180,8 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
             if stat.S_ISLNK(lst.st_mode):
                 if keep_links:
                     target = os.readlink(fs_path)
-                    entries.append(SourceEntry(img_path, Kind.SYMLINK, 0, _mtime(lst, mtime),
-                                               0o777, link_target=target))
+                    entries.append(new(img_path, Kind.SYMLINK, 0, _mtime(lst, mtime),
+                                       0o777, link_target=target))
                     continue
                 try:
                     st = os.stat(fs_path)
@@ -148,19 +196,19 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
                 if key in ancestors:
                     raise InvalidInput("symlink leads back to one of its own parent "
                                        "directories", path=fs_path, rule="no directory cycles")
-                entries.append(SourceEntry(img_path, Kind.DIR, 0, _mtime(st, mtime), mode))
+                entries.append(new(img_path, Kind.DIR, 0, _mtime(st, mtime), mode))
                 visit(fs_path, img_path, ancestors + (key,))
             elif stat.S_ISREG(st.st_mode):
                 key = (st.st_dev, st.st_ino)
                 if keep_links and st.st_nlink > 1 and not stat.S_ISLNK(lst.st_mode):
                     first = seen_inodes.get(key)
                     if first is not None:
-                        entries.append(SourceEntry(img_path, Kind.HARDLINK, 0,
-                                                   _mtime(st, mtime), mode, link_target=first))
+                        entries.append(new(img_path, Kind.HARDLINK, 0,
+                                           _mtime(st, mtime), mode, link_target=first))
                         continue
                     seen_inodes[key] = img_path
-                entries.append(SourceEntry(img_path, Kind.FILE, st.st_size, _mtime(st, mtime),
-                                           mode, source=fs_path))
+                entries.append(new(img_path, Kind.FILE, st.st_size, _mtime(st, mtime),
+                                   mode, source=fs_path))
             else:
                 what = _special_kind(st.st_mode)
                 if skip_special:

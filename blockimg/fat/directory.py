@@ -43,15 +43,19 @@ def file_attr(mode: int, is_dir: bool) -> int:
 
 
 class NamedEntry:
-    """One child of a directory: its name, short name and LFN slots (fixed before placement)."""
+    """One child of a directory: its name, short name and LFN slots (fixed before placement).
 
-    __slots__ = ("name", "short", "lfn", "attr", "mtime", "size", "cluster", "source")
+    The LFN slots are kept as one bytes object (``lfn_bytes``); ``lfn`` lists them.
+    """
+
+    __slots__ = ("_name", "short", "lfn_bytes", "attr", "mtime", "size", "cluster", "source")
 
     def __init__(self, name: str, short: bytes, lfn: List[bytes], attr: int, mtime: int,
                  size: int, source: Optional[object] = None) -> None:
-        self.name = name
+        # The name is kept only when the source entry cannot give it back (memory).
+        self._name = None if getattr(source, "name", None) == name else name
         self.short = short
-        self.lfn = lfn
+        self.lfn_bytes = b"".join(lfn)
         self.attr = attr
         self.mtime = mtime
         self.size = size
@@ -59,13 +63,23 @@ class NamedEntry:
         self.source = source
 
     @property
+    def name(self) -> str:
+        return self.source.name if self._name is None else self._name
+
+    @property
+    def lfn(self) -> List[bytes]:
+        """The LFN slots in on-disk order, 32 bytes each."""
+        raw = self.lfn_bytes
+        return [raw[i:i + DIR_ENTRY_SIZE] for i in range(0, len(raw), DIR_ENTRY_SIZE)]
+
+    @property
     def slots(self) -> int:
         """Directory entries this child takes (LFN slots + the short entry)."""
-        return len(self.lfn) + 1
+        return len(self.lfn_bytes) // DIR_ENTRY_SIZE + 1
 
     def to_bytes(self) -> bytes:
-        return b"".join(self.lfn) + pack_entry(self.short, self.attr, self.cluster, self.size,
-                                               self.mtime)
+        return self.lfn_bytes + pack_entry(self.short, self.attr, self.cluster, self.size,
+                                           self.mtime)
 
 
 def needs_lfn(name: str) -> bool:

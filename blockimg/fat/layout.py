@@ -185,11 +185,31 @@ class DirPlan:
         return n
 
 
-@dataclass(frozen=True)
 class FilePlan:
-    entry: SourceEntry
-    first_cluster: int
-    clusters: int
+    """A regular file: its first cluster and cluster count (read-only, slotted)."""
+
+    __slots__ = ("entry", "first_cluster", "clusters")
+
+    def __init__(self, entry: SourceEntry, first_cluster: int, clusters: int) -> None:
+        object.__setattr__(self, "entry", entry)
+        object.__setattr__(self, "first_cluster", first_cluster)
+        object.__setattr__(self, "clusters", clusters)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"FilePlan is read-only (cannot set {name!r})")
+
+    def __eq__(self, other):
+        if not isinstance(other, FilePlan):
+            return NotImplemented
+        return (self.entry, self.first_cluster, self.clusters) == \
+            (other.entry, other.first_cluster, other.clusters)
+
+    def __hash__(self):
+        return hash((self.entry, self.first_cluster, self.clusters))
+
+    def __repr__(self) -> str:
+        return (f"FilePlan(entry={self.entry!r}, first_cluster={self.first_cluster}, "
+                f"clusters={self.clusters})")
 
 
 @dataclass(frozen=True)
