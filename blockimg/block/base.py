@@ -4,7 +4,9 @@ A backend implements four things: ``_read_at(offset, length)`` and
 ``_write_at(offset, data)`` for sector-aligned byte ranges, ``flush`` and
 ``close``. Everything else -- sector-numbered access with range checks,
 unaligned byte reads, read-modify-write for unaligned writes, copying from a
-source file -- is built here on top of those.
+source file (``copy_from``) or to an open file, pipe or socket (``copy_to``)
+-- is built here on top of those, in bounded memory; backends on a file
+override the copies to move the bytes inside the kernel.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ class BlockDevice:
 
     Attributes: ``sector_size`` (a power of two, 512 and up), ``sector_count``,
     ``writable``. Sector access: :meth:`read`, :meth:`write`. Byte access:
-    :meth:`pread`, :meth:`pwrite`, :meth:`copy_from`.
+    :meth:`pread`, :meth:`pwrite`, :meth:`copy_from`, :meth:`copy_to`.
     """
 
     sector_size: int
@@ -142,6 +144,28 @@ class BlockDevice:
                 break
             self.pwrite(offset + done, chunk)
             done += len(chunk)
+        return done
+
+    def copy_to(self, offset: int, length: int, fd: int) -> int:
+        """Write ``length`` bytes from byte ``offset`` to open file descriptor ``fd``.
+
+        Writes at ``fd``'s current position (as ``os.write`` does) and
+        returns ``length``. Bounded memory: at most :data:`COPY_CHUNK` bytes
+        are held at a time (none at all where ``pread`` is zero-copy).
+        Errors writing to ``fd`` are raised as the ``OSError`` they are
+        (``BrokenPipeError`` for a closed pipe).
+        """
+        self._check_range(offset, length, offset >= 0 and length >= 0)
+        return self._copy_to_chunks(offset, length, fd)
+
+    def _copy_to_chunks(self, offset: int, length: int, fd: int) -> int:
+        done = 0
+        while done < length:
+            view = memoryview(self.pread(offset + done, min(COPY_CHUNK, length - done)))
+            n = len(view)
+            while view:
+                view = view[os.write(fd, view):]
+            done += n
         return done
 
     def zero(self, offset: int, length: int) -> None:

@@ -1,9 +1,11 @@
 """Raw image file or block device node, with positional I/O.
 
 Never-written regions of a new image stay holes (the file is sparse). On a
-device node the size comes from the device. ``copy_from`` moves data inside
-the kernel (``copy_file_range``, then ``sendfile``) and falls back to a
-bounded buffer.
+device node the size comes from the device. ``copy_from`` and ``copy_to``
+move data inside the kernel (``copy_file_range`` between regular files,
+``sendfile`` to anything else: pipes, sockets, ``/dev/null``) and fall back
+to a bounded buffer where the kernel says no (``O_APPEND`` outputs,
+terminals, old kernels, other systems).
 """
 from __future__ import annotations
 
@@ -19,6 +21,11 @@ __all__ = ["FileDevice"]
 
 _HAVE_CFR = hasattr(os, "copy_file_range")
 _HAVE_SENDFILE = hasattr(os, "sendfile")
+#: The kernel cannot do this copy (try the next way); anything else is a real error.
+_NOT_HERE = {errno.EINVAL, errno.EXDEV, errno.ENOSYS, errno.EBADF, errno.EOPNOTSUPP,
+             getattr(errno, "ENOTSUP", errno.EOPNOTSUPP), errno.ETXTBSY, errno.EPERM}
+#: The largest count one copy_file_range/sendfile call is asked for (Linux caps at 2 GiB).
+_KERNEL_STEP = 1 << 30
 
 
 class FileDevice(BlockDevice):
@@ -125,6 +132,45 @@ class FileDevice(BlockDevice):
             self._write_at(offset + done, chunk)
             done += len(chunk)
         return done
+
+    def copy_to(self, offset: int, length: int, fd: int) -> int:
+        """Write bytes ``[offset, offset + length)`` to ``fd``, inside the kernel where it can.
+
+        ``copy_file_range`` when ``fd`` is a regular file, ``sendfile`` for
+        other outputs, then the base class's bounded buffer for what is
+        left. Writes at ``fd``'s position like ``os.write``; the image
+        file's own position is never used.
+        """
+        self._check_range(offset, length, offset >= 0 and length >= 0)
+        done = 0
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        ways = []
+        if regular and self._cfr:
+            ways.append(self._cfr_to)
+        if _HAVE_SENDFILE:
+            ways.append(self._sendfile_to)
+        for way in ways:
+            try:
+                while done < length:
+                    n = way(fd, offset + done, min(length - done, _KERNEL_STEP))
+                    if n == 0:
+                        raise DeviceError(f"{self.path}: short read at {offset + done} "
+                                          f"(file shorter than its {self.size} bytes?)")
+                    done += n
+                return done
+            except OSError as e:
+                if e.errno not in _NOT_HERE:
+                    raise
+        return done + self._copy_to_chunks(offset + done, length - done, fd)
+
+    def _cfr_to(self, fd: int, offset: int, count: int) -> int:
+        return os.copy_file_range(self.fd, fd, count, offset)
+
+    def _sendfile_to(self, fd: int, offset: int, count: int) -> int:
+        return os.sendfile(fd, self.fd, offset, count)
 
     def flush(self) -> None:
         if self.writable and not self.closed:

@@ -54,6 +54,10 @@ class WindowDevice(BlockDevice):
         self._check_range(offset, length, offset >= 0)
         return self.parent.copy_from(self.offset + offset, fd, length, src_offset)
 
+    def copy_to(self, offset: int, length: int, fd: int) -> int:
+        self._check_range(offset, length, offset >= 0 and length >= 0)
+        return self.parent.copy_to(self.offset + offset, length, fd)
+
     def flush(self) -> None:
         self.parent.flush()
 
