@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import stat as _stat
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -128,30 +129,45 @@ class ImageFile(io.RawIOBase):
         self._pos = pos
         return pos
 
-    def view(self, offset: int, length: int):
-        """Bytes ``[offset, offset+length)`` of the file: zero-copy when in one extent."""
+    def _spans(self, offset: int, length: int) -> Iterator[Tuple[int, int]]:
+        """``(device offset, length)`` pieces of file bytes ``[offset, offset+length)``
+        (clipped to the file); the first extent is found by bisection."""
         size = self.info.size
         offset = min(max(offset, 0), size)
-        length = max(0, min(length, size - offset))
-        if length == 0:
-            return b""
-        parts = []
-        base = 0
-        for (dev_off, ext_len), end in zip(self.info.extents, self._ends):
-            if end <= offset:
-                base = end
-                continue
-            start_in = max(offset - base, 0)
-            take = min(ext_len - start_in, offset + length - (base + start_in))
+        stop = offset + max(0, min(length, size - offset))
+        extents = self.info.extents
+        k = bisect_right(self._ends, offset)
+        base = self._ends[k - 1] if k else 0
+        while offset < stop and k < len(extents):
+            dev_off, ext_len = extents[k]
+            take = min(ext_len - (offset - base), stop - offset)
             if take <= 0:
                 break
-            parts.append(self._device.pread(dev_off + start_in, take))
-            base = end
-            if base >= offset + length:
-                break
+            yield dev_off + offset - base, take
+            offset += take
+            base += ext_len
+            k += 1
+
+    def view(self, offset: int, length: int):
+        """Bytes ``[offset, offset+length)`` of the file: zero-copy when in one extent."""
+        parts = [self._device.pread(at, n) for at, n in self._spans(offset, length)]
         if len(parts) == 1:
             return parts[0]
         return b"".join(parts)
+
+    def copy_to(self, fd: int, offset: int = 0, length: Optional[int] = None) -> int:
+        """Write file bytes ``[offset, offset+length)`` (default: to the end) to ``fd``.
+
+        Writes at ``fd``'s position; the bytes move inside the kernel where
+        the device can (:meth:`BlockDevice.copy_to`), else through a bounded
+        buffer. Returns the number of bytes written.
+        """
+        if length is None:
+            length = max(self.info.size - offset, 0)
+        done = 0
+        for at, n in self._spans(offset, length):
+            done += self._device.copy_to(at, n, fd)
+        return done
 
     def readinto(self, buffer) -> int:
         data = self.view(self._pos, len(buffer))
@@ -402,17 +418,8 @@ class Image:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(target, flags, 0o600)
         try:
-            f = ImageFile(self.device, info)
-            pos = 0
-            while pos < info.size:
-                data = f.view(pos, READ_CHUNK)
-                if not data:
-                    raise CorruptImage("file data ends early", field=info.path)
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                pos += len(data)
+            if ImageFile(self.device, info).copy_to(fd) != info.size:
+                raise CorruptImage("file data ends early", field=info.path)
             os.fchmod(fd, (mode if mode is not None else info.mode) & 0o777)
         finally:
             os.close(fd)
