@@ -57,6 +57,12 @@ def _machine() -> dict:
             d["mem_total_kib"] = int(f.readline().split()[1])
     except (OSError, ValueError, IndexError):
         pass
+    try:
+        d["blockimg_source"] = subprocess.run(
+            ["git", "-C", REPO, "describe", "--always", "--dirty"], capture_output=True,
+            text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        d["blockimg_source"] = None
     for prog in ("tar", "bsdtar", "mkfs.fat", "mcopy"):
         try:
             out = subprocess.run([prog, "--version"], capture_output=True, text=True,
