@@ -88,8 +88,12 @@ def needs_lfn(name: str) -> bool:
 
 
 def make_named(name: str, short: bytes, *, attr: int, mtime: int, size: int,
-               always_terminate: bool, source: Optional[object] = None) -> NamedEntry:
-    lfn = build_lfn(name, short, always_terminate=always_terminate) if needs_lfn(name) else []
+               always_terminate: bool, source: Optional[object] = None,
+               lfn: Optional[bool] = None) -> NamedEntry:
+    """``lfn``: whether the name needs LFN slots (``needs_lfn(name)`` when None)."""
+    if lfn is None:
+        lfn = needs_lfn(name)
+    lfn = build_lfn(name, short, always_terminate=always_terminate) if lfn else []
     return NamedEntry(name, short, lfn, attr, mtime, size, source)
 
 

@@ -377,24 +377,32 @@ def _implicit_dirs(path: str, by_path, kids, dirs) -> None:
 def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options):
     """Check names, refuse case collisions, assign short names (legal ones reserved first)."""
     seen: Dict[str, str] = {}
+    mirage = opts.mirage
+    names = []
     for e in entries:
-        check_name(e.name, path=e.path, mirage=opts.mirage)
-        key = fold(e.name)
-        if key in seen and seen[key] == e.path:
-            raise InvalidInput("given twice", path=e.path, rule="unique paths")
-        if key in seen:
-            raise InvalidInput(f"{seen[key]!r} and {e.path!r} differ only in case, which FAT "
-                               "does not distinguish", path=e.path,
+        name = e.name
+        path = e.path
+        check_name(name, path=path, mirage=mirage)
+        key = fold(name)
+        prev = seen.get(key)
+        if prev is not None:
+            if prev == path:
+                raise InvalidInput("given twice", path=path, rule="unique paths")
+            raise InvalidInput(f"{prev!r} and {path!r} differ only in case, which FAT "
+                               "does not distinguish", path=path,
                                rule="FAT names are case-insensitive")
-        seen[key] = e.path
-    gen = ShortNames(short_name_bytes(e.name) for e in entries if is_short_name(e.name))
+        seen[key] = path
+        names.append(name)
+    short_ok = [is_short_name(n) for n in names]
+    gen = ShortNames(short_name_bytes(n) for n, ok in zip(names, short_ok) if ok)
     out = []
-    for e in entries:
-        short = short_name_bytes(e.name) if is_short_name(e.name) else gen.generate(e.name)
-        is_dir = e.kind is Kind.DIR
-        out.append((make_named(e.name, short, attr=file_attr(e.mode, is_dir), mtime=e.mtime,
-                               size=0 if is_dir else e.size,
-                               always_terminate=opts.mirage, source=e), e))
+    DIR = Kind.DIR
+    for e, name, ok in zip(entries, names, short_ok):
+        short = short_name_bytes(name) if ok else gen.generate(name)
+        is_dir = e.kind is DIR
+        out.append((make_named(name, short, attr=file_attr(e.mode, is_dir), mtime=e.mtime,
+                               size=0 if is_dir else e.size, always_terminate=mirage,
+                               source=e, lfn=not ok), e))
     return out
 
 

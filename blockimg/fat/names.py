@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from typing import Iterable, List, NamedTuple, Optional, Tuple
@@ -35,6 +36,16 @@ MAX_SLOTS = 20
 _LFN = struct.Struct(STRUCT_FORMATS["LfnEntry"])
 assert _LFN.size == structs.SIZES["LfnEntry"]
 
+# Fast paths (the common, ASCII case), each equal to the general code below (tested).
+_SHORT_CLASS = "[" + re.escape("".join(sorted(SHORT_CHARS))) + "]"
+#: An all-upper-case legal 8.3 name: what ``is_short_name`` accepts.
+_SHORT_RE = re.compile(f"{_SHORT_CLASS}{{1,8}}(?:\\.{_SHORT_CLASS}{{1,3}})?")
+#: An ASCII character no FAT name may hold (forbidden or control).
+_BAD_ASCII_RE = re.compile('[\x00-\x1f\x7f' + re.escape(FORBIDDEN) + ']')
+#: An ASCII character (after upper-casing) that a short name cannot hold.
+_NOT_SHORT_RE = re.compile("[^" + re.escape("".join(sorted(SHORT_CHARS))) + "]")
+_TO_SHORT = {c: (chr(c) if chr(c) in SHORT_CHARS else "_") for c in range(128)}
+
 
 # -- short names ---------------------------------------------------------------
 
@@ -49,6 +60,10 @@ def _split83(name: str) -> Optional[Tuple[str, str]]:
 
 def is_short_name(name: str) -> bool:
     """True for an all-upper-case legal 8.3 name (``README``, ``FAT.ML``): no LFN needed."""
+    return _SHORT_RE.fullmatch(name) is not None
+
+
+def _is_short_name_general(name: str) -> bool:
     parts = _split83(name)
     return parts is not None and all(c in SHORT_CHARS for c in parts[0] + parts[1])
 
@@ -106,12 +121,17 @@ def lfn_units(name: str, *, always_terminate: bool) -> List[int]:
 
 def build_lfn(name: str, short: bytes, *, always_terminate: bool) -> List[bytes]:
     """The LFN slots for ``name`` in on-disk order (last slot first), each 32 bytes."""
-    units = lfn_units(name, always_terminate=always_terminate)
-    count = len(units) // LFN_UNITS
+    # The units of lfn_units() as bytes, without a list of ints.
+    raw = name.encode("utf-16-le", "surrogatepass")
+    n = len(raw) // 2
+    if n % LFN_UNITS or always_terminate:
+        raw += b"\0\0"
+        n += 1
+    raw += b"\xff\xff" * (-n % LFN_UNITS)
+    count = len(raw) // 26
     if count > MAX_SLOTS:
         raise ValueError(f"{name!r} needs {count} LFN slots (at most {MAX_SLOTS})")
     chk = lfn_checksum(short)
-    raw = struct.pack(f"<{len(units)}H", *units)
     slots = []
     for i in range(count, 0, -1):
         part = raw[(i - 1) * 26:i * 26]
@@ -152,6 +172,28 @@ def lfn_name(units: Iterable[int], errors: str = "replace") -> str:
 
 def _basis(name: str) -> Tuple[str, str, bool]:
     """Primary part, extension, and whether anything was lost (spec basis-name algorithm)."""
+    if name.isascii():
+        return _basis_ascii(name)
+    return _basis_general(name)
+
+
+def _basis_ascii(name: str) -> Tuple[str, str, bool]:
+    """:func:`_basis_general` for an ASCII name, with C-speed string operations."""
+    stripped = name.replace(" ", "").lstrip(".")
+    lossy = stripped != name
+    dot = stripped.rfind(".")
+    base, ext = (stripped[:dot], stripped[dot + 1:]) if dot >= 0 else (stripped, "")
+    base = base.replace(".", "")
+    if len(base) > 8 or len(ext) > 3 or base != stripped[:dot if dot >= 0 else None]:
+        lossy = True
+    b8, e3 = base[:8].upper(), ext[:3].upper()
+    if _NOT_SHORT_RE.search(b8) or _NOT_SHORT_RE.search(e3):
+        lossy = True
+        b8, e3 = b8.translate(_TO_SHORT), e3.translate(_TO_SHORT)
+    return b8 or "_", e3, lossy
+
+
+def _basis_general(name: str) -> Tuple[str, str, bool]:
     lossy = False
 
     def conv(text: str) -> str:
@@ -233,6 +275,12 @@ class ShortNames:
 
 def fold(name: str) -> str:
     """The key FAT compares names by: each character upper-cased (length kept)."""
+    if name.isascii():
+        return name.upper()
+    return _fold_general(name)
+
+
+def _fold_general(name: str) -> str:
     return "".join(u if len(u) == 1 else c for c, u in ((c, c.upper()) for c in name))
 
 
@@ -243,6 +291,8 @@ def ocaml_fat_short_lookup(name: str) -> Optional[bytes]:
     empty pieces, and accepts upper-case letters, digits, space, ``!#$%&'()-@^_`{}~``
     and bytes >= 128 in a base of <= 8 and an extension of <= 3 characters.
     """
+    if name.isascii() and name != name.upper():
+        return None         # a lower-case letter is never legal
     pieces = [p for p in name.split(".") if p]
     legal = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !#$%&'()-@^_`{}~")
     if not 1 <= len(pieces) <= 2:
@@ -257,6 +307,16 @@ def ocaml_fat_short_lookup(name: str) -> Optional[bytes]:
 
 def check_name(name: str, *, path: str, mirage: bool) -> None:
     """Raise InvalidInput (naming ``path`` and the rule) unless FAT (or Mirage) can store it."""
+    if name.isascii() and len(name) <= MAX_NAME_UNITS and not name.endswith((".", " ")) \
+            and _BAD_ASCII_RE.search(name) is None:
+        # The common case: nothing below can object, except Mirage's 8.3 lookup rule.
+        if mirage and ocaml_fat_short_lookup(name) is not None and not is_short_name(name):
+            _check_name_general(name, path=path, mirage=mirage)
+        return
+    _check_name_general(name, path=path, mirage=mirage)
+
+
+def _check_name_general(name: str, *, path: str, mirage: bool) -> None:
     bad = sorted({c for c in name if c in FORBIDDEN})
     if bad:
         raise InvalidInput(f"name contains {''.join(bad)!r}, which FAT names cannot hold",

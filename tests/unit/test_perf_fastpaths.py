@@ -125,3 +125,55 @@ def test_tar_field_table_matches_declaration():
         pos += sc.sizeof()
     assert derived == header.FIELDS
     assert header.HEADER.sizeof() == header.BLOCK
+
+
+# -- FAT names -----------------------------------------------------------------------
+def _random_names(n, seed=7):
+    rng = random.Random(seed)
+    alphabet = ("abcXYZ019 ._-~!$%'()[]{}^#&@`+,;=\"*/:<>?\\|\x00\x1f\x7f\tÄéß\u00ff\u0130"
+                "\u212a\ud800ABCDEFGH..")
+    out = ["README", "FAT.ML", "A.B.C", ".x", "x.", "ABCDEFGHI", "ABC.DEFG", "A B",
+           "manifest.json", "index.html", "~", "_", "a" * 255, "a" * 256]
+    for _ in range(n):
+        k = rng.choice([1, 2, 3, 5, 8, 9, 11, 12, 13, 14, 26, 27, 40])
+        out.append("".join(rng.choice(alphabet) for _ in range(k)))
+    return out
+
+
+def _outcome(f, *args, **kw):
+    try:
+        return ("ok", f(*args, **kw))
+    except Exception as e:          # the same exception type and message, or the same value
+        return (type(e).__name__, str(e), getattr(e, "rule", None))
+
+
+def test_fat_name_fast_paths_match_general_code():
+    from blockimg.fat import names as n
+    for name in _random_names(20000):
+        assert n.is_short_name(name) == n._is_short_name_general(name), name
+        assert n.fold(name) == n._fold_general(name), name
+        assert n._basis(name) == n._basis_general(name), name
+        for mirage in (True, False):
+            assert _outcome(n.check_name, name, path="p", mirage=mirage) == \
+                _outcome(n._check_name_general, name, path="p", mirage=mirage), name
+
+
+def test_build_lfn_matches_units():
+    from blockimg.fat import names as n
+    for name in _random_names(3000, seed=11):
+        for term in (True, False):
+            try:
+                units = n.lfn_units(name, always_terminate=term)
+            except UnicodeEncodeError:
+                continue
+            raw = struct.pack(f"<{len(units)}H", *units)
+            got = _outcome(n.build_lfn, name, b"ABCDEFGHIJK", always_terminate=term)
+            if len(units) // 13 > n.MAX_SLOTS:
+                assert got[0] == "ValueError"
+                continue
+            slots = got[1]
+            assert len(slots) == len(units) // 13
+            for k, slot in enumerate(reversed(slots)):
+                part = raw[k * 26:(k + 1) * 26]
+                assert slot[1:11] + slot[14:26] + slot[28:32] == part
+                assert slot[0] & 0x3F == k + 1 and slot[13] == n.lfn_checksum(b"ABCDEFGHIJK")
