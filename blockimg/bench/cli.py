@@ -170,7 +170,8 @@ def cmd_scale(args) -> int:
         doc = scale_run(info["path"], work, python=args.python,
                         formats=[f for f in args.formats.split(",") if f],
                         image_sizes=image_sizes, file_sizes=file_sizes, limit=limit,
-                        peers=args.peers, log=lambda s: print(s, file=sys.stderr, flush=True))
+                        peers=args.peers, timeout=args.timeout,
+                        log=lambda s: print(s, file=sys.stderr, flush=True))
     finally:
         if limit is not None:
             limit.close()
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image-sizes", help="e.g. 64M,256M,1G,4G,16G,32G")
     s.add_argument("--file-sizes", help="e.g. 64M,256M,1G,4G")
     s.add_argument("--peers", action="store_true", help="also pyfatfs and mkfs.fat+mcopy (FAT)")
+    s.add_argument("--timeout", type=float, default=600.0, help="kill a run after this long")
     s.set_defaults(func=cmd_scale)
 
     lm = sub.add_parser("limits", help="which memory-limit types work here")

@@ -10,7 +10,7 @@ import os
 import shutil
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .measure import MemoryLimit, Measurement, run
+from .measure import MemoryLimit, Measurement, run as _run
 from .suite import MTOOLS_ENV, PEERS, blockimg_env
 from .compare import classify_failure
 
@@ -55,7 +55,7 @@ def _clean(*paths: str) -> None:
 def scale_run(site: str, work: str, *, python: str, formats: Sequence[str] = ("fat", "tar"),
               image_sizes: Sequence[int] = IMAGE_SIZES, file_sizes: Sequence[int] = FILE_SIZES,
               limit: Optional[MemoryLimit] = None, peers: bool = False,
-              log: Callable[[str], None] = print) -> dict:
+              timeout: float = 600.0, log: Callable[[str], None] = print) -> dict:
     """Returns {"image": {fmt: [rows]}, "file": {fmt: [rows]}}."""
     os.makedirs(work, exist_ok=True)
     img = os.path.join(work, "scale.img")
@@ -64,6 +64,10 @@ def scale_run(site: str, work: str, *, python: str, formats: Sequence[str] = ("f
     bi = [python, "-m", "blockimg"]
     largest = _largest(site)
     doc: dict = {"image": {}, "file": {}}
+
+    def run(cmd, env, limit=None):
+        return _run(cmd, env=env, limit=limit, timeout=timeout)
+
     for fmt in formats:
         rows: List[dict] = []
         for size in image_sizes:
@@ -127,11 +131,13 @@ def _largest(root: str) -> str:
     return best[0]
 
 
-def _cell(r: Optional[dict]) -> str:
+def _cell(r: Optional[dict], what: str = "memory") -> str:
     if r is None:
         return "-"
     if r["status"] != "ok":
         return "n/a" if r["status"].startswith("n/a") else "FAIL"
+    if what == "wall":
+        return f"{r['wall']:.2f}"
     return f"{r['max_rss'] / MiB:.1f}/{r['peak_private'] / MiB:.1f}"
 
 
@@ -153,9 +159,10 @@ def format_scale(doc: dict) -> str:
             keys = [k for k in rows[0] if isinstance(rows[0][k], dict)]
             for r in rows[1:]:
                 keys += [k for k in r if isinstance(r[k], dict) and k not in keys]
-            out.append(f"{fmt}: {label} ... (peak RSS / private MiB)")
-            out.append("  " + f"{'size':>8} " + " ".join(f"{k:>13}" for k in keys))
-            for r in rows:
-                out.append("  " + f"{_human(r['size']):>8} "
-                           + " ".join(f"{_cell(r.get(k)):>13}" for k in keys))
+            for what, unit in (("memory", "peak RSS / private MiB"), ("wall", "seconds")):
+                out.append(f"{fmt}: {label} ... ({unit})")
+                out.append("  " + f"{'size':>8} " + " ".join(f"{k:>13}" for k in keys))
+                for r in rows:
+                    out.append("  " + f"{_human(r['size']):>8} "
+                               + " ".join(f"{_cell(r.get(k), what):>13}" for k in keys))
     return "\n".join(out)
