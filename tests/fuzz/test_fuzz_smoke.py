@@ -32,9 +32,9 @@ def test_seeds_cover_fixtures_mirage_and_both_formats():
 
 
 def test_fuzz_smoke_run():
-    """python -m blockimg.fuzz: the seeds, then ITERATIONS mutations, with a 1 GiB memory cap."""
+    """python -m blockimg.fuzz: the seeds, then ITERATIONS mutations, with a 512 MiB memory cap above start-up."""
     res = subprocess.run([sys.executable, "-m", "blockimg.fuzz", "--iterations", str(ITERATIONS),
-                          "--seed", str(SEED), "--timeout", "60", "--memory-mb", "1024",
+                          "--seed", str(SEED), "--timeout", "60", "--memory-mb", "512",
                           "--json"], capture_output=True, text=True, cwd=str(ROOT))
     assert res.stdout, res.stderr
     stats = json.loads(res.stdout)
