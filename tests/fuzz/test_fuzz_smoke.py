@@ -32,7 +32,7 @@ def test_seeds_cover_fixtures_mirage_and_both_formats():
 
 
 def test_fuzz_smoke_run():
-    """python -m blockimg.fuzz: the seeds, then ITERATIONS mutations, with a 512 MiB memory cap above start-up."""
+    """python -m blockimg.fuzz: the seeds, then ITERATIONS mutations, 512 MiB memory cap."""
     res = subprocess.run([sys.executable, "-m", "blockimg.fuzz", "--iterations", str(ITERATIONS),
                           "--seed", str(SEED), "--timeout", "60", "--memory-mb", "512",
                           "--json"], capture_output=True, text=True, cwd=str(ROOT))
