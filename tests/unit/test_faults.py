@@ -185,10 +185,19 @@ def test_unreadable_file_is_named(tmp_path, fmt):
     assert_untouched(target, b"previous")
 
 
-def _driver(fmt: str, argv, *, pause_after_files: int = -1, named: bool = False,
-            marker: str = "") -> str:
-    """Python code running blockimg's CLI; optionally stops mid-write and says so.
+def _driver(fmt: str, argv, **hook) -> str:
+    """Python code running blockimg's CLI with :func:`_hook` installed."""
+    return _hook(fmt, **hook) + textwrap.dedent(f"""
+        from blockimg.cli import main
+        sys.exit(main({list(argv)!r}))
+    """)
 
+
+def _hook(fmt: str, *, pause_after_files: int = -1, named: bool = False,
+          marker: str = "") -> str:
+    """Python code (a sitecustomize) that adjusts blockimg for a test.
+
+    ``fake``: the tar format is the fake one. ``named``: no O_TMPFILE.
     ``pause_after_files=N``: after N files are copied, create ``marker`` and
     sleep, so a test can signal a process that is certainly mid-write.
     """
@@ -212,8 +221,6 @@ def _driver(fmt: str, argv, *, pause_after_files: int = -1, named: bool = False,
             count[0] += 1
             return real(self, entry, offset)
         Copier.put_file = put_file
-        from blockimg.cli import main
-        sys.exit(main({list(argv)!r}))
     """)
 
 
@@ -225,8 +232,13 @@ def _start_paused(tmp_path, fmt, *, named=False):
     argv = ["create", str(src), "--format", "tar" if fmt == "fake" else fmt,
             "--manifest", str(tmp_path / "out" / "site.json"), "-o", str(target), "-q"]
     marker = tmp_path / "paused"
-    code = _driver(fmt, argv, pause_after_files=2, named=named, marker=str(marker))
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=str(ROOT),
+    # `python -m blockimg create ...`, with a sitecustomize that pauses it mid-write.
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        _hook(fmt, pause_after_files=2, named=named, marker=str(marker)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), str(ROOT)]))
+    proc = subprocess.Popen([sys.executable, "-m", "blockimg", *argv], cwd=str(ROOT), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for _ in range(600):
         if marker.exists() or proc.poll() is not None:
