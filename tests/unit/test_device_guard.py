@@ -150,3 +150,23 @@ def test_mounted_check_without_o_excl(loop, site_dir, monkeypatch):
     monkeypatch.setattr(api, "_open_device_node", lambda p: FileDevice(p, writable=True))
     with pytest.raises(InvalidInput, match=f"mounted on {mnt}"):
         blockimg.create(site_dir, dev, format="tar", mtime=0, force=True)
+
+
+def test_loop_device_manifest_and_verify(loop, site_dir, tmp_path):
+    """On a device bigger than the image the manifest covers the image's bytes only."""
+    dev, _mnt = loop
+    man = tmp_path / "dev.json"
+    res = run_cli("create", site_dir, "-o", dev, "--format", "tar", "--mtime", "0",
+                  "--manifest", man, "-q")
+    assert res.returncode == 0, res.stderr
+    from blockimg.manifest import load
+    assert load(man).image_size < 32 << 20
+    res = run_cli("verify", dev, "--manifest", man, site_dir)
+    assert res.returncode == 0, res.stdout + res.stderr
+    with open(dev, "r+b") as f:     # change one byte of a file's data on the device
+        off = load(man).locate("index.html").extents[0][0]
+        f.seek(off)
+        f.write(b"#")
+    res = run_cli("verify", dev, "--manifest", man, site_dir)
+    assert res.returncode == 1
+    assert "changed: index.html" in res.stdout and "sha256" in res.stdout
