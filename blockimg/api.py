@@ -90,7 +90,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     if want:
         from .manifest import build as build_manifest
         from .manifest import save as save_manifest
-        from .manifest import sha256_device, sha256_fd
+        from .manifest import sha256_device
 
     def make_manifest(sha: str, crcs) -> Manifest:
         return build_manifest(plan, format=format, crcs=crcs, image_sha256=sha, tree=tree,
@@ -121,33 +121,55 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
             save_manifest(result, manifest_path, secret=secret)
     else:
         name = os.fspath(image)
-        with contextlib.ExitStack() as stack:
-            # Entered first, renamed last: the manifest appears only beside a finished image.
-            mout = (stack.enter_context(atomic_file(manifest_path, secret=secret))
-                    if manifest_path else None)
-            with atomic_file(name, secret=secret) as out:
+        state = {"image_placed": False}
+        try:
+            result = _build_file(mod, plan, name, manifest_path, want, secret, progress,
+                                 make_manifest, state)
+        except DeviceError:
+            if state["image_placed"] and manifest_path:
+                # The new image is in place but its manifest could not be: never leave
+                # the old manifest beside it, describing other contents.
                 try:
-                    os.ftruncate(out.fd, plan.image_size)
-                except OSError as e:
-                    raise DeviceError(f"{name}: cannot make a {plan.image_size}-byte image: "
-                                      f"{e.strerror}", errno=e.errno) from None
-                dev = FileDevice(out.name, writable=True, sector_size=_io_sector(plan),
-                                 _fd=os.dup(out.fd))
-                try:
-                    crcs = mod.write(plan, dev, progress=progress, checksum=want)
-                    dev.flush()
-                finally:
-                    dev.close()
-                if want:
-                    # One bounded-memory pass over the finished image, before it is in place.
-                    result = make_manifest(sha256_fd(out.fd, plan.image_size), crcs)
-                    if mout is not None:
-                        write_all(mout.fd, result.dumps().encode("utf-8"))
+                    os.unlink(manifest_path)
+                except OSError:
+                    pass
+            raise
     return Summary(format=format, path=name, files=tree.files,
                    directories=sum(1 for e in tree.entries if e.kind.value == "dir"),
                    file_bytes=tree.total_bytes, image_size=plan.image_size,
                    sector_size=plan.sector_size, seconds=time.monotonic() - start,
                    skipped=tree.skipped, plan=plan, manifest=result)
+
+
+def _build_file(mod, plan, name: str, manifest_path: Optional[str], want: bool, secret: bool,
+                progress, make_manifest, state: dict) -> Optional[Manifest]:
+    """Write ``plan`` to the file ``name`` (and its manifest) atomically."""
+    result = None
+    with contextlib.ExitStack() as stack:
+        # Entered first, put in place last: the manifest appears only beside a finished image.
+        mout = (stack.enter_context(atomic_file(manifest_path, secret=secret))
+                if manifest_path else None)
+        with atomic_file(name, secret=secret) as out:
+            try:
+                os.ftruncate(out.fd, plan.image_size)
+            except OSError as e:
+                raise DeviceError(f"{name}: cannot make a {plan.image_size}-byte image: "
+                                  f"{e.strerror}", errno=e.errno) from None
+            dev = FileDevice(out.name, writable=True, sector_size=_io_sector(plan),
+                             _fd=os.dup(out.fd))
+            try:
+                crcs = mod.write(plan, dev, progress=progress, checksum=want)
+                dev.flush()
+            finally:
+                dev.close()
+            if want:
+                # One bounded-memory pass over the finished image, before it is in place.
+                from .manifest import sha256_fd
+                result = make_manifest(sha256_fd(out.fd, plan.image_size), crcs)
+                if mout is not None:
+                    write_all(mout.fd, result.dumps().encode("utf-8"))
+        state["image_placed"] = True
+    return result
 
 
 def _io_sector(plan) -> int:
