@@ -288,3 +288,29 @@ def test_sigkill_named_fallback_is_cleaned_by_next_run(tmp_path, fmt, monkeypatc
     assert temporaries_in(str(target.parent)) == []
     with blockimg.open(target, format=fmt) as img:
         assert img.read("f0.bin") == bytes([1]) * 1000
+
+
+def test_manifest_placement_failing_after_the_image_leaves_no_stale_manifest(
+        tmp_path, fmt, monkeypatch):
+    """Image and manifest are two files: if only the image could be put in place, the
+    old manifest (describing the old image) is removed rather than left beside it."""
+    import blockimg.atomic as atomic
+    src = make_tree(tmp_path / "src", sizes=(10, 20))
+    target = tmp_path / "site.img"
+    man = tmp_path / "site.json"
+    target.write_bytes(b"old image")
+    man.write_text("old manifest")
+    real = atomic._link_fd
+
+    def link(fd, dest):
+        if dest.endswith(".json") or ".site.json." in dest:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), dest)
+        return real(fd, dest)
+    monkeypatch.setattr(atomic, "_link_fd", link)
+    monkeypatch.setattr(atomic, "_open_anonymous",
+                        lambda d: os.open(d, os.O_TMPFILE | os.O_RDWR, 0o600))
+    with pytest.raises(DeviceError, match="cannot put the image in place"):
+        api.create(src, target, format=fmt, manifest=str(man))
+    assert target.read_bytes() != b"old image"  # the new image is complete and in place
+    assert not man.exists()
+    assert temporaries_in(str(tmp_path)) == []
