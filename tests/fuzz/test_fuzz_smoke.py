@@ -14,7 +14,7 @@ from blockimg import formats, fuzz
 from blockimg.errors import CorruptImage
 from conftest import ROOT, mirage_fixtures
 
-ITERATIONS = 4000
+ITERATIONS = 6000
 SEED = 20261125
 
 
