@@ -23,6 +23,11 @@ names = st.text(name_chars, min_size=1, max_size=40).filter(
 sizes = st.one_of(st.integers(0, 1100), st.sampled_from([0, 511, 512, 513, 4095, 4096, 4097]),
                   st.integers(0, 2 << 20))
 files = st.tuples(sizes, st.integers(0, 255))
+# bsdtar treats a member name that starts with '\\' or a drive letter ("C:") as absolute
+# and strips that prefix, even on Linux; such names are kept off the top level so the
+# GNU tar / bsdtar subset compares like with like (they are still used deeper down).
+top_names = names.filter(lambda s: not s.startswith("\\") and
+                         not (len(s) >= 2 and s[1] == ":" and s[0].isascii() and s[0].isalpha()))
 trees = st.recursive(files, lambda kids: st.dictionaries(names, kids, max_size=4),
                      max_leaves=10)
 
@@ -57,7 +62,7 @@ def long_path(total: int) -> str:
 
 
 @settings(max_examples=15)
-@given(tree=st.dictionaries(names, trees, max_size=5),
+@given(tree=st.dictionaries(top_names, trees, max_size=5),
        longest=st.one_of(st.none(), st.integers(90, LIMIT)),
        sector_size=st.sampled_from([512, 4096]), align=st.sampled_from([None, 4096]),
        seed=st.integers(0, 255))
