@@ -115,16 +115,13 @@ class Copier:
             raise DeviceError(f"{entry.source}: cannot read: {e.strerror}",
                               errno=e.errno) from None
         try:
-            size = os.fstat(fd).st_size
-            if size != entry.size:
-                raise SourceChanged(f"size changed from {entry.size} to {size} bytes after "
-                                    "the image was planned", path=entry.source,
-                                    rule="source must not change during the build")
             crc = 0
             if entry.size <= SMALL_FILE:
-                # One read of size+1 bytes both copies the file and sees it grow.
+                # One read of size+1 bytes both copies the file and sees it grow (the size
+                # is checked with fstat only when the read does not match it).
                 crc = self._read_small(fd, entry, offset)
             else:
+                self._check_size(fd, entry)
                 if self.checksum:
                     crc = self._read_through(fd, entry, offset)
                 else:
@@ -143,6 +140,13 @@ class Copier:
         self._advance(entry, crc)
         return crc
 
+    def _check_size(self, fd: int, entry: SourceEntry) -> None:
+        size = os.fstat(fd).st_size
+        if size != entry.size:
+            raise SourceChanged(f"size changed from {entry.size} to {size} bytes after "
+                                "the image was planned", path=entry.source,
+                                rule="source must not change during the build")
+
     def _read_small(self, fd: int, entry: SourceEntry, offset: int) -> int:
         size = entry.size
         if size == 0 or size >= self._cap or not _HAVE_PREADV:
@@ -154,8 +158,11 @@ class Copier:
         try:
             got = os.preadv(fd, [view], 0)
         except OSError as e:
+            self._check_size(fd, entry)     # replaced by something else: say so
             raise DeviceError(f"{entry.source}: read failed: {e.strerror}",
                               errno=e.errno) from None
+        if got != size:
+            self._check_size(fd, entry)
         if got > size:
             self._grew(entry)
         if got < size:
@@ -168,8 +175,11 @@ class Copier:
         try:
             data = os.pread(fd, entry.size + 1, 0)
         except OSError as e:
+            self._check_size(fd, entry)
             raise DeviceError(f"{entry.source}: read failed: {e.strerror}",
                               errno=e.errno) from None
+        if len(data) != entry.size:
+            self._check_size(fd, entry)
         if len(data) > entry.size:
             self._grew(entry)
         if len(data) < entry.size:
