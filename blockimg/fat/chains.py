@@ -27,6 +27,8 @@ __all__ = ["FatTable", "ChainError", "Run", "decode_window", "consecutive"]
 Run = Tuple[int, int]
 WINDOW_BYTES = 1 << 18
 CACHE_WINDOWS = 4
+#: Runs up to this many clusters are followed entry by entry, longer ones by slices.
+SHORT_RUN = 16
 
 _BIG_ENDIAN = sys.byteorder == "big"
 #: Keeps the low nibble of a byte: the top byte of a FAT32 entry holds 4 reserved bits.
@@ -140,6 +142,7 @@ class FatTable:
         else:
             self.per_window = self.entries + (self.entries % 2)
         self._cache: "OrderedDict[int, array]" = OrderedDict()
+        self._hot, self._hot_arr = -1, None               # the last window used
 
     # -- raw access --------------------------------------------------------------
     def entry_offset(self, cluster: int) -> int:
@@ -148,9 +151,12 @@ class FatTable:
 
     def window(self, index: int, *, cache: bool = True) -> array:
         """Decoded entries ``[index * per_window, ...)`` (cached unless ``cache=False``)."""
+        if index == self._hot:
+            return self._hot_arr
         arr = self._cache.get(index)
         if arr is not None:
             self._cache.move_to_end(index)
+            self._hot, self._hot_arr = index, arr
             return arr
         first = index * self.per_window
         n = min(self.per_window, self.entries - first)
@@ -163,7 +169,13 @@ class FatTable:
             self._cache[index] = arr
             if len(self._cache) > CACHE_WINDOWS:
                 self._cache.popitem(last=False)
+            self._hot, self._hot_arr = index, arr
         return arr
+
+    def clear_cache(self) -> None:
+        """Drop every decoded window."""
+        self._cache.clear()
+        self._hot, self._hot_arr = -1, None
 
     def windows(self) -> Iterator[Tuple[int, array]]:
         """``(first cluster, entries)`` over the whole table, one window at a time (uncached)."""
@@ -217,6 +229,7 @@ class FatTable:
 
     def _chain(self, start: int, limit: int, runs: List[Run]) -> List[Run]:
         top = self.entries
+        pw = self.per_window
         total = 0
         c = start
         prev = None
@@ -225,12 +238,25 @@ class FatTable:
             if not 2 <= c < top:
                 where = prev if prev is not None else c
                 raise ChainError(f"cluster {c} is out of range (2..{top - 1})", where)
-            end = self.run_end(c, min(top, c + limit - total + 1))
+            stop = min(top, c + limit - total + 1)
+            # The common short run, inline: step through the window while each entry
+            # points at the next (run_end's rule); long runs go on in run_end.
+            w, j = divmod(c, pw)
+            arr = self.window(w)
+            end = c
+            edge = min(stop - 1, w * pw + len(arr) - 1, c + SHORT_RUN)
+            nxt = arr[j]
+            while end < edge and nxt == end + 1:
+                end += 1
+                j += 1
+                nxt = arr[j]
+            if end == edge and end < stop - 1 and nxt == end + 1:
+                end = self.run_end(end, stop)
+                nxt = self.get(end)
             total += end - c + 1
             if total > limit:
                 raise ChainError(f"chain is longer than {limit} clusters", end - 1)
             runs.append((c, end - c + 1))
-            nxt = self.get(end)
             if nxt >= self.eoc:
                 return runs
             if nxt == 0:

@@ -31,7 +31,7 @@ def check(image: FatImage, *, target: str = "generic") -> List[str]:
         raise InvalidInput(f"unknown check target {target!r} (generic or mirage)",
                            rule="check target")
     if image.strict:
-        image.fat._cache.clear()                    # the lenient walk brings its own
+        image.fat.clear_cache()                     # the lenient walk brings its own
         img = FatImage(image.device, strict=False)
     else:
         img = image

@@ -18,7 +18,6 @@ from typing import Dict, List, Optional, Tuple
 from ..block.base import BlockDevice
 from ..errors import CorruptImage
 from ..image import EntryInfo, Image
-from ..units import ceil_div
 from .chains import ChainError, FatTable, Run
 from .dirents import Record, parse_directory
 from .geometry import looks_like_fat, parse
@@ -54,6 +53,21 @@ def _device_offset(extents, off: int) -> int:
     return extents[-1][0] + extents[-1][1] if extents else 0
 
 
+class _LazyOffset:
+    """A directory entry's device offset, worked out only if an error message needs it."""
+
+    __slots__ = ("extents", "offset")
+
+    def __init__(self, extents, offset: int) -> None:
+        self.extents = extents
+        self.offset = offset
+
+    def __int__(self) -> int:
+        return _device_offset(self.extents, self.offset)
+
+    __index__ = __int__
+
+
 class FatImage(Image):
     """A FAT volume opened for reading (``strict=False``: collect problems, do not raise)."""
 
@@ -73,8 +87,12 @@ class FatImage(Image):
         self._run_len = array("q")
         self._run_owner = array("q")
         self._owners: List[str] = []
+        self._times: Dict[Tuple[int, int], int] = {}     # FAT date/time -> Unix time
+        self._device_size = device.size
         try:
             self.geometry = parse(device.pread(0, min(device.size, 512)), device.size)
+            self._cluster_size = self.geometry.cluster_size
+            self._data_offset = self.geometry.data_offset
             self.fat = FatTable(device, self.geometry, self.geometry.active_fat)
             if self.geometry.note:
                 self._warn(0, self.geometry.note)
@@ -105,7 +123,7 @@ class FatImage(Image):
         geo = self.geometry
         if not 2 <= start <= geo.max_cluster:
             self._error(f"{what}: start cluster {start} is out of range (2..{geo.max_cluster})",
-                        entry_offset + 26, "DIR_FstClusLO", start)
+                        int(entry_offset) + 26, "DIR_FstClusLO", start)
             return [], False
         try:
             return self.fat.chain(start, limit), True
@@ -123,21 +141,25 @@ class FatImage(Image):
             self._run_owner.append(oid)
 
     def _extents(self, runs: List[Run], size: int) -> Tuple[Tuple[int, int], ...]:
-        geo = self.geometry
-        cs = geo.cluster_size
+        cs = self._cluster_size
+        base = self._data_offset - 2 * cs               # geometry.cluster_offset(c), inline
+        if len(runs) == 1:
+            first, count = runs[0]
+            return ((base + first * cs, min(count * cs, size)),) if size > 0 else ()
         out = []
         left = size
         for first, count in runs:
             if left <= 0:
                 break
             n = min(count * cs, left)
-            out.append((geo.cluster_offset(first), n))
+            out.append((base + first * cs, n))
             left -= n
         return tuple(out)
 
     def _past_end(self, extents, what: str) -> bool:
+        dev_size = self._device_size
         for off, length in extents:
-            if off + length > self.device.size:
+            if off + length > dev_size:
                 self._error(f"{what}: data at bytes {off}..{off + length} is past the end of "
                             f"the {self.device.size}-byte image (truncated?)", off)
                 return True
@@ -194,6 +216,17 @@ class FatImage(Image):
         out = []
         seen: Dict[str, str] = {}
         for i, rec in enumerate(records):
+            kind = rec.kind
+            if kind == "file" or kind == "dir":
+                name = rec.name
+                if name and name != "." and name != ".." and "/" not in name \
+                        and "\0" not in name:
+                    # The common case, as below: a plain name, seen once.
+                    key = fold(name)
+                    if key not in seen:
+                        seen[key] = name
+                        out.append(rec)
+                        continue
             at = _device_offset(extents, rec.offset)
             if rec.kind in ("dot", "dotdot"):
                 if not path:
@@ -236,16 +269,20 @@ class FatImage(Image):
     def _entry(self, dirpath: str, dir_extents, rec: Record, visited, on_path):
         """Index one record; returns ``(path, extents, cluster)`` for a subdirectory to walk."""
         geo = self.geometry
-        at = _device_offset(dir_extents, rec.offset)
-        if rec.kind in ("dot", "dotdot"):
-            self._dot(dirpath, rec, at)
+        kind = rec.kind
+        if kind == "dot" or kind == "dotdot":
+            self._dot(dirpath, rec, _device_offset(dir_extents, rec.offset))
             return None
         path = f"{dirpath}/{rec.name}" if dirpath else rec.name
         if not self.strict:
             self._where[path] = (dirpath, rec.offset)
-        mtime = unix_time(rec.wdate, rec.wtime)
+        stamp = (rec.wdate, rec.wtime)
+        mtime = self._times.get(stamp)
+        if mtime is None:
+            mtime = self._times[stamp] = unix_time(rec.wdate, rec.wtime)
         ro = rec.attr & ATTR_READ_ONLY
-        if rec.kind == "dir":
+        if kind == "dir":
+            at = _device_offset(dir_extents, rec.offset)
             c = rec.cluster
             if c in on_path:
                 self._error(f"directory {path} points back at its ancestor "
@@ -268,19 +305,22 @@ class FatImage(Image):
             return path, ext, c
         size = rec.size
         runs: List[Run] = []
+        cs = self._cluster_size
         if size == 0:
             if rec.cluster != 0:
                 self._error(f"file {path} is empty but has start cluster {rec.cluster} "
-                            "(size disagrees with the chain)", at + 28, "DIR_FileSize", 0)
+                            "(size disagrees with the chain)",
+                            _device_offset(dir_extents, rec.offset) + 28, "DIR_FileSize", 0)
         else:
-            need = ceil_div(size, geo.cluster_size)
-            runs, ok = self._follow(rec.cluster, need, f"file {path} ({size} bytes)", at)
-            have = sum(n for _, n in runs)
+            need = -(-size // cs)
+            runs, ok = self._follow(rec.cluster, need, f"file {path} ({size} bytes)",
+                                    _LazyOffset(dir_extents, rec.offset))
+            have = runs[0][1] if len(runs) == 1 else sum(n for _, n in runs)
             if ok and have != need:
                 self._error(f"file {path}: size {size} needs {need} clusters but its chain "
-                            f"has {have} (size disagrees with the chain)", at + 28,
-                            "DIR_FileSize", size)
-            size = min(size, have * geo.cluster_size)
+                            f"has {have} (size disagrees with the chain)",
+                            _device_offset(dir_extents, rec.offset) + 28, "DIR_FileSize", size)
+            size = min(size, have * cs)
         self._own(runs, path)
         ext = self._extents(runs, size)
         if self._past_end(ext, f"file {path}"):

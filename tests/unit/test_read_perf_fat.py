@@ -183,3 +183,46 @@ def test_free_clusters_match_numpy_count():
             a = np.asarray(arr)
             free += int(np.count_nonzero(a[max(0, 2 - first):] == 0))
         assert img.free_clusters() == free
+
+
+def _chain_outcome(fat, start, limit):
+    try:
+        return ("ok", fat.chain(start, limit))
+    except chains.ChainError as e:
+        return ("error", e.rule, e.cluster, e.runs)
+
+
+@pytest.mark.parametrize("kind", ["fat16", "fat32"])
+def test_inline_short_runs_follow_chains_like_run_end(kind, monkeypatch):
+    """Short runs are stepped inline in ``_chain``; long ones go to ``run_end``:
+    the same runs and the same errors whatever the split."""
+    monkeypatch.setattr(chains, "WINDOW_BYTES", 512)        # FAT32: 128 entries a window
+    v = Volume(kind)
+    geo = v.geo
+    top = geo.cluster_count + 2
+    rnd = random.Random(11)
+    eoc = 0xFFFF if kind == "fat16" else 0x0FFFFFFF
+    for c in range(2, top):
+        r = rnd.random()
+        if r < 0.80:
+            v.set_fat(c, c + 1 if c + 1 < top else eoc)
+        elif r < 0.90:
+            v.set_fat(c, rnd.randrange(2, top))
+        elif r < 0.95:
+            v.set_fat(c, eoc)
+        elif r < 0.97:
+            v.set_fat(c, 0)
+        elif r < 0.98:
+            v.set_fat(c, eoc - 1)                               # bad cluster
+        else:
+            v.set_fat(c, top + 5)                               # out of range
+    starts = [rnd.randrange(2, top) for _ in range(150)]
+    limits = [rnd.choice([1, 3, 17, 200, top]) for _ in starts]
+    outcomes = {}
+    for short in (0, 1, 16, 1000):
+        monkeypatch.setattr(chains, "SHORT_RUN", short)
+        fat = FatTable(v.device(), geo)
+        outcomes[short] = [_chain_outcome(fat, s, n) for s, n in zip(starts, limits)]
+    assert outcomes[1] == outcomes[0] and outcomes[16] == outcomes[0]
+    assert outcomes[1000] == outcomes[0]
+    assert any(o[0] == "ok" for o in outcomes[0]) and any(o[0] == "error" for o in outcomes[0])
