@@ -23,6 +23,9 @@ from .header import BLOCK, checksums, decode_number, padded
 __all__ = ["TarImage", "detect"]
 
 WINDOW = 1 << 16
+#: A step between headers up to DENSE bytes reads a whole WINDOW; a longer one SPARSE bytes.
+DENSE = 4096
+SPARSE = 2 * 512
 _ZEROS = bytes(BLOCK)
 
 
@@ -42,21 +45,32 @@ def detect(device: BlockDevice) -> bool:
 
 
 class _Window:
-    """Reads through a bounded buffer, so a run of small entries costs few preads."""
+    """Reads headers through a bounded buffer, so a run of small entries costs few preads.
+
+    Where headers are dense (small files, directories) one ``WINDOW``-sized
+    read serves many of them; where the last step between requests was
+    long (large files) only ``SPARSE`` bytes are read at the next header,
+    so the file data in between is never copied into the process.
+    """
 
     def __init__(self, device: BlockDevice) -> None:
         self.device = device
+        self.size = device.size
         self.start = 0
         self.buf = b""
+        self.last = 0
 
     def get(self, offset: int, n: int) -> bytes:
         rel = offset - self.start
+        step = offset - self.last
+        self.last = offset
         if 0 <= rel and rel + n <= len(self.buf):
             return self.buf[rel:rel + n]
         if n > WINDOW:
             return bytes(self.device.pread(offset, n))
+        want = WINDOW if step <= DENSE else max(n, SPARSE)
         self.start = offset
-        self.buf = bytes(self.device.pread(offset, min(WINDOW, self.device.size - offset)))
+        self.buf = bytes(self.device.pread(offset, min(want, self.size - offset)))
         return self.buf[:n]
 
 
