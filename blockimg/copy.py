@@ -22,6 +22,7 @@ BUFFER = 1024 * 1024         # largest gathered write (one buffer, allocated onc
 READ_CHUNK = 1024 * 1024
 _ZEROS = memoryview(bytes(64 * 1024))
 _HAVE_PREADV = hasattr(os, "preadv")
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 def crc32c():
@@ -98,6 +99,36 @@ class Copier:
     # -- file contents -----------------------------------------------------
     def put_file(self, entry: SourceEntry, offset: int) -> int:
         """Copy the content of ``entry`` to ``offset``; returns its CRC-32C (0 without)."""
+        size = entry.size
+        if 0 < size <= SMALL_FILE and size < self._cap and entry.data is None and _HAVE_PREADV:
+            # The hot path of many small files, inlined: open, one read of size+1 bytes
+            # straight into the write buffer, close. Anything unexpected goes the long way.
+            i = self._n
+            if i and (offset != self._buf_off + i or i + size > self._cap):
+                self.flush()
+                i = 0
+            try:
+                fd = os.open(entry.source, _O_READ)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    got = os.preadv(fd, [self._view[i:i + size + 1]], 0)
+                except OSError:
+                    got = -1
+                finally:
+                    os.close(fd)
+                if got == size:
+                    if not i:
+                        self._buf_off = offset
+                    self._n = i + size
+                    crc = 0
+                    if self._crc is not None:
+                        crc = self.crcs[entry.path] = self._crc(self._view[i:i + size])
+                    self.done += size
+                    if self.progress is not None:
+                        self.progress(self.done, self.total)
+                    return crc
         if entry.data is not None:
             if len(entry.data) != entry.size:
                 raise SourceChanged("data length differs from the planned size",
@@ -107,7 +138,7 @@ class Copier:
             self._advance(entry, crc)
             return crc
         try:
-            fd = os.open(entry.source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(entry.source, _O_READ)
         except FileNotFoundError:
             raise SourceChanged("vanished after the image was planned", path=entry.source,
                                 rule="source must not change during the build") from None

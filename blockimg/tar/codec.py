@@ -52,6 +52,13 @@ def encode_entry(entry: SourceEntry, *, mirage: bool) -> bytes:
     """
     kind = entry.kind
     name = entry.path_bytes + (b"/" if kind is Kind.DIR else b"")
+    if kind is Kind.FILE or kind is Kind.DIR:
+        # The common case first: one ustar header, nothing to refuse or to put in records.
+        size = entry.size if kind is Kind.FILE else 0
+        mtime = int(entry.mtime)
+        if len(name) <= 100 and 0 <= size < _MAX11 and 0 <= mtime < _MAX11 and \
+                (not mirage or name.isascii()):
+            return build_header(name, entry.mode & 0o7777, size, mtime, _TYPEFLAG[kind])
     link = b""
     if entry.link_target is not None and kind in (Kind.SYMLINK, Kind.HARDLINK):
         link = entry.link_target.encode("utf-8", "surrogateescape")

@@ -192,6 +192,9 @@ _MAX11 = 8 ** 11
 
 _MID = USTAR_MAGIC + bytes(64) + _ZERO_ID + _ZERO_ID   # magic .. devminor: constant
 _CONST_SUM = 2 * sum(_ZERO_ID) + sum(_SPACES8) + sum(_MID)
+_ZERO_IDS = _ZERO_ID + _ZERO_ID                          # uid, gid
+_TAIL = bytes(100) + _MID + bytes(155) + _PAD12          # empty linkname .. pad
+_CONST_SUM_TAIL = sum(_SPACES8) + sum(_MID)              # uid/gid are in ``nums``
 
 
 def build_header(name: bytes, mode: int, size: int, mtime: int, typeflag: bytes,
@@ -206,6 +209,11 @@ def build_header(name: bytes, mode: int, size: int, mtime: int, typeflag: bytes,
         raise ValueError("name, linkname, prefix or typeflag does not fit its field")
     if not (0 <= mode < _MAX7 and 0 <= size < _MAX11 and 0 <= mtime < _MAX11):
         raise OverflowError("a number does not fit its octal field")
+    if not linkname and not prefix:
+        # The common case: everything after typeflag is constant.
+        nums = b"%07o\0%s%011o\0%011o\0" % (mode, _ZERO_IDS, size, mtime)
+        chk = _CONST_SUM_TAIL + sum(name) + sum(nums) + typeflag[0]
+        return b"".join((name.ljust(100, NUL), nums, b"%06o\0 " % chk, typeflag, _TAIL))
     m = b"%07o\0" % mode
     s = b"%011o\0" % size
     t = b"%011o\0" % mtime

@@ -177,3 +177,32 @@ def test_build_lfn_matches_units():
                 part = raw[k * 26:(k + 1) * 26]
                 assert slot[1:11] + slot[14:26] + slot[28:32] == part
                 assert slot[0] & 0x3F == k + 1 and slot[13] == n.lfn_checksum(b"ABCDEFGHIJK")
+
+
+def test_tar_build_header_fast_path_matches_construct():
+    rng = random.Random(3)
+    for _ in range(500):
+        name = bytes(rng.randrange(1, 256) for _ in range(rng.randint(1, 100)))
+        mode = rng.randrange(0o10000)
+        size = rng.choice([0, 1, 511, 512, rng.randrange(8 ** 11)])
+        mtime = rng.choice([0, 1700000000, 8 ** 11 - 1])
+        typeflag = rng.choice([b"0", b"5", b"2", b"1"])
+        fast = header.build_header(name, mode, size, mtime, typeflag)
+        assert fast == header.build_with_construct(name=name, mode=mode, size=size,
+                                                   mtime=mtime, typeflag=typeflag)
+        assert header.decode_number(fast[148:156]) in header.checksums(fast)
+
+
+def test_tar_encode_entry_plain_and_extended_agree_on_the_ustar_header():
+    from blockimg.tar.codec import encode_entry
+    for n in (1, 50, 98, 99, 100, 101, 150):
+        for kind in (Kind.FILE, Kind.DIR):
+            e = SourceEntry("d/" + "x" * n, kind, 3 if kind is Kind.FILE else 0, 1700000000,
+                            0o100644)
+            head = encode_entry(e, mirage=False)
+            last = head[-512:]
+            parsed = header.HEADER.parse(last)
+            full = (parsed.prefix + b"/" + parsed.name) if parsed.prefix else parsed.name
+            if len(head) == 512:
+                assert full == e.path_bytes + (b"/" if kind is Kind.DIR else b"")
+            assert parsed.mode == 0o644 and parsed.mtime == 1700000000
