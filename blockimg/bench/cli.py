@@ -164,8 +164,12 @@ def cmd_scale(args) -> int:
     limit = _limit(args)
     info = _load_corpus(args.corpora, "site", None)
     work = args.work or tempfile.mkdtemp(prefix="blockimg-scale-")
-    image_sizes = [_size(s) for s in args.image_sizes.split(",")] if args.image_sizes else IMAGE_SIZES
-    file_sizes = [_size(s) for s in args.file_sizes.split(",")] if args.file_sizes else FILE_SIZES
+    def sizes(text, default):
+        if text is None:
+            return default
+        return [_size(s) for s in text.split(",") if s.strip() and s.strip() != "none"]
+    image_sizes = sizes(args.image_sizes, IMAGE_SIZES)
+    file_sizes = sizes(args.file_sizes, FILE_SIZES)
     try:
         doc = scale_run(info["path"], work, python=args.python,
                         formats=[f for f in args.formats.split(",") if f],
