@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--manifest", metavar="FILE", help="write a JSON manifest of the image")
     c.add_argument("--secret", action="store_true",
                    help="image mode 0600 from the first byte; no names in progress output")
+    c.add_argument("--no-fsync", dest="fsync", action="store_false",
+                   help="do not fsync the image before putting it in place (faster, like "
+                        "cp and tar; not durable: a crash soon after can leave an image "
+                        "with missing data). By default the image is fsynced")
     c.add_argument("--force", action="store_true",
                    help="overwrite a block device that already holds a file system")
     c.add_argument("-q", "--quiet", action="store_true", help="no summary line")
@@ -127,7 +131,8 @@ def cmd_create(args: argparse.Namespace) -> int:
         summary = api.create(args.src, args.output, format=args.format,
                              keep_links=args.keep_links, skip_special=args.skip_special,
                              mtime=mtime, secret=args.secret, force=args.force,
-                             progress=bar, manifest=args.manifest, **options)
+                             progress=bar, manifest=args.manifest, fsync=args.fsync,
+                             **options)
     finally:
         bar.finish()
     if args.secret and summary.skipped:
