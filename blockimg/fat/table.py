@@ -126,6 +126,11 @@ class RunTable:
         if table_bytes(fat_type, cluster_count + 2) > size:
             raise ValueError(f"a {size}-byte FAT cannot hold {cluster_count} clusters")
 
+    @property
+    def live_bytes(self) -> int:
+        """Bytes of the table that can hold non-zero entries (zeros after them)."""
+        return table_bytes(self.fat_type, self.used_end)
+
     def entries(self, start: int, stop: int):
         """Entries for clusters ``[start, stop)`` as a numpy ``uint32`` array (0 past the
         last cluster)."""
@@ -210,7 +215,7 @@ class RunTable:
         unit = 3 if bits == 12 else bits // 8          # bytes per whole group of entries
         per_unit = 2 if bits == 12 else 1              # entries per group
         chunk_bytes = max(unit, chunk_bytes - chunk_bytes % unit)
-        live = table_bytes(self.fat_type, self.used_end)  # bytes holding non-zero entries
+        live = self.live_bytes
         off = 0
         while off < self.size:
             n = min(chunk_bytes, self.size - off)

@@ -38,7 +38,7 @@ _BPB32_FIELDS = ("BPB_FATSz32", "BPB_ExtFlags", "BPB_FSVer", "BPB_RootClus", "BP
 _FSINFO_FIELDS = ("FSI_LeadSig", "FSI_Reserved1", "FSI_StrucSig", "FSI_Free_Count",
                   "FSI_Nxt_Free", "FSI_Reserved2", "FSI_TrailSig")
 
-FAT_CHUNK = 1 << 20
+FAT_CHUNK = 256 << 10
 OEM_NAME = b"MSWIN4.1"
 #: Boot code: "int 18h" (no bootable disk: try the next device), then halt forever.
 BOOT_CODE = b"\xcd\x18\xf4\xeb\xfd"
@@ -157,7 +157,12 @@ def write(plan: FatPlan, device: BlockDevice, *,
     for copy in range(g.num_fats):
         base = g.fat_offset(copy)
         for off, chunk in fat.chunks(FAT_CHUNK):
-            cp.put(base + off, chunk)
+            if off < fat.live_bytes:
+                cp.put(base + off, chunk)
+            else:
+                # Only free clusters from here on: zeros, written without making them.
+                cp.zero(base + off, fat.size - off)
+                break
     # FAT12/16 root directory region.
     if g.fat_type != 32:
         root = plan.root.data
