@@ -56,6 +56,9 @@ class FileDevice(BlockDevice):
                                rule="image length must be whole sectors")
         super().__init__(sector_size, size // sector_size, writable)
         self._cfr = _HAVE_CFR and not self.is_device
+        #: How copy_to tries to move bytes inside the kernel, in order.
+        self._ways = ([self._cfr_to] if self._cfr else []) + \
+            ([self._sendfile_to] if _HAVE_SENDFILE else [])
 
     @classmethod
     def create(cls, path: str, size: int, *, sector_size: int = 512,
@@ -136,31 +139,24 @@ class FileDevice(BlockDevice):
     def copy_to(self, offset: int, length: int, fd: int) -> int:
         """Write bytes ``[offset, offset + length)`` to ``fd``, inside the kernel where it can.
 
-        ``copy_file_range`` when ``fd`` is a regular file, ``sendfile`` for
-        other outputs, then the base class's bounded buffer for what is
-        left. Writes at ``fd``'s position like ``os.write``; the image
-        file's own position is never used.
+        ``copy_file_range`` first (regular files; anything else refuses it
+        at once), then ``sendfile`` (pipes, sockets, ``/dev/null``), then the
+        base class's bounded buffer for whatever is left -- which is also
+        where an image that shrank under us is reported. Writes at ``fd``'s
+        position like ``os.write``; the image file's own position is never
+        used.
         """
         self._check_range(offset, length, offset >= 0 and length >= 0)
         done = 0
-        try:
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)
-        except OSError:
-            regular = False
-        ways = []
-        if regular and self._cfr:
-            ways.append(self._cfr_to)
-        if _HAVE_SENDFILE:
-            ways.append(self._sendfile_to)
-        for way in ways:
+        for way in self._ways:
             try:
                 while done < length:
                     n = way(fd, offset + done, min(length - done, _KERNEL_STEP))
                     if n == 0:
-                        raise DeviceError(f"{self.path}: short read at {offset + done} "
-                                          f"(file shorter than its {self.size} bytes?)")
+                        break                    # not here after all: the next way decides
                     done += n
-                return done
+                else:
+                    return done
             except OSError as e:
                 if e.errno not in _NOT_HERE:
                     raise
