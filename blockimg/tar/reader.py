@@ -88,15 +88,31 @@ class TarImage(Image):
     def __init__(self, device: BlockDevice, *, owns_device: bool = False) -> None:
         super().__init__(device, owns_device=owns_device)
         self.unsafe_names: List[Tuple[str, str]] = []
-        self.members: List[Member] = []
         self.flavours: set = set()
         self.end_of_archive: Optional[int] = None
         self.notes: List[Tuple[int, str]] = []
         self.padding_entries = 0
+        self._members: Optional[List[Member]] = None
+        self._member_count = 0
         self._scan()
 
+    @property
+    def members(self) -> List[Member]:
+        """Every decoded entry, in archive order (for checks).
+
+        Not kept from the opening pass -- the index is what reading needs,
+        and 20,000 members would double its memory -- but decoded again on
+        first use, by the same pass over the same headers.
+        """
+        if self._members is None:
+            members: List[Member] = []
+            self._scan(members.append)
+            self._members = members
+        return self._members
+
     # -- the one pass -----------------------------------------------------------
-    def _scan(self) -> None:
+    def _scan(self, replay=None) -> None:
+        """Decode every header; index each entry (or, ``replay``, only hand it over)."""
         dev_size = self.device.size
         win = _Window(self.device)
         dec = Decoder()
@@ -107,6 +123,8 @@ class TarImage(Image):
                     ext, off, _ = dec.pending
                     raise CorruptImage(f"the image ends after a {ext!r} extended header, "
                                        "before its entry", offset=off)
+                if replay is not None:
+                    return
                 self.notes.append((pos, "the archive has only one zero block at its end "
                                         "(Mirage needs two)" if dec.zero_at is not None
                                    else "the archive has no end-of-archive zero blocks "
@@ -118,8 +136,11 @@ class TarImage(Image):
                     raise CorruptImage(f"entry {value.name!r} claims {value.size} bytes of "
                                        f"data, past the end of the image ({dev_size} bytes)",
                                        offset=value.offset, field="size", value=value.size)
-                self.members.append(value)
-                self._add(value)
+                if replay is not None:
+                    replay(value)
+                else:
+                    self._member_count += 1
+                    self._add(value)
                 pos = value.end
             elif action is READ:
                 start = pos + BLOCK
@@ -130,6 +151,8 @@ class TarImage(Image):
                 dec.payload(win.get(start, value))
                 pos = start + padded(value)
             elif action is END:
+                if replay is not None:
+                    return
                 self.end_of_archive = value
                 break
             else:
@@ -205,7 +228,7 @@ class TarImage(Image):
     def info(self) -> dict:
         d = super().info()
         d.update({
-            "tar_entries": len(self.members),
+            "tar_entries": self._member_count,
             "padding_entries": self.padding_entries,
             "flavours": sorted(self.flavours),
             "end_of_archive": self.end_of_archive,

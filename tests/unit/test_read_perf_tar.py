@@ -77,3 +77,20 @@ def test_opening_reads_headers_not_data():
     assert img.stat("d/big1").size == 3 << 20
     # Three large files (5 MiB and more of data) cost a few windows of headers.
     assert dev.bytes_read < 4 * tar_reader.WINDOW
+
+
+def test_members_are_decoded_again_on_first_use():
+    data = _archive()
+    img = TarImage(MemoryDevice(data=data))
+    assert img._members is None                       # not kept by the opening pass
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        want = [(ti.name, ti.offset, ti.offset_data, ti.size) for ti in tf.getmembers()]
+    got = [(m.name.rstrip("/"), m.header_offset, m.data_offset, m.size) for m in img.members]
+    assert got == want
+    assert img.members is img.members
+    assert img.info()["tar_entries"] == len(want)
+    before = (list(img.warnings), list(img.notes), img.end_of_archive, set(img.flavours))
+    img._members = None
+    img.members
+    assert (img.warnings, img.notes, img.end_of_archive, img.flavours) == \
+        (before[0], before[1], before[2], before[3])
