@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-import numpy as np
-
 from ..errors import InvalidInput
 from . import mirage
 from .reader import MAX_PROBLEMS, FatImage
@@ -61,17 +59,14 @@ def _fat_copies(img: FatImage) -> List[str]:
         pos = 0
         while pos < n:
             step = min(1 << 18, n - pos)
-            a = np.frombuffer(bytes(img.device.pread(geo.fat_copy_offset(0) + pos, step)),
-                              np.uint8)
-            b = np.frombuffer(bytes(img.device.pread(geo.fat_copy_offset(k) + pos, step)),
-                              np.uint8)
-            diff = np.flatnonzero(a != b)
-            if diff.size:
-                off = pos + int(diff[0])
+            a = bytes(img.device.pread(geo.fat_copy_offset(0) + pos, step))
+            b = bytes(img.device.pread(geo.fat_copy_offset(k) + pos, step))
+            if a != b:
+                off = pos + _first_difference(a, b)
                 cluster = off * 8 // geo.fat_type
                 out.append(f"{_at(geo.fat_copy_offset(k) + off)}: FAT {k + 1} differs from "
                            f"FAT 1 (first at the entry of cluster {cluster}; "
-                           f"{int(np.count_nonzero(a != b))} bytes in this 256 KiB)")
+                           f"{_differing_bytes(a, b)} bytes in this 256 KiB)")
                 break
             pos += step
     return out
@@ -123,33 +118,81 @@ def _backup(img: FatImage) -> List[str]:
     return []
 
 
+def _first_difference(a: bytes, b: bytes) -> int:
+    """Index of the first byte where equal-length ``a`` and ``b`` differ (they do)."""
+    lo, hi = 0, len(a) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[lo:mid + 1] == b[lo:mid + 1]:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _differing_bytes(a: bytes, b: bytes) -> int:
+    x = int.from_bytes(a, "little") ^ int.from_bytes(b, "little")
+    return len(a) - x.to_bytes(len(a), "little").count(0)
+
+
+def _used(seg, bad: int) -> int:
+    """Entries of ``seg`` that are allocated: neither free (0) nor marked bad."""
+    return len(seg) - seg.count(0) - seg.count(bad)
+
+
+def _first_used(arr, start: int, stop: int, bad: int) -> int:
+    """The first index in ``[start, stop)`` whose entry is allocated, or -1."""
+    size = arr.itemsize
+    while start < stop:
+        raw = arr[start:stop].tobytes()
+        zeros = len(raw) - len(raw.lstrip(b"\0"))
+        i = start + zeros // size
+        if i >= stop:
+            return -1
+        if arr[i] != bad:
+            return i
+        start = i + 1
+    return -1
+
+
 def _lost(img: FatImage) -> List[str]:
     """Clusters allocated in the FAT that no file or directory reaches."""
-    geo = img.geometry
-    starts = np.frombuffer(img._run_start, dtype=np.int64) if img._run_start else \
-        np.zeros(0, np.int64)
-    ends = starts + (np.frombuffer(img._run_len, dtype=np.int64) if img._run_len else
-                     np.zeros(0, np.int64))
+    # Every cluster some chain reaches, as sorted disjoint [start, end) intervals.
+    merged: List[List[int]] = []
+    for first, count in sorted(zip(img._run_start, img._run_len)):
+        if merged and first <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], first + count)
+        else:
+            merged.append([first, first + count])
+    bad = img.fat.bad
     lost = 0
-    first = None
-    for base, window in img.fat.windows():
-        arr = np.asarray(window)
+    first_lost = None
+    k = 0
+    for base, arr in img.fat.windows():
         n = len(arr)
-        used = (arr != 0) & (arr != img.fat.bad)
-        used[:max(0, 2 - base)] = False
-        sel = (starts < base + n) & (ends > base)
-        diff = np.zeros(n + 1, np.int32)
-        np.add.at(diff, np.clip(starts[sel] - base, 0, n), 1)
-        np.add.at(diff, np.clip(ends[sel] - base, 0, n), -1)
-        ref = np.cumsum(diff[:-1], dtype=np.int32) > 0
-        miss = np.flatnonzero(used & ~ref)
-        if miss.size:
-            lost += int(miss.size)
-            if first is None:
-                first = base + int(miss[0])
+        lo = max(0, 2 - base)
+        while k < len(merged) and merged[k][1] <= base:
+            k += 1
+        reached = []                                  # this window's intervals, relative
+        j = k
+        while j < len(merged) and merged[j][0] < base + n:
+            s, e = max(merged[j][0] - base, lo), min(merged[j][1] - base, n)
+            if e > s:
+                reached.append((s, e))
+            j += 1
+        miss = _used(arr[lo:], bad) - sum(_used(arr[s:e], bad) for s, e in reached)
+        if miss and first_lost is None:
+            pos = lo
+            for s, e in reached + [(n, n)]:
+                i = _first_used(arr, pos, s, bad) if s > pos else -1
+                if i >= 0:
+                    first_lost = base + i
+                    break
+                pos = max(pos, e)
+        lost += miss
     if lost:
-        return [f"{_at(img.fat.entry_offset(first))}: {lost} lost cluster(s): allocated in "
-                f"the FAT but in no file or directory (first: cluster {first})"]
+        return [f"{_at(img.fat.entry_offset(first_lost))}: {lost} lost cluster(s): allocated "
+                f"in the FAT but in no file or directory (first: cluster {first_lost})"]
     return []
 
 
