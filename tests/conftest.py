@@ -41,6 +41,15 @@ def require_tool(name: str) -> str:
     return path
 
 
+def require_root(why: str) -> None:
+    """Tests that mount, attach loop devices etc. need root; in CI (root) they always run."""
+    if os.geteuid() != 0:
+        msg = f"needs root: {why}"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
 def run(*cmd, **kw) -> subprocess.CompletedProcess:
     """Run a command, fail the test with its output if it fails."""
     kw.setdefault("capture_output", True)

@@ -17,7 +17,7 @@ import blockimg
 from blockimg import api
 from blockimg.block.file import FileDevice
 from blockimg.errors import InvalidInput
-from conftest import ROOT, require_tool
+from conftest import require_root, ROOT, require_tool
 
 
 # ---------------------------------------------------------------- fake node ----
@@ -83,6 +83,7 @@ def test_fake_device_too_small(fake_node, tmp_path):
 # ---------------------------------------------------------------- real loop ----
 @pytest.fixture
 def loop(tmp_path):
+    require_root("attaches a loop device")
     losetup = require_tool("losetup")
     backing = tmp_path / "loop-backing.img"
     with open(backing, "wb") as f:

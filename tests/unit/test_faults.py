@@ -24,7 +24,7 @@ from blockimg import api
 from blockimg.atomic import temporaries_in
 from blockimg.block.file import FileDevice
 from blockimg.errors import DeviceError, SourceChanged
-from conftest import ROOT, require_tool
+from conftest import require_root, ROOT, require_tool
 from test_faults_fakeformat import use_fake_format
 
 FORMATS = ["fake", "tar", "fat"]
@@ -98,6 +98,7 @@ def test_disk_full_after_n_bytes(tmp_path, fmt, monkeypatch, limit, with_manifes
 
 def test_disk_full_on_a_real_tmpfs(tmp_path, fmt):
     """A 256 KiB tmpfs: the sparse image is created, then writing its data fails."""
+    require_root("mounts a tmpfs")
     require_tool("mount")
     mnt = tmp_path / "small"
     mnt.mkdir()
