@@ -28,12 +28,17 @@ def check(image: FatImage, *, target: str = "generic") -> List[str]:
     if target not in ("generic", "mirage"):
         raise InvalidInput(f"unknown check target {target!r} (generic or mirage)",
                            rule="check target")
-    if image.strict:
+    if image.strict and target == "mirage":
+        # The name checks need every entry's directory slot (kept by lenient walks only).
         image.fat.clear_cache()                     # the lenient walk brings its own
         img = FatImage(image.device, strict=False)
+        warnings = img.warnings
     else:
+        # A strict walk that finished met no error, so a lenient one would find the same
+        # index, no problems and the same warnings: no second walk (and index) needed.
         img = image
-    out = list(img.problems) + list(img.warnings)
+        warnings = image.warnings[:image.opening_warnings]
+    out = list(img.problems) + list(warnings)
     out += _fat_copies(img) + _media(img) + _fsinfo(img) + _backup(img) + _lost(img)
     out += _volume_size(img)
     if target == "mirage":

@@ -98,6 +98,8 @@ class FatImage(Image):
                 self._warn(0, self.geometry.note)
             self._walk()
             self._cross_links()
+            #: How many of ``warnings`` the walk itself found (checks add advice later).
+            self.opening_warnings = len(self.warnings)
         except BaseException:
             if owns_device:
                 device.close()

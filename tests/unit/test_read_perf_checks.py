@@ -135,3 +135,29 @@ def test_check_imports_no_numpy(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("kind", ["fat12", "fat16", "fat32"])
+def test_generic_check_of_a_strict_image_needs_no_second_walk(kind, monkeypatch):
+    """A strict image that opened has what a lenient walk would find: the same findings."""
+    from blockimg.block.memory import MemoryDevice
+    from blockimg.fat.checks import check
+    v = Volume(kind)
+    rnd = random.Random(3)
+    top = v.geo.cluster_count + 2
+    for c in rnd.sample(range(2, top), 20):                  # lost clusters, FAT copies differ
+        v.set_fat(c, 0x0FF7 if rnd.random() < 0.2 else rnd.randrange(2, top), copies=[0])
+    data = bytes(v.data)
+    try:
+        strict = FatImage(MemoryDevice(data=data))
+    except Exception:
+        pytest.skip("this corruption breaks a chain")
+    lenient = FatImage(MemoryDevice(data=data), strict=False)
+    want = check(lenient)
+    assert any("lost cluster" in w for w in want) and any("differs from" in w for w in want)
+    walks = []
+    monkeypatch.setattr(checks, "FatImage", lambda *a, **k: walks.append(1) or FatImage(*a, **k))
+    assert check(strict) == want and walks == []
+    strict.warnings.append("mirage: some advice")
+    assert check(strict) == want
+    assert check(strict, target="mirage") == check(lenient, target="mirage")
