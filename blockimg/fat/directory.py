@@ -15,10 +15,18 @@ _ENTRY = struct.Struct(STRUCT_FORMATS["DirEntry"])
 assert _ENTRY.size == DIR_ENTRY_SIZE
 
 
+_TIMES: dict = {}      # mtime -> fat_datetime(mtime): trees share few distinct times
+
+
 def pack_entry(name11: bytes, attr: int, cluster: int, size: int, mtime: int,
                nt_res: int = 0) -> bytes:
     """A 32-byte short entry (same bytes as ``DirEntry.build``), times from ``mtime`` (UTC)."""
-    date, tod, tenth = fat_datetime(mtime)
+    got = _TIMES.get(mtime)
+    if got is None:
+        if len(_TIMES) > 4096:
+            _TIMES.clear()
+        got = _TIMES[mtime] = fat_datetime(mtime)
+    date, tod, tenth = got
     return _ENTRY.pack(name11, attr, nt_res, tenth, tod, date, date, cluster >> 16,
                        tod, date, cluster & 0xFFFF, size)
 

@@ -90,11 +90,15 @@ def parse_short(raw: bytes, nt_res: int = 0, encoding: str = "cp437") -> str:
     return f"{base}.{ext}" if ext else base
 
 
+_ROR = bytes(((s & 1) << 7) | (s >> 1) for s in range(256))   # rotate a byte right by one
+
+
 def lfn_checksum(short: bytes) -> int:
     """The LDIR_Chksum of an 11-byte short name."""
     s = 0
+    ror = _ROR
     for c in bytes(short):
-        s = (((s & 1) << 7) + (s >> 1) + c) & 0xFF
+        s = (ror[s] + c) & 0xFF
     return s
 
 
