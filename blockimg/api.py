@@ -164,6 +164,9 @@ def _build_file(mod, plan, name: str, manifest_path: Optional[str], want: bool, 
                                   f"{e.strerror}", errno=e.errno) from None
             dev = FileDevice(out.name, writable=True, sector_size=_io_sector(plan),
                              _fd=os.dup(out.fd))
+            # The writer starts the kernel's write-out as it goes, so that the fsync
+            # below has little left to do (pointless work without it).
+            dev.early_writeout = fsync
             try:
                 crcs = mod.write(plan, dev, progress=progress, checksum=want)
                 if fsync:

@@ -76,12 +76,14 @@ class Copier:
         self._view = memoryview(self._mem)
         self._n = 0                               # bytes gathered
         self._buf_off = 0                         # image offset of self._mem[0]
-        # Early write-out: only for an image in a regular file (not a device node or a
-        # memory/mmap backend); a hint to the kernel, never needed for correctness.
+        # Early write-out: only for an image in a regular file that will be fsynced (the
+        # caller sets ``device.early_writeout``; blockimg.create does unless fsync=False);
+        # a hint to the kernel, never needed for correctness.
         self._wb = None
         self._wb_fd = -1
         self._wb_due = WRITEBACK_EVERY
-        if isinstance(device, FileDevice) and not device.is_device:
+        if isinstance(device, FileDevice) and not device.is_device and \
+                getattr(device, "early_writeout", False):
             self._wb = _sync_file_range()
             self._wb_fd = device.fd
 

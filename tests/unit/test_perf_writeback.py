@@ -34,6 +34,7 @@ def test_write_out_is_started_and_bytes_do_not_change(tmp_path, monkeypatch):
     monkeypatch.setattr(copymod, "WRITEBACK_EVERY", 64 * 1024)
     hinted = tmp_path / "hinted.img"
     dev = FileDevice.create(str(hinted), p.image_size)
+    dev.early_writeout = True
     write(p, dev)
     dev.close()
     assert calls and all(c == (0, 0, 2) for c in calls)
@@ -55,6 +56,18 @@ def test_a_failing_hint_is_dropped(tmp_path, monkeypatch):
     monkeypatch.setattr(copymod, "WRITEBACK_EVERY", 4096)
     p = plan(_tree(tmp_path))
     dev = FileDevice.create(str(tmp_path / "x.img"), p.image_size)
+    dev.early_writeout = True
     write(p, dev)
     dev.close()
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_create_asks_for_write_out_only_when_it_fsyncs(tmp_path, monkeypatch, fsync):
+    import blockimg
+    calls = []
+    monkeypatch.setattr(copymod, "_sync_file_range",
+                        lambda: (lambda *a: calls.append(a) or 0))
+    monkeypatch.setattr(copymod, "WRITEBACK_EVERY", 4096)
+    blockimg.create(_tree(tmp_path), tmp_path / "x.img", fsync=fsync)
+    assert bool(calls) is fsync
