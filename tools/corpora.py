@@ -83,9 +83,6 @@ def _write(path: str, data: bytes) -> None:
 
 def _site_names(rng: random.Random, count: int) -> List[Tuple[str, str]]:
     """(relative path, kind) for the site: nested dirs, mixed name styles."""
-    dirs = ["", "css", "js", "img", "img/photos", "img/photos/2023", "docs", "docs/guide",
-            "docs/guide/advanced-configuration-options", "blog", "blog/posts",
-            "assets/fonts", "Downloads"]
     styles = [
         lambda i: f"page{i}",                                   # lower-case 8.3 candidates
         lambda i: f"PAGE{i:04d}",                               # upper-case 8.3

@@ -1,7 +1,6 @@
 """The side-by-side run: every tool of an operation, interleaved run by run."""
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Callable, Dict, List, Optional, Sequence
