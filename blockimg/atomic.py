@@ -16,7 +16,6 @@ import ctypes
 import errno as _errno
 import os
 import re
-import secrets
 import signal
 from typing import Iterator, Optional
 
@@ -73,7 +72,7 @@ def _link_fd(fd: int, dest: str) -> None:
 
 def _temp_name(path: str) -> str:
     directory, base = os.path.split(path)
-    return os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+    return os.path.join(directory, f".{base}.{os.getpid()}.{os.urandom(4).hex()}{TMP_SUFFIX}")
 
 
 def stale_temporaries(path: str) -> list:
