@@ -100,16 +100,26 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
         return build_manifest(plan, format=format, crcs=crcs, image_sha256=sha, tree=tree,
                               options=opts)
 
+    plugin_dev = url = None
+    if not isinstance(image, BlockDevice):
+        from .block.registry import open_device, plugin_scheme
+        if plugin_scheme(os.fspath(image)):
+            url = os.fspath(image)
+            image = plugin_dev = open_device(url, writable=True, sector_size=plan.sector_size)
     if isinstance(image, BlockDevice):
-        _check_fits(plan, image)
-        crcs = mod.write(plan, image, progress=progress, checksum=want)
-        if fsync:
-            image.flush()
-        name = getattr(image, "name", "device")
-        if want:
-            result = make_manifest(sha256_device(image, plan.image_size), crcs)
-            if manifest_path:
-                save_manifest(result, manifest_path, secret=secret)
+        try:
+            _check_fits(plan, image)
+            crcs = mod.write(plan, image, progress=progress, checksum=want)
+            if fsync:
+                image.flush()
+            name = url or getattr(image, "name", "device")
+            if want:
+                result = make_manifest(sha256_device(image, plan.image_size), crcs)
+                if manifest_path:
+                    save_manifest(result, manifest_path, secret=secret)
+        finally:
+            if plugin_dev is not None:
+                plugin_dev.close()
     elif _is_device_node(os.fspath(image)):
         name = os.fspath(image)
         dev = _open_device_node(name)

@@ -22,7 +22,7 @@ from .base import BlockDevice
 from .file import FileDevice
 from .mmap import MmapDevice
 
-__all__ = ["open_device", "backend_names", "ENTRY_POINT_GROUP"]
+__all__ = ["open_device", "plugin_scheme", "backend_names", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "blockimg.backends"
 Factory = Callable[..., BlockDevice]
@@ -51,6 +51,14 @@ def _plugins() -> Dict[str, object]:
 def backend_names() -> list:
     """Names of every backend: built-in first, then plugins."""
     return list(_BUILTIN) + sorted(n for n in _plugins() if n not in _BUILTIN)
+
+
+def plugin_scheme(text: str) -> Optional[str]:
+    """The plugin scheme of a ``scheme:location`` target, or None for paths and built-ins."""
+    m = _URL.match(text)
+    if not m or os.path.exists(text) or m.group(1).lower() in _BUILTIN:
+        return None
+    return m.group(1).lower()
 
 
 def open_device(target: Union[str, os.PathLike, BlockDevice], *, writable: bool = False,

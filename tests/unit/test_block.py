@@ -212,3 +212,36 @@ def test_a_path_with_a_colon_is_a_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with open_device("x:y.img") as dev:
         assert isinstance(dev, FileDevice) and dev.size == 512
+
+
+def test_a_real_installed_plugin_is_found_through_its_entry_point(tmp_path, monkeypatch,
+                                                                 site_dir):
+    """A distribution on sys.path that declares ``blockimg.backends`` is used by scheme,
+    for reading and for ``create``."""
+    (tmp_path / "blockimg_ramdisk.py").write_text(
+        "from blockimg.block import MemoryDevice, WindowDevice\n"
+        "DISKS = {}\n"
+        "def open_ramdisk(location, writable=False, sector_size=512):\n"
+        "    disk = DISKS.setdefault(location, MemoryDevice(64 << 20, sector_size=4096))\n"
+        "    return WindowDevice(disk, 0, writable=writable)  # closing leaves the disk\n")
+    info = tmp_path / "blockimg_ramdisk-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: blockimg-ramdisk\n"
+                                   "Version: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[blockimg.backends]\nramdisk = blockimg_ramdisk:open_ramdisk\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "ramdisk" in backend_names()
+    with open_device("ramdisk:a", writable=True) as dev:
+        assert dev.size == 64 << 20 and dev.sector_size == 4096
+        dev.write(1, b"\x01" * 4096)
+        assert bytes(dev.read(1)) == b"\x01" * 4096
+
+    import blockimg
+    for fmt in ("tar", "fat"):
+        summary = blockimg.create(site_dir, f"ramdisk:{fmt}", format=fmt, mtime=0)
+        assert summary.path.startswith("ramdisk")
+        with blockimg.open(f"ramdisk:{fmt}") as img:
+            assert img.format == fmt
+            assert img.read("index.html") == (site_dir / "index.html").read_bytes()
+    assert not list(tmp_path.glob("ramdisk*"))    # no file was made by that name
