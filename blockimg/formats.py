@@ -7,21 +7,62 @@ Each format package provides:
 * ``plan(tree, options) -> Plan`` -- pure layout; ``Plan.image_size`` and
   ``Plan.sector_size`` say what device to make;
 * ``write(plan, device, progress=None)`` -- carries the plan out;
-* ``detect(device) -> bool`` and ``open_image(device, owns_device=False)``.
+* ``detect(device) -> bool`` and ``open_image(device, owns_device=False)``;
+* ``check(image, target="generic") -> list[str]``.
+
+Every format lays its package out the same way (``layout.plan``,
+``writer.write``, ``reader.detect`` and the reader's Image class,
+``checks.check``); :func:`entry_points` builds the five functions from that,
+importing each submodule only when the function is first called.
 """
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Tuple
+from typing import Callable, Tuple
 
 from .block.base import BlockDevice
 from .errors import CorruptImage, InvalidInput
 
-__all__ = ["FORMATS", "format_module", "detect_format"]
+__all__ = ["FORMATS", "format_module", "detect_format", "entry_points"]
 
 FORMATS = {"fat": "blockimg.fat", "tar": "blockimg.tar"}
 DETECT_ORDER: Tuple[str, ...] = ("fat", "tar")
+
+
+def entry_points(package: str, image_class: str) -> Tuple[Callable, ...]:
+    """``(plan, write, detect, open_image, check)`` for the format package ``package``."""
+    def sub(name: str) -> ModuleType:
+        return importlib.import_module(f"{package}.{name}")
+
+    def plan(tree, options=None):
+        """Pure layout: every structure and data extent placed (no I/O).
+
+        ``options`` defaults to the format's ``Options()``."""
+        if options is None:
+            options = sub("options").Options()
+        return sub("layout").plan(tree, options)
+
+    def write(plan, device, *, progress=None, checksum=False):
+        """Carry ``plan`` out on ``device``; returns {path: crc32c} when ``checksum``."""
+        return sub("writer").write(plan, device, progress=progress, checksum=checksum)
+
+    def detect(device) -> bool:
+        """Whether ``device`` holds an image of this format (never raises on any bytes)."""
+        return sub("reader").detect(device)
+
+    def open_image(device, *, owns_device=False):
+        """The image on ``device``, indexed once (an ``Image``)."""
+        return getattr(sub("reader"), image_class)(device, owns_device=owns_device)
+
+    def check(image, *, target="generic"):
+        """Problems found (strings naming offset/path and rule); empty when clean."""
+        return sub("checks").check(image, target=target)
+
+    for fn in (plan, write, detect, open_image, check):
+        fn.__module__ = package
+        fn.__qualname__ = fn.__name__
+    return plan, write, detect, open_image, check
 
 
 def format_module(name: str) -> ModuleType:
