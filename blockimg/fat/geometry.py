@@ -14,7 +14,7 @@ from typing import Optional
 
 from ..errors import CorruptImage
 from ..units import ceil_div, is_power_of_two
-from .structs import BPB, BPB32, EBPB, SIGNATURE
+from .structs import SIGNATURE, unpack
 
 __all__ = ["Geometry", "parse", "looks_like_fat", "fat_type_of"]
 
@@ -94,7 +94,7 @@ def looks_like_fat(sector: bytes) -> bool:
     try:
         if len(sector) < 512 or sector[510:512] != SIGNATURE:
             return False
-        b = BPB.parse(bytes(sector[:36]))
+        b = unpack("BPB", sector)
         if b.BPB_BytsPerSec not in (512, 1024, 2048, 4096):
             return False
         if not is_power_of_two(b.BPB_SecPerClus) or b.BPB_SecPerClus > 128:
@@ -122,7 +122,7 @@ def parse(sector: bytes, device_size: int) -> Geometry:
     if sector[510:512] != SIGNATURE:
         raise _bad("boot sector signature must be 0x55 0xAA", 510, "Signature_word",
                    sector[510:512].hex())
-    b = BPB.parse(sector[:36])
+    b = unpack("BPB", sector)
     bps = b.BPB_BytsPerSec
     if bps not in (512, 1024, 2048, 4096):
         raise _bad("bytes per sector must be 512, 1024, 2048 or 4096", 11, "BPB_BytsPerSec", bps)
@@ -141,7 +141,7 @@ def parse(sector: bytes, device_size: int) -> Geometry:
     if b.BPB_FATSz16 == 0 and b.BPB_RootEntCnt != 0:
         raise _bad("sectors per FAT is zero in a FAT12/16 BPB (one with root entries)", 22,
                    "BPB_FATSz16", 0)
-    b32 = BPB32.parse(sector[36:64])
+    b32 = unpack("BPB32", sector[36:64])
     fat_size = b.BPB_FATSz16 or b32.BPB_FATSz32
     if fat_size == 0:
         raise _bad("sectors per FAT is zero", 22, "BPB_FATSz16/BPB_FATSz32", 0)
@@ -197,7 +197,7 @@ def parse(sector: bytes, device_size: int) -> Geometry:
             raise _bad("active FAT number is not one of the FATs", 40, "BPB_ExtFlags",
                        ext_flags)
     e_off = 64 if is32 else 36
-    e = EBPB.parse(sector[e_off:e_off + 26])
+    e = unpack("EBPB", sector[e_off:e_off + 26])
     has_ext = e.BS_BootSig == 0x29
     return Geometry(
         fat_type=fat_type, oem_name=b.BS_OEMName, bytes_per_sector=bps,

@@ -155,7 +155,7 @@ class LfnSlot(NamedTuple):
 
 def parse_lfn_slot(raw: bytes) -> LfnSlot:
     """Decode a 32-byte LFN slot (the caller has checked ``DIR_Attr`` is 0x0F)."""
-    e = structs.LfnEntry.parse(bytes(raw))
+    e = structs.unpack("LfnEntry", raw)
     data = e.LDIR_Name1 + e.LDIR_Name2 + e.LDIR_Name3
     units = tuple(data[i] | data[i + 1] << 8 for i in range(0, 26, 2))
     return LfnSlot(e.LDIR_Ord & 0x3F, bool(e.LDIR_Ord & LAST_LONG_ENTRY), e.LDIR_Chksum, units)

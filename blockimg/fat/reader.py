@@ -22,7 +22,7 @@ from .chains import ChainError, FatTable, Run
 from .dirents import Record, parse_directory
 from .geometry import looks_like_fat, parse
 from .names import fold
-from .structs import (ATTR_READ_ONLY, FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, FSInfo,
+from .structs import (ATTR_READ_ONLY, FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, unpack,
                       unix_time)
 
 __all__ = ["detect", "FatImage"]
@@ -411,7 +411,7 @@ class FatImage(Image):
             return None
         off = geo.fsinfo_sector * geo.bytes_per_sector
         raw = bytes(self.device.pread(off, 512))
-        f = FSInfo.parse(raw)
+        f = unpack("FSInfo", raw)
         return {"offset": off, "lead_ok": f.FSI_LeadSig == FSI_LEAD_SIG,
                 "struc_ok": f.FSI_StrucSig == FSI_STRUC_SIG,
                 "trail_ok": f.FSI_TrailSig == FSI_TRAIL_SIG,

@@ -7,9 +7,10 @@ struct has a fixed size, asserted when they are made. Also here: the
 attribute bits and the FAT date/time codec (UTC, clamped to 1980..2107).
 
 The construct declarations are made on first use (``structs.BPB`` etc.,
-through the module's ``__getattr__``), so building an image, which packs
-the same layouts with :mod:`struct` (``STRUCT_FORMATS``, tested byte for
-byte against these declarations), never imports construct.
+through the module's ``__getattr__``), so building and reading an image,
+which pack and unpack the same layouts with :mod:`struct` (``STRUCT_FORMATS``
+and ``FIELDS``, tested field for field against these declarations), never
+import construct.
 """
 from __future__ import annotations
 
@@ -59,6 +60,23 @@ STRUCT_FORMATS: Dict[str, str] = {
     "FSInfo": "<I480sIII12sI",
     "DirEntry": "<11sBBBHHHHHHHI",
     "LfnEntry": "<B10sBBB12sH4s",
+}
+#: Field names of the flat layouts, in declaration order (``unpack`` names its results so).
+FIELDS: Dict[str, Tuple[str, ...]] = {
+    "BPB": ("BS_jmpBoot", "BS_OEMName", "BPB_BytsPerSec", "BPB_SecPerClus", "BPB_RsvdSecCnt",
+            "BPB_NumFATs", "BPB_RootEntCnt", "BPB_TotSec16", "BPB_Media", "BPB_FATSz16",
+            "BPB_SecPerTrk", "BPB_NumHeads", "BPB_HiddSec", "BPB_TotSec32"),
+    "EBPB": ("BS_DrvNum", "BS_Reserved1", "BS_BootSig", "BS_VolID", "BS_VolLab",
+             "BS_FilSysType"),
+    "BPB32": ("BPB_FATSz32", "BPB_ExtFlags", "BPB_FSVer", "BPB_RootClus", "BPB_FSInfo",
+              "BPB_BkBootSec", "BPB_Reserved"),
+    "FSInfo": ("FSI_LeadSig", "FSI_Reserved1", "FSI_StrucSig", "FSI_Free_Count",
+               "FSI_Nxt_Free", "FSI_Reserved2", "FSI_TrailSig"),
+    "DirEntry": ("DIR_Name", "DIR_Attr", "DIR_NTRes", "DIR_CrtTimeTenth", "DIR_CrtTime",
+                 "DIR_CrtDate", "DIR_LstAccDate", "DIR_FstClusHI", "DIR_WrtTime",
+                 "DIR_WrtDate", "DIR_FstClusLO", "DIR_FileSize"),
+    "LfnEntry": ("LDIR_Ord", "LDIR_Name1", "LDIR_Attr", "LDIR_Type", "LDIR_Chksum",
+                 "LDIR_Name2", "LDIR_FstClusLO", "LDIR_Name3"),
 }
 SIZES = {"BPB": 36, "EBPB": 26, "BPB32": 28, "BootSector16": 512, "BootSector32": 512,
          "FSInfo": 512, "DirEntry": 32, "LfnEntry": 32}
@@ -162,6 +180,26 @@ def _declare() -> Dict[str, object]:
     for name, s in out.items():
         assert s.sizeof() == SIZES[name], (name, s.sizeof())
     return out
+
+
+_RECORDS: Dict[str, tuple] = {}
+
+
+def unpack(name: str, data) -> tuple:
+    """Decode the first bytes of ``data`` as the flat layout ``name`` (a field in ``FIELDS``).
+
+    A named tuple with the declaration's field names and values (what
+    ``<name>.parse`` gives, tested), decoded with :mod:`struct` so that
+    reading an image does not import construct.
+    """
+    made = _RECORDS.get(name)
+    if made is None:
+        import struct
+        from collections import namedtuple
+        made = _RECORDS[name] = (struct.Struct(STRUCT_FORMATS[name]),
+                                 namedtuple(name, FIELDS[name]))
+    codec, record = made
+    return record._make(codec.unpack_from(data))
 
 
 def __getattr__(name: str):

@@ -18,7 +18,7 @@ from ..errors import DoesNotFit
 from . import structs
 from .layout import FatPlan
 from .structs import (FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, FSI_UNKNOWN, SIGNATURE,
-                      STRUCT_FORMATS)
+                      FIELDS, STRUCT_FORMATS)
 from .table import MEDIA
 
 __all__ = ["write", "boot_sector", "fsinfo_sector", "FAT_CHUNK", "boot_sector_construct",
@@ -27,16 +27,10 @@ __all__ = ["write", "boot_sector", "fsinfo_sector", "FAT_CHUNK", "boot_sector_co
 _BOOT16 = struct.Struct(STRUCT_FORMATS["BootSector16"])
 _BOOT32 = struct.Struct(STRUCT_FORMATS["BootSector32"])
 _FSINFO = struct.Struct(STRUCT_FORMATS["FSInfo"])
-#: Field order of the construct declarations (struct packs positionally).
-_BPB_FIELDS = ("BS_jmpBoot", "BS_OEMName", "BPB_BytsPerSec", "BPB_SecPerClus",
-               "BPB_RsvdSecCnt", "BPB_NumFATs", "BPB_RootEntCnt", "BPB_TotSec16", "BPB_Media",
-               "BPB_FATSz16", "BPB_SecPerTrk", "BPB_NumHeads", "BPB_HiddSec", "BPB_TotSec32")
-_EBPB_FIELDS = ("BS_DrvNum", "BS_Reserved1", "BS_BootSig", "BS_VolID", "BS_VolLab",
-                "BS_FilSysType")
-_BPB32_FIELDS = ("BPB_FATSz32", "BPB_ExtFlags", "BPB_FSVer", "BPB_RootClus", "BPB_FSInfo",
-                 "BPB_BkBootSec", "BPB_Reserved")
-_FSINFO_FIELDS = ("FSI_LeadSig", "FSI_Reserved1", "FSI_StrucSig", "FSI_Free_Count",
-                  "FSI_Nxt_Free", "FSI_Reserved2", "FSI_TrailSig")
+_BPB_FIELDS = FIELDS["BPB"]
+_EBPB_FIELDS = FIELDS["EBPB"]
+_BPB32_FIELDS = FIELDS["BPB32"]
+_FSINFO_FIELDS = FIELDS["FSInfo"]
 
 FAT_CHUNK = 256 << 10
 OEM_NAME = b"MSWIN4.1"

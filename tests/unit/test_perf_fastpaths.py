@@ -10,6 +10,8 @@ from __future__ import annotations
 import calendar
 import random
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -110,6 +112,36 @@ def test_struct_formats_match_declarations(name):
             values[sc.name] = rng.randrange(1 << (8 * size))
     packed = fmt.pack(*[values[k] for k in _fields(decl)])
     assert packed == decl.build(values)
+
+
+@pytest.mark.parametrize("name", sorted(structs.FIELDS))
+def test_unpack_matches_construct_parse(name):
+    """The reader's struct decoding gives the declaration's fields and values."""
+    decl = getattr(structs, name)
+    assert structs.FIELDS[name] == tuple(_fields(decl))
+    rng = random.Random(name)
+    for _ in range(50):
+        raw = bytes(rng.randrange(256) for _ in range(structs.SIZES[name]))
+        parsed = decl.parse(raw)
+        fast = structs.unpack(name, raw + b"\xff" * rng.randrange(3))
+        assert fast._asdict() == {k: parsed[k] for k in structs.FIELDS[name]}
+
+
+@pytest.mark.parametrize("fmt", ["fat", "tar"])
+def test_building_and_reading_do_not_import_construct(tmp_path, fmt):
+    img = tmp_path / "a.img"
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "a long file name.txt").write_bytes(b"x" * 5000)
+    code = ("import sys, blockimg\n"
+            f"blockimg.create({str(src)!r}, {str(img)!r}, format={fmt!r})\n"
+            f"with blockimg.open({str(img)!r}) as im:\n"
+            "    assert im.read('d/a long file name.txt') == b'x' * 5000\n"
+            "    im.fsinfo() if hasattr(im, 'fsinfo') else None\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'construct'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_fat_time_bounds_are_the_calendar_values():
