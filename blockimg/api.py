@@ -54,7 +54,7 @@ class Summary:
 def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: str = "tar",
            keep_links: bool = False, skip_special: bool = False, mtime: Optional[int] = None,
            secret: bool = False, force: bool = False, progress: Optional[Progress] = None,
-           manifest: Union[None, bool, str, os.PathLike] = None, fsync: bool = True,
+           manifest: Union[None, bool, str, os.PathLike] = None, fsync: Optional[bool] = None,
            **options) -> Summary:
     """Build an image of ``src`` at ``image``.
 
@@ -67,9 +67,12 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     ``manifest`` is a path to write the JSON manifest to (atomically, like
     the image), or True to only return it as ``Summary.manifest``.
     ``secret`` makes image and manifest mode 0600 and wipes temporary files
-    on failure. ``fsync=False`` skips the ``fsync`` of the image's data before it
-    is put in place (faster, like ``cp``/``tar``, but a crash soon after may leave
-    a complete-looking image with missing data; the default makes it durable).
+    on failure. ``fsync``: True makes the image (and manifest) durable before
+    they are put in place; False leaves the write-out to the kernel, as ``cp``
+    and ``tar`` do; None (default) fsyncs when something could be lost without
+    it -- the image replaces an existing file, or it is a device -- and not when
+    it is a new file (a crash soon after may then leave a complete-looking new
+    image with missing data, as it may with ``cp``; nothing existing is at risk).
     The remaining keyword arguments are the format's options
     (see ``blockimg.tar.Options`` and ``blockimg.fat.Options``).
     """
@@ -106,6 +109,8 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
         if plugin_scheme(os.fspath(image)):
             url = os.fspath(image)
             image = plugin_dev = open_device(url, writable=True, sector_size=plan.sector_size)
+    if fsync is None:
+        fsync = isinstance(image, BlockDevice) or os.path.lexists(os.fspath(image))
     if isinstance(image, BlockDevice):
         try:
             _check_fits(plan, image)
@@ -164,9 +169,9 @@ def _build_file(mod, plan, name: str, manifest_path: Optional[str], want: bool, 
     result = None
     with contextlib.ExitStack() as stack:
         # Entered first, put in place last: the manifest appears only beside a finished image.
-        mout = (stack.enter_context(atomic_file(manifest_path, secret=secret))
+        mout = (stack.enter_context(atomic_file(manifest_path, secret=secret, durable=fsync))
                 if manifest_path else None)
-        with atomic_file(name, secret=secret) as out:
+        with atomic_file(name, secret=secret, durable=fsync) as out:
             try:
                 os.ftruncate(out.fd, plan.image_size)
             except OSError as e:
@@ -188,7 +193,7 @@ def _build_file(mod, plan, name: str, manifest_path: Optional[str], want: bool, 
                 from .manifest import sha256_fd
                 result = make_manifest(sha256_fd(out.fd, plan.image_size), crcs)
                 if mout is not None:
-                    write_all(mout.fd, result.dumps().encode("utf-8"))
+                    write_all(mout.fd, result.dumps().encode("utf-8"), sync=fsync)
         state["image_placed"] = True
     return result
 

@@ -12,11 +12,9 @@ Python sees; one left by a killed process is removed by the next
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno as _errno
 import os
 import re
-import signal
 from typing import Iterator, Optional
 
 from .errors import DeviceError
@@ -25,8 +23,6 @@ __all__ = ["atomic_path", "atomic_file", "write_all", "TempOutput", "interrupts_
            "Terminated", "stale_temporaries", "TMP_SUFFIX"]
 
 TMP_SUFFIX = ".blockimg-tmp"
-_AT_FDCWD = -100
-_AT_SYMLINK_FOLLOW = 0x400
 
 
 def _umask() -> int:
@@ -48,26 +44,18 @@ class TempOutput:
         self.anonymous = path is None
 
 
-def _libc_linkat():
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.linkat
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
-
-
 def _link_fd(fd: int, dest: str) -> None:
-    """Give the anonymous file ``fd`` the name ``dest`` (linkat via /proc/self/fd)."""
-    fn = _libc_linkat()
-    if fn is None:
-        raise OSError(_errno.ENOSYS, "linkat is not available")
-    src = f"/proc/self/fd/{fd}".encode()
-    if fn(_AT_FDCWD, src, _AT_FDCWD, os.fsencode(dest), _AT_SYMLINK_FOLLOW) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), dest)
+    """Give the anonymous file ``fd`` the name ``dest``.
+
+    ``linkat(/proc/self/fd, "<fd>", dest, AT_SYMLINK_FOLLOW)``: the directory
+    fd makes :func:`os.link` call ``linkat`` with the follow flag (plain
+    ``link`` would link the /proc symlink itself).
+    """
+    procfd = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(str(fd), dest, src_dir_fd=procfd, follow_symlinks=True)
+    finally:
+        os.close(procfd)
 
 
 def _temp_name(path: str) -> str:
@@ -102,7 +90,7 @@ def stale_temporaries(path: str) -> list:
 
 def _open_anonymous(directory: str) -> Optional[int]:
     flag = getattr(os, "O_TMPFILE", None)
-    if flag is None or _libc_linkat() is None or not os.path.isdir("/proc/self/fd"):
+    if flag is None or os.link not in os.supports_dir_fd or not os.path.isdir("/proc/self/fd"):
         return None
     try:
         return os.open(directory, flag | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -114,15 +102,16 @@ def _open_anonymous(directory: str) -> Optional[int]:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str, *, secret: bool = False,
-                anonymous: Optional[bool] = None) -> Iterator[TempOutput]:
+def atomic_file(path: str, *, secret: bool = False, anonymous: Optional[bool] = None,
+                durable: bool = True) -> Iterator[TempOutput]:
     """Yield a :class:`TempOutput` beside ``path``; put it at ``path`` on success.
 
     On any exception (including KeyboardInterrupt and :class:`Terminated`)
     ``path`` is untouched and the temporary file is gone (overwritten with
     zeros first when ``secret``). The file is mode 0600 from its creation
     and gets ``0666 & ~umask`` at the end unless ``secret``.
-    ``anonymous=False`` forces the named fallback (tests).
+    ``anonymous=False`` forces the named fallback (tests). ``durable`` fsyncs
+    the directory after the rename (the caller fsyncs the file's data).
     """
     path = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(path)
@@ -165,7 +154,8 @@ def atomic_file(path: str, *, secret: bool = False,
         raise
     finally:
         os.close(fd)
-    _fsync_dir(directory)
+    if durable:
+        _fsync_dir(directory)
 
 
 @contextlib.contextmanager
@@ -197,13 +187,14 @@ def atomic_path(path: str, *, secret: bool = False) -> Iterator[str]:
     _fsync_dir(directory)
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to ``fd`` and fsync it (DeviceError on failure)."""
+def write_all(fd: int, data: bytes, *, sync: bool = True) -> None:
+    """Write all of ``data`` to ``fd`` and fsync it unless not ``sync`` (DeviceError on failure)."""
     view = memoryview(data)
     try:
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     except OSError as e:
         raise DeviceError(f"write failed: {e.strerror}", errno=e.errno) from None
 
@@ -263,6 +254,8 @@ class Terminated(BaseException):
 @contextlib.contextmanager
 def interrupts_as_exceptions() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise :class:`Terminated`."""
+    import signal
+
     def handler(signum, frame):
         raise Terminated(signum)
     old = {}

@@ -75,10 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--manifest", metavar="FILE", help="write a JSON manifest of the image")
     c.add_argument("--secret", action="store_true",
                    help="image mode 0600 from the first byte; no names in progress output")
-    c.add_argument("--no-fsync", dest="fsync", action="store_false",
-                   help="do not fsync the image before putting it in place (faster, like "
-                        "cp and tar; not durable: a crash soon after can leave an image "
-                        "with missing data). By default the image is fsynced")
+    sync = c.add_mutually_exclusive_group()
+    sync.add_argument("--fsync", dest="fsync", action="store_true", default=None,
+                      help="always make the image durable (fsync) before putting it in place")
+    sync.add_argument("--no-fsync", dest="fsync", action="store_false",
+                      help="never fsync (like cp and tar; a crash soon after can leave an "
+                           "image with missing data). Default: fsync when the image replaces "
+                           "an existing file or is a device, not when it is a new file")
     c.add_argument("--force", action="store_true",
                    help="overwrite a block device that already holds a file system")
     c.add_argument("-q", "--quiet", action="store_true", help="no summary line")
