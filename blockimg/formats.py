@@ -30,8 +30,12 @@ FORMATS = {"fat": "blockimg.fat", "tar": "blockimg.tar"}
 DETECT_ORDER: Tuple[str, ...] = ("fat", "tar")
 
 
-def entry_points(package: str, image_class: str) -> Tuple[Callable, ...]:
-    """``(plan, write, detect, open_image, check)`` for the format package ``package``."""
+def entry_points(package: str, image_class: str,
+                 detect_in: str = "reader") -> Tuple[Callable, ...]:
+    """``(plan, write, detect, open_image, check)`` for the format package ``package``.
+
+    ``detect`` comes from the submodule ``detect_in`` (a small one, so that
+    asking "is this a FAT volume?" of a tar image imports little)."""
     def sub(name: str) -> ModuleType:
         return importlib.import_module(f"{package}.{name}")
 
@@ -49,7 +53,7 @@ def entry_points(package: str, image_class: str) -> Tuple[Callable, ...]:
 
     def detect(device) -> bool:
         """Whether ``device`` holds an image of this format (never raises on any bytes)."""
-        return sub("reader").detect(device)
+        return sub(detect_in).detect(device)
 
     def open_image(device, *, owns_device=False):
         """The image on ``device``, indexed once (an ``Image``)."""

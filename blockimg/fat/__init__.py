@@ -13,4 +13,4 @@ from .options import Options
 
 __all__ = ["Options", "plan", "write", "detect", "open_image", "check"]
 
-plan, write, detect, open_image, check = entry_points(__name__, "FatImage")
+plan, write, detect, open_image, check = entry_points(__name__, "FatImage", detect_in="geometry")

@@ -16,7 +16,7 @@ from ..errors import CorruptImage
 from ..units import ceil_div, is_power_of_two
 from .structs import SIGNATURE, unpack
 
-__all__ = ["Geometry", "parse", "looks_like_fat", "fat_type_of"]
+__all__ = ["Geometry", "parse", "detect", "looks_like_fat", "fat_type_of"]
 
 #: FAT12 < 4085 <= FAT16 < 65525 <= FAT32 (clusters), and FAT32's 28-bit ceiling.
 FAT12_LIMIT = 4085
@@ -87,6 +87,16 @@ class Geometry:
         if self.fat_type == 32 and self.ext_flags & 0x80:
             return self.ext_flags & 0x0F
         return 0
+
+
+def detect(device) -> bool:
+    """A FAT boot sector at byte 0 of ``device`` (never raises)."""
+    try:
+        if device.size < 512:
+            return False
+        return looks_like_fat(bytes(device.pread(0, 512)))
+    except Exception:  # detection must not fail on any device content
+        return False
 
 
 def looks_like_fat(sector: bytes) -> bool:

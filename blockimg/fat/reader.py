@@ -20,7 +20,7 @@ from ..errors import CorruptImage
 from ..image import EntryInfo, Image
 from .chains import ChainError, FatTable, Run
 from .dirents import Record, parse_directory
-from .geometry import looks_like_fat, parse
+from .geometry import detect, parse
 from .names import fold
 from .structs import (ATTR_READ_ONLY, FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, unpack,
                       unix_time)
@@ -32,16 +32,6 @@ MAX_DIR_BYTES = 65536 * 32
 MAX_PROBLEMS = 200
 #: Above this many runs the cross-link sort uses numpy (the pure-Python one is tested equal).
 NUMPY_RUNS = 1 << 17
-
-
-def detect(device: BlockDevice) -> bool:
-    """A FAT boot sector at byte 0 (never raises)."""
-    try:
-        if device.size < 512:
-            return False
-        return looks_like_fat(bytes(device.pread(0, 512)))
-    except Exception:  # detection must not fail on any device content
-        return False
 
 
 def _device_offset(extents, off: int) -> int:

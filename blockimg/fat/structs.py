@@ -231,13 +231,25 @@ def fat_datetime(mtime: int) -> Tuple[int, int, int]:
     return date, tod, 100 * (tm.tm_sec % 2)
 
 
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _days_since_1970(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a proleptic Gregorian date (what ``calendar.timegm`` counts)."""
+    y = year - (month <= 2)
+    era, yoe = divmod(y, 400)
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
 def unix_time(date: int, tod: int = 0, tenths: int = 0) -> int:
     """The Unix time (UTC) of a FAT date/time; invalid fields are clamped into range."""
-    import calendar
     year = 1980 + (date >> 9)
     month = min(max((date >> 5) & 0xF, 1), 12)
-    day = min(max(date & 0x1F, 1), calendar.monthrange(year, month)[1])
+    leap = month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    day = min(max(date & 0x1F, 1), _MONTH_DAYS[month - 1] + leap)
     hour = min(tod >> 11, 23)
     minute = min((tod >> 5) & 0x3F, 59)
     second = min((tod & 0x1F) * 2 + min(tenths, 199) // 100, 59)
-    return calendar.timegm((year, month, day, hour, minute, second))
+    return _days_since_1970(year, month, day) * 86400 + hour * 3600 + minute * 60 + second

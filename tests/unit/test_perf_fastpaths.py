@@ -144,6 +144,19 @@ def test_building_and_reading_do_not_import_construct(tmp_path, fmt):
     assert out.strip() == "[]"
 
 
+def test_unix_time_matches_calendar_for_every_date_and_clamps_like_it():
+    """Every 16-bit FAT date (valid or not) and a spread of times, against calendar.timegm."""
+    for date in range(1 << 16):
+        year = 1980 + (date >> 9)
+        month = min(max((date >> 5) & 0xF, 1), 12)
+        day = min(max(date & 0x1F, 1), calendar.monthrange(year, month)[1])
+        tod = (date * 7919) & 0xFFFF
+        hour, minute = min(tod >> 11, 23), min((tod >> 5) & 0x3F, 59)
+        second = min((tod & 0x1F) * 2 + 1, 59)
+        want = calendar.timegm((year, month, day, hour, minute, second))
+        assert structs.unix_time(date, tod, 100) == want, (date, tod)
+
+
 def test_fat_time_bounds_are_the_calendar_values():
     assert structs.FAT_EPOCH == calendar.timegm((1980, 1, 1, 0, 0, 0))
     assert structs.FAT_END == calendar.timegm((2107, 12, 31, 23, 59, 58))
