@@ -104,7 +104,8 @@ def cmd_run(args) -> int:
             doc["corpora"][name] = {k: info.get(k) for k in
                                     ("files", "directories", "bytes", "largest", "largest_bytes")}
             ctx = Context(corpus=info["path"], name=name, info=info,
-                          work=os.path.join(work, name), python=args.python)
+                          work=os.path.join(work, name), python=args.python,
+                          sync_between=getattr(args, "sync", True))
             os.makedirs(ctx.work, exist_ok=True)
             ctx.fat_size = fat_size_for(info)
             ctx.one_file = info["largest"]
@@ -256,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quick", action="store_true", help="quick corpora (generated if needed)")
     g.add_argument("--tiny", action="store_true", help="tiny corpora (generated if needed)")
     r.add_argument("--keep-work", action="store_true")
+    r.add_argument("--no-sync", dest="sync", action="store_false",
+                   help="do not sync (untimed) before every run")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("scale", help="peak memory as image and file sizes grow")

@@ -40,6 +40,7 @@ class Context:
     fat_size: int = 0
     blockimg_fat_size: Optional[int] = None   # None: blockimg picks the minimum
     one_file: str = ""          # the file read by the "cat" operations
+    sync_between: bool = True   # sync (untimed) before every run
     broken: Dict[str, str] = field(default_factory=dict)   # format -> why no read image
 
     @property
@@ -120,6 +121,7 @@ MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1"}
 
 FAT_BUILD = [
     Tool("blockimg", "blockimg", _blockimg_fat_create),
+    Tool("blockimg --fsync", "blockimg", lambda c: _blockimg_fat_create(c) + ["--fsync"]),
     Tool("mkfs.fat+mcopy", "peer", _mkfs_mcopy, needs=("mkfs.fat", "mcopy"), env=MTOOLS_ENV),
     Tool("pyfatfs", "peer", lambda c: [c.python, PEERS, "pyfatfs-create", c.out_img, c.corpus,
                                        str(c.fat_size)],
@@ -130,6 +132,8 @@ FAT_BUILD = [
 TAR_BUILD = [
     Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "create", c.corpus, "-o", c.out_img,
                                                          "--format", "tar", "-q")),
+    Tool("blockimg --fsync", "blockimg", lambda c: blockimg_cmd(
+        c, "create", c.corpus, "-o", c.out_img, "--format", "tar", "-q", "--fsync")),
     Tool("GNU tar", "peer", lambda c: f"cd {_q(c.corpus)} && tar -cf {_q(c.out_img)} -- *",
          needs=("tar",)),
     Tool("bsdtar", "peer", lambda c: f"cd {_q(c.corpus)} && bsdtar -cf {_q(c.out_img)} -- *",
@@ -228,7 +232,12 @@ def tool_env(tool: Tool) -> Dict[str, str]:
 
 
 def clear_output(ctx: Context, tool: Tool) -> None:
-    """Untimed setup: remove what the previous run left."""
+    """Untimed setup: remove what the previous run left, then ``sync``.
+
+    The sync writes back whatever earlier runs left dirty, so that no tool
+    pays (through the kernel's dirty-page throttling) for the write-back of
+    the tool before it; each timed run starts from the same clean state.
+    """
     for p in (ctx.out_img, ctx.out):
         if os.path.isdir(p) and not os.path.islink(p):
             shutil.rmtree(p)
@@ -236,6 +245,8 @@ def clear_output(ctx: Context, tool: Tool) -> None:
             os.unlink(p)
     if tool.output == "dir+":
         os.makedirs(ctx.out)
+    if ctx.sync_between:
+        os.sync()
 
 
 def _run_checked(cmd: Cmd, env: Dict[str, str]) -> subprocess.CompletedProcess:
