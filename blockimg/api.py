@@ -7,7 +7,6 @@ import errno
 import os
 import stat
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, Union
 
 from .atomic import atomic_file, write_all
@@ -15,6 +14,7 @@ from .block.base import BlockDevice
 from .block.file import FileDevice
 from .errors import DeviceError, DoesNotFit, InvalidInput
 from .formats import detect_format, format_module
+from .record import field, record
 from .source import SourceTree, as_tree
 
 if TYPE_CHECKING:   # imported where used: a build without a manifest needs neither
@@ -27,7 +27,7 @@ Progress = Callable[[int, int], None]
 Source = Union[str, os.PathLike, SourceTree, Sequence[Tuple[str, object]]]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Summary:
     """What :func:`create` made."""
 

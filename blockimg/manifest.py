@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from .errors import InvalidInput, NotFound
+from .record import field, record
 
 __all__ = ["Manifest", "FileRecord", "load", "loads", "save", "build", "sha256_device",
            "sha256_fd", "MANIFEST_VERSION"]
@@ -30,7 +30,7 @@ HASH_CHUNK = 1 << 20
 Extent = Tuple[int, int]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FileRecord:
     """One regular file: ``size``, ``crc32c`` (int, or None when not computed), ``extents``."""
 
@@ -46,7 +46,7 @@ class FileRecord:
         return d
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Manifest:
     """What is in an image and where (see the module docstring)."""
 

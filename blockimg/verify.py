@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Union
 
 from .block.base import BlockDevice
@@ -19,6 +18,7 @@ from .copy import crc32c
 from .errors import BlockImgError, InvalidInput
 from .formats import detect_format, format_module
 from .manifest import Manifest, load, sha256_device
+from .record import field, record
 
 __all__ = ["Difference", "VerifyReport", "verify", "verify_cli", "format_check"]
 
@@ -26,7 +26,7 @@ CHUNK = 1 << 20
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Difference:
     """One disagreement: ``kind`` is one of ``missing``, ``extra``, ``changed``,
     ``size``, ``type``, ``link``, ``offset``, ``unreadable``, ``structure``,
@@ -41,7 +41,7 @@ class Difference:
             f"{self.kind}: {self.detail}"
 
 
-@dataclass
+@record
 class VerifyReport:
     """What :func:`verify` found; ``ok`` when there is no difference."""
 

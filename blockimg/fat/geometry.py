@@ -9,10 +9,10 @@ Linux and fsck.fat do) with a note.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import CorruptImage
+from ..record import record
 from ..units import ceil_div, is_power_of_two
 from .structs import SIGNATURE, unpack
 
@@ -30,7 +30,7 @@ def fat_type_of(cluster_count: int) -> int:
     return 16 if cluster_count < FAT16_LIMIT else 32
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Geometry:
     """Where everything is, in bytes and clusters. Clusters are numbered 2..count+1."""
 

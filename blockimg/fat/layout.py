@@ -18,10 +18,10 @@ or after 2107-12-31 23:59:58, so those are clamped to these bounds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import DoesNotFit, InvalidInput
+from ..record import field, record
 from ..source import Kind, SourceEntry, SourceTree
 from ..units import align_up, ceil_div
 from . import table
@@ -61,7 +61,7 @@ def cluster_size_for(fat_type: int, volume_bytes: int, sector_size: int) -> int:
 
 # -- geometry ------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Geometry:
     """Where everything of the volume is, in sectors of ``sector_size`` bytes."""
 
@@ -159,7 +159,7 @@ def _geometry(fat_type: int, ss: int, csize: int, opts: Options, root_entries: i
 
 # -- the plan ------------------------------------------------------------------
 
-@dataclass
+@record
 class DirPlan:
     """A directory: where its entries go and the children that fill them."""
 
@@ -212,7 +212,7 @@ class FilePlan:
                 f"clusters={self.clusters})")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FatPlan:
     """A complete FAT volume, ready for :func:`blockimg.fat.writer.write`."""
 

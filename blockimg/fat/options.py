@@ -1,10 +1,10 @@
 """The FAT writer's options: one frozen value, validated on construction."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional, Union
 
 from ..errors import InvalidInput
+from ..record import record
 from ..units import check_power_of_two
 
 __all__ = ["Options", "TARGETS", "SECTOR_SIZES", "DEFAULT_VOLUME_ID"]
@@ -16,7 +16,7 @@ DEFAULT_VOLUME_ID = 0x1234ABCD
 LABEL_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 $%'-_@~`!(){}^#&")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Options:
     """How to build a FAT volume.
 
