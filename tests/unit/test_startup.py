@@ -7,10 +7,12 @@ import sys
 
 
 def test_help_follows_columns_without_importing_shutil():
-    code = ("import sys, blockimg.cli as c\n"
+    code = ("import sys\n"
+            "before = set(sys.modules)\n"
+            "import blockimg.cli as c\n"
             "p = c.build_parser()\n"
             "sys.stdout.write(p._subparsers._group_actions[0].choices['create'].format_help())\n"
-            "print('shutil' in sys.modules)\n")
+            "print('shutil' in set(sys.modules) - before)\n")
     for cols in (50, 120):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True, env=dict(os.environ, COLUMNS=str(cols))).stdout
