@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 from .block.base import BlockDevice, Buffer
 from .block.file import FileDevice
@@ -138,6 +138,81 @@ class Copier:
     finish = flush
 
     # -- file contents -----------------------------------------------------
+    def put_records(self, records: Iterable[Tuple[int, Buffer, Optional[SourceEntry]]],
+                    pad: int = 1) -> None:
+        """Write ``(offset, head, entry)`` records in one loop.
+
+        ``head`` goes at ``offset``; when ``entry`` is given (a regular file),
+        its content follows the head directly, then zeros up to a multiple of
+        ``pad`` bytes of content (tar: a header, the data, its 512-byte padding).
+
+        The common record -- a small file after its head -- is placed with one
+        open, one read of size+1 bytes straight into the write buffer (which also
+        sees the file grow) and one close, without an fstat; the head and the
+        padding are copied into the buffer beside it. Anything else (a big, empty,
+        changed, vanished or unreadable file, bytes given as ``data``) goes through
+        :meth:`put` and :meth:`put_file`, which check and name the change exactly
+        as for a single file.
+        """
+        view = self._view
+        cap = self._cap
+        zeros = _ZEROS
+        fast = _HAVE_PREADV
+        open_, preadv, close = os.open, os.preadv, os.close
+        crc_fun = self._crc
+        crcs = self.crcs
+        progress = self.progress
+        for offset, head, entry in records:
+            h = len(head)
+            if entry is None:
+                self.put(offset, head)
+                continue
+            size = entry.size
+            tail = -size % pad
+            total = h + size + tail
+            if fast and 0 < size <= SMALL_FILE and total <= cap and entry.data is None:
+                n = self._n
+                if n and (offset != self._buf_off + n or n + total > cap):
+                    self.flush()
+                    n = 0
+                if not n:
+                    self._buf_off = offset
+                view[n:n + h] = head
+                j = n + h
+                try:
+                    fd = open_(entry.source, _O_READ)
+                except (OSError, TypeError, ValueError):
+                    fd = -1
+                got = -1
+                if fd >= 0:
+                    try:
+                        # size+1 bytes: a file that grew reads more than planned. The
+                        # probe byte lands in the padding or past the gathered bytes.
+                        got = preadv(fd, [view[j:j + size + 1]], 0)
+                    except OSError:
+                        pass
+                    finally:
+                        close(fd)
+                if got == size:
+                    end = j + size
+                    if tail:
+                        view[end:end + tail] = zeros[:tail]
+                    self._n = end + tail
+                    if crc_fun is not None:
+                        crcs[entry.path] = crc_fun(view[j:end])
+                    self.done += size
+                    if progress is not None:
+                        progress(self.done, self.total)
+                    continue
+                # Changed, vanished or unreadable: the head stays gathered; the general
+                # path reads the file again and raises naming it (or copies it).
+                self._n = j
+            else:
+                self.put(offset, head)
+            self.put_file(entry, offset + h)
+            if tail:
+                self.zero(offset + h + size, tail)
+
     def put_file(self, entry: SourceEntry, offset: int) -> int:
         """Copy the content of ``entry`` to ``offset``; returns its CRC-32C (0 without)."""
         size = entry.size

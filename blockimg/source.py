@@ -7,14 +7,17 @@ the bytes of their names) and copy file contents from ``entry.source``.
 from __future__ import annotations
 
 import enum
+import gc
 import os
 import stat
 from dataclasses import FrozenInstanceError, dataclass, field
+from operator import attrgetter
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from .errors import InvalidInput
 
-__all__ = ["Kind", "SourceEntry", "SourceTree", "walk", "from_pairs", "sort_key"]
+__all__ = ["Kind", "SourceEntry", "SourceTree", "OrderedEntries", "walk", "from_pairs",
+           "sort_key"]
 
 
 class Kind(str, enum.Enum):
@@ -51,15 +54,15 @@ class SourceEntry:
     def __init__(self, path: str, kind: Kind, size: int = 0, mtime: int = 0,
                  mode: int = 0o644, source: Optional[str] = None, data: Optional[bytes] = None,
                  link_target: Optional[str] = None) -> None:
-        _set = object.__setattr__
-        _set(self, "path", path)
-        _set(self, "kind", kind)
-        _set(self, "size", size)
-        _set(self, "mtime", mtime)
-        _set(self, "mode", mode)
-        _set(self, "source", source)
-        _set(self, "data", data)
-        _set(self, "link_target", link_target)
+        # The slots' own descriptors: past the frozen __setattr__, without a lookup by name.
+        _set_path(self, path)
+        _set_kind(self, kind)
+        _set_size(self, size)
+        _set_mtime(self, mtime)
+        _set_mode(self, mode)
+        _set_source(self, source)
+        _set_data(self, data)
+        _set_link_target(self, link_target)
 
     def __setattr__(self, name, value):
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -99,6 +102,22 @@ class SourceEntry:
         return self.path.encode("utf-8", "surrogateescape")
 
 
+(_set_path, _set_kind, _set_size, _set_mtime, _set_mode, _set_source, _set_data,
+ _set_link_target) = [getattr(SourceEntry, name).__set__ for name in SourceEntry.__slots__]
+
+
+class OrderedEntries(tuple):
+    """A tuple of entries that :func:`walk` made: already in image order, each path
+    once, parents (directories) before their contents.
+
+    Planners take it as it is instead of sorting and checking the entries again.
+    A tuple cannot change, and what is made from it (a slice, a concatenation) is
+    a plain tuple again, which planners sort and check.
+    """
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class SourceTree:
     """The sorted entries and what the walk skipped (with the reason)."""
@@ -108,11 +127,12 @@ class SourceTree:
 
     @property
     def files(self) -> int:
-        return sum(1 for e in self.entries if e.kind is Kind.FILE)
+        return [e.kind for e in self.entries].count(Kind.FILE)
 
     @property
     def total_bytes(self) -> int:
-        return sum(e.size for e in self.entries if e.kind is Kind.FILE)
+        FILE = Kind.FILE
+        return sum([e.size for e in self.entries if e.kind is FILE])
 
 
 def sort_key(path: str) -> Tuple[bytes, ...]:
@@ -131,6 +151,28 @@ def check_image_path(path: str, *, where: Optional[str] = None) -> str:
     if "\0" in p:
         raise InvalidInput("name contains a NUL byte", path=where or path, rule="no NUL in names")
     return p
+
+
+class paused_gc:
+    """``with paused_gc():`` -- the cyclic garbage collector paused while many acyclic
+    objects are made.
+
+    A walk or a plan makes one small object per entry and no reference cycles;
+    the collector's passes over them (the oldest generation again and again as
+    they accumulate) are pure overhead. Collection resumes afterwards as before
+    (it is left off if it was off).
+    """
+
+    __slots__ = ("_was",)
+
+    def __enter__(self) -> None:
+        self._was = gc.isenabled()
+        if self._was:
+            gc.disable()
+
+    def __exit__(self, *exc) -> None:
+        if self._was:
+            gc.enable()
 
 
 def _mtime(st: os.stat_result, fixed: Optional[int]) -> int:
@@ -159,56 +201,67 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
     seen_inodes: dict = {}
     # One int object per distinct value: many files share an mtime, a mode or a size.
     same = {}.setdefault
-
-    def new(path, kind, size, mtime_, mode_, **kw) -> SourceEntry:
-        return SourceEntry(path, kind, same(size, size), same(mtime_, mtime_),
-                           same(mode_, mode_), **kw)
+    append = entries.append
+    fixed = None if mtime is None else int(mtime)
+    FILE, DIR = Kind.FILE, Kind.DIR
+    IFMT, IFREG, IFDIR, IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
+    by_name = attrgetter("name")
 
     def visit(fs_dir: str, img_dir: str, ancestors: Tuple[Tuple[int, int], ...]) -> None:
         try:
             with os.scandir(fs_dir) as it:
-                children = sorted(it, key=lambda d: os.fsencode(d.name))
+                children = list(it)
         except OSError as e:
             raise InvalidInput(f"cannot list directory: {e.strerror}", path=fs_dir) from None
+        # Siblings by the bytes of their names: for ASCII names (the usual case) that is
+        # the order of the strings themselves.
+        if "".join(map(by_name, children)).isascii():
+            children.sort(key=by_name)
+        else:
+            children.sort(key=lambda d: os.fsencode(d.name))
+        prefix = img_dir + "/" if img_dir else ""
         for d in children:
-            img_path = f"{img_dir}/{d.name}" if img_dir else d.name
             fs_path = d.path
             try:
-                lst = d.stat(follow_symlinks=False)
+                st = d.stat(follow_symlinks=False)
             except OSError as e:
                 raise InvalidInput(f"cannot stat: {e.strerror}", path=fs_path) from None
-            if stat.S_ISLNK(lst.st_mode):
+            fmt = st.st_mode & IFMT
+            linked = fmt == IFLNK
+            if linked:
                 if keep_links:
                     target = os.readlink(fs_path)
-                    entries.append(new(img_path, Kind.SYMLINK, 0, _mtime(lst, mtime),
-                                       0o777, link_target=target))
+                    append(SourceEntry(prefix + d.name, Kind.SYMLINK, 0,
+                                       _mtime(st, fixed), 0o777, None, None, target))
                     continue
                 try:
                     st = os.stat(fs_path)
                 except OSError as e:
                     raise InvalidInput(f"symlink cannot be followed: {e.strerror}",
                                        path=fs_path, rule="symlinks are followed") from None
-            else:
-                st = lst
-            mode = stat.S_IMODE(st.st_mode)
-            if stat.S_ISDIR(st.st_mode):
+                fmt = st.st_mode & IFMT
+            mode = st.st_mode & 0o7777
+            mt = int(st.st_mtime) if fixed is None else fixed
+            if fmt == IFREG:
+                if keep_links and st.st_nlink > 1 and not linked:
+                    key = (st.st_dev, st.st_ino)
+                    first = seen_inodes.get(key)
+                    if first is not None:
+                        append(SourceEntry(prefix + d.name, Kind.HARDLINK, 0, same(mt, mt),
+                                           same(mode, mode), None, None, first))
+                        continue
+                    seen_inodes[key] = prefix + d.name
+                size = st.st_size
+                append(SourceEntry(prefix + d.name, FILE, same(size, size), same(mt, mt),
+                                   same(mode, mode), fs_path))
+            elif fmt == IFDIR:
                 key = (st.st_dev, st.st_ino)
                 if key in ancestors:
                     raise InvalidInput("symlink leads back to one of its own parent "
                                        "directories", path=fs_path, rule="no directory cycles")
-                entries.append(new(img_path, Kind.DIR, 0, _mtime(st, mtime), mode))
+                img_path = prefix + d.name
+                append(SourceEntry(img_path, DIR, 0, same(mt, mt), same(mode, mode)))
                 visit(fs_path, img_path, ancestors + (key,))
-            elif stat.S_ISREG(st.st_mode):
-                key = (st.st_dev, st.st_ino)
-                if keep_links and st.st_nlink > 1 and not stat.S_ISLNK(lst.st_mode):
-                    first = seen_inodes.get(key)
-                    if first is not None:
-                        entries.append(new(img_path, Kind.HARDLINK, 0,
-                                           _mtime(st, mtime), mode, link_target=first))
-                        continue
-                    seen_inodes[key] = img_path
-                entries.append(new(img_path, Kind.FILE, st.st_size, _mtime(st, mtime),
-                                   mode, source=fs_path))
             else:
                 what = _special_kind(st.st_mode)
                 if skip_special:
@@ -218,9 +271,10 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
                                    "stored (use --skip-special to leave it out)",
                                    path=fs_path, rule="special files")
 
-    visit(root, "", ((st.st_dev, st.st_ino),))
+    with paused_gc():
+        visit(root, "", ((st.st_dev, st.st_ino),))
     # Siblings are visited in byte order, depth first: that already is sort_key order.
-    return SourceTree(tuple(entries), tuple(skipped))
+    return SourceTree(OrderedEntries(entries), tuple(skipped))
 
 
 def _special_kind(mode: int) -> str:

@@ -19,34 +19,56 @@ __all__ = ["check"]
 
 
 def check(image: TarImage, *, target: str = "generic") -> List[str]:
-    """Problems found, each naming the byte offset (or path) and the rule."""
+    """Problems found, each naming the byte offset (or path) and the rule.
+
+    One pass over the members (:meth:`TarImage.each_member`): none is kept, so a
+    check of many entries needs little more memory than the image's index.
+    """
     problems = [f"byte {off}: {msg}" for off, msg in image.notes]
     problems += [f"{name!r}: not extracted: {why}" for name, why in image.unsafe_names]
-    for m in image.members:
-        where = f"byte {m.offset}: {m.name!r}"
+    general: List[str] = []
+    mirage = _Mirage(image) if target == "mirage" else None
+
+    def visit(m) -> None:
         if m.name.startswith("/"):
-            problems.append(f"{where}: absolute name (readers store it relative)")
+            general.append(f"byte {m.offset}: {m.name!r}: absolute name (readers store it "
+                           "relative)")
         if m.note:
-            problems.append(f"{where}: {m.note}")
+            general.append(f"byte {m.offset}: {m.name!r}: {m.note}")
         if m.size and m.kind not in ("file", "other") and m.typeflag != b"D":
-            problems.append(f"{where}: a {m.kind} entry with {m.size} bytes of data "
-                            "(Python's tarfile does not skip it; GNU tar and Mirage do)")
-    if target == "mirage":
-        problems += _mirage(image)
+            general.append(f"byte {m.offset}: {m.name!r}: a {m.kind} entry with {m.size} "
+                           "bytes of data (Python's tarfile does not skip it; GNU tar and "
+                           "Mirage do)")
+        if mirage is not None:
+            mirage.visit(m)
+
+    image.each_member(visit)
+    problems += general
+    if mirage is not None:
+        problems += mirage.out
     return problems
 
 
-def _mirage(image: TarImage) -> List[str]:
-    out: List[str] = []
-    size = image.device.size
-    if size % MIRAGE_PAD:
-        out.append(f"image length {size} is not a multiple of {MIRAGE_PAD}: Mirage mounts it "
-                   f"on 512-byte-sector devices only (warning)")
-    if image.end_of_archive is None:
-        out.append("the archive does not end with two zero blocks: Mirage fails to connect")
-    seen: Dict[str, bool] = {}          # Mirage key -> is a directory
-    has_children = set()
-    for m in image.members:
+class _Mirage:
+    """The Mirage rules, member by member (``out``: what breaks them, in order)."""
+
+    def __init__(self, image: TarImage) -> None:
+        out: List[str] = []
+        size = image.device.size
+        if size % MIRAGE_PAD:
+            out.append(f"image length {size} is not a multiple of {MIRAGE_PAD}: Mirage mounts "
+                       f"it on 512-byte-sector devices only (warning)")
+        if image.end_of_archive is None:
+            out.append("the archive does not end with two zero blocks: Mirage fails to "
+                       "connect")
+        self.out = out
+        self.seen: Dict[str, bool] = {}          # Mirage key -> is a directory
+        self.has_children: set = set()
+
+    def visit(self, m) -> None:
+        out = self.out
+        seen = self.seen
+        has_children = self.has_children
         where = f"byte {m.offset}: {m.name!r}"
         for field in m.base256:
             out.append(f"{where}: {field} is a GNU base-256 number: Mirage reads octal only "
@@ -68,7 +90,7 @@ def _mirage(image: TarImage) -> List[str]:
         elif name.startswith("/"):
             name = name[1:]
         if not name:
-            continue
+            return
         is_dir = name.endswith("/")
         parts = [p for p in name.split("/") if p]
         key = "/".join(parts)
@@ -81,4 +103,3 @@ def _mirage(image: TarImage) -> List[str]:
         if is_dir and key in has_children:
             out.append(f"{where}: directory comes after entries inside it: Mirage empties it")
         seen[key] = is_dir
-    return out

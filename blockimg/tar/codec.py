@@ -13,10 +13,13 @@ from typing import Dict, List, Optional, Tuple
 
 from ..errors import CorruptImage, InvalidInput
 from ..source import Kind, SourceEntry
+from .header import _CONST_SUM_TAIL as _TAIL_SUM
+from .header import _TAIL as _HEADER_TAIL
+from .header import _ZERO_IDS
 from .header import (BLOCK, FIELDS, GNU_MAGIC, build_header, checksums, decode_number,
                      decode_pax, encode_pax, is_base256, padded, split_ustar)
 
-__all__ = ["encode_entry", "pad_entry", "Member", "Decoder", "READ", "ENTRY", "ZERO", "END",
+__all__ = ["encode_entry", "plain_encoder", "pad_entry", "Member", "Decoder", "READ", "ENTRY", "ZERO", "END",
            "MIRAGE_RECORD_LIMIT", "MAX_PAYLOAD", "MAX_CHAIN", "PAX_NAME"]
 
 PAX_NAME = b"././@PaxHeader"
@@ -106,6 +109,57 @@ def encode_entry(entry: SourceEntry, *, mirage: bool) -> bytes:
                       f"<= {MIRAGE_RECORD_LIMIT} bytes")
     xhdr = build_header(PAX_NAME, 0o644, len(payload), 0, b"x")
     return xhdr + payload + bytes(padded(len(payload)) - len(payload)) + header
+
+
+def plain_encoder(cache_limit: int = 4096):
+    """A function ``f(entry) -> bytes or None``: the header of a plain entry, fast.
+
+    Plain: a regular file or directory whose ASCII path (with a directory's
+    ``/``) fits the 100-byte name field and whose size and mtime fit their octal
+    fields -- one ustar header, nothing to refuse or to put in pax records.
+    For those ``f`` gives byte for byte what :func:`encode_entry` gives
+    (tested); for any other entry it gives None. Faster: the fields that many
+    entries share (mode, uid/gid, mtime, typeflag) and their part of the
+    checksum are made once per distinct (kind, mode, mtime) and reused (at
+    most ``cache_limit`` kept).
+    """
+    cache: Dict[tuple, Tuple[bytes, bytes, bytes, int]] = {}
+    FILE, DIR = Kind.FILE, Kind.DIR
+    nul = b"\0"
+    tail = _HEADER_TAIL
+
+    def encode(entry: SourceEntry) -> Optional[bytes]:
+        kind = entry.kind
+        key = (kind, entry.mode, entry.mtime)
+        parts = cache.get(key)
+        if parts is None:
+            mtime = int(entry.mtime)
+            if not ((kind is FILE or kind is DIR) and 0 <= mtime < _MAX11):
+                return None
+            if len(cache) >= cache_limit:
+                cache.clear()
+            mid = b"%07o\0%s" % (entry.mode & 0o7777, _ZERO_IDS)
+            field = b"%011o\0" % mtime
+            flag = _TYPEFLAG[kind]
+            parts = cache[key] = (mid, field, flag, _TAIL_SUM + sum(mid) + sum(field) + flag[0])
+        mid, mtime_field, flag, base = parts
+        if kind is FILE:
+            name = entry.path.encode("utf-8", "surrogateescape")
+            if not 0 <= entry.size < _MAX11:
+                return None
+            size = b"%011o\0" % entry.size
+        else:
+            name = entry.path.encode("utf-8", "surrogateescape") + b"/"
+            size = _ZERO_SIZE
+        if len(name) > 100 or not name.isascii():    # (non-ASCII: the Mirage rules apply)
+            return None
+        return b"".join((name.ljust(100, nul), mid, size, mtime_field,
+                         b"%06o\0 " % (base + sum(name) + sum(size)), flag, tail))
+
+    return encode
+
+
+_ZERO_SIZE = b"%011o\0" % 0
 
 
 def _is_utf8(raw: bytes) -> bool:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
 from ..errors import DoesNotFit, InvalidInput
-from ..source import Kind, SourceEntry, SourceTree
+from ..source import Kind, OrderedEntries, SourceEntry, SourceTree, paused_gc
 from ..units import align_up
 from .codec import encode_entry, pad_entry
 from .header import BLOCK, padded
@@ -63,10 +63,14 @@ class PlannedEntry:
                  filler: bytes = b"") -> None:
         if head is None and fillers and len(filler) != BLOCK:
             raise ValueError("a lazily encoded head with fillers needs the filler block")
-        for name, value in (("entry", entry), ("offset", offset), ("data_offset", data_offset),
-                            ("fillers", fillers), ("_head", head), ("_mirage", mirage),
-                            ("_filler", filler if head is None else b"")):
-            object.__setattr__(self, name, value)
+        # The slots' own descriptors (past the read-only __setattr__).
+        _set_entry(self, entry)
+        _set_offset(self, offset)
+        _set_data_offset(self, data_offset)
+        _set_fillers(self, fillers)
+        _set_head(self, head)
+        _set_mirage(self, mirage)
+        _set_filler(self, filler if head is None else b"")
 
     def __setattr__(self, name, value):
         raise AttributeError(f"PlannedEntry is read-only (cannot set {name!r})")
@@ -101,6 +105,10 @@ class PlannedEntry:
         return self.data_offset + padded(self.entry.size if self.entry.kind is Kind.FILE else 0)
 
 
+(_set_entry, _set_offset, _set_data_offset, _set_fillers, _set_head, _set_mirage,
+ _set_filler) = [getattr(PlannedEntry, name).__set__ for name in PlannedEntry.__slots__]
+
+
 @dataclass(frozen=True)
 class TarPlan:
     """Every header and data extent of one tar image."""
@@ -132,6 +140,11 @@ def plan(tree: SourceTree, options: Optional[Options] = None) -> TarPlan:
     when ``options.size`` is too small (saying by how much).
     """
     options = options or Options()
+    with paused_gc():
+        return _plan(tree, options)
+
+
+def _plan(tree: SourceTree, options: Options) -> TarPlan:
     mirage = options.mirage
     align = options.align
     filler = pad_entry(max((e.mtime for e in tree.entries), default=0)) if align else b""
@@ -139,13 +152,18 @@ def plan(tree: SourceTree, options: Optional[Options] = None) -> TarPlan:
     pos = 0
     file_bytes = 0
     FILE, DIR = Kind.FILE, Kind.DIR
-    for entry in _in_order(tree.entries):
+    append = items.append
+    entries = tree.entries
+    # A walk's entries are already in order (OrderedEntries); others are sorted and checked.
+    for entry in (entries if type(entries) is OrderedEntries else _in_order(entries)):
         kind = entry.kind
         is_file = kind is FILE
         if is_file or kind is DIR:
-            raw = entry.path_bytes
-            if len(raw) < 100 and 0 <= entry.size < _MAX11 and 0 <= entry.mtime < _MAX11 \
-                    and (not mirage or raw.isascii()):
+            path = entry.path
+            # An ASCII path is its own UTF-8 bytes: no need to encode it to measure it.
+            if (len(path) < 100 and path.isascii() or len(entry.path_bytes) < 100 and
+                    (not mirage or entry.path_bytes.isascii())) and \
+                    0 <= entry.size < _MAX11 and 0 <= entry.mtime < _MAX11:
                 # One ustar header and nothing else: encode_entry has nothing to refuse
                 # or to put in pax records. The writer encodes it (memory: no bytes here).
                 head, length = None, BLOCK
@@ -165,8 +183,7 @@ def plan(tree: SourceTree, options: Optional[Options] = None) -> TarPlan:
                 if head is not None:
                     head = filler * k + head
         data_offset = pos + length
-        items.append(PlannedEntry(entry, pos, head, data_offset, k, mirage=mirage,
-                                  filler=filler))
+        append(PlannedEntry(entry, pos, head, data_offset, k, mirage=mirage, filler=filler))
         if is_file:
             file_bytes += entry.size
             pos = data_offset + padded(entry.size)

@@ -94,7 +94,10 @@ class TarImage(Image):
         self.padding_entries = 0
         self._members: Optional[List[Member]] = None
         self._member_count = 0
+        # One int object per distinct mtime and mode (many entries share them).
+        self._same = {}.setdefault
         self._scan()
+        del self._same
 
     @property
     def members(self) -> List[Member]:
@@ -109,6 +112,18 @@ class TarImage(Image):
             self._scan(members.append)
             self._members = members
         return self._members
+
+    def each_member(self, fn) -> None:
+        """Call ``fn(member)`` for every decoded entry, in archive order, keeping none.
+
+        The same pass as :attr:`members` (or the kept list, if that was already
+        made), in the memory of one member at a time: what checks use.
+        """
+        if self._members is not None:
+            for m in self._members:
+                fn(m)
+        else:
+            self._scan(fn)
 
     # -- the one pass -----------------------------------------------------------
     def _scan(self, replay=None) -> None:
@@ -185,7 +200,9 @@ class TarImage(Image):
             link = m.linkname
         elif kind == "hardlink":
             link = "/".join(p for p in m.linkname.split("/") if p not in ("", "."))
-        info = EntryInfo(path, kind, m.size if is_file else 0, m.mtime, m.mode,
+        same = self._same
+        info = EntryInfo(path, kind, m.size if is_file else 0, same(m.mtime, m.mtime),
+                         same(m.mode, m.mode),
                          ((m.data_offset, m.size),) if is_file and m.size else (),
                          link, m.header_offset)
         index = self._index
