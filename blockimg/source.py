@@ -10,11 +10,11 @@ import enum
 import gc
 import os
 import stat
-from dataclasses import FrozenInstanceError, dataclass, field
 from operator import attrgetter
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from .errors import InvalidInput
+from .record import FrozenRecordError, field, record
 
 __all__ = ["Kind", "SourceEntry", "SourceTree", "OrderedEntries", "walk", "from_pairs",
            "sort_key"]
@@ -65,10 +65,10 @@ class SourceEntry:
         _set_link_target(self, link_target)
 
     def __setattr__(self, name, value):
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        raise FrozenRecordError(f"cannot assign to field {name!r}")
 
     def __delattr__(self, name):
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
+        raise FrozenRecordError(f"cannot delete field {name!r}")
 
     def _astuple(self) -> tuple:
         return (self.path, self.kind, self.size, self.mtime, self.mode, self.source, self.data,
@@ -118,7 +118,7 @@ class OrderedEntries(tuple):
     __slots__ = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SourceTree:
     """The sorted entries and what the walk skipped (with the reason)."""
 

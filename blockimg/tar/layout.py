@@ -32,10 +32,10 @@ entry, unconditionally) and never add to a record's payload.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
 from ..errors import DoesNotFit, InvalidInput
+from ..record import record
 from ..source import Kind, OrderedEntries, SourceEntry, SourceTree, paused_gc
 from ..units import align_up
 from .codec import encode_entry, pad_entry
@@ -109,7 +109,7 @@ class PlannedEntry:
  _set_filler) = [getattr(PlannedEntry, name).__set__ for name in PlannedEntry.__slots__]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TarPlan:
     """Every header and data extent of one tar image."""
 

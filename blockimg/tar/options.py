@@ -1,10 +1,10 @@
 """The tar format's options: one frozen value, validated when made."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import InvalidInput
+from ..record import record
 from ..units import check_power_of_two
 
 __all__ = ["Options", "MIRAGE_PAD"]
@@ -12,7 +12,7 @@ __all__ = ["Options", "MIRAGE_PAD"]
 MIRAGE_PAD = 4096  # the Mirage target pads images to this, so 512- and 4096-byte devices mount it
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Options:
     """How to lay out a tar image.
 

@@ -1,7 +1,6 @@
 """Planning a tar image (pure: no byte is written) and the tar options."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
@@ -23,7 +22,7 @@ def test_options_defaults_and_frozen():
     assert o.pad_to == 4096
     assert Options(target="generic").pad_to == 512
     assert Options(sector_size=8192).pad_to == 8192
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         o.align = 4096
 
 
