@@ -19,12 +19,12 @@ import io
 import os
 import stat as _stat
 from bisect import bisect_right
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .block.base import BlockDevice
 from .errors import BlockImgError, CorruptImage, InvalidInput, NotFound
+from .record import field, record
 
 __all__ = ["EntryInfo", "Image", "ImageFile", "ExtractReport", "normalize_member_path",
            "unsafe_host_name"]
@@ -33,7 +33,7 @@ READ_CHUNK = 1 << 20
 Extent = Tuple[int, int]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EntryInfo:
     """One entry of an image.
 
@@ -79,7 +79,7 @@ def normalize_member_path(raw: str) -> Tuple[Optional[str], Optional[str]]:
     return "/".join(parts), None
 
 
-@dataclass
+@record
 class ExtractReport:
     """What :meth:`Image.extract` did."""
 

@@ -35,3 +35,24 @@ def test_building_the_parser_does_not_import_shutil():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=dict(os.environ, COLUMNS="70")).stdout
     assert out.strip() == "False"
+
+
+def test_commands_import_neither_dataclasses_inspect_construct_nor_numpy(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_bytes(b"a" * 100)
+    code = ("import sys\n"
+            "before = set(sys.modules)\n"
+            "import blockimg.cli as c\n"
+            f"c.main(['create', {str(tmp_path / 'd')!r}, '-o', {str(tmp_path / 'x.img')!r},"
+            " '--format', 'fat', '-q'])\n"
+            f"c.main(['ls', {str(tmp_path / 'x.img')!r}])\n"
+            f"c.main(['extract', {str(tmp_path / 'x.img')!r}, {str(tmp_path / 'out')!r}])\n"
+            f"c.main(['create', {str(tmp_path / 'd')!r}, '-o', {str(tmp_path / 'y.tar')!r},"
+            " '-q'])\n"
+            f"c.main(['cat', {str(tmp_path / 'y.tar')!r}, 'a.txt'])\n"
+            "print()\n"
+            "print(sorted(m for m in ('dataclasses', 'inspect', 'construct', 'numpy')"
+            " if m in set(sys.modules) - before))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
