@@ -41,6 +41,8 @@ class Context:
     blockimg_fat_size: Optional[int] = None   # None: blockimg picks the minimum
     one_file: str = ""          # the file read by the "cat" operations
     sync_between: bool = True   # sync (untimed) before every run
+    set_aside: bool = True      # move output trees aside instead of deleting them
+    _aside: int = 0
     broken: Dict[str, str] = field(default_factory=dict)   # format -> why no read image
 
     @property
@@ -50,6 +52,16 @@ class Context:
     @property
     def out_img(self) -> str:
         return os.path.join(self.work, "out.img")
+
+    @property
+    def aside_dir(self) -> str:
+        return os.path.join(self.work, "aside")
+
+    def drop_aside(self) -> int:
+        """Delete the output trees set aside (untimed, between operations); how many."""
+        n, self._aside = self._aside, 0
+        shutil.rmtree(self.aside_dir, ignore_errors=True)
+        return n
 
 
 @dataclass
@@ -240,7 +252,15 @@ def clear_output(ctx: Context, tool: Tool) -> None:
     """
     for p in (ctx.out_img, ctx.out):
         if os.path.isdir(p) and not os.path.islink(p):
-            shutil.rmtree(p)
+            if ctx.set_aside:
+                # Deleting thousands of files makes ext4 skip their inodes for a minute
+                # when it allocates new ones ("recently deleted"), which slows the next
+                # tool's file creation; a rename leaves the inode tables alone.
+                ctx._aside += 1
+                os.makedirs(ctx.aside_dir, exist_ok=True)
+                os.rename(p, os.path.join(ctx.aside_dir, str(ctx._aside)))
+            else:
+                shutil.rmtree(p)
         elif os.path.lexists(p):
             os.unlink(p)
     if tool.output == "dir+":

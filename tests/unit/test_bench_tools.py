@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -106,3 +107,24 @@ def test_cli_runs_tiny_corpus(tmp_path, capsys):
     row = doc["results"]["site"]["tar-build"]
     assert row["GNU tar"]["status"].startswith(("ok", "n/a"))
     assert "blockimg" in row
+
+
+def test_outputs_are_set_aside_then_dropped_and_runs_start_clean(tmp_path):
+    from blockimg.bench.suite import Context, Tool, clear_output
+    ctx = Context(corpus=str(tmp_path), name="t", info={}, work=str(tmp_path / "w"),
+                  sync_between=False, set_aside=True)
+    tool = Tool("x", "peer", lambda c: [], output="dir+")
+    os.makedirs(ctx.out)
+    for i in range(3):
+        with open(os.path.join(ctx.out, "f"), "w") as f:
+            f.write(str(i))
+        clear_output(ctx, tool)
+        assert os.listdir(ctx.out) == []              # each run starts with an empty dir
+    assert sorted(os.listdir(ctx.aside_dir)) == ["1", "2", "3"]
+    with open(os.path.join(ctx.aside_dir, "2", "f")) as f:
+        assert f.read() == "1"
+    assert ctx.drop_aside() == 3
+    assert not os.path.exists(ctx.aside_dir) and ctx.drop_aside() == 0
+    ctx.set_aside = False
+    clear_output(ctx, tool)
+    assert not os.path.exists(ctx.aside_dir)
