@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -37,22 +38,44 @@ def test_building_the_parser_does_not_import_shutil():
     assert out.strip() == "False"
 
 
+def _modules_added_by(code: str) -> list:
+    """Top-level modules that ``code``, run in a fresh interpreter, imports (beyond the
+    interpreter's own start-up)."""
+    wrapped = ("import sys, json\n"
+               "_before = set(sys.modules)\n"
+               + code +
+               "\nprint()\n"
+               "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - _before})))\n")
+    out = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def test_commands_import_neither_dataclasses_inspect_construct_nor_numpy(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.txt").write_bytes(b"a" * 100)
-    code = ("import sys\n"
-            "before = set(sys.modules)\n"
-            "import blockimg.cli as c\n"
-            f"c.main(['create', {str(tmp_path / 'd')!r}, '-o', {str(tmp_path / 'x.img')!r},"
-            " '--format', 'fat', '-q'])\n"
-            f"c.main(['ls', {str(tmp_path / 'x.img')!r}])\n"
-            f"c.main(['extract', {str(tmp_path / 'x.img')!r}, {str(tmp_path / 'out')!r}])\n"
-            f"c.main(['create', {str(tmp_path / 'd')!r}, '-o', {str(tmp_path / 'y.tar')!r},"
-            " '-q'])\n"
-            f"c.main(['cat', {str(tmp_path / 'y.tar')!r}, 'a.txt'])\n"
-            "print()\n"
-            "print(sorted(m for m in ('dataclasses', 'inspect', 'construct', 'numpy')"
-            " if m in set(sys.modules) - before))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    d, x, y = (str(tmp_path / n) for n in ("d", "x.img", "y.tar"))
+    added = _modules_added_by(
+        "import blockimg.cli as c\n"
+        f"c.main(['create', {d!r}, '-o', {x!r}, '--format', 'fat', '-q'])\n"
+        f"c.main(['ls', {x!r}])\n"
+        f"c.main(['extract', {x!r}, {str(tmp_path / 'out')!r}])\n"
+        f"c.main(['create', {d!r}, '-o', {y!r}, '-q'])\n"
+        f"c.main(['cat', {y!r}, 'a.txt'])\n")
+    assert "blockimg" in added
+    assert not {"dataclasses", "inspect", "construct", "numpy", "shutil"} & set(added)
+
+
+@pytest.mark.parametrize("fmt", ["fat", "tar"])
+def test_library_build_and_read_do_not_import_construct(tmp_path, fmt):
+    """Reading decodes with struct (fat.structs.unpack, the tar field table)."""
+    img, src = tmp_path / "a.img", tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "a long file name.txt").write_bytes(b"x" * 5000)
+    added = _modules_added_by(
+        "import blockimg\n"
+        f"blockimg.create({str(src)!r}, {str(img)!r}, format={fmt!r})\n"
+        f"with blockimg.open({str(img)!r}) as im:\n"
+        "    assert im.read('d/a long file name.txt') == b'x' * 5000\n"
+        "    im.fsinfo() if hasattr(im, 'fsinfo') else None\n")
+    assert "blockimg" in added and "construct" not in added
