@@ -219,6 +219,23 @@ class FatTable:
         Raises :class:`ChainError` when a cluster is out of range, the chain
         reaches a free or bad cluster, loops, or is longer than ``limit``.
         """
+        # The common case first: ``limit`` consecutive clusters ending in end-of-chain,
+        # all in one window (exactly what _chain returns for it, without the loop).
+        if 2 <= start and 0 < limit and start + limit <= self.entries:
+            w, j = divmod(start, self.per_window)
+            arr = self._hot_arr if w == self._hot else self.window(w)
+            last = j + limit - 1
+            if last < len(arr) and arr[last] >= self.eoc:
+                if limit == 1:
+                    return [(start, 1)]
+                if limit == 2:
+                    if arr[j] == start + 1:
+                        return [(start, 2)]
+                elif limit <= 32:
+                    if arr[j:last].tolist() == list(range(start + 1, start + limit)):
+                        return [(start, limit)]
+                elif arr[j:last] == consecutive(self._typecode, start + 1, limit - 1):
+                    return [(start, limit)]
         runs: List[Run] = []
         try:
             return self._chain(start, limit, runs)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import struct
 from typing import List, NamedTuple, Optional, Tuple
 
-from .names import MAX_SLOTS, lfn_checksum, parse_short
+from .names import _ROR, MAX_SLOTS, parse_short
 from .structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, ATTR_VOLUME_ID,
-                      DIR_ENTRY_SIZE, LAST_LONG_ENTRY, STRUCT_FORMATS)
+                      DIR_ENTRY_SIZE, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT,
+                      STRUCT_FORMATS)
 
 __all__ = ["Record", "parse_directory", "DOT", "DOTDOT"]
 
@@ -36,7 +37,8 @@ class Record(NamedTuple):
     ``kind`` is ``file``, ``dir``, ``dot``, ``dotdot`` or ``label``;
     ``offset`` is the short entry's offset in the directory data,
     ``lfn_offset`` that of its first long-name slot (== offset without one);
-    ``lfn_units`` the units of its valid long name (slot 1 first), or None.
+    ``lfn_raw`` the 26 name bytes of each slot of its valid long name (slot 1
+    first), or None; ``lfn_units`` the same as UTF-16 units.
     """
 
     name: str
@@ -50,17 +52,27 @@ class Record(NamedTuple):
     wtime: int
     offset: int
     lfn_offset: int
-    lfn_units: Optional[Tuple[int, ...]]
+    lfn_raw: Optional[bytes]
     crt: Tuple[int, int, int] = (0, 0, 0)     # DIR_CrtDate, DIR_CrtTime, DIR_CrtTimeTenth
+
+    @property
+    def lfn_units(self) -> Optional[Tuple[int, ...]]:
+        """The units of the valid long name (slot 1 first, padding included), or None."""
+        raw = self.lfn_raw
+        return None if raw is None else struct.unpack(f"<{len(raw) // 2}H", raw)
 
 
 def _slot_units(data, off: int) -> Tuple[int, ...]:
+    """The 13 UTF-16 units of the long-name slot at ``off`` (the general form)."""
     return (_UNITS.unpack_from(data, off + 1) + _UNITS6.unpack_from(data, off + 14)
             + _UNITS2.unpack_from(data, off + 28))
 
 
 def _long_name(units: Tuple[int, ...]) -> Optional[str]:
-    """The name held by ``units`` (up to 0x0000), or None when it is not valid UTF-16."""
+    """The name held by ``units`` (up to 0x0000), or None when it is not valid UTF-16.
+
+    The general form of :func:`_decode_raw` (tested equal to it).
+    """
     try:
         end = units.index(0)
     except ValueError:
@@ -74,72 +86,121 @@ def _long_name(units: Tuple[int, ...]) -> Optional[str]:
         return None
 
 
+def _slot_bytes(data: bytes, first: int, end: int) -> bytes:
+    """The name bytes of the consecutive slots in ``data[first:end]``, slot 1 (the last) first."""
+    if end - first == DIR_ENTRY_SIZE:
+        return data[first + 1:first + 11] + data[first + 14:first + 26] + data[first + 28:end]
+    return b"".join([data[o + 1:o + 11] + data[o + 14:o + 26] + data[o + 28:o + 32]
+                     for o in range(end - DIR_ENTRY_SIZE, first - 1, -DIR_ENTRY_SIZE)])
+
+
+def _decode_raw(raw: bytes) -> Optional[str]:
+    """The name held by UTF-16-LE ``raw`` (up to the first 0x0000 unit), or None when it is
+    empty or not valid UTF-16: :func:`_long_name` of the same units."""
+    end = raw.find(b"\0\0")
+    while end > 0 and end & 1:              # a NUL byte pair straddling two units
+        end = raw.find(b"\0\0", end + 1)
+    if end == 0:
+        return None
+    try:
+        return (raw if end < 0 else raw[:end]).decode("utf-16-le")
+    except UnicodeDecodeError:
+        return None
+
+
 def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int, str]]]:
     """Records of one directory's bytes, and issues as ``(offset, message)``."""
+    if type(data) is not bytes:
+        data = bytes(data)
     records: List[Record] = []
+    append = records.append
     issues: List[Tuple[int, str]] = []
-    slots: List[Tuple[int, ...]] = []       # pending long-name slots, on-disk order
+    pending = 0                             # pending long-name slots (consecutive entries)
     checksum = expect = first_slot = 0
-    mv = memoryview(data)
-    for off in range(0, len(mv) - DIR_ENTRY_SIZE + 1, DIR_ENTRY_SIZE):
-        lead = mv[off]
+    unpack_from = _ENTRY.unpack_from
+    new = tuple.__new__
+    ror = _ROR
+    for off in range(0, len(data) - DIR_ENTRY_SIZE + 1, DIR_ENTRY_SIZE):
+        lead = data[off]
         if lead == 0:
             break
-        attr = mv[off + 11]
+        attr = data[off + 11]
         if lead == 0xE5:
-            if slots:
+            if pending:
                 issues.append((first_slot, "long-name slots not followed by their short entry "
                                            "(ignored)"))
-                slots = []
+                pending = 0
             continue
         if attr & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME:
             order = lead & 0x3F
-            chk = mv[off + 13]
+            chk = data[off + 13]
             if lead & LAST_LONG_ENTRY:
-                if slots:
+                if pending:
                     issues.append((first_slot, "long-name sequence interrupted by a new one "
                                                "(ignored)"))
                 if not 1 <= order <= MAX_SLOTS or lead & 0x80:
                     issues.append((off, f"long-name slot with order {order} (must be "
                                         f"1..{MAX_SLOTS}; ignored)"))
-                    slots = []
+                    pending = 0
                     continue
-                slots = [_slot_units(mv, off)]
+                pending = 1
                 checksum, expect, first_slot = chk, order - 1, off
-            elif slots and order == expect and chk == checksum and order >= 1:
-                slots.append(_slot_units(mv, off))
+            elif pending and order == expect and chk == checksum and order >= 1:
+                pending += 1
                 expect -= 1
-            elif slots and order == expect:
+            elif pending and order == expect:
                 issues.append((off, f"long-name slot {order} has checksum {chk}, the slots "
                                     f"before it {checksum} (ignored)"))
-                slots = []
+                pending = 0
             else:
                 issues.append((off, f"long-name slot {order} out of sequence (ignored)"))
-                slots = []
+                pending = 0
             continue
         (name11, attr, nt_res, ctenth, ctime, cdate, _ad, hi, wtime, wdate, lo,
-         size) = _ENTRY.unpack_from(mv, off)
-        cluster = (hi << 16 | lo) if fat32 else lo
-        units = None
-        name = None
+         size) = unpack_from(data, off)
+        lfn = name = None
         lfn_off = off
-        if slots:
+        if pending:
             if expect != 0:
                 issues.append((first_slot, f"long name is missing slots 1..{expect}; the "
                                            "short name is used"))
-            elif checksum != lfn_checksum(name11):
-                issues.append((first_slot, f"long-name checksum {checksum} does not match "
-                                           f"the short name {bytes(name11)!r} "
-                                           f"({lfn_checksum(name11)}); the short name is used"))
             else:
-                cand = tuple(u for s in reversed(slots) for u in s)
-                name = _long_name(cand)
-                if name is None:
-                    issues.append((first_slot, "long name is empty or not valid UTF-16; the "
-                                               "short name is used"))
+                # lfn_checksum(name11), unrolled
+                s = ror[name11[0]] + name11[1] & 0xFF
+                s = ror[s] + name11[2] & 0xFF
+                s = ror[s] + name11[3] & 0xFF
+                s = ror[s] + name11[4] & 0xFF
+                s = ror[s] + name11[5] & 0xFF
+                s = ror[s] + name11[6] & 0xFF
+                s = ror[s] + name11[7] & 0xFF
+                s = ror[s] + name11[8] & 0xFF
+                s = ror[s] + name11[9] & 0xFF
+                s = ror[s] + name11[10] & 0xFF
+                if checksum != s:
+                    issues.append((first_slot, f"long-name checksum {checksum} does not match "
+                                               f"the short name {name11!r} ({s}); the short "
+                                               "name is used"))
                 else:
-                    units, lfn_off = cand, first_slot
-            slots = []
+                    if off - first_slot == DIR_ENTRY_SIZE:      # one slot, inline
+                        raw = (data[first_slot + 1:first_slot + 11]
+                               + data[first_slot + 14:first_slot + 26]
+                               + data[first_slot + 28:off])
+                    else:
+                        raw = _slot_bytes(data, first_slot, off)
+                    end = raw.find(b"\0\0")
+                    if end > 0 and not end & 1:                 # a terminated name, inline
+                        try:
+                            name = raw[:end].decode("utf-16-le")
+                        except UnicodeDecodeError:
+                            name = None
+                    else:
+                        name = _decode_raw(raw)
+                    if name is None:
+                        issues.append((first_slot, "long name is empty or not valid UTF-16; "
+                                                   "the short name is used"))
+                    else:
+                        lfn, lfn_off = raw, first_slot
+            pending = 0
         if attr & ATTR_VOLUME_ID and not attr & ATTR_DIRECTORY:
             kind = "label"
         elif name11 == DOT:
@@ -148,10 +209,22 @@ def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int,
             kind = "dotdot"
         else:
             kind = "dir" if attr & ATTR_DIRECTORY else "file"
-        if name is None:
-            name = parse_short(name11, nt_res if units is None else 0)
-        records.append(Record(name, kind, bytes(name11), attr, nt_res, cluster, size, wdate,
-                              wtime, off, lfn_off, units, (cdate, ctime, ctenth)))
-    if slots:
+        if name is None:                    # (so lfn is None too)
+            if name11.isascii() and lead != 5:
+                # parse_short(name11, nt_res), inline: cp437 is ASCII below 0x80
+                text = name11.decode("ascii")
+                base = text[:8].rstrip(" ")
+                ext = text[8:].rstrip(" ")
+                if nt_res & NT_LOWER_BASE:
+                    base = base.lower()
+                if ext:
+                    name = f"{base}.{ext.lower() if nt_res & NT_LOWER_EXT else ext}"
+                else:
+                    name = base
+            else:
+                name = parse_short(name11, nt_res)
+        append(new(Record, (name, kind, name11, attr, nt_res, (hi << 16 | lo) if fat32 else lo,
+                            size, wdate, wtime, off, lfn_off, lfn, (cdate, ctime, ctenth))))
+    if pending:
         issues.append((first_slot, "long-name slots at the end of the directory (ignored)"))
     return records, issues

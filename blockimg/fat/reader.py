@@ -77,7 +77,7 @@ class FatImage(Image):
         self._run_len = array("q")
         self._run_owner = array("q")
         self._owners: List[str] = []
-        self._times: Dict[Tuple[int, int], int] = {}     # FAT date/time -> Unix time
+        self._times: Dict[int, int] = {}     # FAT date << 16 | time -> Unix time
         self._device_size = device.size
         try:
             self.geometry = parse(device.pread(0, min(device.size, 512)), device.size)
@@ -187,7 +187,7 @@ class FatImage(Image):
         stack = [("", root, root_cluster, iter(self._records("", root)))]
         while stack:
             path, extents, cluster, it = stack[-1]
-            rec = next(it, None)
+            rec = self._files(path, extents, it)
             if rec is None:
                 stack.pop()
                 on_path.discard(cluster)
@@ -197,6 +197,60 @@ class FatImage(Image):
                 cpath, cext, ccl = child
                 on_path.add(ccl)
                 stack.append((cpath, cext, ccl, iter(self._records(cpath, cext))))
+
+    def _files(self, dirpath: str, dir_extents, it) -> Optional[Record]:
+        """Index the records of ``it`` up to its next subdirectory (returned; None at the end).
+
+        A whole file (its chain one run of exactly the clusters its size needs,
+        inside the image: the common case) is indexed here inline, as
+        :meth:`_entry` would; every other record goes through :meth:`_entry`.
+        """
+        prefix = dirpath + "/" if dirpath else ""
+        where = None if self.strict else self._where
+        times = self._times
+        index = self._index
+        chain = self.fat.chain
+        max_cluster = self.geometry.max_cluster
+        cs = self._cluster_size
+        base = self._data_offset - 2 * cs
+        dev_size = self._device_size
+        owners = self._owners
+        own_start, own_len = self._run_start.append, self._run_len.append
+        own_id = self._run_owner.append
+        entry = self._entry
+        for rec in it:
+            name, kind, _short, attr, _nt, c, size, wdate, wtime, off, _lo, _lfn, _crt = rec
+            if kind != "file":
+                if kind == "dir":
+                    return rec
+                entry(dirpath, dir_extents, rec, None, None)
+                continue
+            if size > 0 and 2 <= c <= max_cluster:
+                need = -(-size // cs)
+                try:
+                    runs = chain(c, need)
+                except ChainError:
+                    runs = None
+                dev = base + c * cs
+                if runs is not None and len(runs) == 1 and runs[0][1] == need \
+                        and dev + size <= dev_size:
+                    path = prefix + name
+                    if where is not None:
+                        where[path] = (dirpath, off)
+                    stamp = wdate << 16 | wtime
+                    mtime = times.get(stamp)
+                    if mtime is None:
+                        mtime = times[stamp] = unix_time(wdate, wtime)
+                    own_id(len(owners))
+                    owners.append(path)
+                    own_start(c)
+                    own_len(need)
+                    index[path] = EntryInfo(path, "file", size, mtime,
+                                            0o444 if attr & ATTR_READ_ONLY else 0o644,
+                                            ((dev, size),))
+                    continue
+            entry(dirpath, dir_extents, rec, None, None)
+        return None
 
     def _records(self, path: str, extents) -> List[Record]:
         """The directory's records, with names checked and duplicates dropped."""
@@ -214,7 +268,7 @@ class FatImage(Image):
                 if name and name != "." and name != ".." and "/" not in name \
                         and "\0" not in name:
                     # The common case, as below: a plain name, seen once.
-                    key = fold(name)
+                    key = name.upper() if name.isascii() else fold(name)
                     if key not in seen:
                         seen[key] = name
                         out.append(rec)
@@ -268,7 +322,7 @@ class FatImage(Image):
         path = f"{dirpath}/{rec.name}" if dirpath else rec.name
         if not self.strict:
             self._where[path] = (dirpath, rec.offset)
-        stamp = (rec.wdate, rec.wtime)
+        stamp = rec.wdate << 16 | rec.wtime
         mtime = self._times.get(stamp)
         if mtime is None:
             mtime = self._times[stamp] = unix_time(rec.wdate, rec.wtime)
