@@ -392,7 +392,13 @@ class Image:
         return None
 
     def _copy_data(self, info: EntryInfo, fd: int) -> None:
-        if ImageFile(self.device, info).copy_to(fd) != info.size:
+        # What ImageFile(info).copy_to(fd) does for a whole file, without the file
+        # object (this runs once per extracted file).
+        copy = self.device.copy_to
+        done = 0
+        for at, n in info.extents:
+            done += copy(at, n, fd)
+        if done != info.size:
             raise CorruptImage("file data ends early", field=info.path)
 
     # -- summary -----------------------------------------------------------
