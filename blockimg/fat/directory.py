@@ -90,6 +90,69 @@ class NamedEntry:
                                            self.mtime)
 
 
+_new_named = object.__new__
+
+
+def named_fast(short: bytes, lfn_bytes: bytes, attr: int, mtime: int, size: int,
+               source: object) -> NamedEntry:
+    """A :class:`NamedEntry` whose name is ``source.name``, LFN slots given joined.
+
+    The same object as ``NamedEntry(source.name, short, lfn, ...)`` without the
+    name comparison (the planner's hot path; tested equal).
+    """
+    n = _new_named(NamedEntry)
+    n._name = None
+    n.short = short
+    n.lfn_bytes = lfn_bytes
+    n.attr = attr
+    n.mtime = mtime
+    n.size = size
+    n.cluster = 0
+    n.source = source
+    return n
+
+
+_MID = struct.Struct("<BBBHHHHHH")     # DIR_Attr .. DIR_WrtDate (15 bytes)
+_LO_SIZE = struct.Struct("<HI")        # DIR_FstClusLO, DIR_FileSize
+_MIDS: dict = {}                        # (attr, mtime, cluster >> 16) -> 15 bytes
+
+
+def children_bytes(children) -> List[bytes]:
+    """``[c.to_bytes() for c in children]`` as pieces to join (the same bytes, tested).
+
+    Everything of a short entry between the name and the low cluster word
+    depends only on the attribute, the time and the high cluster word, and is
+    packed once per distinct triple.
+    """
+    out: List[bytes] = []
+    add = out.append
+    mids = _MIDS
+    lo_size = _LO_SIZE.pack
+    for c in children:
+        cluster = c.cluster
+        key = (c.attr, c.mtime, cluster >> 16)
+        mid = mids.get(key)
+        if mid is None:
+            if len(mids) > 4096:
+                mids.clear()
+            got = _TIMES.get(key[1])
+            if got is None:
+                got = fat_datetime(key[1])
+            date, tod, tenth = got
+            mid = mids[key] = _MID.pack(key[0], 0, tenth, tod, date, date, key[2], tod, date)
+        short = c.short
+        if len(short) != 11:
+            add(c.to_bytes())       # padded or cut by the struct, as pack_entry does
+            continue
+        lfn = c.lfn_bytes
+        if lfn:
+            add(lfn)
+        add(short)
+        add(mid)
+        add(lo_size(cluster & 0xFFFF, c.size))
+    return out
+
+
 def needs_lfn(name: str) -> bool:
     """Every name that is not an all-upper-case legal 8.3 name gets LFN slots."""
     return not is_short_name(name)
@@ -105,4 +168,4 @@ def make_named(name: str, short: bytes, *, attr: int, mtime: int, size: int,
     return NamedEntry(name, short, lfn, attr, mtime, size, source)
 
 
-__all__ += ["needs_lfn", "make_named", "short_name_bytes"]
+__all__ += ["needs_lfn", "make_named", "short_name_bytes", "named_fast", "children_bytes"]

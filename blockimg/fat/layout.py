@@ -25,10 +25,13 @@ from ..record import field, record
 from ..source import Kind, SourceEntry, SourceTree
 from ..units import align_up, ceil_div
 from . import table
-from .directory import NamedEntry, dot_entries, file_attr, label_entry, make_named
-from .names import ShortNames, check_name, fold, is_short_name, short_name_bytes
+from .directory import (NamedEntry, children_bytes, dot_entries, file_attr, label_entry,
+                        make_named)
+from .names import (_BAD_ASCII_JOINED_RE, _SHORT_CI_RE, MAX_NAME_UNITS, ShortNames,
+                    check_name, fold, is_short_name, lfn_bytes_many, ocaml_fat_short_lookup,
+                    short_name_bytes)
 from .options import Options
-from .structs import DIR_ENTRY_SIZE, FAT_EPOCH
+from .structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, DIR_ENTRY_SIZE, FAT_EPOCH
 
 __all__ = ["Geometry", "DirPlan", "FilePlan", "FatPlan", "plan", "cluster_size_for",
            "MAX_FILE_SIZE", "MAX_DIR_ENTRIES", "ROOT_ALIGN_LIMIT"]
@@ -177,7 +180,9 @@ class DirPlan:
         return self.path == ""
 
     def entry_count(self, label: bool) -> int:
-        n = sum(c.slots for c in self.children)
+        children = self.children
+        # sum(c.slots for c in children): the LFN slots are whole 32-byte entries.
+        n = sum([len(c.lfn_bytes) for c in children]) // DIR_ENTRY_SIZE + len(children)
         if not self.is_root:
             n += 2
         elif label:
@@ -210,6 +215,10 @@ class FilePlan:
     def __repr__(self) -> str:
         return (f"FilePlan(entry={self.entry!r}, first_cluster={self.first_cluster}, "
                 f"clusters={self.clusters})")
+
+
+_new_object = object.__new__
+_set_entry, _set_first, _set_clusters = [FilePlan.__dict__[k].__set__ for k in FilePlan.__slots__]
 
 
 @record(frozen=True)
@@ -269,6 +278,10 @@ def plan(tree: SourceTree, options: Options) -> FatPlan:
     """Lay out ``tree`` as a FAT volume (pure: reads no file, writes nothing)."""
     if not isinstance(options, Options):
         raise InvalidInput("options must be a blockimg.fat.Options", rule="format options")
+    return _plan(tree, options)
+
+
+def _plan(tree: SourceTree, options: Options) -> FatPlan:
     root, dirs, files = _directories(tree, options)
     label = options.label is not None and not options.mirage
     root_entries = root.entry_count(label)
@@ -284,13 +297,25 @@ def plan(tree: SourceTree, options: Options) -> FatPlan:
         cluster += d.clusters
         run_ends.append(cluster - 1)
     placed = []
+    add_placed = placed.append
+    add_end = run_ends.append
+    new, set_entry, set_first, set_clusters = _new_object, _set_entry, _set_first, _set_clusters
     for named, entry in files:
-        n = ceil_div(entry.size, csize)
-        named.cluster = cluster if n else 0
-        placed.append(FilePlan(entry, named.cluster, n))
-        if n:
+        f = new(FilePlan)       # FilePlan(entry, first cluster, clusters), made faster
+        set_entry(f, entry)
+        size = entry.size
+        if size:
+            n = -(-size // csize)
+            named.cluster = cluster
+            set_first(f, cluster)
+            set_clusters(f, n)
             cluster += n
-            run_ends.append(cluster - 1)
+            add_end(cluster - 1)
+        else:
+            named.cluster = 0
+            set_first(f, 0)
+            set_clusters(f, 0)
+        add_placed(f)
     assert cluster <= geo.cluster_count + 2, (cluster, geo)
     for d in dirs:
         d.named.cluster = d.first_cluster
@@ -302,7 +327,7 @@ def plan(tree: SourceTree, options: Options) -> FatPlan:
         else:
             parent = d.parent.first_cluster if d.parent and not d.parent.is_root else 0
             parts.append(dot_entries(d.first_cluster, parent, d.mtime))
-        parts.extend(c.to_bytes() for c in d.children)
+        parts += children_bytes(d.children)
         d.data = b"".join(parts)
     return FatPlan(options, geo, root, tuple(order), tuple(placed), cluster, tuple(run_ends))
 
@@ -320,41 +345,50 @@ def _directories(tree: SourceTree, opts: Options):
     by_path: Dict[str, DirPlan] = {"": root}
     kids: Dict[str, List[SourceEntry]] = {"": []}
     dirs: List[DirPlan] = []
-    for e in tree.entries:
-        if e.kind in (Kind.SYMLINK, Kind.HARDLINK):
-            raise InvalidInput(f"is a {e.kind.value}; FAT cannot store links (build without "
+    entries = tree.entries
+    FILE, DIR = Kind.FILE, Kind.DIR
+    get_kids = kids.get
+    for e in entries:
+        kind = e.kind
+        if kind is FILE:
+            if e.size > MAX_FILE_SIZE:
+                raise InvalidInput(f"is {e.size} bytes; FAT files must be smaller than 4 GiB",
+                                   path=e.path, rule="FAT file size < 4 GiB")
+        elif kind is Kind.SYMLINK or kind is Kind.HARDLINK:
+            raise InvalidInput(f"is a {kind.value}; FAT cannot store links (build without "
                                "--keep-links to store copies of their targets)", path=e.path,
                                rule="FAT has no links")
-        if e.kind is Kind.FILE and e.size > MAX_FILE_SIZE:
-            raise InvalidInput(f"is {e.size} bytes; FAT files must be smaller than 4 GiB",
-                               path=e.path, rule="FAT file size < 4 GiB")
-        parent = e.parent
-        if parent not in by_path:
+        path = e.path
+        parent = path.rpartition("/")[0]       # e.parent
+        siblings = get_kids(parent)
+        if siblings is None:
             _implicit_dirs(parent, by_path, kids, dirs)
-        kids[parent].append(e)
-        if e.kind is Kind.DIR:
-            if e.path in by_path:
-                raise InvalidInput("given twice", path=e.path, rule="unique paths")
-            d = DirPlan(e.path, e.mtime, parent=by_path[parent])
-            by_path[e.path] = d
-            kids[e.path] = []
+            siblings = kids[parent]
+        siblings.append(e)
+        if kind is DIR:
+            if path in by_path:
+                raise InvalidInput("given twice", path=path, rule="unique paths")
+            d = DirPlan(path, e.mtime, parent=by_path[parent])
+            by_path[path] = d
+            kids[path] = []
             dirs.append(d)
-    files = []
+    label = opts.label is not None and not opts.mirage
+    nexts = {}                  # directory path -> the next of its files' NamedEntry
     for path, d in by_path.items():
         named = _name_children(path, kids[path], opts)
-        for n, e in named:
-            d.children.append(n)
-            if e.kind is Kind.DIR:
-                by_path[e.path].named = n
-            else:
-                files.append((n, e))
-        count = d.entry_count(opts.label is not None and not opts.mirage)
+        d.children += named
+        nexts[path] = iter([n for n in named if not n.attr & ATTR_DIRECTORY]).__next__
+        for n in [n for n in named if n.attr & ATTR_DIRECTORY]:
+            by_path[n.source.path].named = n
+        count = d.entry_count(label)
         if count > MAX_DIR_ENTRIES:
             raise InvalidInput(f"directory needs {count} entries (long names take several)",
                                path=path or "/", rule=f"at most {MAX_DIR_ENTRIES} entries "
                                                       "per FAT directory")
-    order = {e.path: i for i, e in enumerate(tree.entries)}
-    files.sort(key=lambda ne: order[ne[1].path])
+    # Files in tree order (every path once: a second one was refused while naming), each
+    # the next file of its directory (no map from every entry to its name: less memory).
+    files = [(nexts[e.path.rpartition("/")[0]](), e) for e in entries if e.kind is not DIR]
+    order = {e.path: i for i, e in enumerate(entries) if e.kind is DIR}
     dirs.sort(key=lambda d: order.get(d.path, -1))
     return root, dirs, files
 
@@ -375,7 +409,119 @@ def _implicit_dirs(path: str, by_path, kids, dirs) -> None:
 
 
 def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options):
-    """Check names, refuse case collisions, assign short names (legal ones reserved first)."""
+    """Check names, refuse case collisions, assign short names (legal ones reserved first).
+
+    Returns a :class:`NamedEntry` per entry (``source``: the entry), in order.
+    A directory of plain ASCII names is checked all at once; every other name,
+    and every short name that is taken or lossy, goes through the general
+    functions of :mod:`.names` (the results and the errors are the same: tested
+    against :func:`_name_children_general`).
+    """
+    mirage = opts.mirage
+    plen = len(dir_path) + 1 if dir_path else 0
+    names = [e.path[plen:] for e in entries]      # == e.name: their parent is dir_path
+    keys = _plain_keys(names, mirage)
+    if keys is None:
+        keys = _checked_keys(entries, names, mirage)
+    short_ci = _SHORT_CI_RE.fullmatch
+    # Names that are legal short names already (upper-case 8.3) are reserved first.
+    legal = []
+    for name in [n for n, k in zip(names, keys) if n == k]:
+        if short_ci(name) is not None:
+            base, _, ext = name.partition(".")
+            legal.append((base.ljust(8) + ext.ljust(3)).encode("ascii"))
+    gen = ShortNames(legal)
+    taken = gen.taken
+    shorts = []                 # the short name of every entry
+    add_short = shorts.append
+    longs = []                  # whether it gets LFN slots
+    add_long = longs.append
+    long_names = []             # the names that get LFN slots, and their short names
+    long_shorts = []
+    for name, key in zip(names, keys):
+        if short_ci(name) is None:
+            short = gen.generate(name)
+        else:
+            # 8.3 once upper-cased: the upper-cased name is the short name, when free.
+            base, _, ext = key.partition(".")
+            short = (base.ljust(8) + ext.ljust(3)).encode("ascii")
+            if key == name:     # a legal short name (reserved above): no LFN
+                add_short(short)
+                add_long(False)
+                continue
+            if short in taken:
+                short = gen.generate(name)
+            else:
+                taken.add(short)      # what gen.generate(name) gives first
+        add_short(short)
+        add_long(True)
+        long_names.append(name)
+        long_shorts.append(short)
+    lfns = iter(lfn_bytes_many(long_names, long_shorts, mirage))
+    out = []
+    add = out.append
+    DIR = Kind.DIR
+    new = _new_object
+    for e, short, long in zip(entries, shorts, longs):
+        # NamedEntry(e.name, short, lfn, attr, e.mtime, size, e), made faster
+        n = new(NamedEntry)
+        n._name = None
+        n.short = short
+        n.lfn_bytes = next(lfns) if long else b""
+        if e.kind is DIR:
+            n.attr = ATTR_DIRECTORY if e.mode & 0o222 else ATTR_DIRECTORY | ATTR_READ_ONLY
+            n.size = 0
+        else:
+            n.attr = ATTR_ARCHIVE if e.mode & 0o222 else ATTR_ARCHIVE | ATTR_READ_ONLY
+            n.size = e.size
+        n.mtime = e.mtime
+        n.cluster = 0
+        n.source = e
+        add(n)
+    return out
+
+
+def _plain_keys(names: List[str], mirage: bool) -> Optional[List[str]]:
+    """The fold keys of a directory's names when every one is plain ASCII that no rule of
+    :func:`check_name` objects to and no two collide; None when any needs a closer look."""
+    joined = "/".join(names)        # a name never holds "/"
+    if not joined.isascii() or _BAD_ASCII_JOINED_RE.search(joined) is not None or \
+            joined.endswith((".", " ")) or "./" in joined or " /" in joined or \
+            max(map(len, names), default=0) > MAX_NAME_UNITS:
+        return None
+    keys = joined.upper().split("/") if names else []
+    if len(set(keys)) != len(keys):
+        return None
+    if mirage:
+        short_ci = _SHORT_CI_RE.fullmatch
+        for name in [n for n, k in zip(names, keys) if n == k]:
+            if short_ci(name) is None and ocaml_fat_short_lookup(name) is not None:
+                return None
+    return keys
+
+
+def _checked_keys(entries: Sequence[SourceEntry], names: List[str], mirage: bool) -> List[str]:
+    """:func:`_plain_keys` one entry at a time, raising at the first name refused."""
+    seen: Dict[str, str] = {}
+    keys = []
+    for e, name in zip(entries, names):
+        path = e.path
+        check_name(name, path=path, mirage=mirage)
+        key = fold(name)
+        prev = seen.get(key)
+        if prev is not None:
+            if prev == path:
+                raise InvalidInput("given twice", path=path, rule="unique paths")
+            raise InvalidInput(f"{prev!r} and {path!r} differ only in case, which FAT "
+                               "does not distinguish", path=path,
+                               rule="FAT names are case-insensitive")
+        seen[key] = path
+        keys.append(key)
+    return keys
+
+
+def _name_children_general(dir_path: str, entries: Sequence[SourceEntry], opts: Options):
+    """:func:`_name_children` through the general functions only (the reference)."""
     seen: Dict[str, str] = {}
     mirage = opts.mirage
     names = []
@@ -400,9 +546,9 @@ def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options)
     for e, name, ok in zip(entries, names, short_ok):
         short = short_name_bytes(name) if ok else gen.generate(name)
         is_dir = e.kind is DIR
-        out.append((make_named(name, short, attr=file_attr(e.mode, is_dir), mtime=e.mtime,
-                               size=0 if is_dir else e.size, always_terminate=mirage,
-                               source=e, lfn=not ok), e))
+        out.append(make_named(name, short, attr=file_attr(e.mode, is_dir), mtime=e.mtime,
+                              size=0 if is_dir else e.size, always_terminate=mirage,
+                              source=e, lfn=not ok))
     return out
 
 

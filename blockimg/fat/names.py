@@ -20,8 +20,9 @@ from . import structs
 from .structs import ATTR_LONG_NAME, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT, STRUCT_FORMATS
 
 __all__ = ["SHORT_CHARS", "LFN_UNITS", "MAX_NAME_UNITS", "MAX_SLOTS", "is_short_name",
-           "short_name_bytes", "parse_short", "lfn_checksum", "utf16_units", "lfn_units",
-           "build_lfn", "LfnSlot", "parse_lfn_slot", "lfn_name", "ShortNames", "check_name",
+           "short_name_bytes", "parse_short", "lfn_checksum", "lfn_checksums", "utf16_units",
+           "lfn_units", "build_lfn", "lfn_bytes", "lfn_bytes_many", "LfnSlot", "parse_lfn_slot",
+           "lfn_name", "ShortNames", "check_name",
            "fold", "ocaml_fat_short_lookup"]
 
 #: Characters a short name may hold besides A-Z and 0-9 (spec section 6.1; ASCII only here).
@@ -40,8 +41,15 @@ assert _LFN.size == structs.SIZES["LfnEntry"]
 _SHORT_CLASS = "[" + re.escape("".join(sorted(SHORT_CHARS))) + "]"
 #: An all-upper-case legal 8.3 name: what ``is_short_name`` accepts.
 _SHORT_RE = re.compile(f"{_SHORT_CLASS}{{1,8}}(?:\\.{_SHORT_CLASS}{{1,3}})?")
+_SHORT_CI_CLASS = "[" + re.escape("".join(sorted(SHORT_CHARS))
+                                   + "abcdefghijklmnopqrstuvwxyz") + "]"
+#: A name that is a legal 8.3 name once upper-cased (ASCII): its short name is the
+#: upper-cased name itself when free (``_basis`` of it loses nothing).
+_SHORT_CI_RE = re.compile(f"{_SHORT_CI_CLASS}{{1,8}}(?:\\.{_SHORT_CI_CLASS}{{1,3}})?")
 #: An ASCII character no FAT name may hold (forbidden or control).
 _BAD_ASCII_RE = re.compile('[\x00-\x1f\x7f' + re.escape(FORBIDDEN) + ']')
+#: ``_BAD_ASCII_RE`` but for "/": searches names joined by "/" (no name holds one).
+_BAD_ASCII_JOINED_RE = re.compile('[\x00-\x1f\x7f' + re.escape(FORBIDDEN.replace("/", "")) + ']')
 #: An ASCII character (after upper-casing) that a short name cannot hold.
 _NOT_SHORT_RE = re.compile("[^" + re.escape("".join(sorted(SHORT_CHARS))) + "]")
 _TO_SHORT = {c: (chr(c) if chr(c) in SHORT_CHARS else "_") for c in range(128)}
@@ -95,6 +103,48 @@ _ROR = bytes(((s & 1) << 7) | (s >> 1) for s in range(256))   # rotate a byte ri
 
 def lfn_checksum(short: bytes) -> int:
     """The LDIR_Chksum of an 11-byte short name."""
+    if len(short) != 11:
+        return _lfn_checksum_general(short)
+    # The loop of _lfn_checksum_general, unrolled (equal: tested).
+    r = _ROR
+    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10 = bytes(short)
+    s = a0          # (ror(0) + a0) & 0xFF
+    s = (r[s] + a1) & 0xFF
+    s = (r[s] + a2) & 0xFF
+    s = (r[s] + a3) & 0xFF
+    s = (r[s] + a4) & 0xFF
+    s = (r[s] + a5) & 0xFF
+    s = (r[s] + a6) & 0xFF
+    s = (r[s] + a7) & 0xFF
+    s = (r[s] + a8) & 0xFF
+    s = (r[s] + a9) & 0xFF
+    return (r[s] + a10) & 0xFF
+
+
+def lfn_checksums(shorts: bytes) -> bytes:
+    """The LDIR_Chksum of every 11-byte short name in ``shorts`` (concatenated), as bytes.
+
+    All names at once, a byte position at a time: the rotation is a
+    ``bytes.translate`` of every running sum, the addition (mod 256 in each byte)
+    one big-integer SWAR addition. Equal to :func:`lfn_checksum` of each (tested).
+    """
+    if len(shorts) % 11:
+        raise ValueError("short names are 11 bytes each")
+    n = len(shorts) // 11
+    if n < 16:
+        return bytes([lfn_checksum(shorts[i:i + 11]) for i in range(0, 11 * n, 11)])
+    low7 = int.from_bytes(b"\x7f" * n, "little")
+    high = int.from_bytes(b"\x80" * n, "little")
+    s = shorts[0::11]
+    ror = _ROR
+    for k in range(1, 11):
+        a = int.from_bytes(s.translate(ror), "little")
+        b = int.from_bytes(shorts[k::11], "little")
+        s = (((a & low7) + (b & low7)) ^ ((a ^ b) & high)).to_bytes(n, "little")
+    return s
+
+
+def _lfn_checksum_general(short: bytes) -> int:
     s = 0
     ror = _ROR
     for c in bytes(short):
@@ -142,6 +192,151 @@ def build_lfn(name: str, short: bytes, *, always_terminate: bool) -> List[bytes]
         slots.append(_LFN.pack(i | (LAST_LONG_ENTRY if i == count else 0), part[:10],
                                ATTR_LONG_NAME, 0, chk, part[10:22], 0, part[22:26]))
     return slots
+
+
+def _lfn_pad(n: int, always_terminate: bool) -> bytes:
+    """What follows ``n`` name units in the slots: the terminator and 0xFFFF padding."""
+    pad = b""
+    if n % LFN_UNITS or always_terminate:
+        pad = b"\0\0"
+        n += 1
+    return pad + b"\xff\xff" * (-n % LFN_UNITS)
+
+
+#: Padding after n units (n < 2 slots' worth), without and with the Mirage terminator.
+_LFN_PADS = ([_lfn_pad(n, False) for n in range(2 * LFN_UNITS)],
+             [_lfn_pad(n, True) for n in range(2 * LFN_UNITS)])
+_LFN_1 = _LFN
+_LFN_2 = struct.Struct(STRUCT_FORMATS["LfnEntry"] + STRUCT_FORMATS["LfnEntry"][1:])
+
+
+def lfn_bytes(name: str, short: bytes, always_terminate: bool,
+              chk: Optional[int] = None) -> bytes:
+    """``b"".join(build_lfn(name, short, always_terminate=...))``, faster for 1-2 slots.
+
+    ``chk``: ``lfn_checksum(short)`` when the caller has it already.
+    """
+    raw = name.encode("utf-16-le", "surrogatepass")
+    n = len(raw) >> 1
+    if n >= 2 * LFN_UNITS:
+        return b"".join(build_lfn(name, short, always_terminate=always_terminate))
+    raw += _LFN_PADS[always_terminate][n]
+    if chk is None:
+        chk = lfn_checksum(short)
+    if len(raw) == 26:
+        return _LFN_1.pack(0x41, raw[:10], ATTR_LONG_NAME, 0, chk, raw[10:22], 0, raw[22:])
+    return _LFN_2.pack(0x42, raw[26:36], ATTR_LONG_NAME, 0, chk, raw[36:48], 0, raw[48:],
+                       0x01, raw[:10], ATTR_LONG_NAME, 0, chk, raw[10:22], 0, raw[22:26])
+
+
+_SHARED: dict = {}      # one object per distinct padding text (the tables hold many refs)
+
+
+def _lfn_pad_str(n: int, always_terminate: bool) -> str:
+    """:func:`_lfn_pad` as text (U+0000, U+FFFF), to append before encoding."""
+    text = _lfn_pad(n, always_terminate).decode("utf-16-le")
+    return _SHARED.setdefault(text, text)
+
+
+_LFN_PAD_STRS = ([_lfn_pad_str(n, False) for n in range(MAX_NAME_UNITS + 1)],
+                 [_lfn_pad_str(n, True) for n in range(MAX_NAME_UNITS + 1)])
+#: Slots taken by a name of n units (0..255), without and with the Mirage terminator.
+_LFN_COUNTS = tuple([(n + len(_LFN_PAD_STRS[t][n])) // LFN_UNITS
+                     for n in range(MAX_NAME_UNITS + 1)] for t in (0, 1))
+#: Below this many names of one slot count, :func:`lfn_bytes_many` builds them one by one.
+_LFN_BULK = 8
+
+
+def lfn_bytes_many(names: List[str], shorts: List[bytes],
+                   always_terminate: bool) -> List[bytes]:
+    """``[lfn_bytes(n, s, always_terminate) for n, s in zip(names, shorts)]``, in bulk.
+
+    Names taking the same number of slots are encoded as one text, their
+    checksums computed together (:func:`lfn_checksums`), and their slots
+    assembled field by field with strided copies; equal to :func:`build_lfn`
+    of each (tested). Names with characters past U+FFFF, or too long, go one
+    by one through :func:`lfn_bytes`.
+    """
+    term = 1 if always_terminate else 0
+    if not names:
+        return []
+    text = "".join(names)
+    lens = list(map(len, names))
+    if max(lens) > MAX_NAME_UNITS or set(map(len, shorts)) != {11} or (
+            not text.isascii() and
+            len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text)):
+        # Too long, odd short names, or surrogate pairs: one by one (errors in order).
+        return [lfn_bytes(n, s, always_terminate) for n, s in zip(names, shorts)]
+    # From here on every name is at most 255 units: at most 20 slots, nothing to refuse.
+    counts = _LFN_COUNTS[term]
+    ks = [counts[n] for n in lens]
+    top = max(ks)
+    if top <= 2 or ks.count(top) == len(ks):
+        return _lfn_block(names, lens, shorts, ks, top, term)
+    # Longer names: one block per slot count (no block padded to the longest name).
+    out: List[bytes] = [b""] * len(names)
+    for k in set(ks):
+        idx = [i for i, x in enumerate(ks) if x == k]
+        got = _lfn_block([names[i] for i in idx], [lens[i] for i in idx],
+                         [shorts[i] for i in idx], [k] * len(idx), k, term)
+        for i, b in zip(idx, got):
+            out[i] = b
+    return out
+
+
+_LFN_FILL: dict = {}    # (term, top) -> per name length: its padding, then filler slots
+
+
+def _lfn_block(names: List[str], lens: List[int], shorts: List[bytes], ks: List[int],
+               top: int, term: int) -> List[bytes]:
+    """:func:`lfn_bytes_many` of names taking ``ks`` (at most ``top``) slots each.
+
+    Every name gets a block of ``top`` slots; a name of k slots is the last k of
+    its block, the ones before are filler that is cut off.
+    """
+    m = len(names)
+    units = b""
+    if m >= _LFN_BULK:
+        pads = _LFN_FILL.get((term, top))
+        if pads is None:
+            counts = _LFN_COUNTS[term]
+            pads = _LFN_FILL[term, top] = [
+                _SHARED.setdefault(t, t) for t in (
+                    p + "\0" * (LFN_UNITS * (top - counts[n])) if counts[n] <= top else p
+                    for n, p in enumerate(_LFN_PAD_STRS[term]))]
+        units = "".join([n + pads[k] for n, k in zip(names, lens)]).encode(
+            "utf-16-le", "surrogatepass")
+    if len(units) != 26 * top * m:      # few, or surrogate pairs (more units than chars)
+        return [lfn_bytes(n, s, bool(term)) for n, s in zip(names, shorts)]
+    chks = lfn_checksums(b"".join(shorts))
+    uniform = ks.count(top) == m
+    kb = bytes(ks)
+    src, dst = 26 * top, 32 * top
+    buf = bytearray(dst * m)
+    for p in range(top):                # on-disk order: the last slot first
+        o = 32 * p
+        u = 26 * (top - 1 - p)          # its units in each name's block
+        order = top - p
+        if uniform:
+            buf[o::dst] = bytes([order | (LAST_LONG_ENTRY if p == 0 else 0)]) * m
+        else:
+            # The first slot of a name is the one whose number is its slot count.
+            table = bytearray([order]) * 256
+            table[order] |= LAST_LONG_ENTRY
+            buf[o::dst] = kb.translate(table)
+        for j in range(10):
+            buf[o + 1 + j::dst] = units[u + j::src]
+        buf[o + 11::dst] = bytes([ATTR_LONG_NAME]) * m
+        buf[o + 13::dst] = chks
+        for j in range(12):
+            buf[o + 14 + j::dst] = units[u + 10 + j::src]
+        for j in range(4):
+            buf[o + 28 + j::dst] = units[u + 22 + j::src]
+    data = bytes(buf)
+    if uniform:
+        return [data[i:i + dst] for i in range(0, dst * m, dst)]
+    skip = [32 * (top - k) for k in range(top + 1)]     # a name's filler slots, by k
+    return [data[i + skip[k]:i + dst] for i, k in zip(range(0, dst * m, dst), ks)]
 
 
 class LfnSlot(NamedTuple):

@@ -123,6 +123,16 @@ def fsinfo_sector_construct(plan: FatPlan) -> bytes:
     return raw + bytes(plan.sector_size - len(raw))
 
 
+def _file_records(plan: FatPlan):
+    """``(offset, b"", entry)`` for :meth:`Copier.put_records`, one per file in plan order."""
+    g = plan.geometry
+    base = g.data_offset - 2 * g.cluster_size
+    csize = g.cluster_size
+    head = b""
+    for f in plan.files:
+        yield (base + f.first_cluster * csize if f.clusters else 0), head, f.entry
+
+
 def write(plan: FatPlan, device: BlockDevice, *,
           progress: Optional[Callable[[int, int], None]] = None,
           checksum: bool = False) -> Dict[str, int]:
@@ -168,13 +178,9 @@ def write(plan: FatPlan, device: BlockDevice, *,
         off = g.cluster_offset(d.first_cluster)
         cp.put(off, d.data)
         cp.zero(off + len(d.data), d.clusters * csize - len(d.data))
-    for f in plan.files:
-        if not f.clusters:      # empty: nothing to write, but checked, counted, checksummed
-            cp.put_file(f.entry, 0)
-            continue
-        off = g.cluster_offset(f.first_cluster)
-        cp.put_file(f.entry, off)
-        cp.zero(off + f.entry.size, f.clusters * csize - f.entry.size)
+    # Each file at its first cluster, zeros to the end of its last; an empty file
+    # writes nothing but is still checked, counted and checksummed.
+    cp.put_records(_file_records(plan), csize)
     cp.flush()
     return dict(cp.crcs) if checksum else {}
 
