@@ -16,8 +16,8 @@ from ..source import Kind, SourceEntry
 from .header import _CONST_SUM_TAIL as _TAIL_SUM
 from .header import _TAIL as _HEADER_TAIL
 from .header import _ZERO_IDS
-from .header import (BLOCK, FIELDS, GNU_MAGIC, build_header, checksums, decode_number,
-                     decode_pax, encode_pax, is_base256, padded, split_ustar)
+from .header import (BLOCK, FIELDS, GNU_MAGIC, ascii_sum, build_header, checksums,
+                     decode_number, decode_pax, encode_pax, is_base256, padded, split_ustar)
 
 __all__ = ["encode_entry", "plain_encoder", "pad_entry", "Member", "Decoder", "READ", "ENTRY", "ZERO", "END",
            "MIRAGE_RECORD_LIMIT", "MAX_PAYLOAD", "MAX_CHAIN", "PAX_NAME"]
@@ -339,7 +339,12 @@ class Decoder:
         except ValueError:
             raise _corrupt("header checksum field is not a number (not a tar header?)",
                            offset + 148, "chksum", bytes(raw)) from None
-        if stored == sum(block) - sum(raw) + 256:          # the usual, unsigned sum
+        if isinstance(block, bytes) and block.isascii():
+            # Every byte < 128: the signed and unsigned sums agree, and ascii_sum is
+            # faster than sum().
+            if stored == ascii_sum(block) + 256 - sum(raw):
+                return
+        elif stored == sum(block) - sum(raw) + 256:        # the usual, unsigned sum
             return
         if stored not in checksums(block):
             raise _corrupt(f"header checksum {stored} does not match the header's bytes "

@@ -26,7 +26,8 @@ from ..errors import CorruptImage
 
 __all__ = ["BLOCK", "HEADER", "FIELDS", "USTAR_MAGIC", "GNU_MAGIC", "encode_octal",
            "decode_number", "octal_fits", "checksums", "build_header", "build_with_construct",
-           "split_ustar", "pax_record", "encode_pax", "decode_pax", "padded"]
+           "split_ustar", "pax_record", "encode_pax", "decode_pax", "padded",
+           "ascii_sum"]
 
 BLOCK = 512
 NUL = b"\0"
@@ -168,6 +169,34 @@ def checksums(block: bytes) -> Tuple[int, int]:
     unsigned = sum(b)
     high = BLOCK - len(b.translate(None, _HIGH))
     return unsigned, unsigned - 256 * high
+
+
+_EVEN = int.from_bytes(b"\xff\0" * (BLOCK // 4), "little")
+_LOW1024 = (1 << 1024) - 1
+_LOW512 = (1 << 512) - 1
+_LOW256 = (1 << 256) - 1
+_LOW128 = (1 << 128) - 1
+
+
+def ascii_sum(block: bytes) -> int:
+    """``sum(block)`` of a 512-byte block whose bytes are all < 128 (``block.isascii()``).
+
+    About twice as fast as ``sum``, with no extension module: the two halves,
+    read as integers and added, hold byte pair sums (< 256: no carries); those
+    are added pairwise into 16-bit lanes and the lanes folded together -- exact,
+    as no lane can exceed the total, at most 512 * 127 = 65024 (< 2 ** 16).
+    Every integer stays under 512 bytes (Python's small-object allocator).
+    """
+    n = int.from_bytes(block[:256], "little") + int.from_bytes(block[256:], "little")
+    x = (n & _EVEN) + ((n >> 8) & _EVEN)
+    x = (x & _LOW1024) + (x >> 1024)
+    x = (x & _LOW512) + (x >> 512)
+    x = (x & _LOW256) + (x >> 256)
+    x = (x & _LOW128) + (x >> 128)
+    x = (x & 0xFFFFFFFFFFFFFFFF) + (x >> 64)
+    x = (x & 0xFFFFFFFF) + (x >> 32)
+    # (Folds, not ``% 65535``: the division touches code that peak RSS then counts.)
+    return (x & 0xFFFF) + (x >> 16)
 
 
 def _with_checksum(block: bytes) -> bytes:

@@ -18,7 +18,8 @@ from ..block.base import BlockDevice
 from ..errors import CorruptImage
 from ..image import EntryInfo, Image, normalize_member_path
 from .codec import END, ENTRY, READ, Decoder, Member
-from .header import BLOCK, checksums, decode_number, padded
+from .header import (BLOCK, GNU_MAGIC, ascii_sum, checksums, decode_number, decode_pax,
+                     padded)
 
 __all__ = ["TarImage", "detect"]
 
@@ -27,6 +28,9 @@ WINDOW = 1 << 16
 DENSE = 4096
 SPARSE = 2 * 512
 _ZEROS = bytes(BLOCK)
+#: Typeflags (as ints) the fast path of the scan decodes: file, directory, links.
+_FAST_KIND = {0x30: "file", 0x00: "file", 0x37: "file", 0x35: "dir", 0x32: "symlink",
+              0x31: "hardlink"}
 
 
 def detect(device: BlockDevice) -> bool:
@@ -70,8 +74,47 @@ class _Window:
             return bytes(self.device.pread(offset, n))
         want = WINDOW if step <= DENSE else max(n, SPARSE)
         self.start = offset
+        self.buf = b""                        # the old window goes before the new comes
         self.buf = bytes(self.device.pread(offset, min(want, self.size - offset)))
         return self.buf[:n]
+
+
+#: pax keys that change a member (besides ``GNU.sparse.*``): an ``x`` header with
+#: any of these goes through the Decoder.
+_PAX_KEYS = frozenset((b"path", b"linkpath", b"size", b"mtime"))
+
+
+def _plain_pax(win: _Window, block: bytes, pos: int, dev_size: int):
+    """``(extended, next_pos, next_block)`` for an ``x`` header at ``pos`` that the
+    Decoder would take and whose records change nothing (``atime``, ``ctime``...,
+    as GNU tar's and bsdtar's pax archives have), else None.
+
+    Plain: ASCII, the usual checksum form, a plain octal size of at most 4 KiB,
+    records that decode_pax accepts, and a header block after the payload.
+    """
+    digits = block[148:154]
+    size = block[124:136].rstrip(b" \0")
+    if not (block.isascii() and block[154:156] == b"\0 " and digits.isdigit()
+            and size.isdigit()):
+        return None
+    try:
+        if int(digits, 8) != ascii_sum(block) + 224 - sum(digits):
+            return None
+        n = int(size, 8)
+    except ValueError:
+        return None
+    start = pos + BLOCK
+    nxt = start + padded(n)
+    if n > 4096 or nxt + BLOCK > dev_size:
+        return None
+    try:
+        records = decode_pax(win.get(start, n), start)
+    except CorruptImage:
+        return None
+    for key, _ in records:
+        if key in _PAX_KEYS or key.startswith(b"GNU.sparse."):
+            return None
+    return (("x", pos, n),), nxt, win.get(nxt, BLOCK)
 
 
 class TarImage(Image):
@@ -127,10 +170,28 @@ class TarImage(Image):
 
     # -- the one pass -----------------------------------------------------------
     def _scan(self, replay=None) -> None:
-        """Decode every header; index each entry (or, ``replay``, only hand it over)."""
-        dev_size = self.device.size
-        win = _Window(self.device)
+        """Decode every header; index each entry (or, ``replay``, only hand it over).
+
+        The common header -- ASCII only, plain octal numbers, the usual
+        ``%06o\\0 `` checksum, a file, directory or link, no extended header
+        pending -- is decoded here inline (tested against the Decoder in
+        tests/unit/test_tar_open_fast.py); every other block goes through the Decoder,
+        which gives the same member for those (its state is clean then).
+        """
+        device = self.device
+        dev_size = device.size
+        pread = device.pread
+        window, dense, sparse = WINDOW, DENSE, SPARSE
+        win = _Window(device)
         dec = Decoder()
+        flavours = dec.flavours
+        clean = True                  # the Decoder holds nothing: the fast path may run
+        index = self._index
+        same = getattr(self, "_same", None)
+        add = self._add
+        count = 0
+        fast_kind = _FAST_KIND
+        block_sum = ascii_sum
         pos = 0
         while True:
             if pos + BLOCK > dev_size:
@@ -145,7 +206,106 @@ class TarImage(Image):
                                    else "the archive has no end-of-archive zero blocks "
                                         "(Mirage needs two)"))
                 break
-            action, value = dec.header(win.get(pos, BLOCK), pos)
+            # The header block, through the window (_Window.get, inline).
+            buf = win.buf
+            rel = pos - win.start
+            if 0 <= rel and rel + BLOCK <= len(buf):
+                block = buf[rel:rel + BLOCK]
+            else:
+                want = window if pos - win.last <= dense else max(BLOCK, sparse)
+                win.start = pos
+                win.buf = buf = b""           # the old window goes before the new comes
+                win.buf = buf = bytes(pread(pos, min(want, dev_size - pos)))
+                block = buf[:BLOCK]
+            win.last = pos
+            # -- the fast path: the Decoder would give this same member ------------------
+            hoff = pos
+            ext = ()
+            if clean and block[156] == 0x78:
+                got = _plain_pax(win, block, pos, dev_size)
+                if got is not None:         # an ``x`` header whose records change nothing
+                    ext, xblock = got[0], block
+                    pos, block = got[1], got[2]
+            if clean and block.isascii():
+                kind = fast_kind.get(block[156])
+                digits = block[148:154]
+                if kind is not None and block[154:156] == b"\0 " and digits.isdigit():
+                    size = block[124:136].rstrip(b" \0")
+                    mtime = block[136:148].rstrip(b" \0")
+                    mode = block[100:108].rstrip(b" \0")
+                    try:
+                        # ASCII only: the signed and unsigned sums agree (sum(chksum
+                        # field) is sum(digits) + NUL + space).
+                        ok = (int(digits, 8) == block_sum(block) + 224 - sum(digits)
+                              and size.isdigit() and mtime.isdigit() and mode.isdigit())
+                        if ok:
+                            size = int(size, 8)
+                            mtime = int(mtime, 8)
+                            mode = int(mode, 8) & 0o7777
+                    except ValueError:        # an 8 or 9: the Decoder says what it is
+                        ok = False
+                    end = pos + BLOCK + size + (-size % BLOCK) if ok else 0
+                    if ok and end - (-size % BLOCK) <= dev_size:
+                        i = block.find(b"\0", 0, 100)
+                        name = block[:i] if i >= 0 else block[:100]
+                        if block[257:263] == b"ustar\0":
+                            flavour = "ustar"
+                            i = block.find(b"\0", 345, 500)
+                            prefix = block[345:i] if i >= 0 else block[345:500]
+                            if prefix:
+                                name = prefix + b"/" + name
+                        elif block[257:265] == GNU_MAGIC:
+                            flavour = "gnu"
+                        else:
+                            flavour = "v7"
+                        flavours.add(flavour)
+                        if ext:
+                            flavours.add("pax")
+                        name = name.decode()
+                        if kind == "file" and name.endswith("/"):
+                            kind = "dir"
+                        if replay is None and (kind == "file" or kind == "dir"):
+                            # TarImage._add for a clean name, inline.
+                            core = name[:-1] if name.endswith("/") else name
+                            if core and "//" not in core and "/." not in core and \
+                                    not core.startswith(("/", ".")):
+                                count += 1
+                                if kind == "file":
+                                    info = EntryInfo(core, kind, size, same(mtime, mtime),
+                                                     same(mode, mode),
+                                                     ((pos + BLOCK, size),) if size else (),
+                                                     None, hoff)
+                                else:
+                                    info = EntryInfo(core, kind, 0, same(mtime, mtime),
+                                                     same(mode, mode), (), None, hoff)
+                                parent = core.rpartition("/")[0]
+                                if parent:
+                                    p = index.get(parent)
+                                    if p is None or p.kind != "dir":
+                                        self._make_parents(core)
+                                old = index.get(core)
+                                if old is not None and old.kind == "dir" and kind != "dir":
+                                    prefix = core + "/"
+                                    for key in [k for k in index if k.startswith(prefix)]:
+                                        del index[key]
+                                index[core] = info
+                                pos = end
+                                continue
+                        i = block.find(b"\0", 157, 257)
+                        link = block[157:i] if i >= 0 else block[157:257]
+                        member = Member(hoff, pos, name, link.decode(), block[156:157], kind,
+                                        size, mtime, mode, ext, (), flavour, None)
+                        if replay is not None:
+                            replay(member)
+                        else:
+                            count += 1
+                            add(member)
+                        pos = end
+                        continue
+            # -- everything else: the Decoder ---------------------------------------------
+            if ext:                           # from the ``x`` header, as if never read
+                pos, block = hoff, xblock
+            action, value = dec.header(block, pos)
             if action is ENTRY:
                 if value.data_offset + value.size > dev_size:
                     raise CorruptImage(f"entry {value.name!r} claims {value.size} bytes of "
@@ -154,8 +314,8 @@ class TarImage(Image):
                 if replay is not None:
                     replay(value)
                 else:
-                    self._member_count += 1
-                    self._add(value)
+                    count += 1
+                    add(value)
                 pos = value.end
             elif action is READ:
                 start = pos + BLOCK
@@ -172,6 +332,8 @@ class TarImage(Image):
                 break
             else:
                 pos += BLOCK
+            clean = dec.zero_at is None and not dec._chain and not dec.global_records
+        self._member_count += count
         self.notes[:0] = dec.notes
         self.flavours = dec.flavours
         self.warnings.extend(f"byte {off}: {msg}" for off, msg in self.notes)
