@@ -522,23 +522,9 @@ def _checked_keys(entries: Sequence[SourceEntry], names: List[str], mirage: bool
 
 def _name_children_general(dir_path: str, entries: Sequence[SourceEntry], opts: Options):
     """:func:`_name_children` through the general functions only (the reference)."""
-    seen: Dict[str, str] = {}
+    names = [e.name for e in entries]
     mirage = opts.mirage
-    names = []
-    for e in entries:
-        name = e.name
-        path = e.path
-        check_name(name, path=path, mirage=mirage)
-        key = fold(name)
-        prev = seen.get(key)
-        if prev is not None:
-            if prev == path:
-                raise InvalidInput("given twice", path=path, rule="unique paths")
-            raise InvalidInput(f"{prev!r} and {path!r} differ only in case, which FAT "
-                               "does not distinguish", path=path,
-                               rule="FAT names are case-insensitive")
-        seen[key] = path
-        names.append(name)
+    _checked_keys(entries, names, mirage)
     short_ok = [is_short_name(n) for n in names]
     gen = ShortNames(short_name_bytes(n) for n, ok in zip(names, short_ok) if ok)
     out = []

@@ -186,7 +186,7 @@ class TarImage(Image):
         dec = Decoder()
         flavours = dec.flavours
         clean = True                  # the Decoder holds nothing: the fast path may run
-        index = self._index
+        place = self._place
         same = getattr(self, "_same", None)
         add = self._add
         count = 0
@@ -278,17 +278,7 @@ class TarImage(Image):
                                 else:
                                     info = EntryInfo(core, kind, 0, same(mtime, mtime),
                                                      same(mode, mode), (), None, hoff)
-                                parent = core.rpartition("/")[0]
-                                if parent:
-                                    p = index.get(parent)
-                                    if p is None or p.kind != "dir":
-                                        self._make_parents(core)
-                                old = index.get(core)
-                                if old is not None and old.kind == "dir" and kind != "dir":
-                                    prefix = core + "/"
-                                    for key in [k for k in index if k.startswith(prefix)]:
-                                        del index[key]
-                                index[core] = info
+                                place(core, kind, info)
                                 pos = end
                                 continue
                         i = block.find(b"\0", 157, 257)
@@ -367,6 +357,11 @@ class TarImage(Image):
                          same(m.mode, m.mode),
                          ((m.data_offset, m.size),) if is_file and m.size else (),
                          link, m.header_offset)
+        self._place(path, kind, info)
+
+    def _place(self, path: str, kind: str, info: EntryInfo) -> None:
+        """Index ``info`` at ``path``: missing parents become directories, and a
+        non-directory that replaces a directory drops what was below it."""
         index = self._index
         parent = path.rpartition("/")[0]
         if parent:
