@@ -145,106 +145,76 @@ class Copier:
         ``head`` goes at ``offset``; when ``entry`` is given (a regular file),
         its content follows the head directly, then zeros up to a multiple of
         ``pad`` bytes of content (tar: a header, the data, its 512-byte padding).
-
-        The common record -- a small file after its head -- is placed with one
-        open, one read of size+1 bytes straight into the write buffer (which also
-        sees the file grow) and one close, without an fstat; the head and the
-        padding are copied into the buffer beside it. Anything else (a big, empty,
-        changed, vanished or unreadable file, bytes given as ``data``) goes through
-        :meth:`put` and :meth:`put_file`, which check and name the change exactly
-        as for a single file.
+        The common record, a small file, is gathered whole by :meth:`_gather`;
+        anything else goes through :meth:`put` and :meth:`put_file`.
         """
-        view = self._view
-        cap = self._cap
-        zeros = _ZEROS
-        fast = _HAVE_PREADV
-        open_, preadv, close = os.open, os.preadv, os.close
-        crc_fun = self._crc
-        crcs = self.crcs
-        progress = self.progress
+        gather = self._gather
         for offset, head, entry in records:
-            h = len(head)
             if entry is None:
                 self.put(offset, head)
                 continue
             size = entry.size
             tail = -size % pad
-            total = h + size + tail
-            if fast and 0 < size <= SMALL_FILE and total <= cap and entry.data is None:
-                n = self._n
-                if n and (offset != self._buf_off + n or n + total > cap):
-                    self.flush()
-                    n = 0
-                if not n:
-                    self._buf_off = offset
-                view[n:n + h] = head
-                j = n + h
-                try:
-                    fd = open_(entry.source, _O_READ)
-                except (OSError, TypeError, ValueError):
-                    fd = -1
-                got = -1
-                if fd >= 0:
-                    try:
-                        # size+1 bytes: a file that grew reads more than planned. The
-                        # probe byte lands in the padding or past the gathered bytes.
-                        got = preadv(fd, [view[j:j + size + 1]], 0)
-                    except OSError:
-                        pass
-                    finally:
-                        close(fd)
-                if got == size:
-                    end = j + size
-                    if tail:
-                        view[end:end + tail] = zeros[:tail]
-                    self._n = end + tail
-                    if crc_fun is not None:
-                        crcs[entry.path] = crc_fun(view[j:end])
-                    self.done += size
-                    if progress is not None:
-                        progress(self.done, self.total)
-                    continue
-                # Changed, vanished or unreadable: the head stays gathered; the general
-                # path reads the file again and raises naming it (or copies it).
-                self._n = j
-            else:
-                self.put(offset, head)
-            self.put_file(entry, offset + h)
+            if gather(offset, head, entry, tail):
+                continue
+            self.put(offset, head)
+            self.put_file(entry, offset + len(head))
             if tail:
-                self.zero(offset + h + size, tail)
+                self.zero(offset + len(head) + size, tail)
+
+    def _gather(self, offset: int, head: Buffer, entry: SourceEntry, tail: int) -> bool:
+        """Gather ``head``, the small file ``entry`` and ``tail`` zero bytes at ``offset``.
+
+        The hot path of many small files: one open, one read of size+1 bytes
+        straight into the write buffer (the extra byte sees the file grow), one
+        close, no fstat. False, with nothing gathered, for anything else -- a big,
+        empty, changed, vanished or unreadable file, or bytes given as ``data`` --
+        which the caller then copies the long way (that names a change).
+        """
+        size = entry.size
+        h = len(head)
+        total = h + size + tail
+        if not (_HAVE_PREADV and 0 < size <= SMALL_FILE and total <= self._cap
+                and entry.data is None):
+            return False
+        n = self._n
+        if n and (offset != self._buf_off + n or n + total > self._cap):
+            self.flush()
+            n = 0
+        view = self._view
+        j = n + h
+        try:
+            fd = os.open(entry.source, _O_READ)
+        except (OSError, TypeError, ValueError):
+            return False
+        try:
+            # The probe byte lands in the padding or past the gathered bytes (the
+            # buffer has one byte more than its capacity for it).
+            got = os.preadv(fd, [view[j:j + size + 1]], 0)
+        except OSError:
+            got = -1
+        finally:
+            os.close(fd)
+        if got != size:
+            return False
+        if not n:
+            self._buf_off = offset
+        view[n:j] = head
+        end = j + size
+        if tail:
+            view[end:end + tail] = _ZEROS[:tail]
+        self._n = end + tail
+        if self._crc is not None:
+            self.crcs[entry.path] = self._crc(view[j:end])
+        self.done += size
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+        return True
 
     def put_file(self, entry: SourceEntry, offset: int) -> int:
         """Copy the content of ``entry`` to ``offset``; returns its CRC-32C (0 without)."""
-        size = entry.size
-        if 0 < size <= SMALL_FILE and size < self._cap and entry.data is None and _HAVE_PREADV:
-            # The hot path of many small files, inlined: open, one read of size+1 bytes
-            # straight into the write buffer, close. Anything unexpected goes the long way.
-            i = self._n
-            if i and (offset != self._buf_off + i or i + size > self._cap):
-                self.flush()
-                i = 0
-            try:
-                fd = os.open(entry.source, _O_READ)
-            except OSError:
-                fd = -1
-            if fd >= 0:
-                try:
-                    got = os.preadv(fd, [self._view[i:i + size + 1]], 0)
-                except OSError:
-                    got = -1
-                finally:
-                    os.close(fd)
-                if got == size:
-                    if not i:
-                        self._buf_off = offset
-                    self._n = i + size
-                    crc = 0
-                    if self._crc is not None:
-                        crc = self.crcs[entry.path] = self._crc(self._view[i:i + size])
-                    self.done += size
-                    if self.progress is not None:
-                        self.progress(self.done, self.total)
-                    return crc
+        if self._gather(offset, b"", entry, 0):
+            return self.crcs.get(entry.path, 0)
         if entry.data is not None:
             if len(entry.data) != entry.size:
                 raise SourceChanged("data length differs from the planned size",
