@@ -84,6 +84,52 @@ class _Window:
 _PAX_KEYS = frozenset((b"path", b"linkpath", b"size", b"mtime"))
 
 
+def _plain_header(block: bytes, pos: int, dev_size: int):
+    """``(name, kind, size, mtime, mode, flavour, next_offset)`` of the common header,
+    else None (the Decoder decides).
+
+    Common: ASCII only, the usual ``%06o\\0 `` checksum and right, plain octal
+    size/mtime/mode, a file, directory or link whose data lies inside the
+    image. For those the Decoder gives the same member (tests/unit/test_tar_open_fast.py).
+    """
+    if not block.isascii():
+        return None
+    kind = _FAST_KIND.get(block[156])
+    digits = block[148:154]
+    if kind is None or block[154:156] != b"\0 " or not digits.isdigit():
+        return None
+    size = block[124:136].rstrip(b" \0")
+    mtime = block[136:148].rstrip(b" \0")
+    mode = block[100:108].rstrip(b" \0")
+    try:
+        # ASCII only: the signed and unsigned sums agree (sum(chksum field) is
+        # sum(digits) + NUL + space).
+        if not (int(digits, 8) == ascii_sum(block) + 224 - sum(digits)
+                and size.isdigit() and mtime.isdigit() and mode.isdigit()):
+            return None
+        size, mtime, mode = int(size, 8), int(mtime, 8), int(mode, 8) & 0o7777
+    except ValueError:                # an 8 or 9: the Decoder says what it is
+        return None
+    if pos + BLOCK + size > dev_size:
+        return None
+    i = block.find(b"\0", 0, 100)
+    name = block[:i] if i >= 0 else block[:100]
+    if block[257:263] == b"ustar\0":
+        flavour = "ustar"
+        i = block.find(b"\0", 345, 500)
+        prefix = block[345:i] if i >= 0 else block[345:500]
+        if prefix:
+            name = prefix + b"/" + name
+    elif block[257:265] == GNU_MAGIC:
+        flavour = "gnu"
+    else:
+        flavour = "v7"
+    name = name.decode()
+    if kind == "file" and name.endswith("/"):
+        kind = "dir"
+    return name, kind, size, mtime, mode, flavour, pos + BLOCK + size + (-size % BLOCK)
+
+
 def _plain_pax(win: _Window, block: bytes, pos: int, dev_size: int):
     """``(extended, next_pos, next_block)`` for an ``x`` header at ``pos`` that the
     Decoder would take and whose records change nothing (``atime``, ``ctime``...,
@@ -174,15 +220,12 @@ class TarImage(Image):
 
         The common header -- ASCII only, plain octal numbers, the usual
         ``%06o\\0 `` checksum, a file, directory or link, no extended header
-        pending -- is decoded here inline (tested against the Decoder in
+        pending -- is decoded by :func:`_plain_header` (tested against the Decoder in
         tests/unit/test_tar_open_fast.py); every other block goes through the Decoder,
         which gives the same member for those (its state is clean then).
         """
-        device = self.device
-        dev_size = device.size
-        pread = device.pread
-        window, dense, sparse = WINDOW, DENSE, SPARSE
-        win = _Window(device)
+        dev_size = self.device.size
+        win = _Window(self.device)
         dec = Decoder()
         flavours = dec.flavours
         clean = True                  # the Decoder holds nothing: the fast path may run
@@ -190,8 +233,6 @@ class TarImage(Image):
         same = getattr(self, "_same", None)
         add = self._add
         count = 0
-        fast_kind = _FAST_KIND
-        block_sum = ascii_sum
         pos = 0
         while True:
             if pos + BLOCK > dev_size:
@@ -206,18 +247,7 @@ class TarImage(Image):
                                    else "the archive has no end-of-archive zero blocks "
                                         "(Mirage needs two)"))
                 break
-            # The header block, through the window (_Window.get, inline).
-            buf = win.buf
-            rel = pos - win.start
-            if 0 <= rel and rel + BLOCK <= len(buf):
-                block = buf[rel:rel + BLOCK]
-            else:
-                want = window if pos - win.last <= dense else max(BLOCK, sparse)
-                win.start = pos
-                win.buf = buf = b""           # the old window goes before the new comes
-                win.buf = buf = bytes(pread(pos, min(want, dev_size - pos)))
-                block = buf[:BLOCK]
-            win.last = pos
+            block = win.get(pos, BLOCK)
             # -- the fast path: the Decoder would give this same member ------------------
             hoff = pos
             ext = ()
@@ -226,72 +256,34 @@ class TarImage(Image):
                 if got is not None:         # an ``x`` header whose records change nothing
                     ext, xblock = got[0], block
                     pos, block = got[1], got[2]
-            if clean and block.isascii():
-                kind = fast_kind.get(block[156])
-                digits = block[148:154]
-                if kind is not None and block[154:156] == b"\0 " and digits.isdigit():
-                    size = block[124:136].rstrip(b" \0")
-                    mtime = block[136:148].rstrip(b" \0")
-                    mode = block[100:108].rstrip(b" \0")
-                    try:
-                        # ASCII only: the signed and unsigned sums agree (sum(chksum
-                        # field) is sum(digits) + NUL + space).
-                        ok = (int(digits, 8) == block_sum(block) + 224 - sum(digits)
-                              and size.isdigit() and mtime.isdigit() and mode.isdigit())
-                        if ok:
-                            size = int(size, 8)
-                            mtime = int(mtime, 8)
-                            mode = int(mode, 8) & 0o7777
-                    except ValueError:        # an 8 or 9: the Decoder says what it is
-                        ok = False
-                    end = pos + BLOCK + size + (-size % BLOCK) if ok else 0
-                    if ok and end - (-size % BLOCK) <= dev_size:
-                        i = block.find(b"\0", 0, 100)
-                        name = block[:i] if i >= 0 else block[:100]
-                        if block[257:263] == b"ustar\0":
-                            flavour = "ustar"
-                            i = block.find(b"\0", 345, 500)
-                            prefix = block[345:i] if i >= 0 else block[345:500]
-                            if prefix:
-                                name = prefix + b"/" + name
-                        elif block[257:265] == GNU_MAGIC:
-                            flavour = "gnu"
-                        else:
-                            flavour = "v7"
-                        flavours.add(flavour)
-                        if ext:
-                            flavours.add("pax")
-                        name = name.decode()
-                        if kind == "file" and name.endswith("/"):
-                            kind = "dir"
-                        if replay is None and (kind == "file" or kind == "dir"):
-                            # TarImage._add for a clean name, inline.
-                            core = name[:-1] if name.endswith("/") else name
-                            if core and "//" not in core and "/." not in core and \
-                                    not core.startswith(("/", ".")):
-                                count += 1
-                                if kind == "file":
-                                    info = EntryInfo(core, kind, size, same(mtime, mtime),
-                                                     same(mode, mode),
-                                                     ((pos + BLOCK, size),) if size else (),
-                                                     None, hoff)
-                                else:
-                                    info = EntryInfo(core, kind, 0, same(mtime, mtime),
-                                                     same(mode, mode), (), None, hoff)
-                                place(core, kind, info)
-                                pos = end
-                                continue
-                        i = block.find(b"\0", 157, 257)
-                        link = block[157:i] if i >= 0 else block[157:257]
-                        member = Member(hoff, pos, name, link.decode(), block[156:157], kind,
-                                        size, mtime, mode, ext, (), flavour, None)
-                        if replay is not None:
-                            replay(member)
-                        else:
-                            count += 1
-                            add(member)
-                        pos = end
-                        continue
+            plain = _plain_header(block, pos, dev_size) if clean else None
+            if plain is not None:
+                name, kind, size, mtime, mode, flavour, end = plain
+                flavours.add(flavour)
+                if ext:
+                    flavours.add("pax")
+                core = name[:-1] if name.endswith("/") else name
+                if replay is None and (kind == "file" or kind == "dir") and core and \
+                        "//" not in core and "/." not in core and \
+                        not core.startswith(("/", ".")):
+                    # TarImage._add for a clean name, without a Member.
+                    info = EntryInfo(core, kind, size if kind == "file" else 0,
+                                     same(mtime, mtime), same(mode, mode),
+                                     ((pos + BLOCK, size),) if kind == "file" and size else (),
+                                     None, hoff)
+                    place(core, kind, info)
+                else:
+                    i = block.find(b"\0", 157, 257)
+                    link = block[157:i] if i >= 0 else block[157:257]
+                    member = Member(hoff, pos, name, link.decode(), block[156:157], kind,
+                                    size, mtime, mode, ext, (), flavour, None)
+                    if replay is not None:
+                        replay(member)
+                    else:
+                        add(member)
+                count += 1
+                pos = end
+                continue
             # -- everything else: the Decoder ---------------------------------------------
             if ext:                           # from the ``x`` header, as if never read
                 pos, block = hoff, xblock
@@ -322,7 +314,7 @@ class TarImage(Image):
                 break
             else:
                 pos += BLOCK
-            clean = dec.zero_at is None and not dec._chain and not dec.global_records
+            clean = dec.zero_at is None and dec.pending is None and not dec.global_records
         self._member_count += count
         self.notes[:0] = dec.notes
         self.flavours = dec.flavours
