@@ -25,11 +25,9 @@ from ..record import field, record
 from ..source import Kind, SourceEntry, SourceTree
 from ..units import align_up, ceil_div
 from . import table
-from .directory import (NamedEntry, children_bytes, dot_entries, file_attr, label_entry,
-                        make_named)
+from .directory import NamedEntry, children_bytes, dot_entries, label_entry
 from .names import (_BAD_ASCII_JOINED_RE, _SHORT_CI_RE, MAX_NAME_UNITS, ShortNames,
-                    check_name, fold, is_short_name, lfn_bytes_many, ocaml_fat_short_lookup,
-                    short_name_bytes)
+                    check_name, fold, lfn_bytes_many, ocaml_fat_short_lookup)
 from .options import Options
 from .structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, DIR_ENTRY_SIZE, FAT_EPOCH
 
@@ -415,7 +413,7 @@ def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options)
     A directory of plain ASCII names is checked all at once; every other name,
     and every short name that is taken or lossy, goes through the general
     functions of :mod:`.names` (the results and the errors are the same: tested
-    against :func:`_name_children_general`).
+    against the general functions alone in tests/unit/test_fat_build_fast.py).
     """
     mirage = opts.mirage
     plen = len(dir_path) + 1 if dir_path else 0
@@ -518,24 +516,6 @@ def _checked_keys(entries: Sequence[SourceEntry], names: List[str], mirage: bool
         seen[key] = path
         keys.append(key)
     return keys
-
-
-def _name_children_general(dir_path: str, entries: Sequence[SourceEntry], opts: Options):
-    """:func:`_name_children` through the general functions only (the reference)."""
-    names = [e.name for e in entries]
-    mirage = opts.mirage
-    _checked_keys(entries, names, mirage)
-    short_ok = [is_short_name(n) for n in names]
-    gen = ShortNames(short_name_bytes(n) for n, ok in zip(names, short_ok) if ok)
-    out = []
-    DIR = Kind.DIR
-    for e, name, ok in zip(entries, names, short_ok):
-        short = short_name_bytes(name) if ok else gen.generate(name)
-        is_dir = e.kind is DIR
-        out.append(make_named(name, short, attr=file_attr(e.mode, is_dir), mtime=e.mtime,
-                              size=0 if is_dir else e.size, always_terminate=mirage,
-                              source=e, lfn=not ok))
-    return out
 
 
 # -- step 2: type and cluster size ---------------------------------------------

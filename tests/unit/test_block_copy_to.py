@@ -134,14 +134,19 @@ def test_to_a_pipe(kind, without, image, content, monkeypatch):
     dev.close()
 
 
+def _copy_all(dev, path: str) -> int:
+    """``dev.copy_to`` of the whole device into ``path`` (created if missing)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        return dev.copy_to(0, dev.size, fd)
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_to_dev_null(kind, image, content):
     dev = _open(kind, image, content)
-    fd = os.open(os.devnull, os.O_WRONLY)
-    try:
-        assert dev.copy_to(0, dev.size, fd) == dev.size
-    finally:
-        os.close(fd)
+    assert _copy_all(dev, os.devnull) == dev.size
     dev.close()
 
 
@@ -208,16 +213,10 @@ def test_kernel_way_used_for_files_and_pipes(image, tmp_path, monkeypatch):
     dev = FileDevice(image)
     monkeypatch.setattr(dev, "_read_at", no_pread)
     monkeypatch.setattr(dev, "pread", no_pread)
-    fd = os.open(str(tmp_path / "o"), os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        assert dev.copy_to(0, dev.size, fd) == dev.size
+        assert _copy_all(dev, str(tmp_path / "o")) == dev.size
+        assert _copy_all(dev, os.devnull) == dev.size
     finally:
-        os.close(fd)
-    fd = os.open(os.devnull, os.O_WRONLY)
-    try:
-        assert dev.copy_to(0, dev.size, fd) == dev.size
-    finally:
-        os.close(fd)
         dev.close()
 
 

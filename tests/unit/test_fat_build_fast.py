@@ -1,7 +1,7 @@
 """FAT build fast paths checked against the general code they replace.
 
 * ``layout._name_children`` (names checked a directory at a time, short names
-  and LFN slots in bulk) against ``layout._name_children_general``;
+  and LFN slots in bulk) against ``_name_children_general`` (below);
 * ``names.lfn_bytes`` / ``lfn_bytes_many`` / ``lfn_checksums`` against
   ``build_lfn`` / ``lfn_checksum`` (and the unrolled checksum against the loop);
 * ``directory.children_bytes`` / ``named_fast`` against ``NamedEntry``;
@@ -18,10 +18,28 @@ from blockimg.block.file import FileDevice
 from blockimg.copy import Copier
 from blockimg.errors import InvalidInput, SourceChanged
 from blockimg.fat import Options, layout, names, plan, write
-from blockimg.fat.directory import NamedEntry, children_bytes, named_fast
+from blockimg.fat.directory import NamedEntry, children_bytes, file_attr, make_named, named_fast
 from blockimg.source import Kind, SourceEntry, walk
 
 ALPHABET = "abcXYZ0129 .-_~$%'@!(){}^#&`é中\U0001F600*?:\x01"
+
+
+def _name_children_general(dir_path, entries, opts):
+    """``layout._name_children`` through the general functions only (the reference)."""
+    given = [e.name for e in entries]
+    mirage = opts.mirage
+    layout._checked_keys(entries, given, mirage)
+    short_ok = [names.is_short_name(n) for n in given]
+    gen = names.ShortNames(names.short_name_bytes(n) for n, ok in zip(given, short_ok) if ok)
+    out = []
+    DIR = Kind.DIR
+    for e, name, ok in zip(entries, given, short_ok):
+        short = names.short_name_bytes(name) if ok else gen.generate(name)
+        is_dir = e.kind is DIR
+        out.append(make_named(name, short, attr=file_attr(e.mode, is_dir), mtime=e.mtime,
+                              size=0 if is_dir else e.size, always_terminate=mirage,
+                              source=e, lfn=not ok))
+    return out
 
 
 def _outcome(fn, *args, **kw):
@@ -84,7 +102,7 @@ def test_name_children_matches_general(seed, mirage):
     entries = _entries(dir_path, leaf, rnd)
     opts = Options(target="mirage" if mirage else "generic")
     fast = _outcome(layout._name_children, dir_path, entries, opts)
-    general = _outcome(layout._name_children_general, dir_path, entries, opts)
+    general = _outcome(_name_children_general, dir_path, entries, opts)
     if fast[0] == "ok":
         assert general[0] == "ok", general
         assert [_named_tuple(n) for n in fast[1]] == [_named_tuple(n) for n in general[1]]
@@ -99,7 +117,7 @@ def test_name_children_many_tails():
     for target in ("mirage", "generic"):
         opts = Options(target=target)
         fast = layout._name_children("d", entries, opts)
-        general = layout._name_children_general("d", entries, opts)
+        general = _name_children_general("d", entries, opts)
         assert [_named_tuple(n) for n in fast] == [_named_tuple(n) for n in general]
 
 
@@ -114,7 +132,7 @@ def test_name_children_errors_unchanged(leaf, message):
     entries = _entries("d", leaf, random.Random(2))
     for target in ("mirage", "generic"):
         fast = _outcome(layout._name_children, "d", entries, Options(target=target))
-        assert fast == _outcome(layout._name_children_general, "d", entries,
+        assert fast == _outcome(_name_children_general, "d", entries,
                                 Options(target=target))
         assert fast[0] == "InvalidInput" and message in fast[1]
 
@@ -122,7 +140,7 @@ def test_name_children_errors_unchanged(leaf, message):
 def test_mirage_upper_case_rule_unchanged():
     entries = _entries("", ["A B.TXT", "ok.txt"], random.Random(3))
     fast = _outcome(layout._name_children, "", entries, Options())
-    assert fast == _outcome(layout._name_children_general, "", entries, Options())
+    assert fast == _outcome(_name_children_general, "", entries, Options())
     assert fast[0] == "InvalidInput" and "Mirage" in fast[1]
 
 
@@ -174,7 +192,7 @@ def test_named_fast_and_children_bytes():
 
 def _plan_with_general_names(monkeypatch, tree, opts):
     with monkeypatch.context() as m:
-        m.setattr(layout, "_name_children", layout._name_children_general)
+        m.setattr(layout, "_name_children", _name_children_general)
         return plan(tree, opts)
 
 
