@@ -12,7 +12,7 @@ from .errors import BlockImgError, InvalidInput
 from .progress import ProgressBar
 from .units import parse_size
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 
 def _mtime(text: str) -> int:
@@ -296,5 +296,34 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 141
 
 
+def run() -> None:
+    """The ``blockimg`` program: :func:`main`, then exit without tearing the interpreter down.
+
+    A finished command has closed its files and put its outputs in place;
+    freeing every object of a big tree one by one (and running the collector
+    over them) would only delay the exit, by ~10 ms on 20,000 files. The
+    standard streams are flushed first; an exception that escapes ``main``
+    (a bug, or ``--debug``) still exits the normal way, with its traceback.
+    """
+    try:
+        code = main()
+    except SystemExit as e:      # argparse: --help, usage errors
+        code = e.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BrokenPipeError:
+            code = code or 141
+        except (OSError, ValueError):
+            code = code or 1
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -16,6 +16,7 @@ from .block.base import BlockDevice, Buffer
 from .block.file import FileDevice
 from .errors import DeviceError, SourceChanged
 from .source import SourceEntry
+from .write_behind import WriteBehind
 
 __all__ = ["Copier", "crc32c"]
 
@@ -57,11 +58,17 @@ class Copier:
     ``checksum=True`` computes each file's CRC-32C while copying (into
     ``self.crcs[path]``); this reads data through Python instead of moving
     it in the kernel. ``progress(done, total)`` is called as file bytes move.
+    ``behind=True`` (the default for a :class:`FileDevice`, whose writes
+    release the GIL) writes each full buffer on a helper thread while the
+    next one fills (:class:`~blockimg.write_behind.WriteBehind`; a second
+    buffer). Use it as a context manager, or call :meth:`close`; only
+    :meth:`flush` guarantees that everything put so far is on the device.
     """
 
     def __init__(self, device: BlockDevice, *, checksum: bool = False,
                  progress: Optional[Callable[[int, int], None]] = None,
-                 total: int = 0, buffer_size: int = BUFFER) -> None:
+                 total: int = 0, buffer_size: int = BUFFER,
+                 behind: Optional[bool] = None) -> None:
         self.device = device
         self.checksum = checksum
         self.crcs: Dict[str, int] = {}
@@ -72,10 +79,14 @@ class Copier:
         self._cap = max(int(buffer_size), 1)
         # One buffer for the whole build: small files are read straight into it and it
         # is written from in place, so no byte is copied twice and memory stays flat.
-        self._mem = bytearray(self._cap + 1)     # +1: the growth probe of a small read
-        self._view = memoryview(self._mem)
+        self._view = memoryview(bytearray(self._cap + 1))  # +1: a small read's growth probe
+        if behind is None:
+            behind = isinstance(device, FileDevice)
+        # With a helper thread, the buffer being written and the one being filled swap.
+        self._behind = WriteBehind(device.pwrite) if behind else None
+        self._other = memoryview(bytearray(self._cap + 1)) if behind else None
         self._n = 0                               # bytes gathered
-        self._buf_off = 0                         # image offset of self._mem[0]
+        self._buf_off = 0                         # image offset of self._view[0]
         # Early write-out: only for an image in a regular file that will be fsynced (the
         # caller sets ``device.early_writeout``; blockimg.create does unless fsync=False);
         # a hint to the kernel, never needed for correctness.
@@ -87,12 +98,23 @@ class Copier:
             self._wb = _sync_file_range()
             self._wb_fd = device.fd
 
+    def __enter__(self) -> "Copier":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the helper thread (after its pending write). Does not flush."""
+        if self._behind is not None:
+            self._behind.close()
+
     # -- gathered writes ---------------------------------------------------
     def _room(self, offset: int, n: int) -> int:
         """Make room for ``n`` contiguous bytes at image ``offset``; their buffer index."""
         used = self._n
         if used and (offset != self._buf_off + used or used + n > self._cap):
-            self.flush()
+            self._spill()
             used = 0
         if not used:
             self._buf_off = offset
@@ -120,11 +142,22 @@ class Copier:
             offset += n
             length -= n
 
-    def flush(self) -> None:
+    def _spill(self) -> None:
+        """Write out the gathered bytes (on the helper thread when there is one)."""
         if self._n:
             n, self._n = self._n, 0
-            self.device.pwrite(self._buf_off, self._view[:n])
+            if self._behind is not None:
+                self._behind.submit(self._buf_off, self._view[:n])
+                self._view, self._other = self._other, self._view
+            else:
+                self.device.pwrite(self._buf_off, self._view[:n])
             self._written(n)
+
+    def flush(self) -> None:
+        """Write out everything put so far and wait until it is written."""
+        self._spill()
+        if self._behind is not None:
+            self._behind.wait()
 
     def _written(self, n: int) -> None:
         if self._wb is not None:
@@ -179,7 +212,7 @@ class Copier:
             return False
         n = self._n
         if n and (offset != self._buf_off + n or n + total > self._cap):
-            self.flush()
+            self._spill()
             n = 0
         view = self._view
         j = n + h

@@ -175,6 +175,11 @@ class paused_gc:
             gc.enable()
 
 
+_SCANDIR_FD = os.scandir in os.supports_fd and os.stat in os.supports_dir_fd
+_DIR_READ = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_BY_NAME = attrgetter("name")
+
+
 def _mtime(st: os.stat_result, fixed: Optional[int]) -> int:
     return int(fixed) if fixed is not None else int(st.st_mtime)
 
@@ -205,27 +210,12 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
     fixed = None if mtime is None else int(mtime)
     FILE, DIR = Kind.FILE, Kind.DIR
     IFMT, IFREG, IFDIR, IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
-    by_name = attrgetter("name")
 
     def visit(fs_dir: str, img_dir: str, ancestors: Tuple[Tuple[int, int], ...]) -> None:
-        try:
-            with os.scandir(fs_dir) as it:
-                children = list(it)
-        except OSError as e:
-            raise InvalidInput(f"cannot list directory: {e.strerror}", path=fs_dir) from None
-        # Siblings by the bytes of their names: for ASCII names (the usual case) that is
-        # the order of the strings themselves.
-        if "".join(map(by_name, children)).isascii():
-            children.sort(key=by_name)
-        else:
-            children.sort(key=lambda d: os.fsencode(d.name))
+        sep = "" if fs_dir.endswith(os.sep) else os.sep
         prefix = img_dir + "/" if img_dir else ""
-        for d in children:
-            fs_path = d.path
-            try:
-                st = d.stat(follow_symlinks=False)
-            except OSError as e:
-                raise InvalidInput(f"cannot stat: {e.strerror}", path=fs_path) from None
+        for d, st in _listed(fs_dir, sep):
+            fs_path = fs_dir + sep + d.name
             fmt = st.st_mode & IFMT
             linked = fmt == IFLNK
             if linked:
@@ -275,6 +265,40 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
         visit(root, "", ((st.st_dev, st.st_ino),))
     # Siblings are visited in byte order, depth first: that already is sort_key order.
     return SourceTree(OrderedEntries(entries), tuple(skipped))
+
+
+def _listed(fs_dir: str, sep: str) -> List[Tuple[os.DirEntry, os.stat_result]]:
+    """The entries of ``fs_dir`` with their lstat, siblings by the bytes of their names.
+
+    Listed through a directory fd where the host allows it: each lstat is then
+    an fstatat of the bare name (no path looked up again); the fd is closed
+    before returning.
+    """
+    dfd = -1
+    try:
+        try:
+            if _SCANDIR_FD:
+                dfd = os.open(fs_dir, _DIR_READ)
+            with os.scandir(dfd if dfd >= 0 else fs_dir) as it:
+                children = list(it)
+        except OSError as e:
+            raise InvalidInput(f"cannot list directory: {e.strerror}", path=fs_dir) from None
+        # For ASCII names (the usual case) byte order is the order of the strings.
+        if "".join([d.name for d in children]).isascii():
+            children.sort(key=_BY_NAME)
+        else:
+            children.sort(key=lambda d: os.fsencode(d.name))
+        out = []
+        for d in children:
+            try:
+                out.append((d, d.stat(follow_symlinks=False)))
+            except OSError as e:
+                raise InvalidInput(f"cannot stat: {e.strerror}",
+                                   path=fs_dir + sep + d.name) from None
+        return out
+    finally:
+        if dfd >= 0:
+            os.close(dfd)
 
 
 def _special_kind(mode: int) -> str:

@@ -22,7 +22,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import DoesNotFit, InvalidInput
 from ..record import field, record
-from ..source import Kind, SourceEntry, SourceTree
+from ..source import Kind, SourceEntry, SourceTree, paused_gc
 from ..units import align_up, ceil_div
 from . import table
 from .directory import NamedEntry, children_bytes, dot_entries, label_entry
@@ -276,7 +276,8 @@ def plan(tree: SourceTree, options: Options) -> FatPlan:
     """Lay out ``tree`` as a FAT volume (pure: reads no file, writes nothing)."""
     if not isinstance(options, Options):
         raise InvalidInput("options must be a blockimg.fat.Options", rule="format options")
-    return _plan(tree, options)
+    with paused_gc():
+        return _plan(tree, options)
 
 
 def _plan(tree: SourceTree, options: Options) -> FatPlan:

@@ -142,45 +142,45 @@ def write(plan: FatPlan, device: BlockDevice, *,
         raise DoesNotFit(f"FAT image does not fit on {getattr(device, 'name', 'device')}",
                          needed=g.image_size, available=device.size)
     ss = g.sector_size
-    cp = Copier(device, checksum=checksum, progress=progress, total=plan.file_bytes)
-    # Reserved region.
-    boot = boot_sector(plan)
-    cp.put(0, boot)
-    if g.fat_type == 32:
-        info = fsinfo_sector(plan)
-        cp.put(ss, info)
-        cp.zero(2 * ss, (BACKUP_BOOT_SECTOR - 2) * ss)
-        cp.put(BACKUP_BOOT_SECTOR * ss, boot)
-        cp.put((BACKUP_BOOT_SECTOR + 1) * ss, info)
-        done = (BACKUP_BOOT_SECTOR + 2) * ss
-    else:
-        done = ss
-    cp.zero(done, g.reserved_sectors * ss - done)
-    # FATs, generated a chunk at a time.
-    fat = plan.fat_table()
-    for copy in range(g.num_fats):
-        base = g.fat_offset(copy)
-        for off, chunk in fat.chunks(FAT_CHUNK):
-            if off < fat.live_bytes:
-                cp.put(base + off, chunk)
-            else:
-                # Only free clusters from here on: zeros, written without making them.
-                cp.zero(base + off, fat.size - off)
-                break
-    # FAT12/16 root directory region.
-    if g.fat_type != 32:
-        root = plan.root.data
-        cp.put(g.root_offset, root)
-        cp.zero(g.root_offset + len(root), g.root_sectors * ss - len(root))
-    # Directory clusters (the FAT32 root among them), then file data.
-    csize = g.cluster_size
-    for d in plan.dirs:
-        off = g.cluster_offset(d.first_cluster)
-        cp.put(off, d.data)
-        cp.zero(off + len(d.data), d.clusters * csize - len(d.data))
-    # Each file at its first cluster, zeros to the end of its last; an empty file
-    # writes nothing but is still checked, counted and checksummed.
-    cp.put_records(_file_records(plan), csize)
-    cp.flush()
+    with Copier(device, checksum=checksum, progress=progress, total=plan.file_bytes) as cp:
+        # Reserved region.
+        boot = boot_sector(plan)
+        cp.put(0, boot)
+        if g.fat_type == 32:
+            info = fsinfo_sector(plan)
+            cp.put(ss, info)
+            cp.zero(2 * ss, (BACKUP_BOOT_SECTOR - 2) * ss)
+            cp.put(BACKUP_BOOT_SECTOR * ss, boot)
+            cp.put((BACKUP_BOOT_SECTOR + 1) * ss, info)
+            done = (BACKUP_BOOT_SECTOR + 2) * ss
+        else:
+            done = ss
+        cp.zero(done, g.reserved_sectors * ss - done)
+        # FATs, generated a chunk at a time.
+        fat = plan.fat_table()
+        for copy in range(g.num_fats):
+            base = g.fat_offset(copy)
+            for off, chunk in fat.chunks(FAT_CHUNK):
+                if off < fat.live_bytes:
+                    cp.put(base + off, chunk)
+                else:
+                    # Only free clusters from here on: zeros, written without making them.
+                    cp.zero(base + off, fat.size - off)
+                    break
+        # FAT12/16 root directory region.
+        if g.fat_type != 32:
+            root = plan.root.data
+            cp.put(g.root_offset, root)
+            cp.zero(g.root_offset + len(root), g.root_sectors * ss - len(root))
+        # Directory clusters (the FAT32 root among them), then file data.
+        csize = g.cluster_size
+        for d in plan.dirs:
+            off = g.cluster_offset(d.first_cluster)
+            cp.put(off, d.data)
+            cp.zero(off + len(d.data), d.clusters * csize - len(d.data))
+        # Each file at its first cluster, zeros to the end of its last; an empty file
+        # writes nothing but is still checked, counted and checksummed.
+        cp.put_records(_file_records(plan), csize)
+        cp.flush()
     return dict(cp.crcs) if checksum else {}
 

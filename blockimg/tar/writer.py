@@ -29,12 +29,12 @@ def write(plan: TarPlan, device: BlockDevice, *,
     if plan.image_size > device.size:
         raise DoesNotFit(f"tar image does not fit on {device.name}", needed=plan.image_size,
                          available=device.size)
-    cp = Copier(device, checksum=checksum, progress=progress, total=plan.file_bytes)
-    # Every entry as one record: its header set, then (a regular file) its data and
-    # the zeros up to the next 512-byte block.
-    cp.put_records(_records(plan), BLOCK)
-    cp.zero(plan.end_offset, END_BLOCKS)
-    cp.flush()
+    with Copier(device, checksum=checksum, progress=progress, total=plan.file_bytes) as cp:
+        # Every entry as one record: its header set, then (a regular file) its data and
+        # the zeros up to the next 512-byte block.
+        cp.put_records(_records(plan), BLOCK)
+        cp.zero(plan.end_offset, END_BLOCKS)
+        cp.flush()
     return cp.crcs
 
 

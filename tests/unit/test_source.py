@@ -128,3 +128,40 @@ def test_as_tree_accepts_every_form(tmp_path):
     assert as_tree(t) is t
     assert paths(as_tree([("f", b"")])) == ["f"]
     assert isinstance(as_tree(str(tmp_path)), SourceTree)
+
+
+def test_listing_through_a_directory_fd_gives_the_same_tree(tmp_path, monkeypatch):
+    """Where the host can, entries are stat'ed relative to a directory fd; the tree,
+    source paths included (with or without a trailing slash on the root), is the same."""
+    from blockimg import source
+    for rel in ("a/b/c.txt", "a/Z", "d/e", "f", "ä/ö"):
+        p = tmp_path / "src" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(rel.encode())
+    os.symlink("f", tmp_path / "src" / "link")
+    root = str(tmp_path / "src")
+    assert source._SCANDIR_FD          # this host (Linux) takes the fd path
+    trees = [walk(root), walk(root + "/"), walk(root, keep_links=True)]
+    monkeypatch.setattr(source, "_SCANDIR_FD", False)
+    assert [walk(root), walk(root + "/"), walk(root, keep_links=True)] == trees
+    by_path = {e.path: e for e in trees[0].entries}
+    assert by_path["a/b/c.txt"].source == root + "/a/b/c.txt"
+    assert by_path["link"].source == root + "/link" and by_path["link"].size == 1
+    assert [e.source for e in trees[1].entries] == [e.source for e in trees[0].entries]
+
+
+def test_a_directory_that_cannot_be_listed_is_named(tmp_path):
+    if os.geteuid() == 0:
+        # root lists any directory: make one vanish instead, between stat and listing
+        from blockimg import source
+        with pytest.raises(InvalidInput, match="gone.*cannot list directory"):
+            source._listed(str(tmp_path / "gone"), "/")
+        return
+    d = tmp_path / "locked"
+    d.mkdir()
+    d.chmod(0)
+    try:
+        with pytest.raises(InvalidInput, match="locked.*cannot list directory"):
+            walk(tmp_path)
+    finally:
+        d.chmod(0o755)

@@ -1,0 +1,77 @@
+"""One write in flight on a helper thread while the caller fills the next buffer.
+
+A gathered write of a megabyte is one ``pwrite``, which releases the GIL
+for the whole copy into the page cache; done on a helper thread it
+overlaps with the caller reading the next files (about a quarter of a
+small-file build's time on two cores). Only one write is ever pending, so
+the caller needs two buffers and memory stays bounded. Uses the built-in
+``_thread`` module (``threading`` costs an import at every start).
+"""
+from __future__ import annotations
+
+import _thread
+from typing import Callable, Optional
+
+__all__ = ["WriteBehind"]
+
+
+class WriteBehind:
+    """Runs ``write(offset, data)`` calls one at a time on a helper thread.
+
+    :meth:`submit` waits for the previous write, then starts this one and
+    returns; :meth:`wait` waits for the pending one. An error raised by a
+    write is raised again by the next :meth:`submit` or :meth:`wait`, in
+    the caller's thread. :meth:`close` ends the thread (always call it; the
+    writers do so in ``finally``).
+    """
+
+    def __init__(self, write: Callable[[int, object], None]) -> None:
+        self._write = write
+        self._go = _thread.allocate_lock()     # released: a job (or the end) is set
+        self._go.acquire()
+        self._idle = _thread.allocate_lock()   # held while a write is pending
+        self._job: Optional[tuple] = None
+        self._error: Optional[BaseException] = None
+        self._closed = False
+        _thread.start_new_thread(self._run, ())
+
+    def _run(self) -> None:
+        while True:
+            self._go.acquire()
+            job = self._job
+            if job is None:
+                return
+            try:
+                self._write(*job)
+            except BaseException as e:      # handed to the caller's thread
+                self._error = e
+            self._job = None
+            self._idle.release()
+
+    def submit(self, offset: int, data) -> None:
+        """Start writing ``data`` at ``offset``; ``data`` must stay untouched until the
+        next :meth:`submit` or :meth:`wait` returns."""
+        self.wait()
+        self._idle.acquire()
+        self._job = (offset, data)
+        self._go.release()
+
+    def wait(self) -> None:
+        """Return once no write is pending; raise the error of the last one, if any."""
+        self._idle.acquire()
+        self._idle.release()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def close(self) -> None:
+        """Wait for the pending write (its error is dropped: call :meth:`wait` first to
+        see it) and end the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._idle.acquire()
+        self._idle.release()
+        self._error = None
+        self._job = None
+        self._go.release()

@@ -1,0 +1,172 @@
+"""Write-behind: full buffers are written on a helper thread while the next one fills.
+
+The bytes must not depend on it, its errors must reach the caller's thread
+(at the next submit or wait), and its thread must end with the Copier.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+
+from pathlib import Path
+
+import pytest
+from conftest import assert_same_tree, require_tool, run
+
+from blockimg import copy as copymod
+from blockimg.block.file import FileDevice
+from blockimg.errors import DeviceError
+from blockimg.fat import Options as FatOptions
+from blockimg.fat import plan as fat_plan
+from blockimg.fat import write as fat_write
+from blockimg.source import from_pairs, walk
+from blockimg.tar import plan as tar_plan
+from blockimg.tar import write as tar_write
+from blockimg.write_behind import WriteBehind
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _threads_become(n: int) -> int:
+    """The thread count once it is ``n`` (a closed helper takes a moment to return)."""
+    deadline = time.monotonic() + 10
+    while _threads() != n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _threads()
+
+
+def _source(tmp_path, n=300) -> Path:
+    src = tmp_path / "src"
+    for i in range(n):
+        d = src / f"d{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:04d}.bin").write_bytes(bytes([i % 251]) * (1 + (i * 7919) % 20000))
+    (src / "big.bin").write_bytes(bytes(range(251)) * 1200)      # > SMALL_FILE: kernel copy
+    return src
+
+
+def _build(src: Path, fmt: str, path: Path, *, behind: bool, slow: bool) -> None:
+    tree = walk(src, mtime=1_700_000_000)
+    p = tar_plan(tree) if fmt == "tar" else fat_plan(tree, FatOptions())
+    dev = FileDevice.create(str(path), p.image_size)
+    if slow:
+        # Each gathered write takes a while, so the next buffer fills while it is in flight.
+        real = dev.pwrite
+        dev.pwrite = lambda offset, data: (time.sleep(0.002), real(offset, data))[1]
+    orig = copymod.Copier.__init__
+
+    def init(self, *a, **k):
+        orig(self, *a, **dict(k, behind=behind, buffer_size=64 * 1024))
+    copymod.Copier.__init__ = init
+    try:
+        (tar_write if fmt == "tar" else fat_write)(p, dev)
+    finally:
+        copymod.Copier.__init__ = orig
+        dev.close()
+
+
+@pytest.mark.parametrize("fmt", ["tar", "fat"])
+def test_bytes_are_the_same_with_and_without_write_behind(tmp_path, fmt):
+    src = _source(tmp_path)
+    plain, behind = tmp_path / "plain.img", tmp_path / "behind.img"
+    _build(src, fmt, plain, behind=False, slow=False)
+    _build(src, fmt, behind, behind=True, slow=True)
+    assert behind.read_bytes() == plain.read_bytes()
+    out = tmp_path / "out"
+    out.mkdir()
+    if fmt == "tar":
+        run(require_tool("tar"), "-xf", behind, "-C", out)
+    else:
+        run(require_tool("fsck.fat"), "-n", behind)
+        run(require_tool("mcopy"), "-s", "-n", "-i", behind, "::/*", out,
+            env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+    assert_same_tree(src, out)
+
+
+def test_a_file_device_writes_behind_and_the_thread_ends(tmp_path):
+    before = _threads()
+    dev = FileDevice.create(str(tmp_path / "x.img"), 1 << 20)
+    with copymod.Copier(dev) as cp:
+        assert cp._behind is not None
+        assert _threads() == before + 1
+        cp.put(0, b"a" * 1000)
+        cp.flush()
+    assert _threads_become(before) == before
+    dev.close()
+    assert (tmp_path / "x.img").read_bytes()[:1001] == b"a" * 1000 + b"\0"
+
+
+def test_an_error_in_the_helper_reaches_the_caller_at_the_next_call():
+    seen = []
+
+    def write(offset, data):
+        if offset == 512:
+            raise DeviceError("disk full at byte 512", errno=errno.ENOSPC)
+        seen.append((offset, bytes(data)))
+
+    wb = WriteBehind(write)
+    wb.submit(0, b"x")
+    wb.submit(512, b"y")                 # fails on the helper thread
+    with pytest.raises(DeviceError, match="disk full at byte 512"):
+        wb.wait()
+    wb.wait()                            # reported once
+    wb.submit(1024, b"z")
+    wb.wait()
+    wb.close()
+    wb.close()                           # idempotent
+    assert seen == [(0, b"x"), (1024, b"z")]
+
+
+def test_submit_waits_for_the_pending_write():
+    started, release = threading.Event(), threading.Event()
+    order = []
+
+    def write(offset, data):
+        order.append(("start", offset))
+        if offset == 0:
+            started.set()
+            release.wait(10)
+        order.append(("end", offset))
+
+    wb = WriteBehind(write)
+    wb.submit(0, b"a")
+    assert started.wait(10)
+    t = threading.Thread(target=wb.submit, args=(1, b"b"))
+    t.start()
+    t.join(0.2)
+    assert t.is_alive()                  # blocked behind write 0
+    release.set()
+    t.join(10)
+    wb.wait()
+    wb.close()
+    assert order == [("start", 0), ("end", 0), ("start", 1), ("end", 1)]
+
+
+def test_a_device_error_from_the_helper_names_the_image(tmp_path, monkeypatch):
+    tree = from_pairs([(f"f{i}", bytes([i]) * 3000) for i in range(50)], mtime=1_700_000_000)
+    p = tar_plan(tree)
+    dev = FileDevice.create(str(tmp_path / "t.img"), p.image_size)
+    real = dev.pwrite
+    calls = []
+
+    def failing(offset, data):
+        calls.append(threading.get_ident())
+        if len(calls) == 2:
+            raise DeviceError(f"{dev.path}: write at byte {offset} failed: No space left",
+                              errno=errno.ENOSPC)
+        real(offset, data)
+    monkeypatch.setattr(dev, "pwrite", failing)
+    before = _threads()
+    with pytest.raises(DeviceError, match="t.img: write at byte"):
+        with copymod.Copier(dev, buffer_size=16 * 1024) as cp:
+            cp.put_records(((0, b"h" * 512, None),), 512)
+            for i in range(40):
+                cp.put(512 + i * 4000, b"q" * 4000)
+            cp.flush()
+    dev.close()
+    assert threading.get_ident() not in calls          # written on the helper thread
+    assert _threads_become(before) == before
