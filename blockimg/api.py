@@ -55,7 +55,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
            keep_links: bool = False, skip_special: bool = False, mtime: Optional[int] = None,
            secret: bool = False, force: bool = False, progress: Optional[Progress] = None,
            manifest: Union[None, bool, str, os.PathLike] = None, fsync: Optional[bool] = None,
-           **options) -> Summary:
+           jobs: Optional[int] = 1, **options) -> Summary:
     """Build an image of ``src`` at ``image``.
 
     ``src`` is a directory, a :class:`~blockimg.source.SourceTree` or a list
@@ -73,6 +73,9 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     it -- the image replaces an existing file, or it is a device -- and not when
     it is a new file (a crash soon after may then leave a complete-looking new
     image with missing data, as it may with ``cp``; nothing existing is at risk).
+    ``jobs``: processes that copy file contents (:mod:`blockimg.parallel`; the
+    same bytes); None picks by CPUs and file count (:func:`~blockimg.parallel.auto_jobs`).
+    Forking is unsafe in a process running other threads: keep 1 there.
     The remaining keyword arguments are the format's options
     (see ``blockimg.tar.Options`` and ``blockimg.fat.Options``).
     """
@@ -85,6 +88,11 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
                            rule="format options") from None
     tree = as_tree(src, keep_links=keep_links, skip_special=skip_special, mtime=mtime)
     plan = mod.plan(tree, opts)
+    if jobs is None:
+        from .parallel import auto_jobs
+        jobs = auto_jobs(tree.files)
+    # Only formats that split their work are told about jobs (a plugin's write may not).
+    split = {"jobs": int(jobs)} if jobs > 1 else {}
     want = manifest is not None and manifest is not False
     manifest_path = None if isinstance(manifest, bool) or manifest is None else \
         os.fspath(manifest)
@@ -114,7 +122,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     if isinstance(image, BlockDevice):
         try:
             _check_fits(plan, image)
-            crcs = mod.write(plan, image, progress=progress, checksum=want)
+            crcs = mod.write(plan, image, progress=progress, checksum=want, **split)
             if fsync:
                 image.flush()
             name = url or getattr(image, "name", "device")
@@ -131,7 +139,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
         try:
             _guard_device(dev, format, force)
             _check_fits(plan, dev)
-            crcs = mod.write(plan, dev, progress=progress, checksum=want)
+            crcs = mod.write(plan, dev, progress=progress, checksum=want, **split)
             if fsync:
                 dev.flush()
             if want:
@@ -145,7 +153,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
         state = {"image_placed": False}
         try:
             result = _build_file(mod, plan, name, manifest_path, want, secret, progress,
-                                 make_manifest, state, fsync=fsync)
+                                 make_manifest, state, fsync=fsync, split=split)
         except DeviceError:
             if state["image_placed"] and manifest_path:
                 # The new image is in place but its manifest could not be: never leave
@@ -164,7 +172,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
 
 def _build_file(mod, plan, name: str, manifest_path: Optional[str], want: bool, secret: bool,
                 progress, make_manifest, state: dict, *,
-                fsync: bool = True) -> Optional[Manifest]:
+                fsync: bool = True, split: Optional[dict] = None) -> Optional[Manifest]:
     """Write ``plan`` to the file ``name`` (and its manifest) atomically."""
     result = None
     with contextlib.ExitStack() as stack:
@@ -183,7 +191,7 @@ def _build_file(mod, plan, name: str, manifest_path: Optional[str], want: bool, 
             # below has little left to do (pointless work without it).
             dev.early_writeout = fsync
             try:
-                crcs = mod.write(plan, dev, progress=progress, checksum=want)
+                crcs = mod.write(plan, dev, progress=progress, checksum=want, **(split or {}))
                 if fsync:
                     dev.flush()
             finally:

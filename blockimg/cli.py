@@ -30,6 +30,23 @@ def _mtime(text: str) -> int:
     return int(dt.timestamp())
 
 
+def _jobs(text: str) -> Optional[int]:
+    if text == "auto":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"not a number of processes: {text!r} "
+                                         "(1 or more, or auto)")
+    return n
+
+
+_JOBS_HELP = ("processes that copy file contents (default: auto, one per CPU up to 4 and per "
+              "1000 files; 1 for a single process); the result is the same")
+
+
 def _size(text: str) -> int:
     try:
         return parse_size(text)
@@ -107,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "an existing file or is a device, not when it is a new file")
     c.add_argument("--force", action="store_true",
                    help="overwrite a block device that already holds a file system")
+    c.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help=_JOBS_HELP)
     c.add_argument("-q", "--quiet", action="store_true", help="no summary line")
 
     ls = command("ls", "list an image")
@@ -124,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("dest", metavar="DEST")
     ex.add_argument("paths", nargs="*", metavar="PATH", help="only these paths")
     ex.add_argument("--overwrite", action="store_true", help="replace existing files")
+    ex.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help=_JOBS_HELP)
 
     inf = command("info", "format, geometry and counts of an image")
     inf.add_argument("image", metavar="IMAGE")
@@ -157,8 +176,9 @@ def cmd_create(args: argparse.Namespace) -> int:
         summary = api.create(args.src, args.output, format=args.format,
                              keep_links=args.keep_links, skip_special=args.skip_special,
                              mtime=mtime, secret=args.secret, force=args.force,
-                             progress=bar, manifest=args.manifest, fsync=args.fsync,
-                             **options)
+                             progress=bar if bar.enabled else None,
+                             manifest=args.manifest, fsync=args.fsync,
+                             jobs=args.jobs, **options)
     finally:
         bar.finish()
     if args.secret and summary.skipped:
@@ -220,7 +240,12 @@ def cmd_cat(args: argparse.Namespace) -> int:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     with api.open(args.image) as img:
-        report = img.extract(args.dest, overwrite=args.overwrite, paths=args.paths or None)
+        jobs = args.jobs
+        if jobs is None:
+            from .parallel import auto_jobs
+            jobs = auto_jobs(len(img))
+        report = img.extract(args.dest, overwrite=args.overwrite, paths=args.paths or None,
+                             jobs=jobs)
     for path in report.existing:
         print(f"blockimg: {path}: exists, not overwritten (use --overwrite)", file=sys.stderr)
     for path, why in report.refused:

@@ -29,6 +29,18 @@ __all__ = [
 class BlockImgError(Exception):
     """Base of every error blockimg raises on purpose."""
 
+    def __reduce__(self):
+        # Pickled with its message and fields as they are (the constructors take keyword
+        # arguments that pickle's default would not pass): errors cross process boundaries.
+        return (_rebuild, (self.__class__, self.args, self.__dict__))
+
+
+def _rebuild(cls, args: tuple, state: dict) -> BlockImgError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidInput(BlockImgError, ValueError):
     """The caller asked for something that cannot be done.

@@ -47,9 +47,9 @@ def entry_points(package: str, image_class: str,
             options = sub("options").Options()
         return sub("layout").plan(tree, options)
 
-    def write(plan, device, *, progress=None, checksum=False):
+    def write(plan, device, *, progress=None, checksum=False, **split):
         """Carry ``plan`` out on ``device``; returns {path: crc32c} when ``checksum``."""
-        return sub("writer").write(plan, device, progress=progress, checksum=checksum)
+        return sub("writer").write(plan, device, progress=progress, checksum=checksum, **split)
 
     def detect(device) -> bool:
         """Whether ``device`` holds an image of this format (never raises on any bytes)."""

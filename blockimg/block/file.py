@@ -148,7 +148,8 @@ class FileDevice(BlockDevice):
         """
         self._check_range(offset, length, offset >= 0 and length >= 0)
         done = 0
-        for way in self._ways:
+        ways = self._ways
+        for k, way in enumerate(ways):
             try:
                 while done < length:
                     n = way(fd, offset + done, min(length - done, _KERNEL_STEP))
@@ -156,6 +157,11 @@ class FileDevice(BlockDevice):
                         break                    # not here after all: the next way decides
                     done += n
                 else:
+                    if k:
+                        # The ways before it refused: try this one first next time (an
+                        # extraction to another file system refuses copy_file_range on
+                        # every file; a refusal costs a system call and an exception).
+                        self._ways = [way] + [w for w in ways if w is not way]
                     return done
             except OSError as e:
                 if e.errno not in _NOT_HERE:

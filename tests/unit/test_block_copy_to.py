@@ -241,3 +241,31 @@ def test_memory_stays_bounded_without_kernel_copies(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=REPO), check=True)
     assert int(res.stdout) < 16 * 1024           # KiB
+
+
+def test_a_way_that_refuses_is_tried_after_the_one_that_worked(image, content, tmp_path,
+                                                               monkeypatch):
+    """copy_file_range refused (EXDEV: another file system) is not asked again first."""
+    dev = FileDevice(image)
+    calls = []
+
+    def cfr(src, dst, count, offset_src):
+        calls.append("cfr")
+        raise OSError(errno.EXDEV, "cross-device")
+
+    real_sendfile = os.sendfile
+
+    def sendfile(out, src, offset, count):
+        calls.append("sendfile")
+        return real_sendfile(out, src, offset, count)
+    monkeypatch.setattr(os, "copy_file_range", cfr)
+    monkeypatch.setattr(os, "sendfile", sendfile)
+    outs = []
+    for i in range(3):
+        p = tmp_path / f"out{i}"
+        with open(p, "wb") as f:
+            assert dev.copy_to(4096 * i, 5000, f.fileno()) == 5000
+        outs.append(p.read_bytes())
+    dev.close()
+    assert outs == [content[4096 * i:4096 * i + 5000] for i in range(3)]
+    assert calls == ["cfr", "sendfile", "sendfile", "sendfile"]

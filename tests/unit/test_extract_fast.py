@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import blockimg
-import blockimg.image as image_mod
+import blockimg.extract as extract_mod
 from blockimg.block.memory import MemoryDevice
 from blockimg.image import EntryInfo, Image
 
@@ -220,7 +220,7 @@ def test_destination_given_through_a_symlink(tmp_path):
 def test_deep_tree_with_bounded_open_directories(tmp_path, monkeypatch, max_open):
     """A 150-level tree, climbing back up and down again: everything lands where it
     should, at most ``MAX_OPEN`` directories are open at once, and none are left."""
-    monkeypatch.setattr(image_mod._TreeWriter, "MAX_OPEN", max_open)
+    monkeypatch.setattr(extract_mod._TreeWriter, "MAX_OPEN", max_open)
     members = []
     deep = []
     for i in range(150):

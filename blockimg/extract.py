@@ -1,0 +1,428 @@
+"""Extraction: an image's tree written below a destination directory, safely.
+
+:func:`extract` checks every entry (names, kinds, links, what is above it in
+the image), makes the directories, then the files -- split over processes
+when asked (:mod:`blockimg.parallel`) -- then the symlinks, and last the
+directories' modes and times. All of it goes through :class:`_TreeWriter`:
+directory file descriptors, ``O_NOFOLLOW`` and ``O_EXCL``, so nothing is
+ever written through a symlink or outside the destination.
+"""
+from __future__ import annotations
+
+import os
+import stat as _stat
+from functools import partial
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+
+from .errors import BlockImgError, InvalidInput
+from .record import field, record
+
+if TYPE_CHECKING:
+    from .image import EntryInfo, Image
+
+__all__ = ["extract", "ExtractReport", "unsafe_host_name"]
+
+
+@record
+class ExtractReport:
+    """What :meth:`Image.extract` did."""
+
+    written: List[str] = field(default_factory=list)
+    refused: List[Tuple[str, str]] = field(default_factory=list)
+    existing: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused and not self.existing
+
+
+
+
+def extract(image: "Image", dest: str, *, overwrite: bool = False,
+            paths: Optional[Sequence[str]] = None, jobs: int = 1) -> ExtractReport:
+    """:meth:`Image.extract <blockimg.image.Image.extract>` (see there)."""
+    if not _HAVE_DIR_FD:
+        raise BlockImgError("extract needs a host whose os functions take dir_fd")
+    report = ExtractReport()
+    dest = os.path.abspath(os.fspath(dest))
+    os.makedirs(dest, exist_ok=True)
+    real_dest = os.path.realpath(dest)
+    wanted = None if paths is None else [image._key(p) for p in paths]
+    for p, reason in getattr(image, "unsafe_names", []):
+        report.refused.append((p, reason))
+    index = image._index
+    writer = _TreeWriter(real_dest, overwrite, report)
+    dirs: List[EntryInfo] = []
+    files: List[Tuple[EntryInfo, EntryInfo]] = []   # (entry, the file whose data it gets)
+    links: List[EntryInfo] = []
+    checked, below_non_dir = "", None  # the last parent path looked at, and its verdict
+    try:
+        # Checks, and directories as they come (a file's parents exist before it).
+        for info in sorted(index.values(), key=lambda e: _sort_key(e.path)):
+            if wanted is not None and not any(
+                    info.path == w or info.path.startswith(w + "/") or w == ""
+                    for w in wanted):
+                continue
+            parent = info.path.rpartition("/")[0]
+            if parent != checked:  # entries come grouped by directory
+                checked, below_non_dir = parent, _non_dir_ancestor(index, info.path)
+            why = unsafe_host_name(info.path) or below_non_dir or \
+                _kind_problem(image, info, real_dest)
+            if why is not None:
+                report.refused.append((info.path, why))
+            elif info.kind == "symlink":
+                links.append(info)
+            elif info.kind == "dir":
+                if writer.make_dir(info.path):
+                    dirs.append(info)
+            else:  # a file, or a hard link written as a copy of its file
+                files.append((info, info if info.kind == "file" else
+                              image._resolve(info.path)))
+        _write_files(image, files, writer, real_dest, overwrite, jobs)
+        made = [(info, info.link_target or "") for info in links
+                if writer.make_symlink(info.path, info.link_target or "")]
+    finally:
+        writer.close()
+    # A link can escape through another link (a -> ., b -> a/x/../..): judge
+    # each against the finished tree, where nothing changes any more.
+    for info, link in made:
+        target = os.path.join(real_dest, *info.path.split("/"))
+        if _inside(os.path.realpath(target), real_dest):
+            report.written.append(info.path)
+        else:
+            os.unlink(target)
+            report.refused.append((info.path, f"symlink to {link!r} resolves outside "
+                                              "the destination"))
+    # Directory modes and times last: making what is inside them changes both.
+    for info in reversed(dirs):
+        target = os.path.join(real_dest, *info.path.split("/"))
+        try:
+            os.chmod(target, (info.mode & 0o777) | 0o700, follow_symlinks=False)
+            os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
+        except (OSError, NotImplementedError):
+            pass
+    return report
+
+
+#: A file costs about as much as copying this many bytes more (create, copy, close).
+FILE_WEIGHT = 32 * 1024
+
+
+def _write_files(image: "Image", files, writer: "_TreeWriter", real_dest: str,
+                 overwrite: bool, jobs: int) -> None:
+    """Write ``files`` through ``writer``, or split over ``jobs`` processes (each with a
+    writer of its own; outcomes merged into ``writer.report`` in image order)."""
+    from .parallel import fork_map, split
+    ranges = [(0, len(files))]
+    if jobs > 1 and _forkable(image.device):
+        ranges = split([FILE_WEIGHT + data.size for _, data in files], jobs)
+
+    def part(i: int, tick) -> Optional[tuple]:
+        start, stop = ranges[i]
+        if i == 0:
+            _write_some(image, files[start:stop], writer)
+            return None
+        own = _TreeWriter(real_dest, overwrite, ExtractReport())
+        try:
+            _write_some(image, files[start:stop], own)
+        finally:
+            own.close()
+        return own.report.written, own.report.refused, own.report.existing
+
+    report = writer.report
+    for got in fork_map(part, len(ranges))[1:]:
+        report.written += got[0]
+        report.refused += got[1]
+        report.existing += got[2]
+
+
+def _write_some(image: "Image", files, writer: "_TreeWriter") -> None:
+    copy = image._copy_data
+    write = writer.write_file
+    for info, data in files:
+        write(info.path, info.mode, data.mtime, partial(copy, data))
+
+
+def _forkable(device) -> bool:
+    """Whether forked children can read ``device`` as the parent does: the built-in
+    backends (a file descriptor, a shared mapping or memory copied on fork); not a
+    plugin's, which may hold a connection that must not be shared."""
+    from .block.file import FileDevice
+    from .block.memory import MemoryDevice
+    from .block.mmap import MmapDevice
+    return hasattr(os, "fork") and type(device) in (FileDevice, MmapDevice, MemoryDevice)
+
+
+def _non_dir_ancestor(index, path: str) -> Optional[str]:
+    parts = path.split("/")
+    for i in range(1, len(parts)):
+        up = index.get("/".join(parts[:i]))
+        if up is not None and up.kind != "dir":
+            return (f"is below {up.path!r}, which is a {up.kind} in the image "
+                    "(nothing is written through links)")
+    return None
+
+
+def _kind_problem(image: "Image", info: "EntryInfo", real_dest: str) -> Optional[str]:
+    """Why an entry of this kind cannot be extracted, or None."""
+    if info.kind in ("dir", "file"):
+        return None
+    link = info.link_target or ""
+    if info.kind == "symlink":
+        at = os.path.dirname(os.path.join(real_dest, *info.path.split("/")))
+        if not link or os.path.isabs(link) or "\0" in link or \
+                not _inside(os.path.normpath(os.path.join(at, link)), real_dest):
+            return f"symlink to {link!r} leads outside the destination"
+        return None
+    if info.kind != "hardlink":
+        return f"{info.kind} entries are not extracted"
+    src = image._key(link)
+    if src not in image._index or src == info.path:
+        return f"hard link to {link!r} which is not in the image"
+    try:
+        image._resolve(src)
+    except InvalidInput as e:  # a link to a directory, or a chain of links
+        return f"hard link to {link!r}: {e}"
+    return None
+
+
+_O = {name: getattr(os, name, 0) for name in ("O_DIRECTORY", "O_NOFOLLOW", "O_CLOEXEC")}
+_DIR_FLAGS = os.O_RDONLY | _O["O_DIRECTORY"] | _O["O_NOFOLLOW"] | _O["O_CLOEXEC"]
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O["O_NOFOLLOW"] | _O["O_CLOEXEC"]
+_HAVE_DIR_FD = {os.open, os.mkdir, os.stat, os.unlink, os.symlink} <= os.supports_dir_fd \
+    and os.utime in os.supports_fd and all(_O.values())
+
+
+class _Blocked(Exception):
+    """An entry's parent directory cannot be opened (the reason is the message)."""
+
+
+class _TreeWriter:
+    """Makes entries below one destination through directory file descriptors.
+
+    The directories from the destination down to the current parent stay
+    open, each opened with ``O_NOFOLLOW`` relative to the one above (missing
+    ones are created), so no path is looked up twice and nothing is followed
+    out of the tree. Entries come in sorted path order, so only that one
+    chain is open, and only its deepest :attr:`MAX_OPEN` levels; a closed
+    level is opened again, the same way, when the walk climbs back to it.
+    Outcomes go to ``report``.
+    """
+
+    MAX_OPEN = 64
+
+    def __init__(self, root: str, overwrite: bool, report: ExtractReport) -> None:
+        self.root = os.open(root, _DIR_FLAGS)
+        self.overwrite = overwrite
+        self.report = report
+        self.umask = _umask()
+        self.names: List[str] = []            # the open chain, below root
+        self.fds: List[Optional[int]] = []    # one per name; None once closed
+        self.blocked: Tuple[Tuple[str, ...], str] = ((), "")  # last prefix that failed
+
+    def make_dir(self, path: str) -> bool:
+        """Make (or keep) the directory ``path``; True if it is one now."""
+        try:
+            parent, name = self._parent(path)
+            try:
+                os.mkdir(name, 0o777, dir_fd=parent)
+            except FileExistsError:
+                if not _stat.S_ISDIR(os.stat(name, dir_fd=parent,
+                                             follow_symlinks=False).st_mode):
+                    if not self._remove(parent, name):
+                        self.report.existing.append(path)
+                        return False
+                    os.mkdir(name, 0o777, dir_fd=parent)
+        except (_Blocked, OSError) as e:
+            self.report.refused.append((path, _why(e)))
+            return False
+        self.report.written.append(path)
+        return True
+
+    def write_file(self, path: str, mode: int, mtime: int, copy) -> None:
+        """Create the file ``path`` (``O_EXCL|O_NOFOLLOW``) and fill it with ``copy(fd)``."""
+        perm = mode & 0o777
+        try:
+            parent, name = self._parent(path)
+            try:
+                fd = os.open(name, _FILE_FLAGS, perm, dir_fd=parent)
+            except FileExistsError:
+                if not self._remove(parent, name):
+                    self.report.existing.append(path)
+                    return
+                fd = os.open(name, _FILE_FLAGS, perm, dir_fd=parent)
+            try:
+                copy(fd)
+                if perm & self.umask:  # open() applied the umask
+                    os.fchmod(fd, perm)
+                os.utime(fd, (mtime, mtime))
+            finally:
+                os.close(fd)
+        except (_Blocked, OSError) as e:
+            self.report.refused.append((path, _why(e)))
+            return
+        self.report.written.append(path)
+
+    def make_symlink(self, path: str, link: str) -> bool:
+        """Create the symlink ``path -> link``; True if made."""
+        try:
+            parent, name = self._parent(path)
+            try:
+                os.symlink(link, name, dir_fd=parent)
+            except FileExistsError:
+                if not self._remove(parent, name):
+                    self.report.existing.append(path)
+                    return False
+                os.symlink(link, name, dir_fd=parent)
+        except (_Blocked, OSError) as e:
+            self.report.refused.append((path, _why(e)))
+            return False
+        return True
+
+    def close(self) -> None:
+        for fd in self.fds:
+            if fd is not None:
+                os.close(fd)
+        self.names, self.fds = [], []
+        os.close(self.root)
+
+    def _remove(self, parent: int, name: str) -> bool:
+        """With ``overwrite``, unlink ``name`` unless it is a directory; True if done."""
+        if not self.overwrite:
+            return False
+        try:
+            os.unlink(name, dir_fd=parent)
+        except OSError:
+            if _lstat_is(parent, name, _stat.S_ISDIR):
+                return False
+            raise
+        return True
+
+    def _parent(self, path: str) -> Tuple[int, str]:
+        """The open parent directory of ``path`` and its last component."""
+        *parents, name = path.split("/")
+        return self._open_chain(parents), name
+
+    def _open_chain(self, parts: List[str]) -> int:
+        """Make ``parts`` the open chain (keeping the common prefix); its last fd."""
+        bad, reason = self.blocked
+        if bad and tuple(parts[:len(bad)]) == bad:
+            raise _Blocked(reason)
+        names, fds = self.names, self.fds
+        k = 0
+        while k < len(names) and k < len(parts) and names[k] == parts[k]:
+            k += 1
+        for fd in fds[k:]:
+            if fd is not None:
+                os.close(fd)
+        del names[k:], fds[k:]
+        if fds and fds[-1] is None:
+            fds[-1] = self._reopen()
+        for name in parts[k:]:
+            fds.append(self._open_dir(fds[-1] if fds else self.root, name, parts[:k + 1]))
+            names.append(name)
+            k += 1
+            if len(fds) > self.MAX_OPEN and fds[-self.MAX_OPEN - 1] is not None:
+                os.close(fds[-self.MAX_OPEN - 1])
+                fds[-self.MAX_OPEN - 1] = None
+        return fds[-1] if fds else self.root
+
+    def _reopen(self) -> int:
+        """Open the chain's last level again from its deepest open ancestor."""
+        j = len(self.fds) - 1
+        while j >= 0 and self.fds[j] is None:
+            j -= 1
+        at = self.fds[j] if j >= 0 else self.root
+        for i in range(j + 1, len(self.fds)):
+            try:
+                fd = self._open_dir(at, self.names[i], self.names[:i + 1])
+            finally:
+                if i > j + 1:
+                    os.close(at)  # a level between: not kept
+            at = fd
+        return at
+
+    def _open_dir(self, parent: int, name: str, prefix: List[str]) -> int:
+        """Open directory ``name`` in ``parent`` without following a link, creating
+        it if missing; raise :class:`_Blocked` (and remember ``prefix``) if not."""
+        try:
+            try:
+                return os.open(name, _DIR_FLAGS, dir_fd=parent)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(name, 0o777, dir_fd=parent)
+                except FileExistsError:
+                    pass
+                return os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except OSError as e:
+            where = "/".join(prefix)
+            if _lstat_is(parent, name, _stat.S_ISLNK):
+                reason = (f"is below {where!r}, which is a symlink in the destination "
+                          "(nothing is written through links)")
+            else:
+                reason = f"cannot write {where!r}: {e.strerror}"
+            self.blocked = (tuple(prefix), reason)
+            raise _Blocked(reason) from None
+
+
+def _why(e: Exception) -> str:
+    return str(e) if isinstance(e, _Blocked) else f"cannot write: {e.strerror}"
+
+
+def _lstat_is(parent: int, name: str, test) -> bool:
+    try:
+        return test(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where ``/proc`` tells it."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+                     *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+
+
+def unsafe_host_name(path: str, *, host: Optional[str] = None) -> Optional[str]:
+    """Why ``path`` cannot be created safely below a directory on ``host``
+    (``os.name`` by default), or None.
+
+    Everywhere: empty, ``.`` or ``..`` components, NUL bytes, absolute
+    paths. On Windows also reserved device names (``CON``, ``nul.txt``),
+    ``<>:"|?*\\``, control characters and trailing dots or spaces.
+    """
+    host = os.name if host is None else host
+    if not path or path.startswith("/"):
+        return "is absolute or empty"
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            return f"has a {part or 'empty'!r} component"
+        if "\0" in part:
+            return "has a NUL byte in its name"
+        if host == "nt":
+            if any(c in '<>:"|?*\\' or ord(c) < 32 for c in part):
+                return f"{part!r} has a character Windows does not allow in names"
+            if part[-1] in ". ":
+                return f"{part!r} ends with a dot or space (Windows drops them)"
+            if part.split(".")[0].upper().rstrip(" ") in _WINDOWS_RESERVED:
+                return f"{part!r} is a reserved device name on Windows"
+    return None
+
+
+def _sort_key(path: str):
+    return tuple(c.encode("utf-8", "surrogateescape") for c in path.split("/"))
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

@@ -1,0 +1,235 @@
+"""Work split over forked processes: the same images and trees as one process, errors
+typed and in order, nothing lost when a child dies."""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import blockimg
+from blockimg import parallel
+from blockimg.cli import _jobs
+from blockimg.errors import BlockImgError, DoesNotFit, SourceChanged
+from conftest import assert_same_tree, require_tool, run, tree_snapshot
+from test_extract_safety import _member, make_tar, snapshot
+
+MTIME = 1_700_000_000
+
+
+# -- split and auto_jobs ---------------------------------------------------------
+
+@given(st.lists(st.integers(0, 10_000), max_size=60), st.integers(1, 8))
+def test_split_is_contiguous_whole_and_balanced(weights, parts):
+    ranges = parallel.split(weights, parts)
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(weights)
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    assert len(ranges) == max(1, min(parts, len(weights)))
+    if weights:
+        assert all(stop > start for start, stop in ranges)
+        # No part is heavier than an equal share plus its heaviest item.
+        share = sum(weights) / len(ranges)
+        for start, stop in ranges:
+            assert sum(weights[start:stop]) <= share + max(weights[start:stop]) + 1e-9
+
+
+def test_auto_jobs(monkeypatch):
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
+    assert parallel.auto_jobs(300) == 1
+    assert parallel.auto_jobs(1999) == 1
+    assert parallel.auto_jobs(20_000) == 2
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 64)
+    assert parallel.auto_jobs(20_000) == parallel.MAX_AUTO_JOBS
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 1)
+    assert parallel.auto_jobs(1_000_000) == 1
+
+
+def test_cli_jobs_argument():
+    assert _jobs("auto") is None and _jobs("3") == 3
+    for bad in ("0", "-1", "x", ""):
+        with pytest.raises(Exception, match="number of processes"):
+            _jobs(bad)
+
+
+# -- fork_map --------------------------------------------------------------------
+
+def test_parts_run_in_order_part_zero_here_the_rest_in_children():
+    me = os.getpid()
+    got = parallel.fork_map(lambda i, tick: (i, os.getpid(), "x" * (100_000 * i)), 4)
+    assert [g[0] for g in got] == [0, 1, 2, 3]
+    assert got[0][1] == me and len({g[1] for g in got}) == 4
+    assert [len(g[2]) for g in got] == [0, 100_000, 200_000, 300_000]   # > a pipe's buffer
+
+
+def test_the_first_error_in_part_order_comes_back_typed():
+    def work(i, tick):
+        if i == 2:
+            raise DoesNotFit("part two", needed=10, available=3)
+        if i == 3:
+            raise SourceChanged("part three", path="p3")
+        return i
+    with pytest.raises(DoesNotFit) as e:
+        parallel.fork_map(work, 4)
+    assert (e.value.needed, e.value.available) == (10, 3)
+    assert "part two" in str(e.value)
+
+
+def test_the_parents_own_error_wins_over_later_parts():
+    def work(i, tick):
+        raise SourceChanged(f"part {i}", path=f"p{i}")
+    with pytest.raises(SourceChanged, match="p0: part 0"):
+        parallel.fork_map(work, 3)
+
+
+def test_a_child_that_dies_is_an_error_not_a_hang():
+    def work(i, tick):
+        if i == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return i
+    with pytest.raises(BlockImgError, match="worker process 1 was killed by signal 9"):
+        parallel.fork_map(work, 2)
+
+
+def test_a_bug_in_a_child_is_named():
+    def work(i, tick):
+        return {}[i] if i else 0
+    with pytest.raises(BlockImgError, match="worker process 1: KeyError"):
+        parallel.fork_map(work, 2)
+
+
+def test_progress_adds_up_every_part():
+    seen = []
+
+    def work(i, tick):
+        for k in range(1, 6):
+            tick(k * (i + 1))
+        return i
+    assert parallel.fork_map(work, 3, progress=seen.append) == [0, 1, 2]
+    assert seen and seen == sorted(seen)
+    assert max(seen) <= 5 + 10 + 15
+
+
+def test_one_part_runs_here_with_the_callers_progress():
+    seen = []
+    assert parallel.fork_map(lambda i, tick: tick(7) or os.getpid(), 1,
+                             progress=seen.append) == [os.getpid()]
+    assert seen == [7]
+
+
+# -- builds -------------------------------------------------------------------------
+
+def _source(tmp_path: Path, n: int = 400) -> Path:
+    src = tmp_path / "src"
+    for i in range(n):
+        d = src / f"dir{i % 9}" / f"sub{i % 3}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"file {i:04d} with a long name.bin").write_bytes(
+            bytes([i % 256]) * ((i * 7919) % 30000))
+    (src / "big.bin").write_bytes(os.urandom(700_000))      # kernel copy path
+    (src / "empty").mkdir()
+    return src
+
+
+@pytest.mark.parametrize("fmt", ["tar", "fat"])
+def test_a_build_split_over_processes_is_the_same_image(tmp_path, fmt):
+    src = _source(tmp_path)
+    one, three = tmp_path / "one.img", tmp_path / "three.img"
+    s1 = blockimg.create(src, one, format=fmt, mtime=MTIME, manifest=True, jobs=1)
+    s3 = blockimg.create(src, three, format=fmt, mtime=MTIME, manifest=True, jobs=3)
+    assert three.read_bytes() == one.read_bytes()
+    assert s3.manifest.dumps() == s1.manifest.dumps()       # the CRCs came back too
+    out = tmp_path / "out"
+    out.mkdir()
+    if fmt == "tar":
+        run(require_tool("tar"), "-xf", three, "-C", out)
+    else:
+        run(require_tool("fsck.fat"), "-n", three)
+        run(require_tool("mcopy"), "-s", "-n", "-i", three, "::/*", out,
+            env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+    assert_same_tree(src, out)
+
+
+@pytest.mark.parametrize("fmt", ["tar", "fat"])
+def test_a_source_change_seen_by_a_child_is_reported_and_nothing_is_left(tmp_path, fmt,
+                                                                         monkeypatch):
+    src = _source(tmp_path, n=60)
+    victim = sorted(src.rglob("*.bin"))[-2]      # late in image order: a child's part
+    from blockimg import api
+    real_plan = api.format_module(fmt).plan
+
+    def plan_then_shrink(tree, opts):
+        p = real_plan(tree, opts)
+        victim.write_bytes(b"")
+        return p
+    monkeypatch.setattr(api, "format_module", lambda f: _with_plan(f, plan_then_shrink))
+    out = tmp_path / "x.img"
+    with pytest.raises(SourceChanged, match=str(victim.name)):
+        blockimg.create(src, out, format=fmt, jobs=3)
+    assert not out.exists()
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+def _with_plan(fmt, plan):
+    from blockimg.formats import format_module
+
+    class Mod:
+        pass
+    real = format_module(fmt)
+    mod = Mod()
+    mod.__dict__.update({k: getattr(real, k) for k in ("Options", "write")})
+    mod.plan = plan
+    return mod
+
+
+# -- extraction -------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["tar", "fat"])
+def test_an_extraction_split_over_processes_is_the_same_tree(tmp_path, fmt):
+    src = _source(tmp_path)
+    img = tmp_path / "i.img"
+    blockimg.create(src, img, format=fmt, mtime=MTIME)
+    reports = {}
+    for jobs in (1, 3):
+        dest = tmp_path / f"out{jobs}"
+        with blockimg.open(img) as image:
+            reports[jobs] = image.extract(dest, jobs=jobs)
+        assert_same_tree(src, dest)
+    assert reports[3] == reports[1]
+    assert len(reports[3].written) == len(list(src.rglob("*")))
+    stats = [{p.relative_to(tmp_path / f"out{j}"): (p.stat().st_mtime, p.stat().st_mode)
+              for p in (tmp_path / f"out{j}").rglob("*")} for j in (1, 3)]
+    assert stats[0] == stats[1]
+
+
+@given(st.lists(_member, min_size=1, max_size=12))
+def test_hostile_archives_split_over_processes_do_as_one_process(tmp_path_factory, members):
+    """The same refusals, the same tree, nothing outside, whatever the split."""
+    tmp = tmp_path_factory.mktemp("p")
+    spec = [(n, k, t.encode() if k == "file" else t) for n, k, t in members if n.strip("/")]
+    if not spec:
+        return
+    t = make_tar(tmp / "r.tar", spec)
+    got = []
+    for jobs in (1, 2):
+        dest = tmp / f"dest{jobs}"
+        dest.mkdir()
+        before = snapshot(tmp, dest)
+        with blockimg.open(t) as img:
+            report = img.extract(dest, jobs=jobs)
+        assert snapshot(tmp, dest) == before
+        got.append((report, tree_snapshot(dest)))
+    assert got[0] == got[1]
+
+
+def test_cli_extract_jobs(tmp_path):
+    src = _source(tmp_path, n=50)
+    img = tmp_path / "i.tar"
+    blockimg.create(src, img, format="tar")
+    from blockimg.cli import main
+    assert main(["extract", str(img), str(tmp_path / "o"), "-j", "2"]) == 0
+    assert_same_tree(src, tmp_path / "o")
+    assert main(["create", str(src), "-o", str(tmp_path / "j.tar"), "--jobs", "2", "-q"]) == 0
+    assert (tmp_path / "j.tar").read_bytes() == img.read_bytes()
