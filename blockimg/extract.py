@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import stat as _stat
-from functools import partial
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from .errors import BlockImgError, InvalidInput
@@ -58,7 +57,7 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
     checked, below_non_dir = "", None  # the last parent path looked at, and its verdict
     try:
         # Checks, and directories as they come (a file's parents exist before it).
-        for info in sorted(index.values(), key=lambda e: _sort_key(e.path)):
+        for info in sorted(index.values(), key=_order):
             if wanted is not None and not any(
                     info.path == w or info.path.startswith(w + "/") or w == ""
                     for w in wanted):
@@ -137,10 +136,12 @@ def _write_files(image: "Image", files, writer: "_TreeWriter", real_dest: str,
 
 
 def _write_some(image: "Image", files, writer: "_TreeWriter") -> None:
-    copy = image._copy_data
-    write = writer.write_file
-    for info, data in files:
-        write(info.path, info.mode, data.mtime, partial(copy, data))
+    writer.write_files(((info.path, info.mode, data.mtime, data) for info, data in files),
+                       image._copy_data)
+
+
+def _call(copy, fd: int) -> None:
+    copy(fd)
 
 
 def _forkable(device) -> bool:
@@ -241,27 +242,48 @@ class _TreeWriter:
 
     def write_file(self, path: str, mode: int, mtime: int, copy) -> None:
         """Create the file ``path`` (``O_EXCL|O_NOFOLLOW``) and fill it with ``copy(fd)``."""
-        perm = mode & 0o777
-        try:
-            parent, name = self._parent(path)
+        self.write_files(((path, mode, mtime, copy),), _call)
+
+    def write_files(self, files, copy) -> None:
+        """:meth:`write_file` for many ``(path, mode, mtime, data)``, filled with
+        ``copy(data, fd)``; in image order, each directory is looked up once."""
+        report = self.report
+        written = report.written.append
+        umask = self.umask
+        at_dir = None                 # the directory of the file before
+        parent, blocked = self.root, None
+        for path, mode, mtime, data in files:
+            dir_path, _, name = path.rpartition("/")
+            if dir_path != at_dir:
+                at_dir = dir_path
+                try:
+                    parent = self._open_chain(dir_path.split("/") if dir_path else [])
+                    blocked = None
+                except _Blocked as e:
+                    blocked = str(e)
+            if blocked is not None:
+                report.refused.append((path, blocked))
+                continue
+            perm = mode & 0o777
             try:
-                fd = os.open(name, _FILE_FLAGS, perm, dir_fd=parent)
-            except FileExistsError:
-                if not self._remove(parent, name):
-                    self.report.existing.append(path)
-                    return
-                fd = os.open(name, _FILE_FLAGS, perm, dir_fd=parent)
-            try:
-                copy(fd)
-                if perm & self.umask:  # open() applied the umask
-                    os.fchmod(fd, perm)
-                os.utime(fd, (mtime, mtime))
-            finally:
-                os.close(fd)
-        except (_Blocked, OSError) as e:
-            self.report.refused.append((path, _why(e)))
-            return
-        self.report.written.append(path)
+                try:
+                    fd = os.open(name, _FILE_FLAGS, perm, dir_fd=parent)
+                except FileExistsError:
+                    if not self._remove(parent, name):
+                        report.existing.append(path)
+                        continue
+                    fd = os.open(name, _FILE_FLAGS, perm, dir_fd=parent)
+                try:
+                    copy(data, fd)
+                    if perm & umask:  # open() applied the umask
+                        os.fchmod(fd, perm)
+                    os.utime(fd, (mtime, mtime))
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                report.refused.append((path, _why(e)))
+                continue
+            written(path)
 
     def make_symlink(self, path: str, link: str) -> bool:
         """Create the symlink ``path -> link``; True if made."""
@@ -420,8 +442,11 @@ def unsafe_host_name(path: str, *, host: Optional[str] = None) -> Optional[str]:
     return None
 
 
-def _sort_key(path: str):
-    return tuple(c.encode("utf-8", "surrogateescape") for c in path.split("/"))
+def _order(info: "EntryInfo") -> str:
+    """Image order (parents first, then siblings by name), cheaply: with "/" as the
+    lowest character, comparing strings compares the paths component by component,
+    and code point order is UTF-8 byte order."""
+    return info.path.replace("/", "\0")
 
 
 def _inside(path: str, root: str) -> bool:

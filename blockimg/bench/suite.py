@@ -133,6 +133,7 @@ MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1"}
 
 FAT_BUILD = [
     Tool("blockimg", "blockimg", _blockimg_fat_create),
+    Tool("blockimg -j1", "blockimg", lambda c: _blockimg_fat_create(c) + ["-j1"]),
     Tool("blockimg --fsync", "blockimg", lambda c: _blockimg_fat_create(c) + ["--fsync"]),
     Tool("mkfs.fat+mcopy", "peer", _mkfs_mcopy, needs=("mkfs.fat", "mcopy"), env=MTOOLS_ENV),
     Tool("pyfatfs", "peer", lambda c: [c.python, PEERS, "pyfatfs-create", c.out_img, c.corpus,
@@ -144,6 +145,8 @@ FAT_BUILD = [
 TAR_BUILD = [
     Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "create", c.corpus, "-o", c.out_img,
                                                          "--format", "tar", "-q")),
+    Tool("blockimg -j1", "blockimg", lambda c: blockimg_cmd(
+        c, "create", c.corpus, "-o", c.out_img, "--format", "tar", "-q", "-j1")),
     Tool("blockimg --fsync", "blockimg", lambda c: blockimg_cmd(
         c, "create", c.corpus, "-o", c.out_img, "--format", "tar", "-q", "--fsync")),
     Tool("GNU tar", "peer", lambda c: f"cd {_q(c.corpus)} && tar -cf {_q(c.out_img)} -- *",
@@ -157,6 +160,8 @@ TAR_BUILD = [
 FAT_EXTRACT = [
     Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "extract", c.fat_image, c.out),
          output="dir"),
+    Tool("blockimg -j1", "blockimg", lambda c: blockimg_cmd(c, "extract", c.fat_image, c.out,
+                                                             "-j1"), output="dir"),
     Tool("blockimg mmap", "blockimg", lambda c: blockimg_cmd(c, "extract", "mmap:" + c.fat_image,
                                                               c.out), output="dir"),
     Tool("mcopy -s", "peer", lambda c: ["mcopy", "-s", "-n", "-i", c.fat_image, "::/*", c.out],
@@ -182,6 +187,8 @@ FAT_CAT = [
 TAR_EXTRACT = [
     Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "extract", c.tar_image, c.out),
          output="dir"),
+    Tool("blockimg -j1", "blockimg", lambda c: blockimg_cmd(c, "extract", c.tar_image, c.out,
+                                                             "-j1"), output="dir"),
     Tool("blockimg mmap", "blockimg", lambda c: blockimg_cmd(c, "extract", "mmap:" + c.tar_image,
                                                               c.out), output="dir"),
     Tool("GNU tar", "peer", lambda c: ["tar", "-xf", c.tar_image, "-C", c.out], needs=("tar",),

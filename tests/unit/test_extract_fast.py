@@ -10,6 +10,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import blockimg
 import blockimg.extract as extract_mod
@@ -285,3 +287,16 @@ def test_no_path_lookups_per_file(tmp_path, monkeypatch):
     assert report.ok and len(report.written) == 202
     assert len(calls) < 20, calls
     assert (dest / "d" / "f199.txt").read_bytes() == b"x" * 199
+
+
+_name = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0",
+                                       max_codepoint=0x2FFFF), min_size=1, max_size=4)
+
+
+@given(st.lists(st.lists(_name, min_size=1, max_size=3).map("/".join), max_size=30))
+def test_extraction_order_is_component_by_component_byte_order(paths):
+    """The cheap sort key of extraction orders paths as comparing their components'
+    UTF-8 bytes does (parents first, each directory's subtree together)."""
+    infos = [EntryInfo(p, "file") for p in paths]
+    by_bytes = sorted(paths, key=lambda p: [c.encode("utf-8") for c in p.split("/")])
+    assert [i.path for i in sorted(infos, key=extract_mod._order)] == by_bytes
