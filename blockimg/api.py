@@ -91,8 +91,8 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     if jobs is None:
         from .parallel import auto_jobs
         jobs = auto_jobs(tree.files)
-    # Only formats that split their work are told about jobs (a plugin's write may not).
-    split = {"jobs": int(jobs)} if jobs > 1 else {}
+    # Only formats that split their work (``PARALLEL = True``) are told about jobs.
+    split = {"jobs": int(jobs)} if jobs > 1 and getattr(mod, "PARALLEL", False) else {}
     want = manifest is not None and manifest is not False
     manifest_path = None if isinstance(manifest, bool) or manifest is None else \
         os.fspath(manifest)

@@ -43,7 +43,7 @@ def _jobs(text: str) -> Optional[int]:
     return n
 
 
-_JOBS_HELP = ("processes that copy file contents (default: auto, one per CPU up to 4 and per "
+_JOBS_HELP = ("processes that copy file contents (default: auto, one per CPU up to 2 and per "
               "1000 files; 1 for a single process); the result is the same")
 
 

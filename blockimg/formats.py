@@ -6,7 +6,9 @@ Each format package provides:
   arguments, validated on construction, deterministic defaults);
 * ``plan(tree, options) -> Plan`` -- pure layout; ``Plan.image_size`` and
   ``Plan.sector_size`` say what device to make;
-* ``write(plan, device, progress=None)`` -- carries the plan out;
+* ``write(plan, device, progress=None, checksum=False)`` -- carries the plan out;
+  a format that sets ``PARALLEL = True`` also takes ``jobs`` (processes that
+  copy file contents: :mod:`blockimg.parallel`);
 * ``detect(device) -> bool`` and ``open_image(device, owns_device=False)``;
 * ``check(image, target="generic") -> list[str]``.
 

@@ -14,3 +14,5 @@ from .options import Options
 __all__ = ["Options", "plan", "write", "detect", "open_image", "check"]
 
 plan, write, detect, open_image, check = entry_points(__name__, "FatImage", detect_in="geometry")
+#: ``write`` takes ``jobs`` (file contents split over processes).
+PARALLEL = True

@@ -225,19 +225,21 @@ def _hook(fmt: str, *, pause_after_files: int = -1, named: bool = False,
     """)
 
 
-def _start_paused(tmp_path, fmt, *, named=False):
+def _start_paused(tmp_path, fmt, *, named=False, jobs=1):
     src = make_tree(tmp_path / "src", sizes=(1000, 3_000_000, 3_000_000, 3_000_000, 10))
     target = tmp_path / "out" / "site.img"
     target.parent.mkdir()
     target.write_bytes(b"previous image")
     argv = ["create", str(src), "--format", "tar" if fmt == "fake" else fmt,
-            "--manifest", str(tmp_path / "out" / "site.json"), "-o", str(target), "-q"]
+            "--manifest", str(tmp_path / "out" / "site.json"), "-o", str(target), "-q",
+            "-j", str(jobs)]
     marker = tmp_path / "paused"
     # `python -m blockimg create ...`, with a sitecustomize that pauses it mid-write.
     hook = tmp_path / "hook"
     hook.mkdir()
+    # With several processes each pauses at its first big file: certainly all mid-write.
     (hook / "sitecustomize.py").write_text(
-        _hook(fmt, pause_after_files=2, named=named, marker=str(marker)))
+        _hook(fmt, pause_after_files=2 if jobs == 1 else 0, named=named, marker=str(marker)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), str(ROOT)]))
     proc = subprocess.Popen([sys.executable, "-m", "blockimg", *argv], cwd=str(ROOT), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -263,6 +265,31 @@ def test_signal_mid_write_leaves_nothing(tmp_path, fmt, sig):
     assert b"interrupted" in err
     assert_untouched(target, b"previous image")
     assert not (target.parent / "site.json").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("fmt_j", ["tar", "fat"])
+def test_signal_mid_write_with_worker_processes_leaves_nothing(tmp_path, fmt_j, sig):
+    """-j 2: the parent stops its worker and reaps it; nothing is left, no process lingers."""
+    fmt = fmt_j
+    proc, target = _start_paused(tmp_path, fmt, jobs=2)
+    workers = _children_of(proc.pid)
+    assert workers, "no worker process was started"
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    assert_untouched(target, b"previous image")
+    assert not (target.parent / "site.json").exists()
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]
+
+
+def _children_of(pid: int) -> list:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
 
 
 def test_sigkill_mid_write_leaves_nothing(tmp_path, fmt):
