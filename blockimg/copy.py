@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from .block.base import BlockDevice, Buffer
 from .block.file import FileDevice
@@ -18,7 +18,7 @@ from .errors import DeviceError, SourceChanged
 from .source import SourceEntry
 from .write_behind import WriteBehind
 
-__all__ = ["Copier", "crc32c", "file_parts"]
+__all__ = ["Copier", "crc32c", "write_in_parts"]
 
 SMALL_FILE = 256 * 1024      # files up to this size are read into the write buffer
 BUFFER = 1024 * 1024         # largest gathered write (one buffer, allocated once)
@@ -50,17 +50,39 @@ def _sync_file_range():
 FILE_WEIGHT = 32 * 1024
 
 
-def file_parts(items, size_of: Callable[[object], int], jobs: int,
-               device: BlockDevice) -> list:
-    """``(start, stop)`` ranges of ``items`` (in image order) for ``jobs`` processes
-    (:func:`blockimg.parallel.split`, weighed by ``size_of(item)`` plus
-    :data:`FILE_WEIGHT`); one range unless ``jobs`` > 1 and ``device`` is an image
-    file or device node, whose writes every process shares through the kernel (a
-    memory or plugin device would not see a child's writes)."""
-    if jobs <= 1 or not isinstance(device, FileDevice) or not hasattr(os, "fork"):
-        return [(0, len(items))]
-    from .parallel import split
-    return split([FILE_WEIGHT + size_of(it) for it in items], jobs)
+def write_in_parts(device: BlockDevice, items: Sequence, size_of: Callable[[object], int],
+                   write_part: Callable[["Copier", int, int, bool], None], *, jobs: int = 1,
+                   checksum: bool = False, total: int = 0,
+                   progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, int]:
+    """``write_part(copier, start, stop, first)`` for contiguous parts of ``items`` (in
+    image order), over ``jobs`` processes (:func:`blockimg.parallel.fork_map`); the
+    CRC-32Cs of every part when ``checksum``.
+
+    Parts are weighed by ``size_of(item)`` plus :data:`FILE_WEIGHT`. There is one part
+    unless ``jobs`` > 1 and ``device`` is an image file or device node, whose writes
+    every process shares through the kernel (a memory or plugin device would not see a
+    child's writes). One part writes behind on a helper thread; several do not (more
+    threads than CPUs: measured slower).
+    """
+    from .parallel import fork_map, split
+    ranges = [(0, len(items))]
+    if jobs > 1 and isinstance(device, FileDevice) and hasattr(os, "fork"):
+        ranges = split([FILE_WEIGHT + size_of(it) for it in items], jobs)
+    solo = len(ranges) == 1
+
+    def part(i: int, tick) -> Dict[str, int]:
+        start, stop = ranges[i]
+        with Copier(device, checksum=checksum, total=total, behind=None if solo else False,
+                    progress=None if tick is None else lambda done, _total: tick(done)) as cp:
+            write_part(cp, start, stop, i == 0)
+            cp.flush()
+        return cp.crcs
+
+    crcs: Dict[str, int] = {}
+    for got in fork_map(part, len(ranges),
+                        progress=progress and (lambda done: progress(done, total))):
+        crcs.update(got)
+    return crcs
 
 
 def crc32c():

@@ -103,10 +103,6 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
     return report
 
 
-#: A file costs about as much as copying this many bytes more (create, copy, close).
-FILE_WEIGHT = 32 * 1024
-
-
 def _write_files(image: "Image", files, writer: "_TreeWriter", real_dest: str,
                  overwrite: bool, jobs: int) -> None:
     """Write ``files`` through ``writer``, or split over ``jobs`` processes (each with a
@@ -114,6 +110,7 @@ def _write_files(image: "Image", files, writer: "_TreeWriter", real_dest: str,
     from .parallel import fork_map, split
     ranges = [(0, len(files))]
     if jobs > 1 and _forkable(image.device):
+        from .copy import FILE_WEIGHT
         ranges = split([FILE_WEIGHT + data.size for _, data in files], jobs)
 
     def part(i: int, tick) -> Optional[tuple]:

@@ -91,6 +91,19 @@ def assert_same_tree(expected: Path, actual: Path) -> None:
             raise AssertionError(f"content of {k} differs")
 
 
+def assert_read_back(fmt: str, image: Path, src: Path, out: Path) -> None:
+    """An independent tool reads ``image`` into ``out`` (GNU tar; ``fsck.fat -n`` then
+    ``mcopy -s`` for FAT) and the tree is ``src``, byte for byte."""
+    out.mkdir()
+    if fmt == "tar":
+        run(require_tool("tar"), "-xf", image, "-C", out)
+    else:
+        run(require_tool("fsck.fat"), "-n", image)
+        run(require_tool("mcopy"), "-s", "-n", "-i", image, "::/*", out,
+            env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+    assert_same_tree(src, out)
+
+
 @pytest.fixture
 def site_dir() -> Path:
     """The bundled example site."""

@@ -13,9 +13,8 @@ import struct
 from typing import Callable, Dict, Optional
 
 from ..block.base import BlockDevice
-from ..copy import Copier, file_parts
+from ..copy import Copier, write_in_parts
 from ..errors import DoesNotFit
-from ..parallel import fork_map
 from . import structs
 from .layout import FatPlan
 from .structs import (FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, FSI_UNKNOWN, SIGNATURE,
@@ -147,31 +146,17 @@ def write(plan: FatPlan, device: BlockDevice, *,
     if device.size < g.image_size:
         raise DoesNotFit(f"FAT image does not fit on {getattr(device, 'name', 'device')}",
                          needed=g.image_size, available=device.size)
-    files = plan.files
-    ranges = file_parts(files, lambda f: f.entry.size, jobs, device)
     csize = g.cluster_size
 
-    total = plan.file_bytes
-    solo = len(ranges) == 1
+    def write_part(cp: Copier, start: int, stop: int, first: bool) -> None:
+        if first:
+            _metadata(plan, cp)
+        # Each file at its first cluster, zeros to the end of its last; an empty file
+        # writes nothing but is still checked, counted and checksummed.
+        cp.put_records(_file_records(plan, start, stop), csize)
 
-    def part(i: int, tick) -> Dict[str, int]:
-        start, stop = ranges[i]
-        # Split over processes, each writes in its own time (a helper thread as well
-        # would be more threads than CPUs: measured slower).
-        with Copier(device, checksum=checksum, total=total, behind=None if solo else False,
-                    progress=None if tick is None else lambda done, total: tick(done)) as cp:
-            if i == 0:
-                _metadata(plan, cp)
-            # Each file at its first cluster, zeros to the end of its last; an empty file
-            # writes nothing but is still checked, counted and checksummed.
-            cp.put_records(_file_records(plan, start, stop), csize)
-            cp.flush()
-        return cp.crcs
-
-    crcs: Dict[str, int] = {}
-    for got in fork_map(part, len(ranges), progress=progress and (
-            lambda done: progress(done, total))):
-        crcs.update(got)
+    crcs = write_in_parts(device, plan.files, lambda f: f.entry.size, write_part, jobs=jobs,
+                          checksum=checksum, total=plan.file_bytes, progress=progress)
     return crcs if checksum else {}
 
 

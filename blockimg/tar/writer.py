@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from ..block.base import BlockDevice
-from ..copy import Copier, file_parts
+from ..copy import Copier, write_in_parts
 from ..errors import DoesNotFit
-from ..parallel import fork_map
 from ..source import Kind, SourceEntry
 from .codec import plain_encoder
 from .header import BLOCK
@@ -34,33 +33,18 @@ def write(plan: TarPlan, device: BlockDevice, *,
     if plan.image_size > device.size:
         raise DoesNotFit(f"tar image does not fit on {device.name}", needed=plan.image_size,
                          available=device.size)
-    items = plan.items
+    def write_part(cp: Copier, start: int, stop: int, first: bool) -> None:
+        # Every entry as one record: its header set, then (a regular file) its data and
+        # the zeros up to the next 512-byte block.
+        cp.put_records(_records(plan, start, stop), BLOCK)
+        if first:
+            cp.zero(plan.end_offset, END_BLOCKS)
+
     FILE = Kind.FILE
-    ranges = file_parts(items, lambda it: it.entry.size if it.entry.kind is FILE else 0,
-                        jobs, device)
-
-    total = plan.file_bytes
-    solo = len(ranges) == 1
-
-    def part(i: int, tick) -> Dict[str, int]:
-        start, stop = ranges[i]
-        # Split over processes, each writes in its own time (a helper thread as well
-        # would be more threads than CPUs: measured slower).
-        with Copier(device, checksum=checksum, total=total, behind=None if solo else False,
-                    progress=None if tick is None else lambda done, total: tick(done)) as cp:
-            # Every entry as one record: its header set, then (a regular file) its data
-            # and the zeros up to the next 512-byte block.
-            cp.put_records(_records(plan, start, stop), BLOCK)
-            if i == 0:
-                cp.zero(plan.end_offset, END_BLOCKS)
-            cp.flush()
-        return cp.crcs
-
-    crcs: Dict[str, int] = {}
-    for got in fork_map(part, len(ranges), progress=progress and (
-            lambda done: progress(done, total))):
-        crcs.update(got)
-    return crcs
+    return write_in_parts(device, plan.items,
+                          lambda it: it.entry.size if it.entry.kind is FILE else 0,
+                          write_part, jobs=jobs, checksum=checksum, total=plan.file_bytes,
+                          progress=progress)
 
 
 def _records(plan: TarPlan, start: int = 0,
