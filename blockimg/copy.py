@@ -148,6 +148,13 @@ class Copier:
         if self._behind is not None:
             self._behind.close()
 
+    def __del__(self) -> None:
+        # A Copier dropped without close() (a format plugin's writer, say) still ends its
+        # thread: the thread holds the WriteBehind, never the Copier.
+        behind = getattr(self, "_behind", None)
+        if behind is not None:
+            behind.close()
+
     # -- gathered writes ---------------------------------------------------
     def _room(self, offset: int, n: int) -> int:
         """Make room for ``n`` contiguous bytes at image ``offset``; their buffer index."""

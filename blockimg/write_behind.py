@@ -21,8 +21,9 @@ class WriteBehind:
     :meth:`submit` waits for the previous write, then starts this one and
     returns; :meth:`wait` waits for the pending one. An error raised by a
     write is raised again by the next :meth:`submit` or :meth:`wait`, in
-    the caller's thread. :meth:`close` ends the thread (always call it; the
-    writers do so in ``finally``).
+    the caller's thread. The thread starts with the first write;
+    :meth:`close` ends it (the Copier closes it on exit from ``with``, or
+    when it is garbage).
     """
 
     def __init__(self, write: Callable[[int, object], None]) -> None:
@@ -33,25 +34,40 @@ class WriteBehind:
         self._job: Optional[tuple] = None
         self._error: Optional[BaseException] = None
         self._closed = False
-        _thread.start_new_thread(self._run, ())
+        self._started = False                  # the thread starts with the first write
+        self._exited = _thread.allocate_lock() # held while the thread runs
+
+    @property
+    def running(self) -> bool:
+        """Whether the helper thread is alive."""
+        return self._exited.locked()
 
     def _run(self) -> None:
-        while True:
-            self._go.acquire()
-            job = self._job
-            if job is None:
-                return
-            try:
-                self._write(*job)
-            except BaseException as e:      # handed to the caller's thread
-                self._error = e
-            self._job = None
-            self._idle.release()
+        try:
+            while True:
+                self._go.acquire()
+                job = self._job
+                if job is None:
+                    return
+                try:
+                    self._write(*job)
+                except BaseException as e:      # handed to the caller's thread
+                    self._error = e
+                self._job = None
+                self._idle.release()
+        finally:
+            self._exited.release()
 
     def submit(self, offset: int, data) -> None:
         """Start writing ``data`` at ``offset``; ``data`` must stay untouched until the
         next :meth:`submit` or :meth:`wait` returns."""
         self.wait()
+        if self._closed:
+            raise ValueError("write-behind is closed")
+        if not self._started:
+            self._started = True
+            self._exited.acquire()
+            _thread.start_new_thread(self._run, ())
         self._idle.acquire()
         self._job = (offset, data)
         self._go.release()
@@ -74,4 +90,5 @@ class WriteBehind:
         self._idle.release()
         self._error = None
         self._job = None
-        self._go.release()
+        if self._started:
+            self._go.release()

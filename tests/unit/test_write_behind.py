@@ -6,7 +6,6 @@ The bytes must not depend on it, its errors must reach the caller's thread
 from __future__ import annotations
 
 import errno
-import os
 import threading
 import time
 
@@ -27,16 +26,12 @@ from blockimg.tar import write as tar_write
 from blockimg.write_behind import WriteBehind
 
 
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
-
-
-def _threads_become(n: int) -> int:
-    """The thread count once it is ``n`` (a closed helper takes a moment to return)."""
+def _ends(wb: WriteBehind) -> bool:
+    """Whether ``wb``'s thread has ended (a closed helper takes a moment to return)."""
     deadline = time.monotonic() + 10
-    while _threads() != n and time.monotonic() < deadline:
+    while wb.running and time.monotonic() < deadline:
         time.sleep(0.01)
-    return _threads()
+    return not wb.running
 
 
 def _source(tmp_path, n=300) -> Path:
@@ -80,16 +75,30 @@ def test_bytes_are_the_same_with_and_without_write_behind(tmp_path, fmt):
 
 
 def test_a_file_device_writes_behind_and_the_thread_ends(tmp_path):
-    before = _threads()
     dev = FileDevice.create(str(tmp_path / "x.img"), 1 << 20)
-    with copymod.Copier(dev) as cp:
-        assert cp._behind is not None
-        assert _threads() == before + 1
+    with copymod.Copier(dev, buffer_size=4096) as cp:
+        wb = cp._behind
+        assert wb is not None and not wb.running          # no thread before a write
         cp.put(0, b"a" * 1000)
+        cp.put(1000, b"b" * 4000)                         # the buffer fills: written behind
+        assert wb.running
         cp.flush()
-    assert _threads_become(before) == before
+    assert _ends(wb)
     dev.close()
-    assert (tmp_path / "x.img").read_bytes()[:1001] == b"a" * 1000 + b"\0"
+    assert (tmp_path / "x.img").read_bytes()[:5001] == b"a" * 1000 + b"b" * 4000 + b"\0"
+
+
+def test_a_copier_dropped_without_close_ends_its_thread(tmp_path):
+    dev = FileDevice.create(str(tmp_path / "x.img"), 1 << 20)
+    cp = copymod.Copier(dev, buffer_size=4096)
+    for i in range(4):
+        cp.put(i * 3000, b"c" * 3000)
+    cp.flush()
+    wb = cp._behind
+    assert wb.running
+    del cp
+    assert _ends(wb)
+    dev.close()
 
 
 def test_an_error_in_the_helper_reaches_the_caller_at_the_next_call():
@@ -110,7 +119,10 @@ def test_an_error_in_the_helper_reaches_the_caller_at_the_next_call():
     wb.wait()
     wb.close()
     wb.close()                           # idempotent
+    assert _ends(wb)
     assert seen == [(0, b"x"), (1024, b"z")]
+    with pytest.raises(ValueError, match="closed"):
+        wb.submit(0, b"late")
 
 
 def test_submit_waits_for_the_pending_write():
@@ -152,7 +164,6 @@ def test_a_device_error_from_the_helper_names_the_image(tmp_path, monkeypatch):
                               errno=errno.ENOSPC)
         real(offset, data)
     monkeypatch.setattr(dev, "pwrite", failing)
-    before = _threads()
     with pytest.raises(DeviceError, match="t.img: write at byte"):
         with copymod.Copier(dev, buffer_size=16 * 1024) as cp:
             cp.put_records(((0, b"h" * 512, None),), 512)
@@ -161,4 +172,4 @@ def test_a_device_error_from_the_helper_names_the_image(tmp_path, monkeypatch):
             cp.flush()
     dev.close()
     assert threading.get_ident() not in calls          # written on the helper thread
-    assert _threads_become(before) == before
+    assert _ends(cp._behind)
