@@ -77,7 +77,9 @@ def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
              progress: Optional[Callable[[int], None]] = None) -> List[T]:
     """``[work(i, tick) for i in range(parts)]``, part 0 here and the others in children.
 
-    ``tick`` is None for a single part without ``progress`` (nothing to report).
+    ``tick`` is None for a single part without ``progress`` (nothing to report). A
+    part whose child cannot be started (``fork`` fails: no memory or no process
+    slot) runs here after part 0 instead.
 
     Returns the results in part order once every child has ended. If any part
     raised, the error of the first such part (in part order) is raised again
@@ -91,45 +93,56 @@ def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
     import pickle  # noqa: F401  (imported here, before the fork, once for all)
     counters = mmap.mmap(-1, _SLOT.size * parts)   # shared with the children
 
-    def tick_of(i: int) -> Tick:
+    def tick_of(i: int, here: bool) -> Tick:
+        """Part ``i``'s tick: its count in its slot (and, in this process, the sum shown)."""
         def tick(done: int) -> None:
             _SLOT.pack_into(counters, i * _SLOT.size, done)
-            if i == 0 and progress is not None:
+            if here and progress is not None:
                 progress(_total(counters, parts))
         return tick
 
-    children = []            # (pid, read end of its pipe)
+    children = []            # (part, pid, read end of its pipe)
+    here = [0]               # parts run in this process: the first, and any not forked
+    outcome = {}
     finished = False
     try:
         for i in range(1, parts):
             r, w = os.pipe()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # no memory or no process slot left: this part runs here
+                os.close(r)
+                os.close(w)
+                here.append(i)
+                continue
             if pid == 0:     # the child: never returns into the caller's code
                 os.close(r)
-                _child(work, i, tick_of(i), w)
+                _child(work, i, tick_of(i, False), w)
             os.close(w)
-            children.append((pid, r))
-        try:
-            results: List[tuple] = [("ok", work(0, tick_of(0)))]
-        except BlockImgError as e:
-            results = [("err", e)]
-        answers = _read_all([r for _, r in children],
+            children.append((i, pid, r))
+        for i in here:
+            try:
+                outcome[i] = ("ok", work(i, tick_of(i, True)))
+            except BlockImgError as e:
+                outcome[i] = ("err", e)
+        answers = _read_all([r for _, _, r in children],
                             lambda: progress and progress(_total(counters, parts)))
         finished = True
     finally:
         if not finished:     # the parent itself was interrupted: stop what still runs
-            for pid, _ in children:
+            for _, pid, _ in children:
                 try:
                     os.kill(pid, signal.SIGTERM)
                 except OSError:
                     pass
         statuses = []
-        for pid, r in children:
+        for _, pid, r in children:
             os.close(r)
             statuses.append(os.waitpid(pid, 0)[1])
         counters.close()
-    for k, ((pid, r), status) in enumerate(zip(children, statuses), start=1):
-        results.append(_answer(k, answers[r], status))
+    for (i, _, r), status in zip(children, statuses):
+        outcome[i] = _answer(i, answers[r], status)
+    results = [outcome[i] for i in range(parts)]
     for kind, value in results:
         if kind == "err":
             raise value

@@ -225,3 +225,27 @@ def test_cli_extract_jobs(tmp_path):
     assert_same_tree(src, tmp_path / "o")
     assert main(["create", str(src), "-o", str(tmp_path / "j.tar"), "--jobs", "2", "-q"]) == 0
     assert (tmp_path / "j.tar").read_bytes() == img.read_bytes()
+
+
+def test_a_part_that_cannot_be_forked_runs_here(monkeypatch):
+    """fork failing (ENOMEM/EAGAIN on a small board) is not an error: the part runs in
+    this process, after the first, and its progress still counts."""
+    real_fork = os.fork
+    forks = []
+
+    def fork():
+        forks.append(1)
+        if len(forks) == 2:
+            raise OSError(12, "Cannot allocate memory")
+        return real_fork()
+    monkeypatch.setattr(os, "fork", fork)
+    seen = []
+
+    def work(i, tick):
+        tick(10 * (i + 1))
+        return i, os.getpid()
+    got = parallel.fork_map(work, 4, progress=seen.append)
+    assert [g[0] for g in got] == [0, 1, 2, 3]
+    assert got[0][1] == got[2][1] == os.getpid() != got[1][1]
+    assert got[3][1] not in (os.getpid(), got[1][1])
+    assert max(seen) == 10 + 20 + 30 + 40
