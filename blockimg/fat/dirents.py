@@ -10,6 +10,7 @@ laid out exactly as ``structs.DirEntry`` (this loop is the hot path).
 from __future__ import annotations
 
 import struct
+from codecs import utf_16_le_decode
 from typing import List, NamedTuple, Optional, Tuple
 
 from .names import _ROR, MAX_SLOTS, parse_short
@@ -103,7 +104,9 @@ def _decode_raw(raw: bytes) -> Optional[str]:
     if end == 0:
         return None
     try:
-        return (raw if end < 0 else raw[:end]).decode("utf-16-le")
+        # The codec function itself: raw.decode("utf-16-le") looks the codec up and goes
+        # through its Python wrapper each time (~4x slower; once per long name).
+        return utf_16_le_decode(raw if end < 0 else raw[:end], "strict", True)[0]
     except UnicodeDecodeError:
         return None
 
@@ -190,7 +193,7 @@ def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int,
                     end = raw.find(b"\0\0")
                     if end > 0 and not end & 1:                 # a terminated name, inline
                         try:
-                            name = raw[:end].decode("utf-16-le")
+                            name = utf_16_le_decode(raw[:end], "strict", True)[0]
                         except UnicodeDecodeError:
                             name = None
                     else:
