@@ -79,7 +79,9 @@ def write_in_parts(device: BlockDevice, items: Sequence, size_of: Callable[[obje
         return cp.crcs
 
     crcs: Dict[str, int] = {}
-    for got in fork_map(part, len(ranges),
+    # A worker killed without an answer (out of memory) has its part written again here:
+    # the same bytes at the same offsets.
+    for got in fork_map(part, len(ranges), redo_killed=True,
                         progress=progress and (lambda done: progress(done, total))):
         crcs.update(got)
     return crcs

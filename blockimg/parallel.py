@@ -74,12 +74,16 @@ def split(weights: Sequence[int], parts: int) -> List[Tuple[int, int]]:
 
 
 def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
-             progress: Optional[Callable[[int], None]] = None) -> List[T]:
+             progress: Optional[Callable[[int], None]] = None,
+             redo_killed: bool = False) -> List[T]:
     """``[work(i, tick) for i in range(parts)]``, part 0 here and the others in children.
 
     ``tick`` is None for a single part without ``progress`` (nothing to report). A
     part whose child cannot be started (``fork`` fails: no memory or no process
-    slot) runs here after part 0 instead.
+    slot) runs here after part 0 instead. With ``redo_killed``, so does the part
+    of a child killed by a signal without an answer (the out-of-memory killer, on
+    a small board): for work that may be done twice, like writing the same bytes
+    at the same offsets.
 
     Returns the results in part order once every child has ended. If any part
     raised, the error of the first such part (in part order) is raised again
@@ -142,6 +146,11 @@ def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
         counters.close()
     for (i, _, r), status in zip(children, statuses):
         outcome[i] = _answer(i, answers[r], status)
+        if redo_killed and outcome[i][0] == "err" and os.waitstatus_to_exitcode(status) < 0:
+            try:
+                outcome[i] = ("ok", work(i, progress and (lambda done: None)))
+            except BlockImgError as e:
+                outcome[i] = ("err", e)
     results = [outcome[i] for i in range(parts)]
     for kind, value in results:
         if kind == "err":

@@ -249,3 +249,42 @@ def test_a_part_that_cannot_be_forked_runs_here(monkeypatch):
     assert got[0][1] == got[2][1] == os.getpid() != got[1][1]
     assert got[3][1] not in (os.getpid(), got[1][1])
     assert max(seen) == 10 + 20 + 30 + 40
+
+
+def test_a_killed_childs_part_is_redone_here_when_asked():
+    me = os.getpid()
+
+    def work(i, tick):
+        if i == 1 and os.getpid() != me:
+            os.kill(os.getpid(), signal.SIGKILL)     # the out-of-memory killer, say
+        return i, os.getpid()
+    got = parallel.fork_map(work, 3, redo_killed=True)
+    assert [g[0] for g in got] == [0, 1, 2]
+    assert got[1][1] == me and got[2][1] != me
+    with pytest.raises(BlockImgError, match="killed by signal 9"):
+        parallel.fork_map(work, 3)
+
+
+@pytest.mark.parametrize("fmt", ["tar", "fat"])
+def test_a_build_survives_a_worker_killed_mid_write(tmp_path, fmt, monkeypatch):
+    """The parent writes a killed worker's part again: the same image."""
+    from blockimg import copy as copymod
+    src = _source(tmp_path, n=80)
+    one = tmp_path / "one.img"
+    blockimg.create(src, one, format=fmt, mtime=MTIME, jobs=1)
+    me = os.getpid()
+    real = copymod.Copier.put_records
+
+    def put_records(self, records, pad=1):
+        if os.getpid() != me:
+            for n, rec in enumerate(records):
+                if n == 5:
+                    self.flush()                    # half the part is on disk
+                    os.kill(os.getpid(), signal.SIGKILL)
+                real(self, [rec], pad)
+            return
+        real(self, records, pad)
+    monkeypatch.setattr(copymod.Copier, "put_records", put_records)
+    two = tmp_path / "two.img"
+    blockimg.create(src, two, format=fmt, mtime=MTIME, jobs=2)
+    assert two.read_bytes() == one.read_bytes()
