@@ -92,7 +92,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
         from .parallel import auto_jobs
         jobs = auto_jobs(tree.files)
     # Only formats that split their work (``PARALLEL = True``) are told about jobs.
-    split = {"jobs": int(jobs)} if jobs > 1 and getattr(mod, "PARALLEL", False) else {}
+    jobs_arg = {"jobs": int(jobs)} if jobs > 1 and getattr(mod, "PARALLEL", False) else {}
     want = manifest is not None and manifest is not False
     manifest_path = None if isinstance(manifest, bool) or manifest is None else \
         os.fspath(manifest)
@@ -122,7 +122,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     if isinstance(image, BlockDevice):
         try:
             _check_fits(plan, image)
-            crcs = mod.write(plan, image, progress=progress, checksum=want, **split)
+            crcs = mod.write(plan, image, progress=progress, checksum=want, **jobs_arg)
             if fsync:
                 image.flush()
             name = url or getattr(image, "name", "device")
@@ -139,7 +139,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
         try:
             _guard_device(dev, format, force)
             _check_fits(plan, dev)
-            crcs = mod.write(plan, dev, progress=progress, checksum=want, **split)
+            crcs = mod.write(plan, dev, progress=progress, checksum=want, **jobs_arg)
             if fsync:
                 dev.flush()
             if want:
@@ -153,7 +153,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
         state = {"image_placed": False}
         try:
             result = _build_file(mod, plan, name, manifest_path, want, secret, progress,
-                                 make_manifest, state, fsync=fsync, split=split)
+                                 make_manifest, state, fsync=fsync, jobs_arg=jobs_arg)
         except DeviceError:
             if state["image_placed"] and manifest_path:
                 # The new image is in place but its manifest could not be: never leave
@@ -172,7 +172,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
 
 def _build_file(mod, plan, name: str, manifest_path: Optional[str], want: bool, secret: bool,
                 progress, make_manifest, state: dict, *,
-                fsync: bool = True, split: Optional[dict] = None) -> Optional[Manifest]:
+                fsync: bool = True, jobs_arg: Optional[dict] = None) -> Optional[Manifest]:
     """Write ``plan`` to the file ``name`` (and its manifest) atomically."""
     result = None
     with contextlib.ExitStack() as stack:
@@ -191,7 +191,7 @@ def _build_file(mod, plan, name: str, manifest_path: Optional[str], want: bool, 
             # below has little left to do (pointless work without it).
             dev.early_writeout = fsync
             try:
-                crcs = mod.write(plan, dev, progress=progress, checksum=want, **(split or {}))
+                crcs = mod.write(plan, dev, progress=progress, checksum=want, **(jobs_arg or {}))
                 if fsync:
                     dev.flush()
             finally:
