@@ -288,3 +288,14 @@ def test_a_build_survives_a_worker_killed_mid_write(tmp_path, fmt, monkeypatch):
     two = tmp_path / "two.img"
     blockimg.create(src, two, format=fmt, mtime=MTIME, jobs=2)
     assert two.read_bytes() == one.read_bytes()
+
+
+@pytest.mark.parametrize("fmt", ["tar", "fat"])
+def test_progress_of_a_split_build_reaches_the_total(tmp_path, fmt):
+    src = _source(tmp_path, n=120)
+    seen = []
+    s = blockimg.create(src, tmp_path / "p.img", format=fmt, jobs=2,
+                        progress=lambda done, total: seen.append((done, total)))
+    assert seen and all(total == s.file_bytes for _, total in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1][0] == s.file_bytes
