@@ -313,18 +313,25 @@ def _builtin_open(path: str):
 
 
 def open(image: Union[str, os.PathLike, BlockDevice], *, format: Optional[str] = None,
-         sector_size: int = 512, backend: Optional[str] = None) -> Image:
+         sector_size: int = 512, backend: Optional[str] = None, lazy: bool = False) -> Image:
     """Open an image for reading; the format is detected unless given.
 
     ``image`` is a path, a backend URL (``mmap:site.img``) or a
-    :class:`BlockDevice`. Use as a context manager.
+    :class:`BlockDevice`. Use as a context manager. ``lazy=True``: where the
+    format can (FAT), ``stat``/``open``/``read`` of a path read only the
+    directories on its way (and check them and the file's chain as the whole
+    walk would); the first call that needs the whole tree (``list``,
+    ``extract``, ``info``, iteration) indexes it all then. A tar image is always
+    read whole (a later member of the same name wins).
     """
     from .block.registry import open_device
     owns = not isinstance(image, BlockDevice)
     dev = open_device(image, sector_size=sector_size, backend=backend)
     try:
         name = format or detect_format(dev)
-        return format_module(name).open_image(dev, owns_device=owns)
+        mod = format_module(name)
+        options = {"lazy": True} if lazy and getattr(mod, "LAZY_OPEN", False) else {}
+        return mod.open_image(dev, owns_device=owns, **options)
     except BaseException:
         if owns:
             dev.close()

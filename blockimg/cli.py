@@ -220,7 +220,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_cat(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
-    with api.open(args.image) as img:
+    # One path: only the directories on its way are read (FAT; tar is read whole).
+    with api.open(args.image, lazy=True) as img:
         f = img.open(args.path)
         try:
             fd = out.fileno()

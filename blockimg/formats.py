@@ -57,9 +57,10 @@ def entry_points(package: str, image_class: str,
         """Whether ``device`` holds an image of this format (never raises on any bytes)."""
         return sub(detect_in).detect(device)
 
-    def open_image(device, *, owns_device=False):
-        """The image on ``device``, indexed once (an ``Image``)."""
-        return getattr(sub("reader"), image_class)(device, owns_device=owns_device)
+    def open_image(device, *, owns_device=False, **options):
+        """The image on ``device``, indexed once (an ``Image``); ``options`` go to the
+        format's Image class (FAT: ``lazy=True`` looks paths up as asked)."""
+        return getattr(sub("reader"), image_class)(device, owns_device=owns_device, **options)
 
     def check(image, *, target="generic"):
         """Problems found (strings naming offset/path and rule); empty when clean."""

@@ -98,13 +98,25 @@ def exercise(data: bytes, *, formats: Optional[Iterable[str]] = None) -> List[st
     return outcomes
 
 
+#: Paths looked up in every image opened lazily (some exist in the seeds built from the
+#: example site, so mutations of those hit real entries).
+PROBE_PATHS = ("index.html", "images/photos/boot-sequence.png", "blog/2024/06/release.html",
+               "downloads/.keep", "images", "a/b/c", "")
+
+
 def _one(dev: MemoryDevice, name: str) -> str:
     if name == "detect":
         name = detect_format(dev)
     mod = format_module(name)
+    if getattr(mod, "LAZY_OPEN", False):
+        _lazy_lookups(dev, mod, name, PROBE_PATHS)
     img = mod.open_image(dev)
     with img:
         entries = img.list()
+        if getattr(mod, "LAZY_OPEN", False):
+            # What a lookup finds is what the whole index holds.
+            _lazy_lookups(dev, mod, name, [e.path for e in entries[:64]],
+                          expect={e.path: e for e in entries[:64]})
         for info in entries:
             img.stat(info.path)
             if info.kind != "file":
@@ -124,6 +136,35 @@ def _one(dev: MemoryDevice, name: str) -> str:
             for problem in format_check(mod)(img, target=target):
                 str(problem)
     return "ok"
+
+
+def _lazy_lookups(dev: MemoryDevice, mod, name: str, paths, expect=None) -> None:
+    """Open ``dev`` with ``lazy=True`` and look ``paths`` up (reading files whole): each
+    gives an entry or a BlockImgError; with ``expect``, exactly its entries."""
+    try:
+        img = mod.open_image(dev, lazy=True)
+    except BlockImgError:
+        if expect is not None:
+            raise InvariantBroken(f"{name}: lazy open failed where the full one worked")
+        return
+    with img:
+        for path in paths:
+            try:
+                info = img.stat(path)
+            except BlockImgError:
+                if expect is not None:
+                    raise InvariantBroken(f"{name}: lazy lookup of {path!r} failed where the "
+                                          f"whole index has it") from None
+                continue
+            if expect is not None and info != expect[path]:
+                raise InvariantBroken(f"{name}: lazy lookup of {path!r} gave {info!r}, the "
+                                      f"whole index {expect[path]!r}")
+            if info.kind == "file":
+                _check_extents(dev, info)
+                got = sum(len(c) for c in img.iter_chunks(info.path, READ_CHUNK))
+                if got != info.size:
+                    raise InvariantBroken(f"{name}: lazy read of {path!r}: {got} of "
+                                          f"{info.size} bytes")
 
 
 def exercise_extract(data: bytes, workdir: str) -> str:

@@ -16,3 +16,5 @@ __all__ = ["Options", "plan", "write", "detect", "open_image", "check"]
 plan, write, detect, open_image, check = entry_points(__name__, "FatImage", detect_in="geometry")
 #: ``write`` takes ``jobs`` (file contents split over processes).
 PARALLEL = True
+#: ``open_image`` takes ``lazy=True`` (paths looked up as asked, no whole index first).
+LAZY_OPEN = True

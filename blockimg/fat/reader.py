@@ -16,7 +16,7 @@ from bisect import bisect_right
 from typing import Dict, List, Optional, Tuple
 
 from ..block.base import BlockDevice
-from ..errors import CorruptImage
+from ..errors import CorruptImage, NotFound
 from ..image import EntryInfo, Image
 from .chains import ChainError, FatTable, Run
 from .dirents import Record, parse_directory
@@ -64,7 +64,8 @@ class FatImage(Image):
     format = "fat"
 
     def __init__(self, device: BlockDevice, *, owns_device: bool = False,
-                 strict: bool = True) -> None:
+                 strict: bool = True, lazy: bool = False) -> None:
+        self._lazy = False
         super().__init__(device, owns_device=owns_device)
         self.strict = strict
         self.problems: List[str] = []
@@ -86,14 +87,83 @@ class FatImage(Image):
             self.fat = FatTable(device, self.geometry, self.geometry.active_fat)
             if self.geometry.note:
                 self._warn(0, self.geometry.note)
-            self._walk()
-            self._cross_links()
+            self._note_warnings = len(self.warnings)
+            if lazy and strict:
+                # Paths are looked up as asked (stat, open, read); anything that needs the
+                # whole tree (list, extract, info, checks) indexes it first.
+                self._lazy = True
+                self._dirs[""] = self._root()
+                self._dir_clusters[""] = self._root_cluster()
+            else:
+                self._walk()
+                self._cross_links()
             #: How many of ``warnings`` the walk itself found (checks add advice later).
             self.opening_warnings = len(self.warnings)
         except BaseException:
             if owns_device:
                 device.close()
             raise
+
+    # -- looking paths up without the whole index (lazy=True) ----------------------
+    @property
+    def _index(self) -> Dict[str, EntryInfo]:
+        if self._lazy:
+            self._index_all()
+        return self._idx
+
+    @_index.setter
+    def _index(self, value: Dict[str, EntryInfo]) -> None:
+        self._idx = value
+
+    def _index_all(self) -> None:
+        """Index the whole tree now (what a lazy lookup found is forgotten first)."""
+        self._lazy = False
+        self._idx = {}
+        self._dirs, self._dir_clusters, self._where = {}, {}, {}
+        self._run_start, self._run_len, self._run_owner = array("q"), array("q"), array("q")
+        self._owners = []
+        del self.warnings[self._note_warnings:]
+        self.unsafe_names = []
+        self.label_entry = None
+        self._walk()
+        self._cross_links()
+        self.opening_warnings = len(self.warnings)
+
+    def stat(self, path: str) -> EntryInfo:
+        if not self._lazy:
+            return super().stat(path)
+        key = self._key(path)
+        if key == "":
+            return EntryInfo("", "dir", mode=0o755)
+        info = self._idx.get(key) or self._lookup(key)
+        if info is None:
+            raise NotFound("no such file or directory in fat image", path=path,
+                           rule="path exists")
+        return info
+
+    def _lookup(self, key: str) -> Optional[EntryInfo]:
+        """Index just the entries on the way to ``key`` (each directory read whole, with
+        the full walk's checks on it and on the entry's chain); the entry, or None."""
+        parts = key.split("/")
+        root_cluster = self._dir_clusters[""]
+        visited: Dict[int, str] = {root_cluster: ""}
+        on_path = {root_cluster}
+        dirpath, extents = "", self._dirs[""]
+        for i, name in enumerate(parts):
+            rec = next((r for r in self._records(dirpath, extents) if r.name == name), None)
+            if rec is None or rec.kind not in ("file", "dir"):
+                return None
+            if i == len(parts) - 1:
+                self._entry(dirpath, extents, rec, visited, on_path)
+                return self._idx.get(key)
+            if rec.kind != "dir":
+                return None
+            child = self._entry(dirpath, extents, rec, visited, on_path)
+            if child is None:
+                return None
+            dirpath, extents, cluster = child
+            on_path.add(cluster)
+        return None
 
     # -- reporting ---------------------------------------------------------------
     def _error(self, rule: str, offset: Optional[int], field: Optional[str] = None,
@@ -176,11 +246,13 @@ class FatImage(Image):
     def _read_dir(self, extents) -> bytes:
         return b"".join(bytes(self.device.pread(off, n)) for off, n in extents)
 
+    def _root_cluster(self) -> int:
+        return self.geometry.root_cluster if self.geometry.fat_type == 32 else 0
+
     def _walk(self) -> None:
-        geo = self.geometry
         root = self._root()
         self._dirs[""] = root
-        root_cluster = geo.root_cluster if geo.fat_type == 32 else 0
+        root_cluster = self._root_cluster()
         self._dir_clusters[""] = root_cluster
         visited: Dict[int, str] = {root_cluster: ""}
         on_path = {root_cluster}
@@ -208,7 +280,7 @@ class FatImage(Image):
         prefix = dirpath + "/" if dirpath else ""
         where = None if self.strict else self._where
         times = self._times
-        index = self._index
+        index = self._idx
         chain = self.fat.chain
         max_cluster = self.geometry.max_cluster
         cs = self._cluster_size
@@ -344,7 +416,7 @@ class FatImage(Image):
             ext = self._extents(runs, sum(n for _, n in runs) * geo.cluster_size)
             if not runs or self._past_end(ext, f"directory {path}"):
                 ext = ()
-            self._index[path] = EntryInfo(path, "dir", 0, mtime, 0o555 if ro else 0o755)
+            self._idx[path] = EntryInfo(path, "dir", 0, mtime, 0o555 if ro else 0o755)
             self._dirs[path] = ext
             self._dir_clusters[path] = c
             visited[c] = path
@@ -371,7 +443,7 @@ class FatImage(Image):
         ext = self._extents(runs, size)
         if self._past_end(ext, f"file {path}"):
             ext, size = (), 0
-        self._index[path] = EntryInfo(path, "file", size, mtime, 0o444 if ro else 0o644, ext)
+        self._idx[path] = EntryInfo(path, "file", size, mtime, 0o444 if ro else 0o644, ext)
         return None
 
     def _dot(self, dirpath: str, rec: Record, at: int) -> None:

@@ -214,3 +214,17 @@ def test_cli_ls_cat_info_extract(volume, tmp_path, capsys):
         assert info["fsinfo_free_count"] == info["free_clusters"]
     assert cli_main(["extract", str(img), str(tmp_path / "x")]) == 0
     assert_same_tree(src, tmp_path / "x")
+
+
+def test_lazy_lookups_equal_the_index_and_the_source(volume):
+    """api.open(lazy=True): each path looked up on its own (mkfs.fat+mcopy volumes) is the
+    entry the whole index has, and reads back as the source file."""
+    _fat, _sector, src, img = volume
+    with api.open(img) as im:
+        full = {e.path: e for e in im.list()}
+    for path, entry in full.items():
+        with api.open(img, lazy=True) as lazy:
+            assert lazy.stat(path) == entry
+            if entry.kind == "file":
+                assert lazy.read(path) == (src / path).read_bytes(), path
+            assert lazy._lazy                      # still not indexed whole
