@@ -46,10 +46,6 @@ def _sync_file_range():
     return fn
 
 
-#: A file costs about as much as moving this many bytes more (open, read, close: ~10 us).
-FILE_WEIGHT = 32 * 1024
-
-
 def write_in_parts(device: BlockDevice, items: Sequence, size_of: Callable[[object], int],
                    write_part: Callable[["Copier", int, int, bool], None], *, jobs: int = 1,
                    checksum: bool = False, total: int = 0,
@@ -58,16 +54,16 @@ def write_in_parts(device: BlockDevice, items: Sequence, size_of: Callable[[obje
     image order), over ``jobs`` processes (:func:`blockimg.parallel.fork_map`); the
     CRC-32Cs of every part when ``checksum``.
 
-    Parts are weighed by ``size_of(item)`` plus :data:`FILE_WEIGHT`. There is one part
+    Parts are weighed by :func:`~blockimg.parallel.split_files`. There is one part
     unless ``jobs`` > 1 and ``device`` is an image file or device node, whose writes
     every process shares through the kernel (a memory or plugin device would not see a
     child's writes). One part writes behind on a helper thread; several do not (more
     threads than CPUs: measured slower).
     """
-    from .parallel import fork_map, split
+    from .parallel import fork_map, split_files
     ranges = [(0, len(items))]
     if jobs > 1 and isinstance(device, FileDevice) and hasattr(os, "fork"):
-        ranges = split([FILE_WEIGHT + size_of(it) for it in items], jobs)
+        ranges = split_files(map(size_of, items), jobs)
     solo = len(ranges) == 1
 
     def part(i: int, tick) -> Dict[str, int]:
@@ -125,7 +121,7 @@ class Copier:
             behind = isinstance(device, FileDevice)
         # With a helper thread, the buffer being written and the one being filled swap.
         self._behind = WriteBehind(device.pwrite) if behind else None
-        self._other = memoryview(bytearray(self._cap + 1)) if behind else None
+        self._other = None       # the second buffer, made at the first write behind
         self._n = 0                               # bytes gathered
         self._buf_off = 0                         # image offset of self._view[0]
         # Early write-out: only for an image in a regular file that will be fsynced (the
@@ -153,9 +149,8 @@ class Copier:
     def __del__(self) -> None:
         # A Copier dropped without close() (a format plugin's writer, say) still ends its
         # thread: the thread holds the WriteBehind, never the Copier.
-        behind = getattr(self, "_behind", None)
-        if behind is not None:
-            behind.close()
+        if getattr(self, "_behind", None) is not None:
+            self.close()
 
     # -- gathered writes ---------------------------------------------------
     def _room(self, offset: int, n: int) -> int:
@@ -196,7 +191,10 @@ class Copier:
             n, self._n = self._n, 0
             if self._behind is not None:
                 self._behind.submit(self._buf_off, self._view[:n])
-                self._view, self._other = self._other, self._view
+                other = self._other
+                if other is None:
+                    other = memoryview(bytearray(self._cap + 1))
+                self._view, self._other = other, self._view
             else:
                 self.device.pwrite(self._buf_off, self._view[:n])
             self._written(n)

@@ -107,11 +107,10 @@ def _write_files(image: "Image", files, writer: "_TreeWriter", real_dest: str,
                  overwrite: bool, jobs: int) -> None:
     """Write ``files`` through ``writer``, or split over ``jobs`` processes (each with a
     writer of its own; outcomes merged into ``writer.report`` in image order)."""
-    from .parallel import fork_map, split
+    from .parallel import fork_map, split_files
     ranges = [(0, len(files))]
     if jobs > 1 and _forkable(image.device):
-        from .copy import FILE_WEIGHT
-        ranges = split([FILE_WEIGHT + data.size for _, data in files], jobs)
+        ranges = split_files((data.size for _, data in files), jobs)
 
     def part(i: int, tick) -> Optional[tuple]:
         start, stop = ranges[i]
@@ -135,10 +134,6 @@ def _write_files(image: "Image", files, writer: "_TreeWriter", real_dest: str,
 def _write_some(image: "Image", files, writer: "_TreeWriter") -> None:
     writer.write_files(((info.path, info.mode, data.mtime, data) for info, data in files),
                        image._copy_data)
-
-
-def _call(copy, fd: int) -> None:
-    copy(fd)
 
 
 def _forkable(device) -> bool:
@@ -237,13 +232,9 @@ class _TreeWriter:
         self.report.written.append(path)
         return True
 
-    def write_file(self, path: str, mode: int, mtime: int, copy) -> None:
-        """Create the file ``path`` (``O_EXCL|O_NOFOLLOW``) and fill it with ``copy(fd)``."""
-        self.write_files(((path, mode, mtime, copy),), _call)
-
     def write_files(self, files, copy) -> None:
-        """:meth:`write_file` for many ``(path, mode, mtime, data)``, filled with
-        ``copy(data, fd)``; in image order, each directory is looked up once."""
+        """Create the files ``(path, mode, mtime, data)`` (``O_EXCL|O_NOFOLLOW``), each
+        filled with ``copy(data, fd)``; in image order, each directory looked up once."""
         report = self.report
         written = report.written.append
         umask = self.umask

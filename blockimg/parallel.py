@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 import signal
 import struct
-from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from .errors import BlockImgError
 
-__all__ = ["usable_cpus", "auto_jobs", "split", "fork_map", "Tick", "MIN_FILES_PER_JOB"]
+__all__ = ["usable_cpus", "auto_jobs", "split", "split_files", "fork_map", "Tick",
+           "MIN_FILES_PER_JOB", "FILE_WEIGHT"]
 
 T = TypeVar("T")
 #: ``tick(done)``: a part reports how many bytes it has moved so far.
@@ -33,6 +34,8 @@ MIN_FILES_PER_JOB = 1000
 #: processes stay within the 40 MiB budget of a small board (measured: 38 MiB in all, as
 #: proportional set size, for a FAT build of 20,000 files) where four would not.
 MAX_AUTO_JOBS = 2
+#: A file costs about as much as moving this many bytes more (open, read or create, close).
+FILE_WEIGHT = 32 * 1024
 _SLOT = struct.Struct("<q")
 
 
@@ -73,6 +76,12 @@ def split(weights: Sequence[int], parts: int) -> List[Tuple[int, int]]:
     return out
 
 
+def split_files(sizes: Iterable[int], parts: int) -> List[Tuple[int, int]]:
+    """:func:`split` of files in image order, each weighed by its size plus
+    :data:`FILE_WEIGHT`."""
+    return split([FILE_WEIGHT + size for size in sizes], parts)
+
+
 def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
              progress: Optional[Callable[[int], None]] = None,
              redo_killed: bool = False) -> List[T]:
@@ -105,10 +114,15 @@ def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
                 progress(_total(counters, parts))
         return tick
 
-    children = []            # (part, pid, read end of its pipe)
-    here = [0]               # parts run in this process: the first, and any not forked
+    def here(i: int) -> tuple:
+        """Run part ``i`` in this process: ``("ok", result)`` or ``("err", error)``."""
+        try:
+            return "ok", work(i, tick_of(i, True))
+        except BlockImgError as e:
+            return "err", e
+
+    children = []            # (part, pid, read end of its pipe), until reaped
     outcome = {}
-    finished = False
     try:
         for i in range(1, parts):
             r, w = os.pipe()
@@ -117,40 +131,36 @@ def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
             except OSError:  # no memory or no process slot left: this part runs here
                 os.close(r)
                 os.close(w)
-                here.append(i)
                 continue
             if pid == 0:     # the child: never returns into the caller's code
                 os.close(r)
                 _child(work, i, tick_of(i, False), w)
             os.close(w)
             children.append((i, pid, r))
-        for i in here:
-            try:
-                outcome[i] = ("ok", work(i, tick_of(i, True)))
-            except BlockImgError as e:
-                outcome[i] = ("err", e)
+        forked = {i for i, _, _ in children}
+        for i in range(parts):
+            if i not in forked:
+                outcome[i] = here(i)
         answers = _read_all([r for _, _, r in children],
                             lambda: progress and progress(_total(counters, parts)))
-        finished = True
+        while children:
+            i, pid, r = children.pop(0)
+            os.close(r)
+            status = os.waitpid(pid, 0)[1]
+            outcome[i] = _answer(i, answers[r], status)
+            if redo_killed and outcome[i][0] == "err" and os.waitstatus_to_exitcode(status) < 0:
+                outcome[i] = here(i)
     finally:
-        if not finished:     # the parent itself was interrupted: stop what still runs
-            for _, pid, _ in children:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except OSError:
-                    pass
-        statuses = []
+        # Only when this process was interrupted: stop and reap what still runs.
+        for _, pid, _ in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
         for _, pid, r in children:
             os.close(r)
-            statuses.append(os.waitpid(pid, 0)[1])
+            os.waitpid(pid, 0)
         counters.close()
-    for (i, _, r), status in zip(children, statuses):
-        outcome[i] = _answer(i, answers[r], status)
-        if redo_killed and outcome[i][0] == "err" and os.waitstatus_to_exitcode(status) < 0:
-            try:
-                outcome[i] = ("ok", work(i, progress and (lambda done: None)))
-            except BlockImgError as e:
-                outcome[i] = ("err", e)
     results = [outcome[i] for i in range(parts)]
     for kind, value in results:
         if kind == "err":

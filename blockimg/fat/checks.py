@@ -28,6 +28,8 @@ def check(image: FatImage, *, target: str = "generic") -> List[str]:
     if target not in ("generic", "mirage"):
         raise InvalidInput(f"unknown check target {target!r} (generic or mirage)",
                            rule="check target")
+    if image._lazy:
+        image._index_all()    # the walk's warnings are part of the report
     if image.strict and target == "mirage":
         # The name checks need every entry's directory slot (kept by lenient walks only).
         image.fat.clear_cache()                     # the lenient walk brings its own

@@ -69,15 +69,7 @@ class FatImage(Image):
         super().__init__(device, owns_device=owns_device)
         self.strict = strict
         self.problems: List[str] = []
-        self.unsafe_names: List[Tuple[str, str]] = []
-        self.label_entry: Optional[str] = None
-        self._dirs: Dict[str, Tuple[Tuple[int, int], ...]] = {}
-        self._dir_clusters: Dict[str, int] = {}
-        self._where: Dict[str, Tuple[str, int]] = {}
-        self._run_start = array("q")
-        self._run_len = array("q")
-        self._run_owner = array("q")
-        self._owners: List[str] = []
+        self._start_walk()
         self._times: Dict[int, int] = {}     # FAT date << 16 | time -> Unix time
         self._device_size = device.size
         try:
@@ -94,11 +86,9 @@ class FatImage(Image):
                 self._lazy = True
                 self._dirs[""] = self._root()
                 self._dir_clusters[""] = self._root_cluster()
+                self.opening_warnings = len(self.warnings)
             else:
                 self._walk()
-                self._cross_links()
-            #: How many of ``warnings`` the walk itself found (checks add advice later).
-            self.opening_warnings = len(self.warnings)
         except BaseException:
             if owns_device:
                 device.close()
@@ -115,19 +105,25 @@ class FatImage(Image):
     def _index(self, value: Dict[str, EntryInfo]) -> None:
         self._idx = value
 
+    def _start_walk(self) -> None:
+        """Empty the index and what the walk records beside it."""
+        self._idx: Dict[str, EntryInfo] = {}
+        self.unsafe_names: List[Tuple[str, str]] = []
+        self.label_entry: Optional[str] = None
+        self._dirs: Dict[str, Tuple[Tuple[int, int], ...]] = {}
+        self._dir_clusters: Dict[str, int] = {}
+        self._where: Dict[str, Tuple[str, int]] = {}
+        self._run_start = array("q")
+        self._run_len = array("q")
+        self._run_owner = array("q")
+        self._owners: List[str] = []
+
     def _index_all(self) -> None:
         """Index the whole tree now (what a lazy lookup found is forgotten first)."""
         self._lazy = False
-        self._idx = {}
-        self._dirs, self._dir_clusters, self._where = {}, {}, {}
-        self._run_start, self._run_len, self._run_owner = array("q"), array("q"), array("q")
-        self._owners = []
+        self._start_walk()
         del self.warnings[self._note_warnings:]
-        self.unsafe_names = []
-        self.label_entry = None
         self._walk()
-        self._cross_links()
-        self.opening_warnings = len(self.warnings)
 
     def stat(self, path: str) -> EntryInfo:
         if not self._lazy:
@@ -250,6 +246,13 @@ class FatImage(Image):
         return self.geometry.root_cluster if self.geometry.fat_type == 32 else 0
 
     def _walk(self) -> None:
+        """Index the whole tree, check no cluster is in two chains, count the warnings."""
+        self._walk_tree()
+        self._cross_links()
+        #: How many of ``warnings`` the walk itself found (checks add advice later).
+        self.opening_warnings = len(self.warnings)
+
+    def _walk_tree(self) -> None:
         root = self._root()
         self._dirs[""] = root
         root_cluster = self._root_cluster()

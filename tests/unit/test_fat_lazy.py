@@ -141,3 +141,14 @@ def test_tar_images_ignore_lazy(tmp_path, tree):
     with blockimg.open(t, lazy=True) as im:
         assert im.read("top.html") == b"<html>top</html>"
         assert len(im) == len(list(src.rglob("*")))
+
+
+@pytest.mark.parametrize("target", ["generic", "mirage"])
+def test_check_of_a_lazy_image_is_the_full_ones(tree, target):
+    from blockimg.fat import check
+    _src, img = tree
+    with blockimg.open(img) as full:
+        want = check(full, target=target)
+    with blockimg.open(img, lazy=True) as im:
+        im.stat("top.html")
+        assert check(im, target=target) == want
