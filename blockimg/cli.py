@@ -43,8 +43,9 @@ def _jobs(text: str) -> Optional[int]:
     return n
 
 
-_JOBS_HELP = ("processes that copy file contents (default: auto, one per CPU up to 2 and per "
-              "1000 files; 1 for a single process); the result is the same")
+_JOBS_HELP = ("processes that copy file contents, and for a FAT extraction also index the "
+              "image (default: auto, one per CPU up to 2 and per 1000 files; 1 for a single "
+              "process); the result is the same")
 
 
 def _size(text: str) -> int:
@@ -240,13 +241,10 @@ def cmd_cat(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    with api.open(args.image) as img:
-        jobs = args.jobs
-        if jobs is None:
-            from .parallel import auto_jobs
-            jobs = auto_jobs(len(img))
+    # Lazily: with -j, a FAT image is indexed in parts by the processes that extract them.
+    with api.open(args.image, lazy=True) as img:
         report = img.extract(args.dest, overwrite=args.overwrite, paths=args.paths or None,
-                             jobs=jobs)
+                             jobs=args.jobs)
     for path in report.existing:
         print(f"blockimg: {path}: exists, not overwritten (use --overwrite)", file=sys.stderr)
     for path, why in report.refused:

@@ -3,7 +3,7 @@
 :func:`extract` checks every entry (names, kinds, links, what is above it in
 the image), makes the directories, then the files -- split over processes
 when asked (:mod:`blockimg.parallel`) -- then the symlinks, and last the
-directories' modes and times. All of it goes through :class:`_TreeWriter`:
+directories' modes and times. All of it goes through :class:`TreeWriter`:
 directory file descriptors, ``O_NOFOLLOW`` and ``O_EXCL``, so nothing is
 ever written through a symlink or outside the destination.
 """
@@ -38,7 +38,7 @@ class ExtractReport:
 
 
 def extract(image: "Image", dest: str, *, overwrite: bool = False,
-            paths: Optional[Sequence[str]] = None, jobs: int = 1) -> ExtractReport:
+            paths: Optional[Sequence[str]] = None, jobs: Optional[int] = 1) -> ExtractReport:
     """:meth:`Image.extract <blockimg.image.Image.extract>` (see there)."""
     if not _HAVE_DIR_FD:
         raise BlockImgError("extract needs a host whose os functions take dir_fd")
@@ -46,42 +46,72 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
     dest = os.path.abspath(os.fspath(dest))
     os.makedirs(dest, exist_ok=True)
     real_dest = os.path.realpath(dest)
-    wanted = None if paths is None else [image._key(p) for p in paths]
-    for p, reason in getattr(image, "unsafe_names", []):
-        report.refused.append((p, reason))
+    if paths is None and jobs != 1 and _forkable(image.device):
+        # A format that can index its tree in parts (FAT, opened lazily) does so in the
+        # processes that then write those parts; False: nothing written, go on here.
+        plan = getattr(image, "_split_plan", None)
+        split = plan(jobs) if plan is not None else None
+        if split is not None:
+            from .extract_split import extract_split
+            if extract_split(image, split, real_dest, overwrite, report):
+                return report
     index = image._index
-    writer = _TreeWriter(real_dest, overwrite, report)
-    dirs: List[EntryInfo] = []
-    files: List[Tuple[EntryInfo, EntryInfo]] = []   # (entry, the file whose data it gets)
-    links: List[EntryInfo] = []
-    checked, below_non_dir = "", None  # the last parent path looked at, and its verdict
+    if jobs is None:
+        from .parallel import auto_jobs
+        jobs = auto_jobs(len(index))
+    wanted = None if paths is None else [image._key(p) for p in paths]
+    report.refused.extend(getattr(image, "unsafe_names", []))   # (found by the walk)
+    writer = TreeWriter(real_dest, overwrite, report)
     try:
-        # Checks, and directories as they come (a file's parents exist before it).
-        for info in sorted(index.values(), key=_order):
-            if wanted is not None and not any(
-                    info.path == w or info.path.startswith(w + "/") or w == ""
-                    for w in wanted):
-                continue
-            parent = info.path.rpartition("/")[0]
-            if parent != checked:  # entries come grouped by directory
-                checked, below_non_dir = parent, _non_dir_ancestor(index, info.path)
-            why = unsafe_host_name(info.path) or below_non_dir or \
-                _kind_problem(image, info, real_dest)
-            if why is not None:
-                report.refused.append((info.path, why))
-            elif info.kind == "symlink":
-                links.append(info)
-            elif info.kind == "dir":
-                if writer.make_dir(info.path):
-                    dirs.append(info)
-            else:  # a file, or a hard link written as a copy of its file
-                files.append((info, info if info.kind == "file" else
-                              image._resolve(info.path)))
+        dirs, files, links = sort_out(image, index, wanted, real_dest, report.refused)
+        dirs = [info for info in dirs if writer.make_dir(info.path)]
         _write_files(image, files, writer, real_dest, overwrite, jobs)
-        made = [(info, info.link_target or "") for info in links
-                if writer.make_symlink(info.path, info.link_target or "")]
+        made = make_links(writer, links)
     finally:
         writer.close()
+    finish(report, real_dest, made, dirs)
+    return report
+
+
+def sort_out(image: "Image", index, wanted: Optional[List[str]], real_dest: str,
+             refused: List[Tuple[str, str]]):
+    """Check the entries of ``index`` (those under ``wanted`` paths, if given) in image
+    order: ``(dirs, files, links)`` to make, the refusals added to ``refused``. A file
+    is ``(entry, the file whose data it gets)``: a hard link is written as a copy."""
+    dirs: List[EntryInfo] = []
+    files: List[Tuple[EntryInfo, EntryInfo]] = []
+    links: List[EntryInfo] = []
+    checked, below_non_dir = "", None  # the last parent path looked at, and its verdict
+    for info in sorted(index.values(), key=order):
+        if wanted is not None and not any(
+                info.path == w or info.path.startswith(w + "/") or w == ""
+                for w in wanted):
+            continue
+        parent = info.path.rpartition("/")[0]
+        if parent != checked:  # entries come grouped by directory
+            checked, below_non_dir = parent, _non_dir_ancestor(index, info.path)
+        why = unsafe_host_name(info.path) or below_non_dir or \
+            _kind_problem(image, info, real_dest)
+        if why is not None:
+            refused.append((info.path, why))
+        elif info.kind == "symlink":
+            links.append(info)
+        elif info.kind == "dir":
+            dirs.append(info)
+        else:
+            files.append((info, info if info.kind == "file" else image._resolve(info.path)))
+    return dirs, files, links
+
+
+def make_links(writer: "TreeWriter", links) -> List[Tuple["EntryInfo", str]]:
+    """Make the symlinks ``links``; those made, with their targets."""
+    return [(info, info.link_target or "") for info in links
+            if writer.make_symlink(info.path, info.link_target or "")]
+
+
+def finish(report: ExtractReport, real_dest: str, made, dirs) -> None:
+    """After everything is written: symlinks that escape are removed (and refused), and
+    the directories ``dirs`` get their modes and times."""
     # A link can escape through another link (a -> ., b -> a/x/../..): judge
     # each against the finished tree, where nothing changes any more.
     for info, link in made:
@@ -100,10 +130,9 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
             os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
         except (OSError, NotImplementedError):
             pass
-    return report
 
 
-def _write_files(image: "Image", files, writer: "_TreeWriter", real_dest: str,
+def _write_files(image: "Image", files, writer: "TreeWriter", real_dest: str,
                  overwrite: bool, jobs: int) -> None:
     """Write ``files`` through ``writer``, or split over ``jobs`` processes (each with a
     writer of its own; outcomes merged into ``writer.report`` in image order)."""
@@ -115,11 +144,11 @@ def _write_files(image: "Image", files, writer: "_TreeWriter", real_dest: str,
     def part(i: int, tick) -> Optional[tuple]:
         start, stop = ranges[i]
         if i == 0:
-            _write_some(image, files[start:stop], writer)
+            write_some(image, files[start:stop], writer)
             return None
-        own = _TreeWriter(real_dest, overwrite, ExtractReport())
+        own = TreeWriter(real_dest, overwrite, ExtractReport())
         try:
-            _write_some(image, files[start:stop], own)
+            write_some(image, files[start:stop], own)
         finally:
             own.close()
         return own.report.written, own.report.refused, own.report.existing
@@ -131,7 +160,7 @@ def _write_files(image: "Image", files, writer: "_TreeWriter", real_dest: str,
         report.existing += got[2]
 
 
-def _write_some(image: "Image", files, writer: "_TreeWriter") -> None:
+def write_some(image: "Image", files, writer: "TreeWriter") -> None:
     writer.write_files(((info.path, info.mode, data.mtime, data) for info, data in files),
                        image._copy_data)
 
@@ -190,7 +219,7 @@ class _Blocked(Exception):
     """An entry's parent directory cannot be opened (the reason is the message)."""
 
 
-class _TreeWriter:
+class TreeWriter:
     """Makes entries below one destination through directory file descriptors.
 
     The directories from the destination down to the current parent stay
@@ -430,7 +459,7 @@ def unsafe_host_name(path: str, *, host: Optional[str] = None) -> Optional[str]:
     return None
 
 
-def _order(info: "EntryInfo") -> str:
+def order(info: "EntryInfo") -> str:
     """Image order (parents first, then siblings by name), cheaply: with "/" as the
     lowest character, comparing strings compares the paths component by component,
     and code point order is UTF-8 byte order."""

@@ -110,6 +110,8 @@ def _one(dev: MemoryDevice, name: str) -> str:
     mod = format_module(name)
     if getattr(mod, "LAZY_OPEN", False):
         _lazy_lookups(dev, mod, name, PROBE_PATHS)
+        for parts in (2, 3):
+            _split_walk(dev, mod, name, parts)
     img = mod.open_image(dev)
     with img:
         entries = img.list()
@@ -165,6 +167,55 @@ def _lazy_lookups(dev: MemoryDevice, mod, name: str, paths, expect=None) -> None
                 if got != info.size:
                     raise InvariantBroken(f"{name}: lazy read of {path!r}: {got} of "
                                           f"{info.size} bytes")
+
+
+def _split_walk(dev: MemoryDevice, mod, name: str, parts: int) -> None:
+    """Index ``dev`` in ``parts`` parts as a parallel extraction does (each part on an
+    image of its own, as in its own process): the parts together must be the whole
+    index, and fail (a part raises, or the merge finds crossed chains) exactly when
+    the whole walk fails."""
+    try:
+        whole = mod.open_image(dev)
+    except BlockImgError:
+        whole = None
+    try:
+        lead = mod.open_image(dev, lazy=True)
+        split = lead._split_plan(parts)
+    except BlockImgError:
+        split = None
+    if split is None:
+        return
+    answers, index, warnings, unsafe = [], {}, [], []
+    try:
+        for i in range(split.parts):
+            img = lead if i == 0 else mod.open_image(dev, lazy=True)
+            own = type(split)(img, split.owner, split.needed)
+            answers.append(own.walk(i))
+            overlap = index.keys() & img._idx.keys()
+            if overlap:
+                raise InvariantBroken(f"{name}: split walk: parts share {sorted(overlap)[:3]}")
+            index.update(img._idx)
+            warnings += answers[-1]["warnings"]
+            unsafe += answers[-1]["unsafe_names"]
+        ok = split.merge(answers)
+    except BlockImgError:
+        ok = False
+    if ok != (whole is not None):
+        raise InvariantBroken(f"{name}: split walk in {parts} parts "
+                              f"{'succeeded' if ok else 'failed'}, the whole walk "
+                              f"{'did' if whole is not None else 'did not'}")
+    if whole is None:
+        return
+    if index != whole._index:
+        missing = whole._index.keys() ^ index.keys()
+        raise InvariantBroken(f"{name}: split walk in {parts} parts indexed other entries "
+                              f"than the whole walk ({sorted(missing)[:3]} differ)")
+    walked = whole.warnings[whole._note_warnings:]
+    if len(walked) < 100 and sorted(warnings) != sorted(walked):
+        raise InvariantBroken(f"{name}: split walk warnings {warnings[:3]} differ from the "
+                              f"whole walk's {walked[:3]}")
+    if sorted(unsafe) != sorted(whole.unsafe_names):
+        raise InvariantBroken(f"{name}: split walk unsafe names differ")
 
 
 def exercise_extract(data: bytes, workdir: str) -> str:

@@ -273,7 +273,8 @@ class Image:
 
     # -- extraction --------------------------------------------------------
     def extract(self, dest: str, *, overwrite: bool = False,
-                paths: Optional[Sequence[str]] = None, jobs: int = 1) -> ExtractReport:
+                paths: Optional[Sequence[str]] = None,
+                jobs: Optional[int] = 1) -> ExtractReport:
         """Write the tree (or ``paths`` and what is under them) below ``dest``.
 
         Never writes outside ``dest``. Refused, and listed in the report:
@@ -289,9 +290,12 @@ class Image:
         replaced. Missing parent directories are created.
 
         ``jobs`` > 1 writes the files from that many processes
-        (:mod:`blockimg.parallel`; built-in backends only); keep 1 in a process
-        that runs other threads. The report lists what was written in this
-        order: directories, files, symlinks, each in image order.
+        (:mod:`blockimg.parallel`; built-in backends only), None picks by CPUs
+        and file count; keep 1 in a process that runs other threads. A FAT
+        image opened with ``lazy=True`` is then also indexed in parts, each by
+        the process that writes it (:mod:`blockimg.extract_split`). The report
+        lists what was written in this order: directories, files, symlinks,
+        each in image order.
         """
         return extract_tree(self, dest, overwrite=overwrite, paths=paths, jobs=jobs)
 

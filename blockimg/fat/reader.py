@@ -161,6 +161,14 @@ class FatImage(Image):
             on_path.add(cluster)
         return None
 
+    def _split_plan(self, jobs: Optional[int]):
+        """A :class:`~blockimg.fat.split_walk.SplitWalk` of the tree into ``jobs`` parts
+        (None: by its size), or None: only for a strict image not indexed yet."""
+        if not (self._lazy and self.strict):
+            return None
+        from .split_walk import plan
+        return plan(self, jobs)
+
     # -- reporting ---------------------------------------------------------------
     def _error(self, rule: str, offset: Optional[int], field: Optional[str] = None,
                value=None) -> None:

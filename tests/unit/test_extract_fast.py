@@ -222,7 +222,7 @@ def test_destination_given_through_a_symlink(tmp_path):
 def test_deep_tree_with_bounded_open_directories(tmp_path, monkeypatch, max_open):
     """A 150-level tree, climbing back up and down again: everything lands where it
     should, at most ``MAX_OPEN`` directories are open at once, and none are left."""
-    monkeypatch.setattr(extract_mod._TreeWriter, "MAX_OPEN", max_open)
+    monkeypatch.setattr(extract_mod.TreeWriter, "MAX_OPEN", max_open)
     members = []
     deep = []
     for i in range(150):
@@ -299,4 +299,4 @@ def test_extraction_order_is_component_by_component_byte_order(paths):
     UTF-8 bytes does (parents first, each directory's subtree together)."""
     infos = [EntryInfo(p, "file") for p in paths]
     by_bytes = sorted(paths, key=lambda p: [c.encode("utf-8") for c in p.split("/")])
-    assert [i.path for i in sorted(infos, key=extract_mod._order)] == by_bytes
+    assert [i.path for i in sorted(infos, key=extract_mod.order)] == by_bytes

@@ -1,0 +1,239 @@
+"""Indexing a FAT volume in parts, one per process, for a parallel extraction.
+
+Opening a volume of 20,000 files is mostly Python work per directory entry;
+split over two processes it halves. :func:`plan` scans the directory tree's
+shape without decoding a name (which entries are subdirectories, how many
+entries each directory holds) and cuts the directories, in walk order, into
+contiguous parts of about equal size. :meth:`SplitWalk.walk` then runs the
+ordinary walk in part ``i``'s process, indexing the entries of the
+directories it owns and only passing through (quietly) the directories above
+them. Every entry is indexed by exactly one part, with the same checks as the
+whole walk, and every chain is owned by one part, so the parts' runs together
+are the whole walk's: :meth:`SplitWalk.merge` checks them for cross-links.
+
+Anything odd in the scan (a directory met twice, a broken chain, data past the
+end) means no plan: the caller walks the whole tree as usual and reports what
+it finds. So does any failure of a part: the whole walk then decides.
+"""
+from __future__ import annotations
+
+from array import array
+from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
+
+from ..errors import CorruptImage
+from .chains import ChainError
+from .dirents import DOT, DOTDOT
+from .structs import ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, DIR_ENTRY_SIZE
+
+if TYPE_CHECKING:
+    from .reader import FatImage
+
+__all__ = ["plan", "SplitWalk", "MAX_SCAN_DIRS"]
+
+#: A tree with more directories than this is walked whole (the scan keeps a row per
+#: directory; this bounds it).
+MAX_SCAN_DIRS = 100_000
+#: Attribute byte -> 1 for a subdirectory entry (directory bit, not a long-name slot).
+_SUBDIR = bytes(1 if b & ATTR_DIRECTORY and b & ATTR_LONG_NAME_MASK != ATTR_LONG_NAME else 0
+                for b in range(256))
+#: Attribute byte -> 1 for a long-name slot.
+_SLOT = bytes(1 if b & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME else 0 for b in range(256))
+
+
+def scan(img: "FatImage") -> Optional[List[Tuple[int, int, int]]]:
+    """The directories in walk order as ``(start cluster, parent's row, entries)``, or
+    None when anything in the tree's shape is not plain (the whole walk will say what)."""
+    geo = img.geometry
+    fat32 = geo.fat_type == 32
+    max_cluster = geo.max_cluster
+    cs = img._cluster_size
+    dev_size = img._device_size
+    limit = img._dir_limit()
+    root = img._root_cluster()
+    rows: List[Tuple[int, int, int]] = []
+    stack = [(root, img._dirs[""], -1)]
+    seen = {root}
+    while stack:
+        cluster, extents, parent = stack.pop()
+        row = len(rows)
+        data = img._read_dir(extents)
+        leads = data[0::DIR_ENTRY_SIZE]
+        end = leads.find(0)
+        n = len(leads) if end < 0 else end
+        attrs = data[11:n * DIR_ENTRY_SIZE:DIR_ENTRY_SIZE]
+        entries = n - attrs.translate(_SLOT).count(1) - leads.count(0xE5, 0, n)
+        rows.append((cluster, parent, max(1, entries)))
+        if len(rows) > MAX_SCAN_DIRS:
+            return None
+        flags = attrs.translate(_SUBDIR)
+        found = []
+        i = flags.find(1)
+        while i >= 0:
+            off = i * DIR_ENTRY_SIZE
+            name11 = data[off:off + 11]
+            if data[off] != 0xE5 and name11 != DOT and name11 != DOTDOT:
+                c = data[off + 26] | data[off + 27] << 8
+                if fat32:
+                    c |= (data[off + 20] | data[off + 21] << 8) << 16
+                if not 2 <= c <= max_cluster or c in seen:
+                    return None
+                seen.add(c)
+                try:
+                    runs = img.fat.chain(c, limit)
+                except ChainError:
+                    return None
+                ext = img._extents(runs, sum(k for _, k in runs) * cs)
+                if any(at + k > dev_size for at, k in ext):
+                    return None
+                found.append((c, ext, row))
+            i = flags.find(1, i + 1)
+        stack.extend(reversed(found))
+    return rows
+
+
+def plan(img: "FatImage", jobs: Optional[int]) -> Optional["SplitWalk"]:
+    """A split of the walk into ``jobs`` parts (None: as many as :func:`auto_jobs` picks
+    for the tree's entries), or None when one part (or the whole walk) is better."""
+    from ..parallel import auto_jobs, split
+    rows = scan(img)
+    if rows is None:
+        return None
+    weights = [w for _, _, w in rows]
+    parts = auto_jobs(sum(weights)) if jobs is None else jobs
+    ranges = split(weights, parts)
+    if len(ranges) <= 1:
+        return None
+    owner: Dict[int, int] = {}
+    needed: List[Set[int]] = []
+    for part, (start, stop) in enumerate(ranges):
+        need: Set[int] = set()
+        for r in range(start, stop):
+            cluster = rows[r][0]
+            owner[cluster] = part
+            while r >= 0 and rows[r][0] not in need:   # the row and its ancestors
+                need.add(rows[r][0])
+                r = rows[r][1]
+        needed.append(need)
+    return SplitWalk(img, owner, needed)
+
+
+class SplitWalk:
+    """The walk of one volume cut into parts: directory ``owner`` (start cluster ->
+    part), and for each part the directories it must read (its own and those above)."""
+
+    def __init__(self, img: "FatImage", owner: Dict[int, int], needed: List[Set[int]]) -> None:
+        self.img = img
+        self.owner = owner
+        self.needed = needed
+        self.parts = len(needed)
+
+    def walk(self, part: int) -> dict:
+        """Index part ``part``'s entries into the image (in this process); what the
+        parent needs of it for :meth:`merge`. Raises as the whole walk would."""
+        img = self.img
+        img._lazy = False
+        img._start_walk()
+        del img.warnings[img._note_warnings:]
+        root = img._root()
+        if part != 0:                                   # the root's chain is part 0's
+            _drop_runs(img, 0, 0)
+        img._dirs[""] = root
+        root_cluster = img._root_cluster()
+        img._dir_clusters[""] = root_cluster
+        owner, needed = self.owner, self.needed[part]
+        visited: Dict[int, str] = {root_cluster: ""}
+        on_path = {root_cluster}
+        mine = owner.get(root_cluster, 0) == part
+        stack = [("", root, root_cluster, mine, iter(self._records("", root, mine)))]
+        while stack:
+            path, extents, cluster, mine, it = stack[-1]
+            if mine:
+                rec = img._files(path, extents, it)
+            else:
+                rec = next((r for r in it if r.kind == "dir" and r.cluster in needed), None)
+            if rec is None:
+                stack.pop()
+                on_path.discard(cluster)
+                continue
+            if mine:
+                child = img._entry(path, extents, rec, visited, on_path)
+                # (a subdirectory the scan did not see would be this part's: the scan
+                # and the walk read the same entries, so there is none)
+                if child is None or (child[2] not in needed and child[2] in owner):
+                    continue
+            else:
+                child = self._pass_through(path, extents, rec, visited, on_path)
+                if child is None:
+                    continue
+            cpath, cext, ccl = child
+            cmine = owner.get(ccl, part if mine else -1) == part
+            on_path.add(ccl)
+            stack.append((cpath, cext, ccl, cmine, iter(self._records(cpath, cext, cmine))))
+        return {"starts": img._run_start.tobytes(), "lengths": img._run_len.tobytes(),
+                "warnings": img.warnings[img._note_warnings:],
+                "unsafe_names": img.unsafe_names, "label_entry": img.label_entry}
+
+    def merge(self, answers: List[dict]) -> bool:
+        """In part 0's process, after :meth:`walk`: every part's chains checked together
+        for cross-links, and the walk's warnings and unsafe names gathered (in part
+        order). False when they cross: the whole walk must then say where."""
+        from .reader import MAX_PROBLEMS
+        img = self.img
+        stranger = len(img._owners)
+        img._owners.append("?")
+        for got in answers[1:]:
+            starts = array("q", got["starts"])
+            img._run_start.extend(starts)
+            img._run_len.frombytes(got["lengths"])
+            img._run_owner.extend(array("q", [stranger]) * len(starts))
+        try:
+            img._cross_links()
+        except CorruptImage:
+            return False
+        for got in answers[1:]:
+            img.warnings.extend(got["warnings"][:max(0, MAX_PROBLEMS - len(img.warnings))])
+            img.unsafe_names.extend(got["unsafe_names"])
+        img.opening_warnings = len(img.warnings)
+        return True
+
+    def reset(self) -> None:
+        """Back to the lazily opened state (the index held only this process's part); the
+        gathered warnings and unsafe names stay."""
+        img = self.img
+        unsafe, label = img.unsafe_names, img.label_entry
+        img._start_walk()
+        img.unsafe_names, img.label_entry = unsafe, label
+        img._lazy = True
+        img._dirs[""] = img._root()
+        img._dir_clusters[""] = img._root_cluster()
+        _drop_runs(img, 0, 0)
+
+    # -- helpers ------------------------------------------------------------------
+    def _records(self, path: str, extents, mine: bool):
+        """The directory's records; read quietly (no warnings, no unsafe names) where
+        another part owns it and reports them."""
+        img = self.img
+        if mine:
+            return img._records(path, extents)
+        warned, unsafe, label = len(img.warnings), len(img.unsafe_names), img.label_entry
+        records = img._records(path, extents)
+        del img.warnings[warned:], img.unsafe_names[unsafe:]
+        img.label_entry = label
+        return records
+
+    def _pass_through(self, path: str, extents, rec, visited, on_path):
+        """:meth:`FatImage._entry` for a subdirectory of a directory another part owns:
+        the same checks, but nothing indexed or owned here."""
+        img = self.img
+        runs, owners = len(img._run_start), len(img._owners)
+        child = img._entry(path, extents, rec, visited, on_path)
+        if child is not None:
+            img._idx.pop(child[0], None)
+        _drop_runs(img, runs, owners)
+        return child
+
+
+def _drop_runs(img: "FatImage", runs: int, owners: int) -> None:
+    """Forget the chains owned since there were ``runs`` runs and ``owners`` owners."""
+    del img._run_start[runs:], img._run_len[runs:], img._run_owner[runs:]
+    del img._owners[owners:]
