@@ -11,7 +11,7 @@ override the copies to move the bytes inside the kernel.
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Union
 
 from ..errors import DeviceError, InvalidInput
 from ..units import is_power_of_two

@@ -7,7 +7,6 @@ slower and would count the pages against the process.
 from __future__ import annotations
 
 import mmap as _mmap
-import os
 
 from ..errors import DeviceError
 from .base import BlockDevice, Buffer

@@ -8,8 +8,10 @@ import os
 import random
 import shutil
 import stat
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from blockimg.errors import CorruptImage
 from blockimg.fat import split_walk
 from blockimg.fat.reader import _device_offset
 from conftest import assert_read_back, assert_same_tree, require_tool, run
+from test_faults import _children_of
 
 MTIME = 1_700_000_000
 
@@ -299,3 +302,73 @@ def test_cli_extract_j2_on_fat(tmp_path, used, capsys):
     assert capsys.readouterr().out.strip() == f"extracted {n} entries to {tmp_path / 'out'}"
     assert_same_tree(src, tmp_path / "out")
     shutil.rmtree(tmp_path / "out")
+
+
+# -- interrupted ------------------------------------------------------------------------
+HOOK = """
+import os, sys, time
+sys.path[:0] = [{root!r}]
+from blockimg import extract_split
+from blockimg.fat import split_walk
+def pause():
+    if os.getpid() != {parent}:
+        open({marker!r}, "w").close()
+        time.sleep(600)
+if {phase!r} == "walk":
+    real_walk = split_walk.SplitWalk.walk
+    def walk(self, part):
+        if part:
+            pause()
+        return real_walk(self, part)
+    split_walk.SplitWalk.walk = walk
+else:
+    real_write = extract_split.write_some
+    def write_some(*a):
+        pause()
+        return real_write(*a)
+    extract_split.write_some = write_some
+"""
+
+
+@pytest.mark.parametrize("phase", ["walk", "write"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_an_interrupted_split_extraction_stops_its_worker(tmp_path, phase, sig):
+    """SIGTERM/SIGINT while the worker walks or writes: the program says it was
+    interrupted (130), stops and reaps its worker; mid-walk, nothing is written."""
+    from conftest import ROOT
+    src = make_tree(tmp_path / "src")
+    img = build(src, tmp_path / "t.img", "blockimg")
+    marker = tmp_path / "paused"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    launcher = tmp_path / "launch.py"
+    # The hook knows the parent's pid: the launcher writes it before importing blockimg.
+    launcher.write_text(
+        "import os, sys, runpy\n"
+        f"src = open({str(hook / 'tmpl.py')!r}).read().format(parent=os.getpid())\n"
+        "exec(compile(src, 'hook', 'exec'))\n"
+        "sys.argv = ['blockimg'] + sys.argv[1:]\n"
+        "runpy.run_module('blockimg', run_name='__main__')\n")
+    (hook / "tmpl.py").write_text(HOOK.replace("{root!r}", repr(str(ROOT)))
+                                  .replace("{marker!r}", repr(str(marker)))
+                                  .replace("{phase!r}", repr(phase)))
+    dest = tmp_path / "dest"
+    proc = subprocess.Popen([sys.executable, str(launcher), "extract", str(img), str(dest),
+                             "-j", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(600):
+        if marker.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert marker.exists(), proc.communicate()
+    time.sleep(0.2)                      # the parent is now waiting for its worker
+    workers = _children_of(proc.pid)
+    assert workers
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    time.sleep(0.1)
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]
+    if phase == "walk":
+        assert os.listdir(dest) == []
+

@@ -4,7 +4,6 @@ anything that needs the whole tree indexes it first, and then matches a full ope
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import pytest
 
