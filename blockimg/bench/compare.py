@@ -36,6 +36,20 @@ def summarize(runs: List[Measurement], data_bytes: int) -> dict:
             "cpu_s": median([r.user + r.sys for r in runs])}
 
 
+def _pair(results: Dict[str, dict], reference: str = "blockimg") -> None:
+    """Add ``paired_ratio``: the median over rounds of ``reference``'s time over the tool's
+    in the same round. Conditions that drift during a run (a disk slowing as it fills,
+    other load) move both runs of a round together, so this ratio is steadier than the
+    ratio of medians."""
+    ref = results.get(reference, {})
+    mine = {r["round"]: r["wall"] for r in ref.get("runs", []) if "round" in r}
+    for entry in results.values():
+        ratios = [mine[r["round"]] / r["wall"] for r in entry.get("runs", [])
+                  if r.get("round") in mine and r["wall"] > 0]
+        if entry.get("status") == "ok" and ratios:
+            entry["paired_ratio"] = median(ratios)
+
+
 def compare(ctx: Context, op: str, *, reps: int = 5, skip: Sequence[str] = (),
             limit: Optional[MemoryLimit] = None, limit_all: bool = False,
             skip_slow: bool = False, tool_budget: float = 120.0, timeout: float = 600.0,
@@ -82,7 +96,7 @@ def compare(ctx: Context, op: str, *, reps: int = 5, skip: Sequence[str] = (),
                 entry["status"] = classify_failure(m, limit)
                 entry["stderr"] = m.stderr[-1500:]
                 continue
-            entry["runs"].append(m.as_dict())
+            entry["runs"].append(dict(m.as_dict(), round=rep))
             entry.setdefault("_m", []).append(m)
     for name, entry in results.items():
         ms = entry.pop("_m", [])
@@ -91,6 +105,7 @@ def compare(ctx: Context, op: str, *, reps: int = 5, skip: Sequence[str] = (),
             entry["limited"] = bool(limit and (entry["role"] == "blockimg" or limit_all))
         elif entry["status"] == "ok":
             entry["status"] = "failed: no runs"
+    _pair(results)
     clear_output(ctx, tools[0] if tools else Tool("x", "peer", lambda c: []))
     return results
 

@@ -21,24 +21,26 @@ def _fmt_rate(v: Optional[float]) -> str:
 
 
 def format_table(title: str, results: Dict[str, dict], reference: str = "blockimg") -> str:
-    """One operation on one corpus: a row per tool, ratios ``blockimg / tool``."""
+    """One operation on one corpus: a row per tool, ratios ``blockimg / tool`` (of the
+    medians, and the median of the ratios of runs in the same round)."""
     ref = results.get(reference, {})
     ref_t = ref.get("median_s") if ref.get("status") == "ok" else None
     lines = [title,
              f"  {'tool':<16} {'median s':>9} {'CPU s':>6} {'MB/s':>7} {'peak RSS':>9} "
-             f"{'private':>8} {'runs':>4}  {reference + ' / tool':>15}"]
+             f"{'private':>8} {'runs':>4}  {reference + ' / tool':>15} {'by round':>8}"]
     for name, r in results.items():
         if r.get("status") != "ok":
             lines.append(f"  {name:<16} {r.get('status', '?')}")
             continue
         ratio = f"{ref_t / r['median_s']:.2f}x" if ref_t and r["median_s"] > 0 else "-"
+        paired = f"{r['paired_ratio']:.2f}x" if r.get("paired_ratio") else "-"
         lim = "*" if r.get("limited") else " "
         cpu = r.get("cpu_s")
         cpu = "-" if cpu is None else _fmt_s(cpu)
         lines.append(f"  {name:<16} {_fmt_s(r['median_s']):>9} {cpu:>6} "
                      f"{_fmt_rate(r['mb_per_s']):>7} "
                      f"{r['max_rss'] / MiB:>7.1f}M{lim}{r['peak_private'] / MiB:>7.1f}M "
-                     f"{r['n']:>4}  {ratio:>15}")
+                     f"{r['n']:>4}  {ratio:>15} {paired:>8}")
     return "\n".join(lines)
 
 

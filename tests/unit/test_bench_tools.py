@@ -90,6 +90,25 @@ def test_table_and_json(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["results"]["blockimg"]["n"] == 3
 
 
+def test_ratio_by_round_follows_drifting_conditions():
+    """Every tool slows down 3x after round 1 (a disk filling up): the ratio of medians
+    is then far from 0.5, the median of the per-round ratios is exactly it."""
+    from blockimg.bench.compare import _pair
+    mine = [0.1, 0.1, 0.3, 0.3, 0.3]
+    peer = [0.2, 0.2, 0.6, 0.6]                          # fewer runs: rounds 0-3 only
+    res = {"blockimg": {"status": "ok", "runs": [{"wall": w, "round": i}
+                                                 for i, w in enumerate(mine)]},
+           "peer": {"status": "ok", "runs": [{"wall": w, "round": i}
+                                             for i, w in enumerate(peer)]},
+           "gone": {"status": "n/a: not installed", "runs": []}}
+    _pair(res)
+    assert res["peer"]["paired_ratio"] == 0.5 and res["blockimg"]["paired_ratio"] == 1.0
+    assert "paired_ratio" not in res["gone"]
+    for r in res.values():
+        r.update({"median_s": 1.0, "mb_per_s": 1.0, "max_rss": 0, "peak_private": 0, "n": 1})
+    assert "0.50x" in format_table("t", res)
+
+
 def test_operations_have_blockimg_and_a_limit():
     for op, tools in OPERATIONS.items():
         roles = [t.role for t in tools]
