@@ -218,9 +218,11 @@ def _split_walk(dev: MemoryDevice, mod, name: str, parts: int) -> None:
         raise InvariantBroken(f"{name}: split walk unsafe names differ")
 
 
-def exercise_extract(data: bytes, workdir: str) -> str:
+def exercise_extract(data: bytes, workdir: str, *, split: bool = True) -> str:
     """Extract ``data`` (format detected) below ``workdir``/dest: it must write nothing
-    beside ``dest`` and leave no link that leads out of it."""
+    beside ``dest`` and leave no link that leads out of it. With ``split``, it is
+    extracted again as ``blockimg extract`` does (opened lazily, two processes: a FAT
+    image is then indexed in parts), which must give the same outcome, report and tree."""
     import shutil
     from .api import open as open_image
     dest = os.path.join(workdir, "dest")
@@ -229,12 +231,16 @@ def exercise_extract(data: bytes, workdir: str) -> str:
     dev = MemoryDevice(data=_pad(bytes(data)), writable=False)
     try:
         with open_image(dev) as img:
-            img.extract(dest)
+            report = img.extract(dest)
     except BlockImgError as e:
-        return type(e).__name__
+        report = type(e).__name__
     except Exception as e:
         raise InvariantBroken(f"extract: {type(e).__name__}: {e}\n{traceback.format_exc()}") \
             from e
+    if split:
+        _same_split_extraction(dev, workdir + "-split", report, dest)
+    if isinstance(report, str):
+        return report
     if sorted(os.listdir(workdir)) != ["dest"]:
         raise InvariantBroken(f"extract wrote beside its destination: {os.listdir(workdir)}")
     real = os.path.realpath(dest)
@@ -245,6 +251,52 @@ def exercise_extract(data: bytes, workdir: str) -> str:
                 raise InvariantBroken(f"extract left {os.path.join(dirpath, n)!r} leading "
                                       f"outside to {p!r}")
     return "ok"
+
+
+def _same_split_extraction(dev: MemoryDevice, workdir: str, want, want_dest: str) -> None:
+    """Extract ``dev`` lazily opened with ``jobs=2`` below ``workdir``: the outcome
+    (``want``: a report, or an error's class name) and the tree of ``want_dest``."""
+    import shutil
+    from .api import open as open_image
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    dest = os.path.join(workdir, "dest")
+    try:
+        with open_image(dev, lazy=True) as img:
+            got = img.extract(dest, jobs=2)
+    except BlockImgError as e:
+        got = type(e).__name__
+    except Exception as e:
+        raise InvariantBroken(f"split extract: {type(e).__name__}: {e}\n"
+                              f"{traceback.format_exc()}") from e
+    try:
+        if got != want:
+            raise InvariantBroken(f"split extract: {str(got)[:300]}, one process: "
+                                  f"{str(want)[:300]}")
+        if set(os.listdir(workdir)) - {"dest"}:
+            raise InvariantBroken(f"split extract wrote beside its destination: "
+                                  f"{os.listdir(workdir)}")
+        if not isinstance(want, str) and _snapshot(dest) != _snapshot(want_dest):
+            raise InvariantBroken("split extract wrote another tree than one process")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _snapshot(root: str) -> dict:
+    """{relative path: kind and bytes or link target} of a tree (not following links)."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = os.path.join(dirpath, n)
+            rel = os.path.relpath(p, root)
+            if os.path.islink(p):
+                out[rel] = ("link", os.readlink(p))
+            elif os.path.isdir(p):
+                out[rel] = "dir"
+            else:
+                with open(p, "rb") as f:
+                    out[rel] = f.read()
+    return out
 
 
 def _check_extents(dev, info) -> None:
