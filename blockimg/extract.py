@@ -35,8 +35,6 @@ class ExtractReport:
         return not self.refused and not self.existing
 
 
-
-
 def extract(image: "Image", dest: str, *, overwrite: bool = False,
             paths: Optional[Sequence[str]] = None, jobs: Optional[int] = 1) -> ExtractReport:
     """:meth:`Image.extract <blockimg.image.Image.extract>` (see there)."""
@@ -459,10 +457,15 @@ def unsafe_host_name(path: str, *, host: Optional[str] = None) -> Optional[str]:
     return None
 
 
-def order(info: "EntryInfo") -> str:
+def order_key(path: str) -> str:
     """Image order (parents first, then siblings by name), cheaply: with "/" as the
     lowest character, comparing strings compares the paths component by component,
     and code point order is UTF-8 byte order."""
+    return path.replace("/", "\0")
+
+
+def order(info: "EntryInfo") -> str:
+    """:func:`order_key` of an entry's path."""
     return info.path.replace("/", "\0")
 
 

@@ -24,8 +24,8 @@ import pickle
 from typing import TYPE_CHECKING, List
 
 from .errors import BlockImgError
-from .extract import (ExtractReport, TreeWriter, finish, make_links, order, sort_out,
-                      write_some)
+from .extract import (ExtractReport, TreeWriter, finish, make_links, order, order_key,
+                      sort_out, write_some)
 
 if TYPE_CHECKING:
     from .image import Image
@@ -87,7 +87,7 @@ def extract_split(image: "Image", split, real_dest: str, overwrite: bool,
             return False
         report.refused.extend(image.unsafe_names)
         report.refused.extend(sorted((r for p in parts for r in p["refused"]),
-                                     key=lambda r: r[0].replace("/", "\0")))
+                                     key=lambda r: order_key(r[0])))
         writer = done["writer"] = TreeWriter(real_dest, overwrite, report)
         dirs = sorted((d for p in parts for d in p["dirs"]), key=order)
         done["dirs"] = [info for info in dirs if writer.make_dir(info.path)]
@@ -164,10 +164,9 @@ def _walk(image: "Image", split, i: int, real_dest: str) -> dict:
 def _keep_image_order(written: List[str], cut: List[int]) -> None:
     """The files, written part after part from ``cut[0]`` on, in image order: as they
     are when the parts follow each other in it (checked where they meet), else sorted."""
-    key = (lambda p: p.replace("/", "\0"))
     for a in cut[1:]:
-        if cut[0] < a < len(written) and key(written[a - 1]) > key(written[a]):
-            written[cut[0]:] = sorted(written[cut[0]:], key=key)
+        if cut[0] < a < len(written) and order_key(written[a - 1]) > order_key(written[a]):
+            written[cut[0]:] = sorted(written[cut[0]:], key=order_key)
             return
 
 
