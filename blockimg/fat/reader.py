@@ -260,26 +260,63 @@ class FatImage(Image):
         #: How many of ``warnings`` the walk itself found (checks add advice later).
         self.opening_warnings = len(self.warnings)
 
-    def _walk_tree(self) -> None:
+    def _walk_tree(self, split=None, part: int = 0) -> None:
+        """Index the tree, depth first. With ``split`` (a
+        :class:`~blockimg.fat.split_walk.SplitWalk`), only part ``part``'s entries: the
+        directories it owns are indexed; those above them are only passed through."""
         root = self._root()
+        if part:
+            self._forget_runs(0, 0)                 # the root's chain is part 0's
         self._dirs[""] = root
         root_cluster = self._root_cluster()
         self._dir_clusters[""] = root_cluster
+        owner, needed = (None, None) if split is None else (split.owner, split.needed[part])
         visited: Dict[int, str] = {root_cluster: ""}
         on_path = {root_cluster}
-        stack = [("", root, root_cluster, iter(self._records("", root)))]
+        mine = owner is None or owner.get(root_cluster, 0) == part
+        stack = [("", root, root_cluster, mine, iter(self._records("", root, quiet=not mine)))]
         while stack:
-            path, extents, cluster, it = stack[-1]
-            rec = self._files(path, extents, it)
+            path, extents, cluster, mine, it = stack[-1]
+            if mine:
+                rec = self._files(path, extents, it)
+            else:
+                rec = next((r for r in it if r.kind == "dir" and r.cluster in needed), None)
             if rec is None:
                 stack.pop()
                 on_path.discard(cluster)
                 continue
-            child = self._entry(path, extents, rec, visited, on_path)
-            if child is not None:
-                cpath, cext, ccl = child
-                on_path.add(ccl)
-                stack.append((cpath, cext, ccl, iter(self._records(cpath, cext))))
+            if mine:
+                child = self._entry(path, extents, rec, visited, on_path)
+            else:
+                child = self._pass_through(path, extents, rec, visited, on_path)
+            if child is None:
+                continue
+            cpath, cext, ccl = child
+            cmine = True
+            if owner is not None:
+                # (a subdirectory the scan did not see would be its parent's part's; the
+                # scan and the walk read the same entries, so there is none)
+                cmine = owner.get(ccl, part if mine else -1) == part
+                if not cmine and ccl not in needed:
+                    continue
+            on_path.add(ccl)
+            stack.append((cpath, cext, ccl, cmine,
+                          iter(self._records(cpath, cext, quiet=not cmine))))
+
+    def _pass_through(self, path: str, extents, rec: Record, visited, on_path):
+        """:meth:`_entry` for a subdirectory of a directory another part owns: the same
+        checks, but nothing indexed or owned here."""
+        runs, owners = len(self._run_start), len(self._owners)
+        child = self._entry(path, extents, rec, visited, on_path)
+        if child is not None:
+            self._idx.pop(child[0], None)
+        self._forget_runs(runs, owners)
+        return child
+
+    def _forget_runs(self, runs: int, owners: int) -> None:
+        """Forget the chains owned since there were ``runs`` runs and ``owners`` owners."""
+        del self._run_start[runs:], self._run_len[runs:], self._run_owner[runs:]
+        del self._owners[owners:]
 
     def _files(self, dirpath: str, dir_extents, it) -> Optional[Record]:
         """Index the records of ``it`` up to its next subdirectory (returned; None at the end).
@@ -335,8 +372,15 @@ class FatImage(Image):
             entry(dirpath, dir_extents, rec, None, None)
         return None
 
-    def _records(self, path: str, extents) -> List[Record]:
-        """The directory's records, with names checked and duplicates dropped."""
+    def _records(self, path: str, extents, *, quiet: bool = False) -> List[Record]:
+        """The directory's records, with names checked and duplicates dropped; ``quiet``:
+        without warnings or unsafe names (another part of a split walk reports them)."""
+        if quiet:
+            warned, unsafe, label = len(self.warnings), len(self.unsafe_names), self.label_entry
+            records = self._records(path, extents)
+            del self.warnings[warned:], self.unsafe_names[unsafe:]
+            self.label_entry = label
+            return records
         records, issues = parse_directory(self._read_dir(extents),
                                           fat32=self.geometry.fat_type == 32)
         where = path or "/"

@@ -5,9 +5,9 @@ split over two processes it halves. :func:`plan` scans the directory tree's
 shape without decoding a name (which entries are subdirectories, how many
 entries each directory holds) and cuts the directories, in walk order, into
 contiguous parts of about equal size. :meth:`SplitWalk.walk` then runs the
-ordinary walk in part ``i``'s process, indexing the entries of the
-directories it owns and only passing through (quietly) the directories above
-them. Every entry is indexed by exactly one part, with the same checks as the
+ordinary walk (``FatImage._walk_tree``) in part ``i``'s process, indexing the
+entries of the directories it owns and only passing through (quietly) the
+directories above them. Every entry is indexed by exactly one part, with the same checks as the
 whole walk, and every chain is owned by one part, so the parts' runs together
 are the whole walk's: :meth:`SplitWalk.merge` checks them for cross-links.
 
@@ -134,41 +134,7 @@ class SplitWalk:
         img._lazy = False
         img._start_walk()
         del img.warnings[img._note_warnings:]
-        root = img._root()
-        if part != 0:                                   # the root's chain is part 0's
-            _drop_runs(img, 0, 0)
-        img._dirs[""] = root
-        root_cluster = img._root_cluster()
-        img._dir_clusters[""] = root_cluster
-        owner, needed = self.owner, self.needed[part]
-        visited: Dict[int, str] = {root_cluster: ""}
-        on_path = {root_cluster}
-        mine = owner.get(root_cluster, 0) == part
-        stack = [("", root, root_cluster, mine, iter(self._records("", root, mine)))]
-        while stack:
-            path, extents, cluster, mine, it = stack[-1]
-            if mine:
-                rec = img._files(path, extents, it)
-            else:
-                rec = next((r for r in it if r.kind == "dir" and r.cluster in needed), None)
-            if rec is None:
-                stack.pop()
-                on_path.discard(cluster)
-                continue
-            if mine:
-                child = img._entry(path, extents, rec, visited, on_path)
-                # (a subdirectory the scan did not see would be this part's: the scan
-                # and the walk read the same entries, so there is none)
-                if child is None or (child[2] not in needed and child[2] in owner):
-                    continue
-            else:
-                child = self._pass_through(path, extents, rec, visited, on_path)
-                if child is None:
-                    continue
-            cpath, cext, ccl = child
-            cmine = owner.get(ccl, part if mine else -1) == part
-            on_path.add(ccl)
-            stack.append((cpath, cext, ccl, cmine, iter(self._records(cpath, cext, cmine))))
+        img._walk_tree(self, part)
         return {"starts": img._run_start.tobytes(), "lengths": img._run_len.tobytes(),
                 "warnings": img.warnings[img._note_warnings:],
                 "unsafe_names": img.unsafe_names, "label_entry": img.label_entry}
@@ -206,34 +172,4 @@ class SplitWalk:
         img._lazy = True
         img._dirs[""] = img._root()
         img._dir_clusters[""] = img._root_cluster()
-        _drop_runs(img, 0, 0)
-
-    # -- helpers ------------------------------------------------------------------
-    def _records(self, path: str, extents, mine: bool):
-        """The directory's records; read quietly (no warnings, no unsafe names) where
-        another part owns it and reports them."""
-        img = self.img
-        if mine:
-            return img._records(path, extents)
-        warned, unsafe, label = len(img.warnings), len(img.unsafe_names), img.label_entry
-        records = img._records(path, extents)
-        del img.warnings[warned:], img.unsafe_names[unsafe:]
-        img.label_entry = label
-        return records
-
-    def _pass_through(self, path: str, extents, rec, visited, on_path):
-        """:meth:`FatImage._entry` for a subdirectory of a directory another part owns:
-        the same checks, but nothing indexed or owned here."""
-        img = self.img
-        runs, owners = len(img._run_start), len(img._owners)
-        child = img._entry(path, extents, rec, visited, on_path)
-        if child is not None:
-            img._idx.pop(child[0], None)
-        _drop_runs(img, runs, owners)
-        return child
-
-
-def _drop_runs(img: "FatImage", runs: int, owners: int) -> None:
-    """Forget the chains owned since there were ``runs`` runs and ``owners`` owners."""
-    del img._run_start[runs:], img._run_len[runs:], img._run_owner[runs:]
-    del img._owners[owners:]
+        img._forget_runs(0, 0)
