@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 
 from ..block.base import BlockDevice
 from ..errors import CorruptImage
-from ..image import EntryInfo, Image, normalize_member_path
+from ..image import DERIVED_ENTRY, EntryInfo, Image, normalize_member_path, shorten
 from .codec import END, ENTRY, READ, Decoder, Member
 from .header import (BLOCK, GNU_MAGIC, ascii_sum, checksums, decode_number, decode_pax,
                      padded)
@@ -359,7 +359,7 @@ class TarImage(Image):
         if parent:
             p = index.get(parent)
             if p is None or p.kind != "dir":
-                self._make_parents(path)
+                self._make_parents(path, info.header_offset)
         old = index.get(path)
         if old is not None and old.kind == "dir" and kind != "dir":
             prefix = path + "/"
@@ -367,17 +367,34 @@ class TarImage(Image):
                 del index[key]
         index[path] = info
 
-    def _make_parents(self, path: str) -> None:
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            p = "/".join(parts[:i])
-            cur = self._index.get(p)
+    def _make_parents(self, path: str, offset: Optional[int]) -> None:
+        """Make ``path``'s missing (or non-directory) ancestors directories.
+
+        From the parent up to the first ancestor that is a directory (whose own
+        ancestors then are too): each path made once, and counted against the
+        readers' bound before it is made, so a name of many components costs
+        time and memory in proportion to the image, not to its square.
+        """
+        index = self._index
+        todo = []
+        shown = shorten(path)
+        what = f"entry {shown!r} ({path.count('/') + 1} components)"
+        end = path.rfind("/")
+        while end > 0:
+            p = path[:end]
+            cur = index.get(p)
+            if cur is not None and cur.kind == "dir":
+                break
+            self._derive(end + DERIVED_ENTRY, what, offset)
+            todo.append((p, cur))
+            end = path.rfind("/", 0, end)
+        for p, cur in reversed(todo):
             if cur is None:
-                self._index[p] = EntryInfo(p, "dir", mode=0o755)
-            elif cur.kind != "dir":
-                self.warnings.append(f"{p!r} was a {cur.kind} but {path!r} is inside it: "
-                                     "read as a directory")
-                self._index[p] = EntryInfo(p, "dir", mode=0o755, mtime=cur.mtime)
+                index[p] = EntryInfo(p, "dir", mode=0o755)
+            else:
+                self.warnings.append(f"{shorten(p)!r} was a {cur.kind} but {shown!r} is "
+                                     "inside it: read as a directory")
+                index[p] = EntryInfo(p, "dir", mode=0o755, mtime=cur.mtime)
 
     # -- facts ----------------------------------------------------------------------
     def data_alignment(self) -> Optional[int]:
