@@ -8,7 +8,8 @@ from typing import List, Optional
 
 from . import api
 from .atomic import Terminated, interrupts_as_exceptions
-from .errors import BlockImgError, InvalidInput
+from .errors import (BlockImgError, CorruptImage, InvalidInput, NotARegularFile, NotFound,
+                     Unsupported)
 from .progress import ProgressBar
 from .units import parse_size
 
@@ -289,6 +290,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return verify_cli(args)
 
 
+def _naming_image(error: BlockImgError, image: Optional[str]) -> str:
+    """``error``'s message naming the image once: errors about what is in it (corrupt,
+    unsupported, no such path) get its name in front; the others name their own file."""
+    text = str(error)
+    if image is not None and isinstance(error, _ABOUT_IMAGE) and \
+            not text.startswith(f"{image}: "):
+        text = f"{image}: {text}"
+    return text
+
+
+_ABOUT_IMAGE = (CorruptImage, Unsupported, NotFound, NotARegularFile)
+
+
 COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_extract,
             "info": cmd_info, "check": cmd_check, "verify": cmd_verify}
 
@@ -308,7 +322,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BlockImgError as e:
         if args.debug:
             raise
-        print(f"blockimg: error: {e}", file=sys.stderr)
+        print(f"blockimg: error: {_naming_image(e, getattr(args, 'image', None))}",
+              file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Terminated):
         print("blockimg: interrupted", file=sys.stderr)

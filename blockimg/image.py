@@ -21,7 +21,7 @@ from bisect import bisect_right
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .block.base import BlockDevice
-from .errors import CorruptImage, InvalidInput, NotFound
+from .errors import CorruptImage, NotARegularFile, NotFound
 from .extract import ExtractReport, unsafe_host_name
 from .extract import extract as extract_tree
 from .record import record
@@ -268,8 +268,8 @@ class Image:
             info = self.stat(info.link_target)
             seen += 1
         if info.kind != "file":
-            raise InvalidInput(f"is a {info.kind}, not a regular file", path=path,
-                               rule="regular file")
+            raise NotARegularFile(f"is a {info.kind}, not a regular file", path=path,
+                                  rule="regular file")
         return info
 
     def open(self, path: str) -> ImageFile:
