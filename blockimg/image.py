@@ -219,6 +219,12 @@ class Image:
                                f"{DERIVED_PER_BYTE} per image byte + {DERIVED_SLACK})",
                                offset=offset)
 
+    @property
+    def skipped(self) -> List[Tuple[str, str]]:
+        """``(name, reason)`` of each entry the reader left out of the index (met so far,
+        for a FAT image opened lazily); every command names them on stderr."""
+        return list(getattr(self, "unsafe_names", ()))
+
     # -- lookup ------------------------------------------------------------
     def _key(self, path: str) -> str:
         return "/".join(p for p in str(path).split("/") if p not in ("", "."))

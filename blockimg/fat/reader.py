@@ -423,20 +423,19 @@ class FatImage(Image):
                 continue
             bad = None
             if rec.name in (".", "..") or not rec.name:
-                bad = f"name {rec.name!r} is reserved"
+                bad = "the name is reserved"
             elif "/" in rec.name or "\0" in rec.name:
-                bad = f"name {rec.name!r} holds '/' or NUL"
+                bad = "the name holds '/' or NUL"
+            elif seen.get(fold(rec.name)) == rec.name:
+                bad = f"duplicate name in {where}; the later entry is ignored"
             if bad:
+                # Left out of the index: listed (not warned about) so that every command
+                # names it once, and check counts it as a problem.
                 full = f"{path}/{rec.name}" if path else rec.name
-                self.unsafe_names.append((full, bad))
-                self._warn(at, f"{bad}; entry skipped (in {where})")
+                self.unsafe_names.append((full, f"{bad} (entry at byte {at} (0x{at:x}))"))
                 continue
             key = fold(rec.name)
             if key in seen:
-                if seen[key] == rec.name:
-                    self._warn(at, f"duplicate name {rec.name!r} in {where}; the later entry "
-                                   "is ignored")
-                    continue
                 self._warn(at, f"names {seen[key]!r} and {rec.name!r} in {where} differ only "
                                "in case (FAT names are case-insensitive)")
             else:
