@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, Union
 from .atomic import atomic_file, write_all
 from .block.base import BlockDevice
 from .block.file import FileDevice
-from .errors import DeviceError, DoesNotFit, InvalidInput
-from .formats import detect_format, format_module
+from .errors import DeviceError, DoesNotFit, InvalidInput, NotWholeSectors
+from .formats import detect_format, format_module, partial_hint
 from .record import field, record
 from .source import SourceTree, as_tree
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:   # imported where used: a build without a manifest needs neit
     from .image import Image
     from .manifest import Manifest
 
-__all__ = ["create", "open", "Summary", "Progress"]
+__all__ = ["create", "open", "open_for_reading", "Summary", "Progress"]
 
 Progress = Callable[[int, int], None]
 Source = Union[str, os.PathLike, SourceTree, Sequence[Tuple[str, object]]]
@@ -324,9 +324,8 @@ def open(image: Union[str, os.PathLike, BlockDevice], *, format: Optional[str] =
     ``extract``, ``info``, iteration) indexes it all then. A tar image is always
     read whole (a later member of the same name wins).
     """
-    from .block.registry import open_device
     owns = not isinstance(image, BlockDevice)
-    dev = open_device(image, sector_size=sector_size, backend=backend)
+    dev = open_for_reading(image, sector_size=sector_size, backend=backend)
     try:
         name = format or detect_format(dev)
         mod = format_module(name)
@@ -336,3 +335,33 @@ def open(image: Union[str, os.PathLike, BlockDevice], *, format: Optional[str] =
         if owns:
             dev.close()
         raise
+
+
+def open_for_reading(image: Union[str, os.PathLike, BlockDevice], *, sector_size: int = 512,
+                     backend: Optional[str] = None) -> BlockDevice:
+    """The block device of ``image`` (as :func:`open` takes it), read-only; a file that is
+    not whole sectors is refused saying what its first bytes suggest ("truncated?")."""
+    from .block.registry import open_device
+    try:
+        return open_device(image, sector_size=sector_size, backend=backend)
+    except NotWholeSectors as e:
+        raise _with_hint(e) from None
+
+
+def _with_hint(error: NotWholeSectors) -> NotWholeSectors:
+    """``error``, saying what the file's first bytes suggest (a FAT volume or a tar archive
+    cut short) when they can be read."""
+    try:
+        with _builtin_open_binary(error.path) as f:
+            head = f.read(512)
+    except OSError:
+        return error
+    hint = partial_hint(head, error.size)
+    if hint is None:
+        return error
+    return NotWholeSectors(error.path, size=error.size, sector_size=error.sector_size,
+                           hint=hint)
+
+
+def _builtin_open_binary(path: str):
+    return builtins.open(path, "rb")

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import List, Optional
 
 from . import api
 from .atomic import Terminated, interrupts_as_exceptions
-from .errors import BlockImgError, InvalidInput
+from .errors import (BlockImgError, CorruptImage, InvalidInput, NotARegularFile, NotFound,
+                     Unsupported)
 from .progress import ProgressBar
 from .units import parse_size
 
@@ -207,7 +209,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if args.json:
             json.dump([e.as_dict() for e in entries], sys.stdout, indent=1)
             sys.stdout.write("\n")
-            return 0
+            return report_reading(img, args.image)
         for e in entries:
             name = e.path + ("/" if e.kind == "dir" else "")
             if args.long:
@@ -216,13 +218,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 print(f"{_mode_string(e)} {e.size:>12} {when:%Y-%m-%d %H:%M} {name}{link}")
             else:
                 print(name)
-    return 0
+    return report_reading(img, args.image)
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     # One path: only the directories on its way are read (FAT; tar is read whole).
-    with api.open(args.image, lazy=True) as img:
+    with api.open(args.image, lazy=True) as img, _reporting(img, args.image):
         f = img.open(args.path)
         try:
             fd = out.fileno()
@@ -237,7 +239,7 @@ def cmd_cat(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             f.copy_to(fd)
     out.flush()
-    return 0
+    return 1 if img.skipped else 0
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -245,6 +247,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     with api.open(args.image, lazy=True) as img:
         report = img.extract(args.dest, overwrite=args.overwrite, paths=args.paths or None,
                              jobs=args.jobs)
+        report_reading(img, args.image, skips=False)    # (they are in report.refused)
     for path in report.existing:
         print(f"blockimg: {path}: exists, not overwritten (use --overwrite)", file=sys.stderr)
     for path, why in report.refused:
@@ -265,7 +268,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         for k, v in info.items():
             print(f"{k}: {v}")
-    return 0
+    return report_reading(img, args.image)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -275,9 +278,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         problems = mod.check(img, target=args.target)
     for p in problems:
         print(f"{args.image}: {p}")
-    for w in getattr(img, "warnings", []):
-        if w not in problems:
-            print(f"{args.image}: warning: {w}", file=sys.stderr)
+    report_reading(img, args.image, shown=problems, skips=False)   # (skips are problems)
     if not problems:
         print(f"{args.image}: {img.format} image OK"
               + (" for the Mirage driver" if args.target == "mirage" else ""))
@@ -287,6 +288,44 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from .verify import verify_cli
     return verify_cli(args)
+
+
+def report_reading(img, image: str, *, shown=(), skips: bool = True) -> int:
+    """Print on stderr, once, what reading ``img`` met: each warning (but those in
+    ``shown``) and, with ``skips``, each entry left out and why. The exit status: 1 when
+    an entry was left out (the output misses it, as GNU tar fails after such errors),
+    else 0."""
+    for w in img.warnings:
+        if w not in shown:
+            print(f"blockimg: {image}: warning: {w}", file=sys.stderr)
+    skipped = img.skipped
+    if skips:
+        for name, why in skipped:
+            print(f"blockimg: {image}: {name!r} left out: {why}", file=sys.stderr)
+    return 1 if skipped else 0
+
+
+@contextlib.contextmanager
+def _reporting(img, image: str):
+    """:func:`report_reading` once the block ends, also when it fails (a path not found
+    may be one that was left out)."""
+    try:
+        yield
+    finally:
+        report_reading(img, image)
+
+
+def _naming_image(error: BlockImgError, image: Optional[str]) -> str:
+    """``error``'s message naming the image once: errors about what is in it (corrupt,
+    unsupported, no such path) get its name in front; the others name their own file."""
+    text = str(error)
+    if image is not None and isinstance(error, _ABOUT_IMAGE) and \
+            not text.startswith(f"{image}: "):
+        text = f"{image}: {text}"
+    return text
+
+
+_ABOUT_IMAGE = (CorruptImage, Unsupported, NotFound, NotARegularFile)
 
 
 COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_extract,
@@ -308,7 +347,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BlockImgError as e:
         if args.debug:
             raise
-        print(f"blockimg: error: {e}", file=sys.stderr)
+        print(f"blockimg: error: {_naming_image(e, getattr(args, 'image', None))}",
+              file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Terminated):
         print("blockimg: interrupted", file=sys.stderr)

@@ -19,6 +19,8 @@ __all__ = [
     "BlockImgError",
     "InvalidInput",
     "DoesNotFit",
+    "NotWholeSectors",
+    "NotARegularFile",
     "SourceChanged",
     "CorruptImage",
     "Unsupported",
@@ -70,6 +72,25 @@ class DoesNotFit(InvalidInput):
         super().__init__(
             f"{message}: needs {needed} bytes, {available} available "
             f"(short by {needed - available} bytes)")
+
+
+class NotWholeSectors(InvalidInput):
+    """An image file whose length is not a whole number of sectors (``hint``: why, when
+    its first bytes say: a FAT volume or tar archive cut short)."""
+
+    def __init__(self, path: str, *, size: int, sector_size: int,
+                 hint: Optional[str] = None) -> None:
+        self.size = size
+        self.sector_size = sector_size
+        self.hint = hint
+        rule = "image length must be whole sectors"
+        super().__init__(f"size {size} is not a multiple of the {sector_size}-byte sector "
+                         f"size ({rule})" + (f"; {hint}" if hint else ""), path=path,
+                         rule=rule)
+
+
+class NotARegularFile(InvalidInput):
+    """A path of the image that is not a regular file was asked for as one."""
 
 
 class SourceChanged(InvalidInput):

@@ -80,6 +80,7 @@ def sort_out(image: "Image", index, wanted: Optional[List[str]], real_dest: str,
     files: List[Tuple[EntryInfo, EntryInfo]] = []
     links: List[EntryInfo] = []
     checked, below_non_dir = "", None  # the last parent path looked at, and its verdict
+    verdicts: dict = {}
     for info in sorted(index.values(), key=order):
         if wanted is not None and not any(
                 info.path == w or info.path.startswith(w + "/") or w == ""
@@ -87,7 +88,7 @@ def sort_out(image: "Image", index, wanted: Optional[List[str]], real_dest: str,
             continue
         parent = info.path.rpartition("/")[0]
         if parent != checked:  # entries come grouped by directory
-            checked, below_non_dir = parent, _non_dir_ancestor(index, info.path)
+            checked, below_non_dir = parent, _non_dir_ancestor(index, parent, verdicts)
         why = unsafe_host_name(info.path) or below_non_dir or \
             _kind_problem(image, info, real_dest)
         if why is not None:
@@ -173,14 +174,24 @@ def _forkable(device) -> bool:
     return hasattr(os, "fork") and type(device) in (FileDevice, MmapDevice, MemoryDevice)
 
 
-def _non_dir_ancestor(index, path: str) -> Optional[str]:
-    parts = path.split("/")
-    for i in range(1, len(parts)):
-        up = index.get("/".join(parts[:i]))
-        if up is not None and up.kind != "dir":
-            return (f"is below {up.path!r}, which is a {up.kind} in the image "
-                    "(nothing is written through links)")
-    return None
+def _non_dir_ancestor(index, parent: str, verdicts: dict) -> Optional[str]:
+    """Why nothing can be written in the image directory ``parent`` (it or an ancestor
+    is not a directory in the image), or None; ``verdicts`` keeps each directory's, so
+    a deep tree costs each directory one look, not one per descendant."""
+    chain = []
+    p = parent
+    while p and p not in verdicts:
+        chain.append(p)
+        p = p.rpartition("/")[0]
+    why = verdicts.get(p) if p else None
+    for q in reversed(chain):
+        if why is None:
+            up = index.get(q)
+            if up is not None and up.kind != "dir":
+                why = (f"is below {up.path!r}, which is a {up.kind} in the image "
+                       "(nothing is written through links)")
+        verdicts[q] = why
+    return why
 
 
 def _kind_problem(image: "Image", info: "EntryInfo", real_dest: str) -> Optional[str]:

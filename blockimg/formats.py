@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 from .block.base import BlockDevice
-from .errors import CorruptImage, InvalidInput
+from .errors import CorruptImage, InvalidInput, Unsupported
 
-__all__ = ["FORMATS", "format_module", "detect_format", "entry_points"]
+__all__ = ["FORMATS", "format_module", "detect_format", "entry_points", "partial_hint"]
 
 FORMATS = {"fat": "blockimg.fat", "tar": "blockimg.tar"}
 DETECT_ORDER: Tuple[str, ...] = ("fat", "tar")
@@ -81,11 +81,44 @@ def format_module(name: str) -> ModuleType:
 
 
 def detect_format(device: BlockDevice) -> str:
-    """The name of the format of the image on ``device``."""
+    """The name of the format of the image on ``device``; else an error that says what
+    the bytes are instead (nothing, a partitioned disk, a FAT boot sector with a bad
+    field) or that they are neither format."""
     if device.size == 0:
-        raise CorruptImage("image is empty", offset=0)
+        raise CorruptImage("the file is empty (0 bytes): neither a FAT volume nor a tar "
+                           "archive")
     for name in DETECT_ORDER:
         if format_module(name).detect(device):
             return name
+    from .fat.geometry import why_not_fat
+    from .partitions import describe, message
+    head = bytes(device.pread(0, min(device.size, 64 << 10)))
+    table = describe(head)
+    if table is not None:
+        raise Unsupported(message(*table))
+    bad = why_not_fat(head[:512], device.size)
+    if bad is not None:
+        raise bad
     raise CorruptImage("neither a FAT volume (no boot sector at byte 0) nor a tar archive "
                        "(no valid header at byte 0)", offset=0)
+
+
+def partial_hint(head: bytes, size: int) -> Optional[str]:
+    """Why an image file of ``size`` bytes that starts with ``head`` is not whole sectors,
+    when its first bytes say: a FAT volume or tar archive cut short ("truncated?")."""
+    from .fat.geometry import looks_like_fat, parse
+    from .tar.header import BLOCK
+    sector = head[:512]
+    if looks_like_fat(sector):
+        try:
+            volume = parse(sector, size).volume_bytes
+        except CorruptImage:
+            return None
+        if volume > size:
+            return f"truncated? its FAT boot sector says {volume} bytes"
+        return f"{size - volume} bytes after the {volume}-byte FAT volume"
+    from .block.memory import MemoryDevice
+    from .tar.reader import detect
+    if len(head) >= BLOCK and detect(MemoryDevice(data=head[:BLOCK], writable=False)):
+        return "truncated? a tar archive is whole 512-byte blocks"
+    return None

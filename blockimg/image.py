@@ -21,16 +21,24 @@ from bisect import bisect_right
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .block.base import BlockDevice
-from .errors import CorruptImage, InvalidInput, NotFound
+from .errors import CorruptImage, NotARegularFile, NotFound
 from .extract import ExtractReport, unsafe_host_name
 from .extract import extract as extract_tree
 from .record import record
 
 __all__ = ["EntryInfo", "Image", "ImageFile", "ExtractReport", "normalize_member_path",
-           "unsafe_host_name"]
+           "unsafe_host_name", "shorten"]
 
 READ_CHUNK = 1 << 20
 Extent = Tuple[int, int]
+
+#: What a reader may derive beyond what the image spells out -- the directories a tar
+#: member's path implies, the directory part of each FAT entry's path -- in bytes per
+#: byte of image, plus DERIVED_SLACK; each derived path counts its length, and each
+#: entry it adds DERIVED_ENTRY more (the index entry holding it). See docs/trust.md.
+DERIVED_PER_BYTE = 16
+DERIVED_SLACK = 1 << 20
+DERIVED_ENTRY = 256
 
 
 @record(frozen=True)
@@ -62,6 +70,14 @@ class EntryInfo:
         if self.link_target is not None:
             d["link_target"] = self.link_target
         return d
+
+
+def shorten(path: str, limit: int = 60) -> str:
+    """``path`` for a message: at most ``limit`` characters, the middle cut out."""
+    if len(path) <= limit:
+        return path
+    half = (limit - 3) // 2
+    return f"{path[:half]}...{path[-half:]}"
 
 
 def normalize_member_path(raw: str) -> Tuple[Optional[str], Optional[str]]:
@@ -190,6 +206,24 @@ class Image:
         self._owns_device = owns_device
         self._index: Dict[str, EntryInfo] = {}
         self.warnings: List[str] = []
+        self._derived = 0
+
+    def _derive(self, cost: int, what: str, offset: Optional[int]) -> None:
+        """Count ``cost`` bytes the index derives (``what`` made it); past the bound of
+        DERIVED_PER_BYTE per image byte + DERIVED_SLACK, refuse the image."""
+        self._derived += cost
+        bound = DERIVED_PER_BYTE * self.device.size + DERIVED_SLACK
+        if self._derived > bound:
+            raise CorruptImage(f"{what}: the index would hold more than {bound} bytes of "
+                               f"paths the image does not spell out (the readers' bound: "
+                               f"{DERIVED_PER_BYTE} per image byte + {DERIVED_SLACK})",
+                               offset=offset)
+
+    @property
+    def skipped(self) -> List[Tuple[str, str]]:
+        """``(name, reason)`` of each entry the reader left out of the index (met so far,
+        for a FAT image opened lazily); every command names them on stderr."""
+        return list(getattr(self, "unsafe_names", ()))
 
     # -- lookup ------------------------------------------------------------
     def _key(self, path: str) -> str:
@@ -240,8 +274,8 @@ class Image:
             info = self.stat(info.link_target)
             seen += 1
         if info.kind != "file":
-            raise InvalidInput(f"is a {info.kind}, not a regular file", path=path,
-                               rule="regular file")
+            raise NotARegularFile(f"is a {info.kind}, not a regular file", path=path,
+                                  rule="regular file")
         return info
 
     def open(self, path: str) -> ImageFile:

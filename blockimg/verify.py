@@ -13,7 +13,7 @@ import sys
 from typing import Callable, Dict, List, Optional, Union
 
 from .block.base import BlockDevice
-from .block.registry import open_device
+from .api import open_for_reading
 from .copy import crc32c
 from .errors import BlockImgError, InvalidInput
 from .formats import detect_format, format_module
@@ -90,7 +90,7 @@ def verify(image: Union[str, os.PathLike, BlockDevice], *,
         # turns out to hold copies instead, the source is walked again following them.
         src_tree = walk(source, keep_links=True)
     owns = not isinstance(image, BlockDevice)
-    dev = open_device(image, sector_size=sector_size)
+    dev = open_for_reading(image, sector_size=sector_size)
     try:
         total = 0
         if manifest is not None:

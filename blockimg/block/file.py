@@ -14,7 +14,7 @@ import os
 import stat
 from typing import Optional
 
-from ..errors import DeviceError, InvalidInput
+from ..errors import DeviceError, InvalidInput, NotWholeSectors
 from .base import COPY_CHUNK, BlockDevice, Buffer
 
 __all__ = ["FileDevice"]
@@ -51,9 +51,7 @@ class FileDevice(BlockDevice):
         size = os.lseek(fd, 0, os.SEEK_END) if self.is_device else st.st_size
         if size % sector_size:
             os.close(fd)
-            raise InvalidInput(f"{self.path}: size {size} is not a multiple of the "
-                               f"{sector_size}-byte sector size", path=self.path,
-                               rule="image length must be whole sectors")
+            raise NotWholeSectors(self.path, size=size, sector_size=sector_size)
         super().__init__(sector_size, size // sector_size, writable)
         self._cfr = _HAVE_CFR and not self.is_device
         #: How copy_to tries to move bytes inside the kernel, in order.

@@ -16,7 +16,7 @@ from ..record import record
 from ..units import ceil_div, is_power_of_two
 from .structs import SIGNATURE, unpack
 
-__all__ = ["Geometry", "parse", "detect", "looks_like_fat", "fat_type_of"]
+__all__ = ["Geometry", "parse", "detect", "looks_like_fat", "fat_type_of", "why_not_fat"]
 
 #: FAT12 < 4085 <= FAT16 < 65525 <= FAT32 (clusters), and FAT32's 28-bit ceiling.
 FAT12_LIMIT = 4085
@@ -118,6 +118,30 @@ def looks_like_fat(sector: bytes) -> bool:
         return total > 0 and fat_size > 0
     except Exception:  # detect() must never raise on arbitrary bytes
         return False
+
+
+def why_not_fat(sector: bytes, device_size: int) -> Optional[CorruptImage]:
+    """For a sector 0 that starts like a FAT boot sector (a jump instruction, 0x55AA at
+    510) but that :func:`looks_like_fat` refuses: the error naming the bad field, its
+    value and the rule. None for anything else. Never raises."""
+    try:
+        sector = bytes(sector)
+        jump = sector[:1] == b"\xe9" or (sector[:1] == b"\xeb" and sector[2:3] == b"\x90")
+        if len(sector) < 512 or not jump or sector[510:512] != SIGNATURE \
+                or looks_like_fat(sector):
+            return None
+        try:
+            parse(sector, device_size)
+        except CorruptImage as e:
+            bad = e
+        else:
+            media = sector[21]
+            bad = _bad("media descriptor must be 0xF0 or 0xF8..0xFF", 21, "BPB_Media",
+                       f"0x{media:02x}")
+        return CorruptImage(f"a FAT boot sector, but {bad.rule}", offset=bad.offset,
+                            field=bad.field, value=bad.value)
+    except Exception:  # (a diagnosis must not fail on any bytes)
+        return None
 
 
 def _bad(rule: str, offset: int, field: str, value) -> CorruptImage:

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..block.base import BlockDevice
 from ..errors import CorruptImage, NotFound
-from ..image import EntryInfo, Image
+from ..image import EntryInfo, Image, shorten
 from .chains import ChainError, FatTable, Run
 from .dirents import Record, parse_directory
 from .geometry import detect, parse
@@ -108,6 +108,7 @@ class FatImage(Image):
     def _start_walk(self) -> None:
         """Empty the index and what the walk records beside it."""
         self._idx: Dict[str, EntryInfo] = {}
+        self._derived = 0
         self.unsafe_names: List[Tuple[str, str]] = []
         self.label_entry: Optional[str] = None
         self._dirs: Dict[str, Tuple[Tuple[int, int], ...]] = {}
@@ -300,8 +301,12 @@ class FatImage(Image):
                 if not cmine and ccl not in needed:
                     continue
             on_path.add(ccl)
-            stack.append((cpath, cext, ccl, cmine,
-                          iter(self._records(cpath, cext, quiet=not cmine))))
+            records = self._records(cpath, cext, quiet=not cmine)
+            if cmine:
+                # Every entry's path repeats this directory's: counted against the bound.
+                self._derive(len(records) * (len(cpath) + 1), f"directory {shorten(cpath)!r}",
+                             _device_offset(cext, 0) if cext else None)
+            stack.append((cpath, cext, ccl, cmine, iter(records)))
 
     def _pass_through(self, path: str, extents, rec: Record, visited, on_path):
         """:meth:`_entry` for a subdirectory of a directory another part owns: the same
@@ -418,20 +423,19 @@ class FatImage(Image):
                 continue
             bad = None
             if rec.name in (".", "..") or not rec.name:
-                bad = f"name {rec.name!r} is reserved"
+                bad = "the name is reserved"
             elif "/" in rec.name or "\0" in rec.name:
-                bad = f"name {rec.name!r} holds '/' or NUL"
+                bad = "the name holds '/' or NUL"
+            elif seen.get(fold(rec.name)) == rec.name:
+                bad = f"duplicate name in {where}; the later entry is ignored"
             if bad:
+                # Left out of the index: listed (not warned about) so that every command
+                # names it once, and check counts it as a problem.
                 full = f"{path}/{rec.name}" if path else rec.name
-                self.unsafe_names.append((full, bad))
-                self._warn(at, f"{bad}; entry skipped (in {where})")
+                self.unsafe_names.append((full, f"{bad} (entry at byte {at} (0x{at:x}))"))
                 continue
             key = fold(rec.name)
             if key in seen:
-                if seen[key] == rec.name:
-                    self._warn(at, f"duplicate name {rec.name!r} in {where}; the later entry "
-                                   "is ignored")
-                    continue
                 self._warn(at, f"names {seen[key]!r} and {rec.name!r} in {where} differ only "
                                "in case (FAT names are case-insensitive)")
             else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
+from ..image import shorten
 from .codec import MIRAGE_RECORD_LIMIT
 from .options import MIRAGE_PAD
 from .reader import TarImage
@@ -62,8 +63,9 @@ class _Mirage:
             out.append("the archive does not end with two zero blocks: Mirage fails to "
                        "connect")
         self.out = out
-        self.seen: Dict[str, bool] = {}          # Mirage key -> is a directory
-        self.has_children: set = set()
+        self.nodes: Dict[tuple, int] = {}        # (parent node, component) -> node
+        self.seen: Dict[int, bool] = {}          # node of a Mirage key -> is a directory
+        self.has_children: set = set()           # nodes
 
     def visit(self, m) -> None:
         out = self.out
@@ -93,13 +95,21 @@ class _Mirage:
             return
         is_dir = name.endswith("/")
         parts = [p for p in name.split("/") if p]
-        key = "/".join(parts)
-        for i in range(1, len(parts)):
-            anc = "/".join(parts[:i])
-            if seen.get(anc) is False:
-                out.append(f"{where}: inside {anc!r}, which Mirage holds as a file (a file, "
-                           "or a directory header without a trailing '/'): connect crashes")
-            has_children.add(anc)
-        if is_dir and key in has_children:
+        # Paths as nodes of a tree ((parent node, component) -> node), so that a name of
+        # many components costs time in proportion to its length, not to its square.
+        nodes = self.nodes
+        node = 0
+        inside = None
+        for i, part in enumerate(parts):
+            if i:
+                has_children.add(node)
+                if inside is None and seen.get(node) is False:
+                    inside = i
+            node = nodes.setdefault((node, part), len(nodes) + 1)
+        if inside is not None:
+            anc = shorten("/".join(parts[:inside]))
+            out.append(f"{where}: inside {anc!r}, which Mirage holds as a file (a file, "
+                       "or a directory header without a trailing '/'): connect crashes")
+        if is_dir and node in has_children:
             out.append(f"{where}: directory comes after entries inside it: Mirage empties it")
-        seen[key] = is_dir
+        seen[node] = is_dir

@@ -12,11 +12,11 @@ a ``..`` component are left out and listed in ``unsafe_names``.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ..block.base import BlockDevice
 from ..errors import CorruptImage
-from ..image import EntryInfo, Image, normalize_member_path
+from ..image import DERIVED_ENTRY, EntryInfo, Image, normalize_member_path, shorten
 from .codec import END, ENTRY, READ, Decoder, Member
 from .header import (BLOCK, GNU_MAGIC, ascii_sum, checksums, decode_number, decode_pax,
                      padded)
@@ -181,12 +181,15 @@ class TarImage(Image):
         self.end_of_archive: Optional[int] = None
         self.notes: List[Tuple[int, str]] = []
         self.padding_entries = 0
+        #: directory -> the keys placed in it, made when a file first replaces a directory
+        self._children: Optional[Dict[str, List[str]]] = None
         self._members: Optional[List[Member]] = None
         self._member_count = 0
         # One int object per distinct mtime and mode (many entries share them).
         self._same = {}.setdefault
         self._scan()
         del self._same
+        self._children = None
 
     @property
     def members(self) -> List[Member]:
@@ -359,25 +362,62 @@ class TarImage(Image):
         if parent:
             p = index.get(parent)
             if p is None or p.kind != "dir":
-                self._make_parents(path)
+                self._make_parents(path, info.header_offset)
         old = index.get(path)
         if old is not None and old.kind == "dir" and kind != "dir":
-            prefix = path + "/"
-            for key in [k for k in index if k.startswith(prefix)]:
-                del index[key]
+            self._drop_below(path)
         index[path] = info
+        if self._children is not None:
+            self._children.setdefault(parent, []).append(path)
 
-    def _make_parents(self, path: str) -> None:
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            p = "/".join(parts[:i])
-            cur = self._index.get(p)
+    def _drop_below(self, path: str) -> None:
+        """Forget every entry below ``path``. From the first time on, a map of each
+        directory's children (kept from then on) finds them, so that a run of files
+        replacing directories costs what it drops, not a look at the whole index each."""
+        index = self._index
+        children = self._children
+        if children is None:
+            children = self._children = {}
+            for key in index:
+                children.setdefault(key.rpartition("/")[0], []).append(key)
+        stack = [path]
+        while stack:
+            for key in children.pop(stack.pop(), ()):
+                if key in index:
+                    del index[key]
+                    stack.append(key)
+
+    def _make_parents(self, path: str, offset: Optional[int]) -> None:
+        """Make ``path``'s missing (or non-directory) ancestors directories.
+
+        From the parent up to the first ancestor that is a directory (whose own
+        ancestors then are too): each path made once, and counted against the
+        readers' bound before it is made, so a name of many components costs
+        time and memory in proportion to the image, not to its square.
+        """
+        index = self._index
+        todo = []
+        shown = shorten(path)
+        what = f"entry {shown!r} ({path.count('/') + 1} components)"
+        end = path.rfind("/")
+        while end > 0:
+            p = path[:end]
+            cur = index.get(p)
+            if cur is not None and cur.kind == "dir":
+                break
+            self._derive(end + DERIVED_ENTRY, what, offset)
+            todo.append((p, cur))
+            end = path.rfind("/", 0, end)
+        children = self._children
+        for p, cur in reversed(todo):
+            if children is not None:
+                children.setdefault(p.rpartition("/")[0], []).append(p)
             if cur is None:
-                self._index[p] = EntryInfo(p, "dir", mode=0o755)
-            elif cur.kind != "dir":
-                self.warnings.append(f"{p!r} was a {cur.kind} but {path!r} is inside it: "
-                                     "read as a directory")
-                self._index[p] = EntryInfo(p, "dir", mode=0o755, mtime=cur.mtime)
+                index[p] = EntryInfo(p, "dir", mode=0o755)
+            else:
+                self.warnings.append(f"{shorten(p)!r} was a {cur.kind} but {shown!r} is "
+                                     "inside it: read as a directory")
+                index[p] = EntryInfo(p, "dir", mode=0o755, mtime=cur.mtime)
 
     # -- facts ----------------------------------------------------------------------
     def data_alignment(self) -> Optional[int]:

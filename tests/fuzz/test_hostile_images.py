@@ -35,6 +35,7 @@ SAFE = {
     "fat-lfn-dotdot-name.img.gz": (CLEAN_FAT, [".."]),
     "fat-lfn-slash-dotdot-name.img.gz": (CLEAN_FAT, ["../../evil.txt"]),
     "fat-lfn-nul-in-name.img.gz": (CLEAN_FAT + ["a"], []),
+    "fat-short-name-with-nuls.img.gz": (CLEAN_FAT, ["BBJQD$0~. \0\0"]),
     "tar-absolute-name.tar": (["hello.txt", "etc", "etc/evil.txt"], []),
     "tar-dotdot-name.tar": (["hello.txt"], ["../../evil.txt"]),
     "tar-hardlink-out.tar": (["hello.txt", "h"], []),
@@ -66,6 +67,10 @@ REQUIRED = {
     "pax record lying lengths": ["tar-pax-length-too-long.tar", "tar-pax-length-too-short.tar"],
     "endless extended headers": ["tar-endless-pax-headers.tar.gz",
                                  "tar-endless-gnu-longname.tar.gz"],
+    "path bomb (issue 11)": ["tar-pax-path-50000-components.tar.gz",
+                             "tar-gnu-longname-50000-components.tar.gz",
+                             "fat-deep-directory-chain.img.gz"],
+    "short name with NULs, as mtools wrote (issue 11)": ["fat-short-name-with-nuls.img.gz"],
     "names with NUL": ["tar-pax-path-with-nul.tar", "tar-gnu-longname-with-nul.tar",
                        "tar-ustar-name-with-nul.tar", "fat-lfn-nul-in-name.img.gz"],
 }
