@@ -8,8 +8,9 @@ from typing import List, Optional
 
 from . import api
 from .atomic import Terminated, interrupts_as_exceptions
-from .errors import BlockImgError, InvalidInput
+from .errors import BlockImgError, DeviceError, InvalidInput, NotFound
 from .progress import ProgressBar
+from .quoting import escape
 from .units import parse_size
 
 __all__ = ["main", "run"]
@@ -187,9 +188,9 @@ def cmd_create(args: argparse.Namespace) -> int:
         print(f"blockimg: skipped {len(summary.skipped)} special files", file=sys.stderr)
     else:
         for path, what in summary.skipped:
-            print(f"blockimg: skipped {path}: {what}", file=sys.stderr)
+            print(f"blockimg: skipped {escape(path)}: {what}", file=sys.stderr)
     if not args.quiet:
-        print(summary.line())
+        print(_safe(summary.line()))
     return 0
 
 
@@ -209,10 +210,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
             return 0
         for e in entries:
-            name = e.path + ("/" if e.kind == "dir" else "")
+            name = escape(e.path) + ("/" if e.kind == "dir" else "")
             if args.long:
                 when = datetime.datetime.fromtimestamp(e.mtime, datetime.timezone.utc)
-                link = f" -> {e.link_target}" if e.link_target else ""
+                link = f" -> {escape(e.link_target)}" if e.link_target else ""
                 print(f"{_mode_string(e)} {e.size:>12} {when:%Y-%m-%d %H:%M} {name}{link}")
             else:
                 print(name)
@@ -235,7 +236,13 @@ def cmd_cat(args: argparse.Namespace) -> int:
             # Straight from the image to fd 1, inside the kernel where it can
             # (copy_file_range to a file, sendfile to a pipe), else in bounded chunks.
             sys.stdout.flush()
-            f.copy_to(fd)
+            try:
+                f.copy_to(fd)
+            except BrokenPipeError:
+                raise
+            except OSError as e:
+                raise DeviceError(f"standard output: cannot copy {escape(args.path)} to it: "
+                                  f"{e.strerror}", errno=e.errno) from None
     out.flush()
     return 0
 
@@ -243,13 +250,22 @@ def cmd_cat(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     # Lazily: with -j, a FAT image is indexed in parts by the processes that extract them.
     with api.open(args.image, lazy=True) as img:
-        report = img.extract(args.dest, overwrite=args.overwrite, paths=args.paths or None,
-                             jobs=args.jobs)
+        try:
+            report = img.extract(args.dest, overwrite=args.overwrite,
+                                 paths=args.paths or None, jobs=args.jobs)
+        except NotFound as e:
+            if args.debug or not e.paths:
+                raise
+            # As GNU tar: each PATH that selects nothing, on a line of its own; exit 2.
+            for path in e.paths:
+                print(f"blockimg: {escape(path)}: not found in image", file=sys.stderr)
+            return 2
     for path in report.existing:
-        print(f"blockimg: {path}: exists, not overwritten (use --overwrite)", file=sys.stderr)
+        print(f"blockimg: {escape(path)}: exists, not overwritten (use --overwrite)",
+              file=sys.stderr)
     for path, why in report.refused:
-        print(f"blockimg: {path}: refused: {why}", file=sys.stderr)
-    print(f"extracted {len(report.written)} entries to {args.dest}"
+        print(f"blockimg: {escape(path)}: refused: {_safe(why)}", file=sys.stderr)
+    print(f"extracted {len(report.written)} entries to {escape(args.dest)}"
           + (f", refused {len(report.refused)}" if report.refused else "")
           + (f", {len(report.existing)} existing left alone" if report.existing else ""))
     return 0 if report.ok else 1
@@ -264,7 +280,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         for k, v in info.items():
-            print(f"{k}: {v}")
+            print(f"{k}: {escape(v) if isinstance(v, str) else v}")
     return 0
 
 
@@ -273,13 +289,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     with api.open(args.image) as img:
         mod = format_module(img.format)
         problems = mod.check(img, target=args.target)
+    image = escape(args.image)
     for p in problems:
-        print(f"{args.image}: {p}")
+        print(f"{image}: {_safe(p)}")
     for w in getattr(img, "warnings", []):
         if w not in problems:
             print(f"{args.image}: warning: {w}", file=sys.stderr)
     if not problems:
-        print(f"{args.image}: {img.format} image OK"
+        print(f"{image}: {img.format} image OK"
               + (" for the Mirage driver" if args.target == "mirage" else ""))
     return 1 if problems else 0
 
@@ -287,6 +304,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from .verify import verify_cli
     return verify_cli(args)
+
+
+def _safe(message: str) -> str:
+    """A message for people, its names already escaped: what a name embedded raw could
+    still bring (control characters) escaped too, line by line."""
+    return "\n".join(escape(line, backslash=False) for line in message.split("\n"))
+
+
+def _os_error(e: OSError) -> str:
+    """One line for an OSError: the path(s) it names, and the cause."""
+    names = [escape(os.fsdecode(n)) for n in (e.filename, e.filename2)
+             if isinstance(n, (str, bytes))]
+    return ": ".join(names + [e.strerror or str(e)])
 
 
 COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_extract,
@@ -308,7 +338,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BlockImgError as e:
         if args.debug:
             raise
-        print(f"blockimg: error: {e}", file=sys.stderr)
+        print(f"blockimg: error: {_safe(str(e))}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Terminated):
         print("blockimg: interrupted", file=sys.stderr)
@@ -318,6 +348,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stdout = None  # type: ignore[assignment]
         finally:
             return 141
+    except OSError as e:
+        # The system refused something (a full disk, a read-only file system, a missing
+        # directory): one line; anything else is a bug and keeps its traceback.
+        if args.debug:
+            raise
+        print(f"blockimg: error: {_os_error(e)}", file=sys.stderr)
+        return 1
 
 
 def run() -> None:
@@ -344,9 +381,23 @@ def run() -> None:
                 stream.flush()
         except BrokenPipeError:
             code = code or 141
-        except (OSError, ValueError):
+        except OSError as e:
+            _report_unwritable(stream, e)
+            code = code or 1
+        except ValueError:
             code = code or 1
     os._exit(code)
+
+
+def _report_unwritable(stream, e: OSError) -> None:
+    """Say (on stderr, if that is not the stream that failed) that output was lost."""
+    if stream is sys.stderr:
+        return
+    try:
+        print(f"blockimg: error: standard output: {e.strerror or e}", file=sys.stderr)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":
