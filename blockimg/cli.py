@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("create", "build an image from a directory")
     c.add_argument("src", metavar="SRC", help="source directory")
     c.add_argument("-o", "--output", required=True, metavar="IMAGE",
-                   help="image file (written atomically) or block device node")
+                   help="image file (written atomically; only a regular file is replaced, "
+                        "a symlink is followed to the file it leads to) or block device node")
     c.add_argument("--format", choices=["tar", "fat"], default="tar")
     c.add_argument("--target", choices=["mirage", "generic"],
                    help="mirage (default): only what the Mirage drivers read; generic: the "
@@ -133,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("image", metavar="IMAGE")
     ls.add_argument("path", nargs="?", default="", metavar="PATH")
     ls.add_argument("-l", action="store_true", dest="long", help="long listing")
-    ls.add_argument("--json", action="store_true", help="JSON output")
+    ls.add_argument("--json", action="store_true",
+                    help="JSON output, names exact (otherwise control characters in names "
+                         "are escaped as GNU tar shows them: \\033, \\n, \\\\)")
 
     cat = command("cat", "write a file of the image to stdout")
     cat.add_argument("image", metavar="IMAGE")
@@ -142,7 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex = command("extract", "extract an image into a directory")
     ex.add_argument("image", metavar="IMAGE")
     ex.add_argument("dest", metavar="DEST")
-    ex.add_argument("paths", nargs="*", metavar="PATH", help="only these paths")
+    ex.add_argument("paths", nargs="*", metavar="PATH",
+                    help="only these paths and what is below them; a PATH that is not an "
+                         "entry may be a shell pattern, as with GNU tar --wildcards ('docs/"
+                         "*.html'; * also matches /). One that selects nothing is an error "
+                         "(exit status 2)")
     ex.add_argument("--overwrite", action="store_true", help="replace existing files")
     ex.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help=_JOBS_HELP)
 
