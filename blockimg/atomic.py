@@ -21,7 +21,7 @@ import errno as _errno
 import os
 import re
 import stat
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Tuple
 
 from .errors import DeviceError, InvalidInput
 from .quoting import escape
@@ -85,13 +85,12 @@ def output_target(path: str) -> str:
     if not stat.S_ISLNK(mode):
         _check_replaceable(path, mode)
         return path
-    real = _follow(path)
-    try:
-        mode = os.stat(real).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        raise InvalidInput(f"is a symlink to {escape(real)}, which does not exist; create "
-                           "that file or remove the link", path=path,
-                           rule="an output symlink is written through") from None
+    found = _follow(path)
+    if found is None:
+        raise InvalidInput(f"is a symlink to {escape(os.path.realpath(path))}, which does "
+                           "not exist; create that file or remove the link", path=path,
+                           rule="an output symlink is written through")
+    real, mode = found
     _check_replaceable(path, mode, real)
     return real
 
@@ -104,24 +103,23 @@ def _check_replaceable(path: str, mode: int, real: Optional[str] = None) -> None
                            path=path, rule="only a regular file is replaced by an output")
 
 
-def _follow(path: str) -> str:
-    """Where the symlink ``path`` leads, found by the kernel as an ``open`` would
-    (so its protections of links in sticky directories apply), else by reading links."""
-    flag = getattr(os, "O_PATH", 0)
-    if flag and os.path.isdir("/proc/self/fd"):
-        try:
-            fd = os.open(path, flag | getattr(os, "O_CLOEXEC", 0))
-        except (FileNotFoundError, NotADirectoryError):
-            pass            # leads nowhere: name the place, below
-        except OSError as e:
-            raise DeviceError(f"{path}: cannot follow the symlink: {e.strerror}",
-                              errno=e.errno) from None
-        else:
+def _follow(path: str) -> Optional[Tuple[str, int]]:
+    """Where the symlink ``path`` leads and the mode of what is there (None: nothing),
+    found by the kernel as an ``open`` would (so its protections of links in sticky
+    directories apply; ``/dev/stdout`` leads to the pipe itself), else by reading links."""
+    try:
+        if getattr(os, "O_PATH", 0) and os.path.isdir("/proc/self/fd"):
+            fd = os.open(path, os.O_PATH | getattr(os, "O_CLOEXEC", 0))
             try:
-                return os.readlink(f"/proc/self/fd/{fd}")
+                return os.readlink(f"/proc/self/fd/{fd}"), os.fstat(fd).st_mode
             finally:
                 os.close(fd)
-    return os.path.realpath(path)
+        return os.path.realpath(path), os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise DeviceError(f"{escape(path)}: cannot follow the symlink: {e.strerror}",
+                          errno=e.errno) from None
 
 
 def _temp_name(path: str) -> str:
