@@ -240,6 +240,16 @@ def test_every_command_escapes_names(tmp_path):
     assert b"refused" in runs[9].stderr and runs[9].returncode == 1
 
 
+def test_create_errors_escape_the_source_name(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "bad\x1b[2J*").write_bytes(b"x")          # '*' cannot be in a FAT name
+    res = cli("create", src, "-o", tmp_path / "x.img", "--format", "fat")
+    assert res.returncode == 1
+    _assert_terminal_safe(res.stderr)
+    assert one_error_line(res).startswith("blockimg: error: bad\\033[2J*: ")
+
+
 # -- 6: system errors are one line; bugs keep their traceback ------------------------------
 def test_extract_into_a_file_or_below_one(image, tmp_path):
     (tmp_path / "afile").write_bytes(b"keep")
