@@ -98,7 +98,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
         os.fspath(manifest)
     result = None
     if manifest_path and not isinstance(image, BlockDevice) and \
-            os.path.abspath(manifest_path) == os.path.abspath(os.fspath(image)):
+            os.path.realpath(manifest_path) == os.path.realpath(os.fspath(image)):
         raise InvalidInput("the manifest would overwrite the image", path=manifest_path,
                            rule="manifest beside the image")
 

@@ -8,6 +8,11 @@ complete, so nothing is left behind whatever happens to the process, even
 file ``.NAME.PID.RANDOM.blockimg-tmp`` that is removed on every failure
 Python sees; one left by a killed process is removed by the next
 ``blockimg create`` of the same target (its PID no longer runs).
+
+Only a regular file is ever replaced (:func:`output_target`): a device node,
+FIFO, socket or directory at the output's name is refused, and a symlink is
+written through -- the file it leads to is replaced, atomically, and the link
+stays, as GNU tar and cp do.
 """
 from __future__ import annotations
 
@@ -15,12 +20,14 @@ import contextlib
 import errno as _errno
 import os
 import re
-from typing import Iterator, Optional
+import stat
+from typing import Iterator, Optional, Tuple
 
-from .errors import DeviceError
+from .errors import DeviceError, InvalidInput
+from .quoting import escape
 
 __all__ = ["atomic_path", "atomic_file", "write_all", "TempOutput", "interrupts_as_exceptions",
-           "Terminated", "stale_temporaries", "TMP_SUFFIX"]
+           "Terminated", "stale_temporaries", "output_target", "TMP_SUFFIX"]
 
 TMP_SUFFIX = ".blockimg-tmp"
 
@@ -56,6 +63,63 @@ def _link_fd(fd: int, dest: str) -> None:
         os.link(str(fd), dest, src_dir_fd=procfd, follow_symlinks=True)
     finally:
         os.close(procfd)
+
+
+_KINDS = ((stat.S_ISDIR, "directory"), (stat.S_ISCHR, "character device"),
+          (stat.S_ISBLK, "block device"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"))
+
+
+def output_target(path: str) -> str:
+    """The absolute name an output ``path`` is put at: ``path``, or the file a symlink
+    there leads to (the link is written through and stays).
+
+    Raises :class:`InvalidInput` when that is not a regular file (a device node, a
+    FIFO, a socket, a directory) or the symlink leads nowhere: only regular files
+    are replaced. A name that does not exist yet is fine.
+    """
+    path = os.path.abspath(os.fspath(path))
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return path           # nothing there: creating it reports a bad directory
+    if not stat.S_ISLNK(mode):
+        _check_replaceable(path, mode)
+        return path
+    found = _follow(path)
+    if found is None:
+        raise InvalidInput(f"is a symlink to {escape(os.path.realpath(path))}, which does "
+                           "not exist; create that file or remove the link", path=path,
+                           rule="an output symlink is written through")
+    real, mode = found
+    _check_replaceable(path, mode, real)
+    return real
+
+
+def _check_replaceable(path: str, mode: int, real: Optional[str] = None) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "special file")
+        what = f"a {kind}" if real is None else f"a symlink to {escape(real)}, a {kind}"
+        raise InvalidInput(f"is {what}, not a regular file; refusing to replace it",
+                           path=path, rule="only a regular file is replaced by an output")
+
+
+def _follow(path: str) -> Optional[Tuple[str, int]]:
+    """Where the symlink ``path`` leads and the mode of what is there (None: nothing),
+    found by the kernel as an ``open`` would (so its protections of links in sticky
+    directories apply; ``/dev/stdout`` leads to the pipe itself), else by reading links."""
+    try:
+        if getattr(os, "O_PATH", 0) and os.path.isdir("/proc/self/fd"):
+            fd = os.open(path, os.O_PATH | getattr(os, "O_CLOEXEC", 0))
+            try:
+                return os.readlink(f"/proc/self/fd/{fd}"), os.fstat(fd).st_mode
+            finally:
+                os.close(fd)
+        return os.path.realpath(path), os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise DeviceError(f"{escape(path)}: cannot follow the symlink: {e.strerror}",
+                          errno=e.errno) from None
 
 
 def _temp_name(path: str) -> str:
@@ -112,8 +176,9 @@ def atomic_file(path: str, *, secret: bool = False, anonymous: Optional[bool] = 
     and gets ``0666 & ~umask`` at the end unless ``secret``.
     ``anonymous=False`` forces the named fallback (tests). ``durable`` fsyncs
     the directory after the rename (the caller fsyncs the file's data).
+    ``path`` is resolved by :func:`output_target` (refused unless a regular file).
     """
-    path = os.path.abspath(os.fspath(path))
+    path = output_target(path)
     directory = os.path.dirname(path)
     for stale in stale_temporaries(path):
         _remove(stale, wipe=secret)
@@ -166,7 +231,7 @@ def atomic_path(path: str, *, secret: bool = False) -> Iterator[str]:
     :func:`atomic_file` except after SIGKILL, when the named temporary stays
     until the next run removes it.
     """
-    path = os.path.abspath(os.fspath(path))
+    path = output_target(path)
     directory = os.path.dirname(path)
     for stale in stale_temporaries(path):
         _remove(stale, wipe=secret)
@@ -253,14 +318,19 @@ class Terminated(BaseException):
 
 @contextlib.contextmanager
 def interrupts_as_exceptions() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated`."""
+    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated`.
+
+    A signal the process was started with ignored stays ignored (``nohup``
+    ignores SIGHUP; a shell starts background jobs with SIGINT ignored, and
+    Python then leaves SIGINT alone too).
+    """
     import signal
 
     def handler(signum, frame):
         raise Terminated(signum)
     old = {}
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is None:
+        if sig is None or signal.getsignal(sig) == signal.SIG_IGN:
             continue
         try:
             old[sig] = signal.signal(sig, handler)

@@ -9,9 +9,10 @@ from typing import List, Optional
 
 from . import api
 from .atomic import Terminated, interrupts_as_exceptions
-from .errors import (BlockImgError, CorruptImage, InvalidInput, NotARegularFile, NotFound,
-                     Unsupported)
+from .errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
+                     NotARegularFile, NotFound, Unsupported)
 from .progress import ProgressBar
+from .quoting import escape
 from .units import parse_size
 
 __all__ = ["main", "run"]
@@ -91,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("create", "build an image from a directory")
     c.add_argument("src", metavar="SRC", help="source directory")
     c.add_argument("-o", "--output", required=True, metavar="IMAGE",
-                   help="image file (written atomically) or block device node")
+                   help="image file (written atomically; only a regular file is replaced, "
+                        "a symlink is followed to the file it leads to) or block device node")
     c.add_argument("--format", choices=["tar", "fat"], default="tar")
     c.add_argument("--target", choices=["mirage", "generic"],
                    help="mirage (default): only what the Mirage drivers read; generic: the "
@@ -134,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("image", metavar="IMAGE")
     ls.add_argument("path", nargs="?", default="", metavar="PATH")
     ls.add_argument("-l", action="store_true", dest="long", help="long listing")
-    ls.add_argument("--json", action="store_true", help="JSON output")
+    ls.add_argument("--json", action="store_true",
+                    help="JSON output, names exact (otherwise control characters in names "
+                         "are escaped as GNU tar shows them: \\033, \\n, \\\\)")
 
     cat = command("cat", "write a file of the image to stdout")
     cat.add_argument("image", metavar="IMAGE")
@@ -143,7 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex = command("extract", "extract an image into a directory")
     ex.add_argument("image", metavar="IMAGE")
     ex.add_argument("dest", metavar="DEST")
-    ex.add_argument("paths", nargs="*", metavar="PATH", help="only these paths")
+    ex.add_argument("paths", nargs="*", metavar="PATH",
+                    help="only these paths and what is below them; a PATH that is not an "
+                         "entry may be a shell pattern, as with GNU tar --wildcards ('docs/"
+                         "*.html'; * also matches /). One that selects nothing is an error "
+                         "(exit status 2)")
     ex.add_argument("--overwrite", action="store_true", help="replace existing files")
     ex.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help=_JOBS_HELP)
 
@@ -189,9 +197,9 @@ def cmd_create(args: argparse.Namespace) -> int:
         print(f"blockimg: skipped {len(summary.skipped)} special files", file=sys.stderr)
     else:
         for path, what in summary.skipped:
-            print(f"blockimg: skipped {path}: {what}", file=sys.stderr)
+            print(f"blockimg: skipped {escape(path)}: {what}", file=sys.stderr)
     if not args.quiet:
-        print(summary.line())
+        print(_safe(summary.line()))
     return 0
 
 
@@ -211,10 +219,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
             return report_reading(img, args.image)
         for e in entries:
-            name = e.path + ("/" if e.kind == "dir" else "")
+            name = escape(e.path) + ("/" if e.kind == "dir" else "")
             if args.long:
                 when = datetime.datetime.fromtimestamp(e.mtime, datetime.timezone.utc)
-                link = f" -> {e.link_target}" if e.link_target else ""
+                link = f" -> {escape(e.link_target)}" if e.link_target else ""
                 print(f"{_mode_string(e)} {e.size:>12} {when:%Y-%m-%d %H:%M} {name}{link}")
             else:
                 print(name)
@@ -237,7 +245,13 @@ def cmd_cat(args: argparse.Namespace) -> int:
             # Straight from the image to fd 1, inside the kernel where it can
             # (copy_file_range to a file, sendfile to a pipe), else in bounded chunks.
             sys.stdout.flush()
-            f.copy_to(fd)
+            try:
+                f.copy_to(fd)
+            except BrokenPipeError:
+                raise
+            except OSError as e:
+                raise DeviceError(f"standard output: cannot copy {escape(args.path)} to it: "
+                                  f"{e.strerror}", errno=e.errno) from None
     out.flush()
     return 1 if img.skipped else 0
 
@@ -245,14 +259,23 @@ def cmd_cat(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     # Lazily: with -j, a FAT image is indexed in parts by the processes that extract them.
     with api.open(args.image, lazy=True) as img:
-        report = img.extract(args.dest, overwrite=args.overwrite, paths=args.paths or None,
-                             jobs=args.jobs)
+        try:
+            report = img.extract(args.dest, overwrite=args.overwrite,
+                                 paths=args.paths or None, jobs=args.jobs)
+        except NotFound as e:
+            if args.debug or not e.paths:
+                raise
+            # As GNU tar: each PATH that selects nothing, on a line of its own; exit 2.
+            for path in e.paths:
+                print(f"blockimg: {escape(path)}: not found in image", file=sys.stderr)
+            return 2
         report_reading(img, args.image, skips=False)    # (they are in report.refused)
     for path in report.existing:
-        print(f"blockimg: {path}: exists, not overwritten (use --overwrite)", file=sys.stderr)
+        print(f"blockimg: {escape(path)}: exists, not overwritten (use --overwrite)",
+              file=sys.stderr)
     for path, why in report.refused:
-        print(f"blockimg: {path}: refused: {why}", file=sys.stderr)
-    print(f"extracted {len(report.written)} entries to {args.dest}"
+        print(f"blockimg: {escape(path)}: refused: {_safe(why)}", file=sys.stderr)
+    print(f"extracted {len(report.written)} entries to {escape(args.dest)}"
           + (f", refused {len(report.refused)}" if report.refused else "")
           + (f", {len(report.existing)} existing left alone" if report.existing else ""))
     return 0 if report.ok else 1
@@ -267,7 +290,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         for k, v in info.items():
-            print(f"{k}: {v}")
+            print(f"{k}: {escape(v) if isinstance(v, str) else v}")
     return report_reading(img, args.image)
 
 
@@ -276,11 +299,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     with api.open(args.image) as img:
         mod = format_module(img.format)
         problems = mod.check(img, target=args.target)
+    image = escape(args.image)
     for p in problems:
-        print(f"{args.image}: {p}")
+        print(f"{image}: {_safe(p)}")
     report_reading(img, args.image, shown=problems, skips=False)   # (skips are problems)
     if not problems:
-        print(f"{args.image}: {img.format} image OK"
+        print(f"{image}: {img.format} image OK"
               + (" for the Mirage driver" if args.target == "mirage" else ""))
     return 1 if problems else 0
 
@@ -297,11 +321,12 @@ def report_reading(img, image: str, *, shown=(), skips: bool = True) -> int:
     else 0."""
     for w in img.warnings:
         if w not in shown:
-            print(f"blockimg: {image}: warning: {w}", file=sys.stderr)
+            print(f"blockimg: {escape(image)}: warning: {_safe(w)}", file=sys.stderr)
     skipped = img.skipped
     if skips:
         for name, why in skipped:
-            print(f"blockimg: {image}: {name!r} left out: {why}", file=sys.stderr)
+            print(f"blockimg: {escape(image)}: '{escape(name)}' left out: {_safe(why)}",
+                  file=sys.stderr)
     return 1 if skipped else 0
 
 
@@ -328,6 +353,19 @@ def _naming_image(error: BlockImgError, image: Optional[str]) -> str:
 _ABOUT_IMAGE = (CorruptImage, Unsupported, NotFound, NotARegularFile)
 
 
+def _safe(message: str) -> str:
+    """A message for people, its names already escaped: what a name embedded raw could
+    still bring (control characters) escaped too, line by line."""
+    return "\n".join(escape(line, backslash=False) for line in message.split("\n"))
+
+
+def _os_error(e: OSError) -> str:
+    """One line for an OSError: the path(s) it names, and the cause."""
+    names = [escape(os.fsdecode(n)) for n in (e.filename, e.filename2)
+             if isinstance(n, (str, bytes))]
+    return ": ".join(names + [e.strerror or str(e)])
+
+
 COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_extract,
             "info": cmd_info, "check": cmd_check, "verify": cmd_verify}
 
@@ -347,7 +385,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BlockImgError as e:
         if args.debug:
             raise
-        print(f"blockimg: error: {_naming_image(e, getattr(args, 'image', None))}",
+        print(f"blockimg: error: {_safe(_naming_image(e, getattr(args, 'image', None)))}",
               file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Terminated):
@@ -358,6 +396,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stdout = None  # type: ignore[assignment]
         finally:
             return 141
+    except OSError as e:
+        # The system refused something (a full disk, a read-only file system, a missing
+        # directory): one line; anything else is a bug and keeps its traceback.
+        if args.debug:
+            raise
+        print(f"blockimg: error: {_os_error(e)}", file=sys.stderr)
+        return 1
 
 
 def run() -> None:
@@ -384,9 +429,23 @@ def run() -> None:
                 stream.flush()
         except BrokenPipeError:
             code = code or 141
-        except (OSError, ValueError):
+        except OSError as e:
+            _report_unwritable(stream, e)
+            code = code or 1
+        except ValueError:
             code = code or 1
     os._exit(code)
+
+
+def _report_unwritable(stream, e: OSError) -> None:
+    """Say (on stderr, if that is not the stream that failed) that output was lost."""
+    if stream is sys.stderr:
+        return
+    try:
+        print(f"blockimg: error: standard output: {e.strerror or e}", file=sys.stderr)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ Bugs stay ordinary Python exceptions.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
+
+from .quoting import escape
 
 __all__ = [
     "BlockImgError",
@@ -48,7 +50,8 @@ class InvalidInput(BlockImgError, ValueError):
     """The caller asked for something that cannot be done.
 
     ``path`` names the source file (or option) at fault, ``rule`` the rule
-    it breaks.
+    it breaks. The message shows ``path`` escaped (:func:`blockimg.quoting.escape`);
+    the attribute keeps it exact.
     """
 
     def __init__(self, message: str, *, path: Optional[str] = None,
@@ -57,7 +60,7 @@ class InvalidInput(BlockImgError, ValueError):
         self.rule = rule
         text = message
         if path is not None:
-            text = f"{path}: {message}"
+            text = f"{escape(str(path))}: {message}"
         if rule is not None and rule not in message:
             text = f"{text} ({rule})"
         super().__init__(text)
@@ -133,7 +136,17 @@ class DeviceError(BlockImgError):
 
 
 class NotFound(InvalidInput, KeyError):
-    """No such path in the image."""
+    """No such path in the image.
+
+    ``paths``: every path asked for that is not there (``path`` when only one).
+    """
+
+    def __init__(self, message: str, *, path: Optional[str] = None,
+                 rule: Optional[str] = None, paths: Tuple[str, ...] = ()) -> None:
+        self.paths = tuple(paths) or (() if path is None else (path,))
+        if path is None and self.paths:
+            message = f"{', '.join(escape(str(p)) for p in self.paths)}: {message}"
+        super().__init__(message, path=path, rule=rule)
 
     def __str__(self) -> str:  # KeyError would add quotes
         return Exception.__str__(self)

@@ -9,11 +9,13 @@ ever written through a symlink or outside the destination.
 """
 from __future__ import annotations
 
+import errno as _errno
 import os
 import stat as _stat
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
-from .errors import BlockImgError, InvalidInput
+from .errors import BlockImgError, DeviceError, InvalidInput, NotFound
+from .quoting import escape
 from .record import field, record
 
 if TYPE_CHECKING:
@@ -42,7 +44,16 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
         raise BlockImgError("extract needs a host whose os functions take dir_fd")
     report = ExtractReport()
     dest = os.path.abspath(os.fspath(dest))
-    os.makedirs(dest, exist_ok=True)
+    wanted = None
+    if paths is not None:
+        # Every PATH must select something, before anything is made (GNU tar: "Not
+        # found in archive").
+        from .members import Selection
+        wanted = Selection(paths, image._index, image._key)
+        if wanted.missing:
+            raise NotFound(f"not found in {image.format} image", paths=wanted.missing,
+                           rule="each PATH names an entry or matches one")
+    make_destination(dest)
     real_dest = os.path.realpath(dest)
     if paths is None and jobs != 1 and _forkable(image.device):
         # A format that can index its tree in parts (FAT, opened lazily) does so in the
@@ -57,7 +68,6 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
     if jobs is None:
         from .parallel import auto_jobs
         jobs = auto_jobs(len(index))
-    wanted = None if paths is None else [image._key(p) for p in paths]
     report.refused.extend(getattr(image, "unsafe_names", []))   # (found by the walk)
     writer = TreeWriter(real_dest, overwrite, report)
     try:
@@ -71,20 +81,31 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
     return report
 
 
-def sort_out(image: "Image", index, wanted: Optional[List[str]], real_dest: str,
+def make_destination(dest: str) -> None:
+    """Make the directory ``dest`` (and its parents) unless it is one; DeviceError if not."""
+    try:
+        os.makedirs(dest, exist_ok=True)
+    except FileExistsError:       # exists, and is not a directory (or a link to one)
+        raise DeviceError(f"{escape(dest)}: cannot extract into it: it exists and is not a "
+                          "directory", errno=_errno.EEXIST) from None
+    except OSError as e:
+        where = e.filename if isinstance(e.filename, str) else dest
+        raise DeviceError(f"{escape(where)}: cannot make the destination directory: "
+                          f"{e.strerror}", errno=e.errno) from None
+
+
+def sort_out(image: "Image", index, wanted: Optional[Callable[[str], bool]], real_dest: str,
              refused: List[Tuple[str, str]]):
-    """Check the entries of ``index`` (those under ``wanted`` paths, if given) in image
-    order: ``(dirs, files, links)`` to make, the refusals added to ``refused``. A file
-    is ``(entry, the file whose data it gets)``: a hard link is written as a copy."""
+    """Check the entries of ``index`` (those ``wanted`` selects, if given) in image order:
+    ``(dirs, files, links)`` to make, the refusals added to ``refused``. A file is
+    ``(entry, the file whose data it gets)``: a hard link is written as a copy."""
     dirs: List[EntryInfo] = []
     files: List[Tuple[EntryInfo, EntryInfo]] = []
     links: List[EntryInfo] = []
     checked, below_non_dir = "", None  # the last parent path looked at, and its verdict
     verdicts: dict = {}
     for info in sorted(index.values(), key=order):
-        if wanted is not None and not any(
-                info.path == w or info.path.startswith(w + "/") or w == ""
-                for w in wanted):
+        if wanted is not None and not wanted(info.path):
             continue
         parent = info.path.rpartition("/")[0]
         if parent != checked:  # entries come grouped by directory
@@ -119,7 +140,7 @@ def finish(report: ExtractReport, real_dest: str, made, dirs) -> None:
             report.written.append(info.path)
         else:
             os.unlink(target)
-            report.refused.append((info.path, f"symlink to {link!r} resolves outside "
+            report.refused.append((info.path, f"symlink to '{escape(link)}' resolves outside "
                                               "the destination"))
     # Directory modes and times last: making what is inside them changes both.
     for info in reversed(dirs):
@@ -188,7 +209,7 @@ def _non_dir_ancestor(index, parent: str, verdicts: dict) -> Optional[str]:
         if why is None:
             up = index.get(q)
             if up is not None and up.kind != "dir":
-                why = (f"is below {up.path!r}, which is a {up.kind} in the image "
+                why = (f"is below '{escape(up.path)}', which is a {up.kind} in the image "
                        "(nothing is written through links)")
         verdicts[q] = why
     return why
@@ -203,17 +224,17 @@ def _kind_problem(image: "Image", info: "EntryInfo", real_dest: str) -> Optional
         at = os.path.dirname(os.path.join(real_dest, *info.path.split("/")))
         if not link or os.path.isabs(link) or "\0" in link or \
                 not _inside(os.path.normpath(os.path.join(at, link)), real_dest):
-            return f"symlink to {link!r} leads outside the destination"
+            return f"symlink to '{escape(link)}' leads outside the destination"
         return None
     if info.kind != "hardlink":
         return f"{info.kind} entries are not extracted"
     src = image._key(link)
     if src not in image._index or src == info.path:
-        return f"hard link to {link!r} which is not in the image"
+        return f"hard link to '{escape(link)}' which is not in the image"
     try:
         image._resolve(src)
     except InvalidInput as e:  # a link to a directory, or a chain of links
-        return f"hard link to {link!r}: {e}"
+        return f"hard link to '{escape(link)}': {e}"
     return None
 
 
@@ -237,13 +258,20 @@ class TreeWriter:
     out of the tree. Entries come in sorted path order, so only that one
     chain is open, and only its deepest :attr:`MAX_OPEN` levels; a closed
     level is opened again, the same way, when the walk climbs back to it.
-    Outcomes go to ``report``.
+    Outcomes go to ``report``. A failure of the whole destination (no space left, a
+    quota, a read-only file system) stops it: :class:`DeviceError` naming the entry,
+    after removing the file it was writing.
     """
 
     MAX_OPEN = 64
 
     def __init__(self, root: str, overwrite: bool, report: ExtractReport) -> None:
-        self.root = os.open(root, _DIR_FLAGS)
+        try:
+            self.root = os.open(root, _DIR_FLAGS)
+        except OSError as e:
+            raise DeviceError(f"{escape(root)}: cannot open the destination directory: "
+                              f"{e.strerror}", errno=e.errno) from None
+        self.root_path = root
         self.overwrite = overwrite
         self.report = report
         self.umask = _umask()
@@ -265,7 +293,7 @@ class TreeWriter:
                         return False
                     os.mkdir(name, 0o777, dir_fd=parent)
         except (_Blocked, OSError) as e:
-            self.report.refused.append((path, _why(e)))
+            self._refuse(path, e)
             return False
         self.report.written.append(path)
         return True
@@ -300,14 +328,19 @@ class TreeWriter:
                         continue
                     fd = os.open(name, _FILE_FLAGS, perm, dir_fd=parent)
                 try:
-                    copy(data, fd)
+                    try:
+                        copy(data, fd)
+                    except BaseException:
+                        # Never leave a partial file under the entry's name.
+                        _unlink_quietly(parent, name)
+                        raise
                     if perm & umask:  # open() applied the umask
                         os.fchmod(fd, perm)
                     os.utime(fd, (mtime, mtime))
                 finally:
                     os.close(fd)
             except OSError as e:
-                report.refused.append((path, _why(e)))
+                self._refuse(path, e)
                 continue
             written(path)
 
@@ -323,7 +356,7 @@ class TreeWriter:
                     return False
                 os.symlink(link, name, dir_fd=parent)
         except (_Blocked, OSError) as e:
-            self.report.refused.append((path, _why(e)))
+            self._refuse(path, e)
             return False
         return True
 
@@ -333,6 +366,14 @@ class TreeWriter:
                 os.close(fd)
         self.names, self.fds = [], []
         os.close(self.root)
+
+    def _refuse(self, path: str, e: Exception) -> None:
+        """Note that ``path`` could not be made; stop on a failure of the whole
+        destination (:data:`STOP_ERRNOS`)."""
+        if isinstance(e, OSError) and e.errno in STOP_ERRNOS:
+            raise DeviceError(f"{escape(os.path.join(self.root_path, path))}: cannot write: "
+                              f"{e.strerror}; extraction stopped", errno=e.errno) from None
+        self.report.refused.append((path, _why(e)))
 
     def _remove(self, parent: int, name: str) -> bool:
         """With ``overwrite``, unlink ``name`` unless it is a directory; True if done."""
@@ -404,13 +445,26 @@ class TreeWriter:
                 return os.open(name, _DIR_FLAGS, dir_fd=parent)
         except OSError as e:
             where = "/".join(prefix)
+            if e.errno in STOP_ERRNOS:
+                self._refuse(where, e)
             if _lstat_is(parent, name, _stat.S_ISLNK):
-                reason = (f"is below {where!r}, which is a symlink in the destination "
+                reason = (f"is below '{escape(where)}', which is a symlink in the destination "
                           "(nothing is written through links)")
             else:
-                reason = f"cannot write {where!r}: {e.strerror}"
+                reason = f"cannot write '{escape(where)}': {e.strerror}"
             self.blocked = (tuple(prefix), reason)
             raise _Blocked(reason) from None
+
+
+#: Failures of the whole destination, not of one entry: extraction stops at the first.
+STOP_ERRNOS = frozenset({_errno.ENOSPC, _errno.EDQUOT, _errno.EROFS})
+
+
+def _unlink_quietly(parent: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=parent)
+    except OSError:
+        pass
 
 
 def _why(e: Exception) -> str:
@@ -460,11 +514,11 @@ def unsafe_host_name(path: str, *, host: Optional[str] = None) -> Optional[str]:
             return "has a NUL byte in its name"
         if host == "nt":
             if any(c in '<>:"|?*\\' or ord(c) < 32 for c in part):
-                return f"{part!r} has a character Windows does not allow in names"
+                return f"'{escape(part)}' has a character Windows does not allow in names"
             if part[-1] in ". ":
-                return f"{part!r} ends with a dot or space (Windows drops them)"
+                return f"'{escape(part)}' ends with a dot or space (Windows drops them)"
             if part.split(".")[0].upper().rstrip(" ") in _WINDOWS_RESERVED:
-                return f"{part!r} is a reserved device name on Windows"
+                return f"'{escape(part)}' is a reserved device name on Windows"
     return None
 
 

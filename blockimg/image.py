@@ -311,6 +311,14 @@ class Image:
                 jobs: Optional[int] = 1) -> ExtractReport:
         """Write the tree (or ``paths`` and what is under them) below ``dest``.
 
+        A path that is not an entry may be a shell pattern, as with GNU tar's
+        ``--wildcards`` (:mod:`blockimg.members`). If any of ``paths`` selects
+        nothing, :class:`~blockimg.errors.NotFound` (its ``paths`` lists them) is
+        raised before anything is made, ``dest`` included. A ``dest`` that cannot
+        be made, and running out of space, quota or a writable file system, raise
+        :class:`~blockimg.errors.DeviceError` (naming the path; the file being
+        written is removed first).
+
         Never writes outside ``dest``. Refused, and listed in the report:
         names with ``..``/empty/NUL components or special on this host,
         entries below a symlink (or other non-directory) of the image or of

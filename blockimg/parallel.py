@@ -151,10 +151,13 @@ def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
             if redo_killed and outcome[i][0] == "err" and os.waitstatus_to_exitcode(status) < 0:
                 outcome[i] = here(i)
     finally:
-        # Only when this process was interrupted: stop and reap what still runs.
+        # Only when this process was interrupted: stop and reap what still runs. The
+        # children ignore SIGTERM if this process was started with it ignored.
+        stop = signal.SIGKILL if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN \
+            else signal.SIGTERM
         for _, pid, _ in children:
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, stop)
             except OSError:
                 pass
         for _, pid, r in children:

@@ -18,6 +18,7 @@ from .copy import crc32c
 from .errors import BlockImgError, InvalidInput
 from .formats import detect_format, format_module
 from .manifest import Manifest, load, sha256_device
+from .quoting import escape
 from .record import field, record
 
 __all__ = ["Difference", "VerifyReport", "verify", "verify_cli", "format_check"]
@@ -37,7 +38,7 @@ class Difference:
     detail: str
 
     def __str__(self) -> str:
-        return f"{self.kind}: {self.path}: {self.detail}" if self.path else \
+        return f"{self.kind}: {escape(self.path)}: {self.detail}" if self.path else \
             f"{self.kind}: {self.detail}"
 
 
@@ -229,8 +230,9 @@ def _against_manifest(entries, crcs, m: Manifest, report: VerifyReport) -> None:
             if want is None:
                 report.add("extra", path, f"a {info.kind} in the image, not in the manifest")
             elif (info.kind, info.link_target or "") != want:
-                report.add("link", path, f"{info.kind} to {info.link_target!r} in the image, "
-                                         f"{want[0]} to {want[1]!r} in the manifest")
+                report.add("link", path,
+                           f"{info.kind} to '{escape(info.link_target or '')}' in the image, "
+                           f"{want[0]} to '{escape(want[1])}' in the manifest")
     for path in sorted(dirs):
         info = entries.get(path)
         if info is None:
@@ -257,8 +259,9 @@ def _against_source(img, entries, crcs, tree, report: VerifyReport, meter) -> No
             continue
         if kind in ("symlink", "hardlink"):
             if (info.link_target or "") != (e.link_target or ""):
-                report.add("link", e.path, f"points to {info.link_target!r} in the image, "
-                                           f"{e.link_target!r} in the source")
+                report.add("link", e.path,
+                           f"points to '{escape(info.link_target or '')}' in the image, "
+                           f"'{escape(e.link_target or '')}' in the source")
             continue
         if kind != "file":
             continue
@@ -310,14 +313,15 @@ def verify_cli(args) -> int:
         report = verify(args.image, manifest=args.manifest, source=args.src, progress=bar)
     finally:
         bar.finish()
+    image = escape(args.image)
     for d in report.differences:
-        print(f"{args.image}: {d}")
+        print(f"{image}: {escape(str(d), backslash=False)}")
     against = " and ".join(x for x in (
         "its manifest" if args.manifest else "", "the source" if args.src else "") if x)
     if report.ok:
-        print(f"{args.image}: OK, {report.files_checked} files"
+        print(f"{image}: OK, {report.files_checked} files"
               + (f" agree with {against}" if against else " read, structure clean"))
         return 0
-    print(f"{args.image}: {len(report.differences)} difference"
+    print(f"{image}: {len(report.differences)} difference"
           f"{'s' if len(report.differences) != 1 else ''}", file=sys.stderr)
     return 1

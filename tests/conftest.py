@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -58,6 +59,47 @@ def run(*cmd, **kw) -> subprocess.CompletedProcess:
         pytest.fail(f"{' '.join(map(str, cmd))} exited {res.returncode}\n"
                     f"stdout: {res.stdout!r}\nstderr: {res.stderr!r}")
     return res
+
+
+#: Signals a shell or ``nohup`` may start the test run with ignored; its children get
+#: them back as they are by default (an ignored signal stays ignored across exec).
+CHILD_DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM)
+
+
+def child_setup(ignore=()) -> None:
+    """In a started child before it runs its program: a process group of its own (so that
+    the test can stop it and whatever it forks), default signal dispositions and mask,
+    and ``ignore`` ignored (as a shell starts a background job)."""
+    os.setpgid(0, 0)
+    for sig in CHILD_DEFAULT_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for sig in ignore:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+@pytest.fixture
+def spawn():
+    """``spawn(argv, ignore=(), **popen_kw)``: :class:`subprocess.Popen` through
+    :func:`child_setup`. When the test ends, pass or fail, each started process group
+    is killed (with anything its process forked) and the process reaped."""
+    started = []
+
+    def start(argv, *, ignore=(), **kw):
+        proc = subprocess.Popen([str(a) for a in argv],
+                                preexec_fn=lambda: child_setup(ignore), **kw)
+        started.append(proc)
+        return proc
+    yield start
+    for proc in started:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def tree_snapshot(root: Path) -> dict:

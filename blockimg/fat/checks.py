@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from ..errors import InvalidInput
+from ..quoting import escape
 from . import mirage
 from .reader import MAX_PROBLEMS, FatImage
 from .table import table_bytes
@@ -41,7 +42,7 @@ def check(image: FatImage, *, target: str = "generic") -> List[str]:
         img = image
         warnings = image.warnings[:image.opening_warnings]
     out = list(img.problems) + list(warnings)
-    out += [f"{name!r}: not extracted: {why}" for name, why in img.unsafe_names]
+    out += [f"'{escape(name)}': not extracted: {why}" for name, why in img.unsafe_names]
     out += _fat_copies(img) + _media(img) + _fsinfo(img) + _backup(img) + _lost(img)
     out += _volume_size(img)
     if target == "mirage":

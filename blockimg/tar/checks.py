@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from ..image import shorten
+from ..quoting import escape
 from .codec import MIRAGE_RECORD_LIMIT
 from .options import MIRAGE_PAD
 from .reader import TarImage
@@ -26,7 +27,7 @@ def check(image: TarImage, *, target: str = "generic") -> List[str]:
     check of many entries needs little more memory than the image's index.
     """
     problems = [f"byte {off}: {msg}" for off, msg in image.notes]
-    problems += [f"{name!r}: not extracted: {why}" for name, why in image.unsafe_names]
+    problems += [f"'{escape(name)}': not extracted: {why}" for name, why in image.unsafe_names]
     general: List[str] = []
     mirage = _Mirage(image) if target == "mirage" else None
 

@@ -19,7 +19,7 @@ from conftest import ROOT, require_tool, run
 
 HOSTILE = ROOT / "fixtures" / "hostile"
 NAME = "\u00dcn\u00efc\u00f6d\u00e9-l\u00e5ng-n\u00e4m\u00e9-f\u00efl\u00e9.txt"
-BROKEN = "'BBJQD$0~. \\x00\\x00'"
+BROKEN = "'BBJQD$0~. \\000\\000'"
 
 
 def blockimg(cwd, *args):

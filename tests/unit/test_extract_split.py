@@ -334,7 +334,7 @@ else:
 
 @pytest.mark.parametrize("phase", ["walk", "write"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_an_interrupted_split_extraction_stops_its_worker(tmp_path, phase, sig):
+def test_an_interrupted_split_extraction_stops_its_worker(spawn, tmp_path, phase, sig):
     """SIGTERM/SIGINT while the worker walks or writes: the program says it was
     interrupted (130), stops and reaps its worker; mid-walk, nothing is written."""
     from conftest import ROOT
@@ -355,8 +355,8 @@ def test_an_interrupted_split_extraction_stops_its_worker(tmp_path, phase, sig):
                                   .replace("{marker!r}", repr(str(marker)))
                                   .replace("{phase!r}", repr(phase)))
     dest = tmp_path / "dest"
-    proc = subprocess.Popen([sys.executable, str(launcher), "extract", str(img), str(dest),
-                             "-j", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = spawn([sys.executable, str(launcher), "extract", str(img), str(dest), "-j", "2"],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for _ in range(600):
         if marker.exists() or proc.poll() is not None:
             break

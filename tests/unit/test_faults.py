@@ -4,7 +4,9 @@ Cases: disk full (a backend that fails after N bytes, and a real 256 KiB
 tmpfs), the source changing after planning (grow, shrink, vanish; small files
 read through Python and big ones copied in the kernel), unreadable files
 (named in the error), and interruption (SIGTERM and SIGKILL of
-``python -m blockimg create`` in the middle of writing).
+``python -m blockimg create`` in the middle of writing). Every process a test
+starts runs with default signal dispositions (whatever the test run was started
+with: ``nohup``, ``&``) and is killed when the test ends (the ``spawn`` fixture).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from blockimg import api
 from blockimg.atomic import temporaries_in
 from blockimg.block.file import FileDevice
 from blockimg.errors import DeviceError, SourceChanged
-from conftest import require_root, ROOT, require_tool
+from conftest import assert_read_back, require_root, ROOT, require_tool
 from test_faults_fakeformat import use_fake_format
 
 FORMATS = ["fake", "tar", "fat"]
@@ -200,7 +202,8 @@ def _hook(fmt: str, *, pause_after_files: int = -1, named: bool = False,
 
     ``fake``: the tar format is the fake one. ``named``: no O_TMPFILE.
     ``pause_after_files=N``: after N files are copied, create ``marker`` and
-    sleep, so a test can signal a process that is certainly mid-write.
+    wait until a file ``marker + ".go"`` appears, so a test can signal a process
+    that is certainly mid-write (and then let it go on).
     """
     return textwrap.dedent(f"""
         import os, sys, time
@@ -218,14 +221,17 @@ def _hook(fmt: str, *, pause_after_files: int = -1, named: bool = False,
             if count[0] == {pause_after_files}:
                 self.flush()
                 open({marker!r}, "w").close()
-                time.sleep(600)
+                for _ in range(6000):
+                    if os.path.exists({marker + ".go"!r}):
+                        break
+                    time.sleep(0.1)
             count[0] += 1
             return real(self, entry, offset)
         Copier.put_file = put_file
     """)
 
 
-def _start_paused(tmp_path, fmt, *, named=False, jobs=1):
+def _start_paused(spawn, tmp_path, fmt, *, named=False, jobs=1, ignore=()):
     src = make_tree(tmp_path / "src", sizes=(1000, 3_000_000, 3_000_000, 3_000_000, 10))
     target = tmp_path / "out" / "site.img"
     target.parent.mkdir()
@@ -241,8 +247,8 @@ def _start_paused(tmp_path, fmt, *, named=False, jobs=1):
     (hook / "sitecustomize.py").write_text(
         _hook(fmt, pause_after_files=2 if jobs == 1 else 0, named=named, marker=str(marker)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), str(ROOT)]))
-    proc = subprocess.Popen([sys.executable, "-m", "blockimg", *argv], cwd=str(ROOT), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = spawn([sys.executable, "-m", "blockimg", *argv], cwd=str(ROOT), env=env,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, ignore=ignore)
     for _ in range(600):
         if marker.exists() or proc.poll() is not None:
             break
@@ -251,14 +257,13 @@ def _start_paused(tmp_path, fmt, *, named=False, jobs=1):
         proc.kill()
         out, err = proc.communicate()
         pytest.fail(f"the build did not reach the middle of writing: {err.decode()}")
-    marker.unlink()
     return proc, target
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
                          ids=["SIGTERM", "SIGINT", "SIGHUP"])
-def test_signal_mid_write_leaves_nothing(tmp_path, fmt, sig):
-    proc, target = _start_paused(tmp_path, fmt)
+def test_signal_mid_write_leaves_nothing(spawn, tmp_path, fmt, sig):
+    proc, target = _start_paused(spawn, tmp_path, fmt)
     _interrupt(proc, sig, target)
 
 
@@ -274,9 +279,9 @@ def _interrupt(proc, sig, target) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("fmt_j", ["tar", "fat"])
-def test_signal_mid_write_with_worker_processes_leaves_nothing(tmp_path, fmt_j, sig):
+def test_signal_mid_write_with_worker_processes_leaves_nothing(spawn, tmp_path, fmt_j, sig):
     """-j 2: the parent stops its worker and reaps it; nothing is left, no process lingers."""
-    proc, target = _start_paused(tmp_path, fmt_j, jobs=2)
+    proc, target = _start_paused(spawn, tmp_path, fmt_j, jobs=2)
     workers = _children_of(proc.pid)
     assert workers, "no worker process was started"
     _interrupt(proc, sig, target)
@@ -291,9 +296,9 @@ def _children_of(pid: int) -> list:
         return []
 
 
-def test_sigkill_mid_write_leaves_nothing(tmp_path, fmt):
+def test_sigkill_mid_write_leaves_nothing(spawn, tmp_path, fmt):
     """With O_TMPFILE the image being built has no name, so SIGKILL leaves nothing."""
-    proc, target = _start_paused(tmp_path, fmt)
+    proc, target = _start_paused(spawn, tmp_path, fmt)
     proc.kill()
     proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
@@ -302,9 +307,9 @@ def test_sigkill_mid_write_leaves_nothing(tmp_path, fmt):
     assert not (target.parent / "site.json").exists()
 
 
-def test_sigkill_named_fallback_is_cleaned_by_next_run(tmp_path, fmt, monkeypatch):
+def test_sigkill_named_fallback_is_cleaned_by_next_run(spawn, tmp_path, fmt, monkeypatch):
     """Without O_TMPFILE a SIGKILL leaves .site.img.PID.*.blockimg-tmp; the next run removes it."""
-    proc, target = _start_paused(tmp_path, fmt, named=True)
+    proc, target = _start_paused(spawn, tmp_path, fmt, named=True)
     proc.kill()
     proc.communicate(timeout=120)
     left = temporaries_in(str(target.parent))
@@ -341,3 +346,47 @@ def test_manifest_placement_failing_after_the_image_leaves_no_stale_manifest(
     assert target.read_bytes() != b"old image"  # the new image is complete and in place
     assert not man.exists()
     assert temporaries_in(str(tmp_path)) == []
+
+
+def test_signals_ignored_at_start_stay_ignored(spawn, tmp_path):
+    """Started as ``nohup blockimg create ... &`` starts it (SIGHUP and SIGINT ignored),
+    a hangup or a Ctrl-C at the terminal does not stop the build, as the shell means:
+    it goes on and puts a complete image in place."""
+    proc, target = _start_paused(spawn, tmp_path, "tar", ignore=(signal.SIGINT, signal.SIGHUP))
+    proc.send_signal(signal.SIGHUP)
+    proc.send_signal(signal.SIGINT)
+    (tmp_path / "paused.go").touch()
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert_read_back("tar", target, tmp_path / "src", tmp_path / "read-back")
+    assert temporaries_in(str(target.parent)) == []
+
+
+def test_fault_tests_pass_under_nohup_in_the_background(spawn, tmp_path):
+    """``nohup tools/test &``: the test run starts with SIGINT and SIGHUP ignored. The
+    signal tests still pass (their children get default dispositions back) and leave
+    no process behind."""
+    inner = tmp_path / "inner"
+    proc = spawn([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                  f"--basetemp={inner}", "-k", "SIGINT or SIGHUP",
+                  str(Path(__file__))], cwd=str(ROOT), ignore=(signal.SIGINT, signal.SIGHUP),
+                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out.decode()[-3000:]
+    assert b" passed" in out and b"deselected" in out
+    assert _processes_naming(str(inner)) == []
+
+
+def _processes_naming(text: str) -> list:
+    """Processes whose command line mentions ``text``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found

@@ -93,6 +93,27 @@ def test_a_child_that_dies_is_an_error_not_a_hang():
         parallel.fork_map(work, 2)
 
 
+def test_children_are_stopped_even_when_sigterm_is_ignored(tmp_path):
+    """A process started with SIGTERM ignored forks children that ignore it too: when
+    the parent is interrupted it stops them with SIGKILL instead of waiting for them."""
+    finished = tmp_path / "finished"
+
+    def work(i, tick):
+        if i == 0:
+            raise KeyboardInterrupt
+        import time
+        for _ in range(300):             # 30 s unless stopped
+            time.sleep(0.1)
+        finished.touch()
+    old = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            parallel.fork_map(work, 2)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert not finished.exists()
+
+
 def test_a_bug_in_a_child_is_named():
     def work(i, tick):
         return {}[i] if i else 0

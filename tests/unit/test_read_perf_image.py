@@ -209,11 +209,11 @@ def test_cat_into_a_replaced_stdout(images, capsysbinary):
     assert capsysbinary.readouterr().out == b"hello\n"
 
 
-def test_cat_into_a_closed_pipe_exits_141(images):
+def test_cat_into_a_closed_pipe_exits_141(images, spawn):
     files, imgs = images
-    p = subprocess.Popen([sys.executable, "-m", "blockimg", "cat", imgs["tar"], "big.bin"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    p = spawn([sys.executable, "-m", "blockimg", "cat", imgs["tar"], "big.bin"],
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+              env=dict(os.environ, PYTHONPATH=str(ROOT)))
     p.stdout.read(10)
     p.stdout.close()
     p.wait(timeout=60)
