@@ -217,10 +217,20 @@ def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs,
     try:
         laid = mod.plan(tree, opts)
     except InvalidInput as e:
-        InvalidInput.raise_all(problems + e.problems)
+        found = e.problems
+        if isinstance(src, (str, os.PathLike)):
+            found = _as_source_paths(found, tree, os.fspath(src))
+        InvalidInput.raise_all(problems + found)
         raise
     InvalidInput.raise_all(problems)
     return mod, opts, tree, laid
+
+
+def _as_source_paths(problems, tree: SourceTree, root: str) -> list:
+    """The planner's problems naming source files (as the walk's do), not image paths."""
+    paths = {e.path for e in tree.entries}
+    return [InvalidInput(p.message, path=os.path.join(root, p.path), rule=p.rule)
+            if type(p) is InvalidInput and p.path in paths else p for p in problems]
 
 
 def _build_file(mod, plan, name: str, manifest_path: Optional[str], want: bool, secret: bool,
