@@ -437,7 +437,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{args.image}: {p}")
     for w in [p for p in found if p not in problems] + \
             [w for w in warnings if w not in found]:
-        print(f"{args.image}: warning: {w}", file=sys.stderr)
+        print(f"{args.image}: warning: {w.removesuffix(' (warning)')}", file=sys.stderr)
     if not problems:
         print(f"{args.image}: {img.format} image OK"
               + (" for the Mirage driver" if args.target == "mirage" else ""))
