@@ -411,3 +411,15 @@ def test_problems_error_carries_each_problem():
         InvalidInput.raise_all(ps[:1])
     assert one.value is ps[0]
     InvalidInput.raise_all([])
+
+
+@pytest.mark.parametrize("fmt", ["tar", "fat"])
+def test_progress_changes_no_byte_of_the_image(tmp_path, fmt):
+    s = make(tmp_path / "s", {"big.bin": os.urandom(1 << 20) * 20, "a/small": b"s"})
+    calls = []
+    api.create(s, tmp_path / "p.img", format=fmt, mtime=0,
+               progress=lambda d, t: calls.append((d, t)))
+    api.create(s, tmp_path / "q.img", format=fmt, mtime=0)
+    assert (tmp_path / "p.img").read_bytes() == (tmp_path / "q.img").read_bytes()
+    total = (20 << 20) + 1
+    assert calls[-1] == (total, total) and any(0 < d < 20 << 20 for d, _ in calls)
