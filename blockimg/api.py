@@ -15,7 +15,6 @@ from .block.file import FileDevice
 from .errors import DeviceError, DoesNotFit, InvalidInput
 from .formats import detect_format, format_module
 from .record import field, record
-from .record import fields as record_fields
 from .source import SourceTree, as_tree, excluder, walk
 from .units import human_size, plural
 
@@ -200,7 +199,9 @@ def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs,
              options):
     """The format module, its options, the tree and the plan; every refusal at once."""
     mod = format_module(format)
-    fields = record_fields(mod.Options)
+    # The option names a format's Options takes (a record's, or a dataclass's).
+    fields = getattr(mod.Options, "__record_fields__", None) or \
+        tuple(getattr(mod.Options, "__dataclass_fields__", None) or options)
     unknown = sorted(set(options) - set(fields))
     if unknown:
         raise InvalidInput(f"the {format} format has no option {', '.join(unknown)} (its "

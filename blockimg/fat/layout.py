@@ -590,10 +590,9 @@ class _Needs:
 
 
 #: What to do when a tree is beyond FAT16, the only FAT type the Mirage FAT driver reads.
-MIRAGE_TOO_BIG = ("The Mirage FAT driver reads only FAT16, which holds about 2 GiB at most "
-                  "(65524 clusters of 32 KiB). Use --format tar (the Mirage tar driver reads "
-                  "any size) or --target generic (FAT32, which the Mirage FAT driver cannot "
-                  "read)")
+MIRAGE_TOO_BIG = ("The Mirage FAT driver reads only FAT16 (at most 65524 clusters of "
+                  "32 KiB, about 2 GiB): use --format tar (the Mirage tar driver reads any "
+                  "size) or --target generic (FAT32, which the Mirage FAT driver cannot read)")
 
 
 def _choose(opts: Options, root: DirPlan, dirs, files, root_entries: int):
@@ -621,7 +620,9 @@ def _choose(opts: Options, root: DirPlan, dirs, files, root_entries: int):
             raise e
     e = failures[0]
     if opts.mirage:
-        raise InvalidInput(f"{e.message}. {MIRAGE_TOO_BIG}", path=e.path, rule=e.rule)
+        # The type was the target's choice, not an option the user gave: name none.
+        path = None if e.path == "fat_type" and opts.fat_type == "auto" else e.path
+        raise InvalidInput(f"{e.message}. {MIRAGE_TOO_BIG}", path=path, rule=e.rule)
     raise e
 
 

@@ -423,3 +423,12 @@ def test_progress_changes_no_byte_of_the_image(tmp_path, fmt):
     assert (tmp_path / "p.img").read_bytes() == (tmp_path / "q.img").read_bytes()
     total = (20 << 20) + 1
     assert calls[-1] == (total, total) and any(0 < d < 20 << 20 for d, _ in calls)
+
+
+def test_library_names_an_option_the_format_does_not_take(src, tmp_path):
+    with pytest.raises(InvalidInput) as exc:
+        api.create(src, tmp_path / "x.img", format="tar", free=1 << 20)
+    text = str(exc.value)
+    assert text.startswith("free: the tar format has no option free (its options: target, "
+                           "sector_size, align, size)")
+    assert "__init__" not in text and not (tmp_path / "x.img").exists()
