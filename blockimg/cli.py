@@ -240,7 +240,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     if args.format == "tar":
         given = [k for k in _FAT_ONLY if getattr(args, k) is not None]
         if given:
-            raise InvalidInput(f"applies to --format fat only (this image is tar)",
+            raise InvalidInput("applies to --format fat only (this image is tar)",
                                path=", ".join(_FLAGS[k] for k in given),
                                rule="option of another format")
     mtime = args.mtime
