@@ -9,7 +9,7 @@ import stat
 import time
 from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, Union
 
-from .atomic import atomic_file, write_all
+from .atomic import atomic_file, temporaries_in, write_all
 from .block.base import BlockDevice
 from .block.file import FileDevice
 from .errors import DeviceError, DoesNotFit, InvalidInput
@@ -92,7 +92,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     if isinstance(image, (str, os.PathLike)) and os.path.isdir(image):
         raise InvalidInput("is a directory; give the path of the image file to write",
                            path=os.fspath(image), rule="the image is a file or a device")
-    leave_out = [p for p in (image, manifest) if isinstance(p, (str, os.PathLike))]
+    leave_out = _own_files(image, manifest)
     mod, opts, tree, plan = _planned(src, format, keep_links, skip_special, mtime, exclude,
                                      exclude_vcs, leave_out, options)
     if jobs is None:
@@ -175,6 +175,20 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
                    file_bytes=tree.total_bytes, image_size=plan.image_size,
                    sector_size=plan.sector_size, seconds=time.monotonic() - start,
                    skipped=tree.skipped, plan=plan, manifest=result)
+
+
+def _own_files(image, manifest) -> list:
+    """The files a build writes (the image, the manifest, and temporary files of either
+    beside them, such as one left by a killed build): never stored in the image."""
+    out = []
+    for p in (image, manifest):
+        if isinstance(p, (str, os.PathLike)):
+            p = os.path.abspath(os.fspath(p))
+            directory, base = os.path.split(p)
+            out.append(p)
+            out += [os.path.join(directory, n) for n in temporaries_in(directory)
+                    if n.startswith(f".{base}.")]
+    return out
 
 
 def plan(src: Source, *, format: str = "tar", keep_links: bool = False,

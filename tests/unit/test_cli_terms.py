@@ -432,3 +432,14 @@ def test_library_names_an_option_the_format_does_not_take(src, tmp_path):
     assert text.startswith("free: the tar format has no option free (its options: target, "
                            "sector_size, align, size)")
     assert "__init__" not in text and not (tmp_path / "x.img").exists()
+
+
+def test_temporary_of_a_killed_build_inside_the_source_is_not_stored(tmp_path):
+    s = make(tmp_path / "s", {"a.txt": b"a"})
+    # What a build killed before its rename leaves where O_TMPFILE is not available.
+    stale = s / ".out.img.999999.0badcafe.blockimg-tmp"
+    stale.write_bytes(b"half an image")
+    res = blockimg("create", s, "-o", s / "out.img")
+    assert res.returncode == 0, res.stderr
+    assert f"skipped {stale}: the image being written" in res.stderr.decode()
+    assert blockimg("ls", s / "out.img").stdout.decode().split() == ["a.txt"]
