@@ -9,19 +9,20 @@ import stat
 import time
 from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, Union
 
-from .atomic import atomic_file, write_all
+from .atomic import atomic_file, temporaries_in, write_all
 from .block.base import BlockDevice
 from .block.file import FileDevice
 from .errors import DeviceError, DoesNotFit, InvalidInput, NotWholeSectors
 from .formats import detect_format, format_module, partial_hint
 from .record import field, record
-from .source import SourceTree, as_tree
+from .source import SourceTree, as_tree, excluder, walk
+from .units import human_size, plural
 
 if TYPE_CHECKING:   # imported where used: a build without a manifest needs neither
     from .image import Image
     from .manifest import Manifest
 
-__all__ = ["create", "open", "open_for_reading", "Summary", "Progress"]
+__all__ = ["create", "plan", "open", "open_for_reading", "Summary", "Progress"]
 
 Progress = Callable[[int, int], None]
 Source = Union[str, os.PathLike, SourceTree, Sequence[Tuple[str, object]]]
@@ -46,16 +47,18 @@ class Summary:
     def line(self) -> str:
         mb = self.file_bytes / 1e6
         rate = f", {mb / self.seconds:.1f} MB/s" if self.seconds > 0 and mb >= 1 else ""
-        return (f"{self.path}: {self.format} image, {self.files} files in "
-                f"{self.directories} directories, {self.file_bytes} bytes of data, "
-                f"image {self.image_size} bytes, {self.seconds:.2f} s{rate}")
+        return (f"{self.path}: {self.format} image, {plural(self.files, 'file')} in "
+                f"{plural(self.directories, 'directory', 'directories')}, "
+                f"{human_size(self.file_bytes)} of data, image {human_size(self.image_size)}, "
+                f"{self.seconds:.2f} s{rate}")
 
 
 def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: str = "tar",
            keep_links: bool = False, skip_special: bool = False, mtime: Optional[int] = None,
            secret: bool = False, force: bool = False, progress: Optional[Progress] = None,
            manifest: Union[None, bool, str, os.PathLike] = None, fsync: Optional[bool] = None,
-           jobs: Optional[int] = 1, **options) -> Summary:
+           jobs: Optional[int] = 1, exclude: Sequence[str] = (), exclude_vcs: bool = False,
+           **options) -> Summary:
     """Build an image of ``src`` at ``image``.
 
     ``src`` is a directory, a :class:`~blockimg.source.SourceTree` or a list
@@ -76,18 +79,22 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     ``jobs``: processes that copy file contents (:mod:`blockimg.parallel`; the
     same bytes); None picks by CPUs and file count (:func:`~blockimg.parallel.auto_jobs`).
     Forking is unsafe in a process running other threads: keep 1 there.
+    ``exclude``: GNU tar ``--exclude`` patterns; ``exclude_vcs``: leave out version
+    control files as GNU tar's ``--exclude-vcs`` does (:func:`blockimg.source.excluder`).
     The remaining keyword arguments are the format's options
     (see ``blockimg.tar.Options`` and ``blockimg.fat.Options``).
+
+    Nothing is written until the whole tree has been checked: everything the format
+    and target refuse is raised at once (:class:`~blockimg.errors.Problems` when more
+    than one). An image (or manifest) path inside ``src`` is never stored in itself.
     """
     start = time.monotonic()
-    mod = format_module(format)
-    try:
-        opts = mod.Options(**options)
-    except TypeError as e:
-        raise InvalidInput(f"option not known to the {format} format: {e}",
-                           rule="format options") from None
-    tree = as_tree(src, keep_links=keep_links, skip_special=skip_special, mtime=mtime)
-    plan = mod.plan(tree, opts)
+    if isinstance(image, (str, os.PathLike)) and os.path.isdir(image):
+        raise InvalidInput("is a directory; give the path of the image file to write",
+                           path=os.fspath(image), rule="the image is a file or a device")
+    leave_out = _own_files(image, manifest)
+    mod, opts, tree, plan = _planned(src, format, keep_links, skip_special, mtime, exclude,
+                                     exclude_vcs, leave_out, options)
     if jobs is None:
         from .parallel import auto_jobs
         jobs = auto_jobs(tree.files)
@@ -168,6 +175,77 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
                    file_bytes=tree.total_bytes, image_size=plan.image_size,
                    sector_size=plan.sector_size, seconds=time.monotonic() - start,
                    skipped=tree.skipped, plan=plan, manifest=result)
+
+
+def _own_files(image, manifest) -> list:
+    """The files a build writes (the image, the manifest, and temporary files of either
+    beside them, such as one left by a killed build): never stored in the image."""
+    out = []
+    for p in (image, manifest):
+        if isinstance(p, (str, os.PathLike)):
+            p = os.path.abspath(os.fspath(p))
+            directory, base = os.path.split(p)
+            out.append(p)
+            out += [os.path.join(directory, n) for n in temporaries_in(directory)
+                    if n.startswith(f".{base}.")]
+    return out
+
+
+def plan(src: Source, *, format: str = "tar", keep_links: bool = False,
+         skip_special: bool = False, mtime: Optional[int] = None, exclude: Sequence[str] = (),
+         exclude_vcs: bool = False, **options) -> Summary:
+    """What :func:`create` would make of ``src``, without writing anything.
+
+    Checks the whole tree against the format's and the target's rules (raising
+    every problem at once, as :func:`create` does) and returns the
+    :class:`Summary` of the image (``path`` empty, ``seconds`` 0; ``plan`` holds
+    the layout: FAT type, cluster size, ...).
+    """
+    mod, opts, tree, laid = _planned(src, format, keep_links, skip_special, mtime, exclude,
+                                     exclude_vcs, (), options)
+    return Summary(format=format, path="", files=tree.files,
+                   directories=sum(1 for e in tree.entries if e.kind.value == "dir"),
+                   file_bytes=tree.total_bytes, image_size=laid.image_size,
+                   sector_size=laid.sector_size, seconds=0.0, skipped=tree.skipped, plan=laid)
+
+
+def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs, leave_out,
+             options):
+    """The format module, its options, the tree and the plan; every refusal at once."""
+    mod = format_module(format)
+    # The option names a format's Options takes (a record's, or a dataclass's).
+    fields = getattr(mod.Options, "__record_fields__", None) or \
+        tuple(getattr(mod.Options, "__dataclass_fields__", None) or options)
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise InvalidInput(f"the {format} format has no option {', '.join(unknown)} (its "
+                           f"options: {', '.join(fields)})", path=unknown[0],
+                           rule="format options")
+    opts = mod.Options(**options)
+    problems: list = []
+    if isinstance(src, (str, os.PathLike)):
+        tree = walk(src, keep_links=keep_links, skip_special=skip_special, mtime=mtime,
+                    exclude=excluder(exclude, vcs=exclude_vcs), leave_out=leave_out,
+                    problems=problems)
+    else:
+        tree = as_tree(src, mtime=mtime)
+    try:
+        laid = mod.plan(tree, opts)
+    except InvalidInput as e:
+        found = e.problems
+        if isinstance(src, (str, os.PathLike)):
+            found = _as_source_paths(found, tree, os.fspath(src))
+        InvalidInput.raise_all(problems + found)
+        raise
+    InvalidInput.raise_all(problems)
+    return mod, opts, tree, laid
+
+
+def _as_source_paths(problems, tree: SourceTree, root: str) -> list:
+    """The planner's problems naming source files (as the walk's do), not image paths."""
+    paths = {e.path for e in tree.entries}
+    return [InvalidInput(p.message, path=os.path.join(root, p.path), rule=p.rule)
+            if type(p) is InvalidInput and p.path in paths else p for p in problems]
 
 
 def _build_file(mod, plan, name: str, manifest_path: Optional[str], want: bool, secret: bool,

@@ -10,16 +10,18 @@ from typing import List, Optional
 from . import api
 from .atomic import Terminated, interrupts_as_exceptions
 from .errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
-                     NotARegularFile, NotFound, Unsupported)
+                     NotARegularFile, NotFound, Problems, Unsupported)
 from .progress import ProgressBar
 from .quoting import escape
-from .units import parse_size
+from .units import human_size, parse_size, plural
 
 __all__ = ["main", "run"]
 
 
 def _mtime(text: str) -> int:
     text = text.strip()
+    if text.startswith("@") and text[1:].lstrip("-").isdigit():     # GNU tar's @EPOCH
+        return int(text[1:])
     if text.lstrip("-").isdigit():
         return int(text)
     import datetime
@@ -27,7 +29,8 @@ def _mtime(text: str) -> int:
         dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"not a timestamp: {text!r} (seconds since 1970, or ISO 8601)") from None
+            f"not a timestamp: {text} (seconds since 1970 as N or @N, or ISO 8601 such as "
+            "2024-05-01T12:00:00Z)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=datetime.timezone.utc)
     return int(dt.timestamp())
@@ -49,6 +52,34 @@ def _jobs(text: str) -> Optional[int]:
 _JOBS_HELP = ("processes that copy file contents, and for a FAT extraction also index the "
               "image (default: auto, one per CPU up to 2 and per 1000 files; 1 for a single "
               "process); the result is the same")
+_CREATE_JOBS_HELP = ("processes that copy file contents into the image (default: auto, one "
+                     "per CPU up to 2 and per 1000 files; 1 for a single process); the image "
+                     "is the same")
+
+#: The command-line option of each format option (errors name the option a user typed).
+_FLAGS = {"target": "--target", "sector_size": "--sector-size", "align": "--align",
+          "size": "--size", "free": "--free", "fat_type": "--fat-type", "label": "--label",
+          "volume_id": "--volume-id"}
+#: Options only one format takes (given to the other, they are refused by name).
+_FAT_ONLY = ("free", "fat_type", "label", "volume_id")
+
+
+def _in_cli_terms(e: InvalidInput) -> InvalidInput:
+    """``e`` naming the command-line option instead of the library's keyword."""
+    if type(e) is InvalidInput and e.path in _FLAGS:
+        return InvalidInput(e.message, path=_FLAGS[e.path], rule=e.rule)
+    return e
+
+
+def _print_problems(e: InvalidInput) -> None:
+    """One line per problem, at most Problems.SHOWN of them, then the count."""
+    problems = e.problems
+    for p in problems[:Problems.SHOWN]:
+        print(f"blockimg: error: {_in_cli_terms(p)}", file=sys.stderr)
+    if len(problems) > Problems.SHOWN:
+        print(f"blockimg: ... and {len(problems) - Problems.SHOWN} more", file=sys.stderr)
+    print(f"blockimg: {plural(len(problems), 'problem')} found; nothing was written",
+          file=sys.stderr)
 
 
 def _size(text: str) -> int:
@@ -82,42 +113,69 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="blockimg", formatter_class=_Formatter,
         description="Build and read FAT and tar block-device images (for MirageOS unikernels).")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--debug", action="store_true",
+                   help="show tracebacks on errors (also after the command)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, formatter_class=_Formatter)
+        c = sub.add_parser(name, help=help, formatter_class=_Formatter)
+        # Also after the command; SUPPRESS: not given there, the global value stays.
+        c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
+        return c
     sub.required = True
 
     c = command("create", "build an image from a directory")
     c.add_argument("src", metavar="SRC", help="source directory")
-    c.add_argument("-o", "--output", required=True, metavar="IMAGE",
+    c.add_argument("-o", "--output", metavar="IMAGE",
                    help="image file (written atomically; only a regular file is replaced, "
-                        "a symlink is followed to the file it leads to) or block device node")
-    c.add_argument("--format", choices=["tar", "fat"], default="tar")
+                        "a symlink is followed to the file it leads to) or block device "
+                        "node; required unless --check")
+    c.add_argument("--check", action="store_true",
+                   help="only check the tree against the format's and target's rules (every "
+                        "problem at once) and say what the image would be; write nothing")
+    c.add_argument("--format", choices=["tar", "fat"], default="tar",
+                   help="image format (default: tar)")
     c.add_argument("--target", choices=["mirage", "generic"],
-                   help="mirage (default): only what the Mirage drivers read; generic: the "
-                        "standard form")
+                   help="mirage: only what the Mirage drivers read; generic: the standard "
+                        "form (default: mirage)")
     c.add_argument("--sector-size", type=_size, metavar="N",
-                   help="device sector size the image is laid out for (512..4096)")
+                   help="device sector size the image is laid out for: 512..4096 for fat, "
+                        "512..64K for tar (default: 4096 for fat --target mirage, else 512)")
     c.add_argument("--align", type=_size, metavar="N",
-                   help="start file data (tar) / FAT regions (fat) on N-byte boundaries")
+                   help="start file data (tar) / FAT regions (fat) on N-byte boundaries "
+                        "(default: none for tar, 4K for fat)")
     sz = c.add_mutually_exclusive_group()
-    sz.add_argument("--size", type=_size, metavar="N", help="exact image size (e.g. 64M)")
+    sz.add_argument("--size", type=_size, metavar="N",
+                    help="exact image size, a whole number of sectors (e.g. 64M; default: "
+                         "the smallest that holds the tree)")
     sz.add_argument("--min", action="store_true", help="smallest image that holds the tree "
                                                        "(the default)")
-    c.add_argument("--free", type=_size, metavar="N", help="free space to leave (fat)")
-    c.add_argument("--fat-type", choices=["12", "16", "32", "auto"], help="FAT type (fat)")
-    c.add_argument("--label", help="volume label (fat)")
-    c.add_argument("--volume-id", type=lambda s: int(s, 0), help="volume serial (fat)")
+    c.add_argument("--free", type=_size, metavar="N",
+                   help="free space to leave, fat only (default: 0)")
+    c.add_argument("--fat-type", choices=["12", "16", "32", "auto"],
+                   help="FAT type, fat only (default: auto; 16 for --target mirage)")
+    c.add_argument("--label", help="volume label, fat --target generic only (default: none)")
+    c.add_argument("--volume-id", type=lambda s: int(s, 0), metavar="N",
+                   help="volume serial number, fat only (default: 0x1234ABCD, fixed so "
+                        "that images are reproducible)")
     c.add_argument("--mtime", type=_mtime, metavar="TIME",
-                   help="timestamp for every entry (default: $SOURCE_DATE_EPOCH, else the "
-                        "files' own)")
+                   help="timestamp for every entry: seconds since 1970 (N or @N, as GNU "
+                        "tar) or ISO 8601 (default: $SOURCE_DATE_EPOCH, else the files' own)")
+    c.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="leave out files and directories matching PATTERN, a shell wildcard "
+                        "matched against each name and each path below SRC, as GNU tar "
+                        "does; repeatable (default: none)")
+    c.add_argument("--exclude-vcs", action="store_true",
+                   help="leave out version control files (.git, .gitignore, .svn, CVS, .hg, "
+                        ".bzr, _darcs, ...: GNU tar's --exclude-vcs list)")
     c.add_argument("--keep-links", action="store_true",
-                   help="store symlinks and hard links as links instead of copies (tar)")
+                   help="store symlinks and hard links as links instead of copies (tar "
+                        "--target generic; default: store copies)")
     c.add_argument("--skip-special", action="store_true",
                    help="leave out sockets, devices and FIFOs instead of refusing them")
-    c.add_argument("--manifest", metavar="FILE", help="write a JSON manifest of the image")
+    c.add_argument("--manifest", metavar="FILE",
+                   help="write a JSON manifest of the image (default: none)")
     c.add_argument("--secret", action="store_true",
                    help="image mode 0600 from the first byte; no names in progress output")
     sync = c.add_mutually_exclusive_group()
@@ -129,49 +187,71 @@ def build_parser() -> argparse.ArgumentParser:
                            "an existing file or is a device, not when it is a new file")
     c.add_argument("--force", action="store_true",
                    help="overwrite a block device that already holds a file system")
-    c.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help=_JOBS_HELP)
-    c.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    c.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
+                   help=_CREATE_JOBS_HELP)
+    c.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no summary line")
 
-    ls = command("ls", "list an image")
-    ls.add_argument("image", metavar="IMAGE")
-    ls.add_argument("path", nargs="?", default="", metavar="PATH")
-    ls.add_argument("-l", action="store_true", dest="long", help="long listing")
+    ls = command("ls", "list an image (recursively; --one-level: like mdir or ls)")
+    ls.add_argument("image", metavar="IMAGE", help="image file")
+    ls.add_argument("path", nargs="?", default="", metavar="PATH",
+                    help="directory (or file) in the image (default: the whole image)")
+    ls.add_argument("-l", action="store_true", dest="long",
+                    help="long listing: mode, size, time (local, with its UTC offset), name")
+    ls.add_argument("--one-level", action="store_true",
+                    help="only the entries directly in PATH (default: everything below it)")
     ls.add_argument("--json", action="store_true",
-                    help="JSON output, names exact (otherwise control characters in names "
-                         "are escaped as GNU tar shows them: \\033, \\n, \\\\)")
+                    help="JSON output, names exact, times in seconds since 1970 (otherwise "
+                         "control characters in names are escaped as GNU tar shows them: "
+                         "\\033, \\n, \\\\)")
 
     cat = command("cat", "write a file of the image to stdout")
-    cat.add_argument("image", metavar="IMAGE")
-    cat.add_argument("path", metavar="PATH")
+    cat.add_argument("image", metavar="IMAGE", help="image file")
+    cat.add_argument("path", metavar="PATH", help="file in the image")
 
     ex = command("extract", "extract an image into a directory")
-    ex.add_argument("image", metavar="IMAGE")
-    ex.add_argument("dest", metavar="DEST")
+    ex.add_argument("image", metavar="IMAGE", help="image file")
+    ex.add_argument("dest", metavar="DEST", help="directory to extract into (made if missing)")
     ex.add_argument("paths", nargs="*", metavar="PATH",
-                    help="only these paths and what is below them; a PATH that is not an "
-                         "entry may be a shell pattern, as with GNU tar --wildcards ('docs/"
-                         "*.html'; * also matches /). One that selects nothing is an error "
-                         "(exit status 2)")
-    ex.add_argument("--overwrite", action="store_true", help="replace existing files")
+                    help="only these paths and what is below them (default: everything); a "
+                         "PATH that is not an entry may be a shell pattern, as with GNU tar "
+                         "--wildcards ('docs/*.html'; * also matches /). One that selects "
+                         "nothing is an error (exit status 2)")
+    ex.add_argument("--overwrite", action="store_true",
+                    help="replace existing files (default: leave them alone)")
     ex.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help=_JOBS_HELP)
+    ex.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     inf = command("info", "format, geometry and counts of an image")
-    inf.add_argument("image", metavar="IMAGE")
-    inf.add_argument("--json", action="store_true")
+    inf.add_argument("image", metavar="IMAGE", help="image file")
+    inf.add_argument("--json", action="store_true", help="JSON output")
 
     ck = command("check", "check an image's structure (read-only)")
-    ck.add_argument("image", metavar="IMAGE")
+    ck.add_argument("image", metavar="IMAGE", help="image file")
     ck.add_argument("--target", choices=["mirage", "generic"], default="generic",
-                    help="mirage: also report everything the Mirage driver would fail on")
+                    help="mirage: also report everything the Mirage driver would fail on "
+                         "(default: generic)")
 
     vf = command("verify", "compare an image with its manifest and/or source")
-    vf.add_argument("image", metavar="IMAGE")
-    vf.add_argument("src", nargs="?", metavar="SRC")
-    vf.add_argument("--manifest", metavar="FILE")
+    vf.add_argument("image", metavar="IMAGE", help="image file")
+    vf.add_argument("src", nargs="?", metavar="SRC",
+                    help="source directory to compare with (default: none)")
+    vf.add_argument("--manifest", metavar="FILE",
+                    help="manifest to compare with (default: none)")
+    vf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    if args.output is None and not args.check:
+        raise InvalidInput("no image to write: give -o IMAGE (or --check to only check the "
+                           "tree)", path="--output", rule="create needs an output")
+    if args.format == "tar":
+        given = [k for k in _FAT_ONLY if getattr(args, k) is not None]
+        if given:
+            raise InvalidInput("applies to --format fat only (this image is tar)",
+                               path=", ".join(_FLAGS[k] for k in given),
+                               rule="option of another format")
     mtime = args.mtime
     if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
         mtime = _mtime(os.environ["SOURCE_DATE_EPOCH"])
@@ -182,14 +262,25 @@ def cmd_create(args: argparse.Namespace) -> int:
         ("fat_type", None if args.fat_type is None else
          (args.fat_type if args.fat_type == "auto" else int(args.fat_type))),
     ) if v is not None}
-    bar = ProgressBar("writing" if args.secret else f"writing {os.path.basename(args.output)}")
+    common = dict(format=args.format, keep_links=args.keep_links,
+                  skip_special=args.skip_special, mtime=mtime, exclude=args.exclude,
+                  exclude_vcs=args.exclude_vcs, **options)
+    bar = ProgressBar("writing" if args.secret or args.output is None
+                      else f"writing {os.path.basename(args.output)}",
+                      enabled=False if args.quiet or args.check else None)
     try:
-        summary = api.create(args.src, args.output, format=args.format,
-                             keep_links=args.keep_links, skip_special=args.skip_special,
-                             mtime=mtime, secret=args.secret, force=args.force,
-                             progress=bar if bar.enabled else None,
-                             manifest=args.manifest, fsync=args.fsync,
-                             jobs=args.jobs, **options)
+        if args.check:
+            summary = api.plan(args.src, **common)
+        else:
+            summary = api.create(args.src, args.output, secret=args.secret, force=args.force,
+                                 progress=bar if bar.enabled else None,
+                                 manifest=args.manifest, fsync=args.fsync, jobs=args.jobs,
+                                 **common)
+    except InvalidInput as e:
+        if len(e.problems) > 1:
+            _print_problems(e)
+            return 1
+        raise _in_cli_terms(e) from None
     finally:
         bar.finish()
     if args.secret and summary.skipped:
@@ -198,9 +289,27 @@ def cmd_create(args: argparse.Namespace) -> int:
     else:
         for path, what in summary.skipped:
             print(f"blockimg: skipped {escape(path)}: {what}", file=sys.stderr)
-    if not args.quiet:
+    if args.check:
+        _print_plan(args.src, summary)
+    elif not args.quiet:
         print(_safe(summary.line()))
     return 0
+
+
+def _print_plan(src: str, summary) -> None:
+    """``create --check``: what the image would be."""
+    plan = summary.plan
+    target = plan.options.target
+    print(f"{src}: OK for a {summary.format} image, target {target} (nothing written)")
+    print(f"format: {summary.format}")
+    if summary.format == "fat":
+        print(f"FAT type: FAT{plan.fat_type}")
+        print(f"cluster size: {human_size(plan.cluster_size)}")
+    print(f"image size: {human_size(summary.image_size)} ({summary.image_size} bytes)")
+    print(f"sector size: {summary.sector_size} bytes")
+    print(f"contents: {plural(summary.files, 'file')} in "
+          f"{plural(summary.directories, 'directory', 'directories')}, "
+          f"{human_size(summary.file_bytes)} of data")
 
 
 def _mode_string(e) -> str:
@@ -210,10 +319,9 @@ def _mode_string(e) -> str:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    import datetime
     import json
     with api.open(args.image) as img:
-        entries = img.list(args.path)
+        entries = img.list(args.path, recursive=not args.one_level)
         if args.json:
             json.dump([e.as_dict() for e in entries], sys.stdout, indent=1)
             sys.stdout.write("\n")
@@ -221,19 +329,32 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for e in entries:
             name = escape(e.path) + ("/" if e.kind == "dir" else "")
             if args.long:
-                when = datetime.datetime.fromtimestamp(e.mtime, datetime.timezone.utc)
                 link = f" -> {escape(e.link_target)}" if e.link_target else ""
-                print(f"{_mode_string(e)} {e.size:>12} {when:%Y-%m-%d %H:%M} {name}{link}")
+                print(f"{_mode_string(e)} {e.size:>12} {_local_time(e.mtime)} {name}{link}")
             else:
                 print(name)
     return report_reading(img, args.image)
+
+
+def _local_time(mtime: int) -> str:
+    """``2024-05-01 14:00 +0200``: local time (as GNU tar -tv shows), with its UTC offset."""
+    import datetime
+    when = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc).astimezone()
+    return f"{when:%Y-%m-%d %H:%M %z}"
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     # One path: only the directories on its way are read (FAT; tar is read whole).
     with api.open(args.image, lazy=True) as img, _reporting(img, args.image):
-        f = img.open(args.path)
+        try:
+            f = img.open(args.path)
+        except NotFound:
+            hint = _other_case(img, args.path)
+            if hint is None:
+                raise
+            raise NotFound(f"not in the image, but {escape(hint)} is (names differ in case)",
+                           path=args.path, rule="names are matched exactly") from None
         try:
             fd = out.fileno()
         except (AttributeError, OSError, ValueError):   # stdout replaced (tests, embedding)
@@ -256,12 +377,32 @@ def cmd_cat(args: argparse.Namespace) -> int:
     return 1 if img.skipped else 0
 
 
+def _other_case(img, path: str):
+    """The image path that matches ``path`` but for case, if there is one."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    at = ""
+    for part in parts:
+        try:
+            names = [e.path.rpartition("/")[2] for e in img.list(at, recursive=False)]
+        except BlockImgError:
+            return None
+        if part not in names:
+            near = [n for n in names if n.casefold() == part.casefold()]
+            if not near:
+                return None
+            part = near[0]
+        at = f"{at}/{part}" if at else part
+    return at
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     # Lazily: with -j, a FAT image is indexed in parts by the processes that extract them.
     with api.open(args.image, lazy=True) as img:
+        bar = ProgressBar("extracting", enabled=False if args.quiet else None)
         try:
             report = img.extract(args.dest, overwrite=args.overwrite,
-                                 paths=args.paths or None, jobs=args.jobs)
+                                 paths=args.paths or None, jobs=args.jobs,
+                                 progress=bar if bar.enabled else None)
         except NotFound as e:
             if args.debug or not e.paths:
                 raise
@@ -269,13 +410,16 @@ def cmd_extract(args: argparse.Namespace) -> int:
             for path in e.paths:
                 print(f"blockimg: {escape(path)}: not found in image", file=sys.stderr)
             return 2
+        finally:
+            bar.finish()
         report_reading(img, args.image, skips=False)    # (they are in report.refused)
     for path in report.existing:
         print(f"blockimg: {escape(path)}: exists, not overwritten (use --overwrite)",
               file=sys.stderr)
     for path, why in report.refused:
         print(f"blockimg: {escape(path)}: refused: {_safe(why)}", file=sys.stderr)
-    print(f"extracted {len(report.written)} entries to {escape(args.dest)}"
+    print(f"extracted {plural(len(report.written), 'entry', 'entries')} to "
+          f"{escape(args.dest)}"
           + (f", refused {len(report.refused)}" if report.refused else "")
           + (f", {len(report.existing)} existing left alone" if report.existing else ""))
     return 0 if report.ok else 1
@@ -290,22 +434,43 @@ def cmd_info(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         for k, v in info.items():
-            print(f"{k}: {escape(v) if isinstance(v, str) else v}")
+            print(f"{k.replace('_', ' ')}: {escape(_shown(v))}")
     return report_reading(img, args.image)
+
+
+def _shown(value) -> str:
+    """An info value as a person reads it: lists joined, None as "none", yes/no."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .formats import format_module
     with api.open(args.image) as img:
         mod = format_module(img.format)
-        problems = mod.check(img, target=args.target)
+        found = mod.check(img, target=args.target)
+    # Warnings (the image works, with a limit) are printed but do not fail the check,
+    # for both formats: the reader's warnings, and tar's "(warning)" findings.
     image = escape(args.image)
+    warnings = list(img.warnings)
+    problems = [p for p in found if p not in warnings and not p.endswith("(warning)")]
     for p in problems:
         print(f"{image}: {_safe(p)}")
-    report_reading(img, args.image, shown=problems, skips=False)   # (skips are problems)
+    for w in found:
+        if w not in problems and w not in warnings:
+            print(f"blockimg: {image}: warning: {_safe(w.removesuffix(' (warning)'))}",
+                  file=sys.stderr)
+    report_reading(img, args.image, skips=False)   # the reader's warnings (skips: problems)
     if not problems:
         print(f"{image}: {img.format} image OK"
               + (" for the Mirage driver" if args.target == "mirage" else ""))
+    else:
+        print(f"{image}: {plural(len(problems), 'problem')}", file=sys.stderr)
     return 1 if problems else 0
 
 

@@ -338,8 +338,10 @@ class Copier:
 
     def _copy(self, offset: int, fd: int, size: int) -> int:
         """Kernel copy of ``size`` bytes; in WRITEBACK_EVERY pieces when write-out is started
-        as we go (so the disk writes one piece while the next is copied)."""
-        if self._wb is None:
+        as we go (so the disk writes one piece while the next is copied) or progress is
+        reported (a big file moves the bar as it is copied)."""
+        progress = self.progress
+        if self._wb is None and progress is None:
             return self.device.copy_from(offset, fd, size)
         done = 0
         while done < size:
@@ -347,6 +349,8 @@ class Copier:
             got = self.device.copy_from(offset + done, fd, n, done)
             done += got
             self._written(got)
+            if progress is not None:
+                progress(self.done + done, self.total)
             if got < n:
                 break
         return done
@@ -418,6 +422,8 @@ class Copier:
                 crc = self._crc(chunk, crc)
             self.put(offset + pos, chunk)
             pos += len(chunk)
+            if self.progress is not None:
+                self.progress(self.done + pos, self.total)
         return crc
 
     def _changed(self, entry: SourceEntry, got: int) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "DoesNotFit",
     "NotWholeSectors",
     "NotARegularFile",
+    "Problems",
     "SourceChanged",
     "CorruptImage",
     "Unsupported",
@@ -58,12 +59,27 @@ class InvalidInput(BlockImgError, ValueError):
                  rule: Optional[str] = None) -> None:
         self.path = path
         self.rule = rule
+        self.message = message
         text = message
         if path is not None:
             text = f"{escape(str(path))}: {message}"
         if rule is not None and rule not in message:
             text = f"{text} ({rule})"
         super().__init__(text)
+
+    @property
+    def problems(self) -> list:
+        """Every violation this error stands for: itself (see :class:`Problems`)."""
+        return [self]
+
+    @staticmethod
+    def raise_all(problems) -> None:
+        """Raise nothing for no problems, the problem itself for one, else :class:`Problems`."""
+        problems = [q for p in problems for q in p.problems]
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise Problems(problems)
 
 
 class DoesNotFit(InvalidInput):
@@ -72,9 +88,32 @@ class DoesNotFit(InvalidInput):
     def __init__(self, message: str, *, needed: int, available: int) -> None:
         self.needed = needed
         self.available = available
+        from .units import human_size
         super().__init__(
-            f"{message}: needs {needed} bytes, {available} available "
-            f"(short by {needed - available} bytes)")
+            f"{message}: needs {human_size(needed)}, {human_size(available)} available "
+            f"(short by {human_size(needed - available)})")
+
+
+class Problems(InvalidInput):
+    """Everything wrong with an input at once: ``problems`` holds one
+    :class:`InvalidInput` per violation (each naming its file and rule)."""
+
+    #: How many problems ``str()`` spells out before "and N more".
+    SHOWN = 50
+
+    def __init__(self, problems, *, what: str = "the source tree") -> None:
+        self._problems = list(problems)
+        self.what = what
+        n = len(self._problems)
+        lines = [str(p) for p in self._problems[:self.SHOWN]]
+        if n > self.SHOWN:
+            lines.append(f"and {n - self.SHOWN} more")
+        head = f"{n} problem{'' if n == 1 else 's'} in {what}:"
+        super().__init__("\n  ".join([head] + lines))
+
+    @property
+    def problems(self) -> list:
+        return list(self._problems)
 
 
 class NotWholeSectors(InvalidInput):

@@ -38,7 +38,8 @@ class ExtractReport:
 
 
 def extract(image: "Image", dest: str, *, overwrite: bool = False,
-            paths: Optional[Sequence[str]] = None, jobs: Optional[int] = 1) -> ExtractReport:
+            paths: Optional[Sequence[str]] = None, jobs: Optional[int] = 1,
+            progress=None) -> ExtractReport:
     """:meth:`Image.extract <blockimg.image.Image.extract>` (see there)."""
     if not _HAVE_DIR_FD:
         raise BlockImgError("extract needs a host whose os functions take dir_fd")
@@ -73,7 +74,7 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
     try:
         dirs, files, links = sort_out(image, index, wanted, real_dest, report.refused)
         dirs = [info for info in dirs if writer.make_dir(info.path)]
-        _write_files(image, files, writer, real_dest, overwrite, jobs)
+        _write_files(image, files, writer, real_dest, overwrite, jobs, progress)
         made = make_links(writer, links)
     finally:
         writer.close()
@@ -153,7 +154,7 @@ def finish(report: ExtractReport, real_dest: str, made, dirs) -> None:
 
 
 def _write_files(image: "Image", files, writer: "TreeWriter", real_dest: str,
-                 overwrite: bool, jobs: int) -> None:
+                 overwrite: bool, jobs: int, progress=None) -> None:
     """Write ``files`` through ``writer``, or split over ``jobs`` processes (each with a
     writer of its own; outcomes merged into ``writer.report`` in image order)."""
     from .parallel import fork_map, split_files
@@ -164,25 +165,38 @@ def _write_files(image: "Image", files, writer: "TreeWriter", real_dest: str,
     def part(i: int, tick) -> Optional[tuple]:
         start, stop = ranges[i]
         if i == 0:
-            write_some(image, files[start:stop], writer)
+            write_some(image, files[start:stop], writer, tick)
             return None
         own = TreeWriter(real_dest, overwrite, ExtractReport())
         try:
-            write_some(image, files[start:stop], own)
+            write_some(image, files[start:stop], own, tick)
         finally:
             own.close()
         return own.report.written, own.report.refused, own.report.existing
 
     report = writer.report
-    for got in fork_map(part, len(ranges))[1:]:
+    total = sum(data.size for _, data in files)
+    for got in fork_map(part, len(ranges),
+                        progress=progress and (lambda done: progress(done, total)))[1:]:
         report.written += got[0]
         report.refused += got[1]
         report.existing += got[2]
 
 
-def write_some(image: "Image", files, writer: "TreeWriter") -> None:
+def write_some(image: "Image", files, writer: "TreeWriter", tick=None) -> None:
+    """Write ``files``; ``tick(bytes)`` after each (the file bytes of this part so far)."""
+    copy = image._copy_data
+    if tick is not None:
+        done = 0
+        copy_data = copy
+
+        def copy(data, fd) -> None:
+            nonlocal done
+            copy_data(data, fd)
+            done += data.size
+            tick(done)
     writer.write_files(((info.path, info.mode, data.mtime, data) for info, data in files),
-                       image._copy_data)
+                       copy)
 
 
 def _forkable(device) -> bool:

@@ -308,7 +308,7 @@ class Image:
     # -- extraction --------------------------------------------------------
     def extract(self, dest: str, *, overwrite: bool = False,
                 paths: Optional[Sequence[str]] = None,
-                jobs: Optional[int] = 1) -> ExtractReport:
+                jobs: Optional[int] = 1, progress=None) -> ExtractReport:
         """Write the tree (or ``paths`` and what is under them) below ``dest``.
 
         A path that is not an entry may be a shell pattern, as with GNU tar's
@@ -337,9 +337,11 @@ class Image:
         image opened with ``lazy=True`` is then also indexed in parts, each by
         the process that writes it (:mod:`blockimg.extract_split`). The report
         lists what was written in this order: directories, files, symlinks,
-        each in image order.
+        each in image order. ``progress(done, total)`` is told the file bytes written
+        as each file is finished (not by the split indexing of a lazy FAT image).
         """
-        return extract_tree(self, dest, overwrite=overwrite, paths=paths, jobs=jobs)
+        return extract_tree(self, dest, overwrite=overwrite, paths=paths, jobs=jobs,
+                            progress=progress)
 
     def _copy_data(self, info: EntryInfo, fd: int) -> None:
         # What ImageFile(info).copy_to(fd) does for a whole file, without the file

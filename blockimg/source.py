@@ -7,17 +7,18 @@ the bytes of their names) and copy file contents from ``entry.source``.
 from __future__ import annotations
 
 import enum
+import fnmatch
 import gc
 import os
 import stat
 from operator import attrgetter
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .errors import InvalidInput
 from .record import FrozenRecordError, field, record
 
 __all__ = ["Kind", "SourceEntry", "SourceTree", "OrderedEntries", "walk", "from_pairs",
-           "sort_key"]
+           "sort_key", "excluder", "VCS_NAMES"]
 
 
 class Kind(str, enum.Enum):
@@ -180,19 +181,64 @@ _DIR_READ = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC
 _BY_NAME = attrgetter("name")
 
 
+#: What ``--exclude-vcs`` leaves out: the names GNU tar 1.34's ``--exclude-vcs`` does
+#: (checked against it in tests/unit/test_cli_terms.py), wherever they are in the tree.
+VCS_NAMES = ("CVS", "RCS", "SCCS", ".git", ".gitignore", ".gitmodules", ".gitattributes",
+             ".cvsignore", ".svn", ".arch-ids", "{arch}", "=RELEASE-ID", "=meta-update",
+             "=update", ".bzr", ".bzrignore", ".bzrtags", ".hg", ".hgignore", ".hgtags",
+             "_darcs")
+
+
+def excluder(patterns: Sequence[str] = (), *, vcs: bool = False):
+    """A test ``f(image_path) -> bool`` for the paths to leave out, or None for none.
+
+    GNU tar's ``--exclude`` defaults: a shell wildcard (``*``, ``?``, ``[...]``; ``*``
+    also matches ``/``) that matches the whole path as ``tar -C SRC -c .`` names it
+    (``./a/b``) or any tail of it that starts at a component (``a/b``, ``b``). A
+    directory left out takes its contents with it. ``vcs`` adds :data:`VCS_NAMES`.
+    """
+    pats = list(patterns) + (list(VCS_NAMES) if vcs else [])
+    if not pats:
+        return None
+    match = fnmatch.fnmatchcase
+    plain = frozenset(p for p in pats if not any(c in p for c in "*?[/"))
+    wild = [p for p in pats if p not in plain]
+
+    def excluded(path: str) -> bool:
+        if path.rpartition("/")[2] in plain:
+            return True
+        if not wild:
+            return False
+        parts = path.split("/")
+        tails = ["./" + path] + ["/".join(parts[i:]) for i in range(len(parts))]
+        return any(match(t, p) for p in wild for t in tails)
+    return excluded
+
+
 def _mtime(st: os.stat_result, fixed: Optional[int]) -> int:
     return int(fixed) if fixed is not None else int(st.st_mtime)
 
 
 def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
-         skip_special: bool = False, mtime: Optional[int] = None) -> SourceTree:
+         skip_special: bool = False, mtime: Optional[int] = None,
+         exclude: Optional[Callable[[str], bool]] = None,
+         leave_out: Iterable[Union[str, os.PathLike]] = (),
+         problems: Optional[List[InvalidInput]] = None) -> SourceTree:
     """Walk ``root`` into a :class:`SourceTree`.
 
     Symlinks are followed (their target's content is stored) unless
     ``keep_links``; hard-linked files are stored as full copies unless
     ``keep_links``, which makes later paths hard links to the first.
-    Sockets, devices and FIFOs raise InvalidInput, or are skipped and
-    reported with ``skip_special``. ``mtime`` fixes every timestamp.
+    Sockets, devices and FIFOs are refused, or are skipped and reported
+    with ``skip_special``. ``mtime`` fixes every timestamp. ``exclude``
+    (see :func:`excluder`) is asked about each image path; what it says yes
+    to is left out, with its contents. ``leave_out`` names files that are
+    never stored (the image being written, like GNU tar's own archive):
+    where they are found in the tree, they are reported as skipped.
+
+    Every refusal is found in one walk: they are raised together at the end
+    (:meth:`InvalidInput.raise_all`), or appended to ``problems`` when a list
+    is given (the tree then holds everything else).
     """
     root = os.fspath(root)
     try:
@@ -203,6 +249,15 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
         raise InvalidInput("source is not a directory", path=root, rule="source directory")
     entries: List[SourceEntry] = []
     skipped: List[Tuple[str, str]] = []
+    refused: List[InvalidInput] = [] if problems is None else problems
+    refuse = refused.append
+    ours = set()
+    for p in leave_out:
+        try:
+            o = os.stat(p)
+        except OSError:
+            continue
+        ours.add((o.st_dev, o.st_ino))
     seen_inodes: dict = {}
     # One int object per distinct value: many files share an mtime, a mode or a size.
     same = {}.setdefault
@@ -214,25 +269,42 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
     def visit(fs_dir: str, img_dir: str, ancestors: Tuple[Tuple[int, int], ...]) -> None:
         sep = "" if fs_dir.endswith(os.sep) else os.sep
         prefix = img_dir + "/" if img_dir else ""
-        for d, st in _listed(fs_dir, sep):
+        try:
+            listed = _listed(fs_dir, sep)
+        except InvalidInput as e:
+            refuse(e)
+            return
+        for d, st in listed:
             fs_path = fs_dir + sep + d.name
+            if exclude is not None and exclude(prefix + d.name):
+                continue
             fmt = st.st_mode & IFMT
             linked = fmt == IFLNK
             if linked:
                 if keep_links:
-                    target = os.readlink(fs_path)
+                    try:
+                        target = os.readlink(fs_path)
+                    except OSError as e:
+                        refuse(InvalidInput(f"cannot read symlink: {e.strerror}",
+                                            path=fs_path))
+                        continue
                     append(SourceEntry(prefix + d.name, Kind.SYMLINK, 0,
                                        _mtime(st, fixed), 0o777, None, None, target))
                     continue
                 try:
                     st = os.stat(fs_path)
                 except OSError as e:
-                    raise InvalidInput(f"symlink cannot be followed: {e.strerror}",
-                                       path=fs_path, rule="symlinks are followed") from None
+                    refuse(InvalidInput(f"symlink cannot be followed: {e.strerror} (remove "
+                                        "it, or keep it as a link with --keep-links)",
+                                        path=fs_path, rule="symlinks are followed"))
+                    continue
                 fmt = st.st_mode & IFMT
             mode = st.st_mode & 0o7777
             mt = int(st.st_mtime) if fixed is None else fixed
             if fmt == IFREG:
+                if ours and (st.st_dev, st.st_ino) in ours:
+                    skipped.append((fs_path, "the image being written"))
+                    continue
                 if keep_links and st.st_nlink > 1 and not linked:
                     key = (st.st_dev, st.st_ino)
                     first = seen_inodes.get(key)
@@ -247,8 +319,10 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
             elif fmt == IFDIR:
                 key = (st.st_dev, st.st_ino)
                 if key in ancestors:
-                    raise InvalidInput("symlink leads back to one of its own parent "
-                                       "directories", path=fs_path, rule="no directory cycles")
+                    refuse(InvalidInput("symlink leads back to one of its own parent "
+                                        "directories", path=fs_path,
+                                        rule="no directory cycles"))
+                    continue
                 img_path = prefix + d.name
                 append(SourceEntry(img_path, DIR, 0, same(mt, mt), same(mode, mode)))
                 visit(fs_path, img_path, ancestors + (key,))
@@ -257,12 +331,14 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
                 if skip_special:
                     skipped.append((fs_path, what))
                     continue
-                raise InvalidInput(f"is a {what}; only files, directories and links can be "
-                                   "stored (use --skip-special to leave it out)",
-                                   path=fs_path, rule="special files")
+                refuse(InvalidInput(f"is a {what}; only files, directories and links can be "
+                                    "stored (use --skip-special to leave it out)",
+                                    path=fs_path, rule="special files"))
 
     with paused_gc():
         visit(root, "", ((st.st_dev, st.st_ino),))
+    if problems is None:
+        InvalidInput.raise_all(refused)
     # Siblings are visited in byte order, depth first: that already is sort_key order.
     return SourceTree(OrderedEntries(entries), tuple(skipped))
 

@@ -6,7 +6,7 @@ import re
 from .errors import InvalidInput
 
 __all__ = ["align_up", "align_down", "ceil_div", "is_power_of_two",
-           "parse_size", "check_power_of_two"]
+           "parse_size", "check_power_of_two", "human_size", "plural", "size_message"]
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -29,11 +29,50 @@ def is_power_of_two(value: int) -> bool:
 
 
 def check_power_of_two(name: str, value: int, low: int, high: int = 1 << 40) -> int:
-    """Return ``value`` or raise InvalidInput naming the option."""
-    if not isinstance(value, int) or not is_power_of_two(value) or not low <= value <= high:
-        raise InvalidInput(f"{name} must be a power of two from {low} to {high}, got {value!r}",
-                           path=name, rule="power of two")
+    """Return ``value`` or raise InvalidInput naming the option (``path``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not is_power_of_two(value) \
+            or not low <= value <= high:
+        raise InvalidInput(f"must be a power of two from {human_size(low)} to "
+                           f"{human_size(high)}, not {_shown(value)}", path=name,
+                           rule="power of two")
     return value
+
+
+def _shown(value) -> str:
+    return human_size(value) if isinstance(value, int) and not isinstance(value, bool) \
+        else repr(value)
+
+
+_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_size(n: int) -> str:
+    """``512 bytes``, ``4 KiB``, ``2.3 GiB``: binary units, at most one decimal
+    (whole units when exact), the way ``ls -h`` and ``du -h`` speak."""
+    if n < 1024:
+        return plural(n, "byte")
+    for power, unit in enumerate(_UNITS, 1):
+        value = n / (1 << (10 * power))
+        if value < 1024 or unit == _UNITS[-1]:
+            break
+    exact = n % (1 << (10 * power)) == 0
+    return f"{value:.0f} {unit}" if exact or value >= 100 else f"{value:.1f} {unit}"
+
+
+def size_message(size, sector_size: int) -> str:
+    """Why ``size`` is no image size for ``sector_size``, with the nearest sizes that are."""
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        return f"must be a positive number of bytes, not {size}"
+    below = align_down(size, sector_size)
+    above = below + sector_size
+    near = " or ".join(f"{n} ({human_size(n)})" for n in (below, above) if n > 0)
+    return (f"{size} bytes is not a whole number of {sector_size}-byte sectors; the nearest "
+            f"sizes that are: {near}")
+
+
+def plural(n: int, word: str, words: str = "") -> str:
+    """``1 file``, ``2 files``; ``words`` for irregular plurals (``directories``)."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgtKMGT]?)(i?[bB])?\s*$")
@@ -44,6 +83,6 @@ def parse_size(text: str) -> int:
     """Parse ``4096``, ``64K``, ``64M``, ``2GiB`` (binary units) into bytes."""
     m = _SIZE.match(str(text))
     if not m:
-        raise InvalidInput(f"not a size: {text!r} (use e.g. 4096, 64K, 32M, 2G)",
+        raise InvalidInput(f"not a size: {text} (use e.g. 4096, 64K, 32M, 2G)",
                            rule="size syntax")
     return int(m.group(1)) * _MULT[m.group(2).lower()]

@@ -308,7 +308,7 @@ def verify_cli(args) -> int:
               "reading every file", file=sys.stderr)
     if args.src is not None and not os.path.isdir(args.src):
         raise InvalidInput("source is not a directory", path=args.src, rule="source directory")
-    bar = ProgressBar("verifying")
+    bar = ProgressBar("verifying", enabled=False if getattr(args, "quiet", False) else None)
     try:
         report = verify(args.image, manifest=args.manifest, source=args.src, progress=bar)
     finally:

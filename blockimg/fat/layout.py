@@ -23,7 +23,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from ..errors import DoesNotFit, InvalidInput
 from ..record import field, record
 from ..source import Kind, SourceEntry, SourceTree, paused_gc
-from ..units import align_up, ceil_div
+from ..units import align_up, ceil_div, human_size
 from . import table
 from .directory import NamedEntry, children_bytes, dot_entries, label_entry
 from .names import (_BAD_ASCII_JOINED_RE, _SHORT_CI_RE, MAX_NAME_UNITS, ShortNames,
@@ -339,7 +339,12 @@ def root_mtime(tree: SourceTree) -> int:
 # -- step 1: names -------------------------------------------------------------
 
 def _directories(tree: SourceTree, opts: Options):
-    """Directory plans with named children, and ``(NamedEntry, SourceEntry)`` per file."""
+    """Directory plans with named children, and ``(NamedEntry, SourceEntry)`` per file.
+
+    Every entry is checked before any is named: what FAT cannot store is raised
+    all at once (:meth:`InvalidInput.raise_all`).
+    """
+    problems: List[InvalidInput] = []
     root = DirPlan("", FAT_EPOCH)
     by_path: Dict[str, DirPlan] = {"": root}
     kids: Dict[str, List[SourceEntry]] = {"": []}
@@ -351,12 +356,14 @@ def _directories(tree: SourceTree, opts: Options):
         kind = e.kind
         if kind is FILE:
             if e.size > MAX_FILE_SIZE:
-                raise InvalidInput(f"is {e.size} bytes; FAT files must be smaller than 4 GiB",
-                                   path=e.path, rule="FAT file size < 4 GiB")
+                problems.append(InvalidInput(
+                    f"is {human_size(e.size)}; FAT files must be smaller than 4 GiB (use "
+                    "--format tar for larger files)", path=e.path,
+                    rule="FAT file size < 4 GiB"))
         elif kind is Kind.SYMLINK or kind is Kind.HARDLINK:
-            raise InvalidInput(f"is a {kind.value}; FAT cannot store links (build without "
-                               "--keep-links to store copies of their targets)", path=e.path,
-                               rule="FAT has no links")
+            problems.append(InvalidInput(
+                f"is a {kind.value}; FAT cannot store links (build without --keep-links to "
+                "store copies of their targets)", path=e.path, rule="FAT has no links"))
         path = e.path
         parent = path.rpartition("/")[0]       # e.parent
         siblings = get_kids(parent)
@@ -366,24 +373,28 @@ def _directories(tree: SourceTree, opts: Options):
         siblings.append(e)
         if kind is DIR:
             if path in by_path:
-                raise InvalidInput("given twice", path=path, rule="unique paths")
+                problems.append(InvalidInput("given twice", path=path, rule="unique paths"))
+                continue
             d = DirPlan(path, e.mtime, parent=by_path[parent])
             by_path[path] = d
             kids[path] = []
             dirs.append(d)
     label = opts.label is not None and not opts.mirage
+    keys = {path: _dir_keys(path, kids[path], opts.mirage, problems) for path in by_path}
+    InvalidInput.raise_all(problems)
     nexts = {}                  # directory path -> the next of its files' NamedEntry
     for path, d in by_path.items():
-        named = _name_children(path, kids[path], opts)
+        named = _name_children(path, kids[path], opts, keys[path])
         d.children += named
         nexts[path] = iter([n for n in named if not n.attr & ATTR_DIRECTORY]).__next__
         for n in [n for n in named if n.attr & ATTR_DIRECTORY]:
             by_path[n.source.path].named = n
         count = d.entry_count(label)
         if count > MAX_DIR_ENTRIES:
-            raise InvalidInput(f"directory needs {count} entries (long names take several)",
-                               path=path or "/", rule=f"at most {MAX_DIR_ENTRIES} entries "
-                                                      "per FAT directory")
+            problems.append(InvalidInput(
+                f"directory needs {count} entries (long names take several)",
+                path=path or "/", rule=f"at most {MAX_DIR_ENTRIES} entries per FAT directory"))
+    InvalidInput.raise_all(problems)
     # Files in tree order (every path once: a second one was refused while naming), each
     # the next file of its directory (no map from every entry to its name: less memory).
     files = [(nexts[e.path.rpartition("/")[0]](), e) for e in entries if e.kind is not DIR]
@@ -407,21 +418,37 @@ def _implicit_dirs(path: str, by_path, kids, dirs) -> None:
         dirs.append(by_path[p])
 
 
-def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options):
-    """Check names, refuse case collisions, assign short names (legal ones reserved first).
+def _dir_keys(dir_path: str, entries: Sequence[SourceEntry], mirage: bool,
+              problems: List[InvalidInput]) -> List[str]:
+    """The fold keys of a directory's names; what FAT cannot store goes to ``problems``.
 
-    Returns a :class:`NamedEntry` per entry (``source``: the entry), in order.
-    A directory of plain ASCII names is checked all at once; every other name,
-    and every short name that is taken or lossy, goes through the general
-    functions of :mod:`.names` (the results and the errors are the same: tested
-    against the general functions alone in tests/unit/test_fat_build_fast.py).
+    A directory of plain ASCII names is checked all at once; any other goes through
+    :func:`~.names.check_name` one name at a time (the same verdicts).
     """
-    mirage = opts.mirage
     plen = len(dir_path) + 1 if dir_path else 0
     names = [e.path[plen:] for e in entries]      # == e.name: their parent is dir_path
     keys = _plain_keys(names, mirage)
     if keys is None:
-        keys = _checked_keys(entries, names, mirage)
+        keys = _checked_keys(entries, names, mirage, problems)
+    return keys
+
+
+def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options,
+                   keys: Optional[List[str]] = None):
+    """Assign short names (legal ones reserved first) to names :func:`_dir_keys` checked.
+
+    Returns a :class:`NamedEntry` per entry (``source``: the entry), in order.
+    Every short name that is taken or lossy goes through the general functions of
+    :mod:`.names` (the results are the same: tested against the general functions
+    alone in tests/unit/test_fat_build_fast.py).
+    """
+    mirage = opts.mirage
+    plen = len(dir_path) + 1 if dir_path else 0
+    names = [e.path[plen:] for e in entries]      # == e.name: their parent is dir_path
+    if keys is None:
+        problems: List[InvalidInput] = []
+        keys = _dir_keys(dir_path, entries, mirage, problems)
+        InvalidInput.raise_all(problems)
     short_ci = _SHORT_CI_RE.fullmatch
     # Names that are legal short names already (upper-case 8.3) are reserved first.
     legal = []
@@ -499,23 +526,33 @@ def _plain_keys(names: List[str], mirage: bool) -> Optional[List[str]]:
     return keys
 
 
-def _checked_keys(entries: Sequence[SourceEntry], names: List[str], mirage: bool) -> List[str]:
-    """:func:`_plain_keys` one entry at a time, raising at the first name refused."""
+def _checked_keys(entries: Sequence[SourceEntry], names: List[str], mirage: bool,
+                  problems: Optional[List[InvalidInput]] = None) -> List[str]:
+    """:func:`_plain_keys` one entry at a time; every name refused goes to ``problems``
+    (raised, all at once, when no list is given)."""
+    found: List[InvalidInput] = [] if problems is None else problems
     seen: Dict[str, str] = {}
     keys = []
     for e, name in zip(entries, names):
         path = e.path
-        check_name(name, path=path, mirage=mirage)
+        try:
+            check_name(name, path=path, mirage=mirage)
+        except InvalidInput as err:
+            found.append(err)
         key = fold(name)
         prev = seen.get(key)
         if prev is not None:
             if prev == path:
-                raise InvalidInput("given twice", path=path, rule="unique paths")
-            raise InvalidInput(f"{prev!r} and {path!r} differ only in case, which FAT "
-                               "does not distinguish", path=path,
-                               rule="FAT names are case-insensitive")
+                found.append(InvalidInput("given twice", path=path, rule="unique paths"))
+            else:
+                found.append(InvalidInput(
+                    f"{prev!r} and {path!r} differ only in case, which FAT does not "
+                    "distinguish (rename one)", path=path,
+                    rule="FAT names are case-insensitive"))
         seen[key] = path
         keys.append(key)
+    if problems is None:
+        InvalidInput.raise_all(found)
     return keys
 
 
@@ -552,6 +589,12 @@ class _Needs:
         return sum(self.sizes) + sum(self.dir_bytes) + self.root_bytes + self.free
 
 
+#: What to do when a tree is beyond FAT16, the only FAT type the Mirage FAT driver reads.
+MIRAGE_TOO_BIG = ("The Mirage FAT driver reads only FAT16 (at most 65524 clusters of "
+                  "32 KiB, about 2 GiB): use --format tar (the Mirage tar driver reads any "
+                  "size) or --target generic (FAT32, which the Mirage FAT driver cannot read)")
+
+
 def _choose(opts: Options, root: DirPlan, dirs, files, root_entries: int):
     needs = _Needs(root, dirs, files, opts)
     ss = opts.sector_size
@@ -575,7 +618,12 @@ def _choose(opts: Options, root: DirPlan, dirs, files, root_entries: int):
     for e in failures:
         if isinstance(e, DoesNotFit):
             raise e
-    raise failures[0]
+    e = failures[0]
+    if opts.mirage:
+        # The type was the target's choice, not an option the user gave: name none.
+        path = None if e.path == "fat_type" and opts.fat_type == "auto" else e.path
+        raise InvalidInput(f"{e.message}. {MIRAGE_TOO_BIG}", path=path, rule=e.rule)
+    raise e
 
 
 def _cluster_sizes(ss: int, opts: Options) -> List[int]:
@@ -614,8 +662,10 @@ def _fit_type(t: int, ss: int, opts: Options, needs: _Needs, root_entries: int) 
         pick = pick or padded
         if pick is None:
             big = sizes[-1]
-            raise InvalidInput(f"the tree needs {needs.clusters(t, big)} clusters of {big} "
-                               f"bytes; FAT{t} allows at most {hi}", path="fat_type",
+            n = needs.clusters(t, big)
+            raise InvalidInput(f"the tree needs {n} clusters of {human_size(big)} "
+                               f"({human_size(n * big)}); FAT{t} allows at most {hi} "
+                               f"(about {human_size(hi * big)})", path="fat_type",
                                rule=f"FAT{t} cluster count {lo}..{hi}")
         c, n = pick
         # A few extra clusters so the image length is a multiple of 4 KiB (or the
@@ -649,10 +699,11 @@ def _fit_type(t: int, ss: int, opts: Options, needs: _Needs, root_entries: int) 
             shortfall = (short, c)
     if in_range:
         short, c = shortfall
-        raise DoesNotFit(f"the tree does not fit a {opts.size}-byte FAT{t} image "
-                         f"(with {c}-byte clusters)", needed=opts.size + short,
+        raise DoesNotFit(f"the tree does not fit a {human_size(opts.size)} FAT{t} image "
+                         f"(with {human_size(c)} clusters)", needed=opts.size + short,
                          available=opts.size)
-    raise InvalidInput(f"a {opts.size}-byte image cannot be FAT{t} with {ss}-byte sectors: "
-                       f"no cluster size from {sizes[0]} to {sizes[-1]} bytes gives "
+    raise InvalidInput(f"a {human_size(opts.size)} image cannot be FAT{t} with {ss}-byte "
+                       f"sectors: no cluster size from {human_size(sizes[0])} to "
+                       f"{human_size(sizes[-1])} gives "
                        f"{lo}..{hi} clusters", path="size", rule=f"FAT{t} cluster count "
                                                                  f"{lo}..{hi}")

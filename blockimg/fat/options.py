@@ -5,7 +5,7 @@ from typing import Optional, Union
 
 from ..errors import InvalidInput
 from ..record import record
-from ..units import check_power_of_two
+from ..units import check_power_of_two, size_message
 
 __all__ = ["Options", "TARGETS", "SECTOR_SIZES", "DEFAULT_VOLUME_ID"]
 
@@ -49,14 +49,14 @@ class Options:
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
-            raise InvalidInput(f"target must be one of {', '.join(TARGETS)}, not "
-                               f"{self.target!r}", path="target", rule="FAT target")
+            raise InvalidInput(f"must be one of {', '.join(TARGETS)}, not "
+                               f"{self.target}", path="target", rule="FAT target")
         ft = self.fat_type
         if isinstance(ft, str) and ft.isdigit():
             ft = int(ft)
             object.__setattr__(self, "fat_type", ft)
         if ft not in ("auto", 12, 16, 32):
-            raise InvalidInput(f"fat_type must be 'auto', 12, 16 or 32, not {ft!r}",
+            raise InvalidInput(f"must be auto, 12, 16 or 32, not {ft}",
                                path="fat_type", rule="FAT type")
         if self.target == "mirage" and ft not in ("auto", 16):
             raise InvalidInput(f"the Mirage FAT driver reads only FAT16 (it misreads FAT{ft}); "
@@ -67,25 +67,26 @@ class Options:
             ss = 4096 if self.target == "mirage" else 512
             object.__setattr__(self, "sector_size", ss)
         if ss not in SECTOR_SIZES:
-            raise InvalidInput(f"sector_size must be one of {SECTOR_SIZES}, not {ss!r}",
+            raise InvalidInput("must be 512, 1024, 2048 or 4096 (bytes), not "
+                               f"{ss}",
                                path="sector_size", rule="FAT sector size")
         check_power_of_two("align", self.align, 1)
         if self.size is not None:
             if not isinstance(self.size, int) or self.size <= 0 or self.size % ss:
-                raise InvalidInput(f"size must be a positive multiple of the sector size "
-                                   f"({ss}), not {self.size!r}", path="size",
+                raise InvalidInput(size_message(self.size, ss), path="size",
                                    rule="image size in whole sectors")
         if not isinstance(self.free, int) or self.free < 0:
-            raise InvalidInput(f"free must be a byte count >= 0, not {self.free!r}",
+            raise InvalidInput(f"must be a byte count of 0 or more, not {self.free}",
                                path="free", rule="free space")
         if self.cluster_size is not None:
             check_power_of_two("cluster_size", self.cluster_size, ss, min(128 * ss, 65536))
         if self.fats not in (1, 2):
-            raise InvalidInput(f"fats must be 1 or 2, not {self.fats!r}", path="fats",
+            raise InvalidInput(f"must be 1 or 2, not {self.fats}", path="fats",
                                rule="FAT copies")
         if self.volume_id is not None and (not isinstance(self.volume_id, int)
                                            or not 0 <= self.volume_id <= 0xFFFFFFFF):
-            raise InvalidInput(f"volume_id must be a 32-bit number, not {self.volume_id!r}",
+            raise InvalidInput(f"must be a 32-bit number (0 to 0xFFFFFFFF), not "
+                               f"{self.volume_id}",
                                path="volume_id", rule="volume serial")
         if self.label is not None and self.target == "mirage":
             raise InvalidInput("the Mirage target writes no volume-label entry (the Mirage "
@@ -96,7 +97,7 @@ class Options:
             lab = self.label.upper()
             if not 1 <= len(lab) <= 11 or any(c not in LABEL_CHARS for c in lab) \
                     or lab.startswith(" "):
-                raise InvalidInput(f"label must be 1 to 11 characters from A-Z 0-9 space "
+                raise InvalidInput(f"must be 1 to 11 characters from A-Z 0-9 space "
                                    f"$%'-_@~`!(){{}}^#&, not starting with a space: "
                                    f"{self.label!r}", path="label", rule="FAT volume label")
             object.__setattr__(self, "label", lab)

@@ -136,8 +136,9 @@ class TarPlan:
 def plan(tree: SourceTree, options: Optional[Options] = None) -> TarPlan:
     """Place every header and data extent of ``tree`` (pure: no I/O).
 
-    Raises InvalidInput for what the target cannot store and DoesNotFit
-    when ``options.size`` is too small (saying by how much).
+    Raises InvalidInput for what the target cannot store (every entry it
+    cannot store at once: :class:`~blockimg.errors.Problems` when more than
+    one) and DoesNotFit when ``options.size`` is too small (saying by how much).
     """
     options = options or Options()
     with paused_gc():
@@ -153,6 +154,7 @@ def _plan(tree: SourceTree, options: Options) -> TarPlan:
     file_bytes = 0
     FILE, DIR = Kind.FILE, Kind.DIR
     append = items.append
+    problems = []
     entries = tree.entries
     # A walk's entries are already in order (OrderedEntries); others are sorted and checked.
     for entry in (entries if type(entries) is OrderedEntries else _in_order(entries)):
@@ -168,12 +170,12 @@ def _plan(tree: SourceTree, options: Options) -> TarPlan:
                 # or to put in pax records. The writer encodes it (memory: no bytes here).
                 head, length = None, BLOCK
             else:
-                head = encode_entry(entry, mirage=mirage)
+                head = _encoded(entry, mirage, problems)
                 length = len(head)
         else:
             if mirage:
-                _refuse_link(entry)
-            head = encode_entry(entry, mirage=mirage)
+                problems.append(_link_refused(entry))
+            head = _encoded(entry, mirage, problems)
             length = len(head)
         k = 0
         if align and is_file and entry.size:
@@ -192,19 +194,31 @@ def _plan(tree: SourceTree, options: Options) -> TarPlan:
     archive = pos + END_BLOCKS
     if options.size is not None:
         if archive > options.size:
-            raise DoesNotFit("the tar archive does not fit the requested image size",
+            problems.append(DoesNotFit("the tar archive does not fit the requested image size",
                              needed=align_up(archive, options.sector_size),
-                             available=options.size)
+                             available=options.size))
+        InvalidInput.raise_all(problems)
         image_size = options.size
     else:
+        InvalidInput.raise_all(problems)
         image_size = align_up(archive, options.pad_to)
     return TarPlan(tuple(items), pos, image_size, options.sector_size, options, file_bytes)
 
 
-def _refuse_link(entry: SourceEntry) -> None:
+def _encoded(entry: SourceEntry, mirage: bool, problems: list) -> bytes:
+    """The entry's header set; a placeholder block when it cannot be encoded (the
+    reason appended to ``problems``: the plan goes on to find every other one)."""
+    try:
+        return encode_entry(entry, mirage=mirage)
+    except InvalidInput as e:
+        problems.append(e)
+        return bytes(BLOCK)
+
+
+def _link_refused(entry: SourceEntry) -> InvalidInput:
     """Mirage target: tar-mirage reads link entries as empty files (MIRAGE.md tar rule 6)."""
     what = "symbolic link" if entry.kind is Kind.SYMLINK else "hard link"
-    raise InvalidInput(
+    return InvalidInput(
         f"is a {what} (to {entry.link_target!r}); the Mirage tar driver reads link entries "
         "as empty files. Build without --keep-links to store a full copy of the target, "
         "or use --target generic to keep the link",

@@ -5,7 +5,7 @@ from typing import Optional
 
 from ..errors import InvalidInput
 from ..record import record
-from ..units import check_power_of_two
+from ..units import check_power_of_two, size_message
 
 __all__ = ["Options", "MIRAGE_PAD"]
 
@@ -32,18 +32,17 @@ class Options:
 
     def __post_init__(self) -> None:
         if self.target not in ("mirage", "generic"):
-            raise InvalidInput(f"target must be 'mirage' or 'generic', got {self.target!r}",
+            raise InvalidInput(f"must be mirage or generic, not {self.target}",
                                path="target", rule="tar target")
         check_power_of_two("sector_size", self.sector_size, 512, 65536)
         if self.align is not None:
             check_power_of_two("align", self.align, 512, 1 << 30)
         if self.size is not None:
             if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
-                raise InvalidInput(f"size must be a whole number of bytes, got {self.size!r}",
+                raise InvalidInput(f"must be a whole number of bytes, not {self.size}",
                                    path="size", rule="image size")
             if self.size % self.sector_size:
-                raise InvalidInput(f"size {self.size} is not a multiple of the "
-                                   f"{self.sector_size}-byte sector size", path="size",
+                raise InvalidInput(size_message(self.size, self.sector_size), path="size",
                                    rule="image length must be whole sectors")
 
     @property

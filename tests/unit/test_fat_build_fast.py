@@ -24,8 +24,9 @@ from blockimg.source import Kind, SourceEntry, walk
 ALPHABET = "abcXYZ0129 .-_~$%'@!(){}^#&`é中\U0001F600*?:\x01"
 
 
-def _name_children_general(dir_path, entries, opts):
-    """``layout._name_children`` through the general functions only (the reference)."""
+def _name_children_general(dir_path, entries, opts, keys=None):
+    """``layout._name_children`` through the general functions only (the reference;
+    ``keys``, the checked names the planner passes, are checked again here)."""
     given = [e.name for e in entries]
     mirage = opts.mirage
     layout._checked_keys(entries, given, mirage)

@@ -118,7 +118,7 @@ def test_fixed_size_outside_type_range_refused():
 
 
 def test_size_must_be_whole_sectors():
-    with pytest.raises(InvalidInput, match="multiple of the sector size"):
+    with pytest.raises(InvalidInput, match="not a whole number of 512-byte sectors"):
         Options(target="generic", size=10 * MiB + 100)
 
 
