@@ -220,3 +220,31 @@ def mtools_read_by_name(mtype: str, mdir: str, img: Path, tree: Tree) -> List[st
             wrong.append(f"mdir ::/{d}: exit {res.returncode}, lists {sorted(got)} "
                          f"(want {want})")
     return wrong
+
+
+def swap_short_names(image: bytearray, a: bytes, b: bytes) -> None:
+    """Swap two 11-byte short names in ``image`` (the first entry holding each: in the
+    root directory when it holds both), fixing the checksums of their long-name slots:
+    an image such as a tool that hands out an alias equal to another entry's name makes."""
+    from blockimg.fat.names import lfn_checksum
+    offsets = []
+    for name in (a, b):
+        hits = [i for i in _find_all(image, name) if i % 32 == 0]
+        assert hits, name
+        offsets.append(hits[0])
+    for off, name in zip(offsets, (b, a)):
+        image[off:off + 11] = name
+        chk = lfn_checksum(name)
+        slot = off - 32
+        while slot >= 0 and image[slot + 11] == 0x0F:
+            image[slot + 13] = chk
+            if image[slot] & 0x40:
+                break
+            slot -= 32
+
+
+def _find_all(data: bytearray, needle: bytes):
+    i = data.find(needle)
+    while i >= 0:
+        yield i
+        i = data.find(needle, i + 1)

@@ -14,6 +14,8 @@ short name equals another entry's short name or long name.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ from blockimg.source import walk
 
 from conftest import require_tool
 from fat_alias import (alias_rule_violations, directory_example, files_and_dirs, issue_example,
-                       materialise, mdir_entries, mtools_read_by_name)
+                       materialise, mdir_entries, mtools_read_by_name, swap_short_names)
 
 _spec = importlib.util.spec_from_file_location(
     "fat_writer_interop", Path(__file__).resolve().parent / "test_fat_writer.py")
@@ -90,3 +92,30 @@ def test_mixed_case_and_upper_case_real_names(tmp_path):
         entries = _read_back(tree, opts, sub)
         assert ("LONGFI~3.TXT", "longfi~3.Txt") in entries["a"]
         assert ("LONGFI~4.TXT", "") in entries["a"]
+
+
+@pytest.mark.parametrize("example, real, holder", [
+    (issue_example, b"LONGFI~3TXT", b"LONGFI~4TXT"),
+    (directory_example, b"LONGFI~3   ", b"LONGFI~4   "),
+])
+def test_check_reports_an_alias_equal_to_another_name(example, real, holder, tmp_path):
+    """An image whose alias is another entry's name (made here by swapping two short
+    names): fsck.fat -n passes it, mtools opens the wrong entry, and ``blockimg check``
+    names both entries."""
+    tree = example()
+    src = materialise(tree, tmp_path / "src")
+    img = tmp_path / "fat.img"
+    build_image(walk(src), img, target="generic", sector_size=512)
+    data = bytearray(img.read_bytes())
+    swap_short_names(data, real, holder)
+    img.write_bytes(data)
+    _interop.fsck_clean(img)
+    wrong = mtools_read_by_name(require_tool("mtype"), require_tool("mdir"), img, tree)
+    assert any("longfi~3" in w for w in wrong), wrong
+    res = subprocess.run([sys.executable, "-m", "blockimg", "check", str(img)],
+                         capture_output=True, text=True)
+    assert res.returncode == 1, res.stdout + res.stderr
+    lines = [ln for ln in res.stdout.splitlines() + res.stderr.splitlines()
+             if "short name" in ln]
+    assert len(lines) == 1, res.stdout + res.stderr
+    assert "LONGFI~3" in lines[0] and "longfi~3" in lines[0] and "longfile name" in lines[0]
