@@ -2,11 +2,12 @@
 
 :func:`check` re-walks the volume without stopping at the first error
 (``FatImage(strict=False)``), then adds what only a whole-volume look finds:
-FAT copies that differ, the media byte, FSInfo, the backup boot sector and
-lost clusters. With ``target="mirage"`` it adds every reason the Mirage FAT
-driver (ocaml-fat, see MIRAGE.md) would fail: the FAT type by its rule,
-sector size, root-directory size, a label entry, and each file it cannot
-find under its real name. Advice that is not a failure (a 512-byte-sector
+FAT copies that differ, the media byte, FSInfo, the backup boot sector,
+lost clusters, and short names equal to another entry's name (Linux and
+mtools would open the wrong entry). With ``target="mirage"`` it adds every
+reason the Mirage FAT driver (ocaml-fat, see MIRAGE.md) would fail: the FAT
+type by its rule, sector size, root-directory size, a label entry, and each
+file it cannot find under its real name. Advice that is not a failure (a 512-byte-sector
 volume does not mount on 4096-byte devices) goes to ``image.warnings``.
 """
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Dict, List
 from ..errors import InvalidInput
 from ..quoting import escape
 from . import mirage
+from .dirents import parse_directory
+from .names import exact_short, parse_short
 from .reader import MAX_PROBLEMS, FatImage
 from .table import table_bytes
 
@@ -44,7 +47,7 @@ def check(image: FatImage, *, target: str = "generic") -> List[str]:
     out = list(img.problems) + list(warnings)
     out += [f"'{escape(name)}': not extracted: {why}" for name, why in img.unsafe_names]
     out += _fat_copies(img) + _media(img) + _fsinfo(img) + _backup(img) + _lost(img)
-    out += _volume_size(img)
+    out += _volume_size(img) + _short_name_clashes(img)
     if target == "mirage":
         advice: List[str] = []
         out += _mirage(img, advice)
@@ -211,6 +214,45 @@ def _volume_size(img: FatImage) -> List[str]:
         return [f"{_at(19)}: the volume is {geo.volume_bytes} bytes but the image only "
                 f"{img.device.size} (truncated)"]
     return []
+
+
+def _short_name_clashes(img: FatImage) -> List[str]:
+    """Entries whose short name is another entry's name (any case).
+
+    Linux (vfat) and mtools compare a looked-up name with every entry's short
+    name as well as its long name, so such a name opens the wrong entry (a whole
+    subtree for a directory); fsck.fat does not notice. Only a name that is an
+    8.3 name in any case can equal a short name (:func:`exact_short`), so only
+    directories holding one are read again.
+    """
+    suspects = set()
+    for e in img:
+        parent, _, name = e.path.rpartition("/")
+        if parent not in suspects and exact_short(name) is not None:
+            suspects.add(parent)
+    out: List[str] = []
+    fat32 = img.geometry.fat_type == 32
+    for dirpath in sorted(suspects):
+        extents = img._dirs.get(dirpath)
+        if not extents:
+            continue
+        records, _issues = parse_directory(img._read_dir(extents), fat32=fat32)
+        holders: Dict[bytes, list] = {}         # short name (upper-cased) -> its entries
+        for r in records:
+            if r.kind == "file" or r.kind == "dir":
+                holders.setdefault(r.short.upper(), []).append(r)
+        where = dirpath + "/" if dirpath else ""
+        for r in records:
+            own = exact_short(r.name) if r.kind == "file" or r.kind == "dir" else None
+            for h in holders.get(own, ()):
+                if h is not r:
+                    out.append(f"{where}{h.name}: its short name {parse_short(h.short)!r} "
+                               f"is the name of {where}{r.name}; Linux and mtools, which "
+                               "match a looked-up name against short names too, can open "
+                               "one for the other")
+        if len(out) >= MAX_PROBLEMS:
+            return out[:MAX_PROBLEMS]
+    return out
 
 
 # -- Mirage ------------------------------------------------------------------------

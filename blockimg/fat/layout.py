@@ -27,7 +27,7 @@ from ..units import align_up, ceil_div, human_size
 from . import table
 from .directory import NamedEntry, children_bytes, dot_entries, label_entry
 from .names import (_BAD_ASCII_JOINED_RE, _SHORT_CI_RE, MAX_NAME_UNITS, ShortNames,
-                    check_name, fold, lfn_bytes_many, ocaml_fat_short_lookup)
+                    check_name, exact_short, fold, lfn_bytes_many, ocaml_fat_short_lookup)
 from .options import Options
 from .structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, DIR_ENTRY_SIZE, FAT_EPOCH
 
@@ -435,7 +435,8 @@ def _dir_keys(dir_path: str, entries: Sequence[SourceEntry], mirage: bool,
 
 def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options,
                    keys: Optional[List[str]] = None):
-    """Assign short names (legal ones reserved first) to names :func:`_dir_keys` checked.
+    """Assign short names (8.3 names, in any case, reserved first) to names :func:`_dir_keys`
+    checked.
 
     Returns a :class:`NamedEntry` per entry (``source``: the entry), in order.
     Every short name that is taken or lossy goes through the general functions of
@@ -449,15 +450,15 @@ def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options,
         problems: List[InvalidInput] = []
         keys = _dir_keys(dir_path, entries, mirage, problems)
         InvalidInput.raise_all(problems)
-    short_ci = _SHORT_CI_RE.fullmatch
-    # Names that are legal short names already (upper-case 8.3) are reserved first.
-    legal = []
-    for name in [n for n, k in zip(names, keys) if n == k]:
-        if short_ci(name) is not None:
-            base, _, ext = name.partition(".")
-            legal.append((base.ljust(8) + ext.ljust(3)).encode("ascii"))
-    gen = ShortNames(legal)
-    taken = gen.taken
+    # Every name that is an 8.3 name in any case owns its upper-case form, reserved before
+    # any ~N alias is handed out: Linux and mtools match a looked-up name against every
+    # entry's short name too, so an alias equal to another entry's name hides that entry.
+    exact = {}
+    for name in names:
+        short = exact_short(name)
+        if short is not None:
+            exact[name] = short
+    gen = ShortNames(exact.values())
     shorts = []                 # the short name of every entry
     add_short = shorts.append
     longs = []                  # whether it gets LFN slots
@@ -465,20 +466,13 @@ def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options,
     long_names = []             # the names that get LFN slots, and their short names
     long_shorts = []
     for name, key in zip(names, keys):
-        if short_ci(name) is None:
+        short = exact.get(name)
+        if short is None:
             short = gen.generate(name)
-        else:
-            # 8.3 once upper-cased: the upper-cased name is the short name, when free.
-            base, _, ext = key.partition(".")
-            short = (base.ljust(8) + ext.ljust(3)).encode("ascii")
-            if key == name:     # a legal short name (reserved above): no LFN
-                add_short(short)
-                add_long(False)
-                continue
-            if short in taken:
-                short = gen.generate(name)
-            else:
-                taken.add(short)      # what gen.generate(name) gives first
+        elif key == name:       # a legal short name: no LFN
+            add_short(short)
+            add_long(False)
+            continue
         add_short(short)
         add_long(True)
         long_names.append(name)

@@ -2,6 +2,7 @@
 
 * :func:`is_short_name` -- an all-upper-case legal 8.3 name (stored without LFN);
 * :func:`short_name_bytes` / :func:`parse_short` -- the 11-byte ``DIR_Name`` field;
+* :func:`exact_short` -- the short name a name that is 8.3 in any case owns;
 * :func:`lfn_checksum`, :func:`build_lfn`, :func:`parse_lfn_slot`, :func:`lfn_name`;
 * :class:`ShortNames` -- Windows-style short-name generation for one directory
   (``LONGNA~1.HTM``, numeric tails up to ``~999999``, then a hash form);
@@ -20,9 +21,9 @@ from . import structs
 from .structs import ATTR_LONG_NAME, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT, STRUCT_FORMATS
 
 __all__ = ["SHORT_CHARS", "LFN_UNITS", "MAX_NAME_UNITS", "MAX_SLOTS", "is_short_name",
-           "short_name_bytes", "parse_short", "lfn_checksum", "lfn_checksums", "utf16_units",
-           "lfn_units", "build_lfn", "lfn_bytes", "lfn_bytes_many", "LfnSlot", "parse_lfn_slot",
-           "lfn_name", "ShortNames", "check_name",
+           "exact_short", "short_name_bytes", "parse_short", "lfn_checksum", "lfn_checksums",
+           "utf16_units", "lfn_units", "build_lfn", "lfn_bytes", "lfn_bytes_many", "LfnSlot",
+           "parse_lfn_slot", "lfn_name", "ShortNames", "check_name",
            "fold", "ocaml_fat_short_lookup"]
 
 #: Characters a short name may hold besides A-Z and 0-9 (spec section 6.1; ASCII only here).
@@ -74,6 +75,19 @@ def is_short_name(name: str) -> bool:
 def _is_short_name_general(name: str) -> bool:
     parts = _split83(name)
     return parts is not None and all(c in SHORT_CHARS for c in parts[0] + parts[1])
+
+
+def exact_short(name: str) -> Optional[bytes]:
+    """The 11-byte short name of a name that is a legal 8.3 name in any case
+    (``index.txt`` -> ``INDEX   TXT``): its own upper-case form; None for any other name.
+
+    Within a directory these forms are reserved before any ``~N`` alias is
+    handed out (:class:`ShortNames`).
+    """
+    if _SHORT_CI_RE.fullmatch(name) is None:
+        return None
+    base, _, ext = name.upper().partition(".")
+    return (base.ljust(8) + ext.ljust(3)).encode("ascii")
 
 
 def short_name_bytes(name: str) -> bytes:
@@ -422,9 +436,13 @@ def _basis_general(name: str) -> Tuple[str, str, bool]:
 class ShortNames:
     """Short-name generator for one directory; never hands out the same name twice.
 
-    Reserve the directory's legal short names first (:meth:`reserve`), then
-    call :meth:`generate` for every other name in directory order.
-    ``max_numeric`` is the largest numeric tail before the hash form.
+    Reserve first the upper-case form of every name of the directory that is
+    an 8.3 name in any case (``README``, ``index.txt``, ``longfi~3.txt``); those
+    names keep it as their short name. Then call :meth:`generate` for every
+    other name in directory order. An alias thus never equals another entry's
+    name: Linux and mtools look a name up among the short names too, and
+    would open the entry the alias belongs to. ``max_numeric`` is the largest
+    numeric tail before the hash form.
     """
 
     def __init__(self, reserved: Iterable[bytes] = (), *, max_numeric: int = 999999) -> None:

@@ -24,18 +24,30 @@ from blockimg.source import Kind, SourceEntry, walk
 ALPHABET = "abcXYZ0129 .-_~$%'@!(){}^#&`é中\U0001F600*?:\x01"
 
 
+def _own_short(name):
+    """The short name a name that is 8.3 in any case keeps: its upper-case form (or None)."""
+    upper = name.upper()
+    if name.isascii() and names.is_short_name(upper):
+        return names.short_name_bytes(upper)
+    return None
+
+
 def _name_children_general(dir_path, entries, opts, keys=None):
     """``layout._name_children`` through the general functions only (the reference;
-    ``keys``, the checked names the planner passes, are checked again here)."""
+    ``keys``, the checked names the planner passes, are checked again here).
+
+    Every name that is 8.3 in any case keeps its upper-case form, reserved before
+    any other name gets an alias."""
     given = [e.name for e in entries]
     mirage = opts.mirage
     layout._checked_keys(entries, given, mirage)
     short_ok = [names.is_short_name(n) for n in given]
-    gen = names.ShortNames(names.short_name_bytes(n) for n, ok in zip(given, short_ok) if ok)
+    own = [_own_short(n) for n in given]
+    gen = names.ShortNames(s for s in own if s is not None)
     out = []
     DIR = Kind.DIR
-    for e, name, ok in zip(entries, given, short_ok):
-        short = names.short_name_bytes(name) if ok else gen.generate(name)
+    for e, name, ok, mine in zip(entries, given, short_ok, own):
+        short = mine if mine is not None else gen.generate(name)
         is_dir = e.kind is DIR
         out.append(make_named(name, short, attr=file_attr(e.mode, is_dir), mtime=e.mtime,
                               size=0 if is_dir else e.size, always_terminate=mirage,
