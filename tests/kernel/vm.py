@@ -110,6 +110,7 @@ class DiskResult:
     """What the kernel made of one disk."""
     mounted: bool = False
     error: str = ""                          # mount failure / missing device
+    device: str = ""                         # the guest's name for it (vda, ...)
     block_size: int = 0                      # logical block size the guest saw
     dirs: set = field(default_factory=set)   # relative paths listed by find
     files: set = field(default_factory=set)
@@ -317,7 +318,8 @@ def parse_console(console: str, disks: Sequence[Disk], serials: Sequence[str]) -
             continue
         if tag == "@@MOUNTED":
             r.mounted = True
-            r.block_size = int(rest.split()[1])
+            r.device, size = rest.split()[:2]
+            r.block_size = int(size)
         elif tag in ("@@MOUNTFAIL", "@@NODEV"):
             r.error = f"{tag[2:].lower()}: {rest}"
         elif tag == "@@L":
