@@ -74,16 +74,11 @@ for s in $(cat /job/disks); do
   fi
   echo "@@MOUNTED $s $dev $(cat /sys/block/$dev/queue/logical_block_size)"
   cd /mnt/$s
-  find . -mindepth 1 -type d | while IFS= read -r p; do echo "@@L $s d ${p#./}"; done
-  find . -mindepth 1 -type f | while IFS= read -r p; do echo "@@L $s f ${p#./}"; done
-  find . -mindepth 1 ! -type d ! -type f | while IFS= read -r p; do echo "@@L $s o ${p#./}"; done
+  find . -mindepth 1 -type d | sed "s|^\./|@@L $s d |"
+  find . -mindepth 1 -type f | sed "s|^\./|@@L $s f |"
+  find . -mindepth 1 ! -type d ! -type f | sed "s|^\./|@@L $s o |"
+  xargs -0 -r sha256sum < /job/$s.list 2>&1 | sed "s|^|@@H $s |"
   cd /
-  i=0
-  while IFS= read -r p; do
-    i=$((i+1))
-    if h=$(sha256sum "/mnt/$s/$p" 2>&1); then echo "@@H $s $i ${h%% *}"
-    else echo "@@E $s $i $h"; fi
-  done < /job/$s.list
   umount /mnt/$s
 done
 dmesg | grep -iE 'fat|vfat|virtio|vd[a-z]' | while IFS= read -r l; do echo "@@K $l"; done
@@ -91,6 +86,9 @@ echo "@@DONE"
 sync
 poweroff -f
 """
+
+
+HASH_LINE = re.compile(r"[0-9a-f]{64}  ")
 
 
 class VMError(Exception):
@@ -234,9 +232,9 @@ def build_initramfs(moddir: Path, busybox: Path, disks: Sequence[Disk],
     cpio.file("job/disks", "\n".join(serials).encode() + b"\n")
     for serial, disk in zip(serials, disks):
         for p in disk.paths:
-            if "\n" in p or p.startswith("/"):
+            if not p or "\n" in p or "\0" in p or p.startswith("/"):
                 raise ValueError(f"path {p!r} cannot be passed to the guest")
-        cpio.file(f"job/{serial}.list", "".join(p + "\n" for p in disk.paths).encode())
+        cpio.file(f"job/{serial}.list", "".join(p + "\0" for p in disk.paths).encode())
     return cpio.bytes()
 
 
@@ -303,7 +301,7 @@ def run_vm(disks: Sequence[Disk], *, qemu: str, busybox: Path, kernel: Tuple[Pat
 def parse_console(console: str, disks: Sequence[Disk], serials: Sequence[str]) -> Boot:
     """The guest's ``@@`` lines, per disk (anything else on the console is ignored)."""
     results = {s: DiskResult() for s in serials}
-    paths = dict(zip(serials, (d.paths for d in disks)))
+    expected = dict(zip(serials, (set(d.paths) for d in disks)))
     kernel_log: List[str] = []
     for line in console.splitlines():
         if line.startswith("@@FAIL "):
@@ -325,8 +323,11 @@ def parse_console(console: str, disks: Sequence[Disk], serials: Sequence[str]) -
         elif tag == "@@L":
             kind, _, path = rest.partition(" ")
             {"d": r.dirs, "f": r.files}.get(kind, r.others).add(path)
-        elif tag in ("@@H", "@@E"):
-            index, _, value = rest.partition(" ")
-            path = paths[serial][int(index) - 1]
-            (r.hashes if tag == "@@H" else r.errors)[path] = value
+        elif tag == "@@H":
+            if HASH_LINE.match(rest) and rest[66:] in expected[serial]:
+                r.hashes[rest[66:]] = rest[:64]
+            else:   # sha256sum's message: "can't open 'PATH': ...", "PATH: ..."
+                named = [p for p in expected[serial] if p in rest]
+                path = max(named, key=len) if named else ""
+                r.errors[path] = rest
     return Boot([results[s] for s in serials], kernel_log, console, 0.0)
