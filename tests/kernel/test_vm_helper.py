@@ -3,6 +3,7 @@ console parsing, and what it does when QEMU hangs or the guest dies (a stand-in
 script plays QEMU, so these run in a second without a kernel)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,11 @@ def test_modules_load_after_their_dependencies(moddir):
     assert order == ["virtio_ring.ko", "virtio.ko", "virtio_pci_modern_dev.ko",
                      "virtio_pci.ko.xz", "virtio_blk.ko", "fat.ko", "vfat.ko",
                      "nls_cp437.ko", "nls_ascii.ko", "nls_utf8.ko"]
+
+
+def test_static_binaries_are_told_from_dynamic_ones():
+    assert vm.is_static(Path("/bin/busybox")) or not Path("/bin/busybox").exists()
+    assert not vm.is_static(Path(sys.executable).resolve())
 
 
 def read_newc(data: bytes) -> dict:

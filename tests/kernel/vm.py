@@ -143,6 +143,22 @@ def find_kernel() -> Optional[Tuple[Path, Path]]:
     return vmlinuz, moddir
 
 
+def is_static(path: Path) -> bool:
+    """True if the ELF file has no program interpreter (a statically linked binary)."""
+    import struct
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:      # 64-bit ELF only
+            return False
+        end = "<" if head[5] == 1 else ">"
+        phoff, = struct.unpack_from(end + "Q", head, 32)
+        phentsize, phnum = struct.unpack_from(end + "HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return all(struct.unpack_from(end + "I", table, i * phentsize)[0] != 3   # PT_INTERP
+               for i in range(phnum))
+
+
 def module_order(moddir: Path, names: Sequence[str] = MODULES) -> List[str]:
     """Module files (relative to ``moddir``) in load order: dependencies first."""
     deps: Dict[str, List[str]] = {}
