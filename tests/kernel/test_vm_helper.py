@@ -4,6 +4,7 @@ script plays QEMU, so these run in a second without a kernel)."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -118,12 +119,17 @@ def fake_qemu(tmp_path: Path, body: str) -> str:
 
 
 def gone(pid: int) -> bool:
-    """No such process, or only a zombie left for its new parent to reap."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return "\nState:\tZ" in status
+    """No such process, or only a zombie left for its new parent to reap (a
+    killed grandchild can take a moment to die: wait up to 10 s for it)."""
+    for _ in range(100):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return True
+        if "\nState:\tZ" in status:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def test_a_hung_qemu_is_killed_with_its_children_and_the_console_shown(moddir, tmp_path):
