@@ -17,13 +17,16 @@ its own session and is killed (by its process id) whatever happens.
 """
 from __future__ import annotations
 
+import gzip
 import lzma
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -145,7 +148,6 @@ def find_kernel() -> Optional[Tuple[Path, Path]]:
 
 def is_static(path: Path) -> bool:
     """True if the ELF file has no program interpreter (a statically linked binary)."""
-    import struct
     with open(path, "rb") as f:
         head = f.read(64)
         if head[:4] != b"\x7fELF" or head[4] != 2:      # 64-bit ELF only
@@ -190,7 +192,6 @@ def read_module(path: Path) -> bytes:
     if path.name.endswith(".xz"):
         return lzma.decompress(data)
     if path.name.endswith(".gz"):
-        import gzip
         return gzip.decompress(data)
     if path.name.endswith(".zst"):
         zstd = shutil.which("zstd")
@@ -278,7 +279,6 @@ def tail(text: str, lines: int = 40) -> str:
 def run_vm(disks: Sequence[Disk], *, qemu: str, busybox: Path, kernel: Tuple[Path, Path],
            timeout: float = DEFAULT_TIMEOUT) -> Boot:
     """Boot once with ``disks`` attached; raises VMError if the guest does not finish."""
-    import time
     if not 1 <= len(disks) <= MAX_DISKS:
         raise ValueError(f"{len(disks)} disks (1..{MAX_DISKS} per boot)")
     vmlinuz, moddir = kernel
