@@ -91,6 +91,8 @@ def prepare(args: argparse.Namespace) -> Optional[int]:
         if table is not None:
             if args.command == "info":
                 return _info_disk(args, table)
+            if args.command == "check":
+                return _check_disk(args, table)
             from ..errors import InvalidInput
             raise InvalidInput(f"is a partitioned disk ({table.kind.upper()}: "
                                f"{table.describe()}); choose one with --partition N|NAME",
@@ -239,3 +241,40 @@ def _info_platform(args: argparse.Namespace) -> int:
             print(f"{k}: {v}")
         _print_verdict(args, problems)
     return 1 if problems else 0
+
+
+def _check_disk(args: argparse.Namespace, table) -> int:
+    """``check DISK``: the table (a GPT's backup too), then every partition that holds a
+    FAT or tar volume, as ``check --partition N`` would."""
+    from .. import api
+    from ..block.file import FileDevice
+    from ..errors import CorruptImage
+    from ..formats import detect_format, format_module
+    from .reader import PartitionDevice, table_problems
+    dev = FileDevice(args.image)
+    bad = 0
+    try:
+        for line in table_problems(dev, table):
+            print(f"{args.image}: {line}")
+            bad += 1
+        for part in table.partitions:
+            window = PartitionDevice(dev, part, args.image)
+            try:
+                fmt = detect_format(window)
+            except CorruptImage:
+                print(f"{window}: no FAT or tar volume (raw data), not checked")
+                continue
+            with api.open(window, format=fmt) as img:
+                problems = format_module(fmt).check(img, target=args.target)
+            for line in problems:
+                print(f"{window}: {line}")
+            bad += len(problems)
+            if not problems:
+                print(f"{window}: {fmt} image OK"
+                      + (" for the Mirage driver" if args.target == "mirage" else ""))
+    finally:
+        dev.close()
+    if not bad:
+        print(f"{args.image}: {table.kind.upper()} table OK, {len(table.partitions)} "
+              "partitions")
+    return 1 if bad else 0

@@ -143,8 +143,12 @@ def test_readers_take_partition_by_number_and_name(volumes, tmp_path, table):
     info = blockimg("info", disk, "--partition", "2").stdout
     assert "format: tar" in info
 
-    # Opened without --partition: every command but info names the partitions and stops.
-    for cmd in (["ls", disk], ["cat", disk, "index.html"], ["check", disk]):
+    # Opened without --partition: info and check take the whole disk, the other commands
+    # name the partitions and stop.
+    res = blockimg("check", disk, "--target", "mirage")
+    assert f"{table.upper()} table OK, 2 partitions" in res.stdout
+    assert "#1" in res.stdout and "fat image OK for the Mirage driver" in res.stdout
+    for cmd in (["ls", disk], ["cat", disk, "index.html"], ["verify", disk]):
         res = blockimg(*cmd, check=False)
         assert res.returncode == 1
         assert "partitioned disk" in res.stderr and "--partition" in res.stderr
@@ -154,6 +158,18 @@ def test_readers_take_partition_by_number_and_name(volumes, tmp_path, table):
     assert f"table: {table}" in info and "partition 2" in info
     bad = blockimg("ls", disk, "--partition", "9", check=False)
     assert bad.returncode == 1 and "no partition '9'" in bad.stderr
+
+
+def test_check_reports_a_broken_backup_gpt(volumes, tmp_path):
+    site, keys, keys_img = volumes
+    disk = tmp_path / "disk.img"
+    blockimg("disk", "-o", disk, "--table", "gpt", str(keys_img))
+    data = bytearray(disk.read_bytes())
+    data[-512 + 20] ^= 0xFF                     # inside the backup header's CRC-covered bytes
+    disk.write_bytes(bytes(data))
+    res = blockimg("check", disk, check=False)
+    assert res.returncode == 1 and "backup GPT" in res.stdout and "HeaderCRC32" in res.stdout
+    assert "tar image OK" in res.stdout   # the partitions are still checked
 
 
 def test_partition_of_a_plain_image_is_refused(volumes, tmp_path):
