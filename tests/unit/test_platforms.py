@@ -2,7 +2,6 @@
 the command line; the attach instructions; ``info --platform`` on existing images."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
