@@ -9,7 +9,6 @@ partition asked for, answers ``info`` on a disk or with ``--platform``);
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Optional
@@ -195,6 +194,7 @@ def _info_disk(args: argparse.Namespace, table) -> int:
         problems = platforms.disk_problems(platforms.get(args.platform), table.kind,
                                            size or 0)
     if args.json:
+        import json
         json.dump({"format": "disk", "table": table.kind, "disk_id": table.disk_id,
                    "image_bytes": size,
                    "partitions": [_fields(p) for p in table.partitions],
@@ -233,6 +233,7 @@ def _info_platform(args: argparse.Namespace) -> int:
         info = img.info()
     problems = platforms.image_problems(platforms.get(args.platform), info)
     if args.json:
+        import json
         json.dump({**info, "platform": args.platform, "platform_problems": problems},
                   sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
