@@ -70,6 +70,8 @@ def add_arguments(sub) -> None:
     d.add_argument("--mtime", type=int, metavar="SECONDS",
                    help="timestamp for every entry of built volumes (default: "
                         "$SOURCE_DATE_EPOCH, else the files' own)")
+    d.add_argument("--secret", action="store_true",
+                   help="disk mode 0600 from the first byte (a volume holds keys)")
     d.add_argument("-q", "--quiet", action="store_true", help="no summary line")
 
 
@@ -175,7 +177,8 @@ def _cmd_disk(args: argparse.Namespace) -> int:
             raise InvalidInput("; ".join(problems), path=f"--platform {p.name}",
                                rule="platform rules")
     summary = build_disk(parse_volumes(args.volumes), args.output, table=args.table,
-                         align=args.align, platform=args.platform, mtime=mtime)
+                         align=args.align, platform=args.platform, mtime=mtime,
+                         secret=args.secret)
     if not args.quiet:
         print(summary.line())
     if p is not None:

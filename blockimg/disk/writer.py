@@ -110,8 +110,12 @@ def _plan_volumes(volumes: Sequence[Volume], profile, mtime: Optional[int]):
 
 def build_disk(volumes: Sequence[Volume], output: str, *, table: str = "mbr",
                align: int = DEFAULT_ALIGN, platform: Optional[str] = None,
-               mtime: Optional[int] = None, fsync: Optional[bool] = None) -> DiskSummary:
-    """Write ``volumes`` as partitions of a new disk image at ``output`` (atomically)."""
+               mtime: Optional[int] = None, fsync: Optional[bool] = None,
+               secret: bool = False) -> DiskSummary:
+    """Write ``volumes`` as partitions of a new disk image at ``output`` (atomically).
+
+    ``secret``: the disk is mode 0600 from its first byte and its temporary file is
+    wiped on failure (as ``create --secret``)."""
     profile = None
     if platform is not None:
         from .. import platforms
@@ -130,7 +134,7 @@ def build_disk(volumes: Sequence[Volume], output: str, *, table: str = "mbr",
                            path=output, rule="disk output")
     if fsync is None:
         fsync = os.path.lexists(output)
-    with atomic_file(output, durable=fsync) as out:
+    with atomic_file(output, durable=fsync, secret=secret) as out:
         try:
             os.ftruncate(out.fd, plan.disk_size)
         except OSError as e:

@@ -172,6 +172,17 @@ def test_check_reports_a_broken_backup_gpt(volumes, tmp_path):
     assert "tar image OK" in res.stdout   # the partitions are still checked
 
 
+def test_secret_disk_is_private(volumes, tmp_path):
+    site, keys, keys_img = volumes
+    disk = tmp_path / "disk.img"
+    blockimg("disk", "-o", disk, str(keys_img), "--secret")
+    assert disk.stat().st_mode & 0o777 == 0o600
+    blockimg("disk", "-o", tmp_path / "open.img", str(keys_img))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "open.img").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 def test_partition_of_a_plain_image_is_refused(volumes, tmp_path):
     _, _, keys_img = volumes
     res = blockimg("ls", keys_img, "--partition", "1", check=False)
