@@ -48,8 +48,8 @@ SOURCES: Dict[str, str] = {
     "albatross-mib": "robur-coop/albatross@961c4e3 src/vmm_unix.ml:559-587,642-646",
     "albatross-hvt": "robur-coop/albatross@961c4e3 src/vmm_unix.ml:484-491",
     "mbr-512": "reynir/mirage-block-partition@86694e4 lib/mirage_block_partition_mbr.ml:19-25",
-    "fat-sector": "ocaml-fat src/fat.ml:89-111 (the BPB sector size must be a multiple of "
-                  "the device's, and the device's at most 4096)",
+    "fat-sector": "mirage/ocaml-fat@75f0042 src/fat.ml:89-111,187-189 (the volume's sector "
+                  "must be a multiple of the device's, the device's at most 4096)",
 }
 
 
