@@ -85,8 +85,10 @@ def prepare(args: argparse.Namespace) -> Optional[int]:
     if args.command not in READERS:
         return None
     if args.partition is not None:
-        from .reader import open_partition
-        args.image = open_partition(args.image, args.partition)
+        # Opened (and checked) by the readers through the partition: backend.
+        from .reader import open_partition, partition_url
+        open_partition(args.image, args.partition).close()
+        args.image = partition_url(args.image, args.partition)
     else:
         table = _table_of(args.image)
         if table is not None:
@@ -252,9 +254,9 @@ def _check_disk(args: argparse.Namespace, table) -> int:
     FAT or tar volume, as ``check --partition N`` would."""
     from .. import api
     from ..block.file import FileDevice
-    from ..errors import CorruptImage
+    from ..errors import CorruptImage, Unsupported
     from ..formats import detect_format, format_module
-    from .reader import PartitionDevice, table_problems
+    from .reader import PartitionDevice, partition_url, table_problems
     dev = FileDevice(args.image)
     bad = 0
     try:
@@ -263,18 +265,20 @@ def _check_disk(args: argparse.Namespace, table) -> int:
             bad += 1
         for part in table.partitions:
             window = PartitionDevice(dev, part, args.image)
+            where = partition_url(args.image, str(part.number)) + \
+                (f" ({part.name})" if part.name else "")
             try:
                 fmt = detect_format(window)
-            except CorruptImage:
-                print(f"{window}: no FAT or tar volume (raw data), not checked")
+            except (CorruptImage, Unsupported):
+                print(f"{where}: no FAT or tar volume (raw data), not checked")
                 continue
             with api.open(window, format=fmt) as img:
                 problems = format_module(fmt).check(img, target=args.target)
             for line in problems:
-                print(f"{window}: {line}")
+                print(f"{where}: {line}")
             bad += len(problems)
             if not problems:
-                print(f"{window}: {fmt} image OK"
+                print(f"{where}: {fmt} image OK"
                       + (" for the Mirage driver" if args.target == "mirage" else ""))
     finally:
         dev.close()

@@ -10,7 +10,8 @@ from .structs import PROTECTIVE_TYPE, SECTOR
 from .table import (Partition, Table, check_overlaps, decode_gpt_entries, decode_gpt_header,
                     decode_mbr)
 
-__all__ = ["read_table", "open_partition", "PartitionDevice", "table_problems"]
+__all__ = ["read_table", "open_partition", "open_partition_url", "PartitionDevice",
+           "table_problems", "partition_url"]
 
 
 def read_table(device: BlockDevice) -> Optional[Table]:
@@ -102,3 +103,20 @@ def open_partition(path: str, selector: str) -> PartitionDevice:
     except BaseException:
         dev.close()
         raise
+
+
+def partition_url(disk: str, selector: str) -> str:
+    """The backend URL of partition ``selector`` of ``disk`` (``partition:N:DISK``)."""
+    return f"partition:{selector}:{disk}"
+
+
+def open_partition_url(location: str, *, writable: bool = False) -> PartitionDevice:
+    """The device of a ``partition:SELECTOR:DISK`` URL's location (read-only)."""
+    selector, colon, disk = location.partition(":")
+    if not colon or not selector or not disk:
+        raise InvalidInput("a partition is named partition:N:DISK or partition:NAME:DISK",
+                           path=f"partition:{location}", rule="partition URL")
+    if writable:
+        raise InvalidInput("partitions of a disk are opened read-only; build the disk with "
+                           "blockimg disk", path=disk, rule="partition URL")
+    return open_partition(disk, selector)

@@ -147,7 +147,10 @@ def test_readers_take_partition_by_number_and_name(volumes, tmp_path, table):
     # name the partitions and stop.
     res = blockimg("check", disk, "--target", "mirage")
     assert f"{table.upper()} table OK, 2 partitions" in res.stdout
-    assert "#1" in res.stdout and "fat image OK for the Mirage driver" in res.stdout
+    assert f"partition:1:{disk} (site): fat image OK for the Mirage driver" in res.stdout \
+        or f"partition:1:{disk}: fat image OK for the Mirage driver" in res.stdout
+    # the partition: backend names a partition anywhere an image is taken
+    assert "server.key" in blockimg("ls", f"partition:2:{disk}").stdout
     for cmd in (["ls", disk], ["cat", disk, "index.html"], ["verify", disk]):
         res = blockimg(*cmd, check=False)
         assert res.returncode == 1
