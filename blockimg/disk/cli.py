@@ -38,8 +38,8 @@ def add_arguments(sub) -> None:
                         help="the block device's name in the unikernel (block_of_file NAME); "
                              "default: the image's base name, letters and digits only")
     create.add_argument("--attach", metavar="FILE",
-                        help="write the attach instructions to FILE instead of printing them "
-                             "(needs --platform)")
+                        help="write the attach instructions to FILE (needs --platform; "
+                             "default: print them)")
     for name in READERS:
         sub.choices[name].add_argument(
             "--partition", metavar="N|NAME",
@@ -54,7 +54,9 @@ def add_arguments(sub) -> None:
                                    "format=tar|fat, target=, sector-size=, align=, size=, "
                                    "free=, fat-type= as create takes them. Example: "
                                    "site/,name=site,format=fat  keys.img  empty:64M,name=data")
-    d.add_argument("volumes", nargs="+", metavar="VOLUME")
+    d.add_argument("volumes", nargs="+", metavar="VOLUME",
+                   help="an image file, a source directory or empty:SIZE, then ,key=value "
+                        "options")
     d.add_argument("-o", "--output", required=True, metavar="DISK",
                    help="disk image file (written atomically)")
     d.add_argument("--table", choices=["mbr", "gpt"], default="mbr",
@@ -90,16 +92,13 @@ def prepare(args: argparse.Namespace) -> Optional[int]:
         open_partition(args.image, args.partition).close()
         args.image = partition_url(args.image, args.partition)
     else:
-        table = _table_of(args.image)
+        # info and check take a whole disk; the other readers are stopped by format
+        # detection, which names the partitions (blockimg.partitions).
+        table = _table_of(args.image) if args.command in ("info", "check") else None
         if table is not None:
             if args.command == "info":
                 return _info_disk(args, table)
-            if args.command == "check":
-                return _check_disk(args, table)
-            from ..errors import InvalidInput
-            raise InvalidInput(f"is a partitioned disk ({table.kind.upper()}: "
-                               f"{table.describe()}); choose one with --partition N|NAME",
-                               path=args.image, rule="partitioned disk")
+            return _check_disk(args, table)
     if args.command == "info" and args.platform:
         return _info_platform(args)
     return None

@@ -162,10 +162,11 @@ def is_boot_sector(sector: bytes) -> bool:
 
 def decode_mbr(sector: bytes, disk_size: int) -> Optional[List[Tuple[int, int, int, int]]]:
     """``[(slot, start byte, size, type)]`` of an MBR's used entries, or None when
-    ``sector`` is no MBR (no 0x55AA, a FAT boot sector, a status byte other than 0/0x80).
+    ``sector`` is no MBR: no 0x55AA, a FAT boot sector, a status byte other than 0/0x80,
+    an entry of type 0 that is not all zeros (ocaml-mbr refuses those too), or no entry
+    used (a boot sector whose code leaves those bytes zero).
 
-    Entries of type 0 must be all zero (as ocaml-mbr insists); an entry past the
-    disk's end is corrupt.
+    An entry past the disk's end is corrupt.
     """
     if len(sector) < SECTOR or sector[510:512] != MBR_SIGNATURE or is_boot_sector(sector):
         return None
@@ -179,8 +180,7 @@ def decode_mbr(sector: bytes, disk_size: int) -> Optional[List[Tuple[int, int, i
             return None
         if e["OSType"] == 0:
             if any(raw):
-                raise CorruptImage("an unused partition entry (type 0) must be all zeros",
-                                   offset=off, field=f"partition {slot + 1}")
+                return None
             continue
         start, size = e["StartingLBA"] * SECTOR, e["SizeInLBA"] * SECTOR
         if e["OSType"] != PROTECTIVE_TYPE and (size == 0 or start == 0 or
@@ -189,7 +189,7 @@ def decode_mbr(sector: bytes, disk_size: int) -> Optional[List[Tuple[int, int, i
                                f"inside the {disk_size}-byte disk", offset=off + 8,
                                field="StartingLBA/SizeInLBA")
         out.append((slot + 1, start, size, e["OSType"]))
-    return out
+    return out or None
 
 
 def decode_gpt_header(sector: bytes, *, offset: int, disk_size: int) -> Dict[str, object]:
