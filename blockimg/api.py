@@ -58,7 +58,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
            secret: bool = False, force: bool = False, progress: Optional[Progress] = None,
            manifest: Union[None, bool, str, os.PathLike] = None, fsync: Optional[bool] = None,
            jobs: Optional[int] = 1, exclude: Sequence[str] = (), exclude_vcs: bool = False,
-           **options) -> Summary:
+           platform: Optional[str] = None, **options) -> Summary:
     """Build an image of ``src`` at ``image``.
 
     ``src`` is a directory, a :class:`~blockimg.source.SourceTree` or a list
@@ -81,6 +81,8 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     Forking is unsafe in a process running other threads: keep 1 there.
     ``exclude``: GNU tar ``--exclude`` patterns; ``exclude_vcs``: leave out version
     control files as GNU tar's ``--exclude-vcs`` does (:func:`blockimg.source.excluder`).
+    ``platform`` (``"hvt"``, ``"xen"`` ... :mod:`blockimg.platforms`) applies that
+    platform's block-device rules at plan time and refuses what would not work there.
     The remaining keyword arguments are the format's options
     (see ``blockimg.tar.Options`` and ``blockimg.fat.Options``).
 
@@ -94,7 +96,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
                            path=os.fspath(image), rule="the image is a file or a device")
     leave_out = _own_files(image, manifest)
     mod, opts, tree, plan = _planned(src, format, keep_links, skip_special, mtime, exclude,
-                                     exclude_vcs, leave_out, options)
+                                     exclude_vcs, leave_out, options, platform)
     if jobs is None:
         from .parallel import auto_jobs
         jobs = auto_jobs(tree.files)
@@ -193,7 +195,7 @@ def _own_files(image, manifest) -> list:
 
 def plan(src: Source, *, format: str = "tar", keep_links: bool = False,
          skip_special: bool = False, mtime: Optional[int] = None, exclude: Sequence[str] = (),
-         exclude_vcs: bool = False, **options) -> Summary:
+         exclude_vcs: bool = False, platform: Optional[str] = None, **options) -> Summary:
     """What :func:`create` would make of ``src``, without writing anything.
 
     Checks the whole tree against the format's and the target's rules (raising
@@ -202,7 +204,7 @@ def plan(src: Source, *, format: str = "tar", keep_links: bool = False,
     the layout: FAT type, cluster size, ...).
     """
     mod, opts, tree, laid = _planned(src, format, keep_links, skip_special, mtime, exclude,
-                                     exclude_vcs, (), options)
+                                     exclude_vcs, (), options, platform)
     return Summary(format=format, path="", files=tree.files,
                    directories=sum(1 for e in tree.entries if e.kind.value == "dir"),
                    file_bytes=tree.total_bytes, image_size=laid.image_size,
@@ -210,9 +212,16 @@ def plan(src: Source, *, format: str = "tar", keep_links: bool = False,
 
 
 def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs, leave_out,
-             options):
-    """The format module, its options, the tree and the plan; every refusal at once."""
+             options, platform=None):
+    """The format module, its options, the tree and the plan; every refusal at once.
+
+    ``platform``: its rules fill in and check the options first, then the plan."""
     mod = format_module(format)
+    profile = None
+    if platform is not None:
+        from . import platforms
+        profile = platforms.get(platform)
+        options = platforms.format_options(profile, format, options)
     # The option names a format's Options takes (a record's, or a dataclass's).
     fields = getattr(mod.Options, "__record_fields__", None) or \
         tuple(getattr(mod.Options, "__dataclass_fields__", None) or options)
@@ -238,7 +247,24 @@ def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs,
         InvalidInput.raise_all(problems + found)
         raise
     InvalidInput.raise_all(problems)
+    if profile is not None:
+        laid, opts = _fit_platform(profile, mod, tree, opts, laid, format, options)
     return mod, opts, tree, laid
+
+
+def _fit_platform(profile, mod, tree, opts, plan, format: str, options: dict):
+    """``plan``, planned again at the size the platform needs (albatross: whole MiB);
+    InvalidInput naming every platform rule it still breaks."""
+    from . import platforms
+    size = platforms.fitted_size(profile, plan.image_size, opts.size is not None)
+    if size is not None:
+        opts = mod.Options(**{**options, "size": size})
+        plan = mod.plan(tree, opts)
+    problems = platforms.plan_problems(profile, format, plan.image_size, plan.sector_size)
+    if problems:
+        raise InvalidInput("; ".join(problems), path=f"--platform {profile.name}",
+                           rule="platform rules")
+    return plan, opts
 
 
 def _as_source_paths(problems, tree: SourceTree, root: str) -> list:

@@ -239,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--manifest", metavar="FILE",
                     help="manifest to compare with (default: none)")
     vf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .disk.cli import add_arguments   # disk, --platform/--attach, --partition
+    add_arguments(sub)
     return p
 
 
@@ -264,7 +266,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     ) if v is not None}
     common = dict(format=args.format, keep_links=args.keep_links,
                   skip_special=args.skip_special, mtime=mtime, exclude=args.exclude,
-                  exclude_vcs=args.exclude_vcs, **options)
+                  exclude_vcs=args.exclude_vcs, platform=args.platform, **options)
     bar = ProgressBar("writing" if args.secret or args.output is None
                       else f"writing {os.path.basename(args.output)}",
                       enabled=False if args.quiet or args.check else None)
@@ -293,6 +295,9 @@ def cmd_create(args: argparse.Namespace) -> int:
         _print_plan(args.src, summary)
     elif not args.quiet:
         print(_safe(summary.line()))
+    if not args.check:
+        from .disk.cli import after_create
+        after_create(args, summary)
     return 0
 
 
@@ -546,7 +551,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         with interrupts_as_exceptions():
-            return COMMANDS[args.command](args)
+            from .disk.cli import prepare   # disk; --partition; partitioned disks; --platform
+            done = prepare(args)
+            return done if done is not None else COMMANDS[args.command](args)
     except BlockImgError as e:
         if args.debug:
             raise

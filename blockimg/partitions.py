@@ -82,7 +82,7 @@ def message(scheme: str, sector: int, parts: List[Partition]) -> str:
             + (f": {where}" if where else "") + "), not a FAT volume or tar archive")
     if parts:
         num, start, length = parts[0]
-        text += (f": copy a partition out and read that (partition {num}: dd bs={sector} "
-                 f"skip={start // sector} count={length // sector} of=part{num}.img), "
-                 "or attach the disk with losetup --partscan")
+        text += (f": read a partition with --partition N (the library: partition:N:DISK), "
+                 f"or copy one out (partition {num}: dd bs={sector} skip={start // sector} "
+                 f"count={length // sector} of=part{num}.img)")
     return text

@@ -1,7 +1,8 @@
 """Choosing a backend by URL scheme or name, including third-party plugins.
 
 ``open_device("site.img")`` opens a file; ``"mmap:site.img"`` maps it;
-``"file:/dev/sdb"`` opens a device node. A plugin registers a factory in the
+``"file:/dev/sdb"`` opens a device node; ``"partition:2:disk.img"`` one partition
+(a number, or a GPT partition's name) of a partitioned disk image. A plugin registers a factory in the
 ``blockimg.backends`` entry-point group under its scheme::
 
     [options.entry_points]
@@ -32,7 +33,14 @@ _BUILTIN: Dict[str, Factory] = {
         loc, writable=writable, sector_size=sector_size),
     "mmap": lambda loc, writable=False, sector_size=512: MmapDevice(
         loc, writable=writable, sector_size=sector_size),
+    # partition:N:DISK (or partition:NAME:DISK): one partition of an MBR/GPT disk image.
+    "partition": lambda loc, writable=False, sector_size=512: _partition(loc, writable),
 }
+
+
+def _partition(location: str, writable: bool) -> BlockDevice:
+    from ..disk.reader import open_partition_url
+    return open_partition_url(location, writable=writable)
 
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):(?://)?(.*)$")
 

@@ -1,0 +1,287 @@
+"""The command line's deploy part: ``disk``, ``--platform``/``--attach`` on ``create``,
+``--partition`` on the readers, and recognising a partitioned disk.
+
+:func:`add_arguments` adds the options to the parser ``blockimg.cli`` built;
+:func:`prepare` runs before a command (it runs ``disk`` itself, opens the
+partition asked for, answers ``info`` on a disk or with ``--platform``);
+:func:`after_create` prints or writes the attach instructions.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional
+
+__all__ = ["add_arguments", "prepare", "after_create", "READERS"]
+
+READERS = ("ls", "cat", "extract", "info", "check", "verify")
+_PLATFORM_HELP = ("check and apply this platform's block-device rules (unix, hvt, spt, virtio, "
+                  "muen, xen, albatross; default: none, platform-neutral)")
+
+
+def _size(text: str) -> int:
+    from ..errors import InvalidInput
+    from ..units import parse_size
+    try:
+        return parse_size(text)
+    except InvalidInput as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_arguments(sub) -> None:
+    """Add ``disk`` and the deploy options to the subparsers ``sub`` of blockimg's parser."""
+    from ..platforms import NAMES
+    create = sub.choices["create"]
+    create.add_argument("--platform", choices=NAMES, help=_PLATFORM_HELP)
+    create.add_argument("--device-name", metavar="NAME",
+                        help="the block device's name in the unikernel (block_of_file NAME); "
+                             "default: the image's base name, letters and digits only")
+    create.add_argument("--attach", metavar="FILE",
+                        help="write the attach instructions to FILE (needs --platform; "
+                             "default: print them)")
+    for name in READERS:
+        sub.choices[name].add_argument(
+            "--partition", metavar="N|NAME",
+            help="read partition N (1-based) or the GPT partition NAME of a partitioned disk")
+    sub.choices["info"].add_argument("--platform", choices=NAMES,
+                                     help="also say whether the image (or disk) works there")
+    d = sub.add_parser("disk", help="put several volumes on one partitioned disk image",
+                       formatter_class=create.formatter_class,
+                       description="VOLUME is an image file, a source directory (built into "
+                                   "its partition) or empty:SIZE, followed by ,key=value "
+                                   "options: name=NAME (partition name), and for a directory "
+                                   "format=tar|fat, target=, sector-size=, align=, size=, "
+                                   "free=, fat-type= as create takes them. Example: "
+                                   "site/,name=site,format=fat  keys.img  empty:64M,name=data")
+    d.add_argument("volumes", nargs="+", metavar="VOLUME",
+                   help="an image file, a source directory or empty:SIZE, then ,key=value "
+                        "options")
+    d.add_argument("-o", "--output", required=True, metavar="DISK",
+                   help="disk image file (written atomically)")
+    d.add_argument("--table", choices=["mbr", "gpt"], default="mbr",
+                   help="partition table (default mbr: what Mirage's partition reader reads; "
+                        "gpt: up to 128 named partitions)")
+    d.add_argument("--align", type=_size, default=1 << 20, metavar="N",
+                   help="start every partition on an N-byte boundary (default 1M)")
+    d.add_argument("--platform", choices=NAMES, help=_PLATFORM_HELP)
+    d.add_argument("--attach", metavar="FILE",
+                   help="write the attach instructions to FILE instead of printing them")
+    d.add_argument("--device-name", metavar="NAME",
+                   help="the disk's name in the unikernel (default: from DISK)")
+    d.add_argument("--mtime", type=int, metavar="SECONDS",
+                   help="timestamp for every entry of built volumes (default: "
+                        "$SOURCE_DATE_EPOCH, else the files' own)")
+    d.add_argument("--secret", action="store_true",
+                   help="disk mode 0600 from the first byte (a volume holds keys)")
+    d.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+
+
+def prepare(args: argparse.Namespace) -> Optional[int]:
+    """Run what this module owns; None when the ordinary command should run now."""
+    if args.command == "disk":
+        return _cmd_disk(args)
+    if args.command == "create":
+        _check_create(args)
+        return None
+    if args.command not in READERS:
+        return None
+    if args.partition is not None:
+        # Opened (and checked) by the readers through the partition: backend.
+        from .reader import open_partition, partition_url
+        open_partition(args.image, args.partition).close()
+        args.image = partition_url(args.image, args.partition)
+    else:
+        # info and check take a whole disk; the other readers are stopped by format
+        # detection, which names the partitions (blockimg.partitions).
+        table = _table_of(args.image) if args.command in ("info", "check") else None
+        if table is not None:
+            if args.command == "info":
+                return _info_disk(args, table)
+            return _check_disk(args, table)
+    if args.command == "info" and args.platform:
+        return _info_platform(args)
+    return None
+
+
+def _table_of(image):
+    """The table of the disk at ``image`` (a path), None for a volume or anything else."""
+    import stat
+    try:
+        mode = os.stat(image).st_mode if isinstance(image, str) else 0
+    except OSError:
+        return None
+    if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+        return None
+    from ..block.file import FileDevice
+    from ..errors import InvalidInput
+    from .reader import read_table
+    try:
+        dev = FileDevice(image)
+    except InvalidInput:       # not whole sectors: the ordinary open says so
+        return None
+    try:
+        return read_table(dev)
+    finally:
+        dev.close()
+
+
+def _check_create(args: argparse.Namespace) -> None:
+    from ..errors import InvalidInput
+    if args.attach and not args.platform:
+        raise InvalidInput("--attach needs --platform (the instructions are per platform)",
+                           rule="--attach")
+    if args.platform:
+        from .. import platforms
+        p = platforms.get(args.platform)
+        name = args.device_name or platforms.default_device_name(args.output or args.src)
+        problems = platforms.name_problems(p, name)
+        if problems:
+            raise InvalidInput("; ".join(problems), path=f"--platform {p.name}",
+                               rule="platform rules")
+
+
+def after_create(args: argparse.Namespace, summary) -> None:
+    """Print (or write to ``--attach``) how to attach the image just built."""
+    if not args.platform:
+        return
+    from .. import platforms
+    p = platforms.get(args.platform)
+    name = args.device_name or platforms.default_device_name(args.output)
+    text = platforms.attach(p, args.output, name=name, format=summary.format,
+                            sector_size=summary.sector_size, image_size=summary.image_size)
+    _emit(args, text)
+
+
+def _emit(args: argparse.Namespace, text: str) -> None:
+    if args.attach:
+        from ..atomic import atomic_file, write_all
+        with atomic_file(args.attach, durable=False) as out:
+            write_all(out.fd, text.encode("utf-8"), sync=False)
+    elif not args.quiet:
+        sys.stdout.write(text)
+
+
+def _cmd_disk(args: argparse.Namespace) -> int:
+    from .volumes import parse_volumes
+    from .writer import build_disk
+    from .. import platforms
+    mtime = args.mtime
+    if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
+        mtime = int(os.environ["SOURCE_DATE_EPOCH"])
+    p = platforms.get(args.platform) if args.platform else None
+    name = args.device_name or platforms.default_device_name(args.output)
+    if p is not None:
+        from ..errors import InvalidInput
+        problems = platforms.name_problems(p, name)
+        if problems:
+            raise InvalidInput("; ".join(problems), path=f"--platform {p.name}",
+                               rule="platform rules")
+    summary = build_disk(parse_volumes(args.volumes), args.output, table=args.table,
+                         align=args.align, platform=args.platform, mtime=mtime,
+                         secret=args.secret)
+    if not args.quiet:
+        print(summary.line())
+    if p is not None:
+        parts = tuple((s.name, s.start, s.size) for s in summary.plan.slots)
+        _emit(args, platforms.attach(p, args.output, name=name, format="disk", sector_size=512,
+                                     image_size=summary.plan.disk_size, partitions=parts,
+                                     table=args.table))
+    return 0
+
+
+def _info_disk(args: argparse.Namespace, table) -> int:
+    size = os.path.getsize(args.image) if os.path.isfile(args.image) else None
+    problems = []
+    if args.platform:
+        from .. import platforms
+        problems = platforms.disk_problems(platforms.get(args.platform), table.kind,
+                                           size or 0)
+    if args.json:
+        import json
+        json.dump({"format": "disk", "table": table.kind, "disk_id": table.disk_id,
+                   "image_bytes": size,
+                   "partitions": [_fields(p) for p in table.partitions],
+                   **({"platform": args.platform, "platform_problems": problems}
+                      if args.platform else {})}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print("format: disk")
+        print(f"table: {table.kind}")
+        print(f"disk_id: {table.disk_id}")
+        print(f"image_bytes: {size}")
+        for p in table.partitions:
+            print(f"partition {p.label()}: start {p.start}, size {p.size}, type {p.type}"
+                  + (f", guid {p.guid}" if p.guid else ""))
+        _print_verdict(args, problems)
+    return 1 if problems else 0
+
+
+def _fields(p) -> dict:
+    return {k: getattr(p, k) for k in ("number", "start", "size", "type", "name", "guid")}
+
+
+def _print_verdict(args: argparse.Namespace, problems) -> None:
+    if not args.platform:
+        return
+    if problems:
+        for line in problems:
+            print(f"{args.image}: not fit for {args.platform}: {line}")
+    else:
+        print(f"platform {args.platform}: fit")
+
+
+def _info_platform(args: argparse.Namespace) -> int:
+    from .. import api, platforms
+    with api.open(args.image) as img:
+        info = img.info()
+    problems = platforms.image_problems(platforms.get(args.platform), info)
+    if args.json:
+        import json
+        json.dump({**info, "platform": args.platform, "platform_problems": problems},
+                  sys.stdout, indent=1, default=str)
+        sys.stdout.write("\n")
+    else:
+        for k, v in info.items():
+            print(f"{k}: {v}")
+        _print_verdict(args, problems)
+    return 1 if problems else 0
+
+
+def _check_disk(args: argparse.Namespace, table) -> int:
+    """``check DISK``: the table (a GPT's backup too), then every partition that holds a
+    FAT or tar volume, as ``check --partition N`` would."""
+    from .. import api
+    from ..block.file import FileDevice
+    from ..errors import CorruptImage, Unsupported
+    from ..formats import detect_format, format_module
+    from .reader import PartitionDevice, partition_url, table_problems
+    dev = FileDevice(args.image)
+    bad = 0
+    try:
+        for line in table_problems(dev, table):
+            print(f"{args.image}: {line}")
+            bad += 1
+        for part in table.partitions:
+            window = PartitionDevice(dev, part, args.image)
+            where = partition_url(args.image, str(part.number)) + \
+                (f" ({part.name})" if part.name else "")
+            try:
+                fmt = detect_format(window)
+            except (CorruptImage, Unsupported):
+                print(f"{where}: no FAT or tar volume (raw data), not checked")
+                continue
+            with api.open(window, format=fmt) as img:
+                problems = format_module(fmt).check(img, target=args.target)
+            for line in problems:
+                print(f"{where}: {line}")
+            bad += len(problems)
+            if not problems:
+                print(f"{where}: {fmt} image OK"
+                      + (" for the Mirage driver" if args.target == "mirage" else ""))
+    finally:
+        dev.close()
+    if not bad:
+        print(f"{args.image}: {table.kind.upper()} table OK, {len(table.partitions)} "
+              "partitions")
+    return 1 if bad else 0

@@ -1,0 +1,198 @@
+"""Building a partitioned disk: plan every volume and the table, then write once.
+
+Each volume is written straight into its partition of the new disk file:
+an image file is copied inside the kernel (``copy_file_range``), a source
+tree is laid out by its format's writer on a window over the partition,
+empty space stays a hole. Only then are the partitions hashed (read back
+from the page cache) to derive the GUIDs, and the table written. The disk
+is built in a temporary file and put in place only when complete
+(:func:`blockimg.atomic.atomic_file`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from typing import List, Optional, Sequence, Tuple
+
+from ..atomic import atomic_file
+from ..block.file import FileDevice
+from ..block.window import WindowDevice
+from ..errors import BlockImgError, DeviceError, InvalidInput, SourceChanged
+from ..record import record
+from .layout import DEFAULT_ALIGN, DiskPlan, Slot, plan_disk
+from .table import GPT_TYPES, MBR_TYPES, encode_gpt, encode_mbr
+from .volumes import Volume
+
+__all__ = ["build_disk", "DiskSummary", "NAMESPACE", "partition_guid", "disk_guid"]
+
+#: The namespace of every GUID blockimg derives (uuid5 of names and content hashes).
+NAMESPACE = uuid.UUID("40aa7b79-e2da-53e1-8298-b99a220c4df4")   # uuid5(NAMESPACE_DNS, "blockimg.disk")
+_HASH_CHUNK = 1 << 20
+
+
+def partition_guid(name: str, sha256: str) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, f"partition\0{name}\0{sha256}")
+
+
+def disk_guid(table: str, disk_size: int, partitions: Sequence[uuid.UUID]) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, "\0".join(["disk", table, str(disk_size)]
+                                           + [str(g) for g in partitions]))
+
+
+@record(frozen=True)
+class DiskSummary:
+    path: str
+    plan: DiskPlan
+    guids: Tuple[str, ...]
+    disk_id: str
+
+    def line(self) -> str:
+        parts = ", ".join(f"{i + 1} {s.name} ({s.kind}, {s.size} bytes at {s.start})"
+                          for i, s in enumerate(self.plan.slots))
+        return (f"{self.path}: {self.plan.table.upper()} disk of {self.plan.disk_size} bytes, "
+                f"{len(self.plan.slots)} partitions: {parts}")
+
+
+def _fat_kind(boot: bytes) -> str:
+    """``fat12``/``fat16``/``fat32`` from a FAT boot sector, by the cluster count."""
+    le = int.from_bytes
+    bps, spc, rsvd, nfats = le(boot[11:13], "little"), boot[13], le(boot[14:16], "little"), \
+        boot[16]
+    root, tot16, fat16 = le(boot[17:19], "little"), le(boot[19:21], "little"), \
+        le(boot[22:24], "little")
+    if fat16 == 0:
+        return "fat32"
+    total = tot16 or le(boot[32:36], "little")
+    data = total - rsvd - nfats * fat16 - -(-root * 32 // bps)
+    return "fat12" if data // max(spc, 1) < 4085 else "fat16"
+
+
+def _image_kind(path: str) -> str:
+    from ..formats import detect_format
+    dev = FileDevice(path)
+    try:
+        try:
+            fmt = detect_format(dev)
+        except BlockImgError:        # any bytes are a volume; only the type code differs
+            return "data"
+        return _fat_kind(bytes(dev.pread(0, 512))) if fmt == "fat" else fmt
+    finally:
+        dev.close()
+
+
+def _plan_volumes(volumes: Sequence[Volume], profile, mtime: Optional[int]):
+    """``[(volume, kind, size, format plan or None)]``; every volume's problems at once."""
+    from ..formats import format_module
+    from ..source import as_tree
+    out, problems = [], []
+    for v in volumes:
+        try:
+            if v.kind == "empty":
+                out.append((v, "empty", v.size, None, None))
+            elif v.kind == "image":
+                out.append((v, _image_kind(v.path), v.size, None, None))
+            else:
+                mod = format_module(v.format)
+                options = v.format_options()
+                if profile is not None:
+                    from .. import platforms
+                    options = platforms.format_options(profile, v.format, options)
+                plan = mod.plan(as_tree(v.path, mtime=mtime), mod.Options(**options))
+                kind = f"fat{plan.geometry.fat_type}" if v.format == "fat" else "tar"
+                out.append((v, kind, plan.image_size, plan, mod))
+        except InvalidInput as e:
+            problems.append(f"volume {v.name}: {e}")
+    if problems:
+        raise InvalidInput("; ".join(problems), rule="disk volumes")
+    return out
+
+
+def build_disk(volumes: Sequence[Volume], output: str, *, table: str = "mbr",
+               align: int = DEFAULT_ALIGN, platform: Optional[str] = None,
+               mtime: Optional[int] = None, fsync: Optional[bool] = None,
+               secret: bool = False) -> DiskSummary:
+    """Write ``volumes`` as partitions of a new disk image at ``output`` (atomically).
+
+    ``secret``: the disk is mode 0600 from its first byte and its temporary file is
+    wiped on failure (as ``create --secret``)."""
+    profile = None
+    if platform is not None:
+        from .. import platforms
+        profile = platforms.get(platform)
+    planned = _plan_volumes(volumes, profile, mtime)
+    plan = plan_disk([(v.name, kind, size) for v, kind, size, _, _ in planned], table=table,
+                     align=align, size_multiple=profile.size_multiple if profile else 1)
+    if profile is not None:
+        problems = platforms.disk_problems(profile, table, plan.disk_size)
+        if problems:
+            raise InvalidInput("; ".join(problems), path=f"--platform {profile.name}",
+                               rule="platform rules")
+    output = os.fspath(output)
+    if os.path.exists(output) and not os.path.isfile(output):
+        raise InvalidInput("is not a regular file; write the disk to a file, then copy it",
+                           path=output, rule="disk output")
+    if fsync is None:
+        fsync = os.path.lexists(output)
+    with atomic_file(output, durable=fsync, secret=secret) as out:
+        try:
+            os.ftruncate(out.fd, plan.disk_size)
+        except OSError as e:
+            raise DeviceError(f"{output}: cannot make a {plan.disk_size}-byte disk: "
+                              f"{e.strerror}", errno=e.errno) from None
+        dev = FileDevice(out.name, writable=True, _fd=os.dup(out.fd))
+        try:
+            for slot, (v, _, _, fplan, mod) in zip(plan.slots, planned):
+                _write_volume(dev, slot, v, fplan, mod)
+            guids = [partition_guid(s.name, _sha256(out.fd, s.start, s.size))
+                     for s in plan.slots]
+            disk_id = _write_table(dev, plan, guids)
+            if fsync:
+                dev.flush()
+        finally:
+            dev.close()
+    return DiskSummary(output, plan, tuple(str(g) for g in guids), disk_id)
+
+
+def _write_volume(dev: FileDevice, slot: Slot, v: Volume, fplan, mod) -> None:
+    window = WindowDevice(dev, slot.start, slot.size)
+    if v.kind == "source":
+        mod.write(fplan, window)
+    elif v.kind == "image":
+        try:
+            fd = os.open(v.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise DeviceError(f"{v.path}: cannot open: {e.strerror}", errno=e.errno) from None
+        try:
+            done = window.copy_from(0, fd, slot.size)
+            if done != slot.size or os.fstat(fd).st_size != slot.size:
+                raise SourceChanged(f"changed size while being copied ({slot.size} bytes "
+                                    "planned)", path=v.path, rule="sources stay unchanged")
+        finally:
+            os.close(fd)
+
+
+def _sha256(fd: int, start: int, size: int) -> str:
+    h = hashlib.sha256()
+    done = 0
+    while done < size:
+        chunk = os.pread(fd, min(_HASH_CHUNK, size - done), start + done)
+        if not chunk:
+            raise DeviceError(f"short read of the new disk at byte {start + done}")
+        h.update(chunk)
+        done += len(chunk)
+    return h.hexdigest()
+
+
+def _write_table(dev: FileDevice, plan: DiskPlan, guids: List[uuid.UUID]) -> str:
+    dguid = disk_guid(plan.table, plan.disk_size, guids)
+    if plan.table == "mbr":
+        signature = int.from_bytes(dguid.bytes[:4], "little") or 1
+        dev.pwrite(0, encode_mbr([(s.start, s.size, MBR_TYPES.get(s.kind, 0xDA))
+                                  for s in plan.slots], signature))
+        return f"0x{signature:08x}"
+    parts = [(s.start, s.size, GPT_TYPES["fat" if s.kind.startswith("fat") else "data"], g,
+              s.name) for s, g in zip(plan.slots, guids)]
+    for offset, data in sorted(encode_gpt(parts, dguid, plan.disk_size).items()):
+        dev.pwrite(offset, data)
+    return str(dguid)

@@ -1,0 +1,275 @@
+"""Partitioned disks read back by independent tools: sfdisk, sgdisk, fdisk, mtools at the
+partition's offset, GNU tar and fsck.fat on the extracted partition, and (as root) the
+kernel through a partitioned loop device; the same inputs give the same bytes."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_same_tree, require_root, require_tool, run
+
+FILES = {
+    "index.html": b"<html>home</html>\n",
+    "manifest.json": b"{}\n",
+    "css/style.css": b"body{}\n" * 50,
+    "images/big.bin": bytes(range(256)) * 1500,
+    "docs/a-rather-long-file-name-for-a-fat-directory.html": b"long\n",
+}
+MTIME = 1_700_000_000
+
+
+def blockimg(*args, check=True) -> subprocess.CompletedProcess:
+    res = subprocess.run([sys.executable, "-m", "blockimg", *map(str, args)],
+                         capture_output=True, text=True)
+    if check and res.returncode != 0:
+        pytest.fail(f"blockimg {args} exited {res.returncode}: {res.stderr}")
+    return res
+
+
+def make_tree(root: Path, files=FILES) -> Path:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    for p in [root, *root.rglob("*")]:
+        os.utime(p, (MTIME, MTIME))
+    return root
+
+
+@pytest.fixture
+def volumes(tmp_path):
+    site = make_tree(tmp_path / "site")
+    keys = make_tree(tmp_path / "keys", {"server.key": b"-----KEY-----\n" * 3})
+    keys_img = tmp_path / "keys.img"
+    blockimg("create", keys, "-o", keys_img, "--mtime", MTIME)
+    return site, keys, keys_img
+
+
+def sfdisk_partitions(disk: Path) -> list:
+    """[(start byte, size)] from ``sfdisk --json``."""
+    import json
+    out = run(require_tool("sfdisk"), "--json", disk).stdout
+    table = json.loads(out)["partitiontable"]
+    assert table["sectorsize" if "sectorsize" in table else "unit"] in (512, "sectors")
+    return [(p["start"] * 512, p["size"] * 512) for p in table["partitions"]]
+
+
+@pytest.mark.parametrize("table", ["mbr", "gpt"])
+def test_disk_reads_back_with_every_tool(volumes, tmp_path, table):
+    site, keys, keys_img = volumes
+    disk = tmp_path / "disk.img"
+    blockimg("disk", "-o", disk, "--table", table, f"{site},name=site,format=fat",
+             f"{keys_img},name=keys", f"{site},name=sitetar", "empty:3M,name=data",
+             "--mtime", MTIME)
+    size = disk.stat().st_size
+    assert size % (1 << 20) == 0
+
+    dump = run(require_tool("sfdisk"), "--dump", disk)
+    assert b"warning" not in (dump.stdout + dump.stderr).lower(), dump
+    assert dump.stdout.count(b"start=") == 4
+    listing = run(require_tool("fdisk"), "-l", disk).stdout.decode()
+    assert ("gpt" if table == "gpt" else "dos") in listing
+    if table == "gpt":
+        v = run(require_tool("sgdisk"), "-v", disk).stdout.decode()
+        assert "No problems found" in v, v
+        assert 'name="site"' in dump.stdout.decode()
+        assert 'name="keys"' in dump.stdout.decode()
+        assert "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7" in dump.stdout.decode()  # FAT: basic data
+    else:
+        assert "type=e" in dump.stdout.decode()       # FAT16 (LBA)
+        assert "type=da" in dump.stdout.decode()      # non-FS data
+
+    parts = sfdisk_partitions(disk)
+    assert [start % (1 << 20) for start, _ in parts] == [0, 0, 0, 0]
+    raw = disk.read_bytes()
+
+    # 1: FAT, read by mtools at the partition's offset and by fsck.fat on the partition
+    fat_start, fat_size = parts[0]
+    mtype = require_tool("mtype")
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    for name, data in FILES.items():
+        got = subprocess.run([mtype, "-i", f"{disk}@@{fat_start}", "::" + name],
+                             capture_output=True, env=env)
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == data, name
+    part1 = tmp_path / "p1.img"
+    part1.write_bytes(raw[fat_start:fat_start + fat_size])
+    run(require_tool("fsck.fat"), "-n", part1)
+    out = tmp_path / "mcopy-out"
+    out.mkdir()
+    subprocess.run([require_tool("mcopy"), "-s", "-n", "-i", str(part1), "::/*", str(out)],
+                   check=True, env=env, capture_output=True)
+    assert_same_tree(site, out)
+
+    # 2: the existing tar image, byte for byte; 3: the tar built in place, read by GNU tar
+    k_start, k_size = parts[1]
+    assert raw[k_start:k_start + k_size] == keys_img.read_bytes()
+    t_start, t_size = parts[2]
+    part3 = tmp_path / "p3.tar"
+    part3.write_bytes(raw[t_start:t_start + t_size])
+    tar_out = tmp_path / "tar-out"
+    tar_out.mkdir()
+    run(require_tool("tar"), "-xf", part3, "-C", tar_out)
+    assert_same_tree(site, tar_out)
+    single = tmp_path / "single.tar"
+    blockimg("create", site, "-o", single, "--mtime", MTIME)
+    assert part3.read_bytes() == single.read_bytes()   # the same bytes as a single build
+
+    # 4: empty space is zeros
+    d_start, d_size = parts[3]
+    assert d_size == 3 << 20 and raw[d_start:d_start + d_size].count(0) == d_size
+
+
+@pytest.mark.parametrize("table", ["mbr", "gpt"])
+def test_readers_take_partition_by_number_and_name(volumes, tmp_path, table):
+    site, keys, keys_img = volumes
+    disk = tmp_path / "disk.img"
+    blockimg("disk", "-o", disk, "--table", table, f"{site},name=site,format=fat",
+             f"{keys_img},name=keys", "--mtime", MTIME)
+    assert blockimg("cat", disk, "--partition", "1", "index.html").stdout == \
+        FILES["index.html"].decode()
+    assert "server.key" in blockimg("ls", disk, "--partition", "2").stdout
+    if table == "gpt":
+        assert "server.key" in blockimg("ls", disk, "--partition", "keys").stdout
+    assert "fat image OK" in blockimg("check", disk, "--partition", "1").stdout
+    assert "agree with the source" in blockimg("verify", disk, "--partition", "1", site).stdout
+    dest = tmp_path / "x"
+    blockimg("extract", disk, dest, "--partition", "1")
+    assert_same_tree(site, dest)
+    info = blockimg("info", disk, "--partition", "2").stdout
+    assert "format: tar" in info
+
+    # Opened without --partition: info and check take the whole disk, the other commands
+    # name the partitions and stop.
+    res = blockimg("check", disk, "--target", "mirage")
+    assert f"{table.upper()} table OK, 2 partitions" in res.stdout
+    assert f"partition:1:{disk} (site): fat image OK for the Mirage driver" in res.stdout \
+        or f"partition:1:{disk}: fat image OK for the Mirage driver" in res.stdout
+    # the partition: backend names a partition anywhere an image is taken
+    assert "server.key" in blockimg("ls", f"partition:2:{disk}").stdout
+    for cmd in (["ls", disk], ["cat", disk, "index.html"], ["verify", disk]):
+        res = blockimg(*cmd, check=False)
+        said = res.stdout + res.stderr                # verify reports it as a difference
+        assert res.returncode == 1
+        assert "partitioned disk" in said and "--partition N" in said
+        assert "1 at byte 1048576" in said
+        assert "Traceback" not in said
+    info = blockimg("info", disk).stdout
+    assert f"table: {table}" in info and "partition 2" in info
+    bad = blockimg("ls", disk, "--partition", "9", check=False)
+    assert bad.returncode == 1 and "no partition '9'" in bad.stderr
+
+
+def test_check_reports_a_broken_backup_gpt(volumes, tmp_path):
+    site, keys, keys_img = volumes
+    disk = tmp_path / "disk.img"
+    blockimg("disk", "-o", disk, "--table", "gpt", str(keys_img))
+    data = bytearray(disk.read_bytes())
+    data[-512 + 20] ^= 0xFF                     # inside the backup header's CRC-covered bytes
+    disk.write_bytes(bytes(data))
+    res = blockimg("check", disk, check=False)
+    assert res.returncode == 1 and "backup GPT" in res.stdout and "HeaderCRC32" in res.stdout
+    assert "tar image OK" in res.stdout   # the partitions are still checked
+
+
+def test_secret_disk_is_private(volumes, tmp_path):
+    site, keys, keys_img = volumes
+    disk = tmp_path / "disk.img"
+    blockimg("disk", "-o", disk, str(keys_img), "--secret")
+    assert disk.stat().st_mode & 0o777 == 0o600
+    blockimg("disk", "-o", tmp_path / "open.img", str(keys_img))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "open.img").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_partition_of_a_plain_image_is_refused(volumes, tmp_path):
+    _, _, keys_img = volumes
+    res = blockimg("ls", keys_img, "--partition", "1", check=False)
+    assert res.returncode == 1 and "has no partition table" in res.stderr
+
+
+@pytest.mark.parametrize("table", ["mbr", "gpt"])
+def test_same_inputs_same_bytes(volumes, tmp_path, table):
+    site, keys, keys_img = volumes
+    shas = []
+    for i in range(2):
+        disk = tmp_path / f"disk{i}.img"
+        blockimg("disk", "-o", disk, "--table", table, f"{site},format=fat", str(keys_img),
+                 "empty:1M", "--mtime", MTIME)
+        shas.append(hashlib.sha256(disk.read_bytes()).hexdigest())
+    assert shas[0] == shas[1]
+    # A change of content changes the GUIDs / signature (they are derived from it).
+    (site / "index.html").write_bytes(b"changed\n")
+    os.utime(site / "index.html", (MTIME, MTIME))
+    disk = tmp_path / "disk2.img"
+    blockimg("disk", "-o", disk, "--table", table, f"{site},format=fat", str(keys_img),
+             "empty:1M", "--mtime", MTIME)
+    new = disk.read_bytes()
+    old = (tmp_path / "disk0.img").read_bytes()
+    head = 440 if table == "mbr" else 512
+    assert new[head:head + 4 if table == "mbr" else 1024] != old[head:head + 4 if table == "mbr"
+                                                                 else 1024]
+
+
+def test_failed_disk_leaves_target_untouched(volumes, tmp_path):
+    site, keys, keys_img = volumes
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"precious")
+    res = blockimg("disk", "-o", disk, f"{site},format=fat", "nonexistent/",
+                   "empty:1000", "a,b", check=False)
+    assert res.returncode == 1
+    # every problem of the command line at once
+    assert "nonexistent" in res.stderr and "empty space of 1000" in res.stderr
+    assert "'b' is not key=value" in res.stderr
+    assert disk.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.img", "keys", "keys.img", "site"]
+    res = blockimg("disk", "-o", disk, *[str(keys_img)] * 5, check=False)
+    assert res.returncode == 1 and "an MBR holds at most 4" in res.stderr
+
+
+def _loop_partitions(disk: Path, parts: list) -> tuple:
+    """Loop devices of the disk's partitions: ``losetup -P`` where this kernel parses
+    partition tables, else one loop device per partition at its offset (kernels built
+    without partition-table support, e.g. some microVM kernels, show no partitions)."""
+    loop = run("losetup", "--find", "--show", "-P", "-r", disk).stdout.decode().strip()
+    base = os.path.basename(loop)
+    subprocess.run(["udevadm", "settle"], capture_output=True)
+    if os.path.exists(f"/sys/block/{base}/{base}p1"):
+        for i in range(1, len(parts) + 1):
+            node = f"{loop}p{i}"
+            if not os.path.exists(node):   # no udev: make the node the kernel announced
+                major, minor = open(f"/sys/block/{base}/{base}p{i}/dev").read().split(":")
+                os.mknod(node, 0o600 | 0o060000, os.makedev(int(major), int(minor)))
+        return [loop], [f"{loop}p{i}" for i in range(1, len(parts) + 1)]
+    run("losetup", "-d", loop)
+    loops = [run("losetup", "--find", "--show", "-r", "-o", start, "--sizelimit", size,
+                 disk).stdout.decode().strip() for start, size in parts]
+    return loops, loops
+
+
+@pytest.mark.parametrize("table", ["mbr", "gpt"])
+def test_kernel_reads_the_partitions(volumes, tmp_path, table):
+    require_root("losetup")
+    site, keys, keys_img = volumes
+    disk = tmp_path / "disk.img"
+    blockimg("disk", "-o", disk, "--table", table, f"{site},name=site,format=fat",
+             f"{keys_img},name=keys", "--mtime", MTIME)
+    loops, nodes = _loop_partitions(disk, sfdisk_partitions(disk))
+    try:
+        # fsck.fat through the kernel's block layer; mounting is tested under qemu
+        # (tests/interop/test_disk_qemu.py: this host kernel may lack vfat).
+        run(require_tool("fsck.fat"), "-n", nodes[0])
+        with open(nodes[0], "rb") as f:
+            fat = f.read()
+        start, size = sfdisk_partitions(disk)[0]
+        assert fat == disk.read_bytes()[start:start + size]
+        with open(nodes[1], "rb") as f:
+            assert f.read() == keys_img.read_bytes()
+    finally:
+        for loop in loops:
+            run("losetup", "-d", loop)
