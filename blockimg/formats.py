@@ -90,13 +90,12 @@ def detect_format(device: BlockDevice) -> str:
     for name in DETECT_ORDER:
         if format_module(name).detect(device):
             return name
+    from .disk.reader import whole_disk_message
     from .fat.geometry import why_not_fat
-    from .partitions import describe, message
-    head = bytes(device.pread(0, min(device.size, 64 << 10)))
-    table = describe(head)
-    if table is not None:
-        raise Unsupported(message(*table))
-    bad = why_not_fat(head[:512], device.size)
+    disk = whole_disk_message(device)
+    if disk is not None:
+        raise Unsupported(disk)
+    bad = why_not_fat(bytes(device.pread(0, min(device.size, 512))), device.size)
     if bad is not None:
         raise bad
     raise CorruptImage("neither a FAT volume (no boot sector at byte 0) nor a tar archive "

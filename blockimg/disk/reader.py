@@ -11,7 +11,7 @@ from .table import (Partition, Table, check_overlaps, decode_gpt_entries, decode
                     decode_mbr)
 
 __all__ = ["read_table", "open_partition", "open_partition_url", "PartitionDevice",
-           "table_problems", "partition_url"]
+           "table_problems", "partition_url", "whole_disk_message"]
 
 
 def read_table(device: BlockDevice) -> Optional[Table]:
@@ -35,6 +35,29 @@ def read_table(device: BlockDevice) -> Optional[Table]:
         table = Table("mbr", parts, f"0x{int.from_bytes(sector0[440:444], 'little'):08x}")
     check_overlaps(table.partitions)
     return table
+
+
+def whole_disk_message(device: BlockDevice) -> Optional[str]:
+    """When ``device`` is a partitioned disk (a readable MBR or GPT), one line saying so:
+    its partitions and how to read one; else None (also when the table is broken: the
+    caller then says what else the bytes are)."""
+    try:
+        table = read_table(device)
+    except CorruptImage:
+        return None
+    if table is None:
+        return None
+    parts = table.partitions
+    n = len(parts)
+    where = "; ".join(f"{p.number} at byte {p.start}, {p.size} bytes" for p in parts)
+    text = (f"a partitioned disk ({table.kind.upper()}, {n} partition{'' if n == 1 else 's'}"
+            + (f": {where}" if where else "") + "), not a FAT volume or tar archive")
+    if parts:
+        p = parts[0]
+        text += (f": read a partition with --partition N (the library: partition:N:DISK), "
+                 f"or copy one out (partition {p.number}: dd bs={SECTOR} "
+                 f"skip={p.start // SECTOR} count={p.size // SECTOR} of=part{p.number}.img)")
+    return text
 
 
 def _read_gpt(device: BlockDevice, offset: int) -> Table:
