@@ -4,7 +4,9 @@ Both writers go through :class:`Copier`, so every image gets the same
 guarantees: small writes are gathered into large sequential ones; big files
 move inside the kernel (``copy_file_range``) unless a checksum is wanted;
 memory stays bounded by the buffer whatever the file sizes; a source file
-that changed since planning is detected and reported.
+that changed since planning is detected and reported. A file's content is a
+whole source file, or (``entry.offset``) a byte range of one -- a member of
+an archive -- read in place at that offset.
 """
 from __future__ import annotations
 
@@ -268,8 +270,9 @@ class Copier:
             return False
         try:
             # The probe byte lands in the padding or past the gathered bytes (the
-            # buffer has one byte more than its capacity for it).
-            got = os.preadv(fd, [view[j:j + size + 1]], 0)
+            # buffer has one byte more than its capacity for it). A range of a
+            # file (an archive member) has no probe: what follows it is not its own.
+            got = os.preadv(fd, [view[j:j + size + (entry.offset is None)]], entry.offset or 0)
         except OSError:
             got = -1
         finally:
@@ -322,31 +325,33 @@ class Copier:
                     crc = self._read_through(fd, entry, offset)
                 else:
                     self.flush()
-                    got = self._copy(offset, fd, entry.size)
+                    got = self._copy(offset, fd, entry.size, entry.offset or 0)
                     if got != entry.size:
                         self._changed(entry, got)
-                try:
-                    extra = os.pread(fd, 1, entry.size)
-                except OSError:
-                    extra = b""
-                if extra:
-                    self._grew(entry)
+                if entry.offset is None:
+                    try:
+                        extra = os.pread(fd, 1, entry.size)
+                    except OSError:
+                        extra = b""
+                    if extra:
+                        self._grew(entry)
         finally:
             os.close(fd)
         self._advance(entry, crc)
         return crc
 
-    def _copy(self, offset: int, fd: int, size: int) -> int:
-        """Kernel copy of ``size`` bytes; in WRITEBACK_EVERY pieces when write-out is started
-        as we go (so the disk writes one piece while the next is copied) or progress is
-        reported (a big file moves the bar as it is copied)."""
+    def _copy(self, offset: int, fd: int, size: int, start: int = 0) -> int:
+        """Kernel copy of ``size`` bytes of ``fd`` from byte ``start``; in WRITEBACK_EVERY
+        pieces when write-out is started as we go (so the disk writes one piece while the
+        next is copied) or progress is reported (a big file moves the bar as it is
+        copied)."""
         progress = self.progress
         if self._wb is None and progress is None:
-            return self.device.copy_from(offset, fd, size)
+            return self.device.copy_from(offset, fd, size, start)
         done = 0
         while done < size:
             n = min(WRITEBACK_EVERY, size - done)
-            got = self.device.copy_from(offset + done, fd, n, done)
+            got = self.device.copy_from(offset + done, fd, n, start + done)
             done += got
             self._written(got)
             if progress is not None:
@@ -357,6 +362,14 @@ class Copier:
 
     def _check_size(self, fd: int, entry: SourceEntry) -> None:
         size = os.fstat(fd).st_size
+        if entry.offset is not None:
+            if size < entry.offset + entry.size:
+                raise SourceChanged(f"{entry.path}: the archive shrank to {size} bytes, "
+                                    f"before the member's data (bytes {entry.offset} to "
+                                    f"{entry.offset + entry.size}) after the image was planned",
+                                    path=entry.source,
+                                    rule="source must not change during the build")
+            return
         if size != entry.size:
             raise SourceChanged(f"size changed from {entry.size} to {size} bytes after "
                                 "the image was planned", path=entry.source,
@@ -368,10 +381,11 @@ class Copier:
             return self._read_small_bytes(fd, entry, offset)
         # Read size+1 bytes straight into the write buffer: one syscall copies the file
         # and sees it grow; the probe byte lands past the gathered bytes (never written).
+        # A range of a file (an archive member) is read without the probe.
         i = self._room(offset, size)
-        view = self._view[i:i + size + 1]
+        view = self._view[i:i + size + (entry.offset is None)]
         try:
-            got = os.preadv(fd, [view], 0)
+            got = os.preadv(fd, [view], entry.offset or 0)
         except OSError as e:
             self._check_size(fd, entry)     # replaced by something else: say so
             raise DeviceError(f"{entry.source}: read failed: {e.strerror}",
@@ -388,7 +402,7 @@ class Copier:
 
     def _read_small_bytes(self, fd: int, entry: SourceEntry, offset: int) -> int:
         try:
-            data = os.pread(fd, entry.size + 1, 0)
+            data = os.pread(fd, entry.size + (entry.offset is None), entry.offset or 0)
         except OSError as e:
             self._check_size(fd, entry)
             raise DeviceError(f"{entry.source}: read failed: {e.strerror}",
@@ -410,9 +424,10 @@ class Copier:
     def _read_through(self, fd: int, entry: SourceEntry, offset: int) -> int:
         crc = 0
         pos = 0
+        start = entry.offset or 0
         while pos < entry.size:
             try:
-                chunk = os.pread(fd, min(READ_CHUNK, entry.size - pos), pos)
+                chunk = os.pread(fd, min(READ_CHUNK, entry.size - pos), start + pos)
             except OSError as e:
                 raise DeviceError(f"{entry.source}: read failed at byte {pos}: {e.strerror}",
                                   errno=e.errno) from None
