@@ -35,7 +35,8 @@ __all__ = ["archive_source", "tree_of_archive", "STDIN"]
 STDIN = "-"
 _MAGIC = ((b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"BZh", "bzip2"),
           (b"\x28\xb5\x2f\xfd", "zstd"))
-_OPENERS = {"gzip": gzip.GzipFile, "xz": lzma.LZMAFile, "bzip2": bz2.BZ2File}
+_OPENERS = {"gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"), "xz": lzma.LZMAFile,
+            "bzip2": bz2.BZ2File}
 
 
 def _compression(head: bytes) -> Optional[str]:
@@ -90,7 +91,7 @@ def archive_source(src: str, *, spool_dir: Optional[str] = None, keep_links: boo
             reader = io.BufferedReader(io.FileIO(fd, "rb", closefd=False), CHUNK)
             reader.seek(0)
         if packed is not None:
-            reader = _OPENERS[packed](fileobj=reader, mode="rb")
+            reader = _OPENERS[packed](reader)
         _copy_into(reader, spool, name, packed)
         yield tree_of_archive(spool.path, **options)
 
