@@ -3,7 +3,8 @@
 :func:`open_source` turns the ``create`` command's SRC into what
 :func:`blockimg.api.create` takes: a directory stays a path (walked by
 :func:`blockimg.source.walk`); a tar archive (``-``: standard input) and a git
-tree become a :class:`~blockimg.source.SourceTree` whose file contents are
+tree become a :class:`~blockimg.source.SourceTree` (:func:`.archive.archive_source`,
+:func:`.git.git_source`) whose file contents are
 byte ranges of the archive or of a spool file, valid inside the ``with``.
 """
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Iterator, Optional, Union
 
 from ..errors import InvalidInput
 from ..source import SourceTree
-from .archive import STDIN, archive_source
-from .git import git_source
 
-__all__ = ["open_source", "archive_source", "git_source", "STDIN"]
+__all__ = ["open_source", "STDIN"]
+
+#: The source name that means "a tar archive on standard input".
+STDIN = "-"
 
 
 @contextlib.contextmanager
@@ -35,13 +37,16 @@ def open_source(src: str, *, git_ref: Optional[str] = None, git_path: Optional[s
     """
     options = dict(spool_dir=spool_dir, keep_links=keep_links, skip_special=skip_special,
                    mtime=mtime)
+    # Imported here: a build from a directory needs neither the tar reader nor git.
     if git_ref is not None:
+        from .git import git_source
         with git_source(src, git_ref, git_path, **options) as tree:
             yield tree
         return
     if git_path is not None:
         raise InvalidInput("--git-path needs --git-ref", rule="--git-path")
     if src == STDIN or os.path.isfile(src):
+        from .archive import archive_source
         with archive_source(src, **options) as tree:
             yield tree
         return

@@ -26,13 +26,11 @@ from ..block.file import FileDevice
 from ..errors import BlockImgError, CorruptImage, InvalidInput
 from ..source import SourceTree
 from ..tar.reader import TarImage
+from . import STDIN
 from .spool import CHUNK, Spool
 from .tree import tree_from_entries
 
-__all__ = ["archive_source", "tree_of_archive", "STDIN"]
-
-#: The source name that means "the archive comes on standard input".
-STDIN = "-"
+__all__ = ["archive_source", "tree_of_archive"]
 _MAGIC = ((b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"BZh", "bzip2"),
           (b"\x28\xb5\x2f\xfd", "zstd"))
 _OPENERS = {"gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"), "xz": lzma.LZMAFile,
@@ -138,4 +136,4 @@ def tree_of_archive(data_path: str, *, what: Optional[str] = None, **options) ->
         dev.close()
         raise
     dev.close()
-    return tree_from_entries(entries, data_path, refused=refused, **options)
+    return tree_from_entries(entries, data_path, refused=refused, what=what, **options)
