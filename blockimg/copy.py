@@ -124,6 +124,7 @@ class Copier:
         # With a helper thread, the buffer being written and the one being filled swap.
         self._behind = WriteBehind(device.pwrite) if behind else None
         self._other = None       # the second buffer, made at the first write behind
+        self._range_fd, self._range_path = -1, None   # the archive ranges are read from
         self._n = 0                               # bytes gathered
         self._buf_off = 0                         # image offset of self._view[0]
         # Early write-out: only for an image in a regular file that will be fsynced (the
@@ -147,11 +148,28 @@ class Copier:
         """End the helper thread (after its pending write). Does not flush."""
         if self._behind is not None:
             self._behind.close()
+        self._drop_range_fd()
+
+    def _open(self, entry: SourceEntry) -> int:
+        """An fd of ``entry.source``: opened for this file, or -- for a byte range, the
+        members of one archive one after another -- the archive's, kept open."""
+        if entry.offset is None:
+            return os.open(entry.source, _O_READ)
+        if entry.source != self._range_path:
+            fd = os.open(entry.source, _O_READ)
+            self._drop_range_fd()
+            self._range_fd, self._range_path = fd, entry.source
+        return self._range_fd
+
+    def _drop_range_fd(self) -> None:
+        if getattr(self, "_range_fd", -1) >= 0:
+            os.close(self._range_fd)
+            self._range_fd, self._range_path = -1, None
 
     def __del__(self) -> None:
         # A Copier dropped without close() (a format plugin's writer, say) still ends its
         # thread: the thread holds the WriteBehind, never the Copier.
-        if getattr(self, "_behind", None) is not None:
+        if getattr(self, "_behind", None) is not None or getattr(self, "_range_fd", -1) >= 0:
             self.close()
 
     # -- gathered writes ---------------------------------------------------
@@ -265,7 +283,7 @@ class Copier:
         view = self._view
         j = n + h
         try:
-            fd = os.open(entry.source, _O_READ)
+            fd = self._open(entry)
         except (OSError, TypeError, ValueError):
             return False
         try:
@@ -276,7 +294,8 @@ class Copier:
         except OSError:
             got = -1
         finally:
-            os.close(fd)
+            if fd != self._range_fd:
+                os.close(fd)
         if got != size:
             return False
         if not n:
@@ -306,7 +325,7 @@ class Copier:
             self._advance(entry, crc)
             return crc
         try:
-            fd = os.open(entry.source, _O_READ)
+            fd = self._open(entry)
         except FileNotFoundError:
             raise SourceChanged("vanished after the image was planned", path=entry.source,
                                 rule="source must not change during the build") from None
@@ -336,7 +355,8 @@ class Copier:
                     if extra:
                         self._grew(entry)
         finally:
-            os.close(fd)
+            if fd != self._range_fd:
+                os.close(fd)
         self._advance(entry, crc)
         return crc
 

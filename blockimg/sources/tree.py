@@ -14,6 +14,7 @@ loops is refused. What ``extract`` refuses is refused here too (names with
 """
 from __future__ import annotations
 
+import os
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import InvalidInput
@@ -25,6 +26,8 @@ __all__ = ["tree_from_entries", "MAX_LINK_HOPS"]
 
 #: Symlinks followed while resolving one path (Linux's limit, ELOOP past it).
 MAX_LINK_HOPS = 40
+#: Only Windows has rules for names a cheap look cannot rule out (reserved names...).
+_CHECK_ALL = os.name == "nt"
 
 
 class _Refused(Exception):
@@ -123,9 +126,11 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
     def visit(e: EntryInfo, img_path: str) -> Optional[str]:
         """Append the entries for ``e`` at ``img_path``; the real directory to descend
         into (for a directory, or a symlink to one that is followed), else None."""
-        why = unsafe_host_name(img_path)
-        if why is not None:
-            raise _Refused(why)
+        if _CHECK_ALL or "\0" in img_path or "/." in "/" + img_path or "//" in img_path \
+                or img_path.endswith("/"):
+            why = unsafe_host_name(img_path)
+            if why is not None:
+                raise _Refused(why)
         kind = e.kind
         if kind == "dir":
             append(SourceEntry(img_path, Kind.DIR, 0, when(e), same(e.mode, e.mode)))
