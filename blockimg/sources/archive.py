@@ -72,6 +72,7 @@ def archive_source(src: str, *, spool_dir: Optional[str] = None, keep_links: boo
         if regular:
             head = os.pread(fd, 8, 0)
         else:
+            _widen_pipe(fd)
             reader = io.BufferedReader(io.FileIO(fd, "rb", closefd=False), CHUNK)
             head = reader.peek(8)[:8]
         packed = _compression(head)
@@ -89,9 +90,23 @@ def archive_source(src: str, *, spool_dir: Optional[str] = None, keep_links: boo
             reader = io.BufferedReader(io.FileIO(fd, "rb", closefd=False), CHUNK)
             reader.seek(0)
         if packed is not None:
-            reader = _OPENERS[packed](reader)
-        _copy_into(reader, spool, name, packed)
+            _copy_into(_OPENERS[packed](reader), spool, name, packed)
+        else:
+            # What the peek read, then the rest moved by the kernel (splice) where it can.
+            spool.append(reader.read1())
+            if not spool.fill_from(fd):
+                _copy_into(reader, spool, name, None)
         yield tree_of_archive(spool.path, **options)
+
+
+def _widen_pipe(fd: int) -> None:
+    """Ask for a 1 MiB pipe buffer (Linux; best effort): fewer switches between the
+    process that writes the stream and this one."""
+    try:
+        import fcntl
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, CHUNK)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def _reopenable(fd: int) -> Optional[str]:

@@ -12,6 +12,7 @@ name for reopening is ``/proc/self/fd/N``. Elsewhere it is a named file
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from typing import Optional
@@ -72,6 +73,26 @@ class Spool:
             self.size += n
             view = view[n:]
         return at
+
+    def fill_from(self, fd: int) -> bool:
+        """Append everything left to read from the pipe ``fd``, moved by the kernel
+        (``splice``); False, with nothing moved, where it cannot (not Linux, not a pipe)."""
+        splice = getattr(os, "splice", None)
+        if splice is None:
+            return False
+        first = True
+        while True:
+            try:
+                n = splice(fd, self.fd, 1 << 30, offset_dst=self.size)
+            except OSError as e:
+                if first and e.errno in (errno.EINVAL, errno.ENOSYS, errno.EBADF):
+                    return False
+                raise DeviceError(f"spooling to a temporary file failed: {e.strerror}",
+                                  errno=e.errno) from None
+            first = False
+            if not n:
+                return True
+            self.size += n
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -20,7 +20,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from ..errors import InvalidInput
 from ..extract import unsafe_host_name
 from ..image import EntryInfo
-from ..source import Kind, SourceEntry, SourceTree, paused_gc
+from ..source import Kind, OrderedEntries, SourceEntry, SourceTree, paused_gc
 
 __all__ = ["tree_from_entries", "MAX_LINK_HOPS"]
 
@@ -227,7 +227,9 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
         listed = "; ".join(f"{p!r}: {why}" for p, why in problems)
         raise InvalidInput(f"{len(problems)} entries refused: {listed}", path=what,
                            rule="entries stay inside the archive")
-    return SourceTree(tuple(out), tuple(skipped))
+    # Made as a walk makes its entries (depth first, siblings by name bytes, each path once,
+    # parents first): the planners may take the order as it is.
+    return SourceTree(OrderedEntries(out), tuple(skipped))
 
 
 def _hardlink_target(index: _Index, e: EntryInfo) -> str:
