@@ -235,6 +235,7 @@ SOURCES = [
         f"mkdir {_q(c.out)} && git -C {_q(c.git_repo)} archive HEAD | tar -x -C {_q(c.out)} "
         f"&& " + shlex.join(_blockimg_tar_create(c, c.out, "--mtime", str(GIT_TIME)))),
          needs=("git", "tar"), output="dir"),
+    Tool("cp ARCHIVE.tar", "limit", lambda c: ["cp", c.source_tar, c.out_img]),
 ]
 GIT_TIME = 1_700_000_000
 
