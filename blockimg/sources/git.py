@@ -38,8 +38,10 @@ MAX_LINK = 4096
 #: whole into git's memory (git's default is 512 MiB). Measured: a 400 MiB packed blob
 #: costs git 400 MiB of anonymous memory by default, none with this.
 STREAM_OVER = "16m"
-_MODES = {"100644": 0o644, "100755": 0o755, "100664": 0o644, "120000": 0o777,
-          "040000": 0o755, "160000": 0o755}
+#: git's ``core.deltaBaseCacheLimit`` for that ``cat-file`` (git's default: 96 MiB): the
+#: cache of delta bases it keeps while it rebuilds objects. Measured on 20,000 blobs:
+#: git's anonymous memory 63 MiB by default, 0.40 s; with 16 MiB, 0.44 s.
+DELTA_CACHE = "16m"
 #: What a variable of the caller's environment must not change here: REPO is explicit,
 #: and a partial clone must not fetch missing objects over the network.
 _ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")
@@ -124,7 +126,8 @@ def _committer_time(commit: bytes, repo: str) -> int:
 def _spool_blobs(repo: str, oids: List[str], spool: Spool) -> Dict[str, int]:
     """Copy each blob into ``spool`` (one ``git cat-file --batch``); offset by object id."""
     where: Dict[str, int] = {}
-    proc = subprocess.Popen(["git", "-c", f"core.bigFileThreshold={STREAM_OVER}", "-C", repo,
+    proc = subprocess.Popen(["git", "-c", f"core.bigFileThreshold={STREAM_OVER}",
+                             "-c", f"core.deltaBaseCacheLimit={DELTA_CACHE}", "-C", repo,
                              "cat-file", "--batch"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_git_env(),
                             bufsize=CHUNK)
@@ -183,31 +186,40 @@ def git_source(repo: str, ref: str, path: Optional[str] = None, *,
     if not os.path.isdir(repo):
         raise InvalidInput("is not a directory (a git repository)", path=repo,
                            rule="--git-ref")
+    with Spool(spool_dir) as spool:
+        # Built in a function of its own: the listing and the index are freed before the
+        # image is built from the tree.
+        yield _tree_in_spool(repo, ref, path, spool, keep_links=keep_links,
+                             skip_special=skip_special, mtime=mtime)
+
+
+def _tree_in_spool(repo: str, ref: str, path: Optional[str], spool: Spool, *,
+                   keep_links: bool, skip_special: bool, mtime: Optional[int]) -> SourceTree:
+    """List the tree, copy its blobs into ``spool`` and make the SourceTree."""
     tree = list_tree(repo, ref, path)
     when = tree.time if mtime is None else int(mtime)
-    with Spool(spool_dir) as spool:
-        blobs = sorted({oid for _, _, kind, oid, _ in tree.entries if kind == "blob"})
-        where = _spool_blobs(repo, blobs, spool)
-        entries: List[EntryInfo] = []
-        for name, mode, kind, oid, size in tree.entries:
-            perm = _MODES.get(mode, 0o644)
-            if kind == "tree":
-                entries.append(EntryInfo(name, "dir", 0, when, perm))
-            elif kind == "commit":
-                entries.append(EntryInfo(name, "other", 0, when, perm))
-            elif mode == "120000":
-                if size > MAX_LINK:
-                    raise InvalidInput(f"symlink target of {size} bytes (more than "
-                                       f"{MAX_LINK})", path=name, rule="symlinks")
-                target = os.pread(spool.fd, size, where[oid])
-                entries.append(EntryInfo(name, "symlink", 0, when, perm, (),
-                                         target.decode("utf-8", "surrogateescape")))
-            else:
-                perm = 0o755 if mode == "100755" else 0o644
-                entries.append(EntryInfo(name, "file", size, when, perm,
-                                         ((where[oid], size),) if size else ()))
-        yield tree_from_entries(entries, spool.path, keep_links=keep_links,
-                                skip_special=skip_special, mtime=when,
-                                what=f"{repo} at {ref}",
-                                specials={n: "submodule" for n, _, k, _, _ in tree.entries
-                                          if k == "commit"})
+    blobs = sorted({oid for _, _, kind, oid, _ in tree.entries if kind == "blob"})
+    where = _spool_blobs(repo, blobs, spool)
+    del blobs
+    entries: List[EntryInfo] = []
+    for name, mode, kind, oid, size in tree.entries:
+        if kind == "tree":
+            entries.append(EntryInfo(name, "dir", 0, when, 0o755))
+        elif kind == "commit":
+            entries.append(EntryInfo(name, "other", 0, when, 0o755))
+        elif mode == "120000":
+            if size > MAX_LINK:
+                raise InvalidInput(f"symlink target of {size} bytes (more than "
+                                   f"{MAX_LINK})", path=name, rule="symlinks")
+            target = os.pread(spool.fd, size, where[oid])
+            entries.append(EntryInfo(name, "symlink", 0, when, 0o777, (),
+                                     target.decode("utf-8", "surrogateescape")))
+        else:
+            perm = 0o755 if mode == "100755" else 0o644
+            entries.append(EntryInfo(name, "file", size, when, perm,
+                                     ((where[oid], size),) if size else ()))
+    specials = {n: "submodule" for n, _, k, _, _ in tree.entries if k == "commit"}
+    del tree, where
+    return tree_from_entries(entries, spool.path, keep_links=keep_links,
+                             skip_special=skip_special, mtime=when, what=f"{repo} at {ref}",
+                             specials=specials)
