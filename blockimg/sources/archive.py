@@ -139,12 +139,21 @@ def tree_of_archive(data_path: str, *, what: Optional[str] = None, **options) ->
     except InvalidInput as e:
         raise InvalidInput(f"is not a tar archive: {e.args[0].split(': ', 1)[-1]}",
                            path=what, rule="a tar archive is whole 512-byte blocks") from None
+    if dev.size == 0:
+        dev.close()
+        raise InvalidInput("is empty, not a tar archive (did the command that writes it "
+                           "fail?)", path=what, rule="a tar archive")
     try:
         try:
             image = TarImage(dev)
         except CorruptImage as e:
             raise InvalidInput(f"is not a readable tar archive: {e}", path=what,
                                rule="the tar reader's checks") from None
+        if image.end_of_archive is None:
+            # A stream cut short between two members reads as a shorter archive.
+            raise InvalidInput(f"ends after {dev.size} bytes without the two zero blocks "
+                               "that end a tar archive: cut short?", path=what,
+                               rule="a complete tar archive")
         entries = list(image)
         refused = list(image.unsafe_names)
     except BlockImgError:

@@ -208,6 +208,21 @@ def test_not_a_tar_archive_is_one_clear_error(tmp_path):
     res = blockimg("create", "-", "-o", tmp_path / "x.img", check=False,
                    input=b"\x28\xb5\x2f\xfd" + bytes(600))
     assert res.returncode == 1 and b"zstd" in res.stderr
+    # A stream cut short between two members: refused, not a shorter image.
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a" * 100)
+    (src / "b.txt").write_bytes(b"b" * 100)
+    whole = subprocess.run([require_tool("tar"), "--format=ustar", "-cf", "-", "-C", src,
+                            "a.txt", "b.txt"], capture_output=True, check=True).stdout
+    res = blockimg("create", "-", "-o", tmp_path / "x.img", check=False, input=whole[:1024])
+    assert res.returncode == 1 and b"cut short" in res.stderr, res.stderr
+    blockimg("create", "-", "-o", tmp_path / "x.img", input=whole)
+    assert blockimg("cat", tmp_path / "x.img", "b.txt").stdout == b"b" * 100
+    os.unlink(tmp_path / "x.img")
+    # A failed command before the pipe leaves it empty: refused, not an empty image.
+    res = blockimg("create", "-", "-o", tmp_path / "x.img", check=False, input=b"")
+    assert res.returncode == 1 and b"standard input: is empty" in res.stderr
     assert not (tmp_path / "x.img").exists()
 
 
