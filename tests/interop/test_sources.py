@@ -80,7 +80,7 @@ def test_tar_archive_and_stream_give_the_bytes_of_the_unpacked_tree(tree, tmp_pa
     run(tar, "-xpf", archive, "-C", unpacked)
     opts = ["--format", fmt, "--target", target, "-q"]
     blockimg("create", unpacked, "-o", tmp_path / "dir.img", *opts)
-    blockimg("create", archive, "-o", tmp_path / "file.img", *opts)
+    blockimg("create", archive, "-o", tmp_path / "file.img", *opts, "-j", "2")
     blockimg("create", "-", "-o", tmp_path / "stream.img", *opts,
              input=archive.read_bytes())
     want = sha(tmp_path / "dir.img")
