@@ -275,11 +275,13 @@ def cmd_create(args: argparse.Namespace) -> int:
     bar = ProgressBar("writing" if args.secret or args.output is None
                       else f"writing {os.path.basename(args.output)}",
                       enabled=False if args.quiet or args.check else None)
+    from .source import excluder
     from .sources import open_source
     try:
         with open_source(args.src, git_ref=args.git_ref, git_path=args.git_path,
                          spool_dir=_spool_dir(args.output), keep_links=args.keep_links,
-                         skip_special=args.skip_special, mtime=mtime) as src:
+                         skip_special=args.skip_special, mtime=mtime,
+                         exclude=excluder(args.exclude, vcs=args.exclude_vcs)) as src:
             if args.check:
                 summary = api.plan(src, **common)
             else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 from ..errors import InvalidInput
 from ..source import SourceTree
@@ -25,7 +25,8 @@ STDIN = "-"
 @contextlib.contextmanager
 def open_source(src: str, *, git_ref: Optional[str] = None, git_path: Optional[str] = None,
                 spool_dir: Optional[str] = None, keep_links: bool = False,
-                skip_special: bool = False, mtime: Optional[int] = None
+                skip_special: bool = False, mtime: Optional[int] = None,
+                exclude: Optional[Callable[[str], bool]] = None
                 ) -> Iterator[Union[str, SourceTree]]:
     """``src`` as a source for :func:`blockimg.api.create`, inside the ``with``.
 
@@ -33,10 +34,11 @@ def open_source(src: str, *, git_ref: Optional[str] = None, git_path: Optional[s
     (below ``git_path``) is read. Else ``-`` or a regular file is a tar archive
     (plain, gzip, xz or bzip2), and anything else is given back as it is (a
     directory, walked by ``create``). ``spool_dir`` holds the temporary copy of
-    a stream, a compressed archive or a git tree's blobs.
+    a stream, a compressed archive or a git tree's blobs. ``exclude``
+    (:func:`blockimg.source.excluder`) leaves paths out of an archive or git tree.
     """
     options = dict(spool_dir=spool_dir, keep_links=keep_links, skip_special=skip_special,
-                   mtime=mtime)
+                   mtime=mtime, exclude=exclude)
     # Imported here: a build from a directory needs neither the tar reader nor git.
     if git_ref is not None:
         from .git import git_source

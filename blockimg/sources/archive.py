@@ -20,7 +20,7 @@ import io
 import lzma
 import os
 import stat
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from ..block.file import FileDevice
 from ..errors import BlockImgError, CorruptImage, InvalidInput
@@ -46,8 +46,8 @@ def _compression(head: bytes) -> Optional[str]:
 
 @contextlib.contextmanager
 def archive_source(src: str, *, spool_dir: Optional[str] = None, keep_links: bool = False,
-                   skip_special: bool = False, mtime: Optional[int] = None
-                   ) -> Iterator[SourceTree]:
+                   skip_special: bool = False, mtime: Optional[int] = None,
+                   exclude: Optional[Callable[[str], bool]] = None) -> Iterator[SourceTree]:
     """The :class:`SourceTree` of the tar archive ``src`` (``-``: standard input),
     valid inside the ``with`` (its entries read from the archive or its spool).
 
@@ -56,7 +56,8 @@ def archive_source(src: str, *, spool_dir: Optional[str] = None, keep_links: boo
     :func:`blockimg.source.walk`.
     """
     name = "standard input" if src == STDIN else src
-    options = dict(keep_links=keep_links, skip_special=skip_special, mtime=mtime, what=name)
+    options = dict(keep_links=keep_links, skip_special=skip_special, mtime=mtime,
+                   exclude=exclude, what=name)
     with contextlib.ExitStack() as stack:
         if src == STDIN:
             fd = 0

@@ -21,7 +21,7 @@ import contextlib
 import os
 import subprocess
 import threading
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import InvalidInput
 from ..image import EntryInfo
@@ -176,8 +176,8 @@ def _spool_blobs(repo: str, oids: List[str], spool: Spool) -> Dict[str, int]:
 @contextlib.contextmanager
 def git_source(repo: str, ref: str, path: Optional[str] = None, *,
                spool_dir: Optional[str] = None, keep_links: bool = False,
-               skip_special: bool = False, mtime: Optional[int] = None
-               ) -> Iterator[SourceTree]:
+               skip_special: bool = False, mtime: Optional[int] = None,
+               exclude: Optional[Callable[[str], bool]] = None) -> Iterator[SourceTree]:
     """The :class:`SourceTree` of ``path`` (default: the top) in ``repo`` at ``ref``,
     valid inside the ``with``. ``mtime`` (default: the committer time of ``ref``)
     fixes every timestamp; the other options are those of
@@ -190,11 +190,12 @@ def git_source(repo: str, ref: str, path: Optional[str] = None, *,
         # Built in a function of its own: the listing and the index are freed before the
         # image is built from the tree.
         yield _tree_in_spool(repo, ref, path, spool, keep_links=keep_links,
-                             skip_special=skip_special, mtime=mtime)
+                             skip_special=skip_special, mtime=mtime, exclude=exclude)
 
 
 def _tree_in_spool(repo: str, ref: str, path: Optional[str], spool: Spool, *,
-                   keep_links: bool, skip_special: bool, mtime: Optional[int]) -> SourceTree:
+                   keep_links: bool, skip_special: bool, mtime: Optional[int],
+                   exclude: Optional[Callable[[str], bool]]) -> SourceTree:
     """List the tree, copy its blobs into ``spool`` and make the SourceTree."""
     tree = list_tree(repo, ref, path)
     when = tree.time if mtime is None else int(mtime)
@@ -222,4 +223,4 @@ def _tree_in_spool(repo: str, ref: str, path: Optional[str], spool: Spool, *,
     del tree, where
     return tree_from_entries(entries, spool.path, keep_links=keep_links,
                              skip_special=skip_special, mtime=when, what=f"{repo} at {ref}",
-                             specials=specials)
+                             specials=specials, exclude=exclude)

@@ -15,9 +15,9 @@ loops is refused. What ``extract`` refuses is refused here too (names with
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, Problems
 from ..extract import unsafe_host_name
 from ..image import EntryInfo
 from ..source import Kind, OrderedEntries, SourceEntry, SourceTree, paused_gc
@@ -94,12 +94,14 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
                       skip_special: bool = False, mtime: Optional[int] = None,
                       refused: Sequence[Tuple[str, str]] = (),
                       specials: Optional[Dict[str, str]] = None,
+                      exclude: Optional[Callable[[str], bool]] = None,
                       what: str = "archive") -> SourceTree:
     """The :class:`SourceTree` of ``entries``, file contents read from ``data_path``.
 
     ``refused`` are ``(name, reason)`` pairs the reader already refused (names
-    with ``..``); every refusal is raised together as one InvalidInput naming
-    ``what``. ``mtime`` fixes every timestamp. Entries of kind ``other``
+    with ``..``); every refusal is raised at once (:class:`~blockimg.errors.Problems`),
+    each naming its entry. ``exclude`` (:func:`blockimg.source.excluder`) leaves
+    out the image paths it says yes to, with their contents. ``mtime`` fixes every timestamp. Entries of kind ``other``
     (devices, FIFOs, sparse files; ``specials`` names what some are) are
     refused, or skipped and reported with ``skip_special``.
     """
@@ -167,8 +169,8 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
             try:
                 target = index.resolve(e.path, follow_last=True)
             except _Refused as err:
-                raise _Refused(f"symlink to {link!r} cannot be followed inside the "
-                               f"{what}: {err}") from None
+                raise _Refused(f"symlink to {link!r} cannot be followed inside {what}: "
+                               f"{err}") from None
             if target == "":
                 raise _Refused("symlink leads back to one of its own parent directories")
             t = index.by_path[target]
@@ -211,6 +213,8 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
             real = f"{real_dir}/{name}" if real_dir else name
             img_path = f"{img_dir}/{name}" if img_dir else name
             e = index.by_path[real]
+            if exclude is not None and exclude(img_path):
+                continue
             try:
                 sub = visit(e, img_path)
             except _Refused as err:
@@ -224,9 +228,9 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
                     continue
                 stack.append((sub, img_path, ancestors + (sub,), 0))
     if problems:
-        listed = "; ".join(f"{p!r}: {why}" for p, why in problems)
-        raise InvalidInput(f"{len(problems)} entries refused: {listed}", path=what,
-                           rule="entries stay inside the archive")
+        errors = [InvalidInput(why, path=p, rule=f"entries stay inside {what}")
+                  for p, why in problems]
+        raise errors[0] if len(errors) == 1 else Problems(errors, what=what)
     # Made as a walk makes its entries (depth first, siblings by name bytes, each path once,
     # parents first): the planners may take the order as it is.
     return SourceTree(OrderedEntries(out), tuple(skipped))
