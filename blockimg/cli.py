@@ -130,10 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="source directory; or a tar archive (plain, gzip, xz or bzip2), '-' "
                         "for one on standard input; or, with --git-ref, a git repository")
     c.add_argument("--git-ref", metavar="REF",
-                   help="read SRC's tree at this commit, branch or tag (no checkout; times "
-                        "are the commit's unless --mtime)")
+                   help="read SRC's tree at this commit, branch or tag, without a checkout "
+                        "(default: none, SRC is a directory or tar archive); times are the "
+                        "commit's unless --mtime")
     c.add_argument("--git-path", metavar="PATH",
-                   help="with --git-ref: only this directory of the tree")
+                   help="with --git-ref: only this directory of the tree (default: the "
+                        "whole tree)")
     c.add_argument("-o", "--output", metavar="IMAGE",
                    help="image file (written atomically; only a regular file is replaced, "
                         "a symlink is followed to the file it leads to) or block device "
