@@ -125,8 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
         return c
     sub.required = True
 
-    c = command("create", "build an image from a directory")
-    c.add_argument("src", metavar="SRC", help="source directory")
+    c = command("create", "build an image from a directory, a tar archive or a git tree")
+    c.add_argument("src", metavar="SRC",
+                   help="source directory; or a tar archive (plain, gzip, xz or bzip2), '-' "
+                        "for one on standard input; or, with --git-ref, a git repository")
+    c.add_argument("--git-ref", metavar="REF",
+                   help="read SRC's tree at this commit, branch or tag, without a checkout "
+                        "(default: none, SRC is a directory or tar archive); times are the "
+                        "commit's unless --mtime")
+    c.add_argument("--git-path", metavar="PATH",
+                   help="with --git-ref: only this directory of the tree (default: the "
+                        "whole tree)")
     c.add_argument("-o", "--output", metavar="IMAGE",
                    help="image file (written atomically; only a regular file is replaced, "
                         "a symlink is followed to the file it leads to) or block device "
@@ -270,14 +279,20 @@ def cmd_create(args: argparse.Namespace) -> int:
     bar = ProgressBar("writing" if args.secret or args.output is None
                       else f"writing {os.path.basename(args.output)}",
                       enabled=False if args.quiet or args.check else None)
+    from .source import excluder
+    from .sources import open_source
     try:
-        if args.check:
-            summary = api.plan(args.src, **common)
-        else:
-            summary = api.create(args.src, args.output, secret=args.secret, force=args.force,
-                                 progress=bar if bar.enabled else None,
-                                 manifest=args.manifest, fsync=args.fsync, jobs=args.jobs,
-                                 **common)
+        with open_source(args.src, git_ref=args.git_ref, git_path=args.git_path,
+                         spool_dir=_spool_dir(args.output), keep_links=args.keep_links,
+                         skip_special=args.skip_special, mtime=mtime,
+                         exclude=excluder(args.exclude, vcs=args.exclude_vcs)) as src:
+            if args.check:
+                summary = api.plan(src, **common)
+            else:
+                summary = api.create(src, args.output, secret=args.secret, force=args.force,
+                                     progress=bar if bar.enabled else None,
+                                     manifest=args.manifest, fsync=args.fsync,
+                                     jobs=args.jobs, **common)
     except InvalidInput as e:
         if len(e.problems) > 1:
             _print_problems(e)
@@ -315,6 +330,17 @@ def _print_plan(src: str, summary) -> None:
     print(f"contents: {plural(summary.files, 'file')} in "
           f"{plural(summary.directories, 'directory', 'directories')}, "
           f"{human_size(summary.file_bytes)} of data")
+
+
+def _spool_dir(output: Optional[str]) -> Optional[str]:
+    """Where a stream is spooled: beside an image file (the same file system as the
+    output, which must have room anyway), else the system's temporary directory."""
+    if output is None:
+        return None
+    directory = os.path.dirname(os.path.abspath(output))
+    if output.startswith("/dev/") or not os.path.isdir(directory):
+        return None
+    return directory
 
 
 def _mode_string(e) -> str:

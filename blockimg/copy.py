@@ -4,7 +4,9 @@ Both writers go through :class:`Copier`, so every image gets the same
 guarantees: small writes are gathered into large sequential ones; big files
 move inside the kernel (``copy_file_range``) unless a checksum is wanted;
 memory stays bounded by the buffer whatever the file sizes; a source file
-that changed since planning is detected and reported.
+that changed since planning is detected and reported. A file's content is a
+whole source file, or (``entry.offset``) a byte range of one -- a member of
+an archive -- read in place at that offset.
 """
 from __future__ import annotations
 
@@ -122,6 +124,7 @@ class Copier:
         # With a helper thread, the buffer being written and the one being filled swap.
         self._behind = WriteBehind(device.pwrite) if behind else None
         self._other = None       # the second buffer, made at the first write behind
+        self._range_fd, self._range_path = -1, None   # the archive ranges are read from
         self._n = 0                               # bytes gathered
         self._buf_off = 0                         # image offset of self._view[0]
         # Early write-out: only for an image in a regular file that will be fsynced (the
@@ -145,11 +148,28 @@ class Copier:
         """End the helper thread (after its pending write). Does not flush."""
         if self._behind is not None:
             self._behind.close()
+        self._drop_range_fd()
+
+    def _open(self, entry: SourceEntry) -> int:
+        """An fd of ``entry.source``: opened for this file, or -- for a byte range, the
+        members of one archive one after another -- the archive's, kept open."""
+        if entry.offset is None:
+            return os.open(entry.source, _O_READ)
+        if entry.source != self._range_path:
+            fd = os.open(entry.source, _O_READ)
+            self._drop_range_fd()
+            self._range_fd, self._range_path = fd, entry.source
+        return self._range_fd
+
+    def _drop_range_fd(self) -> None:
+        if getattr(self, "_range_fd", -1) >= 0:
+            os.close(self._range_fd)
+            self._range_fd, self._range_path = -1, None
 
     def __del__(self) -> None:
         # A Copier dropped without close() (a format plugin's writer, say) still ends its
         # thread: the thread holds the WriteBehind, never the Copier.
-        if getattr(self, "_behind", None) is not None:
+        if getattr(self, "_behind", None) is not None or getattr(self, "_range_fd", -1) >= 0:
             self.close()
 
     # -- gathered writes ---------------------------------------------------
@@ -263,17 +283,19 @@ class Copier:
         view = self._view
         j = n + h
         try:
-            fd = os.open(entry.source, _O_READ)
+            fd = self._open(entry)
         except (OSError, TypeError, ValueError):
             return False
         try:
             # The probe byte lands in the padding or past the gathered bytes (the
-            # buffer has one byte more than its capacity for it).
-            got = os.preadv(fd, [view[j:j + size + 1]], 0)
+            # buffer has one byte more than its capacity for it). A range of a
+            # file (an archive member) has no probe: what follows it is not its own.
+            got = os.preadv(fd, [view[j:j + size + (entry.offset is None)]], entry.offset or 0)
         except OSError:
             got = -1
         finally:
-            os.close(fd)
+            if fd != self._range_fd:
+                os.close(fd)
         if got != size:
             return False
         if not n:
@@ -303,7 +325,7 @@ class Copier:
             self._advance(entry, crc)
             return crc
         try:
-            fd = os.open(entry.source, _O_READ)
+            fd = self._open(entry)
         except FileNotFoundError:
             raise SourceChanged("vanished after the image was planned", path=entry.source,
                                 rule="source must not change during the build") from None
@@ -322,31 +344,34 @@ class Copier:
                     crc = self._read_through(fd, entry, offset)
                 else:
                     self.flush()
-                    got = self._copy(offset, fd, entry.size)
+                    got = self._copy(offset, fd, entry.size, entry.offset or 0)
                     if got != entry.size:
                         self._changed(entry, got)
-                try:
-                    extra = os.pread(fd, 1, entry.size)
-                except OSError:
-                    extra = b""
-                if extra:
-                    self._grew(entry)
+                if entry.offset is None:
+                    try:
+                        extra = os.pread(fd, 1, entry.size)
+                    except OSError:
+                        extra = b""
+                    if extra:
+                        self._grew(entry)
         finally:
-            os.close(fd)
+            if fd != self._range_fd:
+                os.close(fd)
         self._advance(entry, crc)
         return crc
 
-    def _copy(self, offset: int, fd: int, size: int) -> int:
-        """Kernel copy of ``size`` bytes; in WRITEBACK_EVERY pieces when write-out is started
-        as we go (so the disk writes one piece while the next is copied) or progress is
-        reported (a big file moves the bar as it is copied)."""
+    def _copy(self, offset: int, fd: int, size: int, start: int = 0) -> int:
+        """Kernel copy of ``size`` bytes of ``fd`` from byte ``start``; in WRITEBACK_EVERY
+        pieces when write-out is started as we go (so the disk writes one piece while the
+        next is copied) or progress is reported (a big file moves the bar as it is
+        copied)."""
         progress = self.progress
         if self._wb is None and progress is None:
-            return self.device.copy_from(offset, fd, size)
+            return self.device.copy_from(offset, fd, size, start)
         done = 0
         while done < size:
             n = min(WRITEBACK_EVERY, size - done)
-            got = self.device.copy_from(offset + done, fd, n, done)
+            got = self.device.copy_from(offset + done, fd, n, start + done)
             done += got
             self._written(got)
             if progress is not None:
@@ -357,6 +382,14 @@ class Copier:
 
     def _check_size(self, fd: int, entry: SourceEntry) -> None:
         size = os.fstat(fd).st_size
+        if entry.offset is not None:
+            if size < entry.offset + entry.size:
+                raise SourceChanged(f"{entry.path}: the archive shrank to {size} bytes, "
+                                    f"before the member's data (bytes {entry.offset} to "
+                                    f"{entry.offset + entry.size}) after the image was planned",
+                                    path=entry.source,
+                                    rule="source must not change during the build")
+            return
         if size != entry.size:
             raise SourceChanged(f"size changed from {entry.size} to {size} bytes after "
                                 "the image was planned", path=entry.source,
@@ -368,10 +401,11 @@ class Copier:
             return self._read_small_bytes(fd, entry, offset)
         # Read size+1 bytes straight into the write buffer: one syscall copies the file
         # and sees it grow; the probe byte lands past the gathered bytes (never written).
+        # A range of a file (an archive member) is read without the probe.
         i = self._room(offset, size)
-        view = self._view[i:i + size + 1]
+        view = self._view[i:i + size + (entry.offset is None)]
         try:
-            got = os.preadv(fd, [view], 0)
+            got = os.preadv(fd, [view], entry.offset or 0)
         except OSError as e:
             self._check_size(fd, entry)     # replaced by something else: say so
             raise DeviceError(f"{entry.source}: read failed: {e.strerror}",
@@ -388,7 +422,7 @@ class Copier:
 
     def _read_small_bytes(self, fd: int, entry: SourceEntry, offset: int) -> int:
         try:
-            data = os.pread(fd, entry.size + 1, 0)
+            data = os.pread(fd, entry.size + (entry.offset is None), entry.offset or 0)
         except OSError as e:
             self._check_size(fd, entry)
             raise DeviceError(f"{entry.source}: read failed: {e.strerror}",
@@ -410,9 +444,10 @@ class Copier:
     def _read_through(self, fd: int, entry: SourceEntry, offset: int) -> int:
         crc = 0
         pos = 0
+        start = entry.offset or 0
         while pos < entry.size:
             try:
-                chunk = os.pread(fd, min(READ_CHUNK, entry.size - pos), pos)
+                chunk = os.pread(fd, min(READ_CHUNK, entry.size - pos), start + pos)
             except OSError as e:
                 raise DeviceError(f"{entry.source}: read failed at byte {pos}: {e.strerror}",
                                   errno=e.errno) from None

@@ -34,14 +34,17 @@ class SourceEntry:
     ``path`` is the path inside the image: ``/``-separated, relative, no
     ``.``/``..``/empty components, directories without a trailing slash.
     Regular files take their content from ``source`` (a file-system path) or
-    ``data`` (bytes given through the library API). ``link_target`` is the
-    symlink target, or for a hard link the image path it links to.
+    ``data`` (bytes given through the library API). With ``offset`` the content is
+    the ``size`` bytes of ``source`` from that byte on (a member of an archive),
+    else the whole file. ``link_target`` is the symlink target, or for a hard
+    link the image path it links to.
 
     A frozen value (like a frozen dataclass: compared and hashed by its fields),
     with ``__slots__``: a tree of many files stays small in memory.
     """
 
-    __slots__ = ("path", "kind", "size", "mtime", "mode", "source", "data", "link_target")
+    __slots__ = ("path", "kind", "size", "mtime", "mode", "source", "data", "link_target",
+                 "offset")
 
     path: str
     kind: Kind
@@ -51,10 +54,11 @@ class SourceEntry:
     source: Optional[str]
     data: Optional[bytes]
     link_target: Optional[str]
+    offset: Optional[int]
 
     def __init__(self, path: str, kind: Kind, size: int = 0, mtime: int = 0,
                  mode: int = 0o644, source: Optional[str] = None, data: Optional[bytes] = None,
-                 link_target: Optional[str] = None) -> None:
+                 link_target: Optional[str] = None, offset: Optional[int] = None) -> None:
         # The slots' own descriptors: past the frozen __setattr__, without a lookup by name.
         _set_path(self, path)
         _set_kind(self, kind)
@@ -64,6 +68,7 @@ class SourceEntry:
         _set_source(self, source)
         _set_data(self, data)
         _set_link_target(self, link_target)
+        _set_offset(self, offset)
 
     def __setattr__(self, name, value):
         raise FrozenRecordError(f"cannot assign to field {name!r}")
@@ -73,7 +78,7 @@ class SourceEntry:
 
     def _astuple(self) -> tuple:
         return (self.path, self.kind, self.size, self.mtime, self.mode, self.source, self.data,
-                self.link_target)
+                self.link_target, self.offset)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
@@ -104,7 +109,7 @@ class SourceEntry:
 
 
 (_set_path, _set_kind, _set_size, _set_mtime, _set_mode, _set_source, _set_data,
- _set_link_target) = [getattr(SourceEntry, name).__set__ for name in SourceEntry.__slots__]
+ _set_link_target, _set_offset) = [getattr(SourceEntry, name).__set__ for name in SourceEntry.__slots__]
 
 
 class OrderedEntries(tuple):

@@ -17,7 +17,7 @@ import time
 from typing import List, Optional
 
 from .measure import LIMIT_TYPES, MemoryLimit, cgroup_available
-from .suite import OPERATIONS, REPO, Context, fat_size_for, prepare_images
+from .suite import OPERATIONS, REPO, Context, fat_size_for, prepare_images, prepare_sources
 
 __all__ = ["main"]
 
@@ -117,6 +117,8 @@ def cmd_run(args) -> int:
             need = {o.split("-")[0] for o in ops if o.endswith(("-extract", "-cat"))}
             if need:
                 ctx.broken = prepare_images(ctx, read_from=args.read_from, formats=sorted(need))
+            if "sources" in ops:
+                ctx.broken.update(prepare_sources(ctx))
             if args.same_size:
                 ctx.blockimg_fat_size = ctx.fat_size
             skip_slow = not args.slow and info["files"] > args.slow_max_files

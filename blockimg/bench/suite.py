@@ -18,7 +18,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from .measure import SINGLE_THREAD_ENV
 
-__all__ = ["Context", "Tool", "OPERATIONS", "tools_for", "prepare_images", "fat_size_for"]
+__all__ = ["Context", "Tool", "OPERATIONS", "tools_for", "prepare_images", "prepare_sources",
+           "fat_size_for"]
 
 Cmd = Union[str, List[str]]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,6 +41,8 @@ class Context:
     fat_size: int = 0
     blockimg_fat_size: Optional[int] = None   # None: blockimg picks the minimum
     one_file: str = ""          # the file read by the "cat" operations
+    source_tar: str = ""        # the corpus as a tar archive (the "sources" operation)
+    git_repo: str = ""          # the corpus committed to a git repository (likewise)
     sync_between: bool = True   # sync (untimed) before every run
     set_aside: bool = True      # move output trees aside instead of deleting them
     _aside: int = 0
@@ -215,6 +218,48 @@ TAR_CAT = [
          output="none"),
 ]
 
+def _blockimg_tar_create(ctx: Context, src: str, *extra: str) -> List[str]:
+    return blockimg_cmd(ctx, "create", src, "-o", ctx.out_img, "--format", "tar", "-q", *extra)
+
+
+#: One tar image of the corpus from each kind of source (all give the same bytes; the git
+#: rows use the commit time as every mtime).
+SOURCES = [
+    Tool("blockimg DIR", "blockimg", lambda c: _blockimg_tar_create(c, c.corpus)),
+    Tool("blockimg ARCHIVE.tar", "blockimg", lambda c: _blockimg_tar_create(c, c.source_tar)),
+    Tool("cat ARCHIVE.tar | blockimg -", "blockimg", lambda c: (
+        f"cat {_q(c.source_tar)} | " + shlex.join(_blockimg_tar_create(c, "-")))),
+    Tool("blockimg --git-ref", "blockimg", lambda c: _blockimg_tar_create(
+        c, c.git_repo, "--git-ref", "HEAD"), needs=("git",)),
+    Tool("git archive | tar -x; blockimg DIR", "peer", lambda c: (
+        f"mkdir {_q(c.out)} && git -C {_q(c.git_repo)} archive HEAD | tar -x -C {_q(c.out)} "
+        f"&& " + shlex.join(_blockimg_tar_create(c, c.out, "--mtime", str(GIT_TIME)))),
+         needs=("git", "tar"), output="dir"),
+    Tool("cp ARCHIVE.tar", "limit", lambda c: ["cp", c.source_tar, c.out_img]),
+]
+GIT_TIME = 1_700_000_000
+
+
+def prepare_sources(ctx: Context) -> Dict[str, str]:
+    """Untimed: the corpus as a tar archive (GNU tar) and as a git commit; {what: problem}."""
+    problems: Dict[str, str] = {}
+    ctx.source_tar = os.path.join(ctx.work, "source.tar")
+    ctx.git_repo = os.path.join(ctx.work, "repo")
+    steps = [("source.tar", f"tar -cf {_q(ctx.source_tar)} -C {_q(ctx.corpus)} ."),
+             ("git", f"rm -rf {_q(ctx.git_repo)} && cp -r {_q(ctx.corpus)} {_q(ctx.git_repo)} && "
+                     f"cd {_q(ctx.git_repo)} && git init -q && git add -A && "
+                     f"git -c user.name=bench -c user.email=bench@example.org -c gc.auto=0 "
+                     f"commit -q -m corpus && git gc -q")]
+    env = dict(os.environ, GIT_COMMITTER_DATE=f"{GIT_TIME} +0000",
+               GIT_AUTHOR_DATE=f"{GIT_TIME} +0000")
+    for what, cmd in steps:
+        res = _run_checked(cmd, env)
+        if res.returncode != 0:
+            err = (res.stderr or b"").decode("utf-8", "replace").strip()
+            problems[what] = err.splitlines()[-1] if err else f"exit {res.returncode}"
+    return problems
+
+
 STARTUP = [
     Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "--help"), output="none"),
     Tool("python -c pass", "limit", lambda c: [c.python, "-c", "pass"], output="none"),
@@ -233,6 +278,7 @@ OPERATIONS: Dict[str, List[Tool]] = {
     "fat-build": FAT_BUILD, "tar-build": TAR_BUILD,
     "fat-extract": FAT_EXTRACT, "fat-cat": FAT_CAT,
     "tar-extract": TAR_EXTRACT, "tar-cat": TAR_CAT,
+    "sources": SOURCES,
 }
 
 

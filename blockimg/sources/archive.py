@@ -1,0 +1,164 @@
+"""A tar archive (a file, or a stream on stdin) as the source of an image.
+
+The archive is indexed with blockimg's own tar reader -- the same checks as
+``blockimg ls``/``extract`` -- and each member's content is the byte range of
+the archive that holds it: nothing is unpacked, and the image writer copies
+from the archive at that offset (``copy_file_range`` where the kernel can).
+
+A regular file is read where it is. A stream (a pipe on stdin) or a
+compressed archive (gzip, xz, bzip2: Python's own modules) is first copied
+into an anonymous spool file (:mod:`blockimg.sources.spool`) -- the layout
+needs every size before it writes -- costing one copy on disk and bounded
+memory.
+"""
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import io
+import lzma
+import os
+import stat
+from typing import Callable, Iterator, Optional
+
+from ..block.file import FileDevice
+from ..errors import BlockImgError, CorruptImage, InvalidInput
+from ..source import SourceTree
+from ..tar.reader import TarImage
+from . import STDIN
+from .spool import CHUNK, Spool
+from .tree import tree_from_entries
+
+__all__ = ["archive_source", "tree_of_archive"]
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"BZh", "bzip2"),
+          (b"\x28\xb5\x2f\xfd", "zstd"))
+_OPENERS = {"gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"), "xz": lzma.LZMAFile,
+            "bzip2": bz2.BZ2File}
+
+
+def _compression(head: bytes) -> Optional[str]:
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+@contextlib.contextmanager
+def archive_source(src: str, *, spool_dir: Optional[str] = None, keep_links: bool = False,
+                   skip_special: bool = False, mtime: Optional[int] = None,
+                   exclude: Optional[Callable[[str], bool]] = None) -> Iterator[SourceTree]:
+    """The :class:`SourceTree` of the tar archive ``src`` (``-``: standard input),
+    valid inside the ``with`` (its entries read from the archive or its spool).
+
+    ``spool_dir`` is where a stream or a compressed archive is spooled (default:
+    the system's temporary directory). The other options are those of
+    :func:`blockimg.source.walk`.
+    """
+    name = "standard input" if src == STDIN else src
+    options = dict(keep_links=keep_links, skip_special=skip_special, mtime=mtime,
+                   exclude=exclude, what=name)
+    with contextlib.ExitStack() as stack:
+        if src == STDIN:
+            fd = 0
+        else:
+            try:
+                fd = os.open(src, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError as e:
+                raise InvalidInput(f"cannot read source: {e.strerror}", path=src) from None
+            stack.callback(os.close, fd)
+        st = os.fstat(fd)
+        regular = stat.S_ISREG(st.st_mode)
+        reader = None
+        if regular:
+            head = os.pread(fd, 8, 0)
+        else:
+            _widen_pipe(fd)
+            reader = io.BufferedReader(io.FileIO(fd, "rb", closefd=False), CHUNK)
+            head = reader.peek(8)[:8]
+        packed = _compression(head)
+        if packed == "zstd":
+            raise InvalidInput("is zstd-compressed, which Python cannot read: decompress it "
+                               "first (zstd -dc ARCHIVE | blockimg create - ...)", path=name,
+                               rule="tar, or tar compressed with gzip, xz or bzip2")
+        if regular and packed is None:
+            data_path = src if src != STDIN else _reopenable(fd)
+            if data_path is not None:
+                yield tree_of_archive(data_path, **options)
+                return
+        spool = stack.enter_context(Spool(spool_dir))
+        if reader is None:
+            reader = io.BufferedReader(io.FileIO(fd, "rb", closefd=False), CHUNK)
+            reader.seek(0)
+        if packed is not None:
+            _copy_into(_OPENERS[packed](reader), spool, name, packed)
+        else:
+            # What the peek read, then the rest moved by the kernel (splice) where it can.
+            spool.append(reader.read1())
+            if not spool.fill_from(fd):
+                _copy_into(reader, spool, name, None)
+        yield tree_of_archive(spool.path, **options)
+
+
+def _widen_pipe(fd: int) -> None:
+    """Ask for a 1 MiB pipe buffer (Linux; best effort): fewer switches between the
+    process that writes the stream and this one."""
+    try:
+        import fcntl
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, CHUNK)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
+def _reopenable(fd: int) -> Optional[str]:
+    """A name that opens ``fd``'s file again (Linux), or None."""
+    path = f"/proc/self/fd/{fd}"
+    return path if os.path.exists(path) else None
+
+
+def _copy_into(reader, spool: Spool, name: str, packed: Optional[str]) -> None:
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    try:
+        while True:
+            n = reader.readinto(view)
+            if not n:
+                break
+            spool.append(view[:n])
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        what = f"{packed} data" if packed else "the stream"
+        raise InvalidInput(f"reading {what} failed after {spool.size} bytes: {e}",
+                           path=name, rule="a readable archive") from None
+
+
+def tree_of_archive(data_path: str, *, what: Optional[str] = None, **options) -> SourceTree:
+    """Index the tar archive at ``data_path`` and make its entries a SourceTree
+    (see :func:`blockimg.sources.tree.tree_from_entries`)."""
+    what = what or data_path
+    try:
+        dev = FileDevice(data_path)
+    except InvalidInput as e:
+        raise InvalidInput(f"is not a tar archive: {e.args[0].split(': ', 1)[-1]}",
+                           path=what, rule="a tar archive is whole 512-byte blocks") from None
+    if dev.size == 0:
+        dev.close()
+        raise InvalidInput("is empty, not a tar archive (did the command that writes it "
+                           "fail?)", path=what, rule="a tar archive")
+    try:
+        try:
+            image = TarImage(dev)
+        except CorruptImage as e:
+            raise InvalidInput(f"is not a readable tar archive: {e}", path=what,
+                               rule="the tar reader's checks") from None
+        if image.end_of_archive is None:
+            # A stream cut short between two members reads as a shorter archive.
+            raise InvalidInput(f"ends after {dev.size} bytes without the two zero blocks "
+                               "that end a tar archive: cut short?", path=what,
+                               rule="a complete tar archive")
+        entries = list(image)
+        refused = list(image.unsafe_names)
+    except BlockImgError:
+        dev.close()
+        raise
+    dev.close()
+    return tree_from_entries(entries, data_path, refused=refused, what=what, **options)
