@@ -7,7 +7,7 @@ import os
 import sys
 from typing import List, Optional
 
-from . import api
+from . import __version__, api
 from .atomic import Terminated, interrupts_as_exceptions
 from .errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
                      NotARegularFile, NotFound, Problems, Unsupported)
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build and read FAT and tar block-device images (for MirageOS unikernels).")
     p.add_argument("--debug", action="store_true",
                    help="show tracebacks on errors (also after the command)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:

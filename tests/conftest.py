@@ -23,12 +23,19 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def mirage_fixtures() -> Path:
-    """``$BLOCKIMG_MIRAGE_FIXTURES`` or ``../shared/mirage-fixtures``; skips when absent."""
+    """The Mirage driver fixtures: ``$BLOCKIMG_MIRAGE_FIXTURES``, else ``../shared/mirage-fixtures``
+    beside the checkout, else ``.mirage-fixtures`` (filled by ``tools/fetch-mirage-fixtures``).
+    Skips, saying how to get them, when none is there: they come from the upstream drivers'
+    repositories and are never committed here."""
     env = os.environ.get("BLOCKIMG_MIRAGE_FIXTURES")
-    path = Path(env) if env else ROOT.parent / "shared" / "mirage-fixtures"
-    if not path.is_dir():
-        pytest.skip(f"Mirage fixtures not found at {path} (set BLOCKIMG_MIRAGE_FIXTURES)")
-    return path
+    candidates = [Path(env)] if env else [ROOT.parent / "shared" / "mirage-fixtures",
+                                          ROOT / ".mirage-fixtures"]
+    for path in candidates:
+        if (path / "fat").is_dir() and (path / "tar").is_dir():
+            return path
+    pytest.skip(f"Mirage driver fixtures not found (looked in {', '.join(map(str, candidates))}); "
+                "run tools/fetch-mirage-fixtures (needs network access to GitHub) or set "
+                "BLOCKIMG_MIRAGE_FIXTURES")
 
 
 def require_tool(name: str) -> str:
