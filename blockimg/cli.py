@@ -239,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--manifest", metavar="FILE",
                     help="manifest to compare with (default: none)")
     vf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .update.cli import add_commands as add_update_commands
+    COMMANDS.update(add_update_commands(command, _mtime))
     return p
 
 
