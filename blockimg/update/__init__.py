@@ -112,12 +112,15 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
     name = os.fspath(image)
     with api.open(device if device is not None else name) as img:
         format = img.format
-        if format != "tar":
-            raise InvalidInput("updating a FAT image in place is not supported yet; "
-                               "rebuild it with create", path=name,
-                               rule="update: tar images only")
         laid = api.plan(tree, format=format, **options).plan   # every refusal, as create
         d = diff_image(img, tree)
+        if format != "tar":
+            if not dry_run and not d.empty:
+                raise InvalidInput("updating a FAT image in place is not supported yet; "
+                                   "rebuild it with create", path=name,
+                                   rule="update: tar images only")
+            return UpdateResult(d, "none" if d.empty else "not in place (FAT: use create)",
+                                0, img.device.size, time.monotonic() - start, dry_run)
         notes = list(img.notes)
         end = img.end_of_archive
         old_size = img.device.size
