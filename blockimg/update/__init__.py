@@ -80,9 +80,11 @@ def _tree(src, image, keep_links, skip_special, mtime, exclude, exclude_vcs) -> 
     return tree
 
 
-def diff_image(img: Image, tree: SourceTree) -> Diff:
-    """What makes ``img`` read as ``tree`` (contents compared where size and mtime agree)."""
-    return diff(list(img), tree, same_content=lambda i, e: same_bytes(img, i, e),
+def diff_image(img: Image, tree: SourceTree, *, quick: bool = False) -> Diff:
+    """What makes ``img`` read as ``tree``: contents compared where size and mtime agree,
+    unless ``quick`` (equal size, mtime and mode then mean unchanged, as rsync assumes)."""
+    same = (lambda i, e: True) if quick else (lambda i, e: same_bytes(img, i, e))
+    return diff(list(img), tree, same_content=same,
                 modes=img.format == "tar", mtime_key=_mtime_key(img.format))
 
 
@@ -96,6 +98,7 @@ def _mtime_key(format: str):
 def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
            skip_special: bool = False, mtime: Optional[int] = None,
            exclude: Sequence[str] = (), exclude_vcs: bool = False, dry_run: bool = False,
+           quick: bool = False,
            manifest: Union[None, str, os.PathLike] = None, force: bool = False,
            device: Optional[BlockDevice] = None, **options) -> UpdateResult:
     """Make ``image`` hold ``src``'s tree (as ``create`` with the same options would),
@@ -105,7 +108,8 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
     :class:`BlockDevice` to write through instead, e.g. in tests). The whole new
     tree is checked against the format's and target's rules first (as ``create``
     does) and nothing is written when it is refused or does not fit. ``manifest``:
-    a manifest file to rewrite for the updated image.
+    a manifest file to rewrite for the updated image. ``quick``: trust equal size,
+    mtime and mode (do not read files to compare their bytes).
     """
     start = time.monotonic()
     tree = _tree(src, image, keep_links, skip_special, mtime, exclude, exclude_vcs)
@@ -113,7 +117,11 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
     with api.open(device if device is not None else name) as img:
         format = img.format
         laid = api.plan(tree, format=format, **options).plan   # every refusal, as create
-        d = diff_image(img, tree)
+        d = diff_image(img, tree, quick=True)
+        # A rebuild (removals, a kind change) writes everything anyway: no need to read
+        # the files to compare them, unless the changes are to be listed.
+        if not quick and (dry_run or not (d.removed or _kind_changes(d))):
+            d = diff_image(img, tree)
         if format != "tar":
             if not dry_run and not d.empty:
                 raise InvalidInput("updating a FAT image in place is not supported yet; "
@@ -158,7 +166,7 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
                     dev.close()
             if strategy == "complete":    # the cut update is whole now; finish the change
                 return update(image, tree, dry_run=dry_run, manifest=manifest, force=force,
-                              device=device, **options)
+                              device=device, quick=quick, **options)
     if manifest is not None and not dry_run and strategy != "rebuild":
         result = write_manifest(device if device is not None else name, manifest,
                                 laid.options)
@@ -166,6 +174,10 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
                                                  else old_size)
     return UpdateResult(d, strategy, written, size, time.monotonic() - start, dry_run,
                         result)
+
+
+def _kind_changes(d: Diff) -> bool:
+    return any(e.kind.value == "dir" for e in d.changed)
 
 
 def _is_device(path: str) -> bool:

@@ -30,6 +30,9 @@ def add_commands(command, mtime_type) -> dict:
                        help="leave out version control files, as create does")
         c.add_argument("--keep-links", action="store_true", help="as create does")
         c.add_argument("--skip-special", action="store_true", help="as create does")
+        c.add_argument("--quick", action="store_true",
+                       help="files of equal size, mtime and mode are unchanged (do not "
+                            "read them to compare their bytes)")
         if name == "update":
             c.add_argument("--dry-run", action="store_true",
                            help="only list the changes and the bytes they would write")
@@ -44,7 +47,7 @@ def _options(args: argparse.Namespace) -> dict:
     if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip().lstrip("-").isdigit():
         mtime = int(os.environ["SOURCE_DATE_EPOCH"])
     opts = dict(keep_links=args.keep_links, skip_special=args.skip_special, mtime=mtime,
-                exclude=args.exclude, exclude_vcs=args.exclude_vcs)
+                exclude=args.exclude, exclude_vcs=args.exclude_vcs, quick=args.quick)
     for k in ("target", "sector_size"):
         if getattr(args, k) is not None:
             opts[k] = getattr(args, k)

@@ -312,3 +312,14 @@ def test_diff_of_a_fat_image(tmp_path, site):
                        capture_output=True, text=True)
     assert r.returncode == 1 and "not supported yet" in r.stderr
     assert image.read_bytes() == before
+
+
+def test_quick_trusts_size_and_mtime(tmp_path, site):
+    image = tmp_path / "site.tar"
+    cli("create", site, "-o", image, "-q")
+    write(site, "blog/two.html", b"TWO" * 10)      # same size, same mtime
+    settle_dirs(site)
+    assert "0 changed" in cli("diff", image, site, "--quick").stdout
+    assert update(image, site, quick=True).strategy == "none"
+    assert update(image, site).strategy == "append"
+    assert_exact(image, site, tmp_path)
