@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import time
@@ -188,7 +189,19 @@ def _is_device(path: str) -> bool:
 
 
 def _open_rw(path: str) -> FileDevice:
+    """The image for writing; a device node exclusively (Linux refuses, EBUSY, one that
+    is mounted or claimed by another program)."""
     try:
+        if _is_device(path):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))
+            except OSError as e:
+                if e.errno == errno.EBUSY:
+                    raise InvalidInput("is in use (mounted, or claimed by another program)",
+                                       path=path, rule="never write a mounted device") \
+                        from None
+                raise
+            return FileDevice(path, writable=True, _fd=fd)
         return FileDevice(path, writable=True)
     except OSError as e:
         raise DeviceError(f"{path}: cannot open for writing: {e.strerror}",

@@ -18,7 +18,8 @@ from blockimg.block.file import FileDevice
 from blockimg.update import diff_image, update
 from blockimg.update import tar as tar_update
 from blockimg.source import walk
-from conftest import assert_read_back, assert_same_tree, require_tool, run, tree_snapshot
+from conftest import (assert_read_back, assert_same_tree, require_root, require_tool, run,
+                      tree_snapshot)
 
 T0 = 1_700_000_000
 
@@ -322,4 +323,28 @@ def test_quick_trusts_size_and_mtime(tmp_path, site):
     assert "0 changed" in cli("diff", image, site, "--quick").stdout
     assert update(image, site, quick=True).strategy == "none"
     assert update(image, site).strategy == "append"
+    assert_exact(image, site, tmp_path)
+
+
+def test_update_on_a_device_node(tmp_path, site):
+    """A loop device: appended in place, refused (nothing written) when it would not fit."""
+    require_root("losetup")
+    image = tmp_path / "site.tar"
+    cli("create", site, "-o", image, "-q", "--size", "64K")
+    loop = run(require_tool("losetup"), "-f", "--show", image, text=True).stdout.strip()
+    try:
+        write(site, "blog/one.html", b"new")
+        settle_dirs(site)
+        assert "append" in cli("update", loop, site).stdout
+        write(site, "big", b"x" * 100_000)
+        settle_dirs(site)
+        before = Path(image).read_bytes()
+        r = subprocess.run([sys.executable, "-m", "blockimg", "update", loop, site],
+                           capture_output=True, text=True)
+        assert r.returncode == 1 and "does not fit" in r.stderr and "short by" in r.stderr
+        assert Path(image).read_bytes() == before
+    finally:
+        run("losetup", "-d", loop)
+    (site / "big").unlink()
+    settle_dirs(site)
     assert_exact(image, site, tmp_path)
