@@ -264,17 +264,17 @@ OPS = st.lists(st.tuples(st.sampled_from(["add", "change", "remove", "rename"]),
 def _apply(src: Path, ops, stamp: int) -> None:
     for op, name, other, data in ops:
         files = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
-        blocked = any((src / name).is_dir() or any(
+        blocked = (src / name).is_dir() or any(
             (src / "/".join(name.split("/")[:i])).is_file()
-            for i in range(1, name.count("/") + 1)) for _ in [0])
+            for i in range(1, name.count("/") + 1))
         if op in ("add", "change") and not blocked:
             write(src, name, data, T0 + stamp)
         elif op == "remove" and files:
-            (src / files[hash(name) % len(files)]).unlink()
+            (src / files[sum(name.encode()) % len(files)]).unlink()
         elif op == "rename" and files and not (src / other).exists() and not any(
                 (src / "/".join(other.split("/")[:i])).is_file()
                 for i in range(1, other.count("/") + 1)):
-            old = src / files[hash(name) % len(files)]
+            old = src / files[sum(name.encode()) % len(files)]
             (src / other).parent.mkdir(parents=True, exist_ok=True)
             old.rename(src / other)
     for d in sorted((p for p in src.rglob("*") if p.is_dir()), reverse=True):
