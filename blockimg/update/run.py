@@ -67,11 +67,12 @@ def same_bytes(img: Image, info: EntryInfo, entry: SourceEntry) -> bool:
         raise DeviceError(f"{entry.source}: cannot read: {e.strerror}", errno=e.errno) from None
 
 
-def _tree(src, image, keep_links, skip_special, mtime, exclude, exclude_vcs) -> SourceTree:
+def _tree(src, own, keep_links, skip_special, mtime, exclude, exclude_vcs) -> SourceTree:
+    """The source tree; ``own`` (the image, the manifest) is never part of it."""
     if isinstance(src, SourceTree):
         return src
-    leave_out = [os.path.abspath(os.fspath(image))] if isinstance(image, (str, os.PathLike)) \
-        else []
+    leave_out = [os.path.abspath(os.fspath(p)) for p in own
+                 if isinstance(p, (str, os.PathLike))]
     problems: list = []
     tree = walk(src, keep_links=keep_links, skip_special=skip_special, mtime=mtime,
                 exclude=excluder(exclude, vcs=exclude_vcs), leave_out=leave_out,
@@ -112,7 +113,8 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
     mtime and mode (do not read files to compare their bytes).
     """
     start = time.monotonic()
-    tree = _tree(src, image, keep_links, skip_special, mtime, exclude, exclude_vcs)
+    tree = _tree(src, (image, manifest), keep_links, skip_special, mtime, exclude,
+                 exclude_vcs)
     name = os.fspath(image)
     with api.open(device if device is not None else name) as img:
         format = img.format

@@ -349,3 +349,14 @@ def test_update_on_a_device_node(tmp_path, site):
     (site / "big").unlink()
     settle_dirs(site)
     assert_exact(image, site, tmp_path)
+
+
+def test_image_and_manifest_inside_the_source_are_left_out(tmp_path, site):
+    image, manifest = site / "site.tar", site / "site.json"
+    cli("create", site, "-o", image, "-q", "--manifest", manifest)
+    write(site, "blog/one.html", b"changed")
+    settle_dirs(site)
+    cli("update", image, site, "--manifest", manifest, "-q")
+    with api.open(image) as img:
+        assert not img.exists("site.tar") and not img.exists("site.json")
+        assert img.read("blog/one.html") == b"changed"
