@@ -4,7 +4,6 @@ and checked against the Mirage rules."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
