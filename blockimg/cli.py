@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     from .disk.cli import add_arguments   # disk, --platform/--attach, --partition
     add_arguments(sub)
+    from .update.cli import add_commands as add_update_commands
+    COMMANDS.update(add_update_commands(command, _mtime))
     return p
 
 

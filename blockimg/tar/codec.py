@@ -288,7 +288,8 @@ class Decoder:
             return ZERO, None
         if self.zero_at is not None:
             self.notes.append((self.zero_at, "lone zero block: GNU tar and Python's tarfile "
-                                             "stop reading here, Mirage reads on"))
+                                             "stop reading here, Mirage reads on (an interrupted "
+                                             "'blockimg update' leaves one: run it again)"))
             self.zero_at = None
         self._verify(block, offset)
         typeflag = block[156:157]

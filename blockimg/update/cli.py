@@ -1,0 +1,75 @@
+"""The ``update`` and ``diff`` subcommands (self-contained: :mod:`blockimg.cli` adds them)."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..quoting import escape
+
+__all__ = ["add_commands", "cmd_update", "cmd_diff"]
+
+
+def add_commands(command, mtime_type) -> dict:
+    """Add ``update`` and ``diff`` with ``command(name, help)``; returns {name: function}."""
+    for name, help in (("update", "make an existing image hold a directory's tree, writing "
+                                  "only what changed"),
+                       ("diff", "list what `update` would add, change and remove")):
+        c = command(name, help)
+        c.add_argument("image", metavar="IMAGE", help="image file or device to update")
+        c.add_argument("src", metavar="SRC", help="source directory")
+        c.add_argument("--target", choices=["mirage", "generic"],
+                       help="the target the image was made for (default: mirage)")
+        c.add_argument("--sector-size", type=int, metavar="N",
+                       help="sector size the image was made with (default: 512)")
+        c.add_argument("--mtime", type=mtime_type, metavar="TIME",
+                       help="the --mtime the image was made with (default: SOURCE_DATE_EPOCH "
+                            "if set, else each file's own)")
+        c.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                       help="leave out matching paths, as create does")
+        c.add_argument("--exclude-vcs", action="store_true",
+                       help="leave out version control files, as create does")
+        c.add_argument("--keep-links", action="store_true", help="as create does")
+        c.add_argument("--skip-special", action="store_true", help="as create does")
+        c.add_argument("--quick", action="store_true",
+                       help="files of equal size, mtime and mode are unchanged (do not "
+                            "read them to compare their bytes)")
+        if name == "update":
+            c.add_argument("--dry-run", action="store_true",
+                           help="only list the changes and the bytes they would write")
+            c.add_argument("--manifest", metavar="FILE",
+                           help="rewrite this manifest for the updated image")
+            c.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    return {"update": cmd_update, "diff": cmd_diff}
+
+
+def _options(args: argparse.Namespace) -> dict:
+    mtime = args.mtime
+    if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip().lstrip("-").isdigit():
+        mtime = int(os.environ["SOURCE_DATE_EPOCH"])
+    opts = dict(keep_links=args.keep_links, skip_special=args.skip_special, mtime=mtime,
+                exclude=args.exclude, exclude_vcs=args.exclude_vcs, quick=args.quick)
+    for k in ("target", "sector_size"):
+        if getattr(args, k) is not None:
+            opts[k] = getattr(args, k)
+    return opts
+
+
+def _run(args: argparse.Namespace, dry_run: bool) -> int:
+    from . import update
+    result = update(args.image, args.src, dry_run=dry_run,
+                    manifest=getattr(args, "manifest", None), **_options(args))
+    if dry_run:
+        for line in result.diff.lines():
+            print(escape(line))
+    if dry_run or not getattr(args, "quiet", False):
+        print(escape(result.line(args.image)))
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    return _run(args, args.dry_run)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    return _run(args, True)
+

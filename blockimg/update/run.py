@@ -1,0 +1,260 @@
+"""Carry out ``blockimg update``: diff the image against the tree, then append, complete
+an interrupted append, or rebuild. Formats:
+
+* tar: appended in place (:mod:`blockimg.update.tar`); removals rebuild the image
+  (a file: atomically, as ``create`` does; a device: in place, like ``create``).
+* FAT: not updated in place yet (refused, saying so).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from typing import Optional, Sequence, Union
+
+from .. import api
+from ..block.base import BlockDevice
+from ..block.file import FileDevice
+from ..errors import DeviceError, InvalidInput
+from ..image import EntryInfo, Image
+from ..record import field, record
+from ..source import SourceEntry, SourceTree, excluder, walk
+from .diff import Diff, diff
+
+__all__ = ["Diff", "UpdateResult", "diff_image", "update"]
+
+CHUNK = 1 << 20
+
+
+@record(frozen=True)
+class UpdateResult:
+    """What :func:`update` did (or, ``dry_run``, would do)."""
+
+    diff: Diff
+    strategy: str            # "none", "append", "complete" or "rebuild"
+    bytes_written: int
+    image_size: int
+    seconds: float
+    dry_run: bool = False
+    manifest: object = field(default=None, repr=False, compare=False)
+
+    def line(self, path: str) -> str:
+        d = self.diff
+        verb = "would write" if self.dry_run else "wrote"
+        return (f"{path}: {len(d.added)} added, {len(d.changed)} changed, "
+                f"{len(d.removed)} removed, {d.unchanged} unchanged; {self.strategy}: "
+                f"{verb} {self.bytes_written} bytes"
+                + ("" if self.dry_run else f" in {self.seconds:.2f} s"))
+
+
+def same_bytes(img: Image, info: EntryInfo, entry: SourceEntry) -> bool:
+    """Whether the image file ``info`` holds exactly ``entry``'s bytes (bounded memory)."""
+    if entry.data is not None:
+        return img.read(info.path) == bytes(entry.data)
+    f = img.open(info.path)
+    try:
+        with open(entry.source, "rb") as src:
+            pos = 0
+            while pos < info.size:
+                mine = src.read(CHUNK)
+                theirs = f.view(pos, CHUNK)
+                if not mine or bytes(theirs) != mine:
+                    return False
+                pos += len(mine)
+            return not src.read(1)
+    except OSError as e:
+        raise DeviceError(f"{entry.source}: cannot read: {e.strerror}", errno=e.errno) from None
+
+
+def _tree(src, own, keep_links, skip_special, mtime, exclude, exclude_vcs) -> SourceTree:
+    """The source tree; ``own`` (the image, the manifest) is never part of it."""
+    if isinstance(src, SourceTree):
+        return src
+    leave_out = [os.path.abspath(os.fspath(p)) for p in own
+                 if isinstance(p, (str, os.PathLike))]
+    problems: list = []
+    tree = walk(src, keep_links=keep_links, skip_special=skip_special, mtime=mtime,
+                exclude=excluder(exclude, vcs=exclude_vcs), leave_out=leave_out,
+                problems=problems)
+    InvalidInput.raise_all(problems)
+    return tree
+
+
+def diff_image(img: Image, tree: SourceTree, *, quick: bool = False) -> Diff:
+    """What makes ``img`` read as ``tree``: contents compared where size and mtime agree,
+    unless ``quick`` (equal size, mtime and mode then mean unchanged, as rsync assumes)."""
+    same = (lambda i, e: True) if quick else (lambda i, e: same_bytes(img, i, e))
+    return diff(list(img), tree, same_content=same,
+                modes=img.format == "tar", mtime_key=_mtime_key(img.format))
+
+
+def _mtime_key(format: str):
+    if format != "fat":
+        return None
+    from ..fat.structs import fat_datetime
+    return lambda t: fat_datetime(t)[:2]      # FAT keeps 2-second steps
+
+
+def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
+           skip_special: bool = False, mtime: Optional[int] = None,
+           exclude: Sequence[str] = (), exclude_vcs: bool = False, dry_run: bool = False,
+           quick: bool = False,
+           manifest: Union[None, str, os.PathLike] = None, force: bool = False,
+           device: Optional[BlockDevice] = None, **options) -> UpdateResult:
+    """Make ``image`` hold ``src``'s tree (as ``create`` with the same options would),
+    writing only what changed; ``dry_run`` only says what would be written.
+
+    ``image`` is an image file or a device node (``device``: an open writable
+    :class:`BlockDevice` to write through instead, e.g. in tests). The whole new
+    tree is checked against the format's and target's rules first (as ``create``
+    does) and nothing is written when it is refused or does not fit. ``manifest``:
+    a manifest file to rewrite for the updated image. ``quick``: trust equal size,
+    mtime and mode (do not read files to compare their bytes).
+    """
+    start = time.monotonic()
+    tree = _tree(src, (image, manifest), keep_links, skip_special, mtime, exclude,
+                 exclude_vcs)
+    name = os.fspath(image)
+    with api.open(device if device is not None else name) as img:
+        format = img.format
+        laid = api.plan(tree, format=format, **options).plan   # every refusal, as create
+        d = diff_image(img, tree, quick=True)
+        # A rebuild (removals, a kind change) writes everything anyway: no need to read
+        # the files to compare them, unless the changes are to be listed.
+        if not quick and (dry_run or not (d.removed or _kind_changes(d))):
+            d = diff_image(img, tree)
+        if format != "tar":
+            if not dry_run and not d.empty:
+                raise InvalidInput("updating a FAT image in place is not supported yet; "
+                                   "rebuild it with create", path=name,
+                                   rule="update: tar images only")
+            return UpdateResult(d, "none" if d.empty else "not in place (FAT: use create)",
+                                0, img.device.size, time.monotonic() - start, dry_run)
+        notes = list(img.notes)
+        end = img.end_of_archive
+        old_size = img.device.size
+    from . import tar as tar_update
+    lone = tar_update.interrupted(notes)
+    fixed = None if device is not None or not _is_device(name) else old_size
+    ap = None if lone else tar_update.plan_append(
+        d, tree, end_of_archive=end, old_size=old_size, options=laid.options,
+        fixed_size=fixed if device is None else device.size)
+    if lone:
+        strategy, written = "complete", 512 * len(lone)
+    elif d.empty:
+        strategy, written = "none", 0
+    elif ap is None:
+        strategy, written = "rebuild", laid.archive_size
+    else:
+        strategy, written = "append", ap.bytes_written
+    result = None
+    if not dry_run and strategy != "none":
+        if strategy == "rebuild":
+            summary = api.create(tree, device if device is not None else name, format=format,
+                                 force=True, manifest=manifest, **options)
+            result = summary.manifest
+        else:
+            dev = device if device is not None else _open_rw(name)
+            try:
+                if strategy == "complete":
+                    tar_update.complete(dev, lone, max((e.mtime for e in tree.entries),
+                                                       default=0))
+                else:
+                    tar_update.apply(ap, dev, grow=None if fixed is not None or
+                                     device is not None else _grower(dev))
+            finally:
+                if device is None:
+                    dev.close()
+            if strategy == "complete":    # the cut update is whole now; finish the change
+                return update(image, tree, dry_run=dry_run, manifest=manifest, force=force,
+                              device=device, quick=quick, **options)
+    if manifest is not None and not dry_run and strategy != "rebuild":
+        result = write_manifest(device if device is not None else name, manifest,
+                                laid.options)
+    size = ap.image_size if ap is not None else (laid.image_size if strategy == "rebuild"
+                                                 else old_size)
+    return UpdateResult(d, strategy, written, size, time.monotonic() - start, dry_run,
+                        result)
+
+
+def _kind_changes(d: Diff) -> bool:
+    return any(e.kind.value == "dir" for e in d.changed)
+
+
+def _is_device(path: str) -> bool:
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _open_rw(path: str) -> FileDevice:
+    """The image for writing; a device node exclusively (Linux refuses, EBUSY, one that
+    is mounted or claimed by another program)."""
+    try:
+        if _is_device(path):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))
+            except OSError as e:
+                if e.errno == errno.EBUSY:
+                    raise InvalidInput("is in use (mounted, or claimed by another program)",
+                                       path=path, rule="never write a mounted device") \
+                        from None
+                raise
+            return FileDevice(path, writable=True, _fd=fd)
+        return FileDevice(path, writable=True)
+    except OSError as e:
+        raise DeviceError(f"{path}: cannot open for writing: {e.strerror}",
+                          errno=e.errno) from None
+
+
+def _grower(dev: FileDevice):
+    def grow(size: int) -> None:
+        try:
+            os.ftruncate(dev.fd, size)
+        except OSError as e:
+            raise DeviceError(f"{dev.name}: cannot grow to {size} bytes: {e.strerror}",
+                              errno=e.errno) from None
+        dev.sector_count = size // dev.sector_size
+    return grow
+
+
+class _IndexPlan:
+    """What :func:`blockimg.manifest.build` needs, from an opened image's index."""
+
+    def __init__(self, img: Image, options) -> None:
+        self.sector_size = options.sector_size
+        self.image_size = img.device.size
+        self.align = getattr(options, "align", None)
+        self._files = [(i.path, list(i.extents)) for i in img if i.kind == "file"]
+
+    def extents(self):
+        return iter(self._files)
+
+
+def write_manifest(image, path, options):
+    """Rewrite the manifest at ``path`` for the image as it now is (CRCs from the image)."""
+    from ..copy import crc32c
+    from ..manifest import build, save, sha256_device
+    with api.open(image) as img:
+        fn = crc32c()
+        crcs = {}
+        for i in img:
+            if i.kind == "file":
+                c = 0
+                for chunk in img.iter_chunks(i.path):
+                    c = fn(bytes(chunk), c)
+                crcs[i.path] = c
+        tree = SourceTree(tuple(SourceEntry(i.path, _kind(i.kind), i.size, i.mtime,
+                                            link_target=i.link_target) for i in img))
+        m = build(_IndexPlan(img, options), format=img.format, crcs=crcs,
+                  image_sha256=sha256_device(img.device, img.device.size), tree=tree,
+                  options=options)
+    save(m, path)
+    return m
+
+
+def _kind(kind: str):
+    from ..source import Kind
+    return Kind(kind) if kind in ("file", "dir", "symlink", "hardlink") else Kind.FILE
