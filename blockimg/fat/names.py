@@ -18,13 +18,14 @@ from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 from ..errors import InvalidInput
 from . import structs
+from .mirage import is_legal_dos_name
 from .structs import ATTR_LONG_NAME, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT, STRUCT_FORMATS
 
 __all__ = ["SHORT_CHARS", "LFN_UNITS", "MAX_NAME_UNITS", "MAX_SLOTS", "is_short_name",
            "exact_short", "short_name_bytes", "parse_short", "lfn_checksum", "lfn_checksums",
            "utf16_units", "lfn_units", "build_lfn", "lfn_bytes", "lfn_bytes_many", "LfnSlot",
            "parse_lfn_slot", "lfn_name", "ShortNames", "check_name",
-           "fold", "ocaml_fat_short_lookup"]
+           "fold", "ocaml_fat_reads_as_short"]
 
 #: Characters a short name may hold besides A-Z and 0-9 (spec section 6.1; ASCII only here).
 SHORT_SPECIALS = "$%'-_@~`!(){}^#&"
@@ -501,25 +502,10 @@ def _fold_general(name: str) -> str:
     return "".join(u if len(u) == 1 else c for c, u in ((c, c.upper()) for c in name))
 
 
-def ocaml_fat_short_lookup(name: str) -> Optional[bytes]:
-    """The 11-byte short name ocaml-fat looks ``name`` up by, or None when it uses the LFN.
-
-    ocaml-fat (``fat_name.ml`` ``is_legal_dos_name``) splits on dots, dropping
-    empty pieces, and accepts upper-case letters, digits, space, ``!#$%&'()-@^_`{}~``
-    and bytes >= 128 in a base of <= 8 and an extension of <= 3 characters.
-    """
-    if name.isascii() and name != name.upper():
-        return None         # a lower-case letter is never legal
-    pieces = [p for p in name.split(".") if p]
-    legal = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !#$%&'()-@^_`{}~")
-    if not 1 <= len(pieces) <= 2:
-        return None
-    if any(not all(c in legal or ord(c) >= 128 for c in p) for p in pieces):
-        return None
-    if len(pieces[0]) > 8 or (len(pieces) == 2 and len(pieces[1]) > 3):
-        return None
-    ext = pieces[1] if len(pieces) == 2 else ""
-    return (pieces[0].ljust(8) + ext.ljust(3)).encode("latin-1", "replace")
+def ocaml_fat_reads_as_short(name: str) -> bool:
+    """True when ocaml-fat looks ``name`` up as an 8.3 name (:func:`.mirage.is_legal_dos_name`
+    of its UTF-8 bytes, the bytes the driver is given)."""
+    return is_legal_dos_name(name.encode("utf-8", "surrogatepass"))
 
 
 def check_name(name: str, *, path: str, mirage: bool) -> None:
@@ -527,7 +513,7 @@ def check_name(name: str, *, path: str, mirage: bool) -> None:
     if name.isascii() and len(name) <= MAX_NAME_UNITS and not name.endswith((".", " ")) \
             and _BAD_ASCII_RE.search(name) is None:
         # The common case: nothing below can object, except Mirage's 8.3 lookup rule.
-        if mirage and ocaml_fat_short_lookup(name) is not None and not is_short_name(name):
+        if mirage and ocaml_fat_reads_as_short(name) and not is_short_name(name):
             _check_name_general(name, path=path, mirage=mirage)
         return
     _check_name_general(name, path=path, mirage=mirage)
@@ -556,7 +542,7 @@ def _check_name_general(name: str, *, path: str, mirage: bool) -> None:
         if not name.isascii():
             raise InvalidInput("name is not ASCII; the Mirage FAT driver only matches ASCII "
                                "names", path=path, rule="Mirage target: ASCII names only")
-        if ocaml_fat_short_lookup(name) is not None and not is_short_name(name):
+        if ocaml_fat_reads_as_short(name) and not is_short_name(name):
             raise InvalidInput("the Mirage FAT driver would look this name up as an 8.3 "
                                "name, which FAT cannot store (spaces or extra dots in an "
                                "upper-case name)", path=path,
