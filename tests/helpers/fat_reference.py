@@ -106,3 +106,80 @@ def long_name(units: Tuple[int, ...]) -> Optional[str]:
         return struct.pack(f"<{end}H", *units[:end]).decode("utf-16-le")
     except UnicodeDecodeError:
         return None
+
+
+# -- allocation tables (numpy, whole arrays at once) ------------------------------------
+
+def table_encode(entries, fat_type: int) -> bytes:
+    """Pack table entries into on-disk bytes (FAT12: two 12-bit entries in 3 bytes)."""
+    import numpy as np
+    a = np.asarray(entries, dtype=np.uint32)
+    if fat_type == 16:
+        return a.astype("<u2").tobytes()
+    if fat_type == 32:
+        return a.astype("<u4").tobytes()
+    if fat_type != 12:
+        raise ValueError(f"FAT type must be 12, 16 or 32, not {fat_type!r}")
+    n = len(a)
+    if n % 2:
+        a = np.append(a, np.uint32(0))
+    lo, hi = a[0::2] & 0xFFF, a[1::2] & 0xFFF
+    out = np.empty((len(lo), 3), dtype=np.uint8)
+    out[:, 0] = lo & 0xFF
+    out[:, 1] = (lo >> 8) | ((hi & 0xF) << 4)
+    out[:, 2] = hi >> 4
+    return out.tobytes()[:(n * 12 + 7) // 8]
+
+
+def table_decode(data, fat_type: int, count: Optional[int] = None, *, mask: bool = True):
+    """Unpack table bytes into a numpy ``uint32`` array of ``count`` entries (default: all
+    that fit); FAT32 entries masked to 28 bits unless ``mask=False``."""
+    import numpy as np
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if fat_type == 16:
+        n = len(buf) // 2 if count is None else count
+        out = buf[:n * 2].view("<u2").astype(np.uint32)
+    elif fat_type == 32:
+        n = len(buf) // 4 if count is None else count
+        out = buf[:n * 4].view("<u4").astype(np.uint32)
+        if mask:
+            out &= 0x0FFFFFFF
+    elif fat_type == 12:
+        n = len(buf) * 2 // 3 if count is None else count
+        b = buf[:(n * 12 + 7) // 8]
+        if len(b) % 3:
+            b = np.concatenate([b, np.zeros(3 - len(b) % 3, dtype=np.uint8)])
+        b = b.reshape(-1, 3).astype(np.uint32)
+        out = np.empty(len(b) * 2, dtype=np.uint32)
+        out[0::2] = b[:, 0] | ((b[:, 1] & 0xF) << 8)
+        out[1::2] = (b[:, 1] >> 4) | (b[:, 2] << 4)
+        out = out[:n]
+    else:
+        raise ValueError(f"FAT type must be 12, 16 or 32, not {fat_type!r}")
+    if len(out) < n:
+        raise ValueError(f"{len(data)} bytes hold fewer than {n} FAT{fat_type} entries")
+    return out
+
+
+def run_entries(rt, start: int, stop: int):
+    """The entries of a ``table.RunTable`` for clusters ``[start, stop)``, from its
+    definition: each used cluster points at the next, run ends and cluster 1 hold the
+    end-of-chain mark, cluster 0 the media entry, unused clusters 0."""
+    import numpy as np
+    from blockimg.fat.table import EOC, media_entry
+    idx = np.arange(start, stop, dtype=np.int64)
+    vals = idx + 1
+    ends = np.asarray([e for e in rt.run_ends if start <= e < stop], dtype=np.int64)
+    vals[ends - start] = EOC[rt.fat_type]
+    vals[idx >= rt.used_end] = 0
+    if start <= 0 < stop:
+        vals[0 - start] = media_entry(rt.fat_type, rt.media)
+    if start <= 1 < stop:
+        vals[1 - start] = EOC[rt.fat_type]
+    return vals.astype(np.uint32)
+
+
+def run_table_bytes(rt) -> bytes:
+    """The whole table of a ``table.RunTable``: its entries packed, zero padded to its size."""
+    data = table_encode(run_entries(rt, 0, rt.cluster_count + 2), rt.fat_type)
+    return data + bytes(rt.size - len(data))
