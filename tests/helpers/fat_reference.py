@@ -183,3 +183,22 @@ def run_table_bytes(rt) -> bytes:
     """The whole table of a ``table.RunTable``: its entries packed, zero padded to its size."""
     data = table_encode(run_entries(rt, 0, rt.cluster_count + 2), rt.fat_type)
     return data + bytes(rt.size - len(data))
+
+
+# -- boot sector and FSInfo through the construct declarations -------------------------
+
+def boot_sector_construct(plan) -> bytes:
+    """``writer.boot_sector`` built by the construct declaration (imports construct)."""
+    from blockimg.fat import structs
+    from blockimg.fat.writer import boot_values
+    decl = structs.BootSector32 if plan.geometry.fat_type == 32 else structs.BootSector16
+    raw = decl.build(boot_values(plan))
+    return raw + bytes(plan.geometry.sector_size - len(raw))
+
+
+def fsinfo_sector_construct(plan) -> bytes:
+    """``writer.fsinfo_sector`` built by the construct declaration (imports construct)."""
+    from blockimg.fat import structs
+    from blockimg.fat.writer import fsinfo_values
+    raw = structs.FSInfo.build(fsinfo_values(plan))
+    return raw + bytes(plan.sector_size - len(raw))
