@@ -1,10 +1,18 @@
 """FAT block images: the format's entry points (see blockimg.formats for the contract).
 
-Submodules: ``options`` (the writer's options), ``structs`` (on-disk
-structures), ``table`` (FAT12/16/32 tables), ``names`` (8.3 and long names),
-``directory`` (directory entry bytes), ``layout`` (pure planning),
-``writer``, ``reader``, ``checks`` (the check command). numpy is imported
-only by the modules that need it.
+Submodules, by role:
+
+* on-disk codecs (pure): ``structs`` (the on-disk structures), ``geometry``
+  (boot sector -> volume geometry, type detection), ``table`` (FAT12/16/32
+  allocation tables, both directions), ``names`` (8.3 and long names),
+  ``directory`` (directory entry bytes, writing), ``dirents`` (directory
+  bytes -> records, reading);
+* writing: ``options`` (the writer's options), ``layout`` (pure planning),
+  ``writer``;
+* reading: ``chains`` (cluster chains over a device), ``reader``
+  (``FatImage``), ``split_walk`` (the directory walk split over processes);
+* checking: ``checks`` (the check command), ``mirage`` (a model of the Mirage
+  driver's name lookup, used by the writer and by check).
 """
 from __future__ import annotations
 

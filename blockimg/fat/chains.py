@@ -3,9 +3,8 @@
 The table is decoded in windows of at most 256 KiB of on-disk bytes, a few
 kept in a small cache, so memory stays flat however large the volume (a
 32 GiB FAT32 volume has a 32 MiB FAT). Windows are :class:`array.array`
-(``H`` for FAT12/16, ``I`` for FAT32, masked to 28 bits), decoded with
-byte-level operations only: reading never imports numpy (the decoding is
-tested identical to the writer's ``table.decode``).
+(``H`` for FAT12/16, ``I`` for FAT32, masked to 28 bits), decoded by
+:func:`.table.decode_window`.
 :meth:`FatTable.chain` follows a chain once into ``(first cluster, count)``
 runs: contiguous stretches are found by comparing slices of a window with
 the expected consecutive numbers (C speed, a bisection for the end), every
@@ -14,15 +13,15 @@ the run starts.
 """
 from __future__ import annotations
 
-import sys
 from array import array
 from collections import OrderedDict
 from typing import Iterator, List, Tuple
 
 from ..block.base import BlockDevice
 from .geometry import Geometry
+from .table import U32, consecutive, decode_window
 
-__all__ = ["FatTable", "ChainError", "Run", "decode_window", "consecutive"]
+__all__ = ["FatTable", "ChainError", "Run"]
 
 Run = Tuple[int, int]
 WINDOW_BYTES = 1 << 18
@@ -30,14 +29,6 @@ CACHE_WINDOWS = 4
 #: Runs up to this many clusters are followed entry by entry, longer ones by slices.
 SHORT_RUN = 16
 
-_BIG_ENDIAN = sys.byteorder == "big"
-#: Keeps the low nibble of a byte: the top byte of a FAT32 entry holds 4 reserved bits.
-_LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
-#: A 32-bit unsigned array type code ("I" on every platform CPython supports).
-_U32 = "I" if array("I").itemsize == 4 else "L"
-#: Byte 0 and byte 1 of consecutive numbers, one period (and then some) each.
-_LANE0 = bytes(range(256)) * 512
-_LANE1 = b"".join(bytes([h]) * 256 for h in range(256)) * 2
 
 
 class ChainError(Exception):
@@ -54,76 +45,6 @@ class ChainError(Exception):
         self.runs: List[Run] = []
 
 
-def decode_window(raw, bits: int, count: int) -> array:
-    """``count`` entries of FAT``bits`` table bytes ``raw`` (starting at an even entry).
-
-    Same values as ``table.decode(raw, bits, count)`` (FAT32 masked to 28
-    bits), as an ``array`` of ``H`` (FAT12/16) or ``I`` (FAT32); always a
-    copy, never a view of ``raw``.
-    """
-    if bits == 16:
-        arr = array("H")
-        arr.frombytes(memoryview(raw)[:count * 2])
-    elif bits == 32:
-        buf = bytearray(memoryview(raw)[:count * 4])
-        buf[3::4] = buf[3::4].translate(_LOW_NIBBLE)
-        arr = array(_U32)
-        arr.frombytes(buf)
-    elif bits == 12:
-        b = bytes(memoryview(raw)[:(count * 12 + 7) // 8])
-        b += bytes(-len(b) % 3)
-        arr = array("H", bytes(2 * (len(b) // 3 * 2)))
-        # Three bytes hold two entries: lo = b0 | (b1 & 0xF) << 8, hi = b1 >> 4 | b2 << 4.
-        b0, b1, b2 = b[0::3], b[1::3], b[2::3]
-        arr[0::2] = array("H", [x | (y & 0xF) << 8 for x, y in zip(b0, b1)])
-        arr[1::2] = array("H", [y >> 4 | z << 4 for y, z in zip(b1, b2)])
-        del arr[count:]
-        return arr
-    else:
-        raise ValueError(f"FAT type must be 12, 16 or 32, not {bits!r}")
-    if _BIG_ENDIAN:                                    # pragma: no cover
-        arr.byteswap()
-    if len(arr) < count:
-        raise ValueError(f"{len(raw)} bytes hold fewer than {count} FAT{bits} entries")
-    return arr
-
-
-def consecutive(typecode: str, start: int, n: int) -> array:
-    """``array(typecode, range(start, start + n))``, built a byte lane at a time.
-
-    Five times faster than from the range: the run test compares windows
-    against it, and a 256 MiB file is 65536 clusters of 4 KiB.
-    """
-    size = array(typecode).itemsize
-    buf = bytearray(n * size)
-    pos = 0
-    while pos < n:
-        m = min(n - pos, 65536)
-        o = start + pos
-        lo, mid = o & 0xFF, o & 0xFFFF
-        buf[pos * size:(pos + m) * size:size] = _LANE0[lo:lo + m]
-        buf[pos * size + 1:(pos + m) * size:size] = _LANE1[mid:mid + m]
-        pos += m
-    last = start + n - 1
-    for lane in range(2, size):
-        shift = 8 * lane
-        if last >> shift == 0:
-            continue
-        unit = 1 << shift
-        parts = []
-        v = start
-        while v <= last:
-            nxt = min((v // unit + 1) * unit, last + 1)
-            parts.append(bytes([(v >> shift) & 0xFF]) * (nxt - v))
-            v = nxt
-        buf[lane::size] = b"".join(parts)
-    arr = array(typecode)
-    arr.frombytes(buf)
-    if _BIG_ENDIAN:                                    # pragma: no cover
-        arr.byteswap()
-    return arr
-
-
 class FatTable:
     """One copy of the FAT on ``device``, decoded on demand in bounded windows."""
 
@@ -135,7 +56,7 @@ class FatTable:
         self.entries = geo.cluster_count + 2              # entries that mean something
         self.eoc = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}[self.bits]
         self.bad = self.eoc - 1
-        self._typecode = "H" if self.bits != 32 else _U32
+        self._typecode = "H" if self.bits != 32 else U32
         # Entries per window: whole table for FAT12/16 (<= 128 KiB), slices for FAT32.
         if self.bits == 32:
             self.per_window = WINDOW_BYTES // 4

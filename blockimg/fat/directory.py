@@ -4,7 +4,7 @@ from __future__ import annotations
 import struct
 from typing import List, Optional
 
-from .names import build_lfn, is_short_name, short_name_bytes
+from .names import is_short_name, lfn_bytes, short_name_bytes
 from .structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, ATTR_VOLUME_ID,
                       DIR_ENTRY_SIZE, STRUCT_FORMATS, fat_datetime)
 
@@ -164,7 +164,7 @@ def make_named(name: str, short: bytes, *, attr: int, mtime: int, size: int,
     """``lfn``: whether the name needs LFN slots (``needs_lfn(name)`` when None)."""
     if lfn is None:
         lfn = needs_lfn(name)
-    lfn = build_lfn(name, short, always_terminate=always_terminate) if lfn else []
+    lfn = [lfn_bytes(name, short, always_terminate)] if lfn else []
     return NamedEntry(name, short, lfn, attr, mtime, size, source)
 
 

@@ -13,10 +13,9 @@ import struct
 from codecs import utf_16_le_decode
 from typing import List, NamedTuple, Optional, Tuple
 
-from .names import _ROR, MAX_SLOTS, parse_short
+from .names import MAX_SLOTS, lfn_checksum, parse_short
 from .structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, ATTR_VOLUME_ID,
-                      DIR_ENTRY_SIZE, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT,
-                      STRUCT_FORMATS)
+                      DIR_ENTRY_SIZE, LAST_LONG_ENTRY, STRUCT_FORMATS)
 
 __all__ = ["Record", "parse_directory", "DOT", "DOTDOT"]
 
@@ -24,9 +23,6 @@ __all__ = ["Record", "parse_directory", "DOT", "DOTDOT"]
 # WrtTime, WrtDate, FstClusLO, FileSize
 _ENTRY = struct.Struct(STRUCT_FORMATS["DirEntry"])
 assert _ENTRY.size == DIR_ENTRY_SIZE
-_UNITS = struct.Struct("<5H")
-_UNITS6 = struct.Struct("<6H")
-_UNITS2 = struct.Struct("<2H")
 
 DOT = b".          "
 DOTDOT = b"..         "
@@ -63,30 +59,6 @@ class Record(NamedTuple):
         return None if raw is None else struct.unpack(f"<{len(raw) // 2}H", raw)
 
 
-def _slot_units(data, off: int) -> Tuple[int, ...]:
-    """The 13 UTF-16 units of the long-name slot at ``off`` (the general form)."""
-    return (_UNITS.unpack_from(data, off + 1) + _UNITS6.unpack_from(data, off + 14)
-            + _UNITS2.unpack_from(data, off + 28))
-
-
-def _long_name(units: Tuple[int, ...]) -> Optional[str]:
-    """The name held by ``units`` (up to 0x0000), or None when it is not valid UTF-16.
-
-    The general form of :func:`_decode_raw` (tested equal to it).
-    """
-    try:
-        end = units.index(0)
-    except ValueError:
-        end = len(units)
-    if end == 0:
-        return None
-    raw = struct.pack(f"<{end}H", *units[:end])
-    try:
-        return raw.decode("utf-16-le")
-    except UnicodeDecodeError:
-        return None
-
-
 def _slot_bytes(data: bytes, first: int, end: int) -> bytes:
     """The name bytes of the consecutive slots in ``data[first:end]``, slot 1 (the last) first."""
     if end - first == DIR_ENTRY_SIZE:
@@ -97,7 +69,7 @@ def _slot_bytes(data: bytes, first: int, end: int) -> bytes:
 
 def _decode_raw(raw: bytes) -> Optional[str]:
     """The name held by UTF-16-LE ``raw`` (up to the first 0x0000 unit), or None when it is
-    empty or not valid UTF-16: :func:`_long_name` of the same units."""
+    empty or not valid UTF-16."""
     end = raw.find(b"\0\0")
     while end > 0 and end & 1:              # a NUL byte pair straddling two units
         end = raw.find(b"\0\0", end + 1)
@@ -122,7 +94,6 @@ def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int,
     checksum = expect = first_slot = 0
     unpack_from = _ENTRY.unpack_from
     new = tuple.__new__
-    ror = _ROR
     for off in range(0, len(data) - DIR_ENTRY_SIZE + 1, DIR_ENTRY_SIZE):
         lead = data[off]
         if lead == 0:
@@ -168,36 +139,14 @@ def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int,
                 issues.append((first_slot, f"long name is missing slots 1..{expect}; the "
                                            "short name is used"))
             else:
-                # lfn_checksum(name11), unrolled
-                s = ror[name11[0]] + name11[1] & 0xFF
-                s = ror[s] + name11[2] & 0xFF
-                s = ror[s] + name11[3] & 0xFF
-                s = ror[s] + name11[4] & 0xFF
-                s = ror[s] + name11[5] & 0xFF
-                s = ror[s] + name11[6] & 0xFF
-                s = ror[s] + name11[7] & 0xFF
-                s = ror[s] + name11[8] & 0xFF
-                s = ror[s] + name11[9] & 0xFF
-                s = ror[s] + name11[10] & 0xFF
+                s = lfn_checksum(name11)
                 if checksum != s:
                     issues.append((first_slot, f"long-name checksum {checksum} does not match "
                                                f"the short name {name11!r} ({s}); the short "
                                                "name is used"))
                 else:
-                    if off - first_slot == DIR_ENTRY_SIZE:      # one slot, inline
-                        raw = (data[first_slot + 1:first_slot + 11]
-                               + data[first_slot + 14:first_slot + 26]
-                               + data[first_slot + 28:off])
-                    else:
-                        raw = _slot_bytes(data, first_slot, off)
-                    end = raw.find(b"\0\0")
-                    if end > 0 and not end & 1:                 # a terminated name, inline
-                        try:
-                            name = utf_16_le_decode(raw[:end], "strict", True)[0]
-                        except UnicodeDecodeError:
-                            name = None
-                    else:
-                        name = _decode_raw(raw)
+                    raw = _slot_bytes(data, first_slot, off)
+                    name = _decode_raw(raw)
                     if name is None:
                         issues.append((first_slot, "long name is empty or not valid UTF-16; "
                                                    "the short name is used"))
@@ -213,19 +162,7 @@ def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int,
         else:
             kind = "dir" if attr & ATTR_DIRECTORY else "file"
         if name is None:                    # (so lfn is None too)
-            if name11.isascii() and lead != 5:
-                # parse_short(name11, nt_res), inline: cp437 is ASCII below 0x80
-                text = name11.decode("ascii")
-                base = text[:8].rstrip(" ")
-                ext = text[8:].rstrip(" ")
-                if nt_res & NT_LOWER_BASE:
-                    base = base.lower()
-                if ext:
-                    name = f"{base}.{ext.lower() if nt_res & NT_LOWER_EXT else ext}"
-                else:
-                    name = base
-            else:
-                name = parse_short(name11, nt_res)
+            name = parse_short(name11, nt_res)
         append(new(Record, (name, kind, name11, attr, nt_res, (hi << 16 | lo) if fat32 else lo,
                             size, wdate, wtime, off, lfn_off, lfn, (cdate, ctime, ctenth))))
     if pending:

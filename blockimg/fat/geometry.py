@@ -14,14 +14,16 @@ from typing import Optional
 from ..errors import CorruptImage
 from ..record import record
 from ..units import ceil_div, is_power_of_two
-from .structs import SIGNATURE, unpack
+from .structs import SIGNATURE, SIZES, unpack
+from .table import MAX_CLUSTERS, MIN_CLUSTERS
 
 __all__ = ["Geometry", "parse", "detect", "looks_like_fat", "fat_type_of", "why_not_fat"]
 
-#: FAT12 < 4085 <= FAT16 < 65525 <= FAT32 (clusters), and FAT32's 28-bit ceiling.
-FAT12_LIMIT = 4085
-FAT16_LIMIT = 65525
-FAT32_LIMIT = 0x0FFFFFF5
+#: FAT12 < 4085 <= FAT16 < 65525 <= FAT32 (clusters), and FAT32's 28-bit ceiling: the
+#: limits of :mod:`.table`, the one place they are written.
+FAT12_LIMIT = MIN_CLUSTERS[16]
+FAT16_LIMIT = MIN_CLUSTERS[32]
+FAT32_LIMIT = MAX_CLUSTERS[32] + 1
 
 
 def fat_type_of(cluster_count: int) -> int:
@@ -231,7 +233,7 @@ def parse(sector: bytes, device_size: int) -> Geometry:
             raise _bad("active FAT number is not one of the FATs", 40, "BPB_ExtFlags",
                        ext_flags)
     e_off = 64 if is32 else 36
-    e = unpack("EBPB", sector[e_off:e_off + 26])
+    e = unpack("EBPB", sector[e_off:e_off + SIZES["EBPB"]])
     has_ext = e.BS_BootSig == 0x29
     return Geometry(
         fat_type=fat_type, oem_name=b.BS_OEMName, bytes_per_sector=bps,

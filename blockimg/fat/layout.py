@@ -27,7 +27,8 @@ from ..units import align_up, ceil_div, human_size
 from . import table
 from .directory import NamedEntry, children_bytes, dot_entries, label_entry
 from .names import (_BAD_ASCII_JOINED_RE, _SHORT_CI_RE, MAX_NAME_UNITS, ShortNames,
-                    check_name, exact_short, fold, lfn_bytes_many, ocaml_fat_short_lookup)
+                    check_name, exact_short, fold, lfn_bytes_many,
+                    ocaml_fat_reads_as_short)
 from .options import Options
 from .structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, DIR_ENTRY_SIZE, FAT_EPOCH
 
@@ -515,7 +516,7 @@ def _plain_keys(names: List[str], mirage: bool) -> Optional[List[str]]:
     if mirage:
         short_ci = _SHORT_CI_RE.fullmatch
         for name in [n for n, k in zip(names, keys) if n == k]:
-            if short_ci(name) is None and ocaml_fat_short_lookup(name) is not None:
+            if short_ci(name) is None and ocaml_fat_reads_as_short(name):
                 return None
     return keys
 

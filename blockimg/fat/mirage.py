@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import List, NamedTuple, Optional
 
-__all__ = ["MRecord", "records", "find", "listed_name", "lookup_bytes", "is_legal_dos_name"]
+__all__ = ["MRecord", "records", "find", "listed_name", "lookup_bytes", "is_legal_dos_name",
+           "short_lookup"]
 
 _LEGAL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !#$%&'()-@^_`{}~")
 _OCAML_SPACE = b" \t\n\r\x0c"
@@ -70,17 +71,29 @@ def _legal(piece: bytes) -> bool:
     return all(c in _LEGAL or c >= 128 for c in piece)
 
 
-def is_legal_dos_name(name: bytes) -> bool:
-    """ocaml-fat's test for "look this name up as 8.3"."""
+def short_lookup(name: bytes) -> Optional[bytes]:
+    """The 11-byte short name ocaml-fat looks ``name`` up by, or None when it uses the LFN.
+
+    ocaml-fat's ``is_legal_dos_name``: ``Re.Str.split`` on ``.`` (one leading and
+    one trailing dot ignored, empty pieces between dots kept, so ``A..B`` is
+    three pieces and goes by its long name), then one piece of <= 8 or two of
+    <= 8 and <= 3 legal characters. The one model of this rule: the writer
+    refuses names it would misread, ``check`` reports them.
+    """
     if name in (b".", b".."):
-        return True
+        return name.ljust(11)
     parts = _split_dots(name)
-    if len(parts) == 1:
-        return len(parts[0]) <= 8 and _legal(parts[0])
-    if len(parts) == 2:
-        return len(parts[0]) <= 8 and len(parts[1]) <= 3 and _legal(parts[0]) and \
-            _legal(parts[1])
-    return False
+    if not 1 <= len(parts) <= 2 or len(parts[0]) > 8 or not _legal(parts[0]):
+        return None
+    ext = parts[1] if len(parts) == 2 else b""
+    if len(ext) > 3 or not _legal(ext):
+        return None
+    return parts[0].ljust(8) + ext.ljust(3)
+
+
+def is_legal_dos_name(name: bytes) -> bool:
+    """ocaml-fat's test for "look this name up as 8.3" (:func:`short_lookup` is not None)."""
+    return short_lookup(name) is not None
 
 
 def lookup_bytes(name: bytes) -> bytes:

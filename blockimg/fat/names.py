@@ -3,7 +3,8 @@
 * :func:`is_short_name` -- an all-upper-case legal 8.3 name (stored without LFN);
 * :func:`short_name_bytes` / :func:`parse_short` -- the 11-byte ``DIR_Name`` field;
 * :func:`exact_short` -- the short name a name that is 8.3 in any case owns;
-* :func:`lfn_checksum`, :func:`build_lfn`, :func:`parse_lfn_slot`, :func:`lfn_name`;
+* :func:`lfn_checksum` / :func:`lfn_checksums`, :func:`lfn_bytes` / :func:`lfn_bytes_many`
+  -- the long-name slots of one name / of many names at once (the planner's hot path);
 * :class:`ShortNames` -- Windows-style short-name generation for one directory
   (``LONGNA~1.HTM``, numeric tails up to ``~999999``, then a hash form);
 * :func:`check_name` -- the rules a source name must follow (per target);
@@ -14,17 +15,17 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from typing import Iterable, List, NamedTuple, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from ..errors import InvalidInput
 from . import structs
+from .mirage import is_legal_dos_name
 from .structs import ATTR_LONG_NAME, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT, STRUCT_FORMATS
 
 __all__ = ["SHORT_CHARS", "LFN_UNITS", "MAX_NAME_UNITS", "MAX_SLOTS", "is_short_name",
            "exact_short", "short_name_bytes", "parse_short", "lfn_checksum", "lfn_checksums",
-           "utf16_units", "lfn_units", "build_lfn", "lfn_bytes", "lfn_bytes_many", "LfnSlot",
-           "parse_lfn_slot", "lfn_name", "ShortNames", "check_name",
-           "fold", "ocaml_fat_short_lookup"]
+           "lfn_bytes", "lfn_bytes_many", "ShortNames", "check_name",
+           "fold", "ocaml_fat_reads_as_short"]
 
 #: Characters a short name may hold besides A-Z and 0-9 (spec section 6.1; ASCII only here).
 SHORT_SPECIALS = "$%'-_@~`!(){}^#&"
@@ -35,8 +36,8 @@ LFN_UNITS = 13
 MAX_NAME_UNITS = 255
 MAX_SLOTS = 20
 #: The layout of ``structs.LfnEntry`` as a ``struct`` format: the same bytes, built faster.
-_LFN = struct.Struct(STRUCT_FORMATS["LfnEntry"])
-assert _LFN.size == structs.SIZES["LfnEntry"]
+_LFN_1 = struct.Struct(STRUCT_FORMATS["LfnEntry"])
+assert _LFN_1.size == structs.SIZES["LfnEntry"]
 
 # Fast paths (the common, ASCII case), each equal to the general code below (tested).
 _SHORT_CLASS = "[" + re.escape("".join(sorted(SHORT_CHARS))) + "]"
@@ -72,11 +73,6 @@ def is_short_name(name: str) -> bool:
     return _SHORT_RE.fullmatch(name) is not None
 
 
-def _is_short_name_general(name: str) -> bool:
-    parts = _split83(name)
-    return parts is not None and all(c in SHORT_CHARS for c in parts[0] + parts[1])
-
-
 def exact_short(name: str) -> Optional[bytes]:
     """The 11-byte short name of a name that is a legal 8.3 name in any case
     (``index.txt`` -> ``INDEX   TXT``): its own upper-case form; None for any other name.
@@ -100,9 +96,12 @@ def short_name_bytes(name: str) -> bytes:
 
 def parse_short(raw: bytes, nt_res: int = 0, encoding: str = "cp437") -> str:
     """The name a DIR_Name field shows (``0x05`` lead byte is ``0xE5``; NT lower-case flags)."""
-    raw = bytes(raw)
-    if raw[:1] == b"\x05":
+    if type(raw) is not bytes:
+        raw = bytes(raw)
+    if raw[0] == 5:
         raw = b"\xe5" + raw[1:]
+    elif encoding == "cp437" and raw.isascii():     # the same text, decoded faster
+        encoding = "ascii"
     base = raw[:8].rstrip(b" ").decode(encoding, "replace")
     ext = raw[8:11].rstrip(b" ").decode(encoding, "replace")
     if nt_res & NT_LOWER_BASE:
@@ -116,23 +115,12 @@ _ROR = bytes(((s & 1) << 7) | (s >> 1) for s in range(256))   # rotate a byte ri
 
 
 def lfn_checksum(short: bytes) -> int:
-    """The LDIR_Chksum of an 11-byte short name."""
-    if len(short) != 11:
-        return _lfn_checksum_general(short)
-    # The loop of _lfn_checksum_general, unrolled (equal: tested).
-    r = _ROR
-    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10 = bytes(short)
-    s = a0          # (ror(0) + a0) & 0xFF
-    s = (r[s] + a1) & 0xFF
-    s = (r[s] + a2) & 0xFF
-    s = (r[s] + a3) & 0xFF
-    s = (r[s] + a4) & 0xFF
-    s = (r[s] + a5) & 0xFF
-    s = (r[s] + a6) & 0xFF
-    s = (r[s] + a7) & 0xFF
-    s = (r[s] + a8) & 0xFF
-    s = (r[s] + a9) & 0xFF
-    return (r[s] + a10) & 0xFF
+    """The LDIR_Chksum of an 11-byte short name (rotate right, add each byte, mod 256)."""
+    s = 0
+    ror = _ROR
+    for c in short:
+        s = (ror[s] + c) & 0xFF
+    return s
 
 
 def lfn_checksums(shorts: bytes) -> bytes:
@@ -158,55 +146,7 @@ def lfn_checksums(shorts: bytes) -> bytes:
     return s
 
 
-def _lfn_checksum_general(short: bytes) -> int:
-    s = 0
-    ror = _ROR
-    for c in bytes(short):
-        s = (ror[s] + c) & 0xFF
-    return s
-
-
 # -- long names ----------------------------------------------------------------
-
-def utf16_units(name: str) -> List[int]:
-    """The UTF-16 code units of ``name`` (surrogate pairs for characters past U+FFFF)."""
-    data = name.encode("utf-16-le", "surrogatepass")
-    return list(struct.unpack(f"<{len(data) // 2}H", data))
-
-
-def lfn_units(name: str, *, always_terminate: bool) -> List[int]:
-    """The name's units as stored: a 0x0000 terminator and 0xFFFF padding to whole slots.
-
-    The standard form omits the terminator when the length is a multiple of
-    13; ``always_terminate`` (the Mirage form) adds a slot for it instead.
-    """
-    units = utf16_units(name)
-    if len(units) % LFN_UNITS or always_terminate:
-        units.append(0)
-    units += [0xFFFF] * (-len(units) % LFN_UNITS)
-    return units
-
-
-def build_lfn(name: str, short: bytes, *, always_terminate: bool) -> List[bytes]:
-    """The LFN slots for ``name`` in on-disk order (last slot first), each 32 bytes."""
-    # The units of lfn_units() as bytes, without a list of ints.
-    raw = name.encode("utf-16-le", "surrogatepass")
-    n = len(raw) // 2
-    if n % LFN_UNITS or always_terminate:
-        raw += b"\0\0"
-        n += 1
-    raw += b"\xff\xff" * (-n % LFN_UNITS)
-    count = len(raw) // 26
-    if count > MAX_SLOTS:
-        raise ValueError(f"{name!r} needs {count} LFN slots (at most {MAX_SLOTS})")
-    chk = lfn_checksum(short)
-    slots = []
-    for i in range(count, 0, -1):
-        part = raw[(i - 1) * 26:i * 26]
-        slots.append(_LFN.pack(i | (LAST_LONG_ENTRY if i == count else 0), part[:10],
-                               ATTR_LONG_NAME, 0, chk, part[10:22], 0, part[22:26]))
-    return slots
-
 
 def _lfn_pad(n: int, always_terminate: bool) -> bytes:
     """What follows ``n`` name units in the slots: the terminator and 0xFFFF padding."""
@@ -220,27 +160,38 @@ def _lfn_pad(n: int, always_terminate: bool) -> bytes:
 #: Padding after n units (n < 2 slots' worth), without and with the Mirage terminator.
 _LFN_PADS = ([_lfn_pad(n, False) for n in range(2 * LFN_UNITS)],
              [_lfn_pad(n, True) for n in range(2 * LFN_UNITS)])
-_LFN_1 = _LFN
 _LFN_2 = struct.Struct(STRUCT_FORMATS["LfnEntry"] + STRUCT_FORMATS["LfnEntry"][1:])
 
 
 def lfn_bytes(name: str, short: bytes, always_terminate: bool,
               chk: Optional[int] = None) -> bytes:
-    """``b"".join(build_lfn(name, short, always_terminate=...))``, faster for 1-2 slots.
+    """The LFN slots of ``name`` in on-disk order (last slot first), 32 bytes each, joined.
 
-    ``chk``: ``lfn_checksum(short)`` when the caller has it already.
+    The units are the name's UTF-16, a 0x0000 terminator and 0xFFFF padding
+    to whole 13-unit slots; the standard form omits the terminator when the
+    length is a multiple of 13, ``always_terminate`` (the Mirage form) adds a
+    slot for it instead. ``chk``: ``lfn_checksum(short)`` when the caller has it.
     """
     raw = name.encode("utf-16-le", "surrogatepass")
     n = len(raw) >> 1
-    if n >= 2 * LFN_UNITS:
-        return b"".join(build_lfn(name, short, always_terminate=always_terminate))
-    raw += _LFN_PADS[always_terminate][n]
+    raw += _LFN_PADS[always_terminate][n] if n < 2 * LFN_UNITS else \
+        _lfn_pad(n, always_terminate)
     if chk is None:
         chk = lfn_checksum(short)
     if len(raw) == 26:
         return _LFN_1.pack(0x41, raw[:10], ATTR_LONG_NAME, 0, chk, raw[10:22], 0, raw[22:])
-    return _LFN_2.pack(0x42, raw[26:36], ATTR_LONG_NAME, 0, chk, raw[36:48], 0, raw[48:],
-                       0x01, raw[:10], ATTR_LONG_NAME, 0, chk, raw[10:22], 0, raw[22:26])
+    if len(raw) == 52:
+        return _LFN_2.pack(0x42, raw[26:36], ATTR_LONG_NAME, 0, chk, raw[36:48], 0, raw[48:],
+                           0x01, raw[:10], ATTR_LONG_NAME, 0, chk, raw[10:22], 0, raw[22:26])
+    count = len(raw) // 26
+    if count > MAX_SLOTS:
+        raise ValueError(f"{name!r} needs {count} LFN slots (at most {MAX_SLOTS})")
+    slots = []
+    for i in range(count, 0, -1):           # on-disk order: the last slot first
+        part = raw[26 * (i - 1):26 * i]
+        slots.append(_LFN_1.pack(i | (LAST_LONG_ENTRY if i == count else 0), part[:10],
+                                 ATTR_LONG_NAME, 0, chk, part[10:22], 0, part[22:]))
+    return b"".join(slots)
 
 
 _SHARED: dict = {}      # one object per distinct padding text (the tables hold many refs)
@@ -267,7 +218,7 @@ def lfn_bytes_many(names: List[str], shorts: List[bytes],
 
     Names taking the same number of slots are encoded as one text, their
     checksums computed together (:func:`lfn_checksums`), and their slots
-    assembled field by field with strided copies; equal to :func:`build_lfn`
+    assembled field by field with strided copies; equal to :func:`lfn_bytes`
     of each (tested). Names with characters past U+FFFF, or too long, go one
     by one through :func:`lfn_bytes`.
     """
@@ -351,34 +302,6 @@ def _lfn_block(names: List[str], lens: List[int], shorts: List[bytes], ks: List[
         return [data[i:i + dst] for i in range(0, dst * m, dst)]
     skip = [32 * (top - k) for k in range(top + 1)]     # a name's filler slots, by k
     return [data[i + skip[k]:i + dst] for i, k in zip(range(0, dst * m, dst), ks)]
-
-
-class LfnSlot(NamedTuple):
-    """One decoded LFN slot: sequence number (1..20), last-slot flag, checksum, 13 units."""
-
-    order: int
-    last: bool
-    checksum: int
-    units: Tuple[int, ...]
-
-
-def parse_lfn_slot(raw: bytes) -> LfnSlot:
-    """Decode a 32-byte LFN slot (the caller has checked ``DIR_Attr`` is 0x0F)."""
-    e = structs.unpack("LfnEntry", raw)
-    data = e.LDIR_Name1 + e.LDIR_Name2 + e.LDIR_Name3
-    units = tuple(data[i] | data[i + 1] << 8 for i in range(0, 26, 2))
-    return LfnSlot(e.LDIR_Ord & 0x3F, bool(e.LDIR_Ord & LAST_LONG_ENTRY), e.LDIR_Chksum, units)
-
-
-def lfn_name(units: Iterable[int], errors: str = "replace") -> str:
-    """The name held by the units of a slot sequence (in name order): up to the first 0x0000."""
-    out = []
-    for u in units:
-        if u == 0:
-            break
-        out.append(u)
-    data = b"".join(u.to_bytes(2, "little") for u in out)
-    return data.decode("utf-16-le", errors)
 
 
 # -- short-name generation -----------------------------------------------------
@@ -501,25 +424,10 @@ def _fold_general(name: str) -> str:
     return "".join(u if len(u) == 1 else c for c, u in ((c, c.upper()) for c in name))
 
 
-def ocaml_fat_short_lookup(name: str) -> Optional[bytes]:
-    """The 11-byte short name ocaml-fat looks ``name`` up by, or None when it uses the LFN.
-
-    ocaml-fat (``fat_name.ml`` ``is_legal_dos_name``) splits on dots, dropping
-    empty pieces, and accepts upper-case letters, digits, space, ``!#$%&'()-@^_`{}~``
-    and bytes >= 128 in a base of <= 8 and an extension of <= 3 characters.
-    """
-    if name.isascii() and name != name.upper():
-        return None         # a lower-case letter is never legal
-    pieces = [p for p in name.split(".") if p]
-    legal = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !#$%&'()-@^_`{}~")
-    if not 1 <= len(pieces) <= 2:
-        return None
-    if any(not all(c in legal or ord(c) >= 128 for c in p) for p in pieces):
-        return None
-    if len(pieces[0]) > 8 or (len(pieces) == 2 and len(pieces[1]) > 3):
-        return None
-    ext = pieces[1] if len(pieces) == 2 else ""
-    return (pieces[0].ljust(8) + ext.ljust(3)).encode("latin-1", "replace")
+def ocaml_fat_reads_as_short(name: str) -> bool:
+    """True when ocaml-fat looks ``name`` up as an 8.3 name (:func:`.mirage.is_legal_dos_name`
+    of its UTF-8 bytes, the bytes the driver is given)."""
+    return is_legal_dos_name(name.encode("utf-8", "surrogatepass"))
 
 
 def check_name(name: str, *, path: str, mirage: bool) -> None:
@@ -527,7 +435,7 @@ def check_name(name: str, *, path: str, mirage: bool) -> None:
     if name.isascii() and len(name) <= MAX_NAME_UNITS and not name.endswith((".", " ")) \
             and _BAD_ASCII_RE.search(name) is None:
         # The common case: nothing below can object, except Mirage's 8.3 lookup rule.
-        if mirage and ocaml_fat_short_lookup(name) is not None and not is_short_name(name):
+        if mirage and ocaml_fat_reads_as_short(name) and not is_short_name(name):
             _check_name_general(name, path=path, mirage=mirage)
         return
     _check_name_general(name, path=path, mirage=mirage)
@@ -556,7 +464,7 @@ def _check_name_general(name: str, *, path: str, mirage: bool) -> None:
         if not name.isascii():
             raise InvalidInput("name is not ASCII; the Mirage FAT driver only matches ASCII "
                                "names", path=path, rule="Mirage target: ASCII names only")
-        if ocaml_fat_short_lookup(name) is not None and not is_short_name(name):
+        if ocaml_fat_reads_as_short(name) and not is_short_name(name):
             raise InvalidInput("the Mirage FAT driver would look this name up as an 8.3 "
                                "name, which FAT cannot store (spaces or extra dots in an "
                                "upper-case name)", path=path,

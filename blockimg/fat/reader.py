@@ -22,7 +22,7 @@ from .chains import ChainError, FatTable, Run
 from .dirents import Record, parse_directory
 from .geometry import detect, parse
 from .names import fold
-from .structs import (ATTR_READ_ONLY, FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, unpack,
+from .structs import (ATTR_READ_ONLY, FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, OFFSETS, unpack,
                       unix_time)
 
 __all__ = ["detect", "FatImage"]
@@ -30,6 +30,9 @@ __all__ = ["detect", "FatImage"]
 #: The spec's ceiling on a directory: 65536 entries of 32 bytes.
 MAX_DIR_BYTES = 65536 * 32
 MAX_PROBLEMS = 200
+#: Where a short directory entry holds its start cluster (low half) and size.
+_CLUS_AT = OFFSETS["DirEntry"]["DIR_FstClusLO"]
+_SIZE_AT = OFFSETS["DirEntry"]["DIR_FileSize"]
 #: Above this many runs the cross-link sort uses numpy (the pure-Python one is tested equal).
 NUMPY_RUNS = 1 << 17
 
@@ -190,7 +193,7 @@ class FatImage(Image):
         geo = self.geometry
         if not 2 <= start <= geo.max_cluster:
             self._error(f"{what}: start cluster {start} is out of range (2..{geo.max_cluster})",
-                        int(entry_offset) + 26, "DIR_FstClusLO", start)
+                        int(entry_offset) + _CLUS_AT, "DIR_FstClusLO", start)
             return [], False
         try:
             return self.fat.chain(start, limit), True
@@ -464,11 +467,12 @@ class FatImage(Image):
             if c in on_path:
                 self._error(f"directory {path} points back at its ancestor "
                             f"{visited.get(c, '?') or '/'} (cluster {c}): a directory cycle",
-                            at + 26, "DIR_FstClusLO", c)
+                            at + _CLUS_AT, "DIR_FstClusLO", c)
                 return None
             if c in visited:
                 self._error(f"directory {path} shares cluster {c} with directory "
-                            f"{visited[c] or '/'} (cross-linked)", at + 26, "DIR_FstClusLO", c)
+                            f"{visited[c] or '/'} (cross-linked)", at + _CLUS_AT,
+                            "DIR_FstClusLO", c)
                 return None
             runs, _ok = self._follow(c, self._dir_limit(), f"directory {path}", at)
             self._own(runs, path)
@@ -487,7 +491,7 @@ class FatImage(Image):
             if rec.cluster != 0:
                 self._error(f"file {path} is empty but has start cluster {rec.cluster} "
                             "(size disagrees with the chain)",
-                            _device_offset(dir_extents, rec.offset) + 28, "DIR_FileSize", 0)
+                            _device_offset(dir_extents, rec.offset) + _SIZE_AT, "DIR_FileSize", 0)
         else:
             need = -(-size // cs)
             runs, ok = self._follow(rec.cluster, need, f"file {path} ({size} bytes)",
@@ -496,7 +500,8 @@ class FatImage(Image):
             if ok and have != need:
                 self._error(f"file {path}: size {size} needs {need} clusters but its chain "
                             f"has {have} (size disagrees with the chain)",
-                            _device_offset(dir_extents, rec.offset) + 28, "DIR_FileSize", size)
+                            _device_offset(dir_extents, rec.offset) + _SIZE_AT, "DIR_FileSize",
+                            size)
             size = min(size, have * cs)
         self._own(runs, path)
         ext = self._extents(runs, size)

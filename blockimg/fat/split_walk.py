@@ -23,7 +23,11 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 from ..errors import CorruptImage
 from .chains import ChainError
 from .dirents import DOT, DOTDOT
-from .structs import ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, DIR_ENTRY_SIZE
+from .structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, DIR_ENTRY_SIZE,
+                      OFFSETS)
+
+_LO = OFFSETS["DirEntry"]["DIR_FstClusLO"]
+_HI = OFFSETS["DirEntry"]["DIR_FstClusHI"]
 
 if TYPE_CHECKING:
     from .reader import FatImage
@@ -72,9 +76,9 @@ def scan(img: "FatImage") -> Optional[List[Tuple[int, int, int]]]:
             off = i * DIR_ENTRY_SIZE
             name11 = data[off:off + 11]
             if data[off] != 0xE5 and name11 != DOT and name11 != DOTDOT:
-                c = data[off + 26] | data[off + 27] << 8
+                c = data[off + _LO] | data[off + _LO + 1] << 8
                 if fat32:
-                    c |= (data[off + 20] | data[off + 21] << 8) << 16
+                    c |= (data[off + _HI] | data[off + _HI + 1] << 8) << 16
                 if not 2 <= c <= max_cluster or c in seen:
                     return None
                 seen.add(c)

@@ -1,4 +1,4 @@
-"""FAT on-disk structures, one construct ``Struct`` each, with the spec's field names.
+"""FAT on-disk structures, each declared once (``LAYOUTS``), with the spec's field names.
 
 Field names follow the Microsoft FAT32 File System Specification (1.03):
 ``BPB_*`` / ``BS_*`` for the boot sector, ``FSI_*`` for FSInfo, ``DIR_*``
@@ -6,14 +6,14 @@ for short directory entries and ``LDIR_*`` for long-name slots. Every
 struct has a fixed size, asserted when they are made. Also here: the
 attribute bits and the FAT date/time codec (UTC, clamped to 1980..2107).
 
-The construct declarations are made on first use (``structs.BPB`` etc.,
-through the module's ``__getattr__``), so building and reading an image,
-which pack and unpack the same layouts with :mod:`struct` (``STRUCT_FORMATS``
-and ``FIELDS``, tested field for field against these declarations), never
-import construct.
+From ``LAYOUTS`` come the :mod:`struct` formats (``STRUCT_FORMATS``), field
+names (``FIELDS``), sizes, field offsets (``OFFSETS``) and the construct
+declarations (``structs.BPB`` etc., made on first use through the module's
+``__getattr__``, so building and reading an image never import construct).
 """
 from __future__ import annotations
 
+import struct as _struct
 import time
 from typing import Dict, Tuple
 
@@ -24,6 +24,7 @@ __all__ = [
     "NT_LOWER_BASE", "NT_LOWER_EXT", "DIR_ENTRY_SIZE", "SIGNATURE",
     "FSI_LEAD_SIG", "FSI_STRUC_SIG", "FSI_TRAIL_SIG", "FSI_UNKNOWN",
     "fat_datetime", "unix_time", "FAT_EPOCH", "FAT_END",
+    "LAYOUTS", "STRUCT_FORMATS", "FIELDS", "SIZES", "OFFSETS", "unpack",
 ]
 
 SIGNATURE = b"\x55\xaa"
@@ -49,136 +50,98 @@ NT_LOWER_BASE = 0x08
 NT_LOWER_EXT = 0x10
 DIR_ENTRY_SIZE = 32
 
-#: The same layouts as :mod:`struct` formats (little-endian, no padding), for the hot
-#: paths; ``tests/unit/test_perf_fat_fastpath.py`` checks them against the declarations.
-STRUCT_FORMATS: Dict[str, str] = {
-    "BPB": "<3s8sHBHBHHBHHHII",
-    "EBPB": "<BBBI11s8s",
-    "BPB32": "<IHHIHH12s",
-    "BootSector16": "<3s8sHBHBHHBHHHIIBBBI11s8s448s2s",
-    "BootSector32": "<3s8sHBHBHHBHHHIIIHHIHH12sBBBI11s8s420s2s",
-    "FSInfo": "<I480sIII12sI",
-    "DirEntry": "<11sBBBHHHHHHHI",
-    "LfnEntry": "<B10sBBB12sH4s",
+#: Every on-disk structure, declared once: its fields in order, each with a :mod:`struct`
+#: code (``B``/``H``/``I`` little-endian integers, ``Ns`` N bytes) or, in the two boot
+#: sectors, the name of a structure nested there. ``STRUCT_FORMATS``, ``FIELDS``,
+#: ``SIZES``, ``OFFSETS`` and the construct declarations are all derived from it.
+LAYOUTS: Dict[str, Tuple[Tuple[str, str], ...]] = {
+    # The BIOS parameter block shared by FAT12/16/32: bytes 0..35 of sector 0.
+    "BPB": (("BS_jmpBoot", "3s"), ("BS_OEMName", "8s"), ("BPB_BytsPerSec", "H"),
+            ("BPB_SecPerClus", "B"), ("BPB_RsvdSecCnt", "H"), ("BPB_NumFATs", "B"),
+            ("BPB_RootEntCnt", "H"), ("BPB_TotSec16", "H"), ("BPB_Media", "B"),
+            ("BPB_FATSz16", "H"), ("BPB_SecPerTrk", "H"), ("BPB_NumHeads", "H"),
+            ("BPB_HiddSec", "I"), ("BPB_TotSec32", "I")),
+    # The extended fields after the BPB (bytes 36..61 on FAT12/16, 64..89 on FAT32).
+    "EBPB": (("BS_DrvNum", "B"), ("BS_Reserved1", "B"), ("BS_BootSig", "B"),
+             ("BS_VolID", "I"), ("BS_VolLab", "11s"), ("BS_FilSysType", "8s")),
+    # The FAT32-only fields at bytes 36..63.
+    "BPB32": (("BPB_FATSz32", "I"), ("BPB_ExtFlags", "H"), ("BPB_FSVer", "H"),
+              ("BPB_RootClus", "I"), ("BPB_FSInfo", "H"), ("BPB_BkBootSec", "H"),
+              ("BPB_Reserved", "12s")),
+    # Sector 0 of a FAT12/16 volume (the first 512 bytes; larger sectors are zero after).
+    "BootSector16": (("bpb", "BPB"), ("ebpb", "EBPB"), ("BS_BootCode", "448s"),
+                     ("Signature_word", "2s")),
+    # Sector 0 of a FAT32 volume (the first 512 bytes).
+    "BootSector32": (("bpb", "BPB"), ("bpb32", "BPB32"), ("ebpb", "EBPB"),
+                     ("BS_BootCode32", "420s"), ("Signature_word", "2s")),
+    # FSInfo (FAT32).
+    "FSInfo": (("FSI_LeadSig", "I"), ("FSI_Reserved1", "480s"), ("FSI_StrucSig", "I"),
+               ("FSI_Free_Count", "I"), ("FSI_Nxt_Free", "I"), ("FSI_Reserved2", "12s"),
+               ("FSI_TrailSig", "I")),
+    # A short (8.3) directory entry.
+    "DirEntry": (("DIR_Name", "11s"), ("DIR_Attr", "B"), ("DIR_NTRes", "B"),
+                 ("DIR_CrtTimeTenth", "B"), ("DIR_CrtTime", "H"), ("DIR_CrtDate", "H"),
+                 ("DIR_LstAccDate", "H"), ("DIR_FstClusHI", "H"), ("DIR_WrtTime", "H"),
+                 ("DIR_WrtDate", "H"), ("DIR_FstClusLO", "H"), ("DIR_FileSize", "I")),
+    # A long-name slot: 13 UTF-16LE units in three pieces.
+    "LfnEntry": (("LDIR_Ord", "B"), ("LDIR_Name1", "10s"), ("LDIR_Attr", "B"),
+                 ("LDIR_Type", "B"), ("LDIR_Chksum", "B"), ("LDIR_Name2", "12s"),
+                 ("LDIR_FstClusLO", "H"), ("LDIR_Name3", "4s")),
 }
-#: Field names of the flat layouts, in declaration order (``unpack`` names its results so).
-FIELDS: Dict[str, Tuple[str, ...]] = {
-    "BPB": ("BS_jmpBoot", "BS_OEMName", "BPB_BytsPerSec", "BPB_SecPerClus", "BPB_RsvdSecCnt",
-            "BPB_NumFATs", "BPB_RootEntCnt", "BPB_TotSec16", "BPB_Media", "BPB_FATSz16",
-            "BPB_SecPerTrk", "BPB_NumHeads", "BPB_HiddSec", "BPB_TotSec32"),
-    "EBPB": ("BS_DrvNum", "BS_Reserved1", "BS_BootSig", "BS_VolID", "BS_VolLab",
-             "BS_FilSysType"),
-    "BPB32": ("BPB_FATSz32", "BPB_ExtFlags", "BPB_FSVer", "BPB_RootClus", "BPB_FSInfo",
-              "BPB_BkBootSec", "BPB_Reserved"),
-    "FSInfo": ("FSI_LeadSig", "FSI_Reserved1", "FSI_StrucSig", "FSI_Free_Count",
-               "FSI_Nxt_Free", "FSI_Reserved2", "FSI_TrailSig"),
-    "DirEntry": ("DIR_Name", "DIR_Attr", "DIR_NTRes", "DIR_CrtTimeTenth", "DIR_CrtTime",
-                 "DIR_CrtDate", "DIR_LstAccDate", "DIR_FstClusHI", "DIR_WrtTime",
-                 "DIR_WrtDate", "DIR_FstClusLO", "DIR_FileSize"),
-    "LfnEntry": ("LDIR_Ord", "LDIR_Name1", "LDIR_Attr", "LDIR_Type", "LDIR_Chksum",
-                 "LDIR_Name2", "LDIR_FstClusLO", "LDIR_Name3"),
-}
-SIZES = {"BPB": 36, "EBPB": 26, "BPB32": 28, "BootSector16": 512, "BootSector32": 512,
-         "FSInfo": 512, "DirEntry": 32, "LfnEntry": 32}
 
-_DECLARED = ("BPB", "EBPB", "BPB32", "BootSector16", "BootSector32", "FSInfo", "DirEntry",
-             "LfnEntry")
+
+def _codes(name: str) -> str:
+    """The :mod:`struct` codes of a layout, nested layouts spelled out."""
+    return "".join(_codes(code) if code in LAYOUTS else code for _, code in LAYOUTS[name])
+
+
+def _size(code: str) -> int:
+    return {"B": 1, "H": 2, "I": 4}.get(code) or int(code[:-1])
+
+
+#: The layouts as :mod:`struct` formats (little-endian, no padding), for the hot paths.
+STRUCT_FORMATS: Dict[str, str] = {name: "<" + _codes(name) for name in LAYOUTS}
+#: Field names of the flat layouts, in order (``unpack`` names its results so).
+FIELDS: Dict[str, Tuple[str, ...]] = {
+    name: tuple(f for f, _ in fields) for name, fields in LAYOUTS.items()
+    if all(code not in LAYOUTS for _, code in fields)}
+SIZES: Dict[str, int] = {name: _struct.calcsize(fmt) for name, fmt in STRUCT_FORMATS.items()}
+
+
+def _offsets(name: str, base: int = 0) -> Dict[str, int]:
+    out: Dict[str, int] = {}
+    for field, code in LAYOUTS[name]:
+        if code in LAYOUTS:
+            out.update(_offsets(code, base))
+            base += SIZES[code]
+        else:
+            out[field] = base
+            base += _size(code)
+    return out
+
+
+#: Byte offset of every field in its structure (nested fields of the boot sectors by their
+#: own names): ``OFFSETS["DirEntry"]["DIR_FstClusLO"] == 26``.
+OFFSETS: Dict[str, Dict[str, int]] = {name: _offsets(name) for name in LAYOUTS}
+assert SIZES["DirEntry"] == SIZES["LfnEntry"] == DIR_ENTRY_SIZE
+assert SIZES["BootSector16"] == SIZES["BootSector32"] == SIZES["FSInfo"] == 512
+
+_DECLARED = tuple(LAYOUTS)
 
 
 def _declare() -> Dict[str, object]:
-    """The construct declarations (imported and made once, on first use)."""
+    """The construct declarations, made from ``LAYOUTS`` (imported and made once, on first
+    use; the library itself packs and unpacks with :mod:`struct`)."""
     from construct import Bytes, Int8ul, Int16ul, Int32ul, Struct
 
+    ints = {"B": Int8ul, "H": Int16ul, "I": Int32ul}
     out: Dict[str, object] = {}
-    #: The BIOS parameter block shared by FAT12/16/32: bytes 0..35 of sector 0.
-    out["BPB"] = bpb = Struct(
-        "BS_jmpBoot" / Bytes(3),
-        "BS_OEMName" / Bytes(8),
-        "BPB_BytsPerSec" / Int16ul,
-        "BPB_SecPerClus" / Int8ul,
-        "BPB_RsvdSecCnt" / Int16ul,
-        "BPB_NumFATs" / Int8ul,
-        "BPB_RootEntCnt" / Int16ul,
-        "BPB_TotSec16" / Int16ul,
-        "BPB_Media" / Int8ul,
-        "BPB_FATSz16" / Int16ul,
-        "BPB_SecPerTrk" / Int16ul,
-        "BPB_NumHeads" / Int16ul,
-        "BPB_HiddSec" / Int32ul,
-        "BPB_TotSec32" / Int32ul,
-    )
-    # The extended fields after the BPB (bytes 36..61 on FAT12/16, 64..89 on FAT32).
-    out["EBPB"] = ebpb = Struct(
-        "BS_DrvNum" / Int8ul,
-        "BS_Reserved1" / Int8ul,
-        "BS_BootSig" / Int8ul,
-        "BS_VolID" / Int32ul,
-        "BS_VolLab" / Bytes(11),
-        "BS_FilSysType" / Bytes(8),
-    )
-    # The FAT32-only fields at bytes 36..63.
-    out["BPB32"] = bpb32 = Struct(
-        "BPB_FATSz32" / Int32ul,
-        "BPB_ExtFlags" / Int16ul,
-        "BPB_FSVer" / Int16ul,
-        "BPB_RootClus" / Int32ul,
-        "BPB_FSInfo" / Int16ul,
-        "BPB_BkBootSec" / Int16ul,
-        "BPB_Reserved" / Bytes(12),
-    )
-    # Sector 0 of a FAT12/16 volume (the first 512 bytes; larger sectors are zero after).
-    out["BootSector16"] = Struct(
-        "bpb" / bpb,
-        "ebpb" / ebpb,
-        "BS_BootCode" / Bytes(448),
-        "Signature_word" / Bytes(2),
-    )
-    # Sector 0 of a FAT32 volume (the first 512 bytes).
-    out["BootSector32"] = Struct(
-        "bpb" / bpb,
-        "bpb32" / bpb32,
-        "ebpb" / ebpb,
-        "BS_BootCode32" / Bytes(420),
-        "Signature_word" / Bytes(2),
-    )
-    # FSInfo (FAT32).
-    out["FSInfo"] = Struct(
-        "FSI_LeadSig" / Int32ul,
-        "FSI_Reserved1" / Bytes(480),
-        "FSI_StrucSig" / Int32ul,
-        "FSI_Free_Count" / Int32ul,
-        "FSI_Nxt_Free" / Int32ul,
-        "FSI_Reserved2" / Bytes(12),
-        "FSI_TrailSig" / Int32ul,
-    )
-    # A short (8.3) directory entry.
-    out["DirEntry"] = Struct(
-        "DIR_Name" / Bytes(11),
-        "DIR_Attr" / Int8ul,
-        "DIR_NTRes" / Int8ul,
-        "DIR_CrtTimeTenth" / Int8ul,
-        "DIR_CrtTime" / Int16ul,
-        "DIR_CrtDate" / Int16ul,
-        "DIR_LstAccDate" / Int16ul,
-        "DIR_FstClusHI" / Int16ul,
-        "DIR_WrtTime" / Int16ul,
-        "DIR_WrtDate" / Int16ul,
-        "DIR_FstClusLO" / Int16ul,
-        "DIR_FileSize" / Int32ul,
-    )
-    # A long-name slot: 13 UTF-16LE units in three pieces.
-    out["LfnEntry"] = Struct(
-        "LDIR_Ord" / Int8ul,
-        "LDIR_Name1" / Bytes(10),
-        "LDIR_Attr" / Int8ul,
-        "LDIR_Type" / Int8ul,
-        "LDIR_Chksum" / Int8ul,
-        "LDIR_Name2" / Bytes(12),
-        "LDIR_FstClusLO" / Int16ul,
-        "LDIR_Name3" / Bytes(4),
-    )
-    for name, s in out.items():
-        assert s.sizeof() == SIZES[name], (name, s.sizeof())
+    for name, fields in LAYOUTS.items():        # nested layouts come before their users
+        out[name] = Struct(*[
+            field / (out[code] if code in LAYOUTS else ints.get(code) or Bytes(int(code[:-1])))
+            for field, code in fields])
+    for name, st in out.items():
+        assert st.sizeof() == SIZES[name], (name, st.sizeof())
     return out
 
 

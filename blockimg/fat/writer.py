@@ -15,14 +15,13 @@ from typing import Callable, Dict, Optional
 from ..block.base import BlockDevice
 from ..copy import Copier, write_in_parts
 from ..errors import DoesNotFit
-from . import structs
 from .layout import FatPlan
 from .structs import (FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, FSI_UNKNOWN, SIGNATURE,
                       FIELDS, STRUCT_FORMATS)
 from .table import MEDIA
 
-__all__ = ["write", "boot_sector", "fsinfo_sector", "FAT_CHUNK", "boot_sector_construct",
-           "fsinfo_sector_construct"]
+__all__ = ["write", "boot_sector", "fsinfo_sector", "FAT_CHUNK", "boot_values",
+           "fsinfo_values"]
 
 _BOOT16 = struct.Struct(STRUCT_FORMATS["BootSector16"])
 _BOOT32 = struct.Struct(STRUCT_FORMATS["BootSector32"])
@@ -61,7 +60,7 @@ def _ebpb(plan: FatPlan) -> dict:
                 BS_FilSysType=f"FAT{plan.fat_type}".ljust(8).encode("ascii"))
 
 
-def _boot_values(plan: FatPlan) -> dict:
+def boot_values(plan: FatPlan) -> dict:
     """Sector 0's field values, nested as the construct declaration wants them."""
     g = plan.geometry
     if g.fat_type == 32:
@@ -82,9 +81,10 @@ def _boot_values(plan: FatPlan) -> dict:
 def boot_sector(plan: FatPlan) -> bytes:
     """Sector 0 (``sector_size`` bytes: the 512-byte structure, zeros after).
 
-    Packed with :mod:`struct`; the same bytes as :func:`boot_sector_construct` (tested).
+    Packed with :mod:`struct`; the same bytes as the construct declaration
+    builds from :func:`boot_values` (tested).
     """
-    v = _boot_values(plan)
+    v = boot_values(plan)
     bpb = [v["bpb"][k] for k in _BPB_FIELDS]
     ebpb = [v["ebpb"][k] for k in _EBPB_FIELDS]
     if plan.geometry.fat_type == 32:
@@ -95,14 +95,8 @@ def boot_sector(plan: FatPlan) -> bytes:
     return raw + bytes(plan.geometry.sector_size - len(raw))
 
 
-def boot_sector_construct(plan: FatPlan) -> bytes:
-    """:func:`boot_sector` through the construct declaration (imports construct)."""
-    decl = structs.BootSector32 if plan.geometry.fat_type == 32 else structs.BootSector16
-    raw = decl.build(_boot_values(plan))
-    return raw + bytes(plan.geometry.sector_size - len(raw))
-
-
-def _fsinfo_values(plan: FatPlan) -> dict:
+def fsinfo_values(plan: FatPlan) -> dict:
+    """The FSInfo sector's field values (FAT32)."""
     free = plan.free_clusters
     return dict(FSI_LeadSig=FSI_LEAD_SIG, FSI_Reserved1=bytes(480),
                 FSI_StrucSig=FSI_STRUC_SIG, FSI_Free_Count=free,
@@ -112,14 +106,8 @@ def _fsinfo_values(plan: FatPlan) -> dict:
 
 def fsinfo_sector(plan: FatPlan) -> bytes:
     """The FAT32 FSInfo sector: free cluster count and the first free cluster as hint."""
-    v = _fsinfo_values(plan)
+    v = fsinfo_values(plan)
     raw = _FSINFO.pack(*[v[k] for k in _FSINFO_FIELDS])
-    return raw + bytes(plan.sector_size - len(raw))
-
-
-def fsinfo_sector_construct(plan: FatPlan) -> bytes:
-    """:func:`fsinfo_sector` through the construct declaration (imports construct)."""
-    raw = structs.FSInfo.build(_fsinfo_values(plan))
     return raw + bytes(plan.sector_size - len(raw))
 
 

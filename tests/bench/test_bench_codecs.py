@@ -22,18 +22,16 @@ def _entries(fat_type: int, n: int):
 def test_fat_table_encode(benchmark, fat_type):
     from blockimg.fat import table
     rt, n = _entries(fat_type, N_TABLE)
-    entries = rt.entries(0, n)
-    data = benchmark(table.encode, entries, fat_type)
+    data = benchmark(rt.encode_range, 0, n)
     assert len(data) == table.table_bytes(fat_type, n)
 
 
 def test_fat_table_decode(benchmark, fat_type):
     from blockimg.fat import table
     rt, n = _entries(fat_type, N_TABLE)
-    entries = rt.entries(0, n)
-    data = table.encode(entries, fat_type)
-    out = benchmark(table.decode, data, fat_type, n)
-    assert (out == entries).all()
+    data = rt.encode_range(0, n)
+    out = benchmark(table.decode_window, data, fat_type, n)
+    assert out.tolist() == rt.entries_list(0, n)
 
 
 def test_fat_table_chunks(benchmark):

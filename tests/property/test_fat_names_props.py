@@ -3,9 +3,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from blockimg.errors import InvalidInput
-from blockimg.fat.names import (SHORT_CHARS, ShortNames, build_lfn, check_name, fold,
-                                is_short_name, lfn_checksum, lfn_name, parse_lfn_slot,
-                                short_name_bytes)
+from blockimg.fat.names import (SHORT_CHARS, ShortNames, check_name, fold, is_short_name,
+                                lfn_checksum, short_name_bytes)
+from helpers.fat_reference import build_lfn, lfn_name, parse_lfn_slot
 
 ALPHABET = st.sampled_from(list("abcXYZ019 .-_~+,;=[]()!#{}'") + ["é", "Ω", "日", "\U0001F600"])
 NAME = st.text(ALPHABET, min_size=1, max_size=40)

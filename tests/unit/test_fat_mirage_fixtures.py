@@ -16,7 +16,8 @@ from blockimg.block.memory import MemoryDevice
 from blockimg.fat.chains import ChainError, FatTable
 from blockimg.fat.dirents import parse_directory
 from blockimg.fat.geometry import parse
-from blockimg.fat.names import lfn_checksum, parse_lfn_slot
+from blockimg.fat.names import lfn_checksum
+from helpers.fat_reference import parse_lfn_slot
 from blockimg.fat.reader import FatImage, detect
 from blockimg.fat.structs import ATTR_ARCHIVE, unix_time
 

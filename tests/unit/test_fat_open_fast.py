@@ -17,9 +17,11 @@ from test_fat_reader_seed import Volume
 from blockimg.errors import CorruptImage
 from blockimg.fat import chains
 from blockimg.fat.chains import ChainError, FatTable
-from blockimg.fat.dirents import (DOT, DOTDOT, _decode_raw, _long_name, _slot_units,
-                                  parse_directory)
-from blockimg.fat.names import MAX_SLOTS, build_lfn, lfn_checksum, parse_short
+from blockimg.fat.dirents import DOT, DOTDOT, _decode_raw, parse_directory
+from blockimg.fat.names import MAX_SLOTS, lfn_checksum, parse_short
+from helpers.fat_reference import build_lfn
+from helpers.fat_reference import long_name as _long_name
+from helpers.fat_reference import slot_units as _slot_units
 from blockimg.fat.reader import FatImage
 from blockimg.fat.structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK,
                                   ATTR_VOLUME_ID, LAST_LONG_ENTRY, STRUCT_FORMATS)

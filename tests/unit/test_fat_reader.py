@@ -13,7 +13,8 @@ from blockimg.block.mmap import MmapDevice
 from blockimg.fat import chains, detect
 from blockimg.fat.chains import ChainError, FatTable
 from blockimg.fat.dirents import parse_directory
-from blockimg.fat.names import build_lfn, lfn_checksum
+from blockimg.fat.names import lfn_checksum
+from helpers.fat_reference import build_lfn
 from blockimg.fat.reader import FatImage
 from blockimg.fat.structs import DirEntry, fat_datetime
 

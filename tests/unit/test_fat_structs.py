@@ -100,7 +100,8 @@ def test_pack_entry_matches_construct():
 
 
 def test_lfn_slots_match_construct():
-    from blockimg.fat.names import build_lfn, lfn_checksum
+    from blockimg.fat.names import lfn_checksum
+    from helpers.fat_reference import build_lfn
     slot, = build_lfn("index.txt", b"INDEX   TXT", always_terminate=True)
     units = [ord(c) for c in "index.txt"] + [0] + [0xFFFF] * 3
     raw = b"".join(u.to_bytes(2, "little") for u in units)
