@@ -15,7 +15,7 @@ from .block.file import FileDevice
 from .errors import DeviceError, DoesNotFit, InvalidInput, NotWholeSectors
 from .formats import detect_format, format_module, partial_hint
 from .record import field, record
-from .source import SourceTree, as_tree, excluder, walk
+from .source import SourceTree, as_tree, excluder, paused_gc, walk
 from .units import human_size, plural
 
 if TYPE_CHECKING:   # imported where used: a build without a manifest needs neither
@@ -230,7 +230,8 @@ def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs,
     else:
         tree = as_tree(src, mtime=mtime)
     try:
-        laid = mod.plan(tree, opts)
+        with paused_gc():    # one acyclic object per entry: the collector's passes are waste
+            laid = mod.plan(tree, opts)
     except InvalidInput as e:
         found = e.problems
         if isinstance(src, (str, os.PathLike)):

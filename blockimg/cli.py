@@ -557,10 +557,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("blockimg: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        finally:
-            return 141
+        sys.stdout = None  # type: ignore[assignment]  (nothing more to flush at exit)
+        return 141
     except OSError as e:
         # The system refused something (a full disk, a read-only file system, a missing
         # directory): one line; anything else is a bug and keeps its traceback.
