@@ -148,7 +148,7 @@ def test_a_bug_in_a_worker_is_a_traceback_not_a_user_error(tmp_path, fmt, comman
     blockimg.create(src, img, format=fmt, mtime=MTIME, jobs=1)
     args = (["create", str(src), "-o", str(tmp_path / "b.img"), "--format", fmt]
             if command == "create" else ["extract", str(img), str(tmp_path / "out")])
-    hook = "blockimg.copy.Copier.put_records" if command == "create" \
+    hook = "blockimg.copier.Copier.put_records" if command == "create" \
         else "blockimg.extract.TreeWriter.write_files"
     owner, name = hook.rsplit(".", 1)
     code = (
@@ -339,7 +339,7 @@ def test_a_killed_childs_part_is_redone_here_when_asked():
 @pytest.mark.parametrize("fmt", ["tar", "fat"])
 def test_a_build_survives_a_worker_killed_mid_write(tmp_path, fmt, monkeypatch):
     """The parent writes a killed worker's part again: the same image."""
-    from blockimg import copy as copymod
+    from blockimg import copier as copymod
     src = _source(tmp_path, n=80)
     one = tmp_path / "one.img"
     blockimg.create(src, one, format=fmt, mtime=MTIME, jobs=1)

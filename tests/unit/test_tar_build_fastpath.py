@@ -16,7 +16,8 @@ import tarfile
 import pytest
 
 from blockimg.block import MemoryDevice
-from blockimg.copy import Copier, crc32c
+from blockimg.checksum import crc32c
+from blockimg.copier import Copier
 from blockimg.errors import DeviceError, SourceChanged
 from blockimg.source import (Kind, OrderedEntries, SourceEntry, SourceTree, paused_gc,
                              sort_key, walk)
