@@ -16,7 +16,6 @@ its size.
 from __future__ import annotations
 
 import io
-import stat as _stat
 from bisect import bisect_right
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -377,7 +376,3 @@ class Image:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def is_regular(mode: int) -> bool:
-    return _stat.S_ISREG(mode)
