@@ -44,7 +44,9 @@ DERIVED_ENTRY = 256
 class EntryInfo:
     """One entry of an image.
 
-    ``kind`` is ``file``, ``dir``, ``symlink``, ``hardlink`` or ``other``;
+    ``kind`` is a string: ``file``, ``dir``, ``symlink``, ``hardlink`` (the values
+    of :class:`~blockimg.source.Kind`, a ``str`` enum that compares equal to them,
+    used to build trees) or ``other`` (readers only);
     ``extents`` are ``(byte offset, length)`` runs of the file's data on the
     device, in file order; ``link_target`` is a symlink's target or a hard
     link's image path.
