@@ -12,6 +12,16 @@ Read::
         data = img.read("index.html")
 """
 import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+if _TYPE_CHECKING:   # what __getattr__ gives, declared for readers and type checkers
+    from .api import Summary, create, open
+    from .block import (BlockDevice, FileDevice, MemoryDevice, MmapDevice, WindowDevice,
+                        backend_names, open_device)
+    from .errors import (BlockImgError, CorruptImage, DeviceError, DoesNotFit, InvalidInput,
+                         NotFound, SourceChanged, Unsupported)
+    from .image import EntryInfo, ExtractReport, Image, ImageFile
+    from .source import Kind, SourceEntry, SourceTree, from_pairs, walk
 
 # Names are imported on first use (PEP 562), so ``blockimg create`` loads only what a
 # build needs: no reader, manifest or backend registry.

@@ -3,19 +3,18 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import errno
 import os
-import stat
 import time
 from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, Union
 
+from . import device_guard
 from .atomic import atomic_file, temporaries_in, write_all
 from .block.base import BlockDevice
 from .block.file import FileDevice
 from .errors import DeviceError, DoesNotFit, InvalidInput, NotWholeSectors
 from .formats import detect_format, format_module, partial_hint
 from .record import field, record
-from .source import SourceTree, as_tree, excluder, walk
+from .source import SourceTree, as_tree, excluder, paused_gc, walk
 from .units import human_size, plural
 
 if TYPE_CHECKING:   # imported where used: a build without a manifest needs neither
@@ -142,11 +141,11 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
         finally:
             if plugin_dev is not None:
                 plugin_dev.close()
-    elif _is_device_node(os.fspath(image)):
+    elif device_guard.is_device_node(os.fspath(image)):
         name = os.fspath(image)
-        dev = _open_device_node(name)
+        dev = device_guard.open_exclusively(name)
         try:
-            _guard_device(dev, format, force)
+            device_guard.refuse_unsafe(dev, force)
             _check_fits(plan, dev)
             crcs = mod.write(plan, dev, progress=progress, checksum=want, **jobs_arg)
             if fsync:
@@ -239,7 +238,8 @@ def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs,
     else:
         tree = as_tree(src, mtime=mtime)
     try:
-        laid = mod.plan(tree, opts)
+        with paused_gc():    # one acyclic object per entry: the collector's passes are waste
+            laid = mod.plan(tree, opts)
     except InvalidInput as e:
         found = e.problems
         if isinstance(src, (str, os.PathLike)):
@@ -319,101 +319,6 @@ def _check_fits(plan, dev: BlockDevice) -> None:
     if plan.image_size > dev.size:
         raise DoesNotFit(f"image does not fit on {dev.name}", needed=plan.image_size,
                          available=dev.size)
-
-
-def _is_device_node(path: str) -> bool:
-    try:
-        return stat.S_ISBLK(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
-def _open_device_node(path: str) -> FileDevice:
-    """Open a block device for writing, exclusively: Linux refuses (EBUSY) one in use."""
-    flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | os.O_EXCL
-    try:
-        fd = os.open(path, flags)
-    except OSError as e:
-        if e.errno == errno.EBUSY:
-            raise InvalidInput("is in use (mounted, or claimed by another program); unmount "
-                               "it first", path=path, rule="never write a mounted device") \
-                from None
-        raise DeviceError(f"{path}: cannot open: {e.strerror}", errno=e.errno) from None
-    return FileDevice(path, writable=True, _fd=fd)
-
-
-def _mounted_devices() -> dict:
-    """{st_rdev: mount point} of every block device in /proc/mounts and /proc/swaps."""
-    out = {}
-    for table, field_index in (("/proc/mounts", 1), ("/proc/swaps", None)):
-        try:
-            with _builtin_open(table) as f:
-                lines = f.read().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if not fields or not fields[0].startswith("/"):
-                continue
-            try:
-                st = os.stat(fields[0])
-            except OSError:
-                continue
-            if stat.S_ISBLK(st.st_mode):
-                out[st.st_rdev] = fields[field_index] if field_index is not None else "swap"
-    return out
-
-
-def _partitions_of(rdev: int) -> list:
-    """st_rdev of the partitions of a whole-disk device (from /sys)."""
-    base = f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}"
-    out = []
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return out
-    for n in names:
-        try:
-            with _builtin_open(os.path.join(base, n, "dev")) as f:
-                major, minor = f.read().strip().split(":")
-            out.append(os.makedev(int(major), int(minor)))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def _guard_device(dev: FileDevice, format: str, force: bool) -> None:
-    """Refuse a mounted device (or one with a mounted partition); ask for force on one
-    that holds data."""
-    try:
-        rdev = os.fstat(dev.fd).st_rdev
-    except (OSError, AttributeError):
-        rdev = None
-    mounted = _mounted_devices()
-    if rdev is not None:
-        for r in [rdev] + _partitions_of(rdev):
-            if r in mounted:
-                raise InvalidInput(f"is mounted on {mounted[r]}; unmount it first",
-                                   path=dev.path, rule="never write a mounted device")
-    if not force and _holds_data(dev):
-            raise InvalidInput("already holds data (a file system or partition table?); "
-                               "pass --force to overwrite it", path=dev.path,
-                               rule="overwrite guard")
-
-
-def _holds_data(dev: BlockDevice) -> bool:
-    """Anything but zeros in the first MiB or the last 64 KiB (boot sectors, partition
-    tables and their GPT backup, superblocks, tar headers)."""
-    for off, n in ((0, min(dev.size, 1 << 20)),
-                   (max(dev.size - (64 << 10), 0), min(dev.size, 64 << 10))):
-        data = bytes(dev.pread(off, n))
-        if data.count(0) != len(data):
-            return True
-    return False
-
-
-def _builtin_open(path: str):
-    return builtins.open(path)
 
 
 def open(image: Union[str, os.PathLike, BlockDevice], *, format: Optional[str] = None,

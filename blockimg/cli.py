@@ -509,8 +509,30 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify_cli
-    return verify_cli(args)
+    """The ``verify`` command: print every difference; exit 0 only when all agree."""
+    from .verify import verify
+    if args.manifest is None and args.src is None:
+        print(f"blockimg: {args.image}: no --manifest or SRC given; checking structure and "
+              "reading every file", file=sys.stderr)
+    if args.src is not None and not os.path.isdir(args.src):
+        raise InvalidInput("source is not a directory", path=args.src, rule="source directory")
+    bar = ProgressBar("verifying", enabled=False if getattr(args, "quiet", False) else None)
+    try:
+        report = verify(args.image, manifest=args.manifest, source=args.src, progress=bar)
+    finally:
+        bar.finish()
+    image = escape(args.image)
+    for d in report.differences:
+        print(f"{image}: {escape(str(d), backslash=False)}")
+    against = " and ".join(x for x in (
+        "its manifest" if args.manifest else "", "the source" if args.src else "") if x)
+    if report.ok:
+        print(f"{image}: OK, {report.files_checked} files"
+              + (f" agree with {against}" if against else " read, structure clean"))
+        return 0
+    print(f"{image}: {len(report.differences)} difference"
+          f"{'s' if len(report.differences) != 1 else ''}", file=sys.stderr)
+    return 1
 
 
 def report_reading(img, image: str, *, shown=(), skips: bool = True) -> int:
@@ -593,10 +615,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("blockimg: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        finally:
-            return 141
+        sys.stdout = None  # type: ignore[assignment]  (nothing more to flush at exit)
+        return 141
     except OSError as e:
         # The system refused something (a full disk, a read-only file system, a missing
         # directory): one line; anything else is a bug and keeps its traceback.

@@ -75,7 +75,7 @@ def extract_split(image: "Image", split, real_dest: str, overwrite: bool,
         """Walk part 0, gather the others; if all are sound, make every directory."""
         try:
             mine = _walk(image, split, 0, real_dest)
-        except Exception:
+        except (BlockImgError, OSError):     # done again in one process, which reports it
             mine = None
         answers = []
         for i in range(1, n):
@@ -101,7 +101,7 @@ def extract_split(image: "Image", split, real_dest: str, overwrite: bool,
         close(*[fd for fd in list(open_fds) if fd not in keep])
         try:
             mine = _walk(image, split, i, real_dest)
-        except Exception:
+        except (BlockImgError, OSError):
             mine = None
         answer = None if mine is None else {k: v for k, v in mine.items() if k != "files"}
         _send(up[i][1], pickle.dumps(answer) if answer is not None else b"")
@@ -127,7 +127,7 @@ def extract_split(image: "Image", split, real_dest: str, overwrite: bool,
     try:
         try:
             results = fork_map(part, n)
-        except BlockImgError:
+        except (BlockImgError, OSError):
             if "writer" in done:
                 raise
             results = None           # a worker died before anything was written

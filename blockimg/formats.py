@@ -66,9 +66,6 @@ def entry_points(package: str, image_class: str,
         """Problems found (strings naming offset/path and rule); empty when clean."""
         return sub("checks").check(image, target=target)
 
-    for fn in (plan, write, detect, open_image, check):
-        fn.__module__ = package
-        fn.__qualname__ = fn.__name__
     return plan, write, detect, open_image, check
 
 

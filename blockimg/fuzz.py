@@ -30,7 +30,6 @@ from typing import Iterable, List, Optional, Tuple
 from .block.memory import MemoryDevice
 from .errors import BlockImgError
 from .formats import detect_format, format_module
-from .verify import format_check
 
 __all__ = ["exercise", "exercise_extract", "InvariantBroken", "Hang", "Mutator", "load_seeds", "run"]
 
@@ -135,7 +134,7 @@ def _one(dev: MemoryDevice, name: str) -> str:
                                           f"{info.size}")
         img.info()
         for target in ("generic", "mirage"):
-            for problem in format_check(mod)(img, target=target):
+            for problem in mod.check(img, target=target):
                 str(problem)
     return "ok"
 

@@ -16,7 +16,6 @@ its size.
 from __future__ import annotations
 
 import io
-import stat as _stat
 from bisect import bisect_right
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -45,7 +44,9 @@ DERIVED_ENTRY = 256
 class EntryInfo:
     """One entry of an image.
 
-    ``kind`` is ``file``, ``dir``, ``symlink``, ``hardlink`` or ``other``;
+    ``kind`` is a string: ``file``, ``dir``, ``symlink``, ``hardlink`` (the values
+    of :class:`~blockimg.source.Kind`, a ``str`` enum that compares equal to them,
+    used to build trees) or ``other`` (readers only);
     ``extents`` are ``(byte offset, length)`` runs of the file's data on the
     device, in file order; ``link_target`` is a symlink's target or a hard
     link's image path.
@@ -377,7 +378,3 @@ class Image:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def is_regular(mode: int) -> bool:
-    return _stat.S_ISREG(mode)

@@ -96,7 +96,8 @@ def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
 
     Returns the results in part order once every child has ended. If any part
     raised, the error of the first such part (in part order) is raised again
-    here, with its type and fields. ``progress(done)`` is given the bytes all
+    here, with its type and fields; an error that is neither a blockimg error nor an
+    ``OSError`` (a bug) comes with its child's traceback as its ``__cause__``. ``progress(done)`` is given the bytes all
     parts have moved, as the parent's part moves and while it waits.
     A child that dies without an answer (killed, out of memory) is an error too.
     """
@@ -166,6 +167,8 @@ def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
         counters.close()
     results = [outcome[i] for i in range(parts)]
     for kind, value in results:
+        if kind == "bug":
+            raise value[0] from WorkerTraceback(value[1])
         if kind == "err":
             raise value
     return [value for _, value in results]
@@ -183,15 +186,17 @@ def _child(work, i: int, tick: Tick, w: int) -> None:
     try:
         try:
             answer = ("ok", work(i, tick))
-        except BlockImgError as e:
+        except (BlockImgError, OSError) as e:
             answer = ("err", e)
-        except BaseException as e:       # a bug, or an interrupt: still an answer
+        except Exception as e:           # a bug: it crosses as itself, with its traceback
+            answer = _bug(e, i)
+        except BaseException as e:       # an interrupt: still an answer
             answer = ("err", BlockImgError(f"worker process {i}: {type(e).__name__}: {e}"))
         try:
             data = pickle.dumps(answer)
-        except Exception as e:
-            data = pickle.dumps(("err", BlockImgError(f"worker process {i}: result not "
-                                                      f"transferable: {e}")))
+        except Exception as e:           # a bug too (an unpicklable result or error)
+            data = pickle.dumps(_bug(RuntimeError(
+                f"result of worker process {i} not transferable: {e!r}"), i))
         view = memoryview(data)
         while view:
             view = view[os.write(w, view):]
@@ -199,6 +204,28 @@ def _child(work, i: int, tick: Tick, w: int) -> None:
         code = 70
     finally:
         os._exit(code)
+
+
+class WorkerTraceback(Exception):
+    """The traceback of an error raised in a worker process, as text: the
+    ``__cause__`` of that error when it is raised again in the parent."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _bug(e: Exception, i: int) -> tuple:
+    """``("bug", (error, traceback text))`` for ``e``, a programming error in part ``i``
+    (a RuntimeError naming it stands in when it cannot be pickled)."""
+    import pickle
+    import traceback
+    text = f"\n\nin worker process {i}:\n" + "".join(
+        traceback.format_exception(type(e), e, e.__traceback__))
+    try:
+        pickle.dumps(e)
+    except Exception:
+        e = RuntimeError(f"{type(e).__name__}: {e}")
+    return "bug", (e, text)
 
 
 def _read_all(fds: List[int], poll: Callable[[], None]) -> dict:

@@ -271,77 +271,87 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
     FILE, DIR = Kind.FILE, Kind.DIR
     IFMT, IFREG, IFDIR, IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
 
-    def visit(fs_dir: str, img_dir: str, ancestors: Tuple[Tuple[int, int], ...]) -> None:
+    # Depth first without recursion (a tree may be deeper than Python's stack): one
+    # frame per directory being listed, the innermost last.
+    stack: List[tuple] = []
+
+    def enter(fs_dir: str, img_dir: str, ancestors: Tuple[Tuple[int, int], ...]) -> None:
         sep = "" if fs_dir.endswith(os.sep) else os.sep
-        prefix = img_dir + "/" if img_dir else ""
         try:
             listed = _listed(fs_dir, sep)
         except InvalidInput as e:
             refuse(e)
             return
-        for d, st in listed:
-            fs_path = fs_dir + sep + d.name
-            if exclude is not None and exclude(prefix + d.name):
-                continue
-            fmt = st.st_mode & IFMT
-            linked = fmt == IFLNK
-            if linked:
-                if keep_links:
-                    try:
-                        target = os.readlink(fs_path)
-                    except OSError as e:
-                        refuse(InvalidInput(f"cannot read symlink: {e.strerror}",
-                                            path=fs_path))
-                        continue
-                    append(SourceEntry(prefix + d.name, Kind.SYMLINK, 0,
-                                       _mtime(st, fixed), 0o777, None, None, target))
-                    continue
-                try:
-                    st = os.stat(fs_path)
-                except OSError as e:
-                    refuse(InvalidInput(f"symlink cannot be followed: {e.strerror} (remove "
-                                        "it, or keep it as a link with --keep-links)",
-                                        path=fs_path, rule="symlinks are followed"))
-                    continue
-                fmt = st.st_mode & IFMT
-            mode = st.st_mode & 0o7777
-            mt = int(st.st_mtime) if fixed is None else fixed
-            if fmt == IFREG:
-                if ours and (st.st_dev, st.st_ino) in ours:
-                    skipped.append((fs_path, "the image being written"))
-                    continue
-                if keep_links and st.st_nlink > 1 and not linked:
-                    key = (st.st_dev, st.st_ino)
-                    first = seen_inodes.get(key)
-                    if first is not None:
-                        append(SourceEntry(prefix + d.name, Kind.HARDLINK, 0, same(mt, mt),
-                                           same(mode, mode), None, None, first))
-                        continue
-                    seen_inodes[key] = prefix + d.name
-                size = st.st_size
-                append(SourceEntry(prefix + d.name, FILE, same(size, size), same(mt, mt),
-                                   same(mode, mode), fs_path))
-            elif fmt == IFDIR:
-                key = (st.st_dev, st.st_ino)
-                if key in ancestors:
-                    refuse(InvalidInput("symlink leads back to one of its own parent "
-                                        "directories", path=fs_path,
-                                        rule="no directory cycles"))
-                    continue
-                img_path = prefix + d.name
-                append(SourceEntry(img_path, DIR, 0, same(mt, mt), same(mode, mode)))
-                visit(fs_path, img_path, ancestors + (key,))
-            else:
-                what = _special_kind(st.st_mode)
-                if skip_special:
-                    skipped.append((fs_path, what))
-                    continue
-                refuse(InvalidInput(f"is a {what}; only files, directories and links can be "
-                                    "stored (use --skip-special to leave it out)",
-                                    path=fs_path, rule="special files"))
+        stack.append((fs_dir + sep, img_dir + "/" if img_dir else "", ancestors,
+                      iter(listed)))
 
     with paused_gc():
-        visit(root, "", ((st.st_dev, st.st_ino),))
+        enter(root, "", ((st.st_dev, st.st_ino),))
+        while stack:
+            fs_dir, prefix, ancestors, listed = stack[-1]
+            for d, st in listed:
+                fs_path = fs_dir + d.name
+                if exclude is not None and exclude(prefix + d.name):
+                    continue
+                fmt = st.st_mode & IFMT
+                linked = fmt == IFLNK
+                if linked:
+                    if keep_links:
+                        try:
+                            target = os.readlink(fs_path)
+                        except OSError as e:
+                            refuse(InvalidInput(f"cannot read symlink: {e.strerror}",
+                                                path=fs_path))
+                            continue
+                        append(SourceEntry(prefix + d.name, Kind.SYMLINK, 0,
+                                           _mtime(st, fixed), 0o777, None, None, target))
+                        continue
+                    try:
+                        st = os.stat(fs_path)
+                    except OSError as e:
+                        refuse(InvalidInput(f"symlink cannot be followed: {e.strerror} (remove "
+                                            "it, or keep it as a link with --keep-links)",
+                                            path=fs_path, rule="symlinks are followed"))
+                        continue
+                    fmt = st.st_mode & IFMT
+                mode = st.st_mode & 0o7777
+                mt = int(st.st_mtime) if fixed is None else fixed
+                if fmt == IFREG:
+                    if ours and (st.st_dev, st.st_ino) in ours:
+                        skipped.append((fs_path, "the image being written"))
+                        continue
+                    if keep_links and st.st_nlink > 1 and not linked:
+                        key = (st.st_dev, st.st_ino)
+                        first = seen_inodes.get(key)
+                        if first is not None:
+                            append(SourceEntry(prefix + d.name, Kind.HARDLINK, 0, same(mt, mt),
+                                               same(mode, mode), None, None, first))
+                            continue
+                        seen_inodes[key] = prefix + d.name
+                    size = st.st_size
+                    append(SourceEntry(prefix + d.name, FILE, same(size, size), same(mt, mt),
+                                       same(mode, mode), fs_path))
+                elif fmt == IFDIR:
+                    key = (st.st_dev, st.st_ino)
+                    if key in ancestors:
+                        refuse(InvalidInput("symlink leads back to one of its own parent "
+                                            "directories", path=fs_path,
+                                            rule="no directory cycles"))
+                        continue
+                    img_path = prefix + d.name
+                    append(SourceEntry(img_path, DIR, 0, same(mt, mt), same(mode, mode)))
+                    enter(fs_path, img_path, ancestors + (key,))
+                    break                 # the new directory first, then the rest here
+                else:
+                    what = _special_kind(st.st_mode)
+                    if skip_special:
+                        skipped.append((fs_path, what))
+                        continue
+                    refuse(InvalidInput(f"is a {what}; only files, directories and links can be "
+                                        "stored (use --skip-special to leave it out)",
+                                        path=fs_path, rule="special files"))
+            else:
+                stack.pop()
     if problems is None:
         InvalidInput.raise_all(refused)
     # Siblings are visited in byte order, depth first: that already is sort_key order.

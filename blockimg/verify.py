@@ -9,19 +9,18 @@ streamed in bounded chunks, so memory does not grow with the image.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Callable, Dict, List, Optional, Union
 
 from .block.base import BlockDevice
 from .api import open_for_reading
-from .copy import crc32c
-from .errors import BlockImgError, InvalidInput
+from .checksum import crc32c
+from .errors import BlockImgError
 from .formats import detect_format, format_module
 from .manifest import Manifest, load, sha256_device
 from .quoting import escape
 from .record import field, record
 
-__all__ = ["Difference", "VerifyReport", "verify", "verify_cli", "format_check"]
+__all__ = ["Difference", "VerifyReport", "verify"]
 
 CHUNK = 1 << 20
 Progress = Callable[[int, int], None]
@@ -111,11 +110,6 @@ def verify(image: Union[str, os.PathLike, BlockDevice], *,
     return report
 
 
-def format_check(mod):
-    """The format's ``check`` function."""
-    return mod.check
-
-
 def tree_has_links(tree) -> bool:
     return any(getattr(e.kind, "value", e.kind) in ("symlink", "hardlink") for e in tree.entries)
 
@@ -157,7 +151,7 @@ def _compare(dev: BlockDevice, m: Optional[Manifest], tree, source, target: Opti
     with img:
         target = target or (m.target if m is not None else None) or "generic"
         try:
-            for problem in format_check(mod)(img, target=target):
+            for problem in mod.check(img, target=target):
                 report.add("structure", None, str(problem))
         except BlockImgError as e:
             report.add("structure", None, f"check failed: {e}")
@@ -298,30 +292,3 @@ def _fmt_extents(extents) -> str:
     shown = ", ".join(f"{o}+{n}" for o, n in list(extents)[:4])
     more = f", … ({len(extents)} runs)" if len(extents) > 4 else ""
     return f"[{shown}{more}]"
-
-
-def verify_cli(args) -> int:
-    """The ``verify`` command: print every difference; exit 0 only when all agree."""
-    from .progress import ProgressBar
-    if args.manifest is None and args.src is None:
-        print(f"blockimg: {args.image}: no --manifest or SRC given; checking structure and "
-              "reading every file", file=sys.stderr)
-    if args.src is not None and not os.path.isdir(args.src):
-        raise InvalidInput("source is not a directory", path=args.src, rule="source directory")
-    bar = ProgressBar("verifying", enabled=False if getattr(args, "quiet", False) else None)
-    try:
-        report = verify(args.image, manifest=args.manifest, source=args.src, progress=bar)
-    finally:
-        bar.finish()
-    image = escape(args.image)
-    for d in report.differences:
-        print(f"{image}: {escape(str(d), backslash=False)}")
-    against = " and ".join(x for x in (
-        "its manifest" if args.manifest else "", "the source" if args.src else "") if x)
-    if report.ok:
-        print(f"{image}: OK, {report.files_checked} files"
-              + (f" agree with {against}" if against else " read, structure clean"))
-        return 0
-    print(f"{image}: {len(report.differences)} difference"
-          f"{'s' if len(report.differences) != 1 else ''}", file=sys.stderr)
-    return 1

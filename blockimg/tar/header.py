@@ -1,11 +1,10 @@
 """The 512-byte tar header, its number fields and pax records.
 
-``HEADER`` is the one declaration of the on-disk block (POSIX ustar field
-names; v7 and GNU headers share the layout up to ``magic``). The reader and
-the writer use the fast slice/format functions below, which the unit tests
-check byte for byte against ``HEADER.parse``/``HEADER.build``. ``HEADER`` is
-made on first use (the module's ``__getattr__``): reading and writing tar
-images never import construct.
+``LAYOUT`` is the one declaration of the on-disk block (POSIX ustar field
+names; v7 and GNU headers share the layout up to ``magic``); ``FIELDS`` (the
+offsets) is derived from it, and so is the construct declaration the tests
+check :func:`build_header` against (``tests/helpers/tar_reference.py``):
+construct is a test dependency only.
 
 Rules kept here:
 
@@ -24,8 +23,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from ..errors import CorruptImage
 
-__all__ = ["BLOCK", "HEADER", "FIELDS", "USTAR_MAGIC", "GNU_MAGIC", "encode_octal",
-           "decode_number", "octal_fits", "checksums", "build_header", "build_with_construct",
+__all__ = ["BLOCK", "LAYOUT", "FIELDS", "USTAR_MAGIC", "GNU_MAGIC", "encode_octal",
+           "decode_number", "octal_fits", "checksums", "build_header",
            "split_ustar", "pax_record", "encode_pax", "decode_pax", "padded",
            "ascii_sum"]
 
@@ -85,7 +84,7 @@ def is_base256(raw: bytes) -> bool:
 
 # -- the declaration --------------------------------------------------------
 #: ``(name, width, kind)`` of every header field, in order: ``text`` (NUL padded),
-#: ``octal`` (a number) or ``bytes``. ``HEADER`` is built from this table.
+#: ``octal`` (a number) or ``bytes``.
 LAYOUT: Tuple[Tuple[str, int, str], ...] = (
     ("name", 100, "text"),
     ("mode", 8, "octal"),
@@ -119,44 +118,6 @@ def _field_table() -> Dict[str, Tuple[int, int]]:
 FIELDS: Dict[str, Tuple[int, int]] = _field_table()   # name -> (start, end) in the block
 CHKSUM = FIELDS["chksum"]
 assert CHKSUM == (148, 156)
-
-
-def _declare():
-    """The construct ``Struct`` of the header block (construct imported here, once)."""
-    from construct import Adapter, Bytes, Struct
-
-    class _Octal(Adapter):
-        def _decode(self, obj, context, path):
-            return decode_number(obj)
-
-        def _encode(self, obj, context, path):
-            return encode_octal(obj, self.subcon.sizeof())
-
-    class _Text(Adapter):
-        """A NUL-padded byte string (NUL-terminated unless it fills the field)."""
-
-        def _decode(self, obj, context, path):
-            return obj.split(NUL, 1)[0]
-
-        def _encode(self, obj, context, path):
-            n = self.subcon.sizeof()
-            if len(obj) > n:
-                raise ValueError(f"{len(obj)} bytes do not fit a {n}-byte field")
-            return bytes(obj).ljust(n, NUL)
-
-    kinds = {"text": _Text, "octal": _Octal}
-    header = Struct(*[name / (kinds[kind](Bytes(n)) if kind in kinds else Bytes(n))
-                      for name, n, kind in LAYOUT])
-    assert header.sizeof() == BLOCK
-    return header
-
-
-def __getattr__(name: str):
-    # PEP 562: ``HEADER`` is declared on first access.
-    if name == "HEADER":
-        header = globals()["HEADER"] = _declare()
-        return header
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _HIGH = bytes(range(128, 256))
@@ -199,20 +160,6 @@ def ascii_sum(block: bytes) -> int:
     return (x & 0xFFFF) + (x >> 16)
 
 
-def _with_checksum(block: bytes) -> bytes:
-    total = sum(block[:148]) + 256 + sum(block[156:])
-    return block[:148] + b"%06o\0 " % total + block[156:]
-
-
-def build_with_construct(**fields) -> bytes:
-    """A header block from field values through ``HEADER.build`` (checksum filled in)."""
-    values = dict(uid=0, gid=0, linkname=b"", magic=USTAR_MAGIC[:6], version=USTAR_MAGIC[6:],
-                  uname=b"", gname=b"", devmajor=0, devminor=0, prefix=b"", pad=bytes(12))
-    values.update(fields)
-    values["chksum"] = _SPACES8
-    return _with_checksum(__getattr__("HEADER").build(values))
-
-
 _ZERO_ID = b"0000000\0"
 _PAD12 = bytes(12)
 _MAX7 = 8 ** 7
@@ -230,7 +177,7 @@ def build_header(name: bytes, mode: int, size: int, mtime: int, typeflag: bytes,
                  linkname: bytes = b"", prefix: bytes = b"") -> bytes:
     """A ustar header block, fast: uid/gid 0, empty owner names, device 0/0.
 
-    Identical to :func:`build_with_construct` with the same values (tested);
+    Identical to the construct reference built from :data:`LAYOUT` (tested);
     the checksum adds the variable fields to the precomputed sum of the
     constant ones. Raises OverflowError/ValueError when a value does not fit.
     """

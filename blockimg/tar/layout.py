@@ -36,7 +36,7 @@ from typing import Iterator, List, Optional, Tuple
 
 from ..errors import DoesNotFit, InvalidInput
 from ..record import record
-from ..source import Kind, OrderedEntries, SourceEntry, SourceTree, paused_gc
+from ..source import Kind, OrderedEntries, SourceEntry, SourceTree
 from ..units import align_up
 from .codec import encode_entry, pad_entry
 from .header import BLOCK, padded
@@ -141,8 +141,7 @@ def plan(tree: SourceTree, options: Optional[Options] = None) -> TarPlan:
     one) and DoesNotFit when ``options.size`` is too small (saying by how much).
     """
     options = options or Options()
-    with paused_gc():
-        return _plan(tree, options)
+    return _plan(tree, options)
 
 
 def _plan(tree: SourceTree, options: Options) -> TarPlan:

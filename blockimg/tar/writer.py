@@ -4,7 +4,7 @@ Headers, file data, the zero padding after each file's data and the two
 end-of-archive blocks are all written explicitly (the device may be a
 reused disk holding old bytes); only the area after the end-of-archive
 marker is left as it is (a hole in a new image file). Bytes move through
-:class:`~blockimg.copy.Copier`: small writes are gathered, big files are
+:class:`~blockimg.copier.Copier`: small writes are gathered, big files are
 copied inside the kernel, memory stays bounded whatever the file sizes.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from ..block.base import BlockDevice
-from ..copy import Copier, write_in_parts
+from ..copier import Copier, write_in_parts
 from ..errors import DoesNotFit
 from ..source import Kind, SourceEntry
 from .codec import plain_encoder

@@ -235,7 +235,7 @@ class _IndexPlan:
 
 def write_manifest(image, path, options):
     """Rewrite the manifest at ``path`` for the image as it now is (CRCs from the image)."""
-    from ..copy import crc32c
+    from ..checksum import crc32c
     from ..manifest import build, save, sha256_device
     with api.open(image) as img:
         fn = crc32c()

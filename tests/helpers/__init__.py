@@ -1,0 +1,1 @@
+"""Shared builders and reference forms for the tests (not test files themselves)."""

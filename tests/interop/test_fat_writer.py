@@ -263,7 +263,7 @@ def test_large_sparse_fat32(tmp_path):
 
 
 def test_blockimg_checksums_match(src, tmp_path):
-    from blockimg.copy import crc32c
+    from blockimg.checksum import crc32c
     p = plan(walk(src), Options())
     dev = MemoryDevice(p.image_size, sector_size=p.sector_size)
     crcs = write(p, dev, checksum=True)

@@ -16,7 +16,7 @@ import pytest
 from blockimg import api
 from blockimg.block.memory import MemoryDevice
 from blockimg.cli import build_parser
-from blockimg.copy import Copier
+from blockimg.copier import Copier
 from blockimg.errors import InvalidInput, Problems
 from blockimg.progress import ProgressBar, line
 from blockimg.source import VCS_NAMES, Kind, SourceEntry

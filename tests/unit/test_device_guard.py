@@ -14,7 +14,7 @@ import sys
 import pytest
 
 import blockimg
-from blockimg import api
+from blockimg import device_guard
 from blockimg.block.file import FileDevice
 from blockimg.errors import InvalidInput
 from conftest import require_root, ROOT, require_tool
@@ -23,13 +23,13 @@ from conftest import require_root, ROOT, require_tool
 # ---------------------------------------------------------------- fake node ----
 @pytest.fixture
 def fake_node(tmp_path, monkeypatch):
-    """A regular file that api.create treats as a block device node."""
+    """A regular file that blockimg.create treats as a block device node."""
     node = tmp_path / "fake-sdx"
     node.write_bytes(bytes(8 << 20))
-    monkeypatch.setattr(api, "_is_device_node", lambda p: os.fspath(p) == str(node))
-    monkeypatch.setattr(api, "_open_device_node",
+    monkeypatch.setattr(device_guard, "is_device_node", lambda p: os.fspath(p) == str(node))
+    monkeypatch.setattr(device_guard, "open_exclusively",
                         lambda p: FileDevice(p, writable=True))
-    monkeypatch.setattr(api, "_mounted_devices", lambda: {})
+    monkeypatch.setattr(device_guard, "mounted_devices", lambda: {})
     return node
 
 
@@ -53,7 +53,7 @@ def test_fake_device_holding_data_needs_force(fake_node, site_dir):
 
 
 def test_fake_mounted_device_is_refused_even_with_force(fake_node, site_dir, monkeypatch):
-    monkeypatch.setattr(api, "_mounted_devices", lambda: {os.stat(fake_node).st_rdev: "/mnt"})
+    monkeypatch.setattr(device_guard, "mounted_devices", lambda: {os.stat(fake_node).st_rdev: "/mnt"})
     with pytest.raises(InvalidInput, match="mounted on /mnt"):
         blockimg.create(site_dir, fake_node, format="tar", mtime=0, force=True)
     assert fake_node.read_bytes() == bytes(8 << 20)
@@ -69,7 +69,7 @@ def test_busy_device_is_refused(tmp_path, monkeypatch):
         return real_open(path, flags, *a)
     monkeypatch.setattr(os, "open", fake_open)
     with pytest.raises(InvalidInput, match="in use"):
-        api._open_device_node(str(tmp_path / "busy"))
+        device_guard.open_exclusively(str(tmp_path / "busy"))
 
 
 def test_fake_device_too_small(fake_node, tmp_path):
@@ -148,7 +148,7 @@ def test_mounted_check_without_o_excl(loop, site_dir, monkeypatch):
     subprocess.run([require_tool("mkfs.ext4"), "-q", dev], check=True, capture_output=True)
     mnt.mkdir()
     subprocess.run(["mount", dev, str(mnt)], check=True, capture_output=True)
-    monkeypatch.setattr(api, "_open_device_node", lambda p: FileDevice(p, writable=True))
+    monkeypatch.setattr(device_guard, "open_exclusively", lambda p: FileDevice(p, writable=True))
     with pytest.raises(InvalidInput, match=f"mounted on {mnt}"):
         blockimg.create(site_dir, dev, format="tar", mtime=0, force=True)
 

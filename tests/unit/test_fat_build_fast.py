@@ -17,7 +17,7 @@ import pytest
 from helpers import fat_reference as ref
 
 from blockimg.block.file import FileDevice
-from blockimg.copy import Copier
+from blockimg.copier import Copier
 from blockimg.errors import InvalidInput, SourceChanged
 from blockimg.fat import Options, layout, names, plan, write
 from blockimg.fat.directory import NamedEntry, children_bytes, file_attr, make_named, named_fast

@@ -214,7 +214,7 @@ def _hook(fmt: str, *, pause_after_files: int = -1, named: bool = False,
         if {named!r}:
             import blockimg.atomic as atomic
             atomic._open_anonymous = lambda directory: None
-        from blockimg.copy import Copier
+        from blockimg.copier import Copier
         real = Copier.put_file
         count = [0]
         def put_file(self, entry, offset):

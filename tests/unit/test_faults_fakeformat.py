@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 
 from blockimg import formats
-from blockimg.copy import Copier
+from blockimg.copier import Copier
 from blockimg.errors import CorruptImage
 from blockimg.image import EntryInfo, Image
 

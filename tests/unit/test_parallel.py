@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,11 +116,59 @@ def test_children_are_stopped_even_when_sigterm_is_ignored(tmp_path):
     assert not finished.exists()
 
 
-def test_a_bug_in_a_child_is_named():
+def test_a_bug_in_a_child_stays_a_bug_with_its_traceback():
+    """A programming error in a child is raised again as itself (not a BlockImgError),
+    its traceback in the child as its cause."""
     def work(i, tick):
         return {}[i] if i else 0
-    with pytest.raises(BlockImgError, match="worker process 1: KeyError"):
+    with pytest.raises(KeyError) as caught:
         parallel.fork_map(work, 2)
+    assert not isinstance(caught.value, BlockImgError)
+    cause = caught.value.__cause__
+    assert isinstance(cause, parallel.WorkerTraceback)
+    assert "in worker process 1" in str(cause) and "return {}[i]" in str(cause)
+
+
+def test_an_os_error_in_a_child_crosses_as_itself():
+    def work(i, tick):
+        if i:
+            raise FileNotFoundError(2, "No such file or directory", "gone")
+        return 0
+    with pytest.raises(FileNotFoundError, match="gone"):
+        parallel.fork_map(work, 2)
+
+
+@pytest.mark.parametrize("fmt", ["tar", "fat"])
+@pytest.mark.parametrize("command", ["create", "extract"])
+def test_a_bug_in_a_worker_is_a_traceback_not_a_user_error(tmp_path, fmt, command):
+    """The blockimg program: a ZeroDivisionError in a worker process ends it with a
+    traceback and a non-zero exit, not a one-line "blockimg: error"."""
+    src = _source(tmp_path, n=80)
+    img = tmp_path / "a.img"
+    blockimg.create(src, img, format=fmt, mtime=MTIME, jobs=1)
+    args = (["create", str(src), "-o", str(tmp_path / "b.img"), "--format", fmt]
+            if command == "create" else ["extract", str(img), str(tmp_path / "out")])
+    hook = "blockimg.copier.Copier.put_records" if command == "create" \
+        else "blockimg.extract.TreeWriter.write_files"
+    owner, name = hook.rsplit(".", 1)
+    code = (
+        "import os, sys, importlib, blockimg.cli, blockimg.extract\n"
+        f"mod, cls = {owner!r}.rsplit('.', 1)\n"
+        "owner = getattr(importlib.import_module(mod), cls)\n"
+        f"real = getattr(owner, {name!r})\n"
+        "me = os.getpid()\n"
+        "def hooked(*a, **k):\n"
+        "    if os.getpid() != me:\n"
+        "        1 / 0\n"
+        "    return real(*a, **k)\n"
+        f"setattr(owner, {name!r}, hooked)\n"
+        f"sys.exit(blockimg.cli.main({args + ['--jobs', '2']!r}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "Traceback (most recent call last)" in done.stderr, done.stderr
+    assert "ZeroDivisionError" in done.stderr
+    assert "in worker process 1" in done.stderr
+    assert "blockimg: error" not in done.stderr
 
 
 def test_progress_adds_up_every_part():
@@ -289,7 +339,7 @@ def test_a_killed_childs_part_is_redone_here_when_asked():
 @pytest.mark.parametrize("fmt", ["tar", "fat"])
 def test_a_build_survives_a_worker_killed_mid_write(tmp_path, fmt, monkeypatch):
     """The parent writes a killed worker's part again: the same image."""
-    from blockimg import copy as copymod
+    from blockimg import copier as copymod
     src = _source(tmp_path, n=80)
     one = tmp_path / "one.img"
     blockimg.create(src, one, format=fmt, mtime=MTIME, jobs=1)

@@ -13,6 +13,8 @@ import random
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpers import fat_reference as ref
 
@@ -22,6 +24,7 @@ from blockimg.fat import structs, table
 from blockimg.fat.writer import boot_sector, fsinfo_sector
 from blockimg.source import Kind, SourceEntry, SourceTree, from_pairs
 from blockimg.tar import header
+from helpers.tar_reference import build_with_construct, header_struct
 
 
 # -- FAT tables ------------------------------------------------------------------
@@ -141,11 +144,11 @@ def test_fat_time_bounds_are_the_calendar_values():
 # -- tar header --------------------------------------------------------------------
 def test_tar_field_table_matches_declaration():
     pos, derived = 0, {}
-    for sc in header.HEADER.subcons:
+    for sc in header_struct().subcons:
         derived[sc.name] = (pos, pos + sc.sizeof())
         pos += sc.sizeof()
     assert derived == header.FIELDS
-    assert header.HEADER.sizeof() == header.BLOCK
+    assert header_struct().sizeof() == header.BLOCK
 
 
 # -- FAT names -----------------------------------------------------------------------
@@ -209,8 +212,8 @@ def test_tar_build_header_fast_path_matches_construct():
         mtime = rng.choice([0, 1700000000, 8 ** 11 - 1])
         typeflag = rng.choice([b"0", b"5", b"2", b"1"])
         fast = header.build_header(name, mode, size, mtime, typeflag)
-        assert fast == header.build_with_construct(name=name, mode=mode, size=size,
-                                                   mtime=mtime, typeflag=typeflag)
+        assert fast == build_with_construct(name=name, mode=mode, size=size,
+                                            mtime=mtime, typeflag=typeflag)
         assert header.decode_number(fast[148:156]) in header.checksums(fast)
 
 
@@ -222,8 +225,20 @@ def test_tar_encode_entry_plain_and_extended_agree_on_the_ustar_header():
                             0o100644)
             head = encode_entry(e, mirage=False)
             last = head[-512:]
-            parsed = header.HEADER.parse(last)
+            parsed = header_struct().parse(last)
             full = (parsed.prefix + b"/" + parsed.name) if parsed.prefix else parsed.name
             if len(head) == 512:
                 assert full == e.path_bytes + (b"/" if kind is Kind.DIR else b"")
             assert parsed.mode == 0o644 and parsed.mtime == 1700000000
+
+
+@given(name=st.binary(min_size=1, max_size=100), mode=st.integers(0, 0o7777),
+       size=st.integers(0, 8 ** 11 - 1), mtime=st.integers(0, 8 ** 11 - 1),
+       typeflag=st.sampled_from([b"0", b"1", b"2", b"5"]),
+       linkname=st.binary(max_size=100), prefix=st.binary(max_size=155))
+def test_build_header_equals_the_construct_reference(name, mode, size, mtime, typeflag,
+                                                     linkname, prefix):
+    """Issue 13: the library's one header encoder and the declaration-derived reference."""
+    assert header.build_header(name, mode, size, mtime, typeflag, linkname, prefix) == \
+        build_with_construct(name=name, mode=mode, size=size, mtime=mtime, typeflag=typeflag,
+                             linkname=linkname, prefix=prefix)

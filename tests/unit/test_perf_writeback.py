@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from blockimg import copy as copymod
+from blockimg import copier as copymod
 from blockimg.block.file import FileDevice
 from blockimg.block.memory import MemoryDevice
 from blockimg.source import from_pairs

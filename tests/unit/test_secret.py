@@ -11,7 +11,7 @@ import pytest
 import blockimg
 from blockimg import atomic, cli, progress
 from blockimg.atomic import temporaries_in
-from blockimg.copy import Copier
+from blockimg.copier import Copier
 from blockimg.errors import SourceChanged
 
 FORMATS = ["tar", "fat"]

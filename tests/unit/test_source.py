@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 
 import pytest
@@ -166,3 +167,47 @@ def test_a_directory_that_cannot_be_listed_is_named(tmp_path):
             walk(tmp_path)
     finally:
         d.chmod(0o755)
+
+
+def _nest(top, depth: int) -> None:
+    """``top/d/d/.../d/f`` with ``depth`` directories, made through directory fds (the
+    path is longer than the kernel takes in one call)."""
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+def _unnest(top) -> None:
+    """Remove what :func:`_nest` made, one level at a time (pytest's clean-up recurses)."""
+    d, t = os.path.join(top, "d"), os.path.join(top, "t")
+    while os.path.isdir(os.path.join(d, "d")):
+        os.rename(os.path.join(d, "d"), t)
+        os.rmdir(d)
+        os.rename(t, d)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+
+
+@pytest.mark.parametrize("depth", [1_100, 2_000])
+def test_a_tree_deeper_than_pythons_stack_is_walked_or_refused_clearly(tmp_path, depth):
+    """Issue 13: a 1,100-level tree raised RecursionError. Now each directory the host
+    can list is walked in order; one whose path it refuses is a named InvalidInput."""
+    _nest(tmp_path, depth)
+    problems = []
+    try:
+        tree = walk(tmp_path, problems=problems)
+    finally:
+        _unnest(tmp_path)
+    want = ["/".join(["d"] * k) for k in range(1, depth + 1)] + ["d/" * depth + "f"]
+    got = [e.path for e in tree.entries]
+    if problems:     # a host with a shorter path limit: a named refusal, the rest walked
+        assert all(p.path for p in problems) and got == want[:len(got)]
+    else:
+        assert got == want

@@ -9,7 +9,8 @@ import pytest
 
 from blockimg.block.file import FileDevice
 from blockimg.block.memory import MemoryDevice
-from blockimg.copy import SMALL_FILE, Copier, crc32c
+from blockimg.checksum import crc32c
+from blockimg.copier import SMALL_FILE, Copier
 from blockimg.errors import SourceChanged
 from blockimg.source import Kind, SourceEntry
 

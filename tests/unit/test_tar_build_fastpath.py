@@ -16,7 +16,8 @@ import tarfile
 import pytest
 
 from blockimg.block import MemoryDevice
-from blockimg.copy import Copier, crc32c
+from blockimg.checksum import crc32c
+from blockimg.copier import Copier
 from blockimg.errors import DeviceError, SourceChanged
 from blockimg.source import (Kind, OrderedEntries, SourceEntry, SourceTree, paused_gc,
                              sort_key, walk)
@@ -279,3 +280,18 @@ def test_check_keeps_no_members_and_finds_the_same_problems(tmp_path):
     assert first["mirage"][:len(first["generic"])] == first["generic"]
     img.members                                       # kept list: the same answers
     assert {t: check(img, target=t) for t in ("generic", "mirage")} == first
+
+
+def test_plan_itself_leaves_the_collector_alone(monkeypatch):
+    """Issue 13: plan() is pure; pausing the collector (process-wide state) is the
+    caller's choice (blockimg.create pauses it around the plan)."""
+    import gc
+
+    import blockimg.tar
+
+    def refuse():
+        raise AssertionError("plan() touched the garbage collector")
+    monkeypatch.setattr(gc, "disable", refuse)
+    from blockimg.source import from_pairs
+    tree = from_pairs([("a", b"x"), ("d", None), ("d/b", b"yy")])
+    assert blockimg.tar.plan(tree).image_size > 0

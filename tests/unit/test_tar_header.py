@@ -8,9 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from blockimg.errors import CorruptImage
-from blockimg.tar.header import (BLOCK, FIELDS, HEADER, build_header, build_with_construct,
-                                 checksums, decode_number, decode_pax, encode_octal,
-                                 encode_pax, octal_fits, pax_record, split_ustar)
+from blockimg.tar.header import (BLOCK, FIELDS, build_header, checksums, decode_number,
+                                 decode_pax, encode_octal, encode_pax, octal_fits, pax_record,
+                                 split_ustar)
+from helpers.tar_reference import HEADER, build_with_construct
 
 
 def test_declaration_is_one_block_with_the_posix_offsets():

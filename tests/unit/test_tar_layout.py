@@ -8,7 +8,8 @@ from blockimg.errors import DoesNotFit, InvalidInput
 from blockimg.source import Kind, SourceEntry, SourceTree, from_pairs
 from blockimg.tar import Options, plan
 from blockimg.tar.codec import encode_entry
-from blockimg.tar.header import HEADER, decode_pax
+from blockimg.tar.header import decode_pax
+from helpers.tar_reference import HEADER
 
 
 def tree(*pairs, mtime=1700000000):

@@ -9,8 +9,8 @@ from blockimg.block import MemoryDevice, MmapDevice
 from blockimg.errors import CorruptImage
 from blockimg.source import from_pairs
 from blockimg.tar import Options, check, detect, open_image, plan, write
-from blockimg.tar.header import (GNU_MAGIC, build_header, build_with_construct, encode_pax,
-                                 pax_record)
+from blockimg.tar.header import GNU_MAGIC, build_header, encode_pax, pax_record
+from helpers.tar_reference import build_with_construct
 
 Z = bytes(512)
 

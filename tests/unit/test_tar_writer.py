@@ -7,7 +7,7 @@ import pytest
 
 import blockimg
 from blockimg.block import FileDevice, MemoryDevice
-from blockimg.copy import crc32c
+from blockimg.checksum import crc32c
 from blockimg.errors import DoesNotFit, SourceChanged
 from blockimg.source import from_pairs, walk
 from blockimg.tar import Options, open_image, plan, write

@@ -166,7 +166,7 @@ def test_cli_draws_progress_on_a_terminal(built, monkeypatch):
         def __init__(self, label, **kw):
             super().__init__(label, stream=stream, delay=0, enabled=True)
 
-    monkeypatch.setattr(progress, "ProgressBar", Bar)
+    monkeypatch.setattr(cli, "ProgressBar", Bar)     # the verify command lives in cli
     assert cli.main(["verify", str(img), "--manifest", str(man), str(src)]) == 0
     assert "verifying [" in stream.getvalue()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_read_back
 
-from blockimg import copy as copymod
+from blockimg import copier as copymod
 from blockimg.block.file import FileDevice
 from blockimg.errors import DeviceError
 from blockimg.fat import Options as FatOptions

@@ -16,11 +16,12 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from .block.base import BlockDevice, Buffer
 from .block.file import FileDevice
+from .checksum import crc32c
 from .errors import DeviceError, SourceChanged
 from .source import SourceEntry
 from .write_behind import WriteBehind
 
-__all__ = ["Copier", "crc32c", "write_in_parts"]
+__all__ = ["Copier", "write_in_parts"]
 
 SMALL_FILE = 256 * 1024      # files up to this size are read into the write buffer
 BUFFER = 1024 * 1024         # largest gathered write (one buffer, allocated once)
@@ -84,11 +85,6 @@ def write_in_parts(device: BlockDevice, items: Sequence, size_of: Callable[[obje
         crcs.update(got)
     return crcs
 
-
-def crc32c():
-    """A fresh CRC-32C (Castagnoli) function from crcmod: ``f(data, crc=0) -> int``."""
-    import crcmod.predefined
-    return crcmod.predefined.mkPredefinedCrcFun("crc-32c")
 
 
 class Copier:

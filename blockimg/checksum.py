@@ -1,0 +1,13 @@
+"""The CRC-32C (Castagnoli) of file contents, as written to manifests and checked by
+``verify``."""
+from __future__ import annotations
+
+from typing import Callable
+
+__all__ = ["crc32c"]
+
+
+def crc32c() -> Callable[..., int]:
+    """A fresh CRC-32C function from crcmod: ``f(data, crc=0) -> int``."""
+    import crcmod.predefined
+    return crcmod.predefined.mkPredefinedCrcFun("crc-32c")
