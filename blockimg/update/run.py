@@ -7,15 +7,14 @@ an interrupted append, or rebuild. Formats:
 """
 from __future__ import annotations
 
-import errno
 import os
-import stat
 import time
 from typing import Optional, Sequence, Union
 
 from .. import api
 from ..block.base import BlockDevice
 from ..block.file import FileDevice
+from ..device_guard import is_device_node, open_exclusively
 from ..errors import DeviceError, InvalidInput
 from ..image import EntryInfo, Image
 from ..record import field, record
@@ -136,7 +135,7 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
         old_size = img.device.size
     from . import tar as tar_update
     lone = tar_update.interrupted(notes)
-    fixed = None if device is not None or not _is_device(name) else old_size
+    fixed = None if device is not None or not is_device_node(name) else old_size
     ap = None if lone else tar_update.plan_append(
         d, tree, end_of_archive=end, old_size=old_size, options=laid.options,
         fixed_size=fixed if device is None else device.size)
@@ -182,27 +181,12 @@ def _kind_changes(d: Diff) -> bool:
     return any(e.kind.value == "dir" for e in d.changed)
 
 
-def _is_device(path: str) -> bool:
-    try:
-        return stat.S_ISBLK(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
 def _open_rw(path: str) -> FileDevice:
     """The image for writing; a device node exclusively (Linux refuses, EBUSY, one that
     is mounted or claimed by another program)."""
+    if is_device_node(path):
+        return open_exclusively(path)
     try:
-        if _is_device(path):
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))
-            except OSError as e:
-                if e.errno == errno.EBUSY:
-                    raise InvalidInput("is in use (mounted, or claimed by another program)",
-                                       path=path, rule="never write a mounted device") \
-                        from None
-                raise
-            return FileDevice(path, writable=True, _fd=fd)
         return FileDevice(path, writable=True)
     except OSError as e:
         raise DeviceError(f"{path}: cannot open for writing: {e.strerror}",
