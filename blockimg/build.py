@@ -1,0 +1,121 @@
+"""``blockimg build``: every output of a :class:`~blockimg.build_config.BuildPlan`, all or nothing.
+
+Each volume is made by :func:`blockimg.api.create` (``secret`` volumes mode
+0600 from their first byte), the disk by :func:`blockimg.disk.writer.build_disk`
+from those very images, each into a staging file beside its output named as
+:mod:`blockimg.atomic` names its temporaries (so one left by a killed build is
+removed by the next). Only when every output is complete are they renamed into
+place, one ``rename`` each; on any failure every staging file is removed and
+no existing output is touched.
+"""
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Tuple
+
+from . import api
+from .atomic import TMP_SUFFIX, output_target, stale_temporaries
+from .build_config import BuildPlan, VolumeSpec
+from .record import record
+
+__all__ = ["build", "BuildResult"]
+
+
+@record(frozen=True)
+class BuildResult:
+    """What :func:`build` made: ``(spec, Summary)`` per volume with a file, the disk's summary."""
+
+    volumes: Tuple[tuple, ...]
+    disk: object = None
+
+
+def _staging(path: str) -> str:
+    directory, base = os.path.split(path)
+    return os.path.join(directory, f".{base}.{os.getpid()}.{os.urandom(4).hex()}{TMP_SUFFIX}")
+
+
+def _target(path: str) -> str:
+    """Where ``path`` is written (a symlink is written through, only a regular file is
+    replaced: :func:`~blockimg.atomic.output_target`); stale staging files removed."""
+    path = output_target(path)
+    for stale in stale_temporaries(path):
+        os.unlink(stale)
+    return path
+
+
+def _mtime(spec: VolumeSpec) -> Optional[int]:
+    if spec.mtime is not None:
+        return spec.mtime
+    env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(env) if env else None
+
+
+def build(plan: BuildPlan, *, fsync: Optional[bool] = None) -> BuildResult:
+    """Build every output of ``plan``; none is replaced unless all were built."""
+    staged: List[Tuple[str, str]] = []          # (staging file, final path)
+    try:
+        summaries = []
+        images = {}
+        for spec in plan.volumes:
+            if spec.source is None:
+                continue
+            summary = _volume(spec, staged, fsync)
+            summaries.append((spec, summary))
+            images[spec.name] = (staged[-1][0] if spec.manifest is None else staged[-2][0],
+                                 summary.image_size)
+        disk = None
+        if plan.disk is not None:
+            disk = _disk(plan, images, staged, fsync)
+        for tmp, final in staged:
+            os.replace(tmp, final)
+        staged.clear()
+    finally:
+        for tmp, _ in staged:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+    return BuildResult(tuple(summaries), disk)
+
+
+def _volume(spec: VolumeSpec, staged: list, fsync) -> "api.Summary":
+    from .source import excluder
+    from .sources import open_source
+    output = _target(spec.output)
+    image = _staging(output)
+    manifest = _staging(_target(spec.manifest)) if spec.manifest else None
+    # Claimed before create makes them, so that a failure inside create cleans up too.
+    staged.append((image, output))
+    if manifest:
+        staged.append((manifest, _target(spec.manifest)))
+    mtime = _mtime(spec)
+    with open_source(spec.source, git_ref=spec.git_ref, git_path=spec.git_path,
+                     spool_dir=os.path.dirname(spec.output), keep_links=spec.keep_links,
+                     skip_special=spec.skip_special, mtime=mtime,
+                     exclude=excluder(spec.exclude, vcs=spec.exclude_vcs)) as src:
+        return api.create(src, image, format=spec.format, keep_links=spec.keep_links,
+                          skip_special=spec.skip_special, mtime=mtime, secret=spec.secret,
+                          manifest=manifest, fsync=fsync, exclude=spec.exclude,
+                          exclude_vcs=spec.exclude_vcs, platform=spec.platform,
+                          **dict(spec.options))
+
+
+def _disk(plan: BuildPlan, images: dict, staged: list, fsync):
+    from .disk.volumes import Volume
+    from .disk.writer import build_disk
+    d = plan.disk
+    by_name = {v.name: v for v in plan.volumes}
+    volumes = []
+    for name in d.volumes:
+        spec = by_name[name]
+        if spec.source is None:
+            volumes.append(Volume("empty", name, None, spec.size))
+        else:
+            path, size = images[name]
+            volumes.append(Volume("image", name, path, size))
+    output = _target(d.output)
+    tmp = _staging(output)
+    staged.append((tmp, output))
+    summary = build_disk(volumes, tmp, table=d.table, align=d.align, platform=d.platform,
+                         fsync=fsync, secret=d.secret)
+    return summary
