@@ -16,6 +16,7 @@ from typing import List, Optional, Tuple
 from . import api
 from .atomic import TMP_SUFFIX, output_target, stale_temporaries
 from .build_config import BuildPlan, VolumeSpec
+from .errors import InvalidInput
 from .record import record
 
 __all__ = ["build", "BuildResult"]
@@ -32,6 +33,24 @@ class BuildResult:
 def _staging(path: str) -> str:
     directory, base = os.path.split(path)
     return os.path.join(directory, f".{base}.{os.getpid()}.{os.urandom(4).hex()}{TMP_SUFFIX}")
+
+
+#: create's keywords as the config names them (errors name the key a user wrote).
+_KEYS = {"sector_size": "sector-size", "fat_type": "fat-type", "volume_id": "volume-id"}
+
+
+def _raise_in(table: str, error: InvalidInput) -> None:
+    """``error``'s problems, each naming the config table (and key) it comes from."""
+    out = []
+    for p in error.problems:
+        if type(p) is InvalidInput:
+            key = _KEYS.get(p.path, p.path)
+            out.append(InvalidInput(p.message, path=f"{table} {key}" if key else table,
+                                    rule=p.rule))
+        else:
+            out.append(InvalidInput(str(p), path=table))
+    InvalidInput.raise_all(out)
+    raise error
 
 
 def _target(path: str) -> str:
@@ -59,13 +78,19 @@ def build(plan: BuildPlan, *, fsync: Optional[bool] = None) -> BuildResult:
         for spec in plan.volumes:
             if spec.source is None:
                 continue
-            summary = _volume(spec, staged, fsync)
+            try:
+                summary = _volume(spec, staged, fsync)
+            except InvalidInput as e:
+                _raise_in(f"[volumes.{spec.name}]", e)
             summaries.append((spec, summary))
             images[spec.name] = (staged[-1][0] if spec.manifest is None else staged[-2][0],
                                  summary.image_size)
         disk = None
         if plan.disk is not None:
-            disk = _disk(plan, images, staged, fsync)
+            try:
+                disk = _disk(plan, images, staged, fsync)
+            except InvalidInput as e:
+                _raise_in("[disk]", e)
         for tmp, final in staged:
             os.replace(tmp, final)
         staged.clear()

@@ -127,7 +127,7 @@ class _Collector:
         where = self.config + (f":{line}" if line else "")
         table = "[" + ".".join(section) + "]"
         self.problems.append(InvalidInput(f"{table} {key + ': ' if key else ''}{message}",
-                                          path=where, rule="blockimg.toml"))
+                                          path=where, rule="build config"))
 
 
 def _size(c: _Collector, section, key: str, value) -> Optional[int]:
@@ -324,8 +324,10 @@ def parse(text: str, *, config: str = DEFAULT_NAME, base: str = ".") -> BuildPla
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        # "Invalid value (at line 3, column 8)": the location is in the message.
-        raise InvalidInput(f"not valid TOML: {e}", path=config, rule="TOML syntax") from None
+        # "Invalid value (at line 3, column 8)": the line leads, as for every other problem.
+        m = re.search(r"at line (\d+)", str(e))
+        raise InvalidInput(f"not valid TOML: {e}", path=config + (f":{m.group(1)}" if m else ""),
+                           rule="TOML syntax") from None
     c = _Collector(config, text)
     for key in doc:
         if key not in ("volumes", "disk"):
@@ -350,7 +352,7 @@ def parse(text: str, *, config: str = DEFAULT_NAME, base: str = ".") -> BuildPla
         for path in plan.outputs():
             if path in seen:
                 c.problems.append(InvalidInput("written twice (two outputs of the same name)",
-                                               path=path, rule="blockimg.toml"))
+                                               path=path, rule="build config"))
             seen[path] = path
     InvalidInput.raise_all(c.problems)
     return BuildPlan(config, volumes, disk)
