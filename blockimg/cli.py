@@ -348,7 +348,6 @@ def cmd_build(args: argparse.Namespace) -> int:
             return 1
         raise _in_cli_terms(e) from None
     attach = []
-    in_disk = set(plan.disk.volumes) if plan.disk else set()
     for spec, summary in result.volumes:
         shown = args.show_secret or not spec.secret
         for path, what in summary.skipped if shown else ():
@@ -359,7 +358,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         if not args.quiet:
             # Counts and sizes only: no file of the volume is named.
             print(_safe(spec.output + summary.line()[len(summary.path):]))
-        if spec.platform and spec.name not in in_disk:
+        if spec.platform:
             p = platforms.get(spec.platform)
             attach.append(platforms.attach(
                 p, spec.output, format=summary.format, sector_size=summary.sector_size,

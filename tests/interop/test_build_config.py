@@ -265,3 +265,28 @@ def test_default_config_name_and_output_beside_it(tmp_path):
     out = tmp_path / "rb"
     assert_read_back("tar", tmp_path / "www.img", tmp_path / "site", out)
     assert_same_tree(tmp_path / "site", out)
+
+
+def test_deploy_md_example_builds(tmp_path):
+    """The blockimg.toml of docs/deploy.md, as written there, builds; its disk holds the
+    keys volume byte for byte and is 0600 (it holds a secret volume)."""
+    from conftest import ROOT
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "blockimg.toml").write_text(example)
+    make_tree(tmp_path / "site")
+    make_tree(tmp_path / "keys", {SECRET_NAME: b"-----KEY-----\n"})
+    res = ok("build", cwd=tmp_path)
+    assert "solo5-hvt --block:site=" in res.stdout and "solo5-hvt --block:disk=" in res.stdout
+    assert SECRET_NAME not in res.stdout + res.stderr
+    disk = tmp_path / "disk.img"
+    assert stat.S_IMODE(os.stat(disk).st_mode) == 0o600
+    parts = json.loads(run(require_tool("sfdisk"), "--json", disk).stdout)["partitiontable"]
+    spans = [(p["start"] * 512, p["size"] * 512) for p in parts["partitions"]]
+    keys = (tmp_path / "keys.img").read_bytes()
+    assert disk.read_bytes()[spans[1][0]:spans[1][0] + spans[1][1]] == keys
+    assert spans[2][1] == 64 << 20
+    got = run(require_tool("mtype"), "-i", f"{disk}@@{spans[0][0]}", "::/index.html",
+              env=MTOOLS_ENV).stdout
+    assert got == FILES["index.html"]
+    run(require_tool("fsck.fat"), "-n", tmp_path / "site.img")
