@@ -5,8 +5,9 @@ Each volume is made by :func:`blockimg.api.create` (``secret`` volumes mode
 from those very images, each into a staging file beside its output named as
 :mod:`blockimg.atomic` names its temporaries (so one left by a killed build is
 removed by the next). Only when every output is complete are they renamed into
-place, one ``rename`` each; on any failure every staging file is removed and
-no existing output is touched.
+place, one ``rename`` each (a failed rename puts back the outputs already
+replaced); on any failure every staging file is removed and no existing output
+is touched.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import List, Optional, Tuple
 from . import api
 from .atomic import TMP_SUFFIX, output_target, stale_temporaries
 from .build_config import BuildPlan, VolumeSpec
-from .errors import InvalidInput
+from .errors import DeviceError, InvalidInput
 from .record import record
 
 __all__ = ["build", "BuildResult"]
@@ -51,6 +52,45 @@ def _raise_in(table: str, error: InvalidInput) -> None:
             out.append(InvalidInput(str(p), path=table))
     InvalidInput.raise_all(out)
     raise error
+
+
+def _put_in_place(staged: List[Tuple[str, str]]) -> None:
+    """Rename every staging file over its output; if one rename fails, the outputs
+    already replaced get their old files back (kept as hard links until the end)."""
+    backups = []
+    try:
+        for _, final in staged:
+            backup = None
+            if os.path.lexists(final):
+                backup = _staging(final)
+                os.link(final, backup)
+            backups.append(backup)
+    except OSError as e:
+        _remove([b for b in backups if b])
+        raise DeviceError(f"{final}: cannot keep the old file until every output is "
+                          f"built: {e.strerror}", errno=e.errno) from None
+    done = 0
+    try:
+        for tmp, final in staged:
+            os.replace(tmp, final)
+            done += 1
+    except BaseException:
+        for (_, final), backup in reversed(list(zip(staged[:done], backups))):
+            if backup is None:
+                os.unlink(final)
+            else:
+                os.replace(backup, final)
+        raise
+    finally:
+        _remove([b for b in backups if b])
+
+
+def _remove(paths) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
 
 
 def _target(path: str) -> str:
@@ -91,15 +131,10 @@ def build(plan: BuildPlan, *, fsync: Optional[bool] = None) -> BuildResult:
                 disk = _disk(plan, images, staged, fsync)
             except InvalidInput as e:
                 _raise_in("[disk]", e)
-        for tmp, final in staged:
-            os.replace(tmp, final)
+        _put_in_place(staged)
         staged.clear()
     finally:
-        for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        _remove(tmp for tmp, _ in staged)
     return BuildResult(tuple(summaries), disk)
 
 

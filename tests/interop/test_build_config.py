@@ -290,3 +290,30 @@ def test_deploy_md_example_builds(tmp_path):
               env=MTOOLS_ENV).stdout
     assert got == FILES["index.html"]
     run(require_tool("fsck.fat"), "-n", tmp_path / "site.img")
+
+
+def test_failed_rename_puts_the_old_outputs_back(tmp_path, monkeypatch):
+    """The second output cannot be put in place: the first, already replaced, gets its
+    old bytes back, the new output is removed, and no temporary file remains."""
+    from blockimg import build, build_config
+    from blockimg.errors import DeviceError
+    make_tree(tmp_path / "site")
+    text = ('[volumes.a]\nsource = "site"\n\n[volumes.b]\nsource = "site"\n\n'
+            '[volumes.c]\nsource = "site"\n')
+    plan = build_config.parse(text, base=str(tmp_path))
+    (tmp_path / "a.img").write_bytes(b"old a\n")
+    before = _listing(tmp_path)
+    real = os.replace
+
+    def replace(src, dst, **kw):
+        if os.path.basename(dst) == "b.img":
+            raise OSError(28, "No space left on device")
+        return real(src, dst, **kw)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        build.build(plan)
+    monkeypatch.setattr(os, "replace", real)
+    assert _listing(tmp_path) == before
+    build.build(plan)               # and then it builds
+    assert (tmp_path / "a.img").read_bytes() != b"old a\n"
+    assert sha(tmp_path / "a.img") == sha(tmp_path / "b.img") == sha(tmp_path / "c.img")
