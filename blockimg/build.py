@@ -106,7 +106,13 @@ def _mtime(spec: VolumeSpec) -> Optional[int]:
     if spec.mtime is not None:
         return spec.mtime
     env = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    return int(env) if env else None
+    if not env:
+        return None
+    try:
+        return int(env.lstrip("@"))
+    except ValueError:
+        raise InvalidInput(f"not a number of seconds: {env!r}", path="SOURCE_DATE_EPOCH",
+                           rule="SOURCE_DATE_EPOCH") from None
 
 
 def build(plan: BuildPlan, *, fsync: Optional[bool] = None) -> BuildResult:

@@ -22,7 +22,7 @@ import re
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from .errors import InvalidInput
+from .errors import InvalidInput, Problems
 from .record import record
 from .units import parse_size
 
@@ -354,5 +354,15 @@ def parse(text: str, *, config: str = DEFAULT_NAME, base: str = ".") -> BuildPla
                 c.problems.append(InvalidInput("written twice (two outputs of the same name)",
                                                path=path, rule="build config"))
             seen[path] = path
+        for v in volumes:
+            if v.source is None or v.git_ref is not None:
+                continue
+            for path in plan.outputs():
+                if os.path.commonpath([v.source, path]) == v.source:
+                    c.add(("volumes", v.name), "source",
+                          f"{path} would be written inside this source directory (and stored "
+                          "in the next build); put the outputs outside it")
+    if len(c.problems) > 1:
+        raise Problems(c.problems, what=config)
     InvalidInput.raise_all(c.problems)
     return BuildPlan(config, volumes, disk)

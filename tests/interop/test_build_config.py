@@ -317,3 +317,17 @@ def test_failed_rename_puts_the_old_outputs_back(tmp_path, monkeypatch):
     build.build(plan)               # and then it builds
     assert (tmp_path / "a.img").read_bytes() != b"old a\n"
     assert sha(tmp_path / "a.img") == sha(tmp_path / "b.img") == sha(tmp_path / "c.img")
+
+
+def test_output_inside_a_source_directory_refused(tmp_path):
+    make_tree(tmp_path / "site")
+    cfg = tmp_path / "blockimg.toml"
+    cfg.write_text('[volumes.all]\nsource = "."\n\n[volumes.site]\nsource = "site"\n'
+                   'output = "site/site.img"\n')
+    before = _listing(tmp_path)
+    res = blockimg("build", cfg)
+    assert res.returncode == 1
+    assert f"{cfg}:2: [volumes.all] source: {tmp_path / 'all.img'} would be written inside" \
+        in res.stderr, res.stderr
+    assert f"{cfg}:5: [volumes.site] source: {tmp_path / 'site' / 'site.img'}" in res.stderr
+    assert _listing(tmp_path) == before
