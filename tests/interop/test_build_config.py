@@ -331,3 +331,32 @@ def test_output_inside_a_source_directory_refused(tmp_path):
         in res.stderr, res.stderr
     assert f"{cfg}:5: [volumes.site] source: {tmp_path / 'site' / 'site.img'}" in res.stderr
     assert _listing(tmp_path) == before
+
+
+def test_git_and_tar_sources_same_bytes_as_create(tmp_path):
+    git = require_tool("git")
+    repo = make_tree(tmp_path / "repo")
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@e", GIT_AUTHOR_DATE="@1700000000 +0000",
+               GIT_COMMITTER_DATE="@1700000000 +0000")
+    run(git, "-C", repo, "init", "-q", env=env)
+    run(git, "-C", repo, "add", "-A", env=env)
+    run(git, "-C", repo, "commit", "-q", "-m", "x", env=env)
+    run(require_tool("tar"), "-cf", tmp_path / "site.tar", "-C", repo, "index.html", "css")
+    (tmp_path / "blockimg.toml").write_text(
+        '[volumes.g]\nsource = "repo"\ngit-ref = "HEAD"\ngit-path = "css"\nformat = "fat"\n\n'
+        '[volumes.t]\nsource = "site.tar"\nexclude = ["css"]\n')
+    ok("build", tmp_path / "blockimg.toml")
+    ok("create", repo, "--git-ref", "HEAD", "--git-path", "css", "--format", "fat",
+       "-o", tmp_path / "g-ref.img")
+    ok("create", tmp_path / "site.tar", "--exclude", "css", "-o", tmp_path / "t-ref.img")
+    assert sha(tmp_path / "g.img") == sha(tmp_path / "g-ref.img")
+    assert sha(tmp_path / "t.img") == sha(tmp_path / "t-ref.img")
+    out = tmp_path / "rb-t"
+    out.mkdir()
+    run(require_tool("tar"), "-xf", tmp_path / "t.img", "-C", out)
+    assert sorted(p.name for p in out.iterdir()) == ["index.html"]
+    run(require_tool("fsck.fat"), "-n", tmp_path / "g.img")
+    got = run(require_tool("mtype"), "-i", tmp_path / "g.img", "::/style.css",
+              env=MTOOLS_ENV).stdout
+    assert got == FILES["css/style.css"]
