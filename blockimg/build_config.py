@@ -101,11 +101,12 @@ def _line_of(text: str, section: Tuple[str, ...], key: Optional[str]) -> Optiona
     parts = [rf"\s*(?:{re.escape(s)}|\"{re.escape(s)}\"|'{re.escape(s)}')\s*" for s in section]
     header = re.compile(r"^\s*\[" + r"\.".join(parts) + r"\]\s*(#.*)?$")
     any_header = re.compile(r"^\s*\[")
-    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    start = -1 if not section else \
+        next((i for i, line in enumerate(lines) if header.match(line)), None)
     if start is None:
         return None
     if key is None:
-        return start + 1
+        return start + 1 if start >= 0 else None
     assign = re.compile(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')"
                         r"\s*=")
     for i in range(start + 1, len(lines)):
@@ -113,7 +114,7 @@ def _line_of(text: str, section: Tuple[str, ...], key: Optional[str]) -> Optiona
             break
         if assign.match(lines[i]):
             return i + 1
-    return start + 1
+    return start + 1 if start >= 0 else None
 
 
 class _Collector:
@@ -125,8 +126,8 @@ class _Collector:
     def add(self, section: Tuple[str, ...], key: Optional[str], message: str) -> None:
         line = _line_of(self.text, section, key)
         where = self.config + (f":{line}" if line else "")
-        table = "[" + ".".join(section) + "]"
-        self.problems.append(InvalidInput(f"{table} {key + ': ' if key else ''}{message}",
+        table = "[" + ".".join(section) + "] " if section else ""
+        self.problems.append(InvalidInput(f"{table}{key + ': ' if key else ''}{message}",
                                           path=where, rule="build config"))
 
 
@@ -333,7 +334,7 @@ def parse(text: str, *, config: str = DEFAULT_NAME, base: str = ".") -> BuildPla
         if key not in ("volumes", "disk"):
             c.add((key,) if isinstance(doc[key], dict) else (), key if not
                   isinstance(doc[key], dict) else None,
-                  "unknown table (have: [volumes.NAME], [disk])")
+                  "unknown (have: [volumes.NAME], [disk])")
     raw = doc.get("volumes", {})
     if not isinstance(raw, dict) or not raw:
         c.add((), "volumes", "no volumes: give at least one [volumes.NAME] table")
