@@ -116,7 +116,10 @@ def _mtime(spec: VolumeSpec) -> Optional[int]:
 
 
 def build(plan: BuildPlan, *, fsync: Optional[bool] = None) -> BuildResult:
-    """Build every output of ``plan``; none is replaced unless all were built."""
+    """Build every output of ``plan``; none is replaced unless all were built.
+
+    ``fsync`` as :func:`blockimg.api.create` takes it; None: each output that replaces
+    an existing file is made durable before the renames."""
     staged: List[Tuple[str, str]] = []          # (staging file, final path)
     try:
         summaries = []
@@ -155,6 +158,8 @@ def _volume(spec: VolumeSpec, staged: list, fsync) -> "api.Summary":
     if manifest:
         staged.append((manifest, _target(spec.manifest)))
     mtime = _mtime(spec)
+    if fsync is None:     # as create decides for the output itself, not for its staging file
+        fsync = os.path.lexists(output)
     with open_source(spec.source, git_ref=spec.git_ref, git_path=spec.git_path,
                      spool_dir=os.path.dirname(spec.output), keep_links=spec.keep_links,
                      skip_special=spec.skip_special, mtime=mtime,
@@ -182,6 +187,8 @@ def _disk(plan: BuildPlan, images: dict, staged: list, fsync):
     output = _target(d.output)
     tmp = _staging(output)
     staged.append((tmp, output))
+    if fsync is None:
+        fsync = os.path.lexists(output)
     summary = build_disk(volumes, tmp, table=d.table, align=d.align, platform=d.platform,
                          fsync=fsync, secret=d.secret)
     return summary
