@@ -54,12 +54,12 @@ def _raise_in(table: str, error: InvalidInput) -> None:
     raise error
 
 
-def _put_in_place(staged: List[Tuple[str, str]]) -> None:
+def _put_in_place(staged: List[Tuple[str, str, bool]]) -> None:
     """Rename every staging file over its output; if one rename fails, the outputs
     already replaced get their old files back (kept as hard links until the end)."""
     backups = []
     try:
-        for _, final in staged:
+        for _, final, _ in staged:
             backup = None
             if os.path.lexists(final):
                 backup = _staging(final)
@@ -71,11 +71,11 @@ def _put_in_place(staged: List[Tuple[str, str]]) -> None:
                           f"built: {e.strerror}", errno=e.errno) from None
     done = 0
     try:
-        for tmp, final in staged:
+        for tmp, final, _ in staged:
             os.replace(tmp, final)
             done += 1
     except BaseException:
-        for (_, final), backup in reversed(list(zip(staged[:done], backups))):
+        for (_, final, _), backup in reversed(list(zip(staged[:done], backups))):
             if backup is None:
                 os.unlink(final)
             else:
@@ -91,6 +91,25 @@ def _remove(paths) -> None:
             os.unlink(p)
         except FileNotFoundError:
             pass
+
+
+def _wipe_and_remove(paths) -> None:
+    """Overwrite a secret volume's staging files with zeros, then remove them."""
+    for p in paths:
+        try:
+            fd = os.open(p, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            size, done, zeros = os.fstat(fd).st_size, 0, bytes(1 << 20)
+            while done < size:
+                done += os.pwrite(fd, zeros[:min(len(zeros), size - done)], done)
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        _remove([p])
 
 
 def _target(path: str) -> str:
@@ -120,7 +139,7 @@ def build(plan: BuildPlan, *, fsync: Optional[bool] = None) -> BuildResult:
 
     ``fsync`` as :func:`blockimg.api.create` takes it; None: each output that replaces
     an existing file is made durable before the renames."""
-    staged: List[Tuple[str, str]] = []          # (staging file, final path)
+    staged: List[Tuple[str, str, bool]] = []    # (staging file, final path, secret)
     try:
         summaries = []
         images = {}
@@ -143,7 +162,8 @@ def build(plan: BuildPlan, *, fsync: Optional[bool] = None) -> BuildResult:
         _put_in_place(staged)
         staged.clear()
     finally:
-        _remove(tmp for tmp, _ in staged)
+        _remove(tmp for tmp, _, secret in staged if not secret)
+        _wipe_and_remove(tmp for tmp, _, secret in staged if secret)
     return BuildResult(tuple(summaries), disk)
 
 
@@ -154,9 +174,9 @@ def _volume(spec: VolumeSpec, staged: list, fsync) -> "api.Summary":
     image = _staging(output)
     manifest = _staging(_target(spec.manifest)) if spec.manifest else None
     # Claimed before create makes them, so that a failure inside create cleans up too.
-    staged.append((image, output))
+    staged.append((image, output, spec.secret))
     if manifest:
-        staged.append((manifest, _target(spec.manifest)))
+        staged.append((manifest, _target(spec.manifest), spec.secret))
     mtime = _mtime(spec)
     if fsync is None:     # as create decides for the output itself, not for its staging file
         fsync = os.path.lexists(output)
@@ -186,7 +206,7 @@ def _disk(plan: BuildPlan, images: dict, staged: list, fsync):
             volumes.append(Volume("image", name, path, size))
     output = _target(d.output)
     tmp = _staging(output)
-    staged.append((tmp, output))
+    staged.append((tmp, output, d.secret))
     if fsync is None:
         fsync = os.path.lexists(output)
     summary = build_disk(volumes, tmp, table=d.table, align=d.align, platform=d.platform,

@@ -360,3 +360,27 @@ def test_git_and_tar_sources_same_bytes_as_create(tmp_path):
     got = run(require_tool("mtype"), "-i", tmp_path / "g.img", "::/style.css",
               env=MTOOLS_ENV).stdout
     assert got == FILES["css/style.css"]
+
+
+def test_secret_staging_file_wiped_when_a_later_volume_fails(tmp_path, monkeypatch):
+    from blockimg import build, build_config
+    from blockimg.errors import InvalidInput
+    make_tree(tmp_path / "keys", {SECRET_NAME: b"-----KEY-----\n"})
+    make_tree(tmp_path / "site")
+    plan = build_config.parse('[volumes.keys]\nsource = "keys"\nsecret = true\n\n'
+                              '[volumes.big]\nsource = "site"\nformat = "fat"\nsize = "64K"\n',
+                              base=str(tmp_path))
+    removed = {}
+    real = os.unlink
+
+    def unlink(path, **kw):
+        if os.path.basename(str(path)).startswith(".keys.img."):
+            removed[path] = Path(path).read_bytes()
+        return real(path, **kw)
+    monkeypatch.setattr(os, "unlink", unlink)
+    with pytest.raises(InvalidInput, match=r"\[volumes.big\] size"):
+        build.build(plan)
+    assert len(removed) == 1
+    data = next(iter(removed.values()))
+    assert len(data) == 4096 and data.count(0) == len(data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys", "site"]
