@@ -249,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     vf.add_argument("--manifest", metavar="FILE",
                     help="manifest to compare with (default: none)")
     vf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b = command("build", "build every volume (and the disk) a blockimg.toml describes")
+    b.add_argument("config", nargs="?", default="blockimg.toml", metavar="CONFIG",
+                   help="the config file (default: blockimg.toml); its paths are relative "
+                        "to its directory")
+    b.add_argument("--show-secret", action="store_true",
+                   help="also name the skipped files of secret volumes (default: only "
+                        "their count; no file of a secret volume is named)")
+    b.add_argument("-q", "--quiet", action="store_true",
+                   help="no summary lines or attach instructions")
     from .disk.cli import add_arguments   # disk, --platform/--attach, --partition
     add_arguments(sub)
     from .update.cli import add_commands as add_update_commands
@@ -316,6 +325,62 @@ def cmd_create(args: argparse.Namespace) -> int:
     if not args.check:
         from .disk.cli import after_create
         after_create(args, summary)
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """``build [CONFIG]``: parse and check the whole config, build every output into a
+    staging file, put them all in place (blockimg.build); then the summaries and the
+    attach instructions of every volume and disk with a platform."""
+    from . import platforms
+    from .build import build
+    from .build_config import parse
+    try:
+        with open(args.config, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"not UTF-8 text (byte {e.start})", path=args.config,
+                           rule="TOML is UTF-8") from None
+    try:
+        plan = parse(text, config=args.config,
+                     base=os.path.dirname(os.path.abspath(args.config)))
+        result = build(plan)
+    except InvalidInput as e:
+        if len(e.problems) > 1:
+            _print_problems(e)
+            return 1
+        raise _in_cli_terms(e) from None
+    attach = []
+    for spec, summary in result.volumes:
+        shown = args.show_secret or not spec.secret
+        for path, what in summary.skipped if shown else ():
+            print(f"blockimg: skipped {escape(path)}: {what}", file=sys.stderr)
+        if summary.skipped and not shown:
+            print(f"blockimg: {spec.output}: skipped {len(summary.skipped)} special files",
+                  file=sys.stderr)
+        if not args.quiet:
+            # Counts and sizes only: no file of the volume is named.
+            print(_safe(spec.output + summary.line()[len(summary.path):]))
+        if spec.platform:
+            p = platforms.get(spec.platform)
+            attach.append(platforms.attach(
+                p, spec.output, format=summary.format, sector_size=summary.sector_size,
+                image_size=summary.image_size,
+                name=spec.device_name or platforms.default_device_name(spec.output)))
+    d = plan.disk
+    if d is not None:
+        disk = result.disk
+        if not args.quiet:
+            print(_safe(d.output + disk.line()[len(disk.path):]))
+        if d.platform:
+            p = platforms.get(d.platform)
+            attach.append(platforms.attach(
+                p, d.output, name=d.device_name or platforms.default_device_name(d.output),
+                format="disk", sector_size=512, image_size=disk.plan.disk_size,
+                partitions=tuple((s.name, s.start, s.size) for s in disk.plan.slots),
+                table=d.table))
+    if not args.quiet:
+        sys.stdout.write("".join(attach))
     return 0
 
 
@@ -588,7 +653,8 @@ def _os_error(e: OSError) -> str:
 
 
 COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_extract,
-            "info": cmd_info, "check": cmd_check, "verify": cmd_verify}
+            "info": cmd_info, "check": cmd_check, "verify": cmd_verify,
+            "build": cmd_build}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
