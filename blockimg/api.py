@@ -7,7 +7,9 @@ import errno
 import os
 import stat
 import time
-from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, Union
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Optional, Sequence, Tuple, Union
 
 from .atomic import atomic_file, write_all
 from .block.base import BlockDevice
@@ -23,8 +25,14 @@ if TYPE_CHECKING:   # imported where used: a build without a manifest needs neit
 
 __all__ = ["create", "open", "open_for_reading", "Summary", "Progress"]
 
-Progress = Callable[[int, int], None]
-Source = Union[str, os.PathLike, SourceTree, Sequence[Tuple[str, object]]]
+if TYPE_CHECKING:
+    Progress = Callable[[int, int], None]
+else:   # (a name for annotations; typing not imported)
+    Progress = 'Callable[[int, int], None]'
+if TYPE_CHECKING:
+    Source = Union[str, os.PathLike, SourceTree, Sequence[Tuple[str, object]]]
+else:   # (a name for annotations; typing not imported)
+    Source = 'Union[str, os.PathLike, SourceTree, Sequence[Tuple[str, object]]]'
 
 
 @record(frozen=True)
@@ -318,11 +326,12 @@ def open(image: Union[str, os.PathLike, BlockDevice], *, format: Optional[str] =
 
     ``image`` is a path, a backend URL (``mmap:site.img``) or a
     :class:`BlockDevice`. Use as a context manager. ``lazy=True``: where the
-    format can (FAT), ``stat``/``open``/``read`` of a path read only the
-    directories on its way (and check them and the file's chain as the whole
-    walk would); the first call that needs the whole tree (``list``,
-    ``extract``, ``info``, iteration) indexes it all then. A tar image is always
-    read whole (a later member of the same name wins).
+    format can, ``stat``/``open``/``read`` of a path index only what decides
+    it: on FAT the directories on its way (checked, with the file's chain, as
+    the whole walk would); on tar every header is still decoded (a later member
+    of the same name wins) but only the path, its ancestors and what lies below
+    it are indexed. The first call that needs the whole tree (``list``,
+    ``extract``, ``info``, iteration) indexes it all then.
     """
     owns = not isinstance(image, BlockDevice)
     dev = open_for_reading(image, sector_size=sector_size, backend=backend)

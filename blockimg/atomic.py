@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import errno as _errno
 import os
-import re
-from typing import Iterator, Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Iterator, Optional
 
 from .errors import DeviceError
 
@@ -66,6 +67,7 @@ def _temp_name(path: str) -> str:
 def stale_temporaries(path: str) -> list:
     """Named temporaries of ``path`` left by blockimg processes that no longer run."""
     directory, base = os.path.split(os.path.abspath(path))
+    import re
     pattern = re.compile(r"^\." + re.escape(base) + r"\.(\d+)\.[0-9a-f]+" + re.escape(TMP_SUFFIX)
                          + "$")
     out = []

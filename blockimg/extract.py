@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import stat as _stat
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import List, Optional, Sequence, Tuple
 
 from .errors import BlockImgError, InvalidInput
 from .record import field, record

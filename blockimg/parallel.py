@@ -17,16 +17,22 @@ from __future__ import annotations
 import os
 import signal
 import struct
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from .errors import BlockImgError
 
 __all__ = ["usable_cpus", "auto_jobs", "split", "split_files", "fork_map", "Tick",
            "MIN_FILES_PER_JOB", "FILE_WEIGHT"]
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    T = TypeVar("T")
 #: ``tick(done)``: a part reports how many bytes it has moved so far.
-Tick = Callable[[int], None]
+if TYPE_CHECKING:
+    Tick = Callable[[int], None]
+else:   # (a name for annotations; typing not imported)
+    Tick = 'Callable[[int], None]'
 #: Fewer files than this per process are not worth a fork (one costs a few ms).
 MIN_FILES_PER_JOB = 1000
 #: At most this many processes by default. Each child copies, page by page, the part of

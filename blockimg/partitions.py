@@ -7,12 +7,17 @@ says what the table holds, so that the error can name it and say what to do.
 from __future__ import annotations
 
 import struct
-from typing import List, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 __all__ = ["Partition", "describe", "message"]
 
 #: (number, first byte, length in bytes)
-Partition = Tuple[int, int, int]
+if TYPE_CHECKING:
+    Partition = Tuple[int, int, int]
+else:   # (a name for annotations; typing not imported)
+    Partition = 'Tuple[int, int, int]'
 
 _MBR_ENTRIES = 446
 _GPT_SIGNATURE = b"EFI PART"

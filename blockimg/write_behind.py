@@ -10,7 +10,9 @@ the caller needs two buffers and memory stays bounded. Uses the built-in
 from __future__ import annotations
 
 import _thread
-from typing import Callable, Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Optional
 
 __all__ = ["WriteBehind"]
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Dict, Optional, Union
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Optional, Union
 
 from ..errors import InvalidInput
 from .base import BlockDevice
@@ -25,7 +27,10 @@ from .mmap import MmapDevice
 __all__ = ["open_device", "plugin_scheme", "backend_names", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "blockimg.backends"
-Factory = Callable[..., BlockDevice]
+if TYPE_CHECKING:
+    Factory = Callable[..., BlockDevice]
+else:   # (a name for annotations; typing not imported)
+    Factory = 'Callable[..., BlockDevice]'
 
 _BUILTIN: Dict[str, Factory] = {
     "file": lambda loc, writable=False, sector_size=512: FileDevice(

@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from typing import Iterable, List, NamedTuple, Optional, Tuple
+from collections import namedtuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Iterable, List, Optional, Tuple
 
 from ..errors import InvalidInput
 from . import structs
@@ -339,13 +342,11 @@ def _lfn_block(names: List[str], lens: List[int], shorts: List[bytes], ks: List[
     return [data[i + skip[k]:i + dst] for i, k in zip(range(0, dst * m, dst), ks)]
 
 
-class LfnSlot(NamedTuple):
-    """One decoded LFN slot: sequence number (1..20), last-slot flag, checksum, 13 units."""
+class LfnSlot(namedtuple("LfnSlot", "order last checksum units")):
+    """One decoded LFN slot: sequence number (1..20), last-slot flag, checksum, 13 units
+    (int, bool, int, Tuple[int, ...])."""
 
-    order: int
-    last: bool
-    checksum: int
-    units: Tuple[int, ...]
+    __slots__ = ()
 
 
 def parse_lfn_slot(raw: bytes) -> LfnSlot:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import sys
 from array import array
 from bisect import bisect_left
-from typing import Iterator, Optional, Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Iterator, Optional, Sequence, Tuple
 
 __all__ = ["BITS", "EOC", "BAD", "MIN_CLUSTERS", "MAX_CLUSTERS", "MEDIA", "encode", "decode",
            "table_bytes", "media_entry", "RunTable", "FAT32_MASK", "NUMPY_ENTRIES"]

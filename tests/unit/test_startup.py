@@ -17,7 +17,7 @@ def test_help_is_argparse_s_own_for_the_terminal_width(monkeypatch, columns):
     """The formatter that skips shutil lays help out exactly as argparse's default does."""
     monkeypatch.setenv("COLUMNS", columns)
     ours = cli.build_parser()
-    monkeypatch.setattr(cli, "_Formatter", argparse.HelpFormatter)
+    monkeypatch.setattr(cli, "_formatter", lambda: argparse.HelpFormatter)
     stock = cli.build_parser()
     for name in ("create", "ls", "verify"):
         a = ours._subparsers._group_actions[0].choices[name].format_help()
