@@ -17,11 +17,11 @@ from .block.file import FileDevice
 from .errors import DeviceError, DoesNotFit, InvalidInput, NotWholeSectors
 from .formats import detect_format, format_module, partial_hint
 from .record import field, record
-from .source import SourceTree, as_tree
 
 if TYPE_CHECKING:   # imported where used: a build without a manifest needs neither
     from .image import Image
     from .manifest import Manifest
+    from .source import SourceTree
 
 __all__ = ["create", "open", "open_for_reading", "Summary", "Progress"]
 
@@ -94,6 +94,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     except TypeError as e:
         raise InvalidInput(f"option not known to the {format} format: {e}",
                            rule="format options") from None
+    from .source import as_tree     # (reading needs no source side)
     tree = as_tree(src, keep_links=keep_links, skip_special=skip_special, mtime=mtime)
     plan = mod.plan(tree, opts)
     if jobs is None:

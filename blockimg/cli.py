@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 from .atomic import Terminated, interrupts_as_exceptions
 from .errors import (BlockImgError, CorruptImage, InvalidInput, NotARegularFile, NotFound,
                      Unsupported)
+from .progress import ProgressBar
 
 __all__ = ["main", "run"]
 
@@ -194,7 +195,6 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
 
 def cmd_create(args: argparse.Namespace) -> int:
     from . import api
-    from .progress import ProgressBar
     mtime = args.mtime
     if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
         mtime = _mtime(os.environ["SOURCE_DATE_EPOCH"])

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 from ..errors import InvalidInput
 from .base import BlockDevice
 from .file import FileDevice
-from .mmap import MmapDevice
 
 __all__ = ["open_device", "plugin_scheme", "backend_names", "ENTRY_POINT_GROUP"]
 
@@ -35,9 +34,14 @@ else:   # (a name for annotations; typing not imported)
 _BUILTIN: Dict[str, Factory] = {
     "file": lambda loc, writable=False, sector_size=512: FileDevice(
         loc, writable=writable, sector_size=sector_size),
-    "mmap": lambda loc, writable=False, sector_size=512: MmapDevice(
+    "mmap": lambda loc, writable=False, sector_size=512: _mmap_device()(
         loc, writable=writable, sector_size=sector_size),
 }
+
+
+def _mmap_device() -> type:
+    from .mmap import MmapDevice      # (imported when asked for: the mmap module)
+    return MmapDevice
 
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):(?://)?(.*)$")
 
