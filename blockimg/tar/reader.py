@@ -200,10 +200,13 @@ def _skip_unrelated(device: BlockDevice, pos: int, block: bytes, dev_size: int,
             break
         digits = block[148:154]
         size = block[124:136].rstrip(b" \0")
-        if not (digits.isdigit() and size.isdigit() and
-                int(digits, 8) == ascii_sum(block) + 224 - sum(digits)):
+        try:
+            if not (digits.isdigit() and size.isdigit() and
+                    int(digits, 8) == ascii_sum(block) + 224 - sum(digits)):
+                break
+            size = int(size, 8)
+        except ValueError:            # an 8 or a 9: the full decoding says what it is
             break
-        size = int(size, 8)
         i = block.find(b"\0", 0, 100)
         name = block[:i] if i >= 0 else block[:100]
         if block[257:263] == b"ustar\0" and block[345]:
