@@ -12,7 +12,7 @@ Read::
         data = img.read("index.html")
 """
 import importlib as _importlib
-from typing import TYPE_CHECKING as _TYPE_CHECKING
+_TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 
 if _TYPE_CHECKING:   # what __getattr__ gives, declared for readers and type checkers
     from .api import Summary, create, open

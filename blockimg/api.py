@@ -5,7 +5,9 @@ import builtins
 import contextlib
 import os
 import time
-from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, Union
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Optional, Sequence, Tuple, Union
 
 from . import device_guard
 from .atomic import atomic_file, temporaries_in, write_all
@@ -14,17 +16,23 @@ from .block.file import FileDevice
 from .errors import DeviceError, DoesNotFit, InvalidInput, NotWholeSectors
 from .formats import detect_format, format_module, partial_hint
 from .record import field, record
-from .source import SourceTree, as_tree, excluder, paused_gc, walk
 from .units import human_size, plural
 
 if TYPE_CHECKING:   # imported where used: a build without a manifest needs neither
     from .image import Image
     from .manifest import Manifest
+    from .source import SourceTree
 
 __all__ = ["create", "plan", "open", "open_for_reading", "Summary", "Progress"]
 
-Progress = Callable[[int, int], None]
-Source = Union[str, os.PathLike, SourceTree, Sequence[Tuple[str, object]]]
+if TYPE_CHECKING:
+    Progress = Callable[[int, int], None]
+else:   # (a name for annotations; typing not imported)
+    Progress = 'Callable[[int, int], None]'
+if TYPE_CHECKING:
+    Source = Union[str, os.PathLike, SourceTree, Sequence[Tuple[str, object]]]
+else:   # (a name for annotations; typing not imported)
+    Source = 'Union[str, os.PathLike, SourceTree, Sequence[Tuple[str, object]]]'
 
 
 @record(frozen=True)
@@ -230,6 +238,7 @@ def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs,
                            f"options: {', '.join(fields)})", path=unknown[0],
                            rule="format options")
     opts = mod.Options(**options)
+    from .source import as_tree, excluder, paused_gc, walk   # (reading needs no source side)
     problems: list = []
     if isinstance(src, (str, os.PathLike)):
         tree = walk(src, keep_links=keep_links, skip_special=skip_special, mtime=mtime,
@@ -327,11 +336,12 @@ def open(image: Union[str, os.PathLike, BlockDevice], *, format: Optional[str] =
 
     ``image`` is a path, a backend URL (``mmap:site.img``) or a
     :class:`BlockDevice`. Use as a context manager. ``lazy=True``: where the
-    format can (FAT), ``stat``/``open``/``read`` of a path read only the
-    directories on its way (and check them and the file's chain as the whole
-    walk would); the first call that needs the whole tree (``list``,
-    ``extract``, ``info``, iteration) indexes it all then. A tar image is always
-    read whole (a later member of the same name wins).
+    format can, ``stat``/``open``/``read`` of a path index only what decides
+    it: on FAT the directories on its way (checked, with the file's chain, as
+    the whole walk would); on tar every header is still decoded (a later member
+    of the same name wins) but only the path, its ancestors and what lies below
+    it are indexed. The first call that needs the whole tree (``list``,
+    ``extract``, ``info``, iteration) indexes it all then.
     """
     owns = not isinstance(image, BlockDevice)
     dev = open_for_reading(image, sector_size=sector_size, backend=backend)

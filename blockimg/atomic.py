@@ -19,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import errno as _errno
 import os
-import re
 import stat
-from typing import Iterator, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Iterator, Optional, Tuple
 
 from .errors import DeviceError, InvalidInput
 from .quoting import escape
@@ -130,6 +131,7 @@ def _temp_name(path: str) -> str:
 def stale_temporaries(path: str) -> list:
     """Named temporaries of ``path`` left by blockimg processes that no longer run."""
     directory, base = os.path.split(os.path.abspath(path))
+    import re
     pattern = re.compile(r"^\." + re.escape(base) + r"\.(\d+)\.[0-9a-f]+" + re.escape(TMP_SUFFIX)
                          + "$")
     out = []

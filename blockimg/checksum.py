@@ -2,7 +2,9 @@
 ``verify``."""
 from __future__ import annotations
 
-from typing import Callable
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable
 
 __all__ = ["crc32c"]
 

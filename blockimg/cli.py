@@ -1,19 +1,23 @@
 """``blockimg`` command line: argparse in, library calls out; no format logic here."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
-from typing import List, Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    import argparse
+    from typing import List, Optional
 
-from . import __version__, api
+from . import __version__
+# A command imports what it needs when it runs (start-up counts: docs/PERFORMANCE.rst):
+# argparse when the command line is parsed, the library (api) in the command.
 from .atomic import Terminated, interrupts_as_exceptions
 from .errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
                      NotARegularFile, NotFound, Problems, Unsupported)
 from .progress import ProgressBar
 from .quoting import escape
-from .units import human_size, parse_size, plural
+from .units import human_size, plural
 
 __all__ = ["main", "run"]
 
@@ -24,6 +28,7 @@ def _mtime(text: str) -> int:
         return int(text[1:])
     if text.lstrip("-").isdigit():
         return int(text)
+    import argparse
     import datetime
     try:
         dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -37,6 +42,7 @@ def _mtime(text: str) -> int:
 
 
 def _jobs(text: str) -> Optional[int]:
+    import argparse
     if text == "auto":
         return None
     try:
@@ -83,19 +89,24 @@ def _print_problems(e: InvalidInput) -> None:
 
 
 def _size(text: str) -> int:
+    import argparse
+    from .units import parse_size
     try:
         return parse_size(text)
     except InvalidInput as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-class _Formatter(argparse.HelpFormatter):
+def _formatter() -> type:
     """argparse's formatter, told the terminal width so that it does not import shutil
     for it (argparse makes a formatter per argument; shutil costs ~2 ms of start-up)."""
+    import argparse
 
-    def __init__(self, prog: str, **kwargs) -> None:
-        kwargs.setdefault("width", _columns() - 2)
-        super().__init__(prog, **kwargs)
+    class _Formatter(argparse.HelpFormatter):
+        def __init__(self, prog: str, **kwargs) -> None:
+            kwargs.setdefault("width", _columns() - 2)
+            super().__init__(prog, **kwargs)
+    return _Formatter
 
 
 def _columns() -> int:
@@ -109,9 +120,28 @@ def _columns() -> int:
         return 80
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _NotBuilt:
+    """Stands for the parser of a command that is not run: what is added to it is
+    dropped (building every command's arguments costs ~3 ms of start-up)."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self
+
+
+def command_in(argv: List[str]) -> Optional[str]:
+    """The command ``argv`` runs, when it names one before anything else but --debug."""
+    for arg in argv:
+        if arg != "--debug":
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The command line parser; with ``only``, the arguments of that command alone."""
+    import argparse
+    formatter = _formatter()
     p = argparse.ArgumentParser(
-        prog="blockimg", formatter_class=_Formatter,
+        prog="blockimg", formatter_class=formatter,
         description="Build and read FAT and tar block-device images (for MirageOS unikernels).")
     p.add_argument("--debug", action="store_true",
                    help="show tracebacks on errors (also after the command)")
@@ -119,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        c = sub.add_parser(name, help=help, formatter_class=_Formatter)
+        if only is not None and name != only:
+            return _NotBuilt()   # type: ignore[return-value]
+        c = sub.add_parser(name, help=help, formatter_class=formatter)
         # Also after the command; SUPPRESS: not given there, the global value stays.
         c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks on errors")
@@ -275,6 +307,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             raise InvalidInput("applies to --format fat only (this image is tar)",
                                path=", ".join(_FLAGS[k] for k in given),
                                rule="option of another format")
+    from . import api
     mtime = args.mtime
     if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
         mtime = _mtime(os.environ["SOURCE_DATE_EPOCH"])
@@ -419,6 +452,7 @@ def _mode_string(e) -> str:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     import json
+    from . import api
     with api.open(args.image) as img:
         entries = img.list(args.path, recursive=not args.one_level)
         if args.json:
@@ -443,8 +477,9 @@ def _local_time(mtime: int) -> str:
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
+    from . import api
     out = sys.stdout.buffer
-    # One path: only the directories on its way are read (FAT; tar is read whole).
+    # One path: only what decides it is indexed (FAT: the directories on its way).
     with api.open(args.image, lazy=True) as img, _reporting(img, args.image):
         try:
             f = img.open(args.path)
@@ -495,6 +530,7 @@ def _other_case(img, path: str):
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from . import api
     # Lazily: with -j, a FAT image is indexed in parts by the processes that extract them.
     with api.open(args.image, lazy=True) as img:
         bar = ProgressBar("extracting", enabled=False if args.quiet else None)
@@ -526,6 +562,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     import json
+    from . import api
     with api.open(args.image) as img:
         info = img.info()
     if args.json:
@@ -549,6 +586,7 @@ def _shown(value) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from . import api
     from .formats import format_module
     with api.open(args.image) as img:
         mod = format_module(img.format)
@@ -658,7 +696,8 @@ COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_e
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(command_in(argv))
     args, extra = parser.parse_known_args(argv)
     # argparse cannot take `verify IMAGE --manifest M SRC` (a positional after an option).
     if args.command == "verify" and args.src is None and len(extra) == 1 \

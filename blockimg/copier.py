@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from .block.base import BlockDevice, Buffer
 from .block.file import FileDevice

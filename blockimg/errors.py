@@ -13,7 +13,9 @@ Bugs stay ordinary Python exceptions.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Any, Optional, Tuple
 
 from .quoting import escape
 

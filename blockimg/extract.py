@@ -12,7 +12,9 @@ from __future__ import annotations
 import errno as _errno
 import os
 import stat as _stat
-from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, List, Optional, Sequence, Tuple
 
 from .errors import BlockImgError, DeviceError, InvalidInput, NotFound
 from .quoting import escape

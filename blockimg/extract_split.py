@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 import pickle
-from typing import TYPE_CHECKING, List
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import List
 
 from .errors import BlockImgError
 from .extract import (ExtractReport, TreeWriter, finish, make_links, order, order_key,

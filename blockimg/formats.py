@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Callable, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Optional, Tuple
 
 from .block.base import BlockDevice
 from .errors import CorruptImage, InvalidInput, Unsupported
@@ -59,7 +61,7 @@ def entry_points(package: str, image_class: str,
 
     def open_image(device, *, owns_device=False, **options):
         """The image on ``device``, indexed once (an ``Image``); ``options`` go to the
-        format's Image class (FAT: ``lazy=True`` looks paths up as asked)."""
+        format's Image class (``lazy=True``: paths looked up as asked)."""
         return getattr(sub("reader"), image_class)(device, owns_device=owns_device, **options)
 
     def check(image, *, target="generic"):

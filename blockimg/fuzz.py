@@ -179,7 +179,7 @@ def _split_walk(dev: MemoryDevice, mod, name: str, parts: int) -> None:
         whole = None
     try:
         lead = mod.open_image(dev, lazy=True)
-        split = lead._split_plan(parts)
+        split = lead._split_plan(parts) if hasattr(lead, "_split_plan") else None
     except BlockImgError:
         split = None
     if split is None:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import io
 from bisect import bisect_right
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .block.base import BlockDevice
 from .errors import CorruptImage, NotARegularFile, NotFound
@@ -29,7 +31,10 @@ __all__ = ["EntryInfo", "Image", "ImageFile", "ExtractReport", "normalize_member
            "unsafe_host_name", "shorten"]
 
 READ_CHUNK = 1 << 20
-Extent = Tuple[int, int]
+if TYPE_CHECKING:
+    Extent = Tuple[int, int]
+else:   # (a name for annotations; typing not imported)
+    Extent = 'Tuple[int, int]'
 
 #: What a reader may derive beyond what the image spells out -- the directories a tar
 #: member's path implies, the directory part of each FAT entry's path -- in bytes per

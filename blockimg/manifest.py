@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from .errors import InvalidInput, NotFound
 from .record import field, record
@@ -27,7 +29,10 @@ __all__ = ["Manifest", "FileRecord", "load", "loads", "save", "build", "sha256_d
 
 MANIFEST_VERSION = 1
 HASH_CHUNK = 1 << 20
-Extent = Tuple[int, int]
+if TYPE_CHECKING:
+    Extent = Tuple[int, int]
+else:   # (a name for annotations; typing not imported)
+    Extent = 'Tuple[int, int]'
 
 
 @record(frozen=True)

@@ -11,7 +11,9 @@ makes the next character plain. A PATH that selects nothing is an error, as
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable, List, Optional, Pattern, Sequence
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, List, Optional, Pattern, Sequence
 
 __all__ = ["Selection"]
 

@@ -17,16 +17,22 @@ from __future__ import annotations
 import os
 import signal
 import struct
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from .errors import BlockImgError
 
-__all__ = ["usable_cpus", "auto_jobs", "split", "split_files", "fork_map", "Tick",
+__all__ = ["usable_cpus", "idle_cpus", "cpu_quota", "auto_jobs", "split", "split_files", "fork_map", "Tick",
            "MIN_FILES_PER_JOB", "FILE_WEIGHT"]
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    T = TypeVar("T")
 #: ``tick(done)``: a part reports how many bytes it has moved so far.
-Tick = Callable[[int], None]
+if TYPE_CHECKING:
+    Tick = Callable[[int], None]
+else:   # (a name for annotations; typing not imported)
+    Tick = 'Callable[[int], None]'
 #: Fewer files than this per process are not worth a fork (one costs a few ms).
 MIN_FILES_PER_JOB = 1000
 #: At most this many processes by default. Each child copies, page by page, the part of
@@ -47,12 +53,56 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def idle_cpus() -> Optional[int]:
+    """CPUs with nothing to run at this instant: the CPUs, less the tasks the kernel
+    counts as runnable (``/proc/loadavg``'s fourth field, this process included); the
+    machine's, not a container's. None where the kernel does not tell."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            runnable = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, (os.cpu_count() or 1) - runnable)
+
+
+def cpu_quota() -> Optional[float]:
+    """The CPUs' worth of time a cgroup v2 limit (``cpu.max``) allows this process, or None."""
+    try:
+        with open("/proc/self/cgroup", "rb") as f:
+            path = next((ln[3:].strip() for ln in f if ln.startswith(b"0::")), None)
+        if path is None:
+            return None
+        with open(b"/sys/fs/cgroup" + path + b"/cpu.max", "rb") as f:
+            quota, period = f.read().split()[:2]
+        return None if quota == b"max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
 def auto_jobs(files: int) -> int:
     """How many processes ``blockimg`` uses for ``files`` files: one per usable CPU, at
-    most :data:`MAX_AUTO_JOBS`, and one per :data:`MIN_FILES_PER_JOB` files."""
+    most :data:`MAX_AUTO_JOBS`, and one per :data:`MIN_FILES_PER_JOB` files -- and one
+    whenever a second would not have a CPU to itself.
+
+    A second process only pays on an idle CPU: sharing one with another busy
+    process, the split work finishes later than one process doing it all
+    (docs/PERFORMANCE.rst). So one process unless, at this instant, the kernel
+    counts an idle CPU (:func:`idle_cpus`) and a cgroup allows two CPUs' time.
+    The machine's count is what a process sees; in a container whose CPUs are
+    busy with work outside it, this picks one, and ``-j 2`` is for when the
+    CPUs are known to be free.
+    """
     if not hasattr(os, "fork"):
         return 1
-    return max(1, min(usable_cpus(), MAX_AUTO_JOBS, files // MIN_FILES_PER_JOB))
+    jobs = max(1, min(usable_cpus(), MAX_AUTO_JOBS, files // MIN_FILES_PER_JOB))
+    if jobs > 1:
+        idle = idle_cpus()
+        if idle is not None and idle < 1:
+            return 1
+        quota = cpu_quota()
+        if quota is not None:
+            jobs = max(1, min(jobs, int(quota)))
+    return jobs
 
 
 def split(weights: Sequence[int], parts: int) -> List[Tuple[int, int]]:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, List, Mapping, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List, Mapping, Optional, Tuple
 
 from .errors import InvalidInput
 from .record import record

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Optional, TextIO
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Optional, TextIO
 
 from .units import human_size
 

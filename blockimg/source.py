@@ -12,7 +12,9 @@ import gc
 import os
 import stat
 from operator import attrgetter
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .errors import InvalidInput
 from .record import FrozenRecordError, field, record

@@ -9,7 +9,9 @@ streamed in bounded chunks, so memory does not grow with the image.
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, List, Optional, Union
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional, Union
 
 from .block.base import BlockDevice
 from .api import open_for_reading
@@ -23,7 +25,10 @@ from .record import field, record
 __all__ = ["Difference", "VerifyReport", "verify"]
 
 CHUNK = 1 << 20
-Progress = Callable[[int, int], None]
+if TYPE_CHECKING:
+    Progress = Callable[[int, int], None]
+else:   # (a name for annotations; typing not imported)
+    Progress = 'Callable[[int, int], None]'
 
 
 @record(frozen=True)

@@ -10,7 +10,9 @@ imported with this module, about 1 ms, paid only by commands that write.)
 from __future__ import annotations
 
 import threading
-from typing import Callable, Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Optional
 
 __all__ = ["WriteBehind"]
 

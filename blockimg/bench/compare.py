@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 from .measure import Measurement, MemoryLimit, median, run
-from .suite import Context, Tool, clear_output, tool_env, tools_for
+from .suite import LOAD, Context, Tool, clear_output, tool_env, tools_for
 
 __all__ = ["compare", "classify_failure", "summarize"]
 
@@ -54,11 +55,31 @@ def compare(ctx: Context, op: str, *, reps: int = 5, skip: Sequence[str] = (),
             limit: Optional[MemoryLimit] = None, limit_all: bool = False,
             skip_slow: bool = False, tool_budget: float = 120.0, timeout: float = 600.0,
             log: Callable[[str], None] = lambda s: None) -> Dict[str, dict]:
-    """Run ``op`` on ``ctx`` for every tool; returns {tool name: result dict}."""
+    """Run ``op`` on ``ctx`` for every tool; returns {tool name: result dict}. An
+    operation named ``*-loaded`` runs with :data:`~blockimg.bench.suite.LOAD` beside it."""
+    if op.endswith("-loaded"):
+        hog = subprocess.Popen(LOAD, stdin=subprocess.DEVNULL)
+        try:
+            time.sleep(0.2)                     # (running before the first run)
+            return _compare(ctx, op, reps=reps, skip=skip, limit=limit, limit_all=limit_all,
+                            skip_slow=skip_slow, tool_budget=tool_budget, timeout=timeout,
+                            log=log)
+        finally:
+            hog.kill()
+            hog.wait()
+    return _compare(ctx, op, reps=reps, skip=skip, limit=limit, limit_all=limit_all,
+                    skip_slow=skip_slow, tool_budget=tool_budget, timeout=timeout, log=log)
+
+
+def _compare(ctx: Context, op: str, *, reps: int, skip: Sequence[str],
+             limit: Optional[MemoryLimit], limit_all: bool, skip_slow: bool,
+             tool_budget: float, timeout: float,
+             log: Callable[[str], None]) -> Dict[str, dict]:
     tools = tools_for(op, skip=skip)
     results: Dict[str, dict] = {}
     active: List[Tool] = []
     budget_reps: Dict[str, int] = {}
+    op = op[:-len("-loaded")] if op.endswith("-loaded") else op
     data_bytes = (ctx.info["largest_bytes"] if op.endswith("-cat") else
                   0 if op == "startup" else ctx.info["bytes"])
     for tool in tools:

@@ -263,6 +263,10 @@ def prepare_sources(ctx: Context) -> Dict[str, str]:
 STARTUP = [
     Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "--help"), output="none"),
     Tool("python -c pass", "limit", lambda c: [c.python, "-c", "pass"], output="none"),
+    Tool("blockimg ls --help", "blockimg", lambda c: blockimg_cmd(c, "ls", "--help"),
+         output="none"),
+    Tool("import argparse", "peer", lambda c: [c.python, "-c", "import argparse"],
+         output="none"),
     Tool("import construct", "peer", lambda c: [c.python, "-c", "import construct"],
          python_modules=("construct",), output="none"),
     Tool("import numpy", "peer", lambda c: [c.python, "-c", "import numpy"],
@@ -273,12 +277,23 @@ STARTUP = [
         c.python, "-c", "import blockimg.tar.writer, blockimg.tar.layout"], output="none"),
 ]
 
+#: A process that keeps one CPU busy while a "-loaded" operation runs (started before
+#: its warm-up run, stopped after its last): does ``-j auto`` still not lose to ``-j 1``?
+LOAD = [sys.executable, "-c", "while 1: pass"]
+
+
+def _loaded(tools: List[Tool]) -> List[Tool]:
+    return [t for t in tools if t.name in ("blockimg", "blockimg -j1")]
+
+
 OPERATIONS: Dict[str, List[Tool]] = {
     "startup": STARTUP,
     "fat-build": FAT_BUILD, "tar-build": TAR_BUILD,
     "fat-extract": FAT_EXTRACT, "fat-cat": FAT_CAT,
     "tar-extract": TAR_EXTRACT, "tar-cat": TAR_CAT,
     "sources": SOURCES,
+    "fat-build-loaded": _loaded(FAT_BUILD), "tar-build-loaded": _loaded(TAR_BUILD),
+    "fat-extract-loaded": _loaded(FAT_EXTRACT),
 }
 
 

@@ -11,14 +11,19 @@ override the copies to move the bytes inside the kernel.
 from __future__ import annotations
 
 import os
-from typing import Union
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Union
 
 from ..errors import DeviceError, InvalidInput
 from ..units import is_power_of_two
 
 __all__ = ["BlockDevice", "Buffer", "MIN_SECTOR", "MAX_SECTOR", "COPY_CHUNK"]
 
-Buffer = Union[bytes, bytearray, memoryview]
+if TYPE_CHECKING:
+    Buffer = Union[bytes, bytearray, memoryview]
+else:   # (a name for annotations; typing not imported)
+    Buffer = 'Union[bytes, bytearray, memoryview]'
 
 MIN_SECTOR = 512
 MAX_SECTOR = 1 << 16

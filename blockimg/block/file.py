@@ -12,7 +12,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Optional
 
 from ..errors import DeviceError, InvalidInput, NotWholeSectors
 from .base import COPY_CHUNK, BlockDevice, Buffer

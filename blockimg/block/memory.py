@@ -1,7 +1,9 @@
 """A block device in memory (tests, small images, building before copying out)."""
 from __future__ import annotations
 
-from typing import Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Optional
 
 from .base import BlockDevice, Buffer
 

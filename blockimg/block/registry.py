@@ -16,22 +16,26 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Dict, Optional, Union
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Optional, Union
 
 from ..errors import InvalidInput
 from .base import BlockDevice
 from .file import FileDevice
-from .mmap import MmapDevice
 
 __all__ = ["open_device", "plugin_scheme", "backend_names", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "blockimg.backends"
-Factory = Callable[..., BlockDevice]
+if TYPE_CHECKING:
+    Factory = Callable[..., BlockDevice]
+else:   # (a name for annotations; typing not imported)
+    Factory = 'Callable[..., BlockDevice]'
 
 _BUILTIN: Dict[str, Factory] = {
     "file": lambda loc, writable=False, sector_size=512: FileDevice(
         loc, writable=writable, sector_size=sector_size),
-    "mmap": lambda loc, writable=False, sector_size=512: MmapDevice(
+    "mmap": lambda loc, writable=False, sector_size=512: _mmap_device()(
         loc, writable=writable, sector_size=sector_size),
     # partition:N:DISK (or partition:NAME:DISK): one partition of an MBR/GPT disk image.
     "partition": lambda loc, writable=False, sector_size=512: _partition(loc, writable),
@@ -41,6 +45,11 @@ _BUILTIN: Dict[str, Factory] = {
 def _partition(location: str, writable: bool) -> BlockDevice:
     from ..disk.reader import open_partition_url
     return open_partition_url(location, writable=writable)
+
+
+def _mmap_device() -> type:
+    from .mmap import MmapDevice      # (imported when asked for: the mmap module)
+    return MmapDevice
 
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):(?://)?(.*)$")
 

@@ -1,7 +1,9 @@
 """A bounds-checked window (offset + length) over another device, e.g. a partition."""
 from __future__ import annotations
 
-from typing import Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Optional
 
 from ..errors import InvalidInput
 from .base import BlockDevice, Buffer

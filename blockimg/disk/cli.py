@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["add_arguments", "prepare", "after_create", "READERS"]
 
@@ -32,22 +34,29 @@ def _size(text: str) -> int:
 def add_arguments(sub) -> None:
     """Add ``disk`` and the deploy options to the subparsers ``sub`` of blockimg's parser."""
     from ..platforms import NAMES
-    create = sub.choices["create"]
-    create.add_argument("--platform", choices=NAMES, help=_PLATFORM_HELP)
-    create.add_argument("--device-name", metavar="NAME",
-                        help="the block device's name in the unikernel (block_of_file NAME); "
-                             "default: the image's base name, letters and digits only")
-    create.add_argument("--attach", metavar="FILE",
-                        help="write the attach instructions to FILE (needs --platform; "
-                             "default: print them)")
+    # Only the parsers of the command being run are built (blockimg.cli.build_parser).
+    built = sub.choices
+    create = built.get("create")
+    if create is not None:
+        create.add_argument("--platform", choices=NAMES, help=_PLATFORM_HELP)
+        create.add_argument("--device-name", metavar="NAME",
+                            help="the block device's name in the unikernel (block_of_file "
+                                 "NAME); default: the image's base name, letters and digits "
+                                 "only")
+        create.add_argument("--attach", metavar="FILE",
+                            help="write the attach instructions to FILE (needs --platform; "
+                                 "default: print them)")
     for name in READERS:
-        sub.choices[name].add_argument(
-            "--partition", metavar="N|NAME",
-            help="read partition N (1-based) or the GPT partition NAME of a partitioned disk")
-    sub.choices["info"].add_argument("--platform", choices=NAMES,
-                                     help="also say whether the image (or disk) works there")
+        if name in built:
+            built[name].add_argument(
+                "--partition", metavar="N|NAME",
+                help="read partition N (1-based) or the GPT partition NAME of a partitioned "
+                     "disk")
+    if "info" in built:
+        built["info"].add_argument("--platform", choices=NAMES,
+                                   help="also say whether the image (or disk) works there")
     d = sub.add_parser("disk", help="put several volumes on one partitioned disk image",
-                       formatter_class=create.formatter_class,
+                       formatter_class=next(iter(built.values())).formatter_class,
                        description="VOLUME is an image file, a source directory (built into "
                                    "its partition) or empty:SIZE, followed by ,key=value "
                                    "options: name=NAME (partition name), and for a directory "

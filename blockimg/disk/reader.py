@@ -1,7 +1,9 @@
 """Reading a partitioned disk: its table, and a window on one partition."""
 from __future__ import annotations
 
-from typing import List, Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 from ..block.base import BlockDevice
 from ..block.window import WindowDevice

@@ -9,7 +9,9 @@ specification (2.10, section 5) for GPT and the usual MBR names.
 from __future__ import annotations
 
 import struct
-from typing import Dict, Mapping, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, Mapping, Tuple
 
 __all__ = ["Layout", "MBR", "MBR_ENTRY", "GPT_HEADER", "GPT_ENTRY", "SECTOR",
            "MBR_SIGNATURE", "GPT_SIGNATURE", "GPT_REVISION", "PROTECTIVE_TYPE"]

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from typing import Dict, List, Optional, Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import CorruptImage
 from ..record import record

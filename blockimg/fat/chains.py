@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from array import array
 from collections import OrderedDict
-from typing import Iterator, List, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Iterator, List, Tuple
 
 from ..block.base import BlockDevice
 from .geometry import Geometry
@@ -23,7 +25,10 @@ from .table import U32, consecutive, decode_window
 
 __all__ = ["FatTable", "ChainError", "Run"]
 
-Run = Tuple[int, int]
+if TYPE_CHECKING:
+    Run = Tuple[int, int]
+else:   # (a name for annotations; typing not imported)
+    Run = 'Tuple[int, int]'
 WINDOW_BYTES = 1 << 18
 CACHE_WINDOWS = 4
 #: Runs up to this many clusters are followed entry by entry, longer ones by slices.

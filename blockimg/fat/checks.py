@@ -12,7 +12,9 @@ volume does not mount on 4096-byte devices) goes to ``image.warnings``.
 """
 from __future__ import annotations
 
-from typing import Dict, List
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List
 
 from ..errors import InvalidInput
 from ..quoting import escape

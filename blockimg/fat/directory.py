@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import struct
-from typing import List, Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 from .names import is_short_name, lfn_bytes, short_name_bytes
 from .structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, ATTR_VOLUME_ID,

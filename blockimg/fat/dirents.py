@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import struct
 from codecs import utf_16_le_decode
-from typing import List, NamedTuple, Optional, Tuple
+from collections import namedtuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 from .names import MAX_SLOTS, lfn_checksum, parse_short
 from .structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, ATTR_VOLUME_ID,
@@ -28,29 +31,22 @@ DOT = b".          "
 DOTDOT = b"..         "
 
 
-class Record(NamedTuple):
+class Record(namedtuple("Record", "name kind short attr nt_res cluster size wdate wtime "
+                                   "offset lfn_offset lfn_raw crt", defaults=((0, 0, 0),))):
     """One short entry (and its long name) of a directory.
 
     ``kind`` is ``file``, ``dir``, ``dot``, ``dotdot`` or ``label``;
     ``offset`` is the short entry's offset in the directory data,
     ``lfn_offset`` that of its first long-name slot (== offset without one);
     ``lfn_raw`` the 26 name bytes of each slot of its valid long name (slot 1
-    first), or None; ``lfn_units`` the same as UTF-16 units.
+    first), or None; ``lfn_units`` the same as UTF-16 units; ``crt`` DIR_CrtDate,
+    DIR_CrtTime, DIR_CrtTimeTenth. Types: str name, kind; bytes short; int attr,
+    nt_res, cluster, size, wdate, wtime, offset, lfn_offset; Optional[bytes] lfn_raw;
+    Tuple[int, int, int] crt. (A collections.namedtuple: typing is not imported at
+    run time.)
     """
 
-    name: str
-    kind: str
-    short: bytes
-    attr: int
-    nt_res: int
-    cluster: int
-    size: int
-    wdate: int
-    wtime: int
-    offset: int
-    lfn_offset: int
-    lfn_raw: Optional[bytes]
-    crt: Tuple[int, int, int] = (0, 0, 0)     # DIR_CrtDate, DIR_CrtTime, DIR_CrtTimeTenth
+    __slots__ = ()
 
     @property
     def lfn_units(self) -> Optional[Tuple[int, ...]]:

@@ -9,7 +9,9 @@ Linux and fsck.fat do) with a note.
 """
 from __future__ import annotations
 
-from typing import Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Optional
 
 from ..errors import CorruptImage
 from ..record import record

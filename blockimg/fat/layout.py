@@ -18,7 +18,9 @@ or after 2107-12-31 23:59:58, so those are clamped to these bounds.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import DoesNotFit, InvalidInput
 from ..record import field, record

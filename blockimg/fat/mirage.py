@@ -12,7 +12,11 @@ from their description (no code taken) to say which names Mirage misses.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional
+from collections import namedtuple
+
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 __all__ = ["MRecord", "records", "find", "listed_name", "lookup_bytes", "is_legal_dos_name",
            "short_lookup"]
@@ -21,13 +25,11 @@ _LEGAL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !#$%&'()-@^_`{}~")
 _OCAML_SPACE = b" \t\n\r\x0c"
 
 
-class MRecord(NamedTuple):
-    """One short entry as ocaml-fat sees it: trimmed 8.3 parts and the raw LFN bytes."""
+class MRecord(namedtuple("MRecord", "offset base ext utf")):
+    """One short entry as ocaml-fat sees it: its byte offset, the trimmed 8.3 parts and
+    the raw LFN bytes (int, bytes, bytes, bytes)."""
 
-    offset: int
-    base: bytes
-    ext: bytes
-    utf: bytes
+    __slots__ = ()
 
 
 def records(data) -> List[MRecord]:

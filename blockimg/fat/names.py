@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from typing import Iterable, List, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Iterable, List, Optional, Tuple
 
 from ..errors import InvalidInput
 from . import structs

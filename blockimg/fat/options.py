@@ -1,7 +1,9 @@
 """The FAT writer's options: one frozen value, validated on construction."""
 from __future__ import annotations
 
-from typing import Optional, Union
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Optional, Union
 
 from ..errors import InvalidInput
 from ..record import record

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
-from typing import Dict, List, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 from ..block.base import BlockDevice
 from ..errors import CorruptImage, NotFound

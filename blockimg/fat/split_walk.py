@@ -18,7 +18,9 @@ it finds. So does any failure of a part: the whole walk then decides.
 from __future__ import annotations
 
 from array import array
-from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Set, Tuple
 
 from ..errors import CorruptImage
 from .chains import ChainError

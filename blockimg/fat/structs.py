@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import struct as _struct
 import time
-from typing import Dict, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, Tuple
 
 __all__ = [
     "BPB", "EBPB", "BPB32", "BootSector16", "BootSector32", "FSInfo", "DirEntry", "LfnEntry",

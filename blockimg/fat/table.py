@@ -14,7 +14,9 @@ from __future__ import annotations
 import sys
 from array import array
 from bisect import bisect_left
-from typing import Iterator, Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Iterator, Sequence, Tuple
 
 __all__ = ["BITS", "EOC", "BAD", "MIN_CLUSTERS", "MAX_CLUSTERS", "MEDIA", "table_bytes",
            "media_entry", "RunTable", "FAT32_MASK", "decode_window", "consecutive", "U32"]

@@ -10,7 +10,9 @@ every file's last cluster. Free data clusters are not written (holes).
 from __future__ import annotations
 
 import struct
-from typing import Callable, Dict, Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Optional
 
 from ..block.base import BlockDevice
 from ..copier import Copier, write_in_parts

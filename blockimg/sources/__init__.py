@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Callable, Iterator, Optional, Union
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Iterator, Optional, Union
 
 from ..errors import InvalidInput
 from ..source import SourceTree

@@ -15,3 +15,6 @@ __all__ = ["Options", "plan", "write", "detect", "open_image", "check"]
 plan, write, detect, open_image, check = entry_points(__name__, "TarImage")
 #: ``write`` takes ``jobs`` (file contents split over processes).
 PARALLEL = True
+#: ``open_image`` takes ``lazy=True`` (a path looked up as asked: one pass over the headers
+#: that indexes only what decides it).
+LAZY_OPEN = True

@@ -9,7 +9,9 @@ and a length that 4096-byte-sector devices can mount.
 """
 from __future__ import annotations
 
-from typing import Dict, List
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List
 
 from ..image import shorten
 from ..quoting import escape

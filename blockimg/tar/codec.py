@@ -9,7 +9,9 @@ entry, or stop at the end of the archive. Neither touches a device.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 from ..errors import CorruptImage, InvalidInput
 from ..source import Kind, SourceEntry

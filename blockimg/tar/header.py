@@ -19,7 +19,10 @@ Rules kept here:
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Mapping, Optional, Tuple
+from zlib import adler32
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List, Mapping, Optional, Tuple
 
 from ..errors import CorruptImage
 
@@ -132,32 +135,15 @@ def checksums(block: bytes) -> Tuple[int, int]:
     return unsigned, unsigned - 256 * high
 
 
-_EVEN = int.from_bytes(b"\xff\0" * (BLOCK // 4), "little")
-_LOW1024 = (1 << 1024) - 1
-_LOW512 = (1 << 512) - 1
-_LOW256 = (1 << 256) - 1
-_LOW128 = (1 << 128) - 1
-
-
 def ascii_sum(block: bytes) -> int:
-    """``sum(block)`` of a 512-byte block whose bytes are all < 128 (``block.isascii()``).
+    """``sum(block)`` of a header block (at most 512 bytes) whose bytes are all < 128
+    (``block.isascii()``).
 
-    About twice as fast as ``sum``, with no extension module: the two halves,
-    read as integers and added, hold byte pair sums (< 256: no carries); those
-    are added pairwise into 16-bit lanes and the lanes folded together -- exact,
-    as no lane can exceed the total, at most 512 * 127 = 65024 (< 2 ** 16).
-    Every integer stays under 512 bytes (Python's small-object allocator).
+    zlib's Adler-32 in C, about 8 times as fast as ``sum`` (which costs most of a
+    header's decoding): its low half is 1 + the byte sum modulo 65521, and the sum
+    of at most 512 bytes < 128 is at most 65024, below the modulus.
     """
-    n = int.from_bytes(block[:256], "little") + int.from_bytes(block[256:], "little")
-    x = (n & _EVEN) + ((n >> 8) & _EVEN)
-    x = (x & _LOW1024) + (x >> 1024)
-    x = (x & _LOW512) + (x >> 512)
-    x = (x & _LOW256) + (x >> 256)
-    x = (x & _LOW128) + (x >> 128)
-    x = (x & 0xFFFFFFFFFFFFFFFF) + (x >> 64)
-    x = (x & 0xFFFFFFFF) + (x >> 32)
-    # (Folds, not ``% 65535``: the division touches code that peak RSS then counts.)
-    return (x & 0xFFFF) + (x >> 16)
+    return (adler32(block) & 0xFFFF) - 1
 
 
 _ZERO_ID = b"0000000\0"

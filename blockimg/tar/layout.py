@@ -32,7 +32,9 @@ entry, unconditionally) and never add to a record's payload.
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Iterator, List, Optional, Tuple
 
 from ..errors import DoesNotFit, InvalidInput
 from ..record import record

@@ -1,7 +1,9 @@
 """The tar format's options: one frozen value, validated when made."""
 from __future__ import annotations
 
-from typing import Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Optional
 
 from ..errors import InvalidInput
 from ..record import record

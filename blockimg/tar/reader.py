@@ -9,13 +9,22 @@ Semantics follow the Mirage driver where readers differ: a repeated path
 is replaced by the last one, a lone zero block does not end the archive
 (noted in ``warnings``), a name ending in ``/`` is a directory. Names with
 a ``..`` component are left out and listed in ``unsafe_names``.
+
+Opened with ``lazy=True``, a lookup (``stat``, ``open``, ``read``) of one path
+indexes nothing else: the same pass decodes every header to the end of the
+archive -- a later member of that name, or a pax or GNU long name that renames
+one into it, still wins -- but indexes only the members that decide the
+path's entry (the path, its ancestors, what lies below it), and reads headers
+only, skipping over the data between them (:class:`_Window`).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 from ..block.base import BlockDevice
-from ..errors import CorruptImage
+from ..errors import CorruptImage, NotFound
 from ..image import DERIVED_ENTRY, EntryInfo, Image, normalize_member_path, shorten
 from .codec import END, ENTRY, READ, Decoder, Member
 from .header import (BLOCK, GNU_MAGIC, ascii_sum, checksums, decode_number, decode_pax,
@@ -163,6 +172,60 @@ def _plain_pax(win: _Window, block: bytes, pos: int, dev_size: int):
     return (("x", pos, n),), nxt, win.get(nxt, BLOCK)
 
 
+def _skip_unrelated(device: BlockDevice, pos: int, block: bytes, dev_size: int,
+                    want: bytes) -> Tuple[int, int]:
+    """``(offset, n)``: from the header ``block`` at ``pos``, the ``n`` common headers in a row
+    whose members cannot decide the path ``want`` (a clean name that is not ``want``,
+    above it or below it) are passed over; ``offset`` is the header after them.
+
+    Of those only the checksum and the size are decoded (what the next header
+    needs). Reads go straight to the device, in windows of up to ``WINDOW`` where
+    members are small and of one header where they are not (the data is skipped).
+    Anything else -- another kind of header, an odd field -- stops the run: the
+    full decoding decides it.
+    """
+    below = want + b"/"
+    buf, start, n = block, pos, 0
+    pread = device.pread
+    step = 0
+    while pos + BLOCK <= dev_size:
+        rel = pos - start
+        if rel + BLOCK > len(buf):
+            # Small members: a window holds several headers; else the data is skipped.
+            start, rel = pos, 0
+            buf = bytes(pread(pos, min(WINDOW if step < WINDOW // 4 else BLOCK,
+                                       dev_size - pos)))
+        block = buf[rel:rel + BLOCK]
+        if not (block.isascii() and block[156] in _FAST_KIND and block[154:156] == b"\0 "):
+            break
+        digits = block[148:154]
+        size = block[124:136].rstrip(b" \0")
+        try:
+            if not (digits.isdigit() and size.isdigit() and
+                    int(digits, 8) == ascii_sum(block) + 224 - sum(digits)):
+                break
+            size = int(size, 8)
+        except ValueError:            # an 8 or a 9: the full decoding says what it is
+            break
+        i = block.find(b"\0", 0, 100)
+        name = block[:i] if i >= 0 else block[:100]
+        if block[257:263] == b"ustar\0" and block[345]:
+            i = block.find(b"\0", 345, 500)
+            name = (block[345:i] if i >= 0 else block[345:500]) + b"/" + name
+        if name.endswith(b"/"):
+            name = name[:-1]
+        # (find, not ``in``: ``b"//" in name`` first tries b"//" as an int, at a cost.)
+        if not (pos + BLOCK + size <= dev_size and name and name.find(b"//") < 0 and
+                name.find(b"/.") < 0 and not name.startswith((b"/", b".")) and
+                name != want and not name.startswith(below) and
+                not want.startswith(name + b"/")):
+            break
+        step = size
+        pos += BLOCK + size + (-size % BLOCK)
+        n += 1
+    return pos, n
+
+
 class TarImage(Image):
     """A tar image opened for reading (see :class:`blockimg.image.Image`).
 
@@ -174,8 +237,19 @@ class TarImage(Image):
 
     format = "tar"
 
-    def __init__(self, device: BlockDevice, *, owns_device: bool = False) -> None:
+    def __init__(self, device: BlockDevice, *, owns_device: bool = False,
+                 lazy: bool = False) -> None:
+        self._lazy = lazy
         super().__init__(device, owns_device=owns_device)
+        self._members: Optional[List[Member]] = None
+        self._found: Dict[str, Optional[EntryInfo]] = {}
+        self._start_index()
+        if not lazy:
+            self._index_all()
+
+    def _start_index(self) -> None:
+        """Empty the index and what the pass records beside it."""
+        self._idx: Dict[str, EntryInfo] = {}
         self.unsafe_names: List[Tuple[str, str]] = []
         self.flavours: set = set()
         self.end_of_archive: Optional[int] = None
@@ -183,13 +257,59 @@ class TarImage(Image):
         self.padding_entries = 0
         #: directory -> the keys placed in it, made when a file first replaces a directory
         self._children: Optional[Dict[str, List[str]]] = None
-        self._members: Optional[List[Member]] = None
         self._member_count = 0
+
+    def _index_all(self, want: Optional[str] = None) -> None:
+        """Index the whole archive now; with ``want``, only what decides that path."""
+        self._lazy = False
+        self._start_index()
+        if want is None:
+            del self.warnings[:]
         # One int object per distinct mtime and mode (many entries share them).
         self._same = {}.setdefault
-        self._scan()
-        del self._same
-        self._children = None
+        try:
+            self._scan(want=want)
+        finally:
+            del self._same
+            self._children = None
+
+    # -- looking one path up (lazy=True) ---------------------------------------------
+    @property
+    def _index(self) -> Dict[str, EntryInfo]:
+        if self._lazy:
+            self._index_all()
+        return self._idx
+
+    @_index.setter
+    def _index(self, value: Dict[str, EntryInfo]) -> None:
+        self._idx = value
+
+    def stat(self, path: str) -> EntryInfo:
+        if not self._lazy:
+            return super().stat(path)
+        key = self._key(path)
+        if key == "":
+            return EntryInfo("", "dir", mode=0o755)
+        if key not in self._found:
+            self._index_all(want=key)
+            self._lazy = True
+            # What a second lookup's pass reports again is reported once.
+            self.warnings[:] = list(dict.fromkeys(self.warnings))
+            self._found[key] = self._idx.get(key)
+        info = self._found[key]
+        if info is None:
+            raise NotFound("no such file or directory in tar image", path=path,
+                           rule="path exists")
+        return info
+
+    def exists(self, path: str) -> bool:
+        if not self._lazy:
+            return super().exists(path)
+        try:
+            self.stat(path)
+        except NotFound:
+            return False
+        return True
 
     @property
     def members(self) -> List[Member]:
@@ -218,8 +338,13 @@ class TarImage(Image):
             self._scan(fn)
 
     # -- the one pass -----------------------------------------------------------
-    def _scan(self, replay=None) -> None:
-        """Decode every header; index each entry (or, ``replay``, only hand it over).
+    def _scan(self, replay=None, want: Optional[str] = None) -> None:
+        """Decode every header; index each entry (or, ``replay``, only hand it over;
+        or, ``want``, index only the entries that decide that path: itself, its
+        ancestors and what lies below it, under the same rules; of the other
+        common headers only the checksum and size are decoded, and what the
+        whole index alone needs -- ``flavours``, the numbers of those members --
+        is left out).
 
         The common header -- ASCII only, plain octal numbers, the usual
         ``%06o\\0 `` checksum, a file, directory or link, no extended header
@@ -234,8 +359,11 @@ class TarImage(Image):
         clean = True                  # the Decoder holds nothing: the fast path may run
         place = self._place
         same = getattr(self, "_same", None)
-        add = self._add
+        add = self._add if want is None else (lambda m: self._add(m, want))
         count = 0
+        # ``want``: an entry decides it when it is ``want``, above it or below it.
+        want_below = None if want is None else want + "/"
+        want_b = None if want is None or not want.isascii() else want.encode()
         pos = 0
         while True:
             if pos + BLOCK > dev_size:
@@ -259,6 +387,13 @@ class TarImage(Image):
                 if got is not None:         # an ``x`` header whose records change nothing
                     ext, xblock = got[0], block
                     pos, block = got[1], got[2]
+            if want_b is not None and clean and not ext:
+                # A lookup: run over the headers whose members cannot decide ``want``.
+                nxt, n = _skip_unrelated(self.device, pos, block, dev_size, want_b)
+                if n:
+                    count += n
+                    pos = nxt
+                    continue
             plain = _plain_header(block, pos, dev_size) if clean else None
             if plain is not None:
                 name, kind, size, mtime, mode, flavour, end = plain
@@ -270,6 +405,12 @@ class TarImage(Image):
                         "//" not in core and "/." not in core and \
                         not core.startswith(("/", ".")):
                     # TarImage._add for a clean name, without a Member.
+                    if want is not None and not (
+                            core == want or core.startswith(want_below)
+                            or (want.startswith(core) and want[len(core)] == "/")):
+                        count += 1
+                        pos = end
+                        continue
                     info = EntryInfo(core, kind, size if kind == "file" else 0,
                                      same(mtime, mtime), same(mode, mode),
                                      ((pos + BLOCK, size),) if kind == "file" and size else (),
@@ -323,7 +464,7 @@ class TarImage(Image):
         self.flavours = dec.flavours
         self.warnings.extend(f"byte {off}: {msg}" for off, msg in self.notes)
 
-    def _add(self, m: Member) -> None:
+    def _add(self, m: Member, want: Optional[str] = None) -> None:
         if m.note:
             self.warnings.append(f"byte {m.offset}: {m.name!r}: {m.note}")
         if m.kind == "label":
@@ -339,6 +480,9 @@ class TarImage(Image):
             return
         if path == "":
             self.padding_entries += 1
+            return
+        if want is not None and not (path == want or path.startswith(want + "/") or
+                                     want.startswith(path + "/")):
             return
         kind = m.kind
         is_file = kind == "file"

@@ -9,7 +9,9 @@ copied inside the kernel, memory stays bounded whatever the file sizes.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterator, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from ..block.base import BlockDevice
 from ..copier import Copier, write_in_parts

@@ -286,6 +286,8 @@ def test_auto_jobs_splits_by_the_scanned_size(tmp_path, used, monkeypatch):
     src = make_tree(tmp_path / "src")
     img = build(src, tmp_path / "t.img", "blockimg")
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(parallel, "idle_cpus", lambda: 1)      # (whatever runs here)
+    monkeypatch.setattr(parallel, "cpu_quota", lambda: None)
     monkeypatch.setattr(parallel, "MIN_FILES_PER_JOB", 10_000)
     extract(img, tmp_path / "a", None)
     assert used == []                                    # too few entries: no plan

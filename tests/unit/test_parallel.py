@@ -38,7 +38,14 @@ def test_split_is_contiguous_whole_and_balanced(weights, parts):
             assert sum(weights[start:stop]) <= share + max(weights[start:stop]) + 1e-9
 
 
-def test_auto_jobs(monkeypatch):
+@pytest.fixture
+def idle_machine(monkeypatch):
+    """auto_jobs on a machine with an idle CPU and no cgroup limit, whatever runs here."""
+    monkeypatch.setattr(parallel, "idle_cpus", lambda: 1)
+    monkeypatch.setattr(parallel, "cpu_quota", lambda: None)
+
+
+def test_auto_jobs(monkeypatch, idle_machine):
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
     assert parallel.auto_jobs(300) == 1
     assert parallel.auto_jobs(1999) == 1
@@ -47,6 +54,44 @@ def test_auto_jobs(monkeypatch):
     assert parallel.auto_jobs(20_000) == parallel.MAX_AUTO_JOBS
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 1)
     assert parallel.auto_jobs(1_000_000) == 1
+
+
+def test_auto_jobs_is_one_process_without_an_idle_cpu_or_two_cpus_of_quota(monkeypatch):
+    """A second process sharing a CPU with other work makes the build slower than one
+    (docs/PERFORMANCE.rst): without an idle CPU, or under a cgroup limit below two
+    CPUs, auto picks one; with neither fact known, it goes by the CPUs it may use."""
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
+    for idle, quota, want in [(1, None, 2), (0, None, 1), (None, None, 2), (1, 1.5, 1),
+                              (1, 2.0, 2), (1, 0.5, 1), (3, 8.0, 2)]:
+        monkeypatch.setattr(parallel, "idle_cpus", lambda: idle)
+        monkeypatch.setattr(parallel, "cpu_quota", lambda: quota)
+        assert parallel.auto_jobs(20_000) == want, (idle, quota)
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(parallel, "idle_cpus", lambda: 1 / 0)      # not even asked
+    assert parallel.auto_jobs(20_000) == 1
+
+
+def test_idle_cpus_reads_the_kernel_s_count_of_runnable_tasks(monkeypatch, tmp_path):
+    real_open = open
+
+    def fake(text):
+        def opener(path, *args, **kwargs):
+            if path == "/proc/loadavg":
+                return real_open(tmp_path / "loadavg", *args, **kwargs)
+            return real_open(path, *args, **kwargs)
+        (tmp_path / "loadavg").write_text(text)
+        monkeypatch.setattr("builtins.open", opener)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    fake("0.50 0.40 0.30 1/130 4242\n")          # only this process runs
+    assert parallel.idle_cpus() == 1
+    fake("1.50 1.40 1.30 2/130 4242\n")          # and one more: no idle CPU
+    assert parallel.idle_cpus() == 0
+    fake("9.50 9.40 9.30 7/130 4242\n")
+    assert parallel.idle_cpus() == 0
+    fake("garbage\n")
+    assert parallel.idle_cpus() is None
+    monkeypatch.undo()
+    assert parallel.idle_cpus() is None or 0 <= parallel.idle_cpus() < (os.cpu_count() or 1)
 
 
 def test_cli_jobs_argument():

@@ -132,10 +132,10 @@ class _CountingDict(dict):
 
 
 class _CountingTar(TarImage):
-    def _scan(self, replay=None):
+    def _scan(self, replay=None, **kwargs):
         if not isinstance(self._index, _CountingDict):
             self._index = _CountingDict()
-        super()._scan(replay)
+        super()._scan(replay, **kwargs)
 
 
 def test_files_replacing_directories_cost_what_they_drop():

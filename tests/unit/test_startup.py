@@ -17,7 +17,7 @@ def test_help_is_argparse_s_own_for_the_terminal_width(monkeypatch, columns):
     """The formatter that skips shutil lays help out exactly as argparse's default does."""
     monkeypatch.setenv("COLUMNS", columns)
     ours = cli.build_parser()
-    monkeypatch.setattr(cli, "_Formatter", argparse.HelpFormatter)
+    monkeypatch.setattr(cli, "_formatter", lambda: argparse.HelpFormatter)
     stock = cli.build_parser()
     for name in ("create", "ls", "verify"):
         a = ours._subparsers._group_actions[0].choices[name].format_help()
@@ -79,3 +79,73 @@ def test_library_build_and_read_do_not_import_construct(tmp_path, fmt):
         "    assert im.read('d/a long file name.txt') == b'x' * 5000\n"
         "    im.fsinfo() if hasattr(im, 'fsinfo') else None\n")
     assert "blockimg" in added and "construct" not in added
+
+
+def _modules_of_a_bare_interpreter(code: str) -> set:
+    """Every module (full names) that ``code`` adds, run by an interpreter without
+    ``site`` (so that nothing a .pth file or an editable install imports hides a cost),
+    blockimg found on sys.path."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+    wrapped = ("import sys, json\n"
+               f"sys.path.insert(0, {root!r})\n"
+               "_before = set(sys.modules)\n"
+               + code +
+               "\nprint()\n"
+               "print(json.dumps(sorted(set(sys.modules) - _before)))\n")
+    out = subprocess.run([sys.executable, "-S", "-c", wrapped], capture_output=True,
+                         text=True, check=True).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+#: Heavy at start-up and needed by no command: typing (~4 ms: collections, functools,
+#: contextlib, re), dataclasses/inspect, pathlib, urllib, ipaddress, importlib.metadata
+#: (plugins are looked up only for a backend URL), shutil, numpy, construct.
+NEVER = {"typing", "dataclasses", "inspect", "pathlib", "urllib", "urllib.parse", "ipaddress",
+         "importlib.metadata", "shutil", "numpy", "construct", "tempfile", "textwrap"}
+
+
+def test_importing_the_cli_imports_no_parser_nor_library():
+    added = _modules_of_a_bare_interpreter("import blockimg.cli")
+    assert not added & (NEVER | {"argparse", "re", "enum", "gettext", "blockimg.api",
+                                 "blockimg.source", "blockimg.block.registry"}), added
+
+
+def test_commands_import_no_heavy_module(tmp_path):
+    """Each command of a build, a listing, a lookup and an extraction (FAT and tar)."""
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    (tmp_path / "d" / "e" / "a.txt").write_bytes(b"a" * 100)
+    d = str(tmp_path / "d")
+    for fmt in ("fat", "tar"):
+        img = str(tmp_path / f"x.{fmt}")
+        for argv in (["create", d, "-o", img, "--format", fmt, "-q"], ["ls", img],
+                     ["cat", img, "e/a.txt"], ["info", img],
+                     ["extract", img, str(tmp_path / f"out-{fmt}")]):
+            added = _modules_of_a_bare_interpreter(
+                "import blockimg.cli as c, os\n"
+                "fd = os.dup(1); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
+                f"code = c.main({argv!r})\n"
+                "sys.stdout.flush(); os.dup2(fd, 1)\n"
+                "assert code == 0, code\n")
+            assert not added & NEVER, (argv, sorted(added & NEVER))
+            assert "blockimg.cli" in added
+
+
+def test_a_lookup_imports_neither_the_writers_nor_the_source_side(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_bytes(b"a" * 100)
+    for fmt in ("fat", "tar"):
+        img = str(tmp_path / f"x.{fmt}")
+        blockimg_create = ("import blockimg.api as a\n"
+                           f"a.create({str(tmp_path / 'd')!r}, {img!r}, format={fmt!r})\n")
+        subprocess.run([sys.executable, "-c", blockimg_create], check=True)
+        added = _modules_of_a_bare_interpreter(
+            "import blockimg.cli as c, os\n"
+            "fd = os.dup(1); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
+            f"assert c.main(['cat', {img!r}, 'a.txt']) == 0\n"
+            "sys.stdout.flush(); os.dup2(fd, 1)\n")
+        # (tar: blockimg.source comes with the codec, which encodes too)
+        for name in ("blockimg.source" if fmt == "fat" else "blockimg.copy",
+                     "blockimg.copy", f"blockimg.{fmt}.writer",
+                     f"blockimg.{fmt}.layout", "blockimg.manifest", "blockimg.block.mmap",
+                     "blockimg.block.memory", "blockimg.parallel", "mmap"):
+            assert name not in added, (fmt, name)
