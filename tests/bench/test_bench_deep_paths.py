@@ -11,7 +11,7 @@ import pytest
 from blockimg.block.memory import MemoryDevice
 from blockimg.errors import CorruptImage
 from blockimg.tar.reader import TarImage
-from deep_paths import deep_tar
+from helpers.deep_paths import deep_tar
 
 
 @pytest.mark.parametrize("how", ["pax", "gnu"])

@@ -13,24 +13,18 @@ short name equals another entry's short name or long name.
 """
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from blockimg.source import walk
 
 from conftest import require_tool
-from fat_alias import (alias_rule_violations, directory_example, files_and_dirs, issue_example,
-                       materialise, mdir_entries, mtools_read_by_name, swap_short_names)
-
-_spec = importlib.util.spec_from_file_location(
-    "fat_writer_interop", Path(__file__).resolve().parent / "test_fat_writer.py")
-_interop = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_interop)
-build_image, verify = _interop.build_image, _interop.verify
+from helpers.fat_alias import (alias_rule_violations, directory_example, files_and_dirs,
+                               issue_example, materialise, mdir_entries, mtools_read_by_name,
+                               swap_short_names)
+from helpers.fat_readback import build_image, fsck_clean, verify
 
 OPTIONS = [
     dict(),                                                 # mirage, 4096-byte sectors
@@ -109,7 +103,7 @@ def test_check_reports_an_alias_equal_to_another_name(example, real, holder, tmp
     data = bytearray(img.read_bytes())
     swap_short_names(data, real, holder)
     img.write_bytes(data)
-    _interop.fsck_clean(img)
+    fsck_clean(img)
     wrong = mtools_read_by_name(require_tool("mtype"), require_tool("mdir"), img, tree)
     assert any("longfi~3" in w for w in wrong), wrong
     res = subprocess.run([sys.executable, "-m", "blockimg", "check", str(img)],

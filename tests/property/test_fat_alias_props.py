@@ -8,7 +8,6 @@ keeps its own upper-case form. Written images are read by name with mtools
 (``mtype`` each file, ``mdir`` each directory) and the rule is checked again
 on what ``mdir`` lists.
 """
-import importlib.util
 import tempfile
 from pathlib import Path
 
@@ -20,14 +19,9 @@ from blockimg.fat.names import fold, is_short_name
 from blockimg.source import Kind, SourceEntry, SourceTree, sort_key, walk
 
 from conftest import require_tool
-from fat_alias import (MTIME, alias_names, alias_rule_violations, alias_trees, files_and_dirs,
-                       materialise, mdir_entries, mtools_read_by_name)
-
-_spec = importlib.util.spec_from_file_location(
-    "fat_writer_interop", Path(__file__).resolve().parent.parent / "interop" / "test_fat_writer.py")
-_interop = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_interop)
-build_image, verify = _interop.build_image, _interop.verify
+from helpers.fat_alias import (MTIME, alias_names, alias_rule_violations, alias_trees,
+                               files_and_dirs, materialise, mdir_entries, mtools_read_by_name)
+from helpers.fat_readback import build_image, verify
 
 #: ~15 by default; the "thorough" hypothesis profile (tests/conftest.py) runs more.
 EXAMPLES = 15 if settings.default.max_examples <= 25 else settings.default.max_examples

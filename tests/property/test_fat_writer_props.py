@@ -1,5 +1,4 @@
 """Property: random trees -> FAT image -> fsck.fat clean; blockimg, mtools, pyfatfs agree."""
-import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -12,12 +11,7 @@ from blockimg.fat.names import check_name, fold
 from blockimg.source import walk
 
 from conftest import require_tool
-
-_spec = importlib.util.spec_from_file_location(
-    "fat_writer_interop", Path(__file__).resolve().parent.parent / "interop" / "test_fat_writer.py")
-_interop = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_interop)
-build_image, verify = _interop.build_image, _interop.verify
+from helpers.fat_readback import build_image, verify
 
 ASCII = list("abcdeXYZ0123456789 .-_~+,;=[]()!#'")
 UNICODE = ASCII + ["é", "Ω", "日", "ß"]

@@ -18,7 +18,7 @@ from blockimg.fat.reader import FatImage
 from blockimg.image import DERIVED_ENTRY, DERIVED_PER_BYTE, DERIVED_SLACK
 from blockimg.tar.reader import TarImage
 from conftest import ROOT
-from deep_paths import deep_tar, member
+from helpers.deep_paths import deep_tar, member
 
 HOSTILE = ROOT / "fixtures" / "hostile"
 
