@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from blockimg.fat import check
 from conftest import require_tool
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
-from test_fat_reader_seed import Volume  # noqa: E402
-
-from blockimg.fat import check  # noqa: E402
+from helpers.fat_volume import Volume
 
 
 def lost(v):

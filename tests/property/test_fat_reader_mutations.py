@@ -6,19 +6,16 @@ valid mkfs.fat volumes (FAT12, FAT16, FAT32).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
-from test_fat_reader_seed import Volume, seed  # noqa: E402
-
-from blockimg.block.memory import MemoryDevice  # noqa: E402
-from blockimg.errors import BlockImgError  # noqa: E402
-from blockimg.fat import check, detect  # noqa: E402
-from blockimg.fat.reader import FatImage  # noqa: E402
+from blockimg.block.memory import MemoryDevice
+from blockimg.errors import BlockImgError
+from blockimg.fat import check, detect
+from blockimg.fat.reader import FatImage
+from helpers.fat_volume import Volume, seed
 
 KINDS = ("fat12", "fat16", "fat32")
 

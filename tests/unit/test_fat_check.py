@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_fat_reader_seed import Volume
+from helpers.fat_volume import Volume
 
 from blockimg.errors import InvalidInput
 from blockimg.fat import check

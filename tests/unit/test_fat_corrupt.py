@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_fat_reader_seed import Volume
+from helpers.fat_volume import Volume
 
 from blockimg.block.memory import MemoryDevice
 from blockimg.errors import CorruptImage

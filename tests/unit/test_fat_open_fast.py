@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from test_fat_reader_seed import Volume
+from helpers.fat_volume import Volume
 
 from blockimg.errors import CorruptImage
 from blockimg.fat import chains

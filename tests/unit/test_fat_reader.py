@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from test_fat_reader_seed import FILES, Volume
+from helpers.fat_volume import FILES, Volume
 
 from blockimg.block.memory import MemoryDevice
 from blockimg.block.mmap import MmapDevice

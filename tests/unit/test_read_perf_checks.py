@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from test_fat_reader_seed import Volume
+from helpers.fat_volume import Volume
 
 from blockimg.fat import checks
 from blockimg.fat.reader import FatImage

@@ -17,7 +17,7 @@ from array import array
 
 import pytest
 
-from test_fat_reader_seed import FILES, Volume
+from helpers.fat_volume import FILES, Volume
 
 from helpers import fat_reference as ref
 

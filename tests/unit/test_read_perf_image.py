@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from test_fat_reader_seed import FILES, Volume
+from helpers.fat_volume import FILES, Volume
 
 import blockimg
 from blockimg.block.memory import MemoryDevice

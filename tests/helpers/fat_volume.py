@@ -1,4 +1,4 @@
-"""Small mkfs.fat + mtools volumes for the reader's unit tests, and helpers to break them.
+"""Small mkfs.fat + mtools volumes for the reader's tests, and helpers to break them.
 
 ``seed(kind)`` returns the bytes of a clean volume (built once per session);
 ``Volume`` wraps a mutable copy with helpers that find entries and patch
@@ -123,19 +123,3 @@ class Volume:
 
     def set_size(self, path: str, size: int) -> None:
         self.set_u32(self.entry(path) + 28, size)
-
-
-def test_seeds_are_clean():
-    for kind in KINDS:
-        v = Volume(kind)
-        assert v.clean.problems == [] and v.clean.warnings == []
-        assert v.geo.fat_type == int(kind[3:])
-        for rel, data in FILES.items():
-            assert v.clean.read(rel) == data
-
-
-def test_helpers_find_chains():
-    v = Volume("fat16")
-    a = v.clusters("a.txt")
-    assert len(a) == 3 and a == list(range(a[0], a[0] + 3))
-    assert v.data[v.entry("a.txt"):v.entry("a.txt") + 11] == b"A       TXT"
