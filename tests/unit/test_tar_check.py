@@ -6,7 +6,7 @@ import pytest
 from blockimg.block import MemoryDevice
 from blockimg.tar import check, open_image
 from blockimg.tar.header import encode_pax, pax_record
-from test_tar_reader import Z, archive, blocks, gnu, hdr, image, make
+from helpers.tar_archives import Z, archive, blocks, gnu, hdr, image, make
 
 
 def mirage(*parts, **kw):

@@ -7,64 +7,13 @@ import pytest
 
 from blockimg.block import MemoryDevice, MmapDevice
 from blockimg.errors import CorruptImage
-from blockimg.source import from_pairs
-from blockimg.tar import Options, check, detect, open_image, plan, write
-from blockimg.tar.header import GNU_MAGIC, build_header, encode_pax, pax_record
+from blockimg.tar import check, detect, open_image
+from blockimg.tar.header import encode_pax, pax_record
+from helpers.tar_archives import Z, blocks, corrupt, fix_checksum, gnu, hdr, image, make, v7
 from helpers.tar_reference import build_with_construct
-
-Z = bytes(512)
-
-
-def blocks(data: bytes) -> bytes:
-    return data + bytes(-len(data) % 512)
-
-
-def hdr(name, size=0, typeflag=b"0", mtime=1000, link=b"", mode=0o644, prefix=b""):
-    return build_header(name, mode, size, mtime, typeflag, link, prefix)
-
-
-def fix_checksum(block: bytes) -> bytes:
-    b = bytearray(block)
-    b[148:156] = b" " * 8
-    b[148:156] = b"%06o\0 " % sum(b)
-    return bytes(b)
-
-
-def gnu(block: bytes) -> bytes:
-    b = bytearray(block)
-    b[257:265] = GNU_MAGIC
-    return fix_checksum(bytes(b))
-
-
-def v7(block: bytes) -> bytes:
-    b = bytearray(block)
-    b[257:500] = bytes(243)
-    return fix_checksum(bytes(b))
-
-
-def archive(*parts: bytes, end: bytes = Z + Z) -> MemoryDevice:
-    data = b"".join(parts) + end
-    return MemoryDevice(data=data + bytes(-len(data) % 512))
-
-
-def image(*parts, **kw):
-    return open_image(archive(*parts, **kw))
-
-
-def corrupt(*parts, **kw) -> CorruptImage:
-    with pytest.raises(CorruptImage) as exc:
-        image(*parts, **kw)
-    return exc.value
 
 
 # -- round trip through the writer ---------------------------------------------
-def make(pairs, **opts):
-    p = plan(from_pairs(pairs, mtime=1700000000), Options(**opts))
-    dev = MemoryDevice(p.image_size, fill=0xAA)
-    write(p, dev)
-    return p, dev
-
-
 def test_writer_output_reads_back_and_leaves_no_stale_bytes():
     p, dev = make([("a/b.txt", b"hello"), ("a/empty", b""), ("c/" + "n" * 150, b"x" * 700)],
                   align=4096)
