@@ -3,11 +3,9 @@ existing files unless asked; everything refused is reported (API and CLI)."""
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,23 +14,9 @@ from hypothesis import given, strategies as st
 import blockimg
 from blockimg.image import unsafe_host_name
 from conftest import ROOT
+from helpers.hostile_tars import hostile_member, make_tar, snapshot
 
 HOSTILE = ROOT / "fixtures" / "hostile"
-
-
-def snapshot(root: Path, skip: Path) -> dict:
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        if Path(dirpath) == skip or skip in Path(dirpath).parents:
-            dirs[:] = []
-            continue
-        for n in dirs + files:
-            p = Path(dirpath) / n
-            if p == skip:
-                continue
-            out[str(p)] = p.read_bytes() if p.is_file() and not p.is_symlink() else \
-                ("link", os.readlink(p)) if p.is_symlink() else "dir"
-    return out
 
 
 def assert_stays_inside(dest: Path) -> None:
@@ -42,26 +26,6 @@ def assert_stays_inside(dest: Path) -> None:
             p = os.path.join(dirpath, n)
             assert os.path.realpath(p) == real or \
                 os.path.realpath(p).startswith(real + os.sep), f"{p} leads outside"
-
-
-def make_tar(path: Path, members) -> Path:
-    """members: (name, kind, data_or_target); kind: file, dir, sym, hard, fifo, chr."""
-    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tf:
-        for name, kind, arg in members:
-            ti = tarfile.TarInfo(name)
-            ti.mtime = 1700000000
-            if kind == "file":
-                ti.size = len(arg)
-                ti.mode = 0o4755 if name.endswith(".suid") else 0o644
-                tf.addfile(ti, io.BytesIO(arg))
-                continue
-            ti.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
-                       "fifo": tarfile.FIFOTYPE, "chr": tarfile.CHRTYPE}[kind]
-            if kind in ("sym", "hard"):
-                ti.linkname = arg
-            ti.mode = 0o755
-            tf.addfile(ti)
-    return path
 
 
 def extract(tmp_path, image, **kw):
@@ -314,13 +278,7 @@ def test_cli_overwrite(tmp_path):
     assert (out / "a.txt").read_bytes() == b"new"
 
 
-_part = st.sampled_from(["a", "b", "..", ".", "", "c.txt"])
-_path = st.lists(_part, min_size=1, max_size=4).map("/".join)
-_target = st.one_of(_path, _path.map(lambda p: "/" + p))
-_member = st.tuples(_path, st.sampled_from(["file", "dir", "sym", "hard"]), _target)
-
-
-@given(st.lists(_member, min_size=1, max_size=12))
+@given(st.lists(hostile_member, min_size=1, max_size=12))
 def test_random_hostile_archives_stay_inside(tmp_path_factory, members):
     """Random names, directories, symlinks and hard links built from '..', '.', '/'
     and a few names: extraction writes nothing outside and leaves no link out."""

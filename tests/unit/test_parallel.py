@@ -17,7 +17,7 @@ from blockimg import parallel
 from blockimg.cli import _jobs
 from blockimg.errors import BlockImgError, DoesNotFit, SourceChanged
 from conftest import assert_read_back, assert_same_tree, tree_snapshot
-from test_extract_safety import _member, make_tar, snapshot
+from helpers.hostile_tars import hostile_member as _member, make_tar, snapshot
 
 MTIME = 1_700_000_000
 
