@@ -26,7 +26,7 @@ from blockimg.errors import CorruptImage
 from blockimg.fat import split_walk
 from blockimg.fat.reader import _device_offset
 from conftest import assert_read_back, assert_same_tree, require_tool, run
-from test_faults import _children_of
+from helpers.processes import children_of as _children_of
 
 MTIME = 1_700_000_000
 

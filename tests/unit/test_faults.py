@@ -27,7 +27,8 @@ from blockimg.atomic import temporaries_in
 from blockimg.block.file import FileDevice
 from blockimg.errors import DeviceError, SourceChanged
 from conftest import assert_read_back, require_root, ROOT, require_tool
-from test_faults_fakeformat import use_fake_format
+from helpers.fake_format import use_fake_format
+from helpers.processes import children_of
 
 FORMATS = ["fake", "tar", "fat"]
 
@@ -207,10 +208,10 @@ def _hook(fmt: str, *, pause_after_files: int = -1, named: bool = False,
     """
     return textwrap.dedent(f"""
         import os, sys, time
-        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests' / 'unit')!r}]
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]
         import blockimg.formats as formats
         if {fmt!r} == "fake":
-            formats.FORMATS["tar"] = "test_faults_fakeformat"
+            formats.FORMATS["tar"] = "helpers.fake_format"
         if {named!r}:
             import blockimg.atomic as atomic
             atomic._open_anonymous = lambda directory: None
@@ -282,18 +283,10 @@ def _interrupt(proc, sig, target) -> None:
 def test_signal_mid_write_with_worker_processes_leaves_nothing(spawn, tmp_path, fmt_j, sig):
     """-j 2: the parent stops its worker and reaps it; nothing is left, no process lingers."""
     proc, target = _start_paused(spawn, tmp_path, fmt_j, jobs=2)
-    workers = _children_of(proc.pid)
+    workers = children_of(proc.pid)
     assert workers, "no worker process was started"
     _interrupt(proc, sig, target)
     assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]
-
-
-def _children_of(pid: int) -> list:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
 
 
 def test_sigkill_mid_write_leaves_nothing(spawn, tmp_path, fmt):

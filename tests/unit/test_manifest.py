@@ -17,7 +17,7 @@ from blockimg import manifest as mf
 from blockimg.block.memory import MemoryDevice
 from blockimg.errors import InvalidInput, NotFound
 from conftest import ROOT
-from test_faults_fakeformat import use_fake_format
+from helpers.fake_format import use_fake_format
 
 CRC = crcmod.predefined.mkPredefinedCrcFun("crc-32c")
 FORMATS = ["tar", "fat", "fake"]

@@ -3,7 +3,7 @@ faults, manifests, verify) without depending on the tar or FAT writers.
 
 Layout: ``FAKEIMG1``, a 4-byte little-endian length, a JSON index; file data
 at ``align``-byte boundaries after ``HEADER`` bytes. Register it with
-``use_fake_format(monkeypatch)``; no tests live here.
+``use_fake_format(monkeypatch)``.
 """
 from __future__ import annotations
 
