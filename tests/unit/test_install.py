@@ -30,8 +30,7 @@ SKIP_COPY = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-inf
 
 
 def _readme_blocks():
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_docs import RUN_ELSEWHERE, blocks
+    from helpers.doc_blocks import RUN_ELSEWHERE, blocks
     return RUN_ELSEWHERE, blocks(ROOT / "README.rst")
 
 
