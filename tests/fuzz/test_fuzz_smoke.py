@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from blockimg import formats, fuzz
+from blockimg import formats
 from blockimg.errors import CorruptImage
 from conftest import ROOT, mirage_fixtures
+from helpers import fuzzer as fuzz
 
 ITERATIONS = 6000
 SEED = 20261125
@@ -32,10 +33,12 @@ def test_seeds_cover_fixtures_mirage_and_both_formats():
 
 
 def test_fuzz_smoke_run():
-    """python -m blockimg.fuzz: the seeds, then ITERATIONS mutations, 512 MiB memory cap."""
-    res = subprocess.run([sys.executable, "-m", "blockimg.fuzz", "--iterations", str(ITERATIONS),
+    """The fuzzer as tools/fuzz runs it: the seeds, then ITERATIONS mutations, 512 MiB cap."""
+    path = [str(ROOT / "tests")] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+    res = subprocess.run([sys.executable, "-m", "helpers.fuzzer", "--iterations", str(ITERATIONS),
                           "--seed", str(SEED), "--timeout", "60", "--memory-mb", "512",
-                          "--json"], capture_output=True, text=True, cwd=str(ROOT))
+                          "--json"], capture_output=True, text=True, cwd=str(ROOT), env=env)
     assert res.stdout, res.stderr
     stats = json.loads(res.stdout)
     failures = "\n\n".join(f"{f['from']} ({f['how']}): {f['error']}" for f in stats["failures"])
@@ -100,7 +103,9 @@ def test_harness_flags_runaway_memory():
     code = (
         "import sys; sys.modules['fuzz_broken_format'] = type('M', (), {'open_image': "
         "staticmethod(lambda d, owns_device=False: bytearray(8 << 30))})\n"
-        "from blockimg import formats, fuzz\n"
+        f"sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+        "from blockimg import formats\n"
+        "from helpers import fuzzer as fuzz\n"
         "formats.FORMATS['broken'] = 'fuzz_broken_format'\n"
         "fuzz.limit_memory(256)\n"
         "try:\n"

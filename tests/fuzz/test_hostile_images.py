@@ -16,8 +16,8 @@ import pytest
 from blockimg.block.memory import MemoryDevice
 from blockimg.errors import CorruptImage
 from blockimg.formats import format_module
-from blockimg.fuzz import exercise
 from conftest import ROOT
+from helpers.fuzzer import exercise
 
 HOSTILE = ROOT / "fixtures" / "hostile"
 CASES = json.loads((HOSTILE / "cases.json").read_text())

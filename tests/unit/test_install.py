@@ -83,6 +83,10 @@ def test_readme_install_command_gives_a_standalone_blockimg(tmp_path: Path) -> N
     venv = checkout / ".venv"
     wheels = list(venv.glob("lib/python*/site-packages/blockimg-*.dist-info/WHEEL"))
     assert len(wheels) == 1, "pip install . did not install a wheel"
+    record = wheels[0].with_name("RECORD").read_text()
+    installed = [row.split(",")[0] for row in record.splitlines()]
+    assert "blockimg/__init__.py" in installed
+    assert not [f for f in installed if "fuzz" in f], "the fuzzer (a developer tool) was installed"
     image = tmp_path / "site.img"
     shutil.move(checkout / "site.img", image)
     for p in checkout.iterdir():                # the source tree goes; the venv stays

@@ -8,9 +8,11 @@ input; :class:`Mutator` makes inputs from seed images with format-aware
 mutations (tar header fields with their checksum fixed up, FAT boot-sector
 fields, FAT entries and directory entries), deterministically from a seed.
 
-``python -m blockimg.fuzz --iterations N --seed S`` (or ``tools/fuzz``) runs
-it with a per-input alarm and a memory limit; ``tools/fuzz --atheris``
-uses atheris' coverage-guided engine with the same :func:`exercise`.
+A developer tool, not part of the installed package: it reads the repository's
+fixtures. ``tools/fuzz --iterations N --seed S`` runs it (``python -m helpers.fuzzer``
+from the checkout with ``tests/`` on ``PYTHONPATH``) with a per-input alarm and a
+memory limit; ``tools/fuzz --atheris`` uses atheris' coverage-guided engine with the
+same :func:`exercise`. ``tests/fuzz`` runs a bounded smoke run of it.
 """
 from __future__ import annotations
 
@@ -27,14 +29,14 @@ import traceback
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
-from .block.memory import MemoryDevice
-from .errors import BlockImgError
-from .formats import detect_format, format_module
+from blockimg.block.memory import MemoryDevice
+from blockimg.errors import BlockImgError
+from blockimg.formats import detect_format, format_module
 
 __all__ = ["exercise", "exercise_extract", "InvariantBroken", "Hang", "Mutator", "load_seeds", "run"]
 
 READ_CHUNK = 64 * 1024
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class InvariantBroken(Exception):
@@ -68,7 +70,7 @@ def exercise(data: bytes, *, formats: Optional[Iterable[str]] = None) -> List[st
     Returns the outcome per format (``ok`` or the BlockImgError class name);
     raises :class:`InvariantBroken` for anything else.
     """
-    from .verify import verify
+    from blockimg.verify import verify
     if formats is None:
         formats = ("detect",) + readers()
     outcomes = []
@@ -223,7 +225,7 @@ def exercise_extract(data: bytes, workdir: str, *, split: bool = True) -> str:
     extracted again as ``blockimg extract`` does (opened lazily, two processes: a FAT
     image is then indexed in parts), which must give the same outcome, report and tree."""
     import shutil
-    from .api import open as open_image
+    from blockimg.api import open as open_image
     dest = os.path.join(workdir, "dest")
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
@@ -256,7 +258,7 @@ def _same_split_extraction(dev: MemoryDevice, workdir: str, want, want_dest: str
     """Extract ``dev`` lazily opened with ``jobs=2`` below ``workdir``: the outcome
     (``want``: a report, or an error's class name) and the tree of ``want_dest``."""
     import shutil
-    from .api import open as open_image
+    from blockimg.api import open as open_image
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
     dest = os.path.join(workdir, "dest")
@@ -366,7 +368,7 @@ BUILT = [("tar", {"target": "mirage"}), ("tar", {"target": "generic"}),
 def built_seeds(site: Path, max_size: int) -> List[Tuple[str, bytes]]:
     """Images of the bundled example site made by blockimg's own writers."""
     import tempfile
-    from .api import create
+    from blockimg.api import create
     out = []
     if not site.is_dir():
         return out
@@ -637,10 +639,12 @@ def _atheris(seconds: float, seeds) -> int:
     """Coverage-guided fuzzing with atheris; only blockimg's own code is instrumented."""
     import importlib
     import atheris
-    for name in [m for m in sys.modules if m == "blockimg" or m.startswith("blockimg.")]:
+    own = __spec__.name if __spec__ is not None else __name__   # helpers.fuzzer under -m too
+    for name in [m for m in sys.modules
+                 if m in ("blockimg", own) or m.startswith("blockimg.")]:
         del sys.modules[name]
     with atheris.instrument_imports(include=["blockimg"]):
-        fresh = importlib.import_module("blockimg.fuzz")
+        fresh = importlib.import_module(own)
         for fmt in fresh.readers():
             importlib.import_module(f"blockimg.{fmt}.reader")
 
@@ -658,7 +662,7 @@ def _atheris(seconds: float, seeds) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m blockimg.fuzz",
+    p = argparse.ArgumentParser(prog="tools/fuzz",
                                 description="Fuzz blockimg's tar and FAT readers.")
     p.add_argument("--iterations", type=int, help="mutations to run (after the seeds)")
     p.add_argument("--seconds", type=float, help="run for this long")
