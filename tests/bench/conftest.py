@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKENDS = ("file", "mmap", "memory")
 
 
 def _corpora_module():
@@ -58,11 +57,3 @@ def images(corpora, tmp_path_factory):
             blockimg.create(corpora[name]["path"], str(path), format=fmt)
             made[(fmt, name)] = str(path)
     return made
-
-
-def open_image(path: str, backend: str):
-    """Open ``path`` with the file or mmap backend, or from memory."""
-    import blockimg
-    if backend == "memory":
-        return blockimg.open(blockimg.MemoryDevice(data=Path(path).read_bytes()))
-    return blockimg.open(path, backend=backend)

@@ -3,14 +3,21 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 
 import blockimg
 
-from .conftest import BACKENDS, open_image
-
 FORMATS = ("tar", "fat")
+BACKENDS = ("file", "mmap", "memory")
+
+
+def open_image(path: str, backend: str):
+    """Open ``path`` with the file or mmap backend, or from memory."""
+    if backend == "memory":
+        return blockimg.open(blockimg.MemoryDevice(data=Path(path).read_bytes()))
+    return blockimg.open(path, backend=backend)
 
 
 def _image_size(src: str, fmt: str, tmp_path) -> int:

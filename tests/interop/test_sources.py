@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_read_back, require_tool, run
+from conftest import assert_read_back, require_tool, run
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ROOT / "fixtures" / "hostile"

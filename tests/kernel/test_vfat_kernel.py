@@ -3,7 +3,7 @@
 Each case is a source tree written with ``blockimg create --format fat`` for
 one target and sector size, attached read-only to a QEMU guest running
 Debian's cloud kernel as a virtio-blk disk of one logical block size (see
-vm.py).  The guest mounts it with vfat, lists it, and opens every source file
+tests/helpers/vm.py).  The guest mounts it with vfat, lists it, and opens every source file
 *by name*; the test wants the kernel's listing to be the source tree and every
 file's sha256 to be its source file's.  A reader that matches short names is
 what catches an alias equal to another entry's name (issue 11, bug 1), which
@@ -25,7 +25,7 @@ import pytest
 
 from conftest import IN_CI, ROOT, require_root, require_tool
 
-import vm
+from helpers import vm
 
 EPOCH = "1700000000"
 

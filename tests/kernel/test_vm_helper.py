@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import vm
+from helpers import vm
 
 
 @pytest.fixture
