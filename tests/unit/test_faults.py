@@ -1,9 +1,9 @@
 """Faults while creating: the target is complete or untouched, and no temporary is left.
 
-Cases: disk full (a backend that fails after N bytes, and a real 256 KiB
-tmpfs), the source changing after planning (grow, shrink, vanish; small files
-read through Python and big ones copied in the kernel), unreadable files
-(named in the error), and interruption (SIGTERM and SIGKILL of
+Cases: disk full (a backend that fails after N bytes; a real 256 KiB tmpfs
+in tests/root/test_faults_root.py), the source changing after planning (grow,
+shrink, vanish; small files read through Python and big ones copied in the
+kernel), unreadable files (named in the error), and interruption (SIGTERM and SIGKILL of
 ``python -m blockimg create`` in the middle of writing). Every process a test
 starts runs with default signal dispositions (whatever the test run was started
 with: ``nohup``, ``&``) and is killed when the test ends (the ``spawn`` fixture).
@@ -26,8 +26,9 @@ from blockimg import api
 from blockimg.atomic import temporaries_in
 from blockimg.block.file import FileDevice
 from blockimg.errors import DeviceError, SourceChanged
-from conftest import assert_read_back, require_root, ROOT, require_tool
+from conftest import assert_read_back, ROOT, require_tool
 from helpers.fake_format import use_fake_format
+from helpers.faults import assert_untouched, make_tree
 from helpers.processes import children_of
 
 FORMATS = ["fake", "tar", "fat"]
@@ -38,20 +39,6 @@ def fmt(request, monkeypatch):
     if request.param == "fake":
         use_fake_format(monkeypatch)
     return request.param
-
-
-def make_tree(root: Path, sizes=(10, 300_000, 2_000_000, 5)) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for i, n in enumerate(sizes):
-        (root / f"f{i}.bin").write_bytes(bytes([i + 1]) * n)
-    (root / "sub").mkdir(exist_ok=True)
-    (root / "sub" / "z.txt").write_bytes(b"z" * 1000)
-    return root
-
-
-def assert_untouched(target: Path, before: bytes) -> None:
-    assert target.read_bytes() == before
-    assert temporaries_in(str(target.parent)) == []
 
 
 class FailAfter:
@@ -97,32 +84,6 @@ def test_disk_full_after_n_bytes(tmp_path, fmt, monkeypatch, limit, with_manifes
     assert ei.value.errno == errno.ENOSPC
     assert_untouched(target, b"previous image")
     assert manifest.read_text() == "previous manifest"
-
-
-def test_disk_full_on_a_real_tmpfs(tmp_path, fmt):
-    """A 256 KiB tmpfs: the sparse image is created, then writing its data fails."""
-    require_root("mounts a tmpfs")
-    require_tool("mount")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs here (run the tests as root): {res.stderr}")
-    try:
-        src = make_tree(tmp_path / "src")
-        target = mnt / "site.img"
-        target.write_bytes(b"previous image")
-        with pytest.raises(DeviceError) as ei:
-            api.create(src, target, format=fmt, manifest=str(mnt / "site.json"))
-        assert ei.value.errno in (errno.ENOSPC, errno.EFBIG)
-        assert_untouched(target, b"previous image")
-        assert not (mnt / "site.json").exists()
-        # the space is given back: nothing but the old image remains
-        st = os.statvfs(mnt)
-        assert (st.f_blocks - st.f_bfree) * st.f_frsize < 64 * 1024
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def _change_after_first_file(victim: Path, how: str):
