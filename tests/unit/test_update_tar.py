@@ -14,58 +14,15 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from blockimg import manifest as manifests
 from blockimg import api
 from blockimg.block.file import FileDevice
-from blockimg.update import diff_image, update
+from blockimg.update import update
 from blockimg.update import tar as tar_update
-from blockimg.source import walk
-from conftest import (assert_read_back, assert_same_tree, require_root, require_tool, run,
-                      tree_snapshot)
-
-T0 = 1_700_000_000
-
-
-def write(root: Path, rel: str, data: bytes, mtime: int = T0) -> None:
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(data)
-    os.utime(p, (mtime, mtime))
-
-
-def settle_dirs(root: Path) -> None:
-    """Directory mtimes fixed (a tar update does not re-state existing directories)."""
-    for d, _dirs, _files in os.walk(root):
-        os.utime(d, (T0, T0))
-
-
-def cli(*argv) -> subprocess.CompletedProcess:
-    return run(sys.executable, "-m", "blockimg", *map(str, argv), text=True)
-
-
-def assert_exact(image: Path, src: Path, tmp: Path) -> None:
-    """GNU tar and bsdtar extract ``src`` exactly; blockimg reads it; Mirage rules hold."""
-    n = len(list(tmp.glob("out*")))
-    assert_read_back("tar", image, src, tmp / f"out{n}")
-    bsd = tmp / f"outb{n}"
-    bsd.mkdir()
-    run(require_tool("bsdtar"), "-xf", image, "-C", bsd)
-    assert_same_tree(src, bsd)
-    with api.open(image) as img:
-        assert diff_image(img, walk(src)).empty
-        for e in walk(src).entries:
-            if e.kind.value == "file":
-                assert img.read(e.path) == (src / e.path).read_bytes()
-    assert "OK for the Mirage driver" in cli("check", "--target", "mirage", image).stdout
-    assert image.stat().st_size % 4096 == 0
+from conftest import require_tool, run, tree_snapshot
+from helpers.tar_update import T0, assert_exact, cli, make_site, settle_dirs, write
 
 
 @pytest.fixture
 def site(tmp_path) -> Path:
-    src = tmp_path / "src"
-    write(src, "index.html", b"<h1>hi</h1>\n")
-    write(src, "blog/one.html", b"one" * 1000)
-    write(src, "blog/two.html", b"two" * 10)
-    write(src, "img/logo.png", bytes(range(256)) * 40)
-    settle_dirs(src)
-    return src
+    return make_site(tmp_path / "src")
 
 
 def test_diff_lists_added_changed_removed(tmp_path, site):
@@ -323,30 +280,6 @@ def test_quick_trusts_size_and_mtime(tmp_path, site):
     assert "0 changed" in cli("diff", image, site, "--quick").stdout
     assert update(image, site, quick=True).strategy == "none"
     assert update(image, site).strategy == "append"
-    assert_exact(image, site, tmp_path)
-
-
-def test_update_on_a_device_node(tmp_path, site):
-    """A loop device: appended in place, refused (nothing written) when it would not fit."""
-    require_root("losetup")
-    image = tmp_path / "site.tar"
-    cli("create", site, "-o", image, "-q", "--size", "64K")
-    loop = run(require_tool("losetup"), "-f", "--show", image, text=True).stdout.strip()
-    try:
-        write(site, "blog/one.html", b"new")
-        settle_dirs(site)
-        assert "append" in cli("update", loop, site).stdout
-        write(site, "big", b"x" * 100_000)
-        settle_dirs(site)
-        before = Path(image).read_bytes()
-        r = subprocess.run([sys.executable, "-m", "blockimg", "update", loop, site],
-                           capture_output=True, text=True)
-        assert r.returncode == 1 and "does not fit" in r.stderr and "short by" in r.stderr
-        assert Path(image).read_bytes() == before
-    finally:
-        run("losetup", "-d", loop)
-    (site / "big").unlink()
-    settle_dirs(site)
     assert_exact(image, site, tmp_path)
 
 

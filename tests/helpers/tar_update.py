@@ -1,0 +1,60 @@
+"""The source site of the tar update tests, and the check every updated image passes: GNU
+tar and bsdtar extract the source exactly, blockimg reads it, the Mirage rules hold
+(tests/unit/test_update_tar.py, tests/root/test_update_tar_root.py)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from blockimg import api
+from blockimg.source import walk
+from blockimg.update import diff_image
+from conftest import assert_read_back, assert_same_tree, require_tool, run
+
+T0 = 1_700_000_000
+
+
+def write(root: Path, rel: str, data: bytes, mtime: int = T0) -> None:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    os.utime(p, (mtime, mtime))
+
+
+def settle_dirs(root: Path) -> None:
+    """Directory mtimes fixed (a tar update does not re-state existing directories)."""
+    for d, _dirs, _files in os.walk(root):
+        os.utime(d, (T0, T0))
+
+
+def cli(*argv) -> subprocess.CompletedProcess:
+    return run(sys.executable, "-m", "blockimg", *map(str, argv), text=True)
+
+
+def assert_exact(image: Path, src: Path, tmp: Path) -> None:
+    """GNU tar and bsdtar extract ``src`` exactly; blockimg reads it; Mirage rules hold."""
+    n = len(list(tmp.glob("out*")))
+    assert_read_back("tar", image, src, tmp / f"out{n}")
+    bsd = tmp / f"outb{n}"
+    bsd.mkdir()
+    run(require_tool("bsdtar"), "-xf", image, "-C", bsd)
+    assert_same_tree(src, bsd)
+    with api.open(image) as img:
+        assert diff_image(img, walk(src)).empty
+        for e in walk(src).entries:
+            if e.kind.value == "file":
+                assert img.read(e.path) == (src / e.path).read_bytes()
+    assert "OK for the Mirage driver" in cli("check", "--target", "mirage", image).stdout
+    assert image.stat().st_size % 4096 == 0
+
+
+def make_site(src: Path) -> Path:
+    """The small site the update tests change: four files in three directories."""
+    write(src, "index.html", b"<h1>hi</h1>\n")
+    write(src, "blog/one.html", b"one" * 1000)
+    write(src, "blog/two.html", b"two" * 10)
+    write(src, "img/logo.png", bytes(range(256)) * 40)
+    settle_dirs(src)
+    return src
