@@ -1,61 +1,22 @@
 """Partitioned disks read back by independent tools: sfdisk, sgdisk, fdisk, mtools at the
-partition's offset, GNU tar and fsck.fat on the extracted partition, and (as root) the
-kernel through a partitioned loop device; the same inputs give the same bytes."""
+partition's offset, GNU tar and fsck.fat on the extracted partition (and, as root, the
+kernel through a partitioned loop device: tests/root/test_disk_interop_root.py); the
+same inputs give the same bytes."""
 from __future__ import annotations
 
 import hashlib
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import assert_same_tree, require_root, require_tool, run
-
-FILES = {
-    "index.html": b"<html>home</html>\n",
-    "manifest.json": b"{}\n",
-    "css/style.css": b"body{}\n" * 50,
-    "images/big.bin": bytes(range(256)) * 1500,
-    "docs/a-rather-long-file-name-for-a-fat-directory.html": b"long\n",
-}
-MTIME = 1_700_000_000
-
-
-def blockimg(*args, check=True) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, "-m", "blockimg", *map(str, args)],
-                         capture_output=True, text=True)
-    if check and res.returncode != 0:
-        pytest.fail(f"blockimg {args} exited {res.returncode}: {res.stderr}")
-    return res
-
-
-def make_tree(root: Path, files=FILES) -> Path:
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-    for p in [root, *root.rglob("*")]:
-        os.utime(p, (MTIME, MTIME))
-    return root
+from conftest import assert_same_tree, require_tool, run
+from helpers.disk_volumes import FILES, MTIME, blockimg, make_volumes, sfdisk_partitions
 
 
 @pytest.fixture
 def volumes(tmp_path):
-    site = make_tree(tmp_path / "site")
-    keys = make_tree(tmp_path / "keys", {"server.key": b"-----KEY-----\n" * 3})
-    keys_img = tmp_path / "keys.img"
-    blockimg("create", keys, "-o", keys_img, "--mtime", MTIME)
-    return site, keys, keys_img
-
-
-def sfdisk_partitions(disk: Path) -> list:
-    """[(start byte, size)] from ``sfdisk --json``."""
-    import json
-    out = run(require_tool("sfdisk"), "--json", disk).stdout
-    table = json.loads(out)["partitiontable"]
-    assert table["sectorsize" if "sectorsize" in table else "unit"] in (512, "sectors")
-    return [(p["start"] * 512, p["size"] * 512) for p in table["partitions"]]
+    return make_volumes(tmp_path)
 
 
 @pytest.mark.parametrize("table", ["mbr", "gpt"])
@@ -230,46 +191,3 @@ def test_failed_disk_leaves_target_untouched(volumes, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.img", "keys", "keys.img", "site"]
     res = blockimg("disk", "-o", disk, *[str(keys_img)] * 5, check=False)
     assert res.returncode == 1 and "an MBR holds at most 4" in res.stderr
-
-
-def _loop_partitions(disk: Path, parts: list) -> tuple:
-    """Loop devices of the disk's partitions: ``losetup -P`` where this kernel parses
-    partition tables, else one loop device per partition at its offset (kernels built
-    without partition-table support, e.g. some microVM kernels, show no partitions)."""
-    loop = run("losetup", "--find", "--show", "-P", "-r", disk).stdout.decode().strip()
-    base = os.path.basename(loop)
-    subprocess.run(["udevadm", "settle"], capture_output=True)
-    if os.path.exists(f"/sys/block/{base}/{base}p1"):
-        for i in range(1, len(parts) + 1):
-            node = f"{loop}p{i}"
-            if not os.path.exists(node):   # no udev: make the node the kernel announced
-                major, minor = open(f"/sys/block/{base}/{base}p{i}/dev").read().split(":")
-                os.mknod(node, 0o600 | 0o060000, os.makedev(int(major), int(minor)))
-        return [loop], [f"{loop}p{i}" for i in range(1, len(parts) + 1)]
-    run("losetup", "-d", loop)
-    loops = [run("losetup", "--find", "--show", "-r", "-o", start, "--sizelimit", size,
-                 disk).stdout.decode().strip() for start, size in parts]
-    return loops, loops
-
-
-@pytest.mark.parametrize("table", ["mbr", "gpt"])
-def test_kernel_reads_the_partitions(volumes, tmp_path, table):
-    require_root("losetup")
-    site, keys, keys_img = volumes
-    disk = tmp_path / "disk.img"
-    blockimg("disk", "-o", disk, "--table", table, f"{site},name=site,format=fat",
-             f"{keys_img},name=keys", "--mtime", MTIME)
-    loops, nodes = _loop_partitions(disk, sfdisk_partitions(disk))
-    try:
-        # fsck.fat through the kernel's block layer; mounting is tested under qemu
-        # (tests/interop/test_disk_qemu.py: this host kernel may lack vfat).
-        run(require_tool("fsck.fat"), "-n", nodes[0])
-        with open(nodes[0], "rb") as f:
-            fat = f.read()
-        start, size = sfdisk_partitions(disk)[0]
-        assert fat == disk.read_bytes()[start:start + size]
-        with open(nodes[1], "rb") as f:
-            assert f.read() == keys_img.read_bytes()
-    finally:
-        for loop in loops:
-            run("losetup", "-d", loop)
