@@ -50,12 +50,22 @@ def require_tool(name: str) -> str:
 
 
 def require_root(why: str) -> None:
-    """Tests that mount, attach loop devices etc. need root; in CI (root) they always run."""
+    """Tests that mount, attach loop devices etc. need root (they live in tests/root);
+    in CI (root) they always run: there a run without root fails them instead of skipping."""
     if os.geteuid() != 0:
         msg = f"needs root: {why}"
         if IN_CI:
             pytest.fail(msg)
         pytest.skip(msg)
+
+
+ROOT_ONLY = ROOT / "tests" / "root"
+
+
+def pytest_runtest_setup(item) -> None:
+    """Every test in tests/root needs root, whether or not it says so itself."""
+    if ROOT_ONLY in item.path.parents:
+        require_root(f"{item.path.relative_to(ROOT)} (tests/root: loop devices, mounts, mknod)")
 
 
 def run(*cmd, **kw) -> subprocess.CompletedProcess:
