@@ -13,7 +13,6 @@ All images (29 disks) share two boots, one per device block size, run once per m
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -23,9 +22,10 @@ from typing import Callable, Dict, List, Union
 
 import pytest
 
-from conftest import IN_CI, ROOT, require_root, require_tool
+from conftest import IN_CI, ROOT, require_tool
 
 from helpers import vm
+from helpers.kernel_tier import require_kernel, source_of
 
 EPOCH = "1700000000"
 
@@ -134,31 +134,6 @@ def cases() -> List[Case]:
 
 
 CASES = cases()
-
-
-def source_of(root: Path):
-    """({file path: sha256}, {dir path}) of a source tree, paths relative, '/'-separated."""
-    files, dirs = {}, set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = Path(dirpath).relative_to(root)
-        for d in dirnames:
-            dirs.add((rel / d).as_posix())
-        for f in filenames:
-            files[(rel / f).as_posix()] = hashlib.sha256((Path(dirpath) / f).read_bytes()).hexdigest()
-    return files, dirs
-
-
-def require_kernel():
-    """(vmlinuz, modules dir); in CI a missing kernel fails instead of skipping."""
-    found = vm.find_kernel()
-    if found is None:
-        msg = "no /boot/vmlinuz-*-cloud-amd64 with modules (tools/test installs linux-image-cloud-amd64)"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    if not os.access(found[0], os.R_OK):
-        require_root(f"reads {found[0]}")
-    return found
 
 
 @pytest.fixture(scope="module")
