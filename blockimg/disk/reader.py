@@ -13,7 +13,9 @@ from .table import (Partition, Table, check_overlaps, decode_gpt_entries, decode
                     decode_mbr)
 
 __all__ = ["read_table", "open_partition", "open_partition_url", "PartitionDevice",
-           "table_problems", "partition_url", "whole_disk_message"]
+           "table_problems", "partition_url", "whole_disk_message", "is_empty_space"]
+
+_ZERO_CHUNK = 1 << 20
 
 
 def read_table(device: BlockDevice) -> Optional[Table]:
@@ -128,6 +130,20 @@ def open_partition(path: str, selector: str) -> PartitionDevice:
     except BaseException:
         dev.close()
         raise
+
+
+def is_empty_space(device: BlockDevice) -> bool:
+    """True when every byte of ``device`` is zero: empty space (``empty:SIZE``), not a
+    volume. Reads 1 MiB at a time and stops at the first non-zero byte, so a volume (a
+    FAT boot sector or tar header in its first sector) costs one read."""
+    zeros = bytes(_ZERO_CHUNK)
+    done, size = 0, device.size
+    while done < size:
+        n = min(_ZERO_CHUNK, size - done)
+        if bytes(device.pread(done, n)) != zeros[:n]:
+            return False
+        done += n
+    return True
 
 
 def partition_url(disk: str, selector: str) -> str:
