@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+from ..units import size_argument
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Optional
@@ -20,15 +22,6 @@ __all__ = ["add_arguments", "prepare", "after_create", "READERS"]
 READERS = ("ls", "cat", "extract", "info", "check", "verify")
 _PLATFORM_HELP = ("check and apply this platform's block-device rules (unix, hvt, spt, virtio, "
                   "muen, xen, albatross; default: none, platform-neutral)")
-
-
-def _size(text: str) -> int:
-    from ..errors import InvalidInput
-    from ..units import parse_size
-    try:
-        return parse_size(text)
-    except InvalidInput as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_arguments(sub) -> None:
@@ -71,7 +64,7 @@ def add_arguments(sub) -> None:
     d.add_argument("--table", choices=["mbr", "gpt"], default="mbr",
                    help="partition table (default mbr: what Mirage's partition reader reads; "
                         "gpt: up to 128 named partitions)")
-    d.add_argument("--align", type=_size, default=1 << 20, metavar="N",
+    d.add_argument("--align", type=size_argument, default=1 << 20, metavar="N",
                    help="start every partition on an N-byte boundary (default 1M)")
     d.add_argument("--platform", choices=NAMES, help=_PLATFORM_HELP)
     d.add_argument("--attach", metavar="FILE",
