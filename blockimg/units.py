@@ -6,7 +6,8 @@ import re
 from .errors import InvalidInput
 
 __all__ = ["align_up", "align_down", "ceil_div", "is_power_of_two",
-           "parse_size", "size_argument", "check_power_of_two", "human_size", "plural", "size_message"]
+           "parse_size", "size_argument", "check_power_of_two",
+           "human_size", "plural", "size_message"]
 
 
 def ceil_div(a: int, b: int) -> int:
