@@ -115,11 +115,9 @@ def prepare(args: argparse.Namespace) -> Optional[int]:
 def _empty_partition(image: str, selector: Optional[str]):
     """The partition (``selector`` of the disk ``image``, or the ``partition:`` URL
     ``image``) when it is empty space (all zeros), else None. Opening it checks it."""
-    from .reader import is_empty_space, open_partition, open_partition_url
-    if selector is None:
-        dev = open_partition_url(image[len("partition:"):])
-    else:
-        dev = open_partition(image, selector)
+    from ..block.registry import open_device
+    from .reader import is_empty_space, partition_url
+    dev = open_device(image if selector is None else partition_url(image, selector))
     try:
         return dev.partition if is_empty_space(dev) else None
     finally:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
-    from typing import List, Optional
+    from typing import List, Optional, Tuple
 
 from ..block.base import BlockDevice
 from ..block.window import WindowDevice
@@ -12,7 +12,7 @@ from .structs import PROTECTIVE_TYPE, SECTOR
 from .table import (Partition, Table, check_overlaps, decode_gpt_entries, decode_gpt_header,
                     decode_mbr)
 
-__all__ = ["read_table", "open_partition", "open_partition_url", "PartitionDevice",
+__all__ = ["read_table", "open_partition", "split_partition_url", "PartitionDevice",
            "table_problems", "partition_url", "whole_disk_message", "is_empty_space"]
 
 _ZERO_CHUNK = 1 << 20
@@ -113,22 +113,21 @@ class PartitionDevice(WindowDevice):
         self.parent.close()
 
 
-def open_partition(path: str, selector: str) -> PartitionDevice:
-    """Open partition ``selector`` (a number, or a GPT name) of the disk image ``path``."""
-    from ..block.registry import open_device
-    dev = open_device(path)
+def open_partition(disk: BlockDevice, selector: str, name: str) -> PartitionDevice:
+    """Partition ``selector`` (a number, or a GPT name) of the open ``disk`` (``name`` in
+    messages). The partition owns ``disk``: closing it (or a failure here) closes it."""
     try:
-        table = read_table(dev)
+        table = read_table(disk)
         if table is None:
             raise InvalidInput("has no partition table (MBR or GPT); leave out --partition",
-                               path=path, rule="--partition needs a partitioned disk")
+                               path=name, rule="--partition needs a partitioned disk")
         part = table.find(selector)
         if part is None:
             raise InvalidInput(f"no partition {selector!r}; the {table.kind.upper()} has: "
-                               f"{table.describe()}", path=path, rule="--partition N|NAME")
-        return PartitionDevice(dev, part, path)
+                               f"{table.describe()}", path=name, rule="--partition N|NAME")
+        return PartitionDevice(disk, part, name)
     except BaseException:
-        dev.close()
+        disk.close()
         raise
 
 
@@ -151,8 +150,9 @@ def partition_url(disk: str, selector: str) -> str:
     return f"partition:{selector}:{disk}"
 
 
-def open_partition_url(location: str, *, writable: bool = False) -> PartitionDevice:
-    """The device of a ``partition:SELECTOR:DISK`` URL's location (read-only)."""
+def split_partition_url(location: str, *, writable: bool = False) -> Tuple[str, str]:
+    """``(selector, disk)`` of a ``partition:SELECTOR:DISK`` URL's location (read-only:
+    ``writable`` is refused)."""
     selector, colon, disk = location.partition(":")
     if not colon or not selector or not disk:
         raise InvalidInput("a partition is named partition:N:DISK or partition:NAME:DISK",
@@ -160,4 +160,4 @@ def open_partition_url(location: str, *, writable: bool = False) -> PartitionDev
     if writable:
         raise InvalidInput("partitions of a disk are opened read-only; build the disk with "
                            "blockimg disk", path=disk, rule="partition URL")
-    return open_partition(disk, selector)
+    return selector, disk

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from typing import List, Optional, Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import List, Optional, Sequence, Tuple
 
 from ..atomic import atomic_file
 from ..block.file import FileDevice
