@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Dict, List, Mapping, Optional, Tuple
@@ -25,7 +26,8 @@ from .errors import InvalidInput
 from .record import record
 
 __all__ = ["Platform", "PLATFORMS", "NAMES", "get", "format_options", "plan_problems",
-           "image_problems", "disk_problems", "attach", "default_device_name", "MIB"]
+           "image_problems", "disk_problems", "attach", "default_device_name", "xl_quote",
+           "MIB"]
 
 MIB = 1 << 20
 
@@ -49,6 +51,14 @@ SOURCES: Dict[str, str] = {
     "unix-512": "mirage/mirage-block-unix@98efe7a lib/block.ml:163-166,203-204",
     "albatross-mib": "robur-coop/albatross@961c4e3 src/vmm_unix.ml:559-587,642-646",
     "albatross-hvt": "robur-coop/albatross@961c4e3 src/vmm_unix.ml:484-491",
+    "albatross-names": "robur-coop/albatross@961c4e3 src/vmm_core.ml:57-74 (block names are "
+                       "labels of 1 to 63 characters)",
+    "solo5-path": "Solo5/solo5@469c1a8 tenders/hvt/hvt_module_blk.c:141-147 (the path is "
+                  "read with sscanf's %s: up to the first white space)",
+    "xl-disk": "xen-project/xen@c447b73 docs/man/xl-disk-configuration.5.pod.in:5-50,79-93; "
+               "tools/libs/util/libxlu_disk_l.l:77-80,228 (target= takes the rest, less one "
+               "trailing comma); tools/libs/util/libxlu_cfg_l.l:75-82, libxlu_cfg.c:598-660 "
+               "(quoted strings take backslash escapes)",
     "mbr-512": "reynir/mirage-block-partition@86694e4 lib/mirage_block_partition_mbr.ml:19-25",
     "fat-sector": "mirage/ocaml-fat@75f0042 src/fat.ml:89-111,187-189 (the volume's sector "
                   "must be a multiple of the device's, the device's at most 4096)",
@@ -84,6 +94,7 @@ class Platform:
     size_why: str
     size_source: str
     run: Tuple[str, ...]
+    name_max: int = 67
 
 
 _SOLO5_RULES = ("solo5-size", "solo5-sector-option", "solo5-one-block", "solo5-names")
@@ -113,7 +124,7 @@ PLATFORMS: Dict[str, Platform] = {p.name: p for p in (
              ("xen-4096", "xen-pages", "xen-vdev", "mbr-512"),
              "{what}: blkfront reports 4096-byte sectors and drops the tail past a "
              "4096-byte multiple {cite}; fix: a multiple of 4096", "xen-4096",
-             ("xl config:  disk = [ 'format=raw, vdev=xvdb, access=rw, target={path}' ]",
+             ("xl config:  disk = [ 'format=raw, vdev=xvdb, access=rw, target={xl_path}' ]",
               "            (what `mirage configure -t xen` writes in NAME.xl; give each "
               "further block_of_file the next vdev)")),
     Platform("albatross", "albatross (Solo5 hvt)", True, 512, True, MIB, "solo5",
@@ -124,7 +135,8 @@ PLATFORMS: Dict[str, Platform] = {p.name: p for p in (
              ("upload:     albatross-client create-block {name} {mib} --data={path}",
               "run:        albatross-client create UNIKERNEL unikernel.hvt "
               "--block={name}:{name}{at}",
-              "update:     albatross-client set-block {name} {path}")),
+              "update:     albatross-client set-block {name} {path}"),
+             name_max=63),
 )}
 NAMES = tuple(PLATFORMS)
 
@@ -174,7 +186,25 @@ def name_problems(p: Platform, name: str) -> List[str]:
     if p.naming == "solo5" and not _SOLO5_NAME.match(name):
         return [f"device name {name!r}: Solo5 device names are 1 to 67 letters and digits "
                 f"{_cite('solo5-names')}; fix: --device-name with letters and digits only"]
+    if len(name) > p.name_max:
+        return [f"device name {name!r}: {p.title} block names are at most {p.name_max} "
+                f"characters {_cite('albatross-names')}; fix: a shorter --device-name"]
     return []
+
+
+def xl_quote(path: str) -> str:
+    """``path`` as the ``target=`` of a disk in xl's configuration file, inside the
+    single quotes of its string: backslash escapes for ``\\``, ``'`` and control
+    characters; a trailing comma doubled (xl's disk parser drops one)."""
+    out = []
+    for ch in path:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out) + ("," if path.endswith(",") else "")
 
 
 def format_options(p: Platform, format: str, options: Mapping[str, object]) -> Dict[str, object]:
@@ -279,10 +309,14 @@ def attach(p: Platform, image: str, *, name: str, format: str, sector_size: int,
                  + (f"  (then {kv} block)" if kv else "") + comment.format(name=repr(name)))
     big = p.naming == "solo5" and sector_size > 512 and image_size % sector_size == 0 \
         and p.sector_option and not partitions
-    fill = {"platform": p.name, "name": name, "path": path, "mib": _round(image_size, MIB) // MIB,
+    fill = {"platform": p.name, "name": name, "path": shlex.quote(path), "xl_path": xl_quote(path),
+            "mib": _round(image_size, MIB) // MIB,
             "sector_arg": f" --block-sector-size:{name}={sector_size}" if big else "",
             "at": f"@{sector_size}" if big else ""}
     lines += [line.format(**fill) for line in p.run]
+    if p.name in ("hvt", "spt") and any(ch.isspace() for ch in path):
+        lines.append(f"            (solo5-{p.name} reads the path up to its first white space "
+                     f"{_cite('solo5-path')}: move or link the image to a path without)")
     if big:
         lines.append(f"            ({sector_size}-byte blocks: Solo5 does one block per "
                      "request, so each read moves 8 times more than at 512; the image "
