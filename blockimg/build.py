@@ -12,7 +12,9 @@ is touched.
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 from . import api
 from .atomic import TMP_SUFFIX, output_target, stale_temporaries

@@ -20,7 +20,9 @@ import datetime
 import os
 import re
 import sys
-from typing import Dict, List, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 from .errors import InvalidInput, Problems
 from .record import record
@@ -173,106 +175,156 @@ def _path(base: str, value: str) -> str:
     return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
 
 
+class _Keys:
+    """One table's keys, read with their checks: each problem goes to the collector (naming
+    the key's line) and turns ``ok`` False."""
+
+    def __init__(self, c: _Collector, section: Tuple[str, ...], table: dict) -> None:
+        self.c, self.section, self.table, self.ok = c, section, table, True
+
+    def bad(self, key: Optional[str], message: str) -> None:
+        self.c.add(self.section, key, message)
+        self.ok = False
+
+    def typed(self, key: str, kind: type):
+        """The key's value when it is of ``kind`` (None when absent or not)."""
+        if key not in self.table:
+            return None
+        value = self.table[key]
+        if type(value) is not kind:
+            self.bad(key, f"must be {_type(kind())}, not {_type(value)}")
+            return None
+        return value
+
+    def size(self, key: str, default: Optional[int] = None) -> Optional[int]:
+        if key not in self.table:
+            return default
+        value = _size(self.c, self.section, key, self.table[key])
+        self.ok &= value is not None
+        return value
+
+    def choice(self, key: str, default, allowed: Tuple, what: str):
+        value = self.table.get(key, default)
+        if value not in allowed:
+            self.bad(key, f"{value!r}: {what}")
+            return None
+        return value
+
+    def platform(self) -> Optional[str]:
+        from . import platforms
+        value = self.table.get("platform")
+        if isinstance(value, str) and value not in platforms.NAMES:
+            self.bad("platform", f"{value!r}: one of {', '.join(platforms.NAMES)}")
+            return None
+        return value if isinstance(value, str) else None
+
+    def device_name(self, platform: Optional[str], output: str) -> Optional[str]:
+        """``device-name``, checked against ``platform``'s naming rule (or the name the
+        output gives when it is not set)."""
+        from . import platforms
+        name = self.table.get("device-name")
+        name = name if isinstance(name, str) else None
+        if platform is not None:
+            for p in platforms.name_problems(platforms.get(platform),
+                                             name or platforms.default_device_name(output)):
+                self.c.add(self.section, "device-name" if name else "output", p)
+        return name
+
+
+_STRING_KEYS = ("source", "format", "output", "platform", "device-name", "manifest", "git-ref",
+                "git-path", "fat-type") + tuple(_TEXTS)
+_FLAG_KEYS = ("secret", "exclude-vcs", "keep-links", "skip-special")
+
+
 def _volume(c: _Collector, name: str, table, base: str) -> Optional[VolumeSpec]:
-    from . import platforms
     section = ("volumes", name)
     if not isinstance(table, dict):
         c.add(("volumes",), name, f"must be a table ([volumes.{name}]), not {_type(table)}")
         return None
     if not _NAME.match(name):
         c.add(section, None, f"volume name {name!r}: 1 to 36 letters, digits, '_', '.' or '-'")
-    empty = "source" not in table
-    allowed = _EMPTY_KEYS if empty else _VOLUME_KEYS
-    for key in table:
-        if key not in allowed:
-            have = ", ".join(sorted(allowed))
-            c.add(section, key, "unknown key (a volume without source is empty space and "
-                                f"takes only size)" if empty and key in _VOLUME_KEYS else
-                  f"unknown key (have: {have})")
-    if empty:
-        size = _size(c, section, "size", table["size"]) if "size" in table else None
-        if "size" not in table:
-            c.add(section, None, "no source and no size: give source (a directory, tar "
-                                 "archive or git repository), or size for empty space")
-        elif size is not None and (size <= 0 or size % 512):
-            c.add(section, "size", f"empty space of {size} bytes: must be a positive "
-                                   "multiple of 512")
-        return VolumeSpec(name, None, None, size=size or 0)
-    ok = True
-    strings = ("source", "format", "output", "platform", "device-name", "manifest", "git-ref",
-               "git-path", "fat-type") + tuple(_TEXTS)
-    for key in strings:
-        if key in table and not (key == "fat-type" and type(table[key]) is int):
-            ok &= _want(c, section, key, table[key], str)
-    for key in ("secret", "exclude-vcs", "keep-links", "skip-special"):
+    k = _Keys(c, section, table)
+    _unknown_volume_keys(k)
+    if "source" not in table:
+        return _empty_volume(k, name)
+    for key in _STRING_KEYS:
+        if not (key == "fat-type" and type(table.get(key)) is int):
+            k.typed(key, str)
+    for key in _FLAG_KEYS:
+        k.typed(key, bool)
+    exclude = _exclude(k)
+    fmt = k.choice("format", "tar", ("tar", "fat"), "tar or fat")
+    for key in _FAT_ONLY if fmt == "tar" else ():
         if key in table:
-            ok &= _want(c, section, key, table[key], bool)
-    exclude = table.get("exclude", [])
-    if isinstance(exclude, str):
-        exclude = [exclude]
-    if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
-        c.add(section, "exclude", "must be a pattern or an array of patterns")
-        ok, exclude = False, []
-    fmt = table.get("format", "tar")
-    if fmt not in ("tar", "fat"):
-        c.add(section, "format", f"{fmt!r}: tar or fat")
-        ok = False
-    if fmt == "tar":
-        for key in _FAT_ONLY:
-            if key in table:
-                c.add(section, key, "applies to format = \"fat\" only (this volume is tar)")
-                ok = False
-    options: Dict[str, object] = {}
-    for key, kw in _SIZES.items():
-        if key in table:
-            value = _size(c, section, key, table[key])
-            ok &= value is not None
-            options[kw] = value
-    for key, kw in _TEXTS.items():
-        if key in table:
-            options[kw] = table[key]
-    if "target" in table and table["target"] not in ("mirage", "generic"):
-        c.add(section, "target", f"{table['target']!r}: mirage or generic")
-        ok = False
-    if "fat-type" in table:
-        ft = table["fat-type"]
-        if ft not in (12, 16, 32, "12", "16", "32", "auto"):
-            c.add(section, "fat-type", f"{ft!r}: 12, 16, 32 or \"auto\"")
-            ok = False
-        else:
-            options["fat_type"] = ft if ft == "auto" else int(ft)
-    if "volume-id" in table:
-        ok &= _want(c, section, "volume-id", table["volume-id"], int)
-        options["volume_id"] = table["volume-id"]
-    platform = table.get("platform")
-    if isinstance(platform, str) and platform not in platforms.NAMES:
-        c.add(section, "platform", f"{platform!r}: one of {', '.join(platforms.NAMES)}")
-        ok = False
+            k.bad(key, "applies to format = \"fat\" only (this volume is tar)")
+    options = _format_options(k)
+    platform = k.platform()
     if "git-path" in table and "git-ref" not in table:
-        c.add(section, "git-path", "needs git-ref")
-        ok = False
+        k.bad("git-path", "needs git-ref")
     mtime = _mtime(c, section, table["mtime"]) if "mtime" in table else None
-    if not ok:
+    if not k.ok:
         return None
     output = _path(base, table.get("output", f"{name}.img"))
-    device_name = table.get("device-name")
-    if platform is not None:
-        problems = platforms.name_problems(platforms.get(platform), device_name or
-                                           platforms.default_device_name(output))
-        for p in problems:
-            c.add(section, "device-name" if device_name else "output", p)
     return VolumeSpec(
         name, _path(base, table["source"]), output, fmt, tuple(sorted(options.items())),
-        platform, device_name, table.get("secret", False),
+        platform, k.device_name(platform, output), table.get("secret", False),
         _path(base, table["manifest"]) if "manifest" in table else None,
         table.get("git-ref"), table.get("git-path"), tuple(exclude),
         table.get("exclude-vcs", False), table.get("keep-links", False),
         table.get("skip-special", False), mtime)
 
 
+def _unknown_volume_keys(k: _Keys) -> None:
+    empty = "source" not in k.table
+    allowed = _EMPTY_KEYS if empty else _VOLUME_KEYS
+    for key in k.table:
+        if key not in allowed:
+            k.c.add(k.section, key, "unknown key (a volume without source is empty space and "
+                                    f"takes only size)" if empty and key in _VOLUME_KEYS else
+                    f"unknown key (have: {', '.join(sorted(allowed))})")
+
+
+def _empty_volume(k: _Keys, name: str) -> VolumeSpec:
+    """A volume without ``source``: empty space of ``size`` bytes."""
+    size = k.size("size")
+    if "size" not in k.table:
+        k.bad(None, "no source and no size: give source (a directory, tar archive or git "
+                    "repository), or size for empty space")
+    elif size is not None and (size <= 0 or size % 512):
+        k.bad("size", f"empty space of {size} bytes: must be a positive multiple of 512")
+    return VolumeSpec(name, None, None, size=size or 0)
+
+
+def _exclude(k: _Keys) -> List[str]:
+    exclude = k.table.get("exclude", [])
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+        k.bad("exclude", "must be a pattern or an array of patterns")
+        return []
+    return exclude
+
+
+def _format_options(k: _Keys) -> Dict[str, object]:
+    """``create``'s format keywords from the volume's keys."""
+    table = k.table
+    options: Dict[str, object] = {kw: k.size(key) for key, kw in _SIZES.items() if key in table}
+    options.update((kw, table[key]) for key, kw in _TEXTS.items() if key in table)
+    if "target" in table:
+        k.choice("target", None, ("mirage", "generic"), "mirage or generic")
+    if "fat-type" in table:
+        ft = k.choice("fat-type", None, (12, 16, 32, "12", "16", "32", "auto"),
+                      "12, 16, 32 or \"auto\"")
+        if ft is not None:
+            options["fat_type"] = ft if ft == "auto" else int(ft)
+    if "volume-id" in table:
+        k.typed("volume-id", int)
+        options["volume_id"] = table["volume-id"]
+    return options
+
+
 def _disk(c: _Collector, table, volumes: Dict[str, Optional[VolumeSpec]],
           base: str) -> Optional[DiskSpec]:
-    from . import platforms
     section = ("disk",)
     if not isinstance(table, dict):
         c.add((), "disk", f"must be a table ([disk]), not {_type(table)}")
@@ -280,65 +332,88 @@ def _disk(c: _Collector, table, volumes: Dict[str, Optional[VolumeSpec]],
     for key in table:
         if key not in _DISK_KEYS:
             c.add(section, key, f"unknown key (have: {', '.join(sorted(_DISK_KEYS))})")
-    names = table.get("volumes")
-    if names is None:
-        c.add(section, None, "no volumes: give volumes = [\"NAME\", ...] in partition order")
-        names = []
-    elif not isinstance(names, list) or not names or \
-            not all(isinstance(n, str) for n in names):
-        c.add(section, "volumes", "must be a non-empty array of volume names")
-        names = []
-    for n in sorted({n for n in names if names.count(n) > 1}):
-        c.add(section, "volumes", f"{n!r} listed twice")
-    for n in names:
-        if n not in volumes:
-            c.add(section, "volumes", f"no [volumes.{n}] table")
-    table_kind = table.get("table", "mbr")
-    if table_kind not in ("mbr", "gpt"):
-        c.add(section, "table", f"{table_kind!r}: mbr or gpt")
-    align = _size(c, section, "align", table["align"]) if "align" in table else 1 << 20
-    for key in ("output", "platform", "device-name"):
-        if key in table:
-            _want(c, section, key, table[key], str)
-    if "secret" in table:
-        _want(c, section, "secret", table["secret"], bool)
-    platform = table.get("platform")
-    if isinstance(platform, str) and platform not in platforms.NAMES:
-        c.add(section, "platform", f"{platform!r}: one of {', '.join(platforms.NAMES)}")
-        platform = None
-    output = _path(base, table["output"]) if isinstance(table.get("output"), str) else \
-        _path(base, "disk.img")
-    if isinstance(platform, str):
-        dn = table.get("device-name")
-        for p in platforms.name_problems(platforms.get(platform),
-                                         dn or platforms.default_device_name(output)):
-            c.add(section, "device-name" if dn else "output", p)
+    k = _Keys(c, section, table)
+    names = _disk_volumes(k, volumes)
+    table_kind = k.choice("table", "mbr", ("mbr", "gpt"), "mbr or gpt")
+    align = k.size("align", 1 << 20)
+    output = k.typed("output", str)
+    for key in ("platform", "device-name"):
+        k.typed(key, str)
+    k.typed("secret", bool)
+    platform = k.platform()
+    output = _path(base, output or "disk.img")
+    device_name = k.device_name(platform, output)
     secret = table.get("secret") is True or any(
         volumes[n] is not None and volumes[n].secret for n in names if n in volumes)
-    return DiskSpec(output, tuple(names), table_kind, align or 0, platform,
-                    table.get("device-name"), secret)
+    return DiskSpec(output, tuple(names), table_kind or "mbr", align or 0,
+                    platform, device_name, secret)
 
 
-def parse(text: str, *, config: str = DEFAULT_NAME, base: str = ".") -> BuildPlan:
-    """The build ``text`` (a ``blockimg.toml`` named ``config``) describes; relative paths
-    are taken from ``base``. Raises InvalidInput/Problems naming every problem's line."""
+def _disk_volumes(k: _Keys, volumes: Dict[str, Optional[VolumeSpec]]) -> List[str]:
+    """``[disk] volumes``: names of volumes, each once, in partition order."""
+    names = k.table.get("volumes")
+    if names is None:
+        k.bad(None, "no volumes: give volumes = [\"NAME\", ...] in partition order")
+        return []
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        k.bad("volumes", "must be a non-empty array of volume names")
+        return []
+    for n in sorted({n for n in names if names.count(n) > 1}):
+        k.bad("volumes", f"{n!r} listed twice")
+    for n in names:
+        if n not in volumes:
+            k.bad("volumes", f"no [volumes.{n}] table")
+    return names
+
+
+def _load(text: str, config: str) -> dict:
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         # "Invalid value (at line 3, column 8)": the line leads, as for every other problem.
         m = re.search(r"at line (\d+)", str(e))
         raise InvalidInput(f"not valid TOML: {e}", path=config + (f":{m.group(1)}" if m else ""),
                            rule="TOML syntax") from None
-    c = _Collector(config, text)
-    for key in doc:
+
+
+def _top_level(c: _Collector, doc: dict) -> dict:
+    """The ``[volumes]`` tables; every other top-level key is a problem."""
+    for key, value in doc.items():
         if key not in ("volumes", "disk"):
-            c.add((key,) if isinstance(doc[key], dict) else (), key if not
-                  isinstance(doc[key], dict) else None,
+            nested = isinstance(value, dict)
+            c.add((key,) if nested else (), None if nested else key,
                   "unknown (have: [volumes.NAME], [disk])")
     raw = doc.get("volumes", {})
     if not isinstance(raw, dict) or not raw:
         c.add((), "volumes", "no volumes: give at least one [volumes.NAME] table")
-        raw = {}
+        return {}
+    return raw
+
+
+def _outputs_problems(c: _Collector, plan: BuildPlan) -> None:
+    """An output written twice, or inside a source directory."""
+    seen = set()
+    for path in plan.outputs():
+        if path in seen:
+            c.problems.append(InvalidInput("written twice (two outputs of the same name)",
+                                           path=path, rule="build config"))
+        seen.add(path)
+    for v in plan.volumes:
+        if v.source is None or v.git_ref is not None:
+            continue
+        for path in plan.outputs():
+            if os.path.commonpath([v.source, path]) == v.source:
+                c.add(("volumes", v.name), "source",
+                      f"{path} would be written inside this source directory (and stored "
+                      "in the next build); put the outputs outside it")
+
+
+def parse(text: str, *, config: str = DEFAULT_NAME, base: str = ".") -> BuildPlan:
+    """The build ``text`` (a ``blockimg.toml`` named ``config``) describes; relative paths
+    are taken from ``base``. Raises InvalidInput/Problems naming every problem's line."""
+    doc = _load(text, config)
+    c = _Collector(config, text)
+    raw = _top_level(c, doc)
     specs = {name: _volume(c, name, table, base) for name, table in raw.items()}
     disk = _disk(c, doc["disk"], specs, base) if "disk" in doc else None
     in_disk = set(disk.volumes) if disk else set()
@@ -346,24 +421,10 @@ def parse(text: str, *, config: str = DEFAULT_NAME, base: str = ".") -> BuildPla
         if spec is not None and spec.source is None and name not in in_disk:
             c.add(("volumes", name), None, "empty space (no source) only exists in the disk: "
                                            "list it in [disk] volumes")
-    volumes = tuple(s for s in specs.values() if s is not None)
+    plan = BuildPlan(config, tuple(s for s in specs.values() if s is not None), disk)
     if not c.problems:
-        seen: Dict[str, str] = {}
-        plan = BuildPlan(config, volumes, disk)
-        for path in plan.outputs():
-            if path in seen:
-                c.problems.append(InvalidInput("written twice (two outputs of the same name)",
-                                               path=path, rule="build config"))
-            seen[path] = path
-        for v in volumes:
-            if v.source is None or v.git_ref is not None:
-                continue
-            for path in plan.outputs():
-                if os.path.commonpath([v.source, path]) == v.source:
-                    c.add(("volumes", v.name), "source",
-                          f"{path} would be written inside this source directory (and stored "
-                          "in the next build); put the outputs outside it")
+        _outputs_problems(c, plan)
     if len(c.problems) > 1:
         raise Problems(c.problems, what=config)
     InvalidInput.raise_all(c.problems)
-    return BuildPlan(config, volumes, disk)
+    return plan

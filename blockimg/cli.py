@@ -17,7 +17,7 @@ from .errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
                      NotARegularFile, NotFound, Problems, Unsupported)
 from .progress import ProgressBar
 from .quoting import escape
-from .units import human_size, plural
+from .units import human_size, plural, size_argument as _size
 
 __all__ = ["main", "run"]
 
@@ -88,13 +88,6 @@ def _print_problems(e: InvalidInput) -> None:
           file=sys.stderr)
 
 
-def _size(text: str) -> int:
-    import argparse
-    from .units import parse_size
-    try:
-        return parse_size(text)
-    except InvalidInput as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _formatter() -> type:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Dict, List, Mapping, Optional, Tuple
@@ -25,7 +26,8 @@ from .errors import InvalidInput
 from .record import record
 
 __all__ = ["Platform", "PLATFORMS", "NAMES", "get", "format_options", "plan_problems",
-           "image_problems", "disk_problems", "attach", "default_device_name", "MIB"]
+           "image_problems", "disk_problems", "attach", "default_device_name", "xl_quote",
+           "MIB"]
 
 MIB = 1 << 20
 
@@ -49,6 +51,14 @@ SOURCES: Dict[str, str] = {
     "unix-512": "mirage/mirage-block-unix@98efe7a lib/block.ml:163-166,203-204",
     "albatross-mib": "robur-coop/albatross@961c4e3 src/vmm_unix.ml:559-587,642-646",
     "albatross-hvt": "robur-coop/albatross@961c4e3 src/vmm_unix.ml:484-491",
+    "albatross-names": "robur-coop/albatross@961c4e3 src/vmm_core.ml:57-74 (block names are "
+                       "labels of 1 to 63 characters)",
+    "solo5-path": "Solo5/solo5@469c1a8 tenders/hvt/hvt_module_blk.c:141-147 (the path is "
+                  "read with sscanf's %s: up to the first white space)",
+    "xl-disk": "xen-project/xen@c447b73 docs/man/xl-disk-configuration.5.pod.in:5-50,79-93; "
+               "tools/libs/util/libxlu_disk_l.l:77-80,228 (target= takes the rest, less one "
+               "trailing comma); tools/libs/util/libxlu_cfg_l.l:75-82, libxlu_cfg.c:598-660 "
+               "(quoted strings take backslash escapes)",
     "mbr-512": "reynir/mirage-block-partition@86694e4 lib/mirage_block_partition_mbr.ml:19-25",
     "fat-sector": "mirage/ocaml-fat@75f0042 src/fat.ml:89-111,187-189 (the volume's sector "
                   "must be a multiple of the device's, the device's at most 4096)",
@@ -63,10 +73,13 @@ class Platform:
     sector size the unikernel's driver reports for an image attached plainly.
     ``sector_option``: the sector size can be raised when attaching (Solo5's
     ``--block-sector-size``). ``size_multiple``: the image length must be a
-    multiple of this. ``naming``: how the unikernel names the device
-    (``solo5``: the name given to ``block_of_file``, alphanumeric; ``xen``: the
-    n-th declared device is ``xvdb``, ``xvdc`` ...; ``unix``: the file's path).
-    ``partition_tables``: tables Mirage's partition readers can use there.
+    multiple of this; ``size_why`` says why (``{what}``, ``{multiple}`` and
+    ``{fit}`` filled in) and ``size_source`` cites it. ``naming``: how the
+    unikernel names the device (``solo5``: the name given to ``block_of_file``,
+    alphanumeric; ``xen``: the n-th declared device is ``xvdb``, ``xvdc`` ...;
+    ``unix``: the file's path). ``partition_tables``: tables Mirage's partition
+    readers can use there. ``run``: the attach lines after ``config.ml``'s
+    (``{name}``, ``{path}``, ``{sector_arg}``, ``{mib}``, ``{at}`` filled in).
     """
 
     name: str
@@ -78,24 +91,69 @@ class Platform:
     naming: str
     partition_tables: Tuple[str, ...]
     rules: Tuple[str, ...]
+    size_why: str
+    size_source: str
+    run: Tuple[str, ...]
+    name_max: int = 67
 
 
 _SOLO5_RULES = ("solo5-size", "solo5-sector-option", "solo5-one-block", "solo5-names")
+_BLOCK_MULTIPLE = ("{what}: {title} refuses a device whose length is not a multiple of its "
+                   "{multiple}-byte block {cite}; fix: a multiple of {multiple}")
+_TENDER_RUN = ("run:        solo5-{platform} --block:{name}={path}{sector_arg} -- "
+               "unikernel.{platform}",)
 
+#: One row per platform: name, title, blocks, device sector, sector option, size multiple,
+#: naming, partition tables, rules, why the size rule, its source, attach lines.
 PLATFORMS: Dict[str, Platform] = {p.name: p for p in (
     Platform("unix", "Unix (mirage-block-unix)", True, 512, False, 512, "unix",
-             ("mbr", "gpt"), ("unix-512",)),
-    Platform("hvt", "Solo5 hvt", True, 512, True, 512, "solo5", ("mbr", "gpt"), _SOLO5_RULES),
-    Platform("spt", "Solo5 spt", True, 512, True, 512, "solo5", ("mbr", "gpt"), _SOLO5_RULES),
+             ("mbr", "gpt"), ("unix-512",), _BLOCK_MULTIPLE, "unix-512",
+             ("run:        the unikernel opens that path itself; nothing to attach",)),
+    Platform("hvt", "Solo5 hvt", True, 512, True, 512, "solo5", ("mbr", "gpt"), _SOLO5_RULES,
+             _BLOCK_MULTIPLE, "solo5-size", _TENDER_RUN),
+    Platform("spt", "Solo5 spt", True, 512, True, 512, "solo5", ("mbr", "gpt"), _SOLO5_RULES,
+             _BLOCK_MULTIPLE, "solo5-size", _TENDER_RUN),
     Platform("virtio", "Solo5 virtio", True, 512, False, 512, "solo5", ("mbr", "gpt"),
-             ("virtio-512", "virtio-order", "solo5-names")),
-    Platform("muen", "Solo5 muen", False, 512, False, 512, "solo5", (), ("muen-none",)),
+             ("virtio-512", "virtio-order", "solo5-names"), _BLOCK_MULTIPLE, "virtio-512",
+             ("run:        solo5-virtio-run -d {path} unikernel.virtio",
+              "            (several -d: devices are matched to the manifest in PCI order; "
+              "check it with `solo5-elftool query-manifest unikernel.virtio`)")),
+    Platform("muen", "Solo5 muen", False, 512, False, 512, "solo5", (), ("muen-none",),
+             _BLOCK_MULTIPLE, "solo5-size", ()),
     Platform("xen", "Xen (mirage-block-xen blkfront)", True, 4096, False, 4096, "xen", (),
-             ("xen-4096", "xen-pages", "xen-vdev", "mbr-512")),
+             ("xen-4096", "xen-pages", "xen-vdev", "mbr-512"),
+             "{what}: blkfront reports 4096-byte sectors and drops the tail past a "
+             "4096-byte multiple {cite}; fix: a multiple of 4096", "xen-4096",
+             ("xl config:  disk = [ 'format=raw, vdev=xvdb, access=rw, target={xl_path}' ]",
+              "            (what `mirage configure -t xen` writes in NAME.xl; give each "
+              "further block_of_file the next vdev)")),
     Platform("albatross", "albatross (Solo5 hvt)", True, 512, True, MIB, "solo5",
-             ("mbr", "gpt"), ("albatross-mib", "albatross-hvt") + _SOLO5_RULES),
+             ("mbr", "gpt"), ("albatross-mib", "albatross-hvt") + _SOLO5_RULES,
+             "{what}: albatross block devices are whole MiB (it refuses other sizes and "
+             "truncates data to the device size) {cite}; fix: a size of {fit} (or leave "
+             "--size out: the image is rounded up)", "albatross-mib",
+             ("upload:     albatross-client create-block {name} {mib} --data={path}",
+              "run:        albatross-client create UNIKERNEL unikernel.hvt "
+              "--block={name}:{name}{at}",
+              "update:     albatross-client set-block {name} {path}"),
+             name_max=63),
 )}
 NAMES = tuple(PLATFORMS)
+
+#: Why a format's sector must be at least the device's (``{ss}``, ``{device}``, ``{title}``).
+_SECTOR_WHY = {
+    "fat": ("--sector-size {ss}: {title} reports {device}-byte sectors and a FAT volume's "
+            "sector must be a multiple of the device's {cite_xen} {cite_fat}; fix: "
+            "--sector-size {device} (or leave it out)"),
+    "tar": ("--sector-size {ss}: {title} reads whole {device}-byte pages and drops any tail "
+            "past a {device}-byte multiple, which would cut the archive's end blocks "
+            "{cite_xen}; fix: --sector-size {device} (or leave it out)"),
+}
+
+#: How ``config.ml`` names the device, per naming: (the path or the name, a comment).
+_DECLARE = {"unix": ("path", ""),
+            "xen": ("name", "   # the first block_of_file is xvdb, the second xvdc, ..."),
+            "solo5": ("name", "   # Solo5 device name {name}")}
 
 _SOLO5_NAME = re.compile(r"^[A-Za-z0-9]{1,67}$")
 
@@ -128,7 +186,25 @@ def name_problems(p: Platform, name: str) -> List[str]:
     if p.naming == "solo5" and not _SOLO5_NAME.match(name):
         return [f"device name {name!r}: Solo5 device names are 1 to 67 letters and digits "
                 f"{_cite('solo5-names')}; fix: --device-name with letters and digits only"]
+    if len(name) > p.name_max:
+        return [f"device name {name!r}: {p.title} block names are at most {p.name_max} "
+                f"characters {_cite('albatross-names')}; fix: a shorter --device-name"]
     return []
+
+
+def xl_quote(path: str) -> str:
+    """``path`` as the ``target=`` of a disk in xl's configuration file, inside the
+    single quotes of its string: backslash escapes for ``\\``, ``'`` and control
+    characters; a trailing comma doubled (xl's disk parser drops one)."""
+    out = []
+    for ch in path:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out) + ("," if path.endswith(",") else "")
 
 
 def format_options(p: Platform, format: str, options: Mapping[str, object]) -> Dict[str, object]:
@@ -143,23 +219,13 @@ def format_options(p: Platform, format: str, options: Mapping[str, object]) -> D
     if not p.blocks:
         problems += _no_blocks(p)
     ss = out.get("sector_size")
-    if format == "fat" and p.device_sector > 512:
+    if format in _SECTOR_WHY and p.device_sector > 512:
         if ss is None:
             out["sector_size"] = p.device_sector
         elif ss < p.device_sector:
-            problems.append(
-                f"--sector-size {ss}: {p.title} reports {p.device_sector}-byte sectors and a "
-                f"FAT volume's sector must be a multiple of the device's {_cite('xen-4096')} "
-                f"{_cite('fat-sector')}; fix: --sector-size {p.device_sector} (or leave it out)")
-    if format == "tar" and p.device_sector > 512:
-        if ss is None:
-            out["sector_size"] = p.device_sector
-        elif ss < p.device_sector:
-            problems.append(
-                f"--sector-size {ss}: {p.title} reads whole {p.device_sector}-byte pages and "
-                f"drops any tail past a {p.device_sector}-byte multiple, which would cut the "
-                f"archive's end blocks {_cite('xen-4096')}; fix: --sector-size "
-                f"{p.device_sector} (or leave it out)")
+            problems.append(_SECTOR_WHY[format].format(
+                ss=ss, title=p.title, device=p.device_sector, cite_xen=_cite("xen-4096"),
+                cite_fat=_cite("fat-sector")))
     size = out.get("size")
     if isinstance(size, int) and size % p.size_multiple:
         problems.append(_size_rule(p, f"--size {size}", size))
@@ -170,17 +236,8 @@ def format_options(p: Platform, format: str, options: Mapping[str, object]) -> D
 
 
 def _size_rule(p: Platform, what: str, size: int) -> str:
-    if p.name == "albatross":
-        return (f"{what}: albatross block devices are whole MiB (it refuses other sizes and "
-                f"truncates data to the device size) {_cite('albatross-mib')}; fix: a size "
-                f"of {_round(size, MIB)} (or leave --size out: the image is rounded up)")
-    if p.name == "xen":
-        return (f"{what}: blkfront reports 4096-byte sectors and drops the tail past a "
-                f"4096-byte multiple {_cite('xen-4096')}; fix: a multiple of 4096")
-    key = "unix-512" if p.name == "unix" else "virtio-512" if p.name == "virtio" else \
-        "solo5-size"
-    return (f"{what}: {p.title} refuses a device whose length is not a multiple of its "
-            f"{p.size_multiple}-byte block {_cite(key)}; fix: a multiple of {p.size_multiple}")
+    return p.size_why.format(what=what, title=p.title, multiple=p.size_multiple,
+                             fit=_round(size, p.size_multiple), cite=_cite(p.size_source))
 
 
 def _round(n: int, m: int) -> int:
@@ -247,42 +304,23 @@ def attach(p: Platform, image: str, *, name: str, format: str, sector_size: int,
     path = os.path.abspath(image)
     kv = {"fat": "fat_ro", "tar": "tar_kv_ro"}.get(format)
     lines = [f"# {p.title}: attach {os.path.basename(image)} ({image_size} bytes)"]
-    if p.naming == "unix":
-        lines.append(f'config.ml:  let block = block_of_file "{path}"'
-                     + (f"  (then {kv} block)" if kv else ""))
-        lines.append("run:        the unikernel opens that path itself; nothing to attach")
-    elif p.naming == "xen":
-        lines.append(f'config.ml:  let block = block_of_file "{name}"'
-                     + (f"  (then {kv} block)" if kv else "")
-                     + "   # the first block_of_file is xvdb, the second xvdc, ...")
-        lines.append(f"xl config:  disk = [ 'format=raw, vdev=xvdb, access=rw, target={path}' ]")
-        lines.append("            (what `mirage configure -t xen` writes in NAME.xl; give "
-                     "each further block_of_file the next vdev)")
-    else:
-        lines.append(f'config.ml:  let block = block_of_file "{name}"'
-                     + (f"  (then {kv} block)" if kv else "")
-                     + f"   # Solo5 device name {name!r}")
-        big = sector_size > 512 and image_size % sector_size == 0 and p.sector_option \
-            and not partitions
-        sector_arg = f" --block-sector-size:{name}={sector_size}" if big else ""
-        if p.name in ("hvt", "spt"):
-            lines.append(f"run:        solo5-{p.name} --block:{name}={path}{sector_arg} -- "
-                         f"unikernel.{p.name}")
-        elif p.name == "virtio":
-            lines.append(f"run:        solo5-virtio-run -d {path} unikernel.virtio")
-            lines.append("            (several -d: devices are matched to the manifest in PCI "
-                         "order; check it with `solo5-elftool query-manifest unikernel.virtio`)")
-        elif p.name == "albatross":
-            mib = _round(image_size, MIB) // MIB
-            at = f"@{sector_size}" if big else ""
-            lines.append(f"upload:     albatross-client create-block {name} {mib} --data={path}")
-            lines.append(f"run:        albatross-client create UNIKERNEL unikernel.hvt "
-                         f"--block={name}:{name}{at}")
-            lines.append(f"update:     albatross-client set-block {name} {path}")
-        if big:
-            lines.append(f"            ({sector_size}-byte blocks: Solo5 does one block per "
-                         "request, so each read moves 8 times more than at 512; the image "
-                         "also reads at the default 512)")
+    device, comment = _DECLARE[p.naming]
+    lines.append(f'config.ml:  let block = block_of_file "{path if device == "path" else name}"'
+                 + (f"  (then {kv} block)" if kv else "") + comment.format(name=repr(name)))
+    big = p.naming == "solo5" and sector_size > 512 and image_size % sector_size == 0 \
+        and p.sector_option and not partitions
+    fill = {"platform": p.name, "name": name, "path": shlex.quote(path), "xl_path": xl_quote(path),
+            "mib": _round(image_size, MIB) // MIB,
+            "sector_arg": f" --block-sector-size:{name}={sector_size}" if big else "",
+            "at": f"@{sector_size}" if big else ""}
+    lines += [line.format(**fill) for line in p.run]
+    if p.name in ("hvt", "spt") and any(ch.isspace() for ch in path):
+        lines.append(f"            (solo5-{p.name} reads the path up to its first white space "
+                     f"{_cite('solo5-path')}: move or link the image to a path without)")
+    if big:
+        lines.append(f"            ({sector_size}-byte blocks: Solo5 does one block per "
+                     "request, so each read moves 8 times more than at 512; the image "
+                     "also reads at the default 512)")
     if partitions:
         lines.append("partitions: " + ("Mirage_block_partition_mbr.Make(Block).connect reads "
                                        "the MBR" if table == "mbr" else

@@ -6,7 +6,8 @@ import re
 from .errors import InvalidInput
 
 __all__ = ["align_up", "align_down", "ceil_div", "is_power_of_two",
-           "parse_size", "check_power_of_two", "human_size", "plural", "size_message"]
+           "parse_size", "size_argument", "check_power_of_two",
+           "human_size", "plural", "size_message"]
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -86,3 +87,12 @@ def parse_size(text: str) -> int:
         raise InvalidInput(f"not a size: {text} (use e.g. 4096, 64K, 32M, 2G)",
                            rule="size syntax")
     return int(m.group(1)) * _MULT[m.group(2).lower()]
+
+
+def size_argument(text: str) -> int:
+    """:func:`parse_size` as an argparse ``type=``: a bad size is argparse's usage error."""
+    try:
+        return parse_size(text)
+    except InvalidInput as e:
+        import argparse
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -17,7 +17,8 @@ import time
 from typing import List, Optional
 
 from .measure import LIMIT_TYPES, MemoryLimit, cgroup_available
-from .suite import OPERATIONS, REPO, Context, fat_size_for, prepare_images, prepare_sources
+from .suite import (OPERATIONS, REFERENCES, REPO, Context, fat_size_for, prepare_disk,
+                    prepare_images, prepare_sources)
 
 __all__ = ["main"]
 
@@ -125,6 +126,8 @@ def cmd_run(args) -> int:
                 ctx.broken = prepare_images(ctx, read_from=args.read_from, formats=sorted(need))
             if "sources" in ops:
                 ctx.broken.update(prepare_sources(ctx))
+            if "disk" in ops:
+                ctx.broken.update(prepare_disk(ctx))
             if args.same_size:
                 ctx.blockimg_fat_size = ctx.fat_size
             skip_slow = not args.slow and info["files"] > args.slow_max_files
@@ -154,7 +157,7 @@ def cmd_run(args) -> int:
                         f"{info['files']} files, {mb:.1f} MB")
                 title = f"{name} ({what}) - {op}" + (
                     " (one other process keeps a CPU busy)" if op.endswith("-loaded") else "")
-                text = format_table(title, res)
+                text = format_table(title, res, REFERENCES.get(op, "blockimg"))
                 texts.append(text)
                 print(text + "\n", flush=True)
                 if args.out:

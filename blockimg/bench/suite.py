@@ -18,8 +18,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from .measure import SINGLE_THREAD_ENV
 
-__all__ = ["Context", "Tool", "OPERATIONS", "tools_for", "prepare_images", "prepare_sources",
-           "fat_size_for"]
+__all__ = ["Context", "Tool", "OPERATIONS", "REFERENCES", "tools_for", "prepare_images",
+           "prepare_sources", "prepare_disk", "fat_size_for"]
 
 Cmd = Union[str, List[str]]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -47,6 +47,8 @@ class Context:
     set_aside: bool = True      # move output trees aside instead of deleting them
     _aside: int = 0
     broken: Dict[str, str] = field(default_factory=dict)   # format -> why no read image
+    halves: List[str] = field(default_factory=list)       # the "disk" operation's sources
+    half_images: List[str] = field(default_factory=list)  # ... and their tar images
 
     @property
     def out(self) -> str:
@@ -235,9 +237,62 @@ SOURCES = [
         f"mkdir {_q(c.out)} && git -C {_q(c.git_repo)} archive HEAD | tar -x -C {_q(c.out)} "
         f"&& " + shlex.join(_blockimg_tar_create(c, c.out, "--mtime", str(GIT_TIME)))),
          needs=("git", "tar"), output="dir"),
+    Tool("tar -c DIR | blockimg -", "blockimg", lambda c: (
+        f"tar -c -C {_q(c.corpus)} . | " + shlex.join(_blockimg_tar_create(c, "-"))),
+         needs=("tar",)),
+    Tool("git archive | blockimg -", "blockimg", lambda c: (
+        f"git -C {_q(c.git_repo)} archive HEAD | " + shlex.join(_blockimg_tar_create(
+            c, "-"))), needs=("git",)),
     Tool("cp ARCHIVE.tar", "limit", lambda c: ["cp", c.source_tar, c.out_img]),
 ]
 GIT_TIME = 1_700_000_000
+
+#: A disk of two volumes (the corpus split in two halves: for ``big``, two of 512 MiB)
+#: against the two single builds it replaces; the images the ``IMG`` row assembles are
+#: made once (untimed) by ``prepare_disk``.
+DISK = [
+    Tool("blockimg disk DIR1 DIR2", "blockimg", lambda c: blockimg_cmd(
+        c, "disk", "-o", c.out_img, "-q", c.halves[0] + ",format=tar",
+        c.halves[1] + ",format=tar")),
+    Tool("blockimg disk IMG1 IMG2", "blockimg", lambda c: blockimg_cmd(
+        c, "disk", "-o", c.out_img, "-q", *c.half_images)),
+    Tool("blockimg create DIR1; create DIR2", "peer", lambda c: (
+        f"mkdir {_q(c.out)} && " + " && ".join(
+            shlex.join(blockimg_cmd(c, "create", half, "-o", os.path.join(c.out, f"{i}.img"),
+                                    "--format", "tar", "-q"))
+            for i, half in enumerate(c.halves))), output="dir"),
+    Tool("cat IMG1 IMG2", "limit", lambda c: f"cat {_q(c.half_images[0])} "
+                                              f"{_q(c.half_images[1])} > {_q(c.out_img)}"),
+]
+
+#: The row each operation's ratios are taken against (``REF / tool``), when not "blockimg".
+REFERENCES = {"sources": "blockimg DIR", "disk": "blockimg create DIR1; create DIR2"}
+
+
+def prepare_disk(ctx: Context) -> Dict[str, str]:
+    """Untimed: the corpus's files split alternately into two directories of hard links
+    (copies across file systems), and a tar image of each; {what: problem}."""
+    files = sorted(os.path.relpath(os.path.join(d, f), ctx.corpus)
+                   for d, _, names in os.walk(ctx.corpus) for f in names)
+    ctx.halves = [os.path.join(ctx.work, f"half{i}") for i in (1, 2)]
+    ctx.half_images = [h + ".img" for h in ctx.halves]
+    for i, rel in enumerate(files):
+        src, dst = os.path.join(ctx.corpus, rel), os.path.join(ctx.halves[i % 2], rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if not os.path.lexists(dst):
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+    problems: Dict[str, str] = {}
+    env = dict(os.environ, **blockimg_env())
+    for half, image in zip(ctx.halves, ctx.half_images):
+        res = _run_checked(shlex.join(blockimg_cmd(ctx, "create", half, "-o", image,
+                                                   "--format", "tar", "-q")), env)
+        if res.returncode != 0:
+            err = (res.stderr or b"").decode("utf-8", "replace").strip()
+            problems["disk"] = err.splitlines()[-1] if err else f"exit {res.returncode}"
+    return problems
 
 
 def prepare_sources(ctx: Context) -> Dict[str, str]:
@@ -291,7 +346,7 @@ OPERATIONS: Dict[str, List[Tool]] = {
     "fat-build": FAT_BUILD, "tar-build": TAR_BUILD,
     "fat-extract": FAT_EXTRACT, "fat-cat": FAT_CAT,
     "tar-extract": TAR_EXTRACT, "tar-cat": TAR_CAT,
-    "sources": SOURCES,
+    "sources": SOURCES, "disk": DISK,
     "fat-build-loaded": _loaded(FAT_BUILD), "tar-build-loaded": _loaded(TAR_BUILD),
     "fat-extract-loaded": _loaded(FAT_EXTRACT),
 }

@@ -43,8 +43,9 @@ _BUILTIN: Dict[str, Factory] = {
 
 
 def _partition(location: str, writable: bool) -> BlockDevice:
-    from ..disk.reader import open_partition_url
-    return open_partition_url(location, writable=writable)
+    from ..disk.reader import open_partition, split_partition_url
+    selector, disk = split_partition_url(location, writable=writable)
+    return open_partition(open_device(disk), selector, disk)
 
 
 def _mmap_device() -> type:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+from ..units import size_argument
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Optional
@@ -20,15 +22,6 @@ __all__ = ["add_arguments", "prepare", "after_create", "READERS"]
 READERS = ("ls", "cat", "extract", "info", "check", "verify")
 _PLATFORM_HELP = ("check and apply this platform's block-device rules (unix, hvt, spt, virtio, "
                   "muen, xen, albatross; default: none, platform-neutral)")
-
-
-def _size(text: str) -> int:
-    from ..errors import InvalidInput
-    from ..units import parse_size
-    try:
-        return parse_size(text)
-    except InvalidInput as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_arguments(sub) -> None:
@@ -71,7 +64,7 @@ def add_arguments(sub) -> None:
     d.add_argument("--table", choices=["mbr", "gpt"], default="mbr",
                    help="partition table (default mbr: what Mirage's partition reader reads; "
                         "gpt: up to 128 named partitions)")
-    d.add_argument("--align", type=_size, default=1 << 20, metavar="N",
+    d.add_argument("--align", type=size_argument, default=1 << 20, metavar="N",
                    help="start every partition on an N-byte boundary (default 1M)")
     d.add_argument("--platform", choices=NAMES, help=_PLATFORM_HELP)
     d.add_argument("--attach", metavar="FILE",
@@ -97,9 +90,15 @@ def prepare(args: argparse.Namespace) -> Optional[int]:
         return None
     if args.partition is not None:
         # Opened (and checked) by the readers through the partition: backend.
-        from .reader import open_partition, partition_url
-        open_partition(args.image, args.partition).close()
+        from .reader import partition_url
+        empty = _empty_partition(args.image, args.partition)
         args.image = partition_url(args.image, args.partition)
+        if empty is not None and args.command in ("info", "check", "verify"):
+            return _answer_empty(args, empty)
+    elif isinstance(args.image, str) and args.image.startswith("partition:"):
+        empty = _empty_partition(args.image, None)
+        if empty is not None and args.command in ("info", "check", "verify"):
+            return _answer_empty(args, empty)
     else:
         # info and check take a whole disk; the other readers are stopped by format
         # detection, which names the partitions (blockimg.partitions).
@@ -111,6 +110,55 @@ def prepare(args: argparse.Namespace) -> Optional[int]:
     if args.command == "info" and args.platform:
         return _info_platform(args)
     return None
+
+
+def _empty_partition(image: str, selector: Optional[str]):
+    """The partition (``selector`` of the disk ``image``, or the ``partition:`` URL
+    ``image``) when it is empty space (all zeros), else None. Opening it checks it."""
+    from ..block.registry import open_device
+    from .reader import is_empty_space, partition_url
+    dev = open_device(image if selector is None else partition_url(image, selector))
+    try:
+        return dev.partition if is_empty_space(dev) else None
+    finally:
+        dev.close()
+
+
+def _empty_line(part) -> str:
+    return (f"empty space ({part.size} bytes of zeros, as `empty:SIZE` makes: a writable "
+            "area), no FAT volume or tar archive")
+
+
+def _answer_empty(args: argparse.Namespace, part) -> int:
+    """``info``/``check``/``verify`` of a partition that is empty space: say so. Exit 0,
+    except ``verify`` against a manifest or source (their files are not there) and
+    ``info --platform`` when the partition's size breaks the platform's rules."""
+    if args.command == "verify" and (args.manifest is not None or args.src is not None):
+        print(f"{args.image}: {_empty_line(part)}: nothing of the "
+              f"{'manifest' if args.manifest is not None else 'source'} is there")
+        return 1
+    if args.command != "info":
+        print(f"{args.image}: {_empty_line(part)}; nothing to "
+              f"{'check' if args.command == 'check' else 'verify'}")
+        return 0
+    problems = []
+    if args.platform:
+        from .. import platforms
+        problems = platforms.plan_problems(platforms.get(args.platform), "empty", part.size,
+                                           512)
+    if args.json:
+        import json
+        json.dump({"format": "empty", "image_bytes": part.size, "partition": _fields(part),
+                   **({"platform": args.platform, "platform_problems": problems}
+                      if args.platform else {})}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print("format: empty")
+        print(f"image bytes: {part.size}")
+        print(f"partition: {part.label()}, start {part.start}, type {part.type}")
+        print(f"contents: {_empty_line(part)}")
+        _print_verdict(args, problems)
+    return 1 if problems else 0
 
 
 def _table_of(image):
@@ -264,7 +312,7 @@ def _check_disk(args: argparse.Namespace, table) -> int:
     from ..block.file import FileDevice
     from ..errors import CorruptImage, Unsupported
     from ..formats import detect_format, format_module
-    from .reader import PartitionDevice, partition_url, table_problems
+    from .reader import PartitionDevice, is_empty_space, partition_url, table_problems
     dev = FileDevice(args.image)
     bad = 0
     try:
@@ -275,6 +323,9 @@ def _check_disk(args: argparse.Namespace, table) -> int:
             window = PartitionDevice(dev, part, args.image)
             where = partition_url(args.image, str(part.number)) + \
                 (f" ({part.name})" if part.name else "")
+            if is_empty_space(window):
+                print(f"{where}: {_empty_line(part)}, not checked")
+                continue
             try:
                 fmt = detect_format(window)
             except (CorruptImage, Unsupported):

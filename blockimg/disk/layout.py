@@ -1,7 +1,9 @@
 """Where each volume goes on the disk: a pure function from volume sizes to a plan."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Sequence, Tuple
 
 from ..errors import InvalidInput
 from ..record import record

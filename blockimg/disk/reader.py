@@ -3,7 +3,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
-    from typing import List, Optional
+    from typing import List, Optional, Tuple
 
 from ..block.base import BlockDevice
 from ..block.window import WindowDevice
@@ -12,8 +12,10 @@ from .structs import PROTECTIVE_TYPE, SECTOR
 from .table import (Partition, Table, check_overlaps, decode_gpt_entries, decode_gpt_header,
                     decode_mbr)
 
-__all__ = ["read_table", "open_partition", "open_partition_url", "PartitionDevice",
-           "table_problems", "partition_url", "whole_disk_message"]
+__all__ = ["read_table", "open_partition", "split_partition_url", "PartitionDevice",
+           "table_problems", "partition_url", "whole_disk_message", "is_empty_space"]
+
+_ZERO_CHUNK = 1 << 20
 
 
 def read_table(device: BlockDevice) -> Optional[Table]:
@@ -111,23 +113,36 @@ class PartitionDevice(WindowDevice):
         self.parent.close()
 
 
-def open_partition(path: str, selector: str) -> PartitionDevice:
-    """Open partition ``selector`` (a number, or a GPT name) of the disk image ``path``."""
-    from ..block.registry import open_device
-    dev = open_device(path)
+def open_partition(disk: BlockDevice, selector: str, name: str) -> PartitionDevice:
+    """Partition ``selector`` (a number, or a GPT name) of the open ``disk`` (``name`` in
+    messages). The partition owns ``disk``: closing it (or a failure here) closes it."""
     try:
-        table = read_table(dev)
+        table = read_table(disk)
         if table is None:
             raise InvalidInput("has no partition table (MBR or GPT); leave out --partition",
-                               path=path, rule="--partition needs a partitioned disk")
+                               path=name, rule="--partition needs a partitioned disk")
         part = table.find(selector)
         if part is None:
             raise InvalidInput(f"no partition {selector!r}; the {table.kind.upper()} has: "
-                               f"{table.describe()}", path=path, rule="--partition N|NAME")
-        return PartitionDevice(dev, part, path)
+                               f"{table.describe()}", path=name, rule="--partition N|NAME")
+        return PartitionDevice(disk, part, name)
     except BaseException:
-        dev.close()
+        disk.close()
         raise
+
+
+def is_empty_space(device: BlockDevice) -> bool:
+    """True when every byte of ``device`` is zero: empty space (``empty:SIZE``), not a
+    volume. Reads 1 MiB at a time and stops at the first non-zero byte, so a volume (a
+    FAT boot sector or tar header in its first sector) costs one read."""
+    zeros = bytes(_ZERO_CHUNK)
+    done, size = 0, device.size
+    while done < size:
+        n = min(_ZERO_CHUNK, size - done)
+        if bytes(device.pread(done, n)) != zeros[:n]:
+            return False
+        done += n
+    return True
 
 
 def partition_url(disk: str, selector: str) -> str:
@@ -135,8 +150,9 @@ def partition_url(disk: str, selector: str) -> str:
     return f"partition:{selector}:{disk}"
 
 
-def open_partition_url(location: str, *, writable: bool = False) -> PartitionDevice:
-    """The device of a ``partition:SELECTOR:DISK`` URL's location (read-only)."""
+def split_partition_url(location: str, *, writable: bool = False) -> Tuple[str, str]:
+    """``(selector, disk)`` of a ``partition:SELECTOR:DISK`` URL's location (read-only:
+    ``writable`` is refused)."""
     selector, colon, disk = location.partition(":")
     if not colon or not selector or not disk:
         raise InvalidInput("a partition is named partition:N:DISK or partition:NAME:DISK",
@@ -144,4 +160,4 @@ def open_partition_url(location: str, *, writable: bool = False) -> PartitionDev
     if writable:
         raise InvalidInput("partitions of a disk are opened read-only; build the disk with "
                            "blockimg disk", path=disk, rule="partition URL")
-    return open_partition(disk, selector)
+    return selector, disk

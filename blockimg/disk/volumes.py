@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Dict, List, Optional, Sequence
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import InvalidInput
 from ..record import record
@@ -39,9 +41,11 @@ class Volume:
         return dict(self.options)
 
 
-def parse_volume(text: str) -> Volume:
-    """One VOLUME argument; InvalidInput naming the argument and what is wrong."""
-    what, *pairs = text.split(",")
+_WHAT = "VOLUME is an image file, a directory or empty:SIZE"
+
+
+def _pairs(text: str, pairs: Sequence[str]) -> Dict[str, str]:
+    """The ``key=value`` options after WHAT: known keys, each once."""
     keys: Dict[str, str] = {}
     for pair in pairs:
         key, eq, value = pair.partition("=")
@@ -55,44 +59,54 @@ def parse_volume(text: str) -> Volume:
     if unknown:
         raise InvalidInput(f"unknown key {', '.join(unknown)} (have: {', '.join(sorted(known))})",
                            path=text, rule="VOLUME syntax")
-    if what.startswith("empty:"):
-        kind, path = "empty", None
-        size = parse_size(what[len("empty:"):])
-        if size <= 0 or size % 512:
-            raise InvalidInput(f"empty space of {size} bytes: must be a positive multiple of "
-                               "512", path=text, rule="whole sectors")
-        default_name = "empty"
-    else:
-        path, size = what, 0
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            raise InvalidInput(f"cannot use it: {e.strerror}", path=path,
-                               rule="VOLUME is an image file, a directory or empty:SIZE") \
-                from None
-        if stat.S_ISDIR(st.st_mode):
-            kind = "source"
-        elif stat.S_ISREG(st.st_mode):
-            kind, size = "image", st.st_size
-            if size == 0 or size % 512:
-                raise InvalidInput(f"an image of {size} bytes is not a positive multiple of "
-                                   "512", path=path, rule="whole sectors")
-        else:
-            raise InvalidInput("is neither an image file nor a directory", path=path,
-                               rule="VOLUME is an image file, a directory or empty:SIZE")
-        default_name = os.path.basename(os.path.normpath(path)).split(".")[0] or "volume"
-    options = []
+    return keys
+
+
+def _empty(text: str, what: str) -> Tuple[str, Optional[str], int, str]:
+    size = parse_size(what[len("empty:"):])
+    if size <= 0 or size % 512:
+        raise InvalidInput(f"empty space of {size} bytes: must be a positive multiple of "
+                           "512", path=text, rule="whole sectors")
+    return "empty", None, size, "empty"
+
+
+def _file(path: str) -> Tuple[str, Optional[str], int, str]:
+    """``(kind, path, size, default name)`` of an image file or a source directory."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InvalidInput(f"cannot use it: {e.strerror}", path=path, rule=_WHAT) from None
+    default_name = os.path.basename(os.path.normpath(path)).split(".")[0] or "volume"
+    if stat.S_ISDIR(st.st_mode):
+        return "source", path, 0, default_name
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInput("is neither an image file nor a directory", path=path, rule=_WHAT)
+    if st.st_size == 0 or st.st_size % 512:
+        raise InvalidInput(f"an image of {st.st_size} bytes is not a positive multiple of "
+                           "512", path=path, rule="whole sectors")
+    return "image", path, st.st_size, default_name
+
+
+def _format_options(text: str, kind: str, keys: Dict[str, str]) -> tuple:
+    """A source's format options as sorted ``(key, value)`` pairs; other kinds take none."""
     if kind != "source":
         extra = sorted(set(keys) - {"name"})
         if extra:
             raise InvalidInput(f"{', '.join(extra)} only apply to a source directory",
                                path=text, rule="VOLUME syntax")
-    else:
-        for key, value in keys.items():
-            if key in _SIZE_KEYS:
-                options.append((_SIZE_KEYS[key], parse_size(value)))
-            elif key in _TEXT_KEYS:
-                options.append((_TEXT_KEYS[key], value))
+        return ()
+    options = [(_SIZE_KEYS[k], parse_size(v)) for k, v in keys.items() if k in _SIZE_KEYS]
+    options += [(_TEXT_KEYS[k], v) for k, v in keys.items() if k in _TEXT_KEYS]
+    return tuple(sorted(options))
+
+
+def parse_volume(text: str) -> Volume:
+    """One VOLUME argument; InvalidInput naming the argument and what is wrong."""
+    what, *pairs = text.split(",")
+    keys = _pairs(text, pairs)
+    kind, path, size, default_name = _empty(text, what) if what.startswith("empty:") \
+        else _file(what)
+    options = _format_options(text, kind, keys)
     fmt = keys.get("format")
     if fmt is not None and fmt not in ("tar", "fat"):
         raise InvalidInput(f"format {fmt!r}: tar or fat", path=text, rule="VOLUME syntax")
@@ -101,7 +115,7 @@ def parse_volume(text: str) -> Volume:
         raise InvalidInput(f"partition name {name!r}: 1 to 36 characters", path=text,
                            rule="GPT partition names")
     return Volume(kind, name, path, size, fmt or ("tar" if kind == "source" else None),
-                  tuple(sorted(options)))
+                  options)
 
 
 def parse_volumes(texts: Sequence[str]) -> List[Volume]:

@@ -3,8 +3,9 @@
 Each volume is written straight into its partition of the new disk file:
 an image file is copied inside the kernel (``copy_file_range``), a source
 tree is laid out by its format's writer on a window over the partition,
-empty space stays a hole. Only then are the partitions hashed (read back
-from the page cache) to derive the GUIDs, and the table written. The disk
+empty space stays a hole. Each partition, once written, is hashed (read
+back from the page cache, in a second thread while the next one is written)
+to derive the GUIDs; then the table is written. The disk
 is built in a temporary file and put in place only when complete
 (:func:`blockimg.atomic.atomic_file`).
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from typing import List, Optional, Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import List, Optional, Sequence, Tuple
 
 from ..atomic import atomic_file
 from ..block.file import FileDevice
@@ -141,15 +144,17 @@ def build_disk(volumes: Sequence[Volume], output: str, *, table: str = "mbr",
             raise DeviceError(f"{output}: cannot make a {plan.disk_size}-byte disk: "
                               f"{e.strerror}", errno=e.errno) from None
         dev = FileDevice(out.name, writable=True, _fd=os.dup(out.fd))
+        hasher = _Hasher(out.fd)
         try:
             for slot, (v, _, _, fplan, mod) in zip(plan.slots, planned):
                 _write_volume(dev, slot, v, fplan, mod)
-            guids = [partition_guid(s.name, _sha256(out.fd, s.start, s.size))
-                     for s in plan.slots]
+                hasher.add(slot.start, slot.size)
+            guids = [partition_guid(s.name, sha) for s, sha in zip(plan.slots, hasher.results())]
             disk_id = _write_table(dev, plan, guids)
             if fsync:
                 dev.flush()
         finally:
+            hasher.close()
             dev.close()
     return DiskSummary(output, plan, tuple(str(g) for g in guids), disk_id)
 
@@ -172,10 +177,53 @@ def _write_volume(dev: FileDevice, slot: Slot, v: Volume, fplan, mod) -> None:
             os.close(fd)
 
 
-def _sha256(fd: int, start: int, size: int) -> str:
+class _Hasher:
+    """SHA-256 of byte ranges of ``fd``, one after another in a second thread (hashing and
+    reading release the GIL), so a partition is hashed while the next one is written."""
+
+    def __init__(self, fd: int) -> None:
+        import queue
+        import threading
+        self.fd, self.todo, self.done = fd, queue.Queue(), []
+        self.error: Optional[BaseException] = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="blockimg-disk-hash",
+                                       daemon=True)
+        self.thread.start()
+
+    def add(self, start: int, size: int) -> None:
+        self.todo.put((start, size))
+
+    def _run(self) -> None:
+        while True:
+            item = self.todo.get()
+            if item is None or self.stopped:
+                return
+            try:
+                self.done.append(_sha256(self.fd, *item, stop=lambda: self.stopped))
+            except BaseException as e:     # re-raised in the writing thread by results()
+                self.error = e
+                return
+
+    def results(self) -> List[str]:
+        """Every digest, in order (waits for the last); the thread's error, if any."""
+        self.todo.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.done
+
+    def close(self) -> None:
+        """Stop (unfinished work is dropped) and wait, before ``fd`` is closed."""
+        self.stopped = True
+        self.todo.put(None)
+        self.thread.join()
+
+
+def _sha256(fd: int, start: int, size: int, stop=lambda: False) -> str:
     h = hashlib.sha256()
     done = 0
-    while done < size:
+    while done < size and not stop():
         chunk = os.pread(fd, min(_HASH_CHUNK, size - done), start + done)
         if not chunk:
             raise DeviceError(f"short read of the new disk at byte {start + done}")

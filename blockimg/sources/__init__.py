@@ -51,7 +51,7 @@ def open_source(src: str, *, git_ref: Optional[str] = None, git_path: Optional[s
         raise InvalidInput("--git-path needs --git-ref", rule="--git-path")
     if src == STDIN or os.path.isfile(src):
         from .archive import archive_source
-        with archive_source(src, **options) as tree:
+        with archive_source(None if src == STDIN else src, **options) as tree:
             yield tree
         return
     yield src

@@ -20,13 +20,14 @@ import io
 import lzma
 import os
 import stat
-from typing import Callable, Iterator, Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Iterator, Optional
 
 from ..block.file import FileDevice
 from ..errors import BlockImgError, CorruptImage, InvalidInput
 from ..source import SourceTree
 from ..tar.reader import TarImage
-from . import STDIN
 from .spool import CHUNK, Spool
 from .tree import tree_from_entries
 
@@ -45,21 +46,21 @@ def _compression(head: bytes) -> Optional[str]:
 
 
 @contextlib.contextmanager
-def archive_source(src: str, *, spool_dir: Optional[str] = None, keep_links: bool = False,
+def archive_source(src: Optional[str], *, spool_dir: Optional[str] = None, keep_links: bool = False,
                    skip_special: bool = False, mtime: Optional[int] = None,
                    exclude: Optional[Callable[[str], bool]] = None) -> Iterator[SourceTree]:
-    """The :class:`SourceTree` of the tar archive ``src`` (``-``: standard input),
+    """The :class:`SourceTree` of the tar archive ``src`` (None: standard input),
     valid inside the ``with`` (its entries read from the archive or its spool).
 
     ``spool_dir`` is where a stream or a compressed archive is spooled (default:
     the system's temporary directory). The other options are those of
     :func:`blockimg.source.walk`.
     """
-    name = "standard input" if src == STDIN else src
+    name = "standard input" if src is None else src
     options = dict(keep_links=keep_links, skip_special=skip_special, mtime=mtime,
                    exclude=exclude, what=name)
     with contextlib.ExitStack() as stack:
-        if src == STDIN:
+        if src is None:
             fd = 0
         else:
             try:
@@ -82,7 +83,7 @@ def archive_source(src: str, *, spool_dir: Optional[str] = None, keep_links: boo
                                "first (zstd -dc ARCHIVE | blockimg create - ...)", path=name,
                                rule="tar, or tar compressed with gzip, xz or bzip2")
         if regular and packed is None:
-            data_path = src if src != STDIN else _reopenable(fd)
+            data_path = src if src is not None else _reopenable(fd)
             if data_path is not None:
                 yield tree_of_archive(data_path, **options)
                 return

@@ -21,7 +21,9 @@ import contextlib
 import os
 import subprocess
 import threading
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import InvalidInput
 from ..image import EntryInfo

@@ -15,7 +15,9 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from typing import Optional
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Optional
 
 from ..errors import DeviceError
 

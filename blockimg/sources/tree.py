@@ -15,7 +15,9 @@ loops is refused. What ``extract`` refuses is refused here too (names with
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import InvalidInput, Problems
 from ..extract import unsafe_host_name

@@ -191,3 +191,48 @@ def test_failed_disk_leaves_target_untouched(volumes, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disk.img", "keys", "keys.img", "site"]
     res = blockimg("disk", "-o", disk, *[str(keys_img)] * 5, check=False)
     assert res.returncode == 1 and "an MBR holds at most 4" in res.stderr
+
+
+@pytest.mark.parametrize("table", ["mbr", "gpt"])
+def test_empty_partition_is_empty_space_not_a_tar_image(volumes, tmp_path, table):
+    """Regression: `check DISK` called an `empty:SIZE` partition (all zeros) "tar image OK";
+    check, info and verify now say it is empty space, and exit as docs/deploy.md says."""
+    site, keys, keys_img = volumes
+    disk = tmp_path / "disk.img"
+    blockimg("disk", "-o", disk, "--table", table, f"{keys_img},name=keys",
+             "empty:4M,name=data")
+    # independent check that the partition really is 4 MiB of zeros
+    start, size = sfdisk_partitions(disk)[1]
+    with open(disk, "rb") as f:
+        f.seek(start)
+        assert size == 4 << 20 and f.read(size) == bytes(size)
+    res = blockimg("check", disk)
+    assert res.returncode == 0
+    lines = res.stdout.splitlines()
+    data_line = [line for line in lines if line.startswith(f"partition:2:{disk}")]
+    assert len(data_line) == 1 and "empty space (4194304 bytes of zeros" in data_line[0]
+    assert "not checked" in data_line[0] and "tar image OK" not in data_line[0]
+    assert any(line.startswith(f"partition:1:{disk}") and "tar image OK" in line
+               for line in lines)
+    names = [[disk, "--partition", "2"], [f"partition:2:{disk}"]]
+    if table == "gpt":
+        names.append([disk, "--partition", "data"])
+    for name in names:
+        res = blockimg("check", *name)
+        assert res.returncode == 0 and "empty space" in res.stdout
+        assert "tar image" not in res.stdout
+    info = blockimg("info", disk, "--partition", "2").stdout
+    assert "format: empty" in info and "image bytes: 4194304" in info
+    assert "format: tar" not in info
+    import json
+    as_json = json.loads(blockimg("info", disk, "--partition", "2", "--json").stdout)
+    assert as_json["format"] == "empty" and as_json["image_bytes"] == 4 << 20
+    res = blockimg("verify", disk, "--partition", "2")
+    assert res.returncode == 0 and "empty space" in res.stdout and "nothing to verify" in \
+        res.stdout
+    # against a source the files are missing: a failure, not "OK"
+    res = blockimg("verify", disk, "--partition", "2", keys, check=False)
+    assert res.returncode == 1 and "empty space" in res.stdout
+    # ls lists nothing (an empty tar-mirage area reads as no entries), without an error
+    res = blockimg("ls", disk, "--partition", "2")
+    assert res.stdout == "" and res.returncode == 0

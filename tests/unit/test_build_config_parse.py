@@ -54,3 +54,16 @@ def test_two_outputs_of_the_same_name():
 def test_platform_device_name_checked():
     found = problems('[volumes.a]\nsource = "a"\nplatform = "hvt"\ndevice-name = "my-disk"\n')
     assert found[0].startswith("c.toml:4: [volumes.a] device-name: device name 'my-disk'")
+
+
+@pytest.mark.parametrize("value, kind", [("5", "an integer"), ("true", "a boolean"),
+                                         ('["a"]', "an array"),
+                                         ("2024-05-01T12:00:00Z", "datetime")])
+def test_disk_device_name_of_the_wrong_type_is_a_problem_not_a_crash(value, kind):
+    """Regression: `[disk] device-name = 5` with a platform raised TypeError (the Solo5
+    name rule was matched against the integer)."""
+    with pytest.raises(InvalidInput) as e:
+        parse('[volumes.site]\nsource = "www"\n\n[disk]\nvolumes = ["site"]\n'
+              f'platform = "hvt"\ndevice-name = {value}\n', config="c.toml", base="/deploy")
+    assert str(e.value) == f"c.toml:7: [disk] device-name: must be a string, not {kind} " \
+        "(build config)"

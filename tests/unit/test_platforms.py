@@ -183,3 +183,141 @@ def test_profiles_are_values():
     assert platforms.format_options(p, "tar", {}) == {"sector_size": 4096}
     assert platforms.format_options(platforms.get("hvt"), "fat", {"size": 4096}) == \
         {"size": 4096}
+
+
+# --- The printed commands parse as the upstream tools parse them -----------------------
+# (our own readings of the documented syntaxes; the sources are cited in docs/deploy.md)
+
+def xl_disk_targets(line: str) -> list:
+    """The disks of an xl ``disk = [ '...' ]`` line: xl's configuration strings (single
+    quotes, backslash escapes \\\\ \\' \\xHH), each DISKSPEC a comma-separated list of
+    key=value parameters with white space ignored before each, ``target=`` last, taking
+    the rest of the spec less one trailing comma."""
+    import re
+    body = re.fullmatch(r"\s*disk\s*=\s*\[(.*)\]\s*", line).group(1)
+    specs, i = [], 0
+    while i < len(body):
+        if body[i] in " ,":
+            i += 1
+            continue
+        assert body[i] == "'", body[i:]
+        i += 1
+        out = []
+        while body[i] != "'":
+            if body[i] == "\\":
+                nc = body[i + 1]
+                if nc == "x":
+                    out.append(chr(int(body[i + 2:i + 4], 16)))
+                    i += 4
+                    continue
+                assert nc in "\\'\"", nc
+                out.append(nc)
+                i += 2
+                continue
+            assert body[i] != "\n"
+            out.append(body[i])
+            i += 1
+        i += 1
+        specs.append("".join(out))
+    disks = []
+    for spec in specs:
+        params = {}
+        rest = spec
+        while rest:
+            rest = rest.lstrip(" \t\n")
+            if rest.startswith("target="):
+                value = rest[len("target="):]
+                params["target"] = value[:-1] if value.endswith(",") else value
+                break
+            item, _, rest = rest.partition(",")
+            key, eq, value = item.partition("=")
+            assert eq and key in ("format", "vdev", "access"), item
+            assert key not in params
+            params[key] = value
+        disks.append(params)
+    return disks
+
+
+def solo5_block_args(argv: list) -> dict:
+    """What solo5-hvt/spt take from ``--block:NAME=PATH`` and ``--block-sector-size:NAME=N``
+    (sscanf ``%67[A-Za-z0-9]=%4096s`` and ``%67[A-Za-z0-9]=%hu``)."""
+    import re
+    got = {}
+    for arg in argv:
+        m = re.match(r"--block:([A-Za-z0-9]{1,67})=(\S{1,4096})", arg)
+        if m:
+            got["block"] = (m.group(1), m.group(2))
+        m = re.match(r"--block-sector-size:([A-Za-z0-9]{1,67})=(\d+)", arg)
+        if m:
+            n = int(m.group(2))
+            assert 512 <= n < 65536 and n & (n - 1) == 0
+            got["sector"] = (m.group(1), n)
+    return got
+
+
+def _line(text: str, prefix: str) -> str:
+    return next(line[len(prefix):] for line in text.splitlines() if line.startswith(prefix))
+
+
+@pytest.mark.parametrize("dirname", ["plain", "with space, comma", "it's \\ odd,"])
+def test_xl_disk_line_parses_to_the_image(site, tmp_path, dirname):
+    out = tmp_path / dirname / "site.img"
+    out.parent.mkdir()
+    res = blockimg("create", site, "-o", out, "--platform", "xen", "--mtime", MTIME)
+    disks = xl_disk_targets(_line(res.stdout, "xl config:  "))
+    assert disks == [{"format": "raw", "vdev": "xvdb", "access": "rw",
+                      "target": str(out.resolve())}]
+
+
+def test_xl_quote_round_trips_control_characters():
+    path = "/srv/a\tb\\c'd\x7fe,"
+    assert xl_disk_targets(f"disk = [ 'target={platforms.xl_quote(path)}' ]") == \
+        [{"target": path}]
+
+
+@pytest.mark.parametrize("fmt, sector", [("tar", 512), ("fat", 4096)])
+def test_solo5_run_line_parses(site, tmp_path, fmt, sector):
+    import shlex
+    out = tmp_path / "site.img"
+    res = blockimg("create", site, "-o", out, "--platform", "hvt", "--format", fmt,
+                   "--sector-size", sector, "--mtime", MTIME)
+    argv = shlex.split(_line(res.stdout, "run:        "))
+    assert argv[0] == "solo5-hvt" and argv[-2:] == ["--", "unikernel.hvt"]
+    got = solo5_block_args(argv)
+    assert got["block"] == ("site", str(out.resolve()))
+    assert got.get("sector") == (("site", 4096) if sector == 4096 else None)
+
+
+def test_solo5_path_with_white_space_gets_a_note(site, tmp_path):
+    import shlex
+    out = tmp_path / "a b" / "site.img"
+    out.parent.mkdir()
+    res = blockimg("create", site, "-o", out, "--platform", "hvt", "--mtime", MTIME)
+    argv = shlex.split(_line(res.stdout, "run:        "))
+    # the tender would read only up to the space: the instructions say so
+    assert solo5_block_args(argv)["block"][1] != str(out.resolve())
+    assert "up to its first white space" in res.stdout
+
+
+def test_albatross_commands_parse(site, tmp_path):
+    import re
+    import shlex
+    out = tmp_path / "my site.img"
+    res = blockimg("create", site, "-o", out, "--platform", "albatross", "--device-name",
+                   "site", "--mtime", MTIME)
+    up = shlex.split(_line(res.stdout, "upload:     "))
+    assert up[:3] == ["albatross-client", "create-block", "site"]
+    assert int(up[3]) * MIB == out.stat().st_size          # SIZE in MiB, the whole image
+    assert up[4] == f"--data={out.resolve()}"
+    label = re.compile(r"^(?!-)[A-Za-z0-9.-]{1,63}$")       # albatross's block name rule
+    assert label.match(up[2])
+    run = shlex.split(_line(res.stdout, "run:        "))
+    block = next(a for a in run if a.startswith("--block="))[len("--block="):]
+    parts = block.split("@")
+    assert len(parts) <= 2 and len(parts[0].split(":")) == 2
+    assert parts[0].split(":") == ["site", "site"]
+    assert shlex.split(_line(res.stdout, "update:     ")) == \
+        ["albatross-client", "set-block", "site", str(out.resolve())]
+    long_name = blockimg("create", site, "-o", tmp_path / "b.img", "--platform", "albatross",
+                         "--device-name", "a" * 64, check=False)
+    assert long_name.returncode == 1 and "at most 63 characters" in long_name.stderr
