@@ -283,7 +283,7 @@ class _DirEdit:
                 break
             run = run + 1 if lead == DELETED else 0
             if run == slots:
-                return (i - slots + 1) * DIR_ENTRY_SIZE
+                return self._take(i - slots + 1, slots)
         else:
             start = n
         end = (start + slots) * DIR_ENTRY_SIZE
@@ -291,10 +291,13 @@ class _DirEdit:
             data.extend(bytes(end - len(data)))
         elif end < len(data):
             data[end] = 0                   # the end marker after the new group
-        # Mark the slots taken (so that the next group goes after them).
-        for off in range(start * DIR_ENTRY_SIZE, end, DIR_ENTRY_SIZE):
-            data[off] = 0xFF
-        return start * DIR_ENTRY_SIZE
+        return self._take(start, slots)
+
+    def _take(self, first: int, slots: int) -> int:
+        """Mark ``slots`` slots from slot ``first`` taken (the next group goes elsewhere)."""
+        for i in range(first, first + slots):
+            self.data[i * DIR_ENTRY_SIZE] = 0xFF
+        return first * DIR_ENTRY_SIZE
 
 
 def plan(vol: Volume, tree: SourceTree, d, options: Options) -> UpdatePlan:

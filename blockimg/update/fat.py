@@ -255,25 +255,29 @@ def apply(p: UpdatePlan, device: BlockDevice, *, on_phase=None) -> int:
 
 
 def _file_data(w: FileData, device: BlockDevice, cs: int, geo) -> int:
-    """Write a source file into its runs (at most CHUNK bytes held), the last cluster
-    zero padded."""
-    buf = b""
-    total = 0
+    """Write a source file into its runs in whole clusters (at most about CHUNK bytes
+    held), the last one zero padded."""
     src = _source_chunks(w.entry)
+    held = b""
+    total = 0
+    step = max(cs, CHUNK - CHUNK % cs)
     for s, n in w.runs:
         off, end = geo.cluster_offset(s), geo.cluster_offset(s) + n * cs
         while off < end:
-            if not buf:
-                buf = next(src, b"")
-                total += len(buf)
-            k = min(len(buf), end - off)
-            if k == 0:
-                device.pwrite(off, bytes(end - off))
-                off = end
-                break
-            device.pwrite(off, buf[:k])
-            buf, off = buf[k:], off + k
-    if total != w.entry.size or buf or next(src, None) is not None:
+            want = min(step, end - off)
+            parts, have = [held], len(held)
+            while have < want:
+                chunk = next(src, None)
+                if chunk is None:
+                    break
+                total += len(chunk)
+                parts.append(chunk)
+                have += len(chunk)
+            joined = b"".join(parts)
+            piece, held = joined[:want], joined[want:]
+            device.pwrite(off, piece + bytes(want - len(piece)))
+            off += want
+    if total != w.entry.size or held or next(src, None) is not None:
         raise InvalidInput(f"changed while the update read it ({w.entry.size} bytes "
                            "expected); run update again",
                            path=w.entry.path, rule="source stays still during update")
