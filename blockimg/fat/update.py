@@ -23,10 +23,10 @@ Write order (:class:`UpdatePlan`, each phase flushed before the next)::
     1 marker    FAT[1]'s clean-shutdown bit cleared (FAT12: the boot sector's dirty bit)
     2 data      new files and directories into free clusters (the old tree intact)
     3 allocate  the new chains in every FAT copy (the old entries still point at
-                the old chains; the new ones are unreferenced)
+                the old chains; the new ones are unreferenced); when the marker was
+                already set, every allocated cluster nothing refers to is freed first
     4 switch    directory sectors (last sector of a directory first)
-    5 free      the old chains (and, when the marker was already set, every
-                allocated cluster nothing refers to); FSInfo
+    5 free      the old chains; FSInfo
     6 clean     the marker cleared
 
 Clusters freed by an update are not reused by the same update: the old tree must
@@ -479,6 +479,9 @@ def plan(vol: Volume, tree: SourceTree, d, options: Options) -> UpdatePlan:
     if bits != 12:
         set_clean(marked, bits, False)
     allocated = bytearray(marked)
+    for s, n in lost:           # nothing refers to them: free (and reusable) from now on
+        for c in range(s, s + n):
+            fat_set(allocated, bits, c, 0)
     for runs in chains:
         cl = [c for s, n in runs for c in range(s, s + n)]
         for a, b in zip(cl, cl[1:]):
@@ -488,7 +491,7 @@ def plan(vol: Volume, tree: SourceTree, d, options: Options) -> UpdatePlan:
         fat_set(allocated, bits, last, nxt)
     freed = bytearray(allocated)
     nfreed = 0
-    for s, n in frees + lost:
+    for s, n in frees:
         for c in range(s, s + n):
             fat_set(freed, bits, c, 0)
         nfreed += n
