@@ -304,177 +304,237 @@ def plan(vol: Volume, tree: SourceTree, d, options: Options) -> UpdatePlan:
     """The writes that make ``vol`` read as ``tree``, given ``d`` (the
     :class:`~blockimg.update.diff.Diff` of the two). Raises :class:`DoesNotFit` (before
     anything is written) when the free clusters or a fixed root directory are too few."""
-    geo = vol.geometry
-    cs = geo.cluster_size
-    by_path = {e.path: e for e in tree.entries}
-    order = {e.path: i for i, e in enumerate(tree.entries)}
-    kind_changed = [e for e in d.changed if vol.entries[e.path].kind != e.kind.value]
-    removed = [i.path for i in d.removed] + [e.path for e in kind_changed]
-    moved = {e.path for e in kind_changed}
-    changed = [e for e in d.changed if e.path not in moved]
-    added = sorted(list(d.added) + kind_changed, key=lambda e: order[e.path])
-    gone = set(removed)
-    frees: List[Tuple[int, int]] = [r for p in removed for r in vol.entries[p].runs]
-    frees += [r for e in changed for r in vol.entries[e.path].runs]
-    lost = list(vol.lost) if vol.dirty else []
+    return _Planner(vol, tree, d, options).run()
 
-    # Which directory each added entry goes into: a new one, or an existing one.
-    new_dirs = [e for e in added if e.kind is Kind.DIR]
-    new_kids: Dict[str, List[SourceEntry]] = {e.path: [] for e in new_dirs}
-    into: Dict[str, List[SourceEntry]] = {}
-    for e in added:
-        parent = e.path.rpartition("/")[0]
-        (new_kids[parent] if parent in new_kids else into.setdefault(parent, [])).append(e)
 
-    edits: Dict[str, _DirEdit] = {}
+class _Planner:
+    """One :func:`plan` call: the steps share what the diff says."""
 
-    def edit(path: str) -> _DirEdit:
-        got = edits.get(path)
+    def __init__(self, vol: Volume, tree: SourceTree, d, options: Options) -> None:
+        self.vol = vol
+        self.geo = vol.geometry
+        self.options = options
+        self.by_path = {e.path: e for e in tree.entries}
+        self.order = {e.path: i for i, e in enumerate(tree.entries)}
+        kind_changed = [e for e in d.changed if vol.entries[e.path].kind != e.kind.value]
+        moved = {e.path for e in kind_changed}
+        self.removed = [i.path for i in d.removed] + sorted(moved)
+        self.changed = [e for e in d.changed if e.path not in moved]
+        self.added = sorted(list(d.added) + kind_changed, key=lambda e: self.order[e.path])
+        self.gone = set(self.removed)
+        self.frees = [r for p in self.removed for r in vol.entries[p].runs]
+        self.frees += [r for e in self.changed for r in vol.entries[e.path].runs]
+        self.lost = list(vol.lost) if vol.dirty else []
+        self.edits: Dict[str, _DirEdit] = {}
+        self.new_dirs = [e for e in self.added if e.kind is Kind.DIR]
+        self.fresh: Dict[str, List[object]] = {}          # new directory -> its children
+        self.fresh_clusters: Dict[str, int] = {}
+        self.renamed: List[Tuple[_DirEdit, OldEntry, object]] = []
+        self.chains: List[List[Tuple[int, int]]] = []
+        self.links: List[Tuple[int, int]] = []            # (old last cluster, first new)
+        self.runs: Dict[str, List[Tuple[int, int]]] = {}  # new chains by path
+
+    def edit(self, path: str) -> _DirEdit:
+        got = self.edits.get(path)
         if got is None:
-            got = edits[path] = _DirEdit(vol.dirs[path])
+            got = self.edits[path] = _DirEdit(self.vol.dirs[path])
         return got
 
-    for path, od in vol.dirs.items():
-        if od.junk and path not in gone:
-            for first, end in od.junk:
-                edit(path).clear(first, end)
-    for p in removed:
-        parent = p.rpartition("/")[0]
-        if parent not in gone:
-            r = vol.entries[p].record
-            edit(parent).clear(r.lfn_offset, r.offset + DIR_ENTRY_SIZE)
+    def run(self) -> UpdatePlan:
+        into = self.split_added()
+        self.clear_removed()
+        for parent, kids in into.items():
+            self.name_into(parent, kids)
+        for e in self.new_dirs:
+            named = name_children(e.path, self.fresh[e.path], self.options)
+            self.fresh[e.path] = named
+            count = 2 + sum(n.slots for n in named)
+            self.fresh_clusters[e.path] = max(1, ceil_div(count * DIR_ENTRY_SIZE,
+                                                          self.geo.cluster_size))
+        files = self.allocate()
+        data = self.new_data(files)
+        switch = self.switch()
+        return self.fat_phases(data, switch)
 
-    # Names and slots in existing directories.
-    renamed: List[Tuple[_DirEdit, OldEntry, object]] = []
-    for parent, kids in into.items():
-        ed = edit(parent)
-        kept = [c for c in ed.old.children if c.path not in gone]
+    def split_added(self) -> Dict[str, List[SourceEntry]]:
+        """Added entries of new directories go to ``fresh``; the others, by parent, out."""
+        self.fresh = {e.path: [] for e in self.new_dirs}
+        into: Dict[str, List[SourceEntry]] = {}
+        for e in self.added:
+            parent = e.path.rpartition("/")[0]
+            if parent in self.fresh:
+                self.fresh[parent].append(e)
+            else:
+                into.setdefault(parent, []).append(e)
+        return into
+
+    def clear_removed(self) -> None:
+        """Slots of removed entries (and broken ones) deleted."""
+        for path, od in self.vol.dirs.items():
+            if od.junk and path not in self.gone:
+                for first, end in od.junk:
+                    self.edit(path).clear(first, end)
+        for p in self.removed:
+            parent = p.rpartition("/")[0]
+            if parent not in self.gone:
+                r = self.vol.entries[p].record
+                self.edit(parent).clear(r.lfn_offset, r.offset + DIR_ENTRY_SIZE)
+
+    def name_into(self, parent: str, kids: List[SourceEntry]) -> None:
+        """Name ``kids`` beside the kept entries of ``parent`` and give them slots."""
+        ed = self.edit(parent)
+        kept = [c for c in ed.old.children if c.path not in self.gone]
         exact = {exact_short(e.path.rpartition("/")[2]) for e in kids} - {None}
         clash = [c for c in kept if c.record.short in exact]
         taken = [c.record.short for c in kept if c not in clash]
-        named = name_children(parent, kids + [by_path[c.path] for c in clash], options, taken)
+        named = name_children(parent, kids + [self.by_path[c.path] for c in clash],
+                              self.options, taken)
         for c, n in zip(clash, named[len(kids):]):
-            renamed.append((ed, c, n))
+            self.renamed.append((ed, c, n))
         for n in named[:len(kids)]:
             ed.placed.append((ed.place(n.slots), n))
         if len(ed.data) > len(ed.old.data):
-            need = len(ed.data) - len(ed.old.data)
-            if not ed.old.clusters:
-                raise DoesNotFit(f"the root directory cannot hold the new entries "
-                                 f"({geo.root_entries} slots; FAT{geo.fat_type} cannot grow it)",
-                                 needed=len(ed.data), available=len(ed.old.data))
-            ed.grow = ceil_div(need, cs)
-            ed.data.extend(bytes(ed.grow * cs - need))
-            if len(ed.data) // DIR_ENTRY_SIZE > MAX_DIR_ENTRIES:
-                raise InvalidInput(f"directory needs {len(ed.data) // DIR_ENTRY_SIZE} entries",
-                                   path=parent or "/",
-                                   rule=f"at most {MAX_DIR_ENTRIES} entries per FAT directory")
+            self.grow(ed)
 
-    # New directories: named whole, as create names them.
-    fresh: Dict[str, List[object]] = {}
-    fresh_clusters: Dict[str, int] = {}
-    for e in new_dirs:
-        named = name_children(e.path, new_kids[e.path], options)
-        fresh[e.path] = named
-        count = 2 + sum(n.slots for n in named)
-        fresh_clusters[e.path] = max(1, ceil_div(count * DIR_ENTRY_SIZE, cs))
+    def grow(self, ed: _DirEdit) -> None:
+        geo = self.geo
+        need = len(ed.data) - len(ed.old.data)
+        path = ed.old.path
+        if not ed.old.clusters:
+            raise DoesNotFit(f"the root directory cannot hold the new entries "
+                             f"({geo.root_entries} slots; FAT{geo.fat_type} cannot grow it)",
+                             needed=len(ed.data), available=len(ed.old.data))
+        ed.grow = ceil_div(need, geo.cluster_size)
+        ed.data.extend(bytes(ed.grow * geo.cluster_size - need))
+        if len(ed.data) // DIR_ENTRY_SIZE > MAX_DIR_ENTRIES:
+            raise InvalidInput(f"directory needs {len(ed.data) // DIR_ENTRY_SIZE} entries",
+                               path=path or "/",
+                               rule=f"at most {MAX_DIR_ENTRIES} entries per FAT directory")
 
-    # Clusters: new directories, grown directories, then files (tree order).
-    alloc = _Allocator(_free_runs(vol, lost))
-    files = [e for e in added + changed if e.kind is Kind.FILE and e.size]
-    files.sort(key=lambda e: order[e.path])
-    need = sum(fresh_clusters.values()) + sum(ed.grow for ed in edits.values()) + \
-        sum(ceil_div(e.size, cs) for e in files)
-    have = alloc.total
-    if need > have:
-        raise DoesNotFit(f"the update needs {need} free clusters of {human_size(cs)}, the "
-                         f"image has {have} (the old files stay until the new ones are "
-                         "written, so their clusters cannot be reused)",
-                         needed=need * cs, available=have * cs)
-    chains: List[List[Tuple[int, int]]] = []
-    dir_runs: Dict[str, List[Tuple[int, int]]] = {}
-    for e in new_dirs:
-        dir_runs[e.path] = alloc.take(fresh_clusters[e.path])
-        chains.append(dir_runs[e.path])
-    links: List[Tuple[int, int]] = []        # (old last cluster, first new one)
-    for ed in edits.values():
-        if ed.grow:
-            last = ed.old.clusters[-1]
-            ed.extra = alloc.take(ed.grow, after=last)
-            chains.append(ed.extra)
-            links.append((last, ed.extra[0][0]))
-    file_runs: Dict[str, List[Tuple[int, int]]] = {}
-    for e in files:
-        file_runs[e.path] = alloc.take(ceil_div(e.size, cs))
-        chains.append(file_runs[e.path])
+    def allocate(self) -> List[SourceEntry]:
+        """Clusters for new directories, grown directories, then files (tree order)."""
+        cs = self.geo.cluster_size
+        alloc = _Allocator(_free_runs(self.vol, self.lost))
+        files = [e for e in self.added + self.changed if e.kind is Kind.FILE and e.size]
+        files.sort(key=lambda e: self.order[e.path])
+        need = sum(self.fresh_clusters.values()) + \
+            sum(ed.grow for ed in self.edits.values()) + sum(ceil_div(e.size, cs) for e in files)
+        have = alloc.total
+        if need > have:
+            raise DoesNotFit(f"the update needs {need} free clusters of {human_size(cs)}, "
+                             f"the image has {have} (the old files stay until the new ones "
+                             "are written, so their clusters cannot be reused)",
+                             needed=need * cs, available=have * cs)
+        for e in self.new_dirs:
+            self.runs[e.path] = alloc.take(self.fresh_clusters[e.path])
+            self.chains.append(self.runs[e.path])
+        for ed in self.edits.values():
+            if ed.grow:
+                last = ed.old.clusters[-1]
+                ed.extra = alloc.take(ed.grow, after=last)
+                self.chains.append(ed.extra)
+                self.links.append((last, ed.extra[0][0]))
+        for e in files:
+            self.runs[e.path] = alloc.take(ceil_div(e.size, cs))
+            self.chains.append(self.runs[e.path])
+        return files
 
-    def first(path: str) -> int:
-        if path in dir_runs:
-            return dir_runs[path][0][0]
-        if path in file_runs:
-            return file_runs[path][0][0]
-        return 0
+    def first(self, path: str) -> int:
+        """The first cluster of ``path``'s new chain (0: none)."""
+        runs = self.runs.get(path)
+        return runs[0][0] if runs else 0
 
-    def dir_cluster(path: str) -> int:
-        if path in dir_runs:
-            return dir_runs[path][0][0]
-        return vol.dirs[path].cluster if path in vol.dirs else 0
+    def dir_cluster(self, path: str) -> int:
+        """A directory's first cluster as ``..`` names it (0: the root)."""
+        if not path:
+            return 0
+        return self.first(path) or self.vol.dirs[path].cluster
 
-    # Bytes: new directories (phase 2), existing directories (phase 4).
-    data_phase: List[object] = []
-    for ed in edits.values():
-        for s, n in ed.extra:
-            data_phase.append(Write(geo.cluster_offset(s), bytes(n * cs)))
-    for e in new_dirs:
-        named = fresh[e.path]
-        for n in named:
-            n.cluster = first(n.source.path)
-        parent = e.path.rpartition("/")[0]
-        own = dir_cluster(e.path)
-        up = dir_cluster(parent) if parent else 0
-        if geo.fat_type == 32 and up == geo.root_cluster:
-            up = 0
-        raw = dot_entries(own, up, e.mtime) + b"".join(children_bytes(named))
-        raw += bytes(fresh_clusters[e.path] * cs - len(raw))
-        _extent_writes(data_phase, geo, dir_runs[e.path], raw)
-    for e in files:
-        runs = tuple(file_runs[e.path])
-        data_phase.append(FileData(e, runs, sum(n for _, n in runs) * cs))
+    def new_data(self, files: List[SourceEntry]) -> List[object]:
+        """Phase 2: grown directories' zeroed clusters, new directories, file data."""
+        geo = self.geo
+        cs = geo.cluster_size
+        out: List[object] = []
+        for ed in self.edits.values():
+            for s, n in ed.extra:
+                out.append(Write(geo.cluster_offset(s), bytes(n * cs)))
+        for e in self.new_dirs:
+            named = self.fresh[e.path]
+            for n in named:
+                n.cluster = self.first(n.source.path)
+            up = self.dir_cluster(e.path.rpartition("/")[0])
+            raw = dot_entries(self.first(e.path), up, e.mtime) + b"".join(children_bytes(named))
+            raw += bytes(self.fresh_clusters[e.path] * cs - len(raw))
+            _extent_writes(out, geo, self.runs[e.path], raw)
+        for e in files:
+            runs = tuple(self.runs[e.path])
+            out.append(FileData(e, runs, sum(n for _, n in runs) * cs))
+        return out
 
-    new_short: Dict[str, bytes] = {}
-    for ed, c, n in renamed:
-        r = c.record
-        new_short[c.path] = n.short
-        n.cluster = r.cluster
-        n.size = r.size
-        n.attr = r.attr
-        raw = n.to_bytes()
-        if len(raw) != r.offset + DIR_ENTRY_SIZE - r.lfn_offset:   # pragma: no cover
-            raise AssertionError("a renamed alias changed the slot count")
-        ed.data[r.lfn_offset:r.offset + DIR_ENTRY_SIZE] = _with_times(raw, ed.old.data,
-                                                                      r.offset)
-    for ed in edits.values():
-        for slot, n in ed.placed:
-            n.cluster = first(n.source.path)
+    def switch(self) -> List[object]:
+        """Phase 4: the directory sectors that change."""
+        new_short: Dict[str, bytes] = {}
+        for ed, c, n in self.renamed:
+            r = c.record
+            new_short[c.path] = n.short
             raw = n.to_bytes()
-            ed.data[slot:slot + len(raw)] = raw
-    for e in changed:
-        od = vol.dirs[e.path.rpartition("/")[0]]
-        ed = edit(od.path)
-        r = vol.entries[e.path].record
-        short = new_short.get(e.path, r.short)
-        ed.data[r.offset:r.offset + DIR_ENTRY_SIZE] = pack_entry(
-            short, file_attr(e.mode, False), first(e.path), e.size, e.mtime,
-            r.nt_res if short == r.short else 0)
-    switch: List[Write] = []
-    for path, ed in edits.items():
-        old = ed.old.data + bytes(len(ed.data) - len(ed.old.data))
-        _changed_sectors(switch, vol, ed, old)
+            if len(raw) != r.offset + DIR_ENTRY_SIZE - r.lfn_offset:   # pragma: no cover
+                raise AssertionError("a renamed alias changed the slot count")
+            ed.data[r.lfn_offset:r.offset + DIR_ENTRY_SIZE] = _with_times(raw, ed.old.data,
+                                                                          r.offset)
+        for ed in self.edits.values():
+            for slot, n in ed.placed:
+                n.cluster = self.first(n.source.path)
+                raw = n.to_bytes()
+                ed.data[slot:slot + len(raw)] = raw
+        for e in self.changed:
+            ed = self.edit(e.path.rpartition("/")[0])
+            r = self.vol.entries[e.path].record
+            short = new_short.get(e.path, r.short)
+            ed.data[r.offset:r.offset + DIR_ENTRY_SIZE] = pack_entry(
+                short, file_attr(e.mode, False), self.first(e.path), e.size, e.mtime,
+                r.nt_res if short == r.short else 0)
+        out: List[object] = []
+        for ed in self.edits.values():
+            old = ed.old.data + bytes(len(ed.data) - len(ed.old.data))
+            _changed_sectors(out, self.vol, ed, old)
+        return out
 
-    # The FAT: marked, allocated, freed, clean.
-    bits = geo.fat_type
+    def fat_phases(self, data: List[object], switch: List[object]) -> UpdatePlan:
+        """The FAT: marked, allocated, freed, clean; the phases in order."""
+        vol, geo = self.vol, self.geo
+        bits = geo.fat_type
+        tables = _tables(vol.fat, bits, self.lost, self.chains, self.links, self.frees)
+        phases: Dict[str, List[object]] = {p: [] for p in PHASES}
+        if bits == 12:
+            _boot_marker(phases, vol.boot)
+        else:
+            _fat_writes(phases["marker"], geo, tables[0], tables[1])
+            _fat_writes(phases["clean"], geo, tables[3], tables[4])
+        phases["data"] = data
+        _fat_writes(phases["allocate"], geo, tables[1], tables[2])
+        phases["switch"] = switch
+        _fat_writes(phases["free"], geo, tables[2], tables[3])
+        free_after = table.decode_window(tables[4], bits, geo.cluster_count + 2)[2:].count(0)
+        if vol.fsinfo is not None:
+            fsi = bytearray(vol.fsinfo)
+            fsi[488:492] = free_after.to_bytes(4, "little")
+            fsi[492:496] = (0xFFFFFFFF).to_bytes(4, "little")
+            if fsi != vol.fsinfo:
+                phases["free"].append(Write(geo.fsinfo_sector * geo.bytes_per_sector,
+                                            bytes(fsi)))
+        if not any(phases[p] for p in ("data", "allocate", "switch", "free")) \
+                and not vol.dirty:
+            phases = {p: [] for p in PHASES}        # nothing to change: not even the marker
+        return UpdatePlan(geo, {k: tuple(v) for k, v in phases.items()},
+                          sum(n for runs in self.chains for _, n in runs),
+                          sum(n for _, n in self.frees), free_after)
+
+
+def _tables(fat: bytes, bits: int, lost, chains, links, frees) -> Tuple[bytearray, ...]:
+    """The FAT before, marked, allocated (lost clusters freed first), freed, clean."""
     eoc = table.EOC[bits]
-    before = bytearray(vol.fat)
+    before = bytearray(fat)
     marked = bytearray(before)
     if bits != 12:
         set_clean(marked, bits, False)
@@ -490,40 +550,23 @@ def plan(vol: Volume, tree: SourceTree, d, options: Options) -> UpdatePlan:
     for last, nxt in links:
         fat_set(allocated, bits, last, nxt)
     freed = bytearray(allocated)
-    nfreed = 0
     for s, n in frees:
         for c in range(s, s + n):
             fat_set(freed, bits, c, 0)
-        nfreed += n
     clean = bytearray(freed)
     if bits != 12:
         set_clean(clean, bits, True)
-    phases: Dict[str, List[object]] = {p: [] for p in PHASES}
-    if bits == 12:
-        boot = bytearray(vol.boot)
-        boot[STATE_AT[12]] |= STATE_DIRTY
-        if boot != vol.boot:
-            phases["marker"].append(Write(0, bytes(boot)))
-        boot[STATE_AT[12]] &= ~STATE_DIRTY & 0xFF
-        phases["clean"].append(Write(0, bytes(boot)))
-    else:
-        _fat_writes(phases["marker"], geo, before, marked)
-        _fat_writes(phases["clean"], geo, freed, clean)
-    phases["data"] = data_phase
-    _fat_writes(phases["allocate"], geo, marked, allocated)
-    phases["switch"] = switch
-    _fat_writes(phases["free"], geo, allocated, freed)
-    free_after = table.decode_window(clean, bits, geo.cluster_count + 2)[2:].count(0)
-    if vol.fsinfo is not None:
-        fsi = bytearray(vol.fsinfo)
-        fsi[488:492] = free_after.to_bytes(4, "little")
-        fsi[492:496] = (0xFFFFFFFF).to_bytes(4, "little")
-        if fsi != vol.fsinfo:
-            phases["free"].append(Write(geo.fsinfo_sector * geo.bytes_per_sector, bytes(fsi)))
-    if not any(phases[p] for p in ("data", "allocate", "switch", "free")) and not vol.dirty:
-        phases = {p: [] for p in PHASES}        # nothing to change: not even the marker
-    return UpdatePlan(geo, {k: tuple(v) for k, v in phases.items()},
-                      sum(n for runs in chains for _, n in runs), nfreed, free_after)
+    return before, marked, allocated, freed, clean
+
+
+def _boot_marker(phases: Dict[str, List[object]], boot: bytes) -> None:
+    """FAT12: the boot sector's dirty bit set first, cleared last."""
+    b = bytearray(boot)
+    b[STATE_AT[12]] |= STATE_DIRTY
+    if b != boot:
+        phases["marker"].append(Write(0, bytes(b)))
+    b[STATE_AT[12]] &= ~STATE_DIRTY & 0xFF
+    phases["clean"].append(Write(0, bytes(b)))
 
 
 def _with_times(raw: bytes, old: bytes, offset: int) -> bytes:
