@@ -156,7 +156,7 @@ def _update_fat(job: _Job) -> UpdateResult:
     laid = api.plan(job.tree, format="fat", **job.options).plan   # every refusal, as create
     dev = job.device
     if dev is None:
-        dev = api.open_for_reading(job.name) if job.dry_run else _open_rw(job.name)
+        dev = api.open_for_reading(job.name) if job.dry_run else open_writable(job.name)
     try:
         vol = fat_update.read_volume(dev)
         same = (lambda i, e: True) if job.quick else fat_update.same_content(dev)
@@ -230,7 +230,7 @@ def _tar_diff(img: Image, tree: SourceTree, job: _Job) -> Diff:
 def _tar_write(job: _Job, strategy: str, lone, ap, fixed) -> None:
     from . import tar as tar_update
     device = job.device
-    dev = device if device is not None else _open_rw(job.name)
+    dev = device if device is not None else open_writable(job.name)
     try:
         if strategy == "complete":
             tar_update.complete(dev, lone, max((e.mtime for e in job.tree.entries),
@@ -247,7 +247,7 @@ def _kind_changes(d: Diff) -> bool:
     return any(e.kind.value == "dir" for e in d.changed)
 
 
-def _open_rw(path: str) -> FileDevice:
+def open_writable(path: str) -> FileDevice:
     """The image for writing; a device node exclusively (Linux refuses, EBUSY, one that
     is mounted or claimed by another program)."""
     if is_device_node(path):

@@ -377,3 +377,26 @@ def test_dry_run_writes_nothing(tmp_path, site):
     out = cli("update", "--dry-run", image, site).stdout
     assert "A new/deep/a.txt" in out and "would write" in out
     assert image.read_bytes() == before
+
+
+def test_update_a_partition_of_a_disk(tmp_path, site):
+    disk = tmp_path / "disk.img"
+    cli("disk", "-o", disk, f"{site},format=fat", "empty:8M")
+    other = disk.read_bytes()
+    write(site, "blog/two.html", b"TWO" * 10, T0 + 2)
+    write(site, "news.html", b"news")
+    settle_dirs(site)
+    assert "A news.html" in cli("diff", "--partition", "1", disk, site).stdout
+    cli("update", "--partition", "1", disk, site, "-q")
+    from blockimg.disk.reader import read_table
+    dev = FileDevice(str(disk))
+    part = read_table(dev).find("1")
+    dev.close()
+    after = disk.read_bytes()
+    start, end = part.start, part.start + part.size
+    assert after[:start] == other[:start] and after[end:] == other[end:]   # only partition 1
+    vol = tmp_path / "vol.img"
+    vol.write_bytes(after[start:end])
+    assert_exact(vol, site, tmp_path)
+    said = cli("check", "--target", "mirage", "--partition", "1", disk, check=False)
+    assert said.returncode == 0, said.stdout
