@@ -21,9 +21,9 @@ from ..fat.structs import ATTR_READ_ONLY, DIR_ENTRY_SIZE, unix_time
 from ..fat.update import (FileData, OldDir, OldEntry, UpdatePlan, Volume, Write, dirty,
                           lost_runs, plan as plan_update, PHASES)
 from ..image import EntryInfo
-from ..source import SourceEntry
+from ..source import SourceEntry, SourceTree
 
-__all__ = ["read_volume", "index", "same_content", "plan_update", "apply", "interrupted"]
+__all__ = ["read_volume", "index", "touched", "same_content", "plan_update", "apply", "interrupted"]
 
 MAX_DIR_BYTES = 65536 * DIR_ENTRY_SIZE
 CHUNK = 1 << 20
@@ -69,19 +69,22 @@ class _Walk:
         self.dirs: Dict[str, OldDir] = {}
         self.entries: Dict[str, OldEntry] = {}
 
-    def chain(self, start: int, limit: int, what: str, at: int) -> List[Tuple[int, int]]:
+    def chain(self, start: int, limit: int, what, at) -> List[Tuple[int, int]]:
+        """The chain from ``start`` (at most ``limit`` clusters), owned; ``what()`` and
+        ``at()`` name the entry and its offset, for an error."""
         geo = self.geo
         if not 2 <= start <= geo.max_cluster:
-            raise CorruptImage(f"{what}: start cluster {start} is out of range", offset=at)
+            raise CorruptImage(f"{what()}: start cluster {start} is out of range", offset=at())
         try:
             runs = self.table.chain(start, limit)
         except ChainError as e:
-            raise CorruptImage(f"{what}: {e.rule}", offset=self.table.entry_offset(e.cluster))
+            raise CorruptImage(f"{what()}: {e.rule}",
+                               offset=self.table.entry_offset(e.cluster)) from None
         ref = self.referenced
         for s, n in runs:
-            if any(ref[s:s + n]):
-                raise CorruptImage(f"{what}: its chain shares clusters with another "
-                                   "(cross-linked); run fsck.fat first", offset=at)
+            if ref.find(1, s, s + n) >= 0:
+                raise CorruptImage(f"{what()}: its chain shares clusters with another "
+                                   "(cross-linked); run fsck.fat first", offset=at())
             ref[s:s + n] = b"\x01" * n
         return runs
 
@@ -89,7 +92,8 @@ class _Walk:
         geo = self.geo
         cs = geo.cluster_size
         if geo.fat_type == 32:
-            runs = self.chain(geo.root_cluster, MAX_DIR_BYTES // cs, "root directory", 44)
+            runs = self.chain(geo.root_cluster, MAX_DIR_BYTES // cs, lambda: "root directory",
+                              lambda: 44)
             stack = [("", geo.root_cluster, _clusters(runs))]
         else:
             stack = [("", 0, ())]
@@ -120,41 +124,25 @@ class _Walk:
 
         for r in records:
             first, end = r.lfn_offset // DIR_ENTRY_SIZE, r.offset // DIR_ENTRY_SIZE + 1
-            name = r.name
-            bad = r.kind in ("file", "dir") and (
-                not name or name in (".", "..") or "/" in name or "\0" in name
-                or fold(name) in seen)
-            if bad:
-                junk.append((r.lfn_offset, r.offset + DIR_ENTRY_SIZE))
-                owned[first:end] = b"\x01" * (end - first)
-                continue
             owned[first:end] = b"\x01" * (end - first)
-            if r.kind not in ("file", "dir"):
+            kind = r.kind
+            if kind != "file" and kind != "dir":
                 continue
-            seen.add(fold(name))
+            name = r.name
+            key = fold(name)
+            if not name or name in (".", "..") or "/" in name or "\0" in name or key in seen:
+                junk.append((r.lfn_offset, r.offset + DIR_ENTRY_SIZE))
+                continue
+            seen.add(key)
             full = f"{path}/{name}" if path else name
-            what = f"{r.kind} {full}"
-            if r.kind == "dir":
-                runs = self.chain(r.cluster, MAX_DIR_BYTES // cs, what, at(r.offset))
+            runs = self.entry_chain(r, full, lambda: at(r.offset))
+            if kind == "dir":
                 subdirs.append((full, r.cluster, _clusters(runs)))
-            elif r.size:
-                need = -(-r.size // cs)
-                runs = self.chain(r.cluster, need, what, at(r.offset))
-                if sum(n for _, n in runs) != need:
-                    raise CorruptImage(f"{what}: size {r.size} needs {need} clusters, its "
-                                       f"chain has {sum(n for _, n in runs)}",
-                                       offset=at(r.offset))
-            else:
-                if r.cluster:
-                    raise CorruptImage(f"{what} is empty but has start cluster {r.cluster}",
-                                       offset=at(r.offset))
-                runs = []
-            e = OldEntry(full, r.kind, r, tuple(runs))
+            e = OldEntry(full, kind, r, tuple(runs))
             self.entries[full] = e
             children.append(e)
         # Slots before the end that no entry owns and are not deleted: broken long names.
-        for i in range(len(owned)):
-            lead = data[i * DIR_ENTRY_SIZE]
+        for i, lead in enumerate(data[::DIR_ENTRY_SIZE]):
             if lead == 0:
                 break
             if not owned[i] and lead != 0xE5:
@@ -162,8 +150,40 @@ class _Walk:
         return children, junk, subdirs
 
 
+    def entry_chain(self, r, full: str, at) -> List[Tuple[int, int]]:
+        """The chain of record ``r`` (the file or directory ``full``): a file's exactly as
+        long as its size needs."""
+        cs = self.geo.cluster_size
+
+        def what() -> str:
+            return f"{r.kind} {full}"
+        if r.kind == "dir":
+            return self.chain(r.cluster, MAX_DIR_BYTES // cs, what, at)
+        if not r.size:
+            if r.cluster:
+                raise CorruptImage(f"{what()} is empty but has start cluster {r.cluster}",
+                                   offset=at())
+            return []
+        need = -(-r.size // cs)
+        runs = self.chain(r.cluster, need, what, at)
+        have = runs[0][1] if len(runs) == 1 else sum(n for _, n in runs)
+        if have != need:
+            raise CorruptImage(f"{what()}: size {r.size} needs {need} clusters, its chain "
+                               f"has {have}", offset=at())
+        return runs
+
+
 def _clusters(runs) -> Tuple[int, ...]:
     return tuple(c for s, n in runs for c in range(s, s + n))
+
+
+def touched(tree: SourceTree, d) -> SourceTree:
+    """The part of ``tree`` that ``create``'s checks must see for an update: every entry
+    of each directory that gains or changes an entry (names are checked against their
+    siblings), and those directories."""
+    dirs = {e.path.rpartition("/")[0] for e in (*d.added, *d.changed)}
+    return SourceTree(tuple(e for e in tree.entries
+                            if e.path in dirs or e.path.rpartition("/")[0] in dirs))
 
 
 def index(vol: Volume) -> List[EntryInfo]:
@@ -171,10 +191,14 @@ def index(vol: Volume) -> List[EntryInfo]:
     geo = vol.geometry
     cs = geo.cluster_size
     out = []
+    times: Dict[int, int] = {}
     for e in vol.entries.values():
         r = e.record
         ro = r.attr & ATTR_READ_ONLY
-        mtime = unix_time(r.wdate, r.wtime)
+        stamp = r.wdate << 16 | r.wtime
+        mtime = times.get(stamp)
+        if mtime is None:
+            mtime = times[stamp] = unix_time(r.wdate, r.wtime)
         if e.kind == "dir":
             out.append(EntryInfo(e.path, "dir", 0, mtime, 0o555 if ro else 0o755))
             continue

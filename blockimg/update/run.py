@@ -93,7 +93,14 @@ def _mtime_key(format: str):
     if format != "fat":
         return None
     from ..fat.structs import fat_datetime
-    return lambda t: fat_datetime(t)[:2]      # FAT keeps 2-second steps
+    seen: dict = {}
+
+    def key(t: int):                          # FAT keeps 2-second steps
+        got = seen.get(t)
+        if got is None:
+            got = seen[t] = fat_datetime(t)[:2]
+        return got
+    return key
 
 
 def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
@@ -153,7 +160,6 @@ def _is_fat(image) -> bool:
 def _update_fat(job: _Job) -> UpdateResult:
     """In place (:mod:`blockimg.update.fat`); an interrupted update is completed."""
     from . import fat as fat_update
-    laid = api.plan(job.tree, format="fat", **job.options).plan   # every refusal, as create
     dev = job.device
     if dev is None:
         dev = api.open_for_reading(job.name) if job.dry_run else open_writable(job.name)
@@ -162,6 +168,9 @@ def _update_fat(job: _Job) -> UpdateResult:
         same = (lambda i, e: True) if job.quick else fat_update.same_content(dev)
         d = diff(fat_update.index(vol), job.tree, same_content=same,
                  mtime_key=_mtime_key("fat"))
+        # Every refusal create would make of the directories that change (the others
+        # are in the image as they are in the tree, so create's checks passed them).
+        laid = api.plan(fat_update.touched(job.tree, d), format="fat", **job.options).plan
         p = fat_update.plan_update(vol, job.tree, d, laid.options)
         strategy = "none" if p.empty else "complete" if vol.dirty else "in place"
         if not job.dry_run and not p.empty:
