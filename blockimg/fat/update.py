@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from typing import Dict, Iterable, List, Optional, Tuple
 
 from ..errors import DoesNotFit, InvalidInput
-from ..record import field, record
+from ..record import record
 from ..source import Kind, SourceEntry, SourceTree
 from ..units import ceil_div, human_size
 from . import table
@@ -51,7 +51,7 @@ from .options import Options
 from .structs import DIR_ENTRY_SIZE
 
 __all__ = ["OldEntry", "OldDir", "Volume", "Write", "FileData", "UpdatePlan", "plan",
-           "fat_get", "fat_set", "dirty", "set_clean", "PHASES", "STATE_DIRTY"]
+           "fat_get", "fat_set", "dirty", "set_clean", "lost_runs", "PHASES", "STATE_DIRTY"]
 
 PHASES = ("marker", "data", "allocate", "switch", "free", "clean")
 #: FAT[1]'s clean-shutdown bit (FAT16, FAT32): clear while a volume is being changed.
@@ -60,9 +60,6 @@ CLEAN_BIT = {16: 0x8000, 32: 0x08000000}
 STATE_AT = {12: 37, 16: 37, 32: 65}
 STATE_DIRTY = 0x01
 DELETED = 0xE5
-
-Run = "Tuple[int, int]"
-
 
 # -- the old volume ----------------------------------------------------------------
 
@@ -182,7 +179,6 @@ class UpdatePlan:
     allocated: int                    # clusters taken
     freed: int                        # clusters freed
     free_after: int                   # free clusters afterwards
-    notes: Tuple[str, ...] = field(default=())
 
     @property
     def bytes_written(self) -> int:
@@ -624,5 +620,3 @@ def lost_runs(fat: bytes, fat_type: int, cluster_count: int,
             c += 1
     return out
 
-
-__all__ += ["lost_runs"]

@@ -152,14 +152,30 @@ def test_update_writes_only_the_change_and_reads_back(tmp_path, site):
     assert_exact(image, site, tmp_path)
 
 
+def short_names(image: Path) -> dict:
+    """{path: (short name, directory slot offset)} of every entry."""
+    dev = FileDevice(str(image))
+    try:
+        vol = fat_update.read_volume(dev)
+    finally:
+        dev.close()
+    return {p: (e.record.short, e.record.offset) for p, e in vol.entries.items()}
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_each_change_reads_back(tmp_path, site, name):
     image = tmp_path / "site.img"
     cli("create", site, "-o", image, "--format", "fat", "-q")
+    before = short_names(image)
     SCENARIOS[name](site)
     settle_dirs(site)
     cli("update", image, site, "-q")
     assert_exact(image, site, tmp_path)
+    after = short_names(image)
+    kept = [p for p in before if p in after]
+    assert kept
+    # Entries still in the tree keep their short name and their slot.
+    assert {p: after[p] for p in kept} == {p: before[p] for p in kept}
 
 
 def test_alias_clash_renames_the_kept_alias(tmp_path, site):
@@ -199,6 +215,17 @@ def test_does_not_fit_says_how_much_before_writing(tmp_path, site):
     assert err.value.needed > free
 
 
+def test_full_root_directory_is_refused_before_writing(tmp_path, site):
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "-q")
+    before = image.read_bytes()
+    for i in range(200):            # 3 slots each: more than the 512-entry root holds
+        write(site, f"a long file name {i:03d}.txt", b"x")
+    r = cli("update", image, site, check=False)
+    assert r.returncode != 0 and "root directory cannot hold" in r.stderr, r.stderr
+    assert image.read_bytes() == before
+
+
 def fat_update_get(vol, c):
     from blockimg.fat.update import fat_get
     return fat_get(vol.fat, vol.geometry.fat_type, c)
@@ -211,10 +238,11 @@ def _fsck_clean(image: Path) -> bool:
                           capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_cut_at_every_write(tmp_path, site, name):
+@pytest.mark.parametrize("name,target", [(n, "mirage") for n in sorted(SCENARIOS)]
+                         + [("add", "generic")])     # generic: FAT12, the boot-sector marker
+def test_cut_at_every_write(tmp_path, site, name, target):
     image = tmp_path / "site.img"
-    cli("create", site, "-o", image, "--format", "fat", "-q")
+    cli("create", site, "-o", image, "--format", "fat", "-q", "--target", target)
     base = image.read_bytes()
     old_tree = tree_snapshot(site)
     SCENARIOS[name](site)
@@ -223,7 +251,7 @@ def test_cut_at_every_write(tmp_path, site, name):
     probe = tmp_path / "probe.img"
     probe.write_bytes(base)
     dev = CutDevice(probe, 10 ** 9)
-    update(probe, site, device=dev)
+    update(probe, site, device=dev, target=target)
     total = dev.writes
     dev.close()
     assert total >= 5
@@ -232,7 +260,7 @@ def test_cut_at_every_write(tmp_path, site, name):
         image.write_bytes(base)
         dev = CutDevice(image, n)
         try:
-            update(image, site, device=dev)
+            update(image, site, device=dev, target=target)
         except OSError:
             pass
         finally:
@@ -248,9 +276,9 @@ def test_cut_at_every_write(tmp_path, site, name):
             seen.add("old" if got == old_tree else "new")
         else:
             seen.add("interrupted")
-        cli("update", image, site, "-q")
+        cli("update", image, site, "-q", "--target", target)
         (tmp_path / f"re{n}").mkdir()
-        assert_exact(image, site, tmp_path / f"re{n}")
+        assert_exact(image, site, tmp_path / f"re{n}", mirage=target == "mirage")
     assert seen == {"old", "new", "interrupted"}
 
 
