@@ -20,7 +20,8 @@ What the plan changes, and nothing else:
 
 Write order (:class:`UpdatePlan`, each phase flushed before the next)::
 
-    1 marker    FAT[1]'s clean-shutdown bit cleared (FAT12: the boot sector's dirty bit)
+    1 marker    FAT[1]'s clean-shutdown bit cleared (FAT12: the boot sector's dirty bit);
+                every FAT copy made equal to the first (a cut update may leave one behind)
     2 data      new files and directories into free clusters (the old tree intact)
     3 allocate  the new chains in every FAT copy (the old entries still point at
                 the old chains; the new ones are unreferenced); when the marker was
@@ -97,6 +98,7 @@ class Volume:
     lost: Tuple[Tuple[int, int], ...]  # allocated runs nothing refers to
     dirty: bool                       # the marker was set: an update was cut short
     fsinfo: Optional[bytes] = None    # FAT32's FSInfo sector
+    other_fats: Tuple[bytes, ...] = ()  # FAT copies 1.. (a cut update may leave them behind)
 
     def dir_offset(self, d: OldDir, pos: int) -> int:
         """Device offset of byte ``pos`` of directory ``d``."""
@@ -505,8 +507,10 @@ class _Planner:
         if bits == 12:
             _boot_marker(phases, vol.boot)
         else:
-            _fat_writes(phases["marker"], geo, tables[0], tables[1])
             _fat_writes(phases["clean"], geo, tables[3], tables[4])
+        # Every copy as copy 0, marked (a cut update may have left a copy behind).
+        for copy, old in enumerate((vol.fat, *vol.other_fats)):
+            _fat_writes(phases["marker"], geo, old, tables[1], copies=(copy,))
         phases["data"] = data
         _fat_writes(phases["allocate"], geo, tables[1], tables[2])
         phases["switch"] = switch
@@ -592,11 +596,12 @@ def _changed_sectors(out: List[Write], vol: Volume, ed: _DirEdit, old: bytes) ->
             out.append(Write(vol.dir_offset(full, pos), data[pos:pos + ss]))
 
 
-def _fat_writes(out: List[object], geo, a: bytes, b: bytes) -> None:
-    """The sectors where FAT bytes ``a`` and ``b`` differ, in every copy (copy 0 first)."""
+def _fat_writes(out: List[object], geo, a: bytes, b: bytes, copies=None) -> None:
+    """The sectors where FAT bytes ``a`` and ``b`` differ, in every copy (copy 0 first)
+    or in ``copies``."""
     ss = geo.bytes_per_sector
     diff = [pos for pos in range(0, len(b), ss) if a[pos:pos + ss] != b[pos:pos + ss]]
-    for copy in range(geo.num_fats):
+    for copy in range(geo.num_fats) if copies is None else copies:
         base = geo.fat_copy_offset(copy)
         for pos in diff:
             out.append(Write(base + pos, bytes(b[pos:pos + ss])))

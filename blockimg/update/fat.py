@@ -44,8 +44,9 @@ def read_volume(device: BlockDevice) -> Volume:
     ss = geo.bytes_per_sector
     boot = bytes(device.pread(0, ss))
     fat = bytes(device.pread(geo.fat_offset, geo.fat_bytes))
-    heads = [fat[:8]] + [bytes(device.pread(geo.fat_copy_offset(i), 8))
-                         for i in range(1, geo.num_fats)]
+    others = tuple(bytes(device.pread(geo.fat_copy_offset(i), geo.fat_bytes))
+                   for i in range(1, geo.num_fats))
+    heads = [fat[:8]] + [f[:8] for f in others]
     table = FatTable(device, geo, 0)
     referenced = bytearray(geo.cluster_count + 2)
     walk = _Walk(device, geo, table, referenced)
@@ -55,7 +56,7 @@ def read_volume(device: BlockDevice) -> Volume:
         fsinfo = bytes(device.pread(geo.fsinfo_sector * ss, ss))
     lost = tuple(lost_runs(fat, geo.fat_type, geo.cluster_count, referenced))
     return Volume(geo, boot, fat, walk.dirs, walk.entries, lost,
-                  dirty(geo.fat_type, boot, heads), fsinfo)
+                  dirty(geo.fat_type, boot, heads), fsinfo, others)
 
 
 class _Walk:

@@ -242,7 +242,8 @@ def _fsck_clean(image: Path) -> bool:
                          + [("add", "generic")])     # generic: FAT12, the boot-sector marker
 def test_cut_at_every_write(tmp_path, site, name, target):
     image = tmp_path / "site.img"
-    cli("create", site, "-o", image, "--format", "fat", "-q", "--target", target)
+    room = ["--free", "256K"] if target == "generic" else []   # generic images are minimal
+    cli("create", site, "-o", image, "--format", "fat", "-q", "--target", target, *room)
     base = image.read_bytes()
     old_tree = tree_snapshot(site)
     SCENARIOS[name](site)
@@ -364,7 +365,8 @@ def test_random_rounds_read_back_as_the_last_tree(tmp_path_factory, rounds, gene
     settle_dirs(src)
     image = tmp / "site.img"
     target = ["--target", "generic"] if generic else []
-    cli("create", src, "-o", image, "--format", "fat", "-q", *target)
+    room = ["--free", "256K"] if generic else []     # generic images are minimal
+    cli("create", src, "-o", image, "--format", "fat", "-q", *target, *room)
     for i, ops in enumerate(rounds):
         _apply(src, ops, i + 1)
         cli("update", image, src, "-q", *target)
