@@ -430,3 +430,20 @@ def test_update_a_partition_of_a_disk(tmp_path, site):
     assert_exact(vol, site, tmp_path)
     said = cli("check", "--target", "mirage", "--partition", "1", disk, check=False)
     assert said.returncode == 0, said.stdout
+
+
+def test_update_on_a_device_node(tmp_path, site):
+    """A loop device: changed in place (opened exclusively)."""
+    from conftest import require_root
+    require_root("losetup")
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "-q")
+    loop = run(require_tool("losetup"), "-f", "--show", image, text=True).stdout.strip()
+    try:
+        SCENARIOS["add"](site)
+        SCENARIOS["change"](site)
+        settle_dirs(site)
+        assert "in place: wrote" in cli("update", loop, site).stdout
+    finally:
+        run("losetup", "-d", loop)
+    assert_exact(image, site, tmp_path)
