@@ -35,6 +35,7 @@ stay whole until phase 4, so an update needs free room for everything it writes.
 """
 from __future__ import annotations
 
+from collections import namedtuple
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Dict, Iterable, List, Optional, Tuple
@@ -44,7 +45,6 @@ from ..record import record
 from ..source import Kind, SourceEntry, SourceTree
 from ..units import ceil_div, human_size
 from . import table
-from .dirents import Record
 from .directory import children_bytes, dot_entries, file_attr, pack_entry
 from .layout import MAX_DIR_ENTRIES, name_children
 from .names import exact_short
@@ -64,14 +64,13 @@ DELETED = 0xE5
 
 # -- the old volume ----------------------------------------------------------------
 
-@record(frozen=True)
-class OldEntry:
-    """A file or directory of the old volume: its short entry and its chain."""
+class OldEntry(namedtuple("OldEntry", "path kind record runs")):
+    """A file or directory of the old volume: its short entry and its chain (a tuple:
+    one per entry of the volume, kept small). ``kind``: "file" or "dir"; ``record``:
+    its :class:`~blockimg.fat.dirents.Record`; ``runs``: (first cluster, count) pairs,
+    a directory's whole chain."""
 
-    path: str
-    kind: str                         # "file" or "dir"
-    record: Record
-    runs: Tuple[Tuple[int, int], ...]  # (first cluster, count); a directory's whole chain
+    __slots__ = ()
 
 
 @record(frozen=True)
