@@ -46,7 +46,7 @@ def check(image: FatImage, *, target: str = "generic") -> List[str]:
         # index, no problems and the same warnings: no second walk (and index) needed.
         img = image
         warnings = image.warnings[:image.opening_warnings]
-    out = list(img.problems) + list(warnings)
+    out = _interrupted(img) + list(img.problems) + list(warnings)
     out += [f"'{escape(name)}': not extracted: {why}" for name, why in img.unsafe_names]
     out += _fat_copies(img) + _media(img) + _fsinfo(img) + _backup(img) + _lost(img)
     out += _volume_size(img) + _short_name_clashes(img)
@@ -84,6 +84,19 @@ def _fat_copies(img: FatImage) -> List[str]:
                 break
             pos += step
     return out
+
+
+def _interrupted(img: FatImage) -> List[str]:
+    """The interrupted-update marker (:mod:`blockimg.fat.update`)."""
+    from .update import STATE_AT, dirty
+    geo = img.geometry
+    heads = [bytes(img.device.pread(geo.fat_copy_offset(i), 8)) for i in range(geo.num_fats)]
+    if not dirty(geo.fat_type, bytes(img.device.pread(0, 512)), heads):
+        return []
+    where = (f"{_at(STATE_AT[12])}: the boot sector's dirty bit is set" if geo.fat_type == 12
+             else f"{_at(geo.fat_offset)}: FAT[1]'s clean-shutdown bit is clear")
+    return [f"{where}: an interrupted 'blockimg update' (or a writer that did not finish); "
+            "run the same update again to complete it"]
 
 
 def _media(img: FatImage) -> List[str]:

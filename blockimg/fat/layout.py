@@ -35,6 +35,7 @@ from .options import Options
 from .structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, DIR_ENTRY_SIZE, FAT_EPOCH
 
 __all__ = ["Geometry", "DirPlan", "FilePlan", "FatPlan", "plan", "cluster_size_for",
+           "name_children",
            "MAX_FILE_SIZE", "MAX_DIR_ENTRIES", "ROOT_ALIGN_LIMIT"]
 
 MAX_FILE_SIZE = (1 << 32) - 1
@@ -436,8 +437,16 @@ def _dir_keys(dir_path: str, entries: Sequence[SourceEntry], mirage: bool,
     return keys
 
 
+def name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options,
+                  taken: Sequence[bytes] = ()) -> List[NamedEntry]:
+    """The :class:`NamedEntry` of each of ``entries`` (children of ``dir_path``), named
+    as ``create`` names them; ``taken``: short names other entries of the directory
+    keep (``update``), never handed out as aliases."""
+    return _name_children(dir_path, entries, opts, taken=taken)
+
+
 def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options,
-                   keys: Optional[List[str]] = None):
+                   keys: Optional[List[str]] = None, taken: Sequence[bytes] = ()):
     """Assign short names (8.3 names, in any case, reserved first) to names :func:`_dir_keys`
     checked.
 
@@ -461,7 +470,7 @@ def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options,
         short = exact_short(name)
         if short is not None:
             exact[name] = short
-    gen = ShortNames(exact.values())
+    gen = ShortNames([*exact.values(), *taken])
     shorts = []                 # the short name of every entry
     add_short = shorts.append
     longs = []                  # whether it gets LFN slots

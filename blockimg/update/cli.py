@@ -30,6 +30,9 @@ def add_commands(command, mtime_type) -> dict:
                        help="leave out version control files, as create does")
         c.add_argument("--keep-links", action="store_true", help="as create does")
         c.add_argument("--skip-special", action="store_true", help="as create does")
+        c.add_argument("--partition", metavar="N|NAME",
+                       help="the volume is partition N (1-based) or the GPT partition NAME "
+                            "of a partitioned disk")
         c.add_argument("--quick", action="store_true",
                        help="files of equal size, mtime and mode are unchanged (do not "
                             "read them to compare their bytes)")
@@ -54,10 +57,42 @@ def _options(args: argparse.Namespace) -> dict:
     return opts
 
 
+def _partition(image: str, selector: str, writable: bool):
+    """A window on partition ``selector`` of the disk ``image`` (writable unless a dry run)."""
+    from ..block.window import WindowDevice
+    from ..disk.reader import open_partition
+    from ..errors import InvalidInput
+    from .run import open_writable
+    part = open_partition(image, selector)          # checks the table, names the choices
+    where = part.partition
+    part.close()
+    if not writable:
+        return open_partition(image, selector)
+    disk = open_writable(image)
+    try:
+        if where.start % disk.sector_size or where.size % disk.sector_size:
+            raise InvalidInput(f"partition {selector} is not whole sectors", path=image,
+                               rule="partition alignment")
+        return WindowDevice(disk, where.start, where.size, writable=True)
+    except BaseException:
+        disk.close()
+        raise
+
+
 def _run(args: argparse.Namespace, dry_run: bool) -> int:
     from . import update
-    result = update(args.image, args.src, dry_run=dry_run,
-                    manifest=getattr(args, "manifest", None), **_options(args))
+    device = None
+    if args.partition is not None:
+        device = _partition(args.image, args.partition, not dry_run)
+    try:
+        result = update(args.image, args.src, dry_run=dry_run, device=device,
+                        manifest=getattr(args, "manifest", None), **_options(args))
+    finally:
+        if device is not None:
+            parent = device.parent
+            device.close()
+            if not parent.closed:
+                parent.close()
     if dry_run:
         for line in result.diff.lines():
             print(escape(line))

@@ -3,7 +3,8 @@ an interrupted append, or rebuild. Formats:
 
 * tar: appended in place (:mod:`blockimg.update.tar`); removals rebuild the image
   (a file: atomically, as ``create`` does; a device: in place, like ``create``).
-* FAT: not updated in place yet (refused, saying so).
+* FAT: in place (:mod:`blockimg.update.fat`): new data into free clusters, then the
+  FAT, then the directory entries, then the old clusters freed.
 """
 from __future__ import annotations
 
@@ -92,7 +93,14 @@ def _mtime_key(format: str):
     if format != "fat":
         return None
     from ..fat.structs import fat_datetime
-    return lambda t: fat_datetime(t)[:2]      # FAT keeps 2-second steps
+    seen: dict = {}
+
+    def key(t: int):                          # FAT keeps 2-second steps
+        got = seen.get(t)
+        if got is None:
+            got = seen[t] = fat_datetime(t)[:2]
+        return got
+    return key
 
 
 def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
@@ -115,25 +123,79 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
     tree = _tree(src, (image, manifest), keep_links, skip_special, mtime, exclude,
                  exclude_vcs)
     name = os.fspath(image)
+    job = _Job(name, tree, device, dry_run, quick, manifest, force, options, start)
+    if _is_fat(device if device is not None else name):
+        return _update_fat(job)
+    return _update_tar(job)
+
+
+@record(frozen=True)
+class _Job:
+    """One ``update`` call's arguments."""
+
+    name: str
+    tree: SourceTree
+    device: Optional[BlockDevice]
+    dry_run: bool
+    quick: bool
+    manifest: object
+    force: bool
+    options: dict
+    start: float
+
+    def result(self, d: Diff, strategy: str, written: int, size: int,
+               manifest=None) -> UpdateResult:
+        return UpdateResult(d, strategy, written, size, time.monotonic() - self.start,
+                            self.dry_run, manifest)
+
+
+def _is_fat(image) -> bool:
+    from ..fat.geometry import detect
+    if isinstance(image, BlockDevice):
+        return detect(image)
+    with api.open_for_reading(image) as dev:
+        return detect(dev)
+
+
+def _update_fat(job: _Job) -> UpdateResult:
+    """In place (:mod:`blockimg.update.fat`); an interrupted update is completed."""
+    from . import fat as fat_update
+    dev = job.device
+    if dev is None:
+        dev = api.open_for_reading(job.name) if job.dry_run else open_writable(job.name)
+    try:
+        vol = fat_update.read_volume(dev)
+        same = (lambda i, e: True) if job.quick else fat_update.same_content(dev)
+        d = diff(fat_update.index(vol), job.tree, same_content=same,
+                 mtime_key=_mtime_key("fat"))
+        # Every refusal create would make of the directories that change (the others
+        # are in the image as they are in the tree, so create's checks passed them).
+        laid = api.plan(fat_update.touched(job.tree, d), format="fat", **job.options).plan
+        p = fat_update.plan_update(vol, job.tree, d, laid.options)
+        strategy = "none" if p.empty else "complete" if vol.dirty else "in place"
+        if not job.dry_run and not p.empty:
+            fat_update.apply(p, dev)
+        size = dev.size
+    finally:
+        if job.device is None:
+            dev.close()
+    m = None
+    if job.manifest is not None and not job.dry_run:
+        m = write_manifest(job.device if job.device is not None else job.name,
+                           job.manifest, laid.options)
+    return job.result(d, strategy, p.bytes_written, size, m)
+
+
+def _update_tar(job: _Job) -> UpdateResult:
+    """Append, complete an interrupted append, or rebuild (:mod:`blockimg.update.tar`)."""
+    from . import tar as tar_update
+    name, device, tree = job.name, job.device, job.tree
     with api.open(device if device is not None else name) as img:
-        format = img.format
-        laid = api.plan(tree, format=format, **options).plan   # every refusal, as create
-        d = diff_image(img, tree, quick=True)
-        # A rebuild (removals, a kind change) writes everything anyway: no need to read
-        # the files to compare them, unless the changes are to be listed.
-        if not quick and (dry_run or not (d.removed or _kind_changes(d))):
-            d = diff_image(img, tree)
-        if format != "tar":
-            if not dry_run and not d.empty:
-                raise InvalidInput("updating a FAT image in place is not supported yet; "
-                                   "rebuild it with create", path=name,
-                                   rule="update: tar images only")
-            return UpdateResult(d, "none" if d.empty else "not in place (FAT: use create)",
-                                0, img.device.size, time.monotonic() - start, dry_run)
+        laid = api.plan(tree, format=img.format, **job.options).plan   # every refusal
+        d = _tar_diff(img, tree, job)
         notes = list(img.notes)
         end = img.end_of_archive
         old_size = img.device.size
-    from . import tar as tar_update
     lone = tar_update.interrupted(notes)
     fixed = None if device is not None or not is_device_node(name) else old_size
     ap = None if lone else tar_update.plan_append(
@@ -148,40 +210,53 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
     else:
         strategy, written = "append", ap.bytes_written
     result = None
-    if not dry_run and strategy != "none":
+    if not job.dry_run and strategy != "none":
         if strategy == "rebuild":
-            summary = api.create(tree, device if device is not None else name, format=format,
-                                 force=True, manifest=manifest, **options)
-            result = summary.manifest
+            result = api.create(tree, device if device is not None else name, format="tar",
+                                force=True, manifest=job.manifest, **job.options).manifest
         else:
-            dev = device if device is not None else _open_rw(name)
-            try:
-                if strategy == "complete":
-                    tar_update.complete(dev, lone, max((e.mtime for e in tree.entries),
-                                                       default=0))
-                else:
-                    tar_update.apply(ap, dev, grow=None if fixed is not None or
-                                     device is not None else _grower(dev))
-            finally:
-                if device is None:
-                    dev.close()
+            _tar_write(job, strategy, lone, ap, fixed)
             if strategy == "complete":    # the cut update is whole now; finish the change
-                return update(image, tree, dry_run=dry_run, manifest=manifest, force=force,
-                              device=device, quick=quick, **options)
-    if manifest is not None and not dry_run and strategy != "rebuild":
-        result = write_manifest(device if device is not None else name, manifest,
+                return update(name, tree, dry_run=job.dry_run, manifest=job.manifest,
+                              force=job.force, device=device, quick=job.quick, **job.options)
+    if job.manifest is not None and not job.dry_run and strategy != "rebuild":
+        result = write_manifest(device if device is not None else name, job.manifest,
                                 laid.options)
     size = ap.image_size if ap is not None else (laid.image_size if strategy == "rebuild"
                                                  else old_size)
-    return UpdateResult(d, strategy, written, size, time.monotonic() - start, dry_run,
-                        result)
+    return job.result(d, strategy, written, size, result)
+
+
+def _tar_diff(img: Image, tree: SourceTree, job: _Job) -> Diff:
+    d = diff_image(img, tree, quick=True)
+    # A rebuild (removals, a kind change) writes everything anyway: no need to read
+    # the files to compare them, unless the changes are to be listed.
+    if not job.quick and (job.dry_run or not (d.removed or _kind_changes(d))):
+        d = diff_image(img, tree)
+    return d
+
+
+def _tar_write(job: _Job, strategy: str, lone, ap, fixed) -> None:
+    from . import tar as tar_update
+    device = job.device
+    dev = device if device is not None else open_writable(job.name)
+    try:
+        if strategy == "complete":
+            tar_update.complete(dev, lone, max((e.mtime for e in job.tree.entries),
+                                               default=0))
+        else:
+            tar_update.apply(ap, dev, grow=None if fixed is not None or
+                             device is not None else _grower(dev))
+    finally:
+        if device is None:
+            dev.close()
 
 
 def _kind_changes(d: Diff) -> bool:
     return any(e.kind.value == "dir" for e in d.changed)
 
 
-def _open_rw(path: str) -> FileDevice:
+def open_writable(path: str) -> FileDevice:
     """The image for writing; a device node exclusively (Linux refuses, EBUSY, one that
     is mounted or claimed by another program)."""
     if is_device_node(path):

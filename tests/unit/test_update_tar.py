@@ -257,19 +257,16 @@ def test_random_rounds_read_back_as_the_last_tree(tmp_path_factory, rounds):
 
 
 def test_diff_of_a_fat_image(tmp_path, site):
-    """FAT keeps mtimes in 2-second steps: an unchanged tree is no change; update refuses
-    FAT (not in place yet) without writing."""
+    """FAT keeps mtimes in 2-second steps: an unchanged tree is no change; update changes
+    a FAT image in place (tests/unit/test_update_fat.py)."""
     image = tmp_path / "site.img"
     cli("create", site, "-o", image, "--format", "fat", "-q")
     assert "0 added, 0 changed, 0 removed, 6 unchanged" in cli("diff", image, site).stdout
     write(site, "blog/two.html", b"TWO" * 10)
     settle_dirs(site)
     assert cli("diff", image, site).stdout.splitlines()[0] == "M blog/two.html"
-    before = image.read_bytes()
-    r = subprocess.run([sys.executable, "-m", "blockimg", "update", image, site],
-                       capture_output=True, text=True)
-    assert r.returncode == 1 and "not supported yet" in r.stderr
-    assert image.read_bytes() == before
+    assert "in place: wrote" in cli("update", image, site).stdout
+    assert "0 added, 0 changed, 0 removed, 6 unchanged" in cli("diff", image, site).stdout
 
 
 def test_quick_trusts_size_and_mtime(tmp_path, site):

@@ -1,0 +1,312 @@
+"""Update a FAT image in place: read what the planner needs, carry its plan out.
+
+:func:`read_volume` reads the boot sector, the FAT and every directory (no file
+content) into a :class:`~blockimg.fat.update.Volume`; :func:`plan_update` is the
+pure planner (:mod:`blockimg.fat.update`, which documents the write order and what
+a crash leaves); :func:`apply` writes it, flushing after each phase.
+"""
+from __future__ import annotations
+
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Tuple
+
+from ..block.base import BlockDevice
+from ..errors import CorruptImage, DeviceError, InvalidInput
+from ..fat.chains import ChainError, FatTable
+from ..fat.dirents import parse_directory
+from ..fat.geometry import parse
+from ..fat.names import fold
+from ..fat.structs import ATTR_READ_ONLY, DIR_ENTRY_SIZE, unix_time
+from ..fat.update import (FileData, OldDir, OldEntry, UpdatePlan, Volume, Write, dirty,
+                          lost_runs, plan as plan_update, PHASES)
+from ..image import EntryInfo
+from ..source import SourceEntry, SourceTree
+
+__all__ = ["read_volume", "index", "touched", "same_content", "plan_update", "apply", "interrupted"]
+
+MAX_DIR_BYTES = 65536 * DIR_ENTRY_SIZE
+CHUNK = 1 << 20
+
+
+def interrupted(device: BlockDevice) -> bool:
+    """Whether the image carries the interrupted-update marker (see
+    :mod:`blockimg.fat.update`)."""
+    geo = parse(bytes(device.pread(0, 512)), device.size)
+    heads = [bytes(device.pread(geo.fat_copy_offset(i), 8)) for i in range(geo.num_fats)]
+    return dirty(geo.fat_type, bytes(device.pread(0, 512)), heads)
+
+
+def read_volume(device: BlockDevice) -> Volume:
+    """The volume's directories, chains and FAT (no file content read)."""
+    head = bytes(device.pread(0, 512))
+    geo = parse(head, device.size)
+    ss = geo.bytes_per_sector
+    boot = bytes(device.pread(0, ss))
+    fat = bytes(device.pread(geo.fat_offset, geo.fat_bytes))
+    others = tuple(bytes(device.pread(geo.fat_copy_offset(i), geo.fat_bytes))
+                   for i in range(1, geo.num_fats))
+    heads = [fat[:8]] + [f[:8] for f in others]
+    table = FatTable(device, geo, 0)
+    referenced = bytearray(geo.cluster_count + 2)
+    walk = _Walk(device, geo, table, referenced)
+    walk.run()
+    fsinfo = None
+    if geo.fat_type == 32 and 0 < geo.fsinfo_sector < geo.reserved_sectors:
+        fsinfo = bytes(device.pread(geo.fsinfo_sector * ss, ss))
+    lost = tuple(lost_runs(fat, geo.fat_type, geo.cluster_count, referenced))
+    return Volume(geo, boot, fat, walk.dirs, walk.entries, lost,
+                  dirty(geo.fat_type, boot, heads), fsinfo, others)
+
+
+class _Walk:
+    """Every directory, depth first; every chain followed once and owned once."""
+
+    def __init__(self, device: BlockDevice, geo, table: FatTable, referenced: bytearray):
+        self.device = device
+        self.geo = geo
+        self.table = table
+        self.referenced = referenced
+        self.dirs: Dict[str, OldDir] = {}
+        self.entries: Dict[str, OldEntry] = {}
+
+    def chain(self, start: int, limit: int, what, at) -> List[Tuple[int, int]]:
+        """The chain from ``start`` (at most ``limit`` clusters), owned; ``what()`` and
+        ``at()`` name the entry and its offset, for an error."""
+        geo = self.geo
+        if not 2 <= start <= geo.max_cluster:
+            raise CorruptImage(f"{what()}: start cluster {start} is out of range", offset=at())
+        try:
+            runs = self.table.chain(start, limit)
+        except ChainError as e:
+            raise CorruptImage(f"{what()}: {e.rule}",
+                               offset=self.table.entry_offset(e.cluster)) from None
+        ref = self.referenced
+        for s, n in runs:
+            if ref.find(1, s, s + n) >= 0:
+                raise CorruptImage(f"{what()}: its chain shares clusters with another "
+                                   "(cross-linked); run fsck.fat first", offset=at())
+            ref[s:s + n] = b"\x01" * n
+        return runs
+
+    def run(self) -> None:
+        geo = self.geo
+        cs = geo.cluster_size
+        if geo.fat_type == 32:
+            runs = self.chain(geo.root_cluster, MAX_DIR_BYTES // cs, lambda: "root directory",
+                              lambda: 44)
+            stack = [("", geo.root_cluster, _clusters(runs))]
+        else:
+            stack = [("", 0, ())]
+        while stack:
+            path, cluster, clusters = stack.pop()
+            if clusters:
+                data = b"".join(bytes(self.device.pread(geo.cluster_offset(c), cs))
+                                for c in clusters)
+            else:
+                data = bytes(self.device.pread(geo.root_offset, geo.root_bytes))
+            children, junk, subdirs = self.directory(path, clusters, data)
+            self.dirs[path] = OldDir(path, cluster, clusters, data, tuple(children),
+                                     tuple(junk))
+            stack.extend(reversed(subdirs))
+
+    def directory(self, path: str, clusters, data: bytes):
+        geo = self.geo
+        cs = geo.cluster_size
+        records, _issues = parse_directory(data, fat32=geo.fat_type == 32)
+        owned = bytearray(len(data) // DIR_ENTRY_SIZE)
+        seen = set()
+        children, junk, subdirs = [], [], []
+
+        def at(off: int) -> int:
+            if not clusters:
+                return geo.root_offset + off
+            return geo.cluster_offset(clusters[off // cs]) + off % cs
+
+        for r in records:
+            first, end = r.lfn_offset // DIR_ENTRY_SIZE, r.offset // DIR_ENTRY_SIZE + 1
+            owned[first:end] = b"\x01" * (end - first)
+            kind = r.kind
+            if kind != "file" and kind != "dir":
+                continue
+            name = r.name
+            key = fold(name)
+            if not name or name in (".", "..") or "/" in name or "\0" in name or key in seen:
+                junk.append((r.lfn_offset, r.offset + DIR_ENTRY_SIZE))
+                continue
+            seen.add(key)
+            full = f"{path}/{name}" if path else name
+            runs = self.entry_chain(r, full, lambda: at(r.offset))
+            if kind == "dir":
+                subdirs.append((full, r.cluster, _clusters(runs)))
+            e = OldEntry(full, kind, r, tuple(runs))
+            self.entries[full] = e
+            children.append(e)
+        # Slots before the end that no entry owns and are not deleted: broken long names.
+        for i, lead in enumerate(data[::DIR_ENTRY_SIZE]):
+            if lead == 0:
+                break
+            if not owned[i] and lead != 0xE5:
+                junk.append((i * DIR_ENTRY_SIZE, (i + 1) * DIR_ENTRY_SIZE))
+        return children, junk, subdirs
+
+
+    def entry_chain(self, r, full: str, at) -> List[Tuple[int, int]]:
+        """The chain of record ``r`` (the file or directory ``full``): a file's exactly as
+        long as its size needs."""
+        cs = self.geo.cluster_size
+
+        def what() -> str:
+            return f"{r.kind} {full}"
+        if r.kind == "dir":
+            return self.chain(r.cluster, MAX_DIR_BYTES // cs, what, at)
+        if not r.size:
+            if r.cluster:
+                raise CorruptImage(f"{what()} is empty but has start cluster {r.cluster}",
+                                   offset=at())
+            return []
+        need = -(-r.size // cs)
+        runs = self.chain(r.cluster, need, what, at)
+        have = runs[0][1] if len(runs) == 1 else sum(n for _, n in runs)
+        if have != need:
+            raise CorruptImage(f"{what()}: size {r.size} needs {need} clusters, its chain "
+                               f"has {have}", offset=at())
+        return runs
+
+
+def _clusters(runs) -> Tuple[int, ...]:
+    return tuple(c for s, n in runs for c in range(s, s + n))
+
+
+def touched(tree: SourceTree, d) -> SourceTree:
+    """The part of ``tree`` that ``create``'s checks must see for an update: every entry
+    of each directory that gains or changes an entry (names are checked against their
+    siblings), and those directories."""
+    dirs = {e.path.rpartition("/")[0] for e in (*d.added, *d.changed)}
+    return SourceTree(tuple(e for e in tree.entries
+                            if e.path in dirs or e.path.rpartition("/")[0] in dirs))
+
+
+def index(vol: Volume) -> List[EntryInfo]:
+    """The volume's entries as :class:`EntryInfo` (for :func:`blockimg.update.diff.diff`)."""
+    geo = vol.geometry
+    cs = geo.cluster_size
+    out = []
+    times: Dict[int, int] = {}
+    for e in vol.entries.values():
+        r = e.record
+        ro = r.attr & ATTR_READ_ONLY
+        stamp = r.wdate << 16 | r.wtime
+        mtime = times.get(stamp)
+        if mtime is None:
+            mtime = times[stamp] = unix_time(r.wdate, r.wtime)
+        if e.kind == "dir":
+            out.append(EntryInfo(e.path, "dir", 0, mtime, 0o555 if ro else 0o755))
+            continue
+        ext, left = [], r.size
+        for s, n in e.runs:
+            k = min(n * cs, left)
+            ext.append((geo.cluster_offset(s), k))
+            left -= k
+        out.append(EntryInfo(e.path, "file", r.size, mtime, 0o444 if ro else 0o644,
+                             tuple(ext)))
+    return out
+
+
+def _source_chunks(entry: SourceEntry):
+    """``entry``'s bytes, in chunks."""
+    if entry.data is not None:
+        data = bytes(entry.data)
+        for i in range(0, len(data), CHUNK):
+            yield data[i:i + CHUNK]
+        return
+    try:
+        with open(entry.source, "rb") as f:
+            if entry.offset:
+                f.seek(entry.offset)
+            left = entry.size
+            while left > 0:
+                chunk = f.read(min(CHUNK, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                yield chunk
+    except OSError as e:
+        raise DeviceError(f"{entry.source}: cannot read: {e.strerror}",
+                          errno=e.errno) from None
+
+
+def same_content(device: BlockDevice) -> "Callable[[EntryInfo, SourceEntry], bool]":
+    """Whether an image file (its extents on ``device``) holds a source entry's bytes."""
+    def same(info: EntryInfo, entry: SourceEntry) -> bool:
+        ext = iter(info.extents)
+        off = length = 0
+        for chunk in _source_chunks(entry):
+            pos = 0
+            while pos < len(chunk):
+                if not length:
+                    got = next(ext, None)
+                    if got is None:
+                        return False
+                    off, length = got
+                n = min(length, len(chunk) - pos)
+                if bytes(device.pread(off, n)) != chunk[pos:pos + n]:
+                    return False
+                off, length, pos = off + n, length - n, pos + n
+        return not length and next(ext, None) is None
+    return same
+
+
+def apply(p: UpdatePlan, device: BlockDevice, *, on_phase=None) -> int:
+    """Carry ``p`` out on ``device``, phase by phase, each flushed; bytes written.
+
+    ``on_phase(name)``: called before each phase (tests, progress)."""
+    geo = p.geometry
+    written = 0
+    for name in PHASES:
+        ws = p.phases.get(name, ())
+        if not ws:
+            continue
+        if on_phase is not None:
+            on_phase(name)
+        for w in ws:
+            if isinstance(w, Write):
+                device.pwrite(w.offset, w.data)
+                written += len(w.data)
+            else:
+                written += _file_data(w, device, geo.cluster_size, geo)
+        device.flush()
+    return written
+
+
+def _file_data(w: FileData, device: BlockDevice, cs: int, geo) -> int:
+    """Write a source file into its runs in whole clusters (at most about CHUNK bytes
+    held), the last one zero padded."""
+    src = _source_chunks(w.entry)
+    held = b""
+    total = 0
+    step = max(cs, CHUNK - CHUNK % cs)
+    for s, n in w.runs:
+        off, end = geo.cluster_offset(s), geo.cluster_offset(s) + n * cs
+        while off < end:
+            want = min(step, end - off)
+            parts, have = [held], len(held)
+            while have < want:
+                chunk = next(src, None)
+                if chunk is None:
+                    break
+                total += len(chunk)
+                parts.append(chunk)
+                have += len(chunk)
+            joined = b"".join(parts)
+            piece, held = joined[:want], joined[want:]
+            device.pwrite(off, piece + bytes(want - len(piece)))
+            off += want
+    if total != w.entry.size or held or next(src, None) is not None:
+        raise InvalidInput(f"changed while the update read it ({w.entry.size} bytes "
+                           "expected); run update again",
+                           path=w.entry.path, rule="source stays still during update")
+    return w.length
+
+
+__all__ += ["UpdatePlan", "Volume"]

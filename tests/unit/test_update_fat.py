@@ -1,0 +1,449 @@
+"""``blockimg update`` of FAT images in place (issue 14): only what changed is written,
+crashes at every write leave an image fsck.fat passes or ``check`` names as interrupted,
+and a second update completes it. Every image is read back by fsck.fat, mtools and
+pyfatfs and checked against the Mirage rules."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from blockimg import api
+from blockimg.block.file import FileDevice
+from blockimg.errors import DoesNotFit
+from blockimg.fat.update import plan as plan_update
+from blockimg.source import walk
+from blockimg.update import diff_image, update
+from blockimg.update import fat as fat_update
+from blockimg.update.diff import diff
+from conftest import assert_read_back, require_tool, run, tree_snapshot
+
+T0 = 1_700_000_000
+MTOOLS = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+
+
+def write(root: Path, rel: str, data: bytes, mtime: int = T0) -> None:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    os.utime(p, (mtime, mtime))
+
+
+def settle_dirs(root: Path) -> None:
+    for d, _dirs, _files in os.walk(root):
+        os.utime(d, (T0, T0))
+
+
+def cli(*argv, check=True) -> subprocess.CompletedProcess:
+    if check:
+        return run(sys.executable, "-m", "blockimg", *map(str, argv), text=True)
+    return subprocess.run([sys.executable, "-m", "blockimg", *map(str, argv)],
+                          capture_output=True, text=True)
+
+
+def pyfatfs_tree(img: Path) -> dict:
+    from pyfatfs.PyFatFS import PyFatFS
+    fs = PyFatFS(str(img), read_only=True)
+    try:
+        out = {p.lstrip("/"): "dir" for p in fs.walk.dirs("/")}
+        out.update({p.lstrip("/"): fs.readbytes(p) for p in fs.walk.files("/")})
+    finally:
+        fs.close()
+    return out
+
+
+def mtools_tree(image: Path, out: Path) -> dict:
+    out.mkdir()
+    run(require_tool("mcopy"), "-s", "-n", "-i", image, "::/*", out, env=MTOOLS)
+    return tree_snapshot(out)
+
+
+def assert_exact(image: Path, src: Path, tmp: Path, *, mirage: bool = True) -> None:
+    """fsck.fat -n clean, mtools and pyfatfs read ``src`` exactly, check passes (Mirage
+    rules for a Mirage image), and a second diff finds nothing."""
+    n = len(list(tmp.glob("out*")))
+    assert_read_back("fat", image, src, tmp / f"out{n}")
+    assert pyfatfs_tree(image) == tree_snapshot(src)
+    target = "mirage" if mirage else "generic"
+    said = cli("check", "--target", target, image, check=False)
+    assert said.returncode == 0, said.stdout + said.stderr
+    with api.open(image) as img:
+        assert diff_image(img, walk(src)).empty
+
+
+@pytest.fixture
+def site(tmp_path) -> Path:
+    src = tmp_path / "src"
+    write(src, "index.html", b"<h1>hi</h1>\n")
+    write(src, "blog/one.html", b"one" * 1000)
+    write(src, "blog/two.html", b"two" * 10)
+    write(src, "blog/A long name, kept.html", b"kept" * 300)
+    write(src, "img/logo.png", bytes(range(256)) * 40)
+    write(src, "img/old/x.txt", b"x" * 9000)
+    settle_dirs(src)
+    return src
+
+
+def _add_many(src: Path) -> None:
+    for i in range(40):     # 4 slots each: more than a 4 KiB cluster holds
+        write(src, f"blog/post number {i:03d} of the year.html", b"p%d" % i)
+
+
+def _rename(src: Path) -> None:
+    (src / "blog/A long name, kept.html").rename(src / "blog/renamed entry.html")
+
+
+def _kind(src: Path) -> None:
+    (src / "blog/two.html").unlink()
+    write(src, "blog/two.html/inside.txt", b"now a directory")
+
+
+SCENARIOS = {
+    "change": lambda s: write(s, "blog/one.html", b"changed " * 2000, T0 + 10),
+    "add": lambda s: (write(s, "news.html", b"news"), write(s, "new/deep/a.txt", b"a" * 5000)),
+    "remove": lambda s: (os.unlink(s / "index.html"), shutil.rmtree(s / "img/old")),
+    "rename": _rename,
+    "grow": _add_many,
+    "kind": _kind,
+}
+
+
+class CutDevice(FileDevice):
+    """A file whose writes fail after ``budget`` of them (a pulled plug)."""
+
+    def __init__(self, path, budget: int) -> None:
+        super().__init__(str(path), writable=True)
+        self.budget = budget
+        self.writes = 0
+        self.bytes = 0
+
+    def _write_at(self, offset, data):
+        if self.writes >= self.budget:
+            raise OSError(5, "cut")
+        self.writes += 1
+        self.bytes += len(data)
+        super()._write_at(offset, data)
+
+
+def test_update_writes_only_the_change_and_reads_back(tmp_path, site):
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "-q")
+    before = image.read_bytes()
+    write(site, "blog/two.html", b"TWO" * 10, T0 + 2)
+    settle_dirs(site)
+    said = cli("diff", image, site).stdout.splitlines()
+    assert said[0] == "M blog/two.html"
+    assert "0 added, 1 changed, 0 removed" in said[1] and "in place: would write" in said[1]
+    dev = CutDevice(image, 10 ** 9)
+    got = update(image, site, device=dev)
+    dev.close()
+    after = image.read_bytes()
+    changed = [i for i in range(0, len(after), 4096) if after[i:i + 4096] != before[i:i + 4096]]
+    # One data cluster, one sector of each FAT copy (chain + clean bit: the same sector),
+    # the directory sector: nothing else of the image differs.
+    assert len(changed) == 4, changed
+    assert got.bytes_written == dev.bytes
+    assert got.strategy == "in place"
+    assert_exact(image, site, tmp_path)
+
+
+def short_names(image: Path) -> dict:
+    """{path: (short name, directory slot offset)} of every entry."""
+    dev = FileDevice(str(image))
+    try:
+        vol = fat_update.read_volume(dev)
+    finally:
+        dev.close()
+    return {p: (e.record.short, e.record.offset) for p, e in vol.entries.items()}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_each_change_reads_back(tmp_path, site, name):
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "-q")
+    before = short_names(image)
+    SCENARIOS[name](site)
+    settle_dirs(site)
+    cli("update", image, site, "-q")
+    assert_exact(image, site, tmp_path)
+    after = short_names(image)
+    kept = [p for p in before if p in after]
+    assert kept
+    # Entries still in the tree keep their short name and their slot.
+    assert {p: after[p] for p in kept} == {p: before[p] for p in kept}
+
+
+def test_alias_clash_renames_the_kept_alias(tmp_path, site):
+    write(site, "abcdefghijk.htm", b"kept long")
+    settle_dirs(site)
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "-q")
+    listing = run(require_tool("mdir"), "-i", image, "::/", env=MTOOLS, text=True).stdout
+    assert "ABCDEF~1 HTM" in listing
+    write(site, "abcdef~1.htm", b"the 8.3 name")
+    settle_dirs(site)
+    cli("update", image, site, "-q")
+    assert_exact(image, site, tmp_path)
+    got = run(require_tool("mtype"), "-i", image, "::/ABCDEF~1.HTM", env=MTOOLS).stdout
+    assert got == b"the 8.3 name"
+
+
+def test_does_not_fit_says_how_much_before_writing(tmp_path, site):
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "-q")
+    before = image.read_bytes()
+    write(site, "big.bin", os.urandom(20 << 20))
+    r = cli("update", image, site, check=False)
+    assert r.returncode != 0 and "short by" in r.stderr and "free clusters" in r.stderr
+    assert image.read_bytes() == before
+    dev = FileDevice(str(image))
+    vol = fat_update.read_volume(dev)
+    tree = walk(site)
+    d = diff(fat_update.index(vol), tree, same_content=lambda i, e: True)
+    opts = api.plan(tree, format="fat").plan.options
+    with pytest.raises(DoesNotFit) as err:
+        plan_update(vol, tree, d, opts)
+    dev.close()
+    free = vol.geometry.cluster_size * sum(1 for c in range(2, vol.geometry.cluster_count + 2)
+                                           if fat_update_get(vol, c) == 0)
+    assert err.value.available == free
+    assert err.value.needed > free
+
+
+def test_full_root_directory_is_refused_before_writing(tmp_path, site):
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "-q")
+    before = image.read_bytes()
+    for i in range(200):            # 3 slots each: more than the 512-entry root holds
+        write(site, f"a long file name {i:03d}.txt", b"x")
+    r = cli("update", image, site, check=False)
+    assert r.returncode != 0 and "root directory cannot hold" in r.stderr, r.stderr
+    assert image.read_bytes() == before
+
+
+def fat_update_get(vol, c):
+    from blockimg.fat.update import fat_get
+    return fat_get(vol.fat, vol.geometry.fat_type, c)
+
+
+# -- crashes -------------------------------------------------------------------------
+
+def _fsck_clean(image: Path) -> bool:
+    return subprocess.run([require_tool("fsck.fat"), "-n", str(image)],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("name,target", [(n, "mirage") for n in sorted(SCENARIOS)]
+                         + [("add", "generic")])     # generic: FAT12, the boot-sector marker
+def test_cut_at_every_write(tmp_path, site, name, target):
+    image = tmp_path / "site.img"
+    room = ["--free", "256K"] if target == "generic" else []   # generic images are minimal
+    cli("create", site, "-o", image, "--format", "fat", "-q", "--target", target, *room)
+    base = image.read_bytes()
+    old_tree = tree_snapshot(site)
+    SCENARIOS[name](site)
+    settle_dirs(site)
+    new_tree = tree_snapshot(site)
+    probe = tmp_path / "probe.img"
+    probe.write_bytes(base)
+    dev = CutDevice(probe, 10 ** 9)
+    update(probe, site, device=dev, target=target)
+    total = dev.writes
+    dev.close()
+    assert total >= 5
+    seen = set()
+    for n in range(total + 1):
+        image.write_bytes(base)
+        dev = CutDevice(image, n)
+        try:
+            update(image, site, device=dev, target=target)
+        except OSError:
+            pass
+        finally:
+            dev.close()
+        said = cli("check", image, check=False)
+        marked = "interrupted 'blockimg update'" in said.stdout + said.stderr
+        clean = _fsck_clean(image)
+        assert clean or marked, (n, said.stdout)
+        if not marked:
+            assert clean and said.returncode == 0, (n, said.stdout)
+            got = mtools_tree(image, tmp_path / f"cut{n}")
+            assert got in (old_tree, new_tree), n
+            seen.add("old" if got == old_tree else "new")
+        else:
+            seen.add("interrupted")
+        cli("update", image, site, "-q", "--target", target)
+        (tmp_path / f"re{n}").mkdir()
+        assert_exact(image, site, tmp_path / f"re{n}", mirage=target == "mirage")
+    assert seen == {"old", "new", "interrupted"}
+
+
+_CHILD = r"""
+import sys, time
+from blockimg.block.file import FileDevice
+from blockimg.update import update
+stop = int(sys.argv[3])
+flushes = [0]
+real = FileDevice.flush
+def flush(self):
+    real(self)
+    flushes[0] += 1
+    if flushes[0] == stop:
+        print("paused", flush=True)
+        time.sleep(60)
+FileDevice.flush = flush
+update(sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("stop", [1, 2, 3, 4, 5])
+def test_sigkill_mid_update(tmp_path, site, spawn, stop):
+    """Killed after each flushed phase (marker, data, chains, directories, frees)."""
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "-q")
+    old_tree = tree_snapshot(site)
+    write(site, "blog/one.html", b"changed " * 3000, T0 + 4)
+    write(site, "new/a.html", b"a" * 5000)
+    os.unlink(site / "index.html")
+    settle_dirs(site)
+    proc = spawn([sys.executable, "-c", _CHILD, image, site, stop], stdout=subprocess.PIPE,
+                 text=True)
+    assert proc.stdout.readline().strip() == "paused"
+    proc.kill()
+    proc.wait()
+    said = cli("check", image, check=False)
+    assert said.returncode != 0 and "interrupted 'blockimg update'" in said.stdout
+    if stop <= 3:           # before the directory sectors: the old tree, as it was
+        assert mtools_tree(image, tmp_path / "killed") == old_tree
+    cli("update", image, site, "-q")
+    assert_exact(image, site, tmp_path)
+
+
+# -- random rounds -------------------------------------------------------------------
+
+NAMES = st.sampled_from(["a", "b", "c.txt", "Long name.html", "d/e", "d/f", "g/h/i",
+                         "g/Other long name", "k"])
+CONTENT = st.binary(max_size=6000)
+OPS = st.lists(st.tuples(st.sampled_from(["add", "change", "remove", "rename"]), NAMES,
+                         NAMES, CONTENT), min_size=1, max_size=5)
+
+
+def _apply(src: Path, ops, stamp: int) -> None:
+    for op, name, other, data in ops:
+        files = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
+        blocked = (src / name).is_dir() or any(
+            (src / "/".join(name.split("/")[:i])).is_file()
+            for i in range(1, name.count("/") + 1))
+        if op in ("add", "change") and not blocked:
+            write(src, name, data, T0 + 2 * stamp)
+        elif op == "remove" and len(files) > 1:
+            (src / files[sum(name.encode()) % len(files)]).unlink()
+        elif op == "rename" and files and not (src / other).exists() and not any(
+                (src / "/".join(other.split("/")[:i])).is_file()
+                for i in range(1, other.count("/") + 1)):
+            old = src / files[sum(name.encode()) % len(files)]
+            (src / other).parent.mkdir(parents=True, exist_ok=True)
+            old.rename(src / other)
+    for d in sorted((p for p in src.rglob("*") if p.is_dir()), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    settle_dirs(src)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rounds=st.lists(OPS, min_size=1, max_size=4), generic=st.booleans())
+def test_random_rounds_read_back_as_the_last_tree(tmp_path_factory, rounds, generic):
+    tmp = tmp_path_factory.mktemp("rounds")
+    src = tmp / "src"
+    write(src, "a", b"first")
+    settle_dirs(src)
+    image = tmp / "site.img"
+    target = ["--target", "generic"] if generic else []
+    room = ["--free", "256K"] if generic else []     # generic images are minimal
+    cli("create", src, "-o", image, "--format", "fat", "-q", *target, *room)
+    for i, ops in enumerate(rounds):
+        _apply(src, ops, i + 1)
+        cli("update", image, src, "-q", *target)
+        (tmp / f"r{i}").mkdir()
+        assert_exact(image, src, tmp / f"r{i}", mirage=not generic)
+
+
+def test_fat32_update_keeps_fsinfo(tmp_path, site):
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "--target", "generic",
+        "--fat-type", "32", "-q")
+    SCENARIOS["add"](site)
+    os.unlink(site / "index.html")
+    settle_dirs(site)
+    cli("update", image, site, "-q", "--target", "generic")
+    assert_exact(image, site, tmp_path, mirage=False)
+    with api.open(image) as img:
+        assert img.info()["fsinfo_free_count"] == img.free_clusters()
+
+
+def test_manifest_is_rewritten(tmp_path, site):
+    image = tmp_path / "site.img"
+    man = tmp_path / "site.manifest.json"
+    cli("create", site, "-o", image, "--format", "fat", "-q", "--manifest", man)
+    write(site, "blog/two.html", b"TWO" * 10, T0 + 2)
+    settle_dirs(site)
+    cli("update", image, site, "-q", "--manifest", man)
+    said = cli("verify", image, "--manifest", man, check=False)
+    assert said.returncode == 0, said.stdout + said.stderr
+
+
+def test_dry_run_writes_nothing(tmp_path, site):
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "-q")
+    before = image.read_bytes()
+    SCENARIOS["add"](site)
+    settle_dirs(site)
+    out = cli("update", "--dry-run", image, site).stdout
+    assert "A new/deep/a.txt" in out and "would write" in out
+    assert image.read_bytes() == before
+
+
+def test_update_a_partition_of_a_disk(tmp_path, site):
+    disk = tmp_path / "disk.img"
+    cli("disk", "-o", disk, f"{site},format=fat", "empty:8M")
+    other = disk.read_bytes()
+    write(site, "blog/two.html", b"TWO" * 10, T0 + 2)
+    write(site, "news.html", b"news")
+    settle_dirs(site)
+    assert "A news.html" in cli("diff", "--partition", "1", disk, site).stdout
+    cli("update", "--partition", "1", disk, site, "-q")
+    from blockimg.disk.reader import read_table
+    dev = FileDevice(str(disk))
+    part = read_table(dev).find("1")
+    dev.close()
+    after = disk.read_bytes()
+    start, end = part.start, part.start + part.size
+    assert after[:start] == other[:start] and after[end:] == other[end:]   # only partition 1
+    vol = tmp_path / "vol.img"
+    vol.write_bytes(after[start:end])
+    assert_exact(vol, site, tmp_path)
+    said = cli("check", "--target", "mirage", "--partition", "1", disk, check=False)
+    assert said.returncode == 0, said.stdout
+
+
+def test_update_on_a_device_node(tmp_path, site):
+    """A loop device: changed in place (opened exclusively)."""
+    from conftest import require_root
+    require_root("losetup")
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "-q")
+    loop = run(require_tool("losetup"), "-f", "--show", image, text=True).stdout.strip()
+    try:
+        SCENARIOS["add"](site)
+        SCENARIOS["change"](site)
+        settle_dirs(site)
+        assert "in place: wrote" in cli("update", loop, site).stdout
+    finally:
+        run("losetup", "-d", loop)
+    assert_exact(image, site, tmp_path)
