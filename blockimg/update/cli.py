@@ -59,15 +59,16 @@ def _options(args: argparse.Namespace) -> dict:
 
 def _partition(image: str, selector: str, writable: bool):
     """A window on partition ``selector`` of the disk ``image`` (writable unless a dry run)."""
+    from ..block.registry import open_device
     from ..block.window import WindowDevice
     from ..disk.reader import open_partition
     from ..errors import InvalidInput
     from .run import open_writable
-    part = open_partition(image, selector)          # checks the table, names the choices
+    part = open_partition(open_device(image), selector, image)   # checks the table, names the choices
     where = part.partition
     part.close()
     if not writable:
-        return open_partition(image, selector)
+        return open_partition(open_device(image), selector, image)
     disk = open_writable(image)
     try:
         if where.start % disk.sector_size or where.size % disk.sector_size:

@@ -15,8 +15,8 @@ import pytest
 
 from conftest import IN_CI, require_tool
 
-import vm
-from test_vfat_kernel import require_kernel, source_of
+from helpers import vm
+from helpers.kernel_tier import require_kernel, source_of
 
 T0 = 1_700_000_000
 
