@@ -236,7 +236,9 @@ def _fit_platform(profile, mod, tree, opts, plan, format: str, options: dict):
     size = platforms.fitted_size(profile, plan.image_size, opts.size is not None)
     if size is not None:
         opts = mod.Options(**{**options, "size": size})
-        plan = mod.plan(tree, opts)
+        from .source import paused_gc
+        with paused_gc():
+            plan = mod.plan(tree, opts)
     problems = platforms.plan_problems(profile, format, plan.image_size, plan.sector_size)
     if problems:
         raise InvalidInput("; ".join(problems), path=f"--platform {profile.name}",

@@ -1,0 +1,44 @@
+"""Rules for the library's top-level modules (issue 13, points 5, 6 and 8)."""
+from __future__ import annotations
+
+import ast
+import gc
+from pathlib import Path
+
+import pytest
+
+import blockimg
+from blockimg.formats import format_module
+from blockimg.source import from_pairs
+
+LIBRARY = Path(blockimg.__file__).parent
+
+
+def _library_trees():
+    for path in sorted(LIBRARY.rglob("*.py")):
+        yield path, ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
+@pytest.mark.parametrize("fmt", ["fat", "tar"])
+def test_plan_leaves_the_garbage_collector_alone(monkeypatch, fmt):
+    """plan() is pure: pausing the collector (process-wide state) is its callers' choice."""
+    calls = []
+    monkeypatch.setattr(gc, "disable", lambda: calls.append("disable"))
+    monkeypatch.setattr(gc, "enable", lambda: calls.append("enable"))
+    tree = from_pairs([("a/b.txt", b"x" * 3000), ("c", None)], mtime=0)
+    mod = format_module(fmt)
+    laid = mod.plan(tree, mod.Options())
+    assert laid.image_size > 3000
+    assert calls == []
+
+
+def test_no_return_break_or_continue_in_a_finally_block():
+    """They would swallow the exception being raised (a bug's traceback included)."""
+    found = []
+    for path, tree in _library_trees():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try):
+                for stmt in node.finalbody:
+                    found += [f"{path.name}:{n.lineno}" for n in ast.walk(stmt)
+                              if isinstance(n, (ast.Return, ast.Break, ast.Continue))]
+    assert found == []
