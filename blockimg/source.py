@@ -24,10 +24,18 @@ __all__ = ["Kind", "SourceEntry", "SourceTree", "OrderedEntries", "walk", "from_
 
 
 class Kind(str, enum.Enum):
+    """What a :class:`SourceEntry` is. A ``str`` enum: each member equals its value, and
+    prints as it (``f"a {Kind.DIR}"`` is ``a dir``), so that it reads the same as the
+    plain strings that :attr:`blockimg.image.EntryInfo.kind` holds (readers use strings:
+    reading imports neither this module nor :mod:`enum`)."""
+
     FILE = "file"
     DIR = "dir"
     SYMLINK = "symlink"
     HARDLINK = "hardlink"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class SourceEntry:

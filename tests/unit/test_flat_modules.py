@@ -42,3 +42,22 @@ def test_no_return_break_or_continue_in_a_finally_block():
                     found += [f"{path.name}:{n.lineno}" for n in ast.walk(stmt)
                               if isinstance(n, (ast.Return, ast.Break, ast.Continue))]
     assert found == []
+
+
+def test_kind_reads_as_the_strings_entry_info_holds(tmp_path):
+    """EntryInfo.kind stays a plain string (``ls --json`` unchanged; reading does not
+    import enum); Kind equals and prints as those strings."""
+    from blockimg.source import Kind
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_bytes(b"x")
+    (src / "s").symlink_to("d/f")
+    import os
+    os.link(src / "d" / "f", src / "h")
+    img = tmp_path / "a.tar"
+    blockimg.create(src, img, keep_links=True, mtime=0, target="generic")
+    with blockimg.open(img) as im:
+        kinds = {e.kind for e in im}
+        assert all(type(e.kind) is str for e in im)
+    assert kinds == {k.value for k in Kind} == {str(k) for k in Kind} == \
+        {f"{k}" for k in Kind} == set(Kind)
