@@ -61,3 +61,22 @@ def test_kind_reads_as_the_strings_entry_info_holds(tmp_path):
         assert all(type(e.kind) is str for e in im)
     assert kinds == {k.value for k in Kind} == {str(k) for k in Kind} == \
         {f"{k}" for k in Kind} == set(Kind)
+
+
+@pytest.mark.parametrize("package", ["blockimg", "blockimg.block"])
+def test_lazy_names_are_listed_once_declared_for_readers_and_given(package):
+    """One table per package (``_LAZY``) gives ``__all__`` and ``__getattr__``
+    (:func:`blockimg.lazy.lazy_names`); its ``TYPE_CHECKING`` block declares every name."""
+    import importlib
+    mod = importlib.import_module(package)
+    table = mod._LAZY
+    assert [n for n in mod.__all__ if n != "__version__"] == list(table)
+    declared = set()
+    for node in ast.walk(ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "_TYPE_CHECKING":
+            declared.update(a.asname or a.name for imp in node.body for a in imp.names)
+    assert declared == set(table)
+    for name in table:
+        assert getattr(mod, name) is not None and name in dir(mod)
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        getattr(mod, "nothing_here")
