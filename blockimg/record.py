@@ -12,7 +12,8 @@ its start-up is measured against C tools (the target: 10 ms over ``python -c
 pass``). Importing dataclasses imports ``inspect`` (with ``ast``, ``dis``,
 ``tokenize``): 9-11 ms in ``python -X importtime``; with the library's records
 made by dataclasses instead, ``blockimg ls``, ``cat`` and ``create`` of a small
-image took 8-14 ms more CPU time (interleaved runs, December). This module
+image took 8-23 ms more CPU time each (two interleaved runs, 30 and 40 rounds,
+on a loaded 2-CPU machine, December). This module
 imports nothing and compiles a class's methods when one is first called, so a
 command pays only for the records it uses. ``tests/unit/test_record.py`` holds
 it equal to dataclasses for every feature listed here.
