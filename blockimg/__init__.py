@@ -11,7 +11,8 @@ Read::
             ...
         data = img.read("index.html")
 """
-import importlib as _importlib
+from .lazy import lazy_names as _lazy_names
+
 _TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 
 if _TYPE_CHECKING:   # what __getattr__ gives, declared for readers and type checkers
@@ -39,28 +40,8 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = _lazy_names(globals(), _LAZY)
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "create", "open", "Summary",
-    "BlockDevice", "FileDevice", "MemoryDevice", "MmapDevice", "WindowDevice",
-    "open_device", "backend_names",
-    "Image", "ImageFile", "EntryInfo", "ExtractReport",
-    "SourceTree", "SourceEntry", "Kind", "walk", "from_pairs",
-    "BlockImgError", "InvalidInput", "DoesNotFit", "SourceChanged", "CorruptImage",
-    "Unsupported", "DeviceError", "NotFound",
-    "__version__",
-]
+__all__ = [*_LAZY, "__version__"]

@@ -101,89 +101,60 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     if isinstance(image, (str, os.PathLike)) and os.path.isdir(image):
         raise InvalidInput("is a directory; give the path of the image file to write",
                            path=os.fspath(image), rule="the image is a file or a device")
-    leave_out = _own_files(image, manifest)
     mod, opts, tree, plan = _planned(src, format, keep_links, skip_special, mtime, exclude,
-                                     exclude_vcs, leave_out, options, platform)
+                                     exclude_vcs, _own_files(image, manifest), options,
+                                     platform)
     if jobs is None:
         from .parallel import auto_jobs
         jobs = auto_jobs(tree.files)
-    # Only formats that split their work (``PARALLEL = True``) are told about jobs.
-    jobs_arg = {"jobs": int(jobs)} if jobs > 1 and getattr(mod, "PARALLEL", False) else {}
-    want = manifest is not None and manifest is not False
-    manifest_path = None if isinstance(manifest, bool) or manifest is None else \
-        os.fspath(manifest)
-    result = None
-    if manifest_path and not isinstance(image, BlockDevice) and \
-            os.path.realpath(manifest_path) == os.path.realpath(os.fspath(image)):
-        raise InvalidInput("the manifest would overwrite the image", path=manifest_path,
-                           rule="manifest beside the image")
+    build = _Build(mod, plan, format=format, tree=tree, opts=opts, progress=progress,
+                   manifest_path=_manifest_path(manifest, image),
+                   want=manifest is not None and manifest is not False, secret=secret,
+                   jobs=jobs)
+    name, result = _write(build, image, force=force, fsync=fsync)
+    return _summary(format, name, tree, plan, time.monotonic() - start, result)
 
-    if want:
-        from .manifest import build as build_manifest
-        from .manifest import save as save_manifest
-        from .manifest import sha256_device
 
-    def make_manifest(sha: str, crcs) -> Manifest:
-        return build_manifest(plan, format=format, crcs=crcs, image_sha256=sha, tree=tree,
-                              options=opts)
-
-    plugin_dev = url = None
-    if not isinstance(image, BlockDevice):
-        from .block.registry import open_device, plugin_scheme
-        if plugin_scheme(os.fspath(image)):
-            url = os.fspath(image)
-            image = plugin_dev = open_device(url, writable=True, sector_size=plan.sector_size)
-    if fsync is None:
-        fsync = isinstance(image, BlockDevice) or os.path.lexists(os.fspath(image))
-    if isinstance(image, BlockDevice):
-        try:
-            _check_fits(plan, image)
-            crcs = mod.write(plan, image, progress=progress, checksum=want, **jobs_arg)
-            if fsync:
-                image.flush()
-            name = url or getattr(image, "name", "device")
-            if want:
-                result = make_manifest(sha256_device(image, plan.image_size), crcs)
-                if manifest_path:
-                    save_manifest(result, manifest_path, secret=secret)
-        finally:
-            if plugin_dev is not None:
-                plugin_dev.close()
-    elif device_guard.is_device_node(os.fspath(image)):
-        name = os.fspath(image)
-        dev = device_guard.open_exclusively(name)
-        try:
-            device_guard.refuse_unsafe(dev, force)
-            _check_fits(plan, dev)
-            crcs = mod.write(plan, dev, progress=progress, checksum=want, **jobs_arg)
-            if fsync:
-                dev.flush()
-            if want:
-                result = make_manifest(sha256_device(dev, plan.image_size), crcs)
-        finally:
-            dev.close()
-        if result is not None and manifest_path:
-            save_manifest(result, manifest_path, secret=secret)
-    else:
-        name = os.fspath(image)
-        state = {"image_placed": False}
-        try:
-            result = _build_file(mod, plan, name, manifest_path, want, secret, progress,
-                                 make_manifest, state, fsync=fsync, jobs_arg=jobs_arg)
-        except DeviceError:
-            if state["image_placed"] and manifest_path:
-                # The new image is in place but its manifest could not be: never leave
-                # the old manifest beside it, describing other contents.
-                try:
-                    os.unlink(manifest_path)
-                except OSError:
-                    pass
-            raise
-    return Summary(format=format, path=name, files=tree.files,
+def _summary(format: str, path: str, tree: SourceTree, plan, seconds: float,
+             manifest: Optional[Manifest] = None) -> Summary:
+    return Summary(format=format, path=path, files=tree.files,
                    directories=sum(1 for e in tree.entries if e.kind.value == "dir"),
                    file_bytes=tree.total_bytes, image_size=plan.image_size,
-                   sector_size=plan.sector_size, seconds=time.monotonic() - start,
-                   skipped=tree.skipped, plan=plan, manifest=result)
+                   sector_size=plan.sector_size, seconds=seconds, skipped=tree.skipped,
+                   plan=plan, manifest=manifest)
+
+
+def _manifest_path(manifest, image) -> Optional[str]:
+    """The file to write the manifest to (None: none, or only returned); never the image."""
+    if manifest is None or isinstance(manifest, bool):
+        return None
+    path = os.fspath(manifest)
+    if not isinstance(image, BlockDevice) and \
+            os.path.realpath(path) == os.path.realpath(os.fspath(image)):
+        raise InvalidInput("the manifest would overwrite the image", path=path,
+                           rule="manifest beside the image")
+    return path
+
+
+def _write(build: _Build, image, *, force: bool, fsync: Optional[bool]):
+    """Carry ``build`` out on ``image`` (an open device, a backend URL, a device node or
+    a file): ``(the name shown, the manifest or None)``. ``fsync`` None: when something
+    could be lost without it (a device, or a file replaced)."""
+    if isinstance(image, BlockDevice):
+        return getattr(image, "name", "device"), build.onto_device(image, fsync is not False)
+    name = os.fspath(image)
+    from .block.registry import open_device, plugin_scheme
+    if plugin_scheme(name):
+        dev = open_device(name, writable=True, sector_size=build.plan.sector_size)
+        try:
+            return name, build.onto_device(dev, fsync is not False)
+        finally:
+            dev.close()
+    if fsync is None:
+        fsync = os.path.lexists(name)
+    if device_guard.is_device_node(name):
+        return name, build.onto_node(name, force, fsync)
+    return name, build.onto_file(name, fsync)
 
 
 def _own_files(image, manifest) -> list:
@@ -212,10 +183,7 @@ def plan(src: Source, *, format: str = "tar", keep_links: bool = False,
     """
     mod, opts, tree, laid = _planned(src, format, keep_links, skip_special, mtime, exclude,
                                      exclude_vcs, (), options, platform)
-    return Summary(format=format, path="", files=tree.files,
-                   directories=sum(1 for e in tree.entries if e.kind.value == "dir"),
-                   file_bytes=tree.total_bytes, image_size=laid.image_size,
-                   sector_size=laid.sector_size, seconds=0.0, skipped=tree.skipped, plan=laid)
+    return _summary(format, "", tree, laid, 0.0)
 
 
 def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs, leave_out,
@@ -268,7 +236,9 @@ def _fit_platform(profile, mod, tree, opts, plan, format: str, options: dict):
     size = platforms.fitted_size(profile, plan.image_size, opts.size is not None)
     if size is not None:
         opts = mod.Options(**{**options, "size": size})
-        plan = mod.plan(tree, opts)
+        from .source import paused_gc
+        with paused_gc():
+            plan = mod.plan(tree, opts)
     problems = platforms.plan_problems(profile, format, plan.image_size, plan.sector_size)
     if problems:
         raise InvalidInput("; ".join(problems), path=f"--platform {profile.name}",
@@ -283,40 +253,107 @@ def _as_source_paths(problems, tree: SourceTree, root: str) -> list:
             if type(p) is InvalidInput and p.path in paths else p for p in problems]
 
 
-def _build_file(mod, plan, name: str, manifest_path: Optional[str], want: bool, secret: bool,
-                progress, make_manifest, state: dict, *,
-                fsync: bool = True, jobs_arg: Optional[dict] = None) -> Optional[Manifest]:
-    """Write ``plan`` to the file ``name`` (and its manifest) atomically."""
-    result = None
-    with contextlib.ExitStack() as stack:
-        # Entered first, put in place last: the manifest appears only beside a finished image.
-        mout = (stack.enter_context(atomic_file(manifest_path, secret=secret, durable=fsync))
-                if manifest_path else None)
-        with atomic_file(name, secret=secret, durable=fsync) as out:
-            try:
-                os.ftruncate(out.fd, plan.image_size)
-            except OSError as e:
-                raise DeviceError(f"{name}: cannot make a {plan.image_size}-byte image: "
-                                  f"{e.strerror}", errno=e.errno) from None
-            dev = FileDevice(out.name, writable=True, sector_size=_io_sector(plan),
-                             _fd=os.dup(out.fd))
-            # The writer starts the kernel's write-out as it goes, so that the fsync
-            # below has little left to do (pointless work without it).
-            dev.early_writeout = fsync
-            try:
-                crcs = mod.write(plan, dev, progress=progress, checksum=want, **(jobs_arg or {}))
-                if fsync:
-                    dev.flush()
-            finally:
-                dev.close()
-            if want:
-                # One bounded-memory pass over the finished image, before it is in place.
-                from .manifest import sha256_fd
-                result = make_manifest(sha256_fd(out.fd, plan.image_size), crcs)
-                if mout is not None:
-                    write_all(mout.fd, result.dumps().encode("utf-8"), sync=fsync)
-        state["image_placed"] = True
-    return result
+class _Build:
+    """One build's writing: the format's writer on the plan, and the manifest beside it."""
+
+    def __init__(self, mod, plan, *, format: str, tree: SourceTree, opts, progress,
+                 manifest_path: Optional[str], want: bool, secret: bool, jobs: int) -> None:
+        self.mod, self.plan, self.format, self.tree, self.opts = mod, plan, format, tree, opts
+        self.progress = progress
+        self.manifest_path, self.want, self.secret = manifest_path, want, secret
+        # Only formats that split their work (``PARALLEL = True``) are told about jobs.
+        self.jobs_arg = {"jobs": int(jobs)} if jobs > 1 and getattr(mod, "PARALLEL", False) \
+            else {}
+
+    def write(self, dev: BlockDevice, fsync: bool) -> dict:
+        """The image onto ``dev``; ``{path: crc32c}`` when a manifest is wanted."""
+        crcs = self.mod.write(self.plan, dev, progress=self.progress, checksum=self.want,
+                              **self.jobs_arg)
+        if fsync:
+            dev.flush()
+        return crcs
+
+    def manifest(self, sha: str, crcs) -> Manifest:
+        from .manifest import build
+        return build(self.plan, format=self.format, crcs=crcs, image_sha256=sha,
+                     tree=self.tree, options=self.opts)
+
+    def device_manifest(self, dev: BlockDevice, crcs) -> Optional[Manifest]:
+        if not self.want:
+            return None
+        from .manifest import sha256_device
+        return self.manifest(sha256_device(dev, self.plan.image_size), crcs)
+
+    def save_manifest(self, result: Optional[Manifest]) -> None:
+        if result is not None and self.manifest_path:
+            from .manifest import save
+            save(result, self.manifest_path, secret=self.secret)
+
+    def onto_device(self, dev: BlockDevice, fsync: bool) -> Optional[Manifest]:
+        """Write onto an open device (the caller's, or a backend's)."""
+        _check_fits(self.plan, dev)
+        result = self.device_manifest(dev, self.write(dev, fsync))
+        self.save_manifest(result)
+        return result
+
+    def onto_node(self, name: str, force: bool, fsync: bool) -> Optional[Manifest]:
+        """Write onto the block device node ``name`` in place (:mod:`.device_guard`)."""
+        dev = device_guard.open_exclusively(name)
+        try:
+            device_guard.refuse_unsafe(dev, force)
+            _check_fits(self.plan, dev)
+            result = self.device_manifest(dev, self.write(dev, fsync))
+        finally:
+            dev.close()
+        self.save_manifest(result)
+        return result
+
+    def onto_file(self, name: str, fsync: bool) -> Optional[Manifest]:
+        """Write the file ``name`` (and its manifest) atomically. If the image is in place
+        but its manifest cannot be, the old manifest goes: never beside other contents."""
+        placed = []
+        try:
+            return self._file(name, fsync, placed)
+        except DeviceError:
+            if placed and self.manifest_path:
+                try:
+                    os.unlink(self.manifest_path)
+                except OSError:
+                    pass
+            raise
+
+    def _file(self, name: str, fsync: bool, placed: list) -> Optional[Manifest]:
+        result = None
+        plan = self.plan
+        with contextlib.ExitStack() as stack:
+            # Entered first, put in place last: the manifest appears only beside a
+            # finished image.
+            mout = (stack.enter_context(atomic_file(self.manifest_path, secret=self.secret,
+                                                    durable=fsync))
+                    if self.manifest_path else None)
+            with atomic_file(name, secret=self.secret, durable=fsync) as out:
+                try:
+                    os.ftruncate(out.fd, plan.image_size)
+                except OSError as e:
+                    raise DeviceError(f"{name}: cannot make a {plan.image_size}-byte image: "
+                                      f"{e.strerror}", errno=e.errno) from None
+                dev = FileDevice(out.name, writable=True, sector_size=_io_sector(plan),
+                                 _fd=os.dup(out.fd))
+                # The writer starts the kernel's write-out as it goes, so that the fsync
+                # has little left to do (pointless work without it).
+                dev.early_writeout = fsync
+                try:
+                    crcs = self.write(dev, fsync)
+                finally:
+                    dev.close()
+                if self.want:
+                    # One bounded-memory pass over the finished image, before it is in place.
+                    from .manifest import sha256_fd
+                    result = self.manifest(sha256_fd(out.fd, plan.image_size), crcs)
+                    if mout is not None:
+                        write_all(mout.fd, result.dumps().encode("utf-8"), sync=fsync)
+            placed.append(name)
+        return result
 
 
 def _io_sector(plan) -> int:

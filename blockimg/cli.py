@@ -291,29 +291,15 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    if args.output is None and not args.check:
-        raise InvalidInput("no image to write: give -o IMAGE (or --check to only check the "
-                           "tree)", path="--output", rule="create needs an output")
-    if args.format == "tar":
-        given = [k for k in _FAT_ONLY if getattr(args, k) is not None]
-        if given:
-            raise InvalidInput("applies to --format fat only (this image is tar)",
-                               path=", ".join(_FLAGS[k] for k in given),
-                               rule="option of another format")
+    _check_create_args(args)
     from . import api
     mtime = args.mtime
     if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
         mtime = _mtime(os.environ["SOURCE_DATE_EPOCH"])
-    options = {k: v for k, v in (
-        ("target", args.target), ("sector_size", args.sector_size), ("align", args.align),
-        ("size", args.size), ("free", args.free), ("label", args.label),
-        ("volume_id", args.volume_id),
-        ("fat_type", None if args.fat_type is None else
-         (args.fat_type if args.fat_type == "auto" else int(args.fat_type))),
-    ) if v is not None}
     common = dict(format=args.format, keep_links=args.keep_links,
                   skip_special=args.skip_special, mtime=mtime, exclude=args.exclude,
-                  exclude_vcs=args.exclude_vcs, platform=args.platform, **options)
+                  exclude_vcs=args.exclude_vcs, platform=args.platform,
+                  **_format_options(args))
     bar = ProgressBar("writing" if args.secret or args.output is None
                       else f"writing {os.path.basename(args.output)}",
                       enabled=False if args.quiet or args.check else None)
@@ -332,26 +318,56 @@ def cmd_create(args: argparse.Namespace) -> int:
                                      manifest=args.manifest, fsync=args.fsync,
                                      jobs=args.jobs, **common)
     except InvalidInput as e:
-        if len(e.problems) > 1:
-            _print_problems(e)
-            return 1
-        raise _in_cli_terms(e) from None
+        return _refused(e)
     finally:
         bar.finish()
-    if args.secret and summary.skipped:
-        # --secret: no file names in what blockimg prints on success.
-        print(f"blockimg: skipped {len(summary.skipped)} special files", file=sys.stderr)
-    else:
-        for path, what in summary.skipped:
-            print(f"blockimg: skipped {escape(path)}: {what}", file=sys.stderr)
+    _print_skipped(summary.skipped, secret=args.secret)
     if args.check:
         _print_plan(args.src, summary)
-    elif not args.quiet:
+        return 0
+    if not args.quiet:
         print(_safe(summary.line()))
-    if not args.check:
-        from .disk.cli import after_create
-        after_create(args, summary)
+    from .disk.cli import after_create
+    after_create(args, summary)
     return 0
+
+
+def _check_create_args(args: argparse.Namespace) -> None:
+    """An output (unless --check), and no FAT option for a tar image."""
+    if args.output is None and not args.check:
+        raise InvalidInput("no image to write: give -o IMAGE (or --check to only check the "
+                           "tree)", path="--output", rule="create needs an output")
+    given = [k for k in _FAT_ONLY if getattr(args, k) is not None]
+    if args.format == "tar" and given:
+        raise InvalidInput("applies to --format fat only (this image is tar)",
+                           path=", ".join(_FLAGS[k] for k in given),
+                           rule="option of another format")
+
+
+def _format_options(args: argparse.Namespace) -> dict:
+    """The format options given on the command line (by the library's keywords)."""
+    options = {k: getattr(args, k) for k in _FLAGS if k != "fat_type"}
+    if args.fat_type is not None:
+        options["fat_type"] = args.fat_type if args.fat_type == "auto" else int(args.fat_type)
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _refused(e: InvalidInput) -> int:
+    """Exit status 1 after printing each of several problems; one is raised, in the
+    command line's terms."""
+    if len(e.problems) > 1:
+        _print_problems(e)
+        return 1
+    raise _in_cli_terms(e) from None
+
+
+def _print_skipped(skipped, *, secret: bool) -> None:
+    if secret and skipped:
+        # --secret: no file names in what blockimg prints on success.
+        print(f"blockimg: skipped {len(skipped)} special files", file=sys.stderr)
+    elif not secret:
+        for path, what in skipped:
+            print(f"blockimg: skipped {escape(path)}: {what}", file=sys.stderr)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -372,10 +388,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                      base=os.path.dirname(os.path.abspath(args.config)))
         result = build(plan)
     except InvalidInput as e:
-        if len(e.problems) > 1:
-            _print_problems(e)
-            return 1
-        raise _in_cli_terms(e) from None
+        return _refused(e)
     attach = []
     for spec, summary in result.volumes:
         shown = args.show_secret or not spec.secret

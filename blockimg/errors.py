@@ -17,7 +17,7 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Any, Optional, Tuple
 
-from .quoting import escape
+from .quoting import escape, human_size
 
 __all__ = [
     "BlockImgError",
@@ -90,7 +90,6 @@ class DoesNotFit(InvalidInput):
     def __init__(self, message: str, *, needed: int, available: int) -> None:
         self.needed = needed
         self.available = available
-        from .units import human_size
         super().__init__(
             f"{message}: needs {human_size(needed)}, {human_size(available)} available "
             f"(short by {human_size(needed - available)})")

@@ -2,8 +2,8 @@
 
 Each format package provides:
 
-* ``Options`` -- a frozen dataclass of the format's options (keyword
-  arguments, validated on construction, deterministic defaults);
+* ``Options`` -- a frozen record (:mod:`blockimg.record`) of the format's options
+  (keyword arguments, validated on construction, deterministic defaults);
 * ``plan(tree, options) -> Plan`` -- pure layout; ``Plan.image_size`` and
   ``Plan.sector_size`` say what device to make;
 * ``write(plan, device, progress=None, checksum=False)`` -- carries the plan out;

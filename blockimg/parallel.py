@@ -153,29 +153,56 @@ def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
     """
     if parts <= 1:
         return [work(0, progress)]
-    import mmap
-    import pickle  # noqa: F401  (imported here, before the fork, once for all)
-    counters = mmap.mmap(-1, _SLOT.size * parts)   # shared with the children
+    run = _Run(work, parts, progress)
+    try:
+        run.fork()
+        forked = {i for i, _, _ in run.children}
+        for i in range(parts):
+            if i not in forked:
+                run.outcome[i] = run.here(i)
+        run.collect(redo_killed)
+    finally:
+        run.stop()
+    results = [run.outcome[i] for i in range(parts)]
+    for kind, value in results:
+        if kind == "bug":
+            raise value[0] from WorkerTraceback(value[1])
+        if kind == "err":
+            raise value
+    return [value for _, value in results]
 
-    def tick_of(i: int, here: bool) -> Tick:
+
+class _Run:
+    """One :func:`fork_map`: its children, their counters and the parts' outcomes."""
+
+    def __init__(self, work, parts: int, progress: Optional[Callable[[int], None]]) -> None:
+        import mmap
+        import pickle  # noqa: F401  (imported here, before the fork, once for all)
+        self.work, self.parts, self.progress = work, parts, progress
+        self.counters = mmap.mmap(-1, _SLOT.size * parts)   # shared with the children
+        self.children: list = []   # (part, pid, read end of its pipe), until reaped
+        self.outcome: dict = {}    # part -> ("ok", result), ("err", error) or ("bug", ...)
+
+    def tick_of(self, i: int, here: bool) -> Tick:
         """Part ``i``'s tick: its count in its slot (and, in this process, the sum shown)."""
+        counters, parts, progress = self.counters, self.parts, self.progress
+
         def tick(done: int) -> None:
             _SLOT.pack_into(counters, i * _SLOT.size, done)
             if here and progress is not None:
                 progress(_total(counters, parts))
         return tick
 
-    def here(i: int) -> tuple:
+    def here(self, i: int) -> tuple:
         """Run part ``i`` in this process: ``("ok", result)`` or ``("err", error)``."""
         try:
-            return "ok", work(i, tick_of(i, True))
+            return "ok", self.work(i, self.tick_of(i, True))
         except BlockImgError as e:
             return "err", e
 
-    children = []            # (part, pid, read end of its pipe), until reaped
-    outcome = {}
-    try:
-        for i in range(1, parts):
+    def fork(self) -> None:
+        """A child for each part but the first (none for a part whose fork fails)."""
+        for i in range(1, self.parts):
             r, w = os.pipe()
             try:
                 pid = os.fork()
@@ -185,43 +212,39 @@ def fork_map(work: Callable[[int, Optional[Tick]], T], parts: int, *,
                 continue
             if pid == 0:     # the child: never returns into the caller's code
                 os.close(r)
-                _child(work, i, tick_of(i, False), w)
+                _child(self.work, i, self.tick_of(i, False), w)
             os.close(w)
-            children.append((i, pid, r))
-        forked = {i for i, _, _ in children}
-        for i in range(parts):
-            if i not in forked:
-                outcome[i] = here(i)
-        answers = _read_all([r for _, _, r in children],
-                            lambda: progress and progress(_total(counters, parts)))
-        while children:
-            i, pid, r = children.pop(0)
+            self.children.append((i, pid, r))
+
+    def collect(self, redo_killed: bool) -> None:
+        """Every child's answer, then its exit status; a killed child's part redone here
+        when ``redo_killed``."""
+        progress = self.progress
+        answers = _read_all([r for _, _, r in self.children],
+                            lambda: progress and progress(_total(self.counters, self.parts)))
+        while self.children:
+            i, pid, r = self.children.pop(0)
             os.close(r)
             status = os.waitpid(pid, 0)[1]
-            outcome[i] = _answer(i, answers[r], status)
-            if redo_killed and outcome[i][0] == "err" and os.waitstatus_to_exitcode(status) < 0:
-                outcome[i] = here(i)
-    finally:
-        # Only when this process was interrupted: stop and reap what still runs. The
-        # children ignore SIGTERM if this process was started with it ignored.
+            self.outcome[i] = _answer(i, answers[r], status)
+            if redo_killed and self.outcome[i][0] == "err" and \
+                    os.waitstatus_to_exitcode(status) < 0:
+                self.outcome[i] = self.here(i)
+
+    def stop(self) -> None:
+        """Stop and reap the children still running (only when this process was
+        interrupted). They ignore SIGTERM if this process was started with it ignored."""
         stop = signal.SIGKILL if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN \
             else signal.SIGTERM
-        for _, pid, _ in children:
+        for _, pid, _ in self.children:
             try:
                 os.kill(pid, stop)
             except OSError:
                 pass
-        for _, pid, r in children:
+        for _, pid, r in self.children:
             os.close(r)
             os.waitpid(pid, 0)
-        counters.close()
-    results = [outcome[i] for i in range(parts)]
-    for kind, value in results:
-        if kind == "bug":
-            raise value[0] from WorkerTraceback(value[1])
-        if kind == "err":
-            raise value
-    return [value for _, value in results]
+        self.counters.close()
 
 
 def _total(counters, parts: int) -> int:
@@ -300,10 +323,16 @@ def _answer(k: int, data: bytes, status: int) -> tuple:
     """Child ``k``'s ``("ok", result)`` or ``("err", error)`` from its pipe and exit status."""
     import pickle
     code = os.waitstatus_to_exitcode(status)
-    try:
-        answer = pickle.loads(data) if data and code == 0 else None
-    except Exception:
-        answer = None
+    answer = None
+    if data and code == 0:
+        try:
+            answer = pickle.loads(data)
+        except Exception as e:    # a bug: an error (or result) that does not unpickle
+            import traceback
+            text = f"\n\nreading the answer of worker process {k}:\n" + "".join(
+                traceback.format_exception(type(e), e, e.__traceback__))
+            return "bug", (RuntimeError(f"the answer of worker process {k} cannot be read "
+                                        f"back: {e!r}"), text)
     if answer is None:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
         answer = ("err", BlockImgError(f"worker process {k} {how} without finishing its part"))

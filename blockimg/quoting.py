@@ -1,4 +1,6 @@
-"""Names made safe to print: control characters escaped the way GNU tar shows them.
+"""Text for people: names made safe to print, sizes and counts in words.
+
+Names: control characters escaped the way GNU tar shows them.
 
 GNU tar's default ``--quoting-style=escape``: ``\\a \\b \\t \\n \\v \\f \\r`` for
 those controls, ``\\\\`` for a backslash, and a three-digit octal escape per byte
@@ -12,7 +14,7 @@ for people goes through :func:`escape`.
 """
 from __future__ import annotations
 
-__all__ = ["escape"]
+__all__ = ["escape", "human_size", "plural"]
 
 _C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f",
               "\r": "\\r"}
@@ -47,3 +49,24 @@ def _utf8(ch: str) -> bytes:
         return ch.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return ch.encode("utf-8", "surrogatepass")
+
+
+_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_size(n: int) -> str:
+    """``512 bytes``, ``4 KiB``, ``2.3 GiB``: binary units, at most one decimal
+    (whole units when exact), the way ``ls -h`` and ``du -h`` speak."""
+    if n < 1024:
+        return plural(n, "byte")
+    for power, unit in enumerate(_UNITS, 1):
+        value = n / (1 << (10 * power))
+        if value < 1024 or unit == _UNITS[-1]:
+            break
+    exact = n % (1 << (10 * power)) == 0
+    return f"{value:.0f} {unit}" if exact or value >= 100 else f"{value:.1f} {unit}"
+
+
+def plural(n: int, word: str, words: str = "") -> str:
+    """``1 file``, ``2 files``; ``words`` for irregular plurals (``directories``)."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"

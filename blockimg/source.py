@@ -24,10 +24,18 @@ __all__ = ["Kind", "SourceEntry", "SourceTree", "OrderedEntries", "walk", "from_
 
 
 class Kind(str, enum.Enum):
+    """What a :class:`SourceEntry` is. A ``str`` enum: each member equals its value, and
+    prints as it (``f"a {Kind.DIR}"`` is ``a dir``), so that it reads the same as the
+    plain strings that :attr:`blockimg.image.EntryInfo.kind` holds (readers use strings:
+    reading imports neither this module nor :mod:`enum`)."""
+
     FILE = "file"
     DIR = "dir"
     SYMLINK = "symlink"
     HARDLINK = "hardlink"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class SourceEntry:
@@ -254,110 +262,153 @@ def walk(root: Union[str, os.PathLike], *, keep_links: bool = False,
         raise InvalidInput(f"cannot read source: {e.strerror}", path=root) from None
     if not stat.S_ISDIR(st.st_mode):
         raise InvalidInput("source is not a directory", path=root, rule="source directory")
-    entries: List[SourceEntry] = []
-    skipped: List[Tuple[str, str]] = []
-    refused: List[InvalidInput] = [] if problems is None else problems
-    refuse = refused.append
-    ours = set()
-    for p in leave_out:
-        try:
-            o = os.stat(p)
-        except OSError:
-            continue
-        ours.add((o.st_dev, o.st_ino))
-    seen_inodes: dict = {}
-    # One int object per distinct value: many files share an mtime, a mode or a size.
-    same = {}.setdefault
-    append = entries.append
-    fixed = None if mtime is None else int(mtime)
-    FILE, DIR = Kind.FILE, Kind.DIR
-    IFMT, IFREG, IFDIR, IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
+    w = _Walk(keep_links, skip_special, mtime, exclude, leave_out,
+              [] if problems is None else problems)
+    with paused_gc():
+        w.enter(root, "", ((st.st_dev, st.st_ino),))
+        w.run()
+    if problems is None:
+        InvalidInput.raise_all(w.refused)
+    # Siblings are visited in byte order, depth first: that already is sort_key order.
+    return SourceTree(OrderedEntries(w.entries), tuple(w.skipped))
 
-    # Depth first without recursion (a tree may be deeper than Python's stack): one
-    # frame per directory being listed, the innermost last.
-    stack: List[tuple] = []
 
-    def enter(fs_dir: str, img_dir: str, ancestors: Tuple[Tuple[int, int], ...]) -> None:
+_IFMT, _IFREG, _IFDIR, _IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
+
+
+class _Walk:
+    """One :func:`walk`: depth first without recursion (a tree may be deeper than
+    Python's stack), one frame per directory being listed, the innermost last."""
+
+    def __init__(self, keep_links: bool, skip_special: bool, mtime: Optional[int],
+                 exclude: Optional[Callable[[str], bool]], leave_out, refused: list) -> None:
+        self.keep_links = keep_links
+        self.skip_special = skip_special
+        self.fixed = None if mtime is None else int(mtime)
+        self.exclude = exclude
+        self.entries: List[SourceEntry] = []
+        self.skipped: List[Tuple[str, str]] = []
+        self.refused = refused
+        self.ours = set()          # (device, inode) of the files never stored
+        for p in leave_out:
+            try:
+                o = os.stat(p)
+            except OSError:
+                continue
+            self.ours.add((o.st_dev, o.st_ino))
+        self.first_paths: dict = {}     # (device, inode) -> the image path stored first
+        # One int object per distinct value: many files share an mtime, a mode or a size.
+        self.same = {}.setdefault
+        self.stack: List[tuple] = []
+
+    def enter(self, fs_dir: str, img_dir: str, ancestors: Tuple[Tuple[int, int], ...]) -> None:
+        """List ``fs_dir`` (image path ``img_dir``): its entries are walked next."""
         sep = "" if fs_dir.endswith(os.sep) else os.sep
         try:
             listed = _listed(fs_dir, sep)
         except InvalidInput as e:
-            refuse(e)
+            self.refused.append(e)
             return
-        stack.append((fs_dir + sep, img_dir + "/" if img_dir else "", ancestors,
-                      iter(listed)))
+        self.stack.append((fs_dir + sep, img_dir + "/" if img_dir else "", ancestors,
+                           iter(listed)))
 
-    with paused_gc():
-        enter(root, "", ((st.st_dev, st.st_ino),))
+    def run(self) -> None:
+        stack, exclude, append, same = self.stack, self.exclude, self.entries.append, self.same
+        FILE, fixed, ours, keep_links = Kind.FILE, self.fixed, self.ours, self.keep_links
         while stack:
             fs_dir, prefix, ancestors, listed = stack[-1]
             for d, st in listed:
-                fs_path = fs_dir + d.name
-                if exclude is not None and exclude(prefix + d.name):
+                img_path = prefix + d.name
+                if exclude is not None and exclude(img_path):
                     continue
-                fmt = st.st_mode & IFMT
-                linked = fmt == IFLNK
-                if linked:
-                    if keep_links:
-                        try:
-                            target = os.readlink(fs_path)
-                        except OSError as e:
-                            refuse(InvalidInput(f"cannot read symlink: {e.strerror}",
-                                                path=fs_path))
-                            continue
-                        append(SourceEntry(prefix + d.name, Kind.SYMLINK, 0,
-                                           _mtime(st, fixed), 0o777, None, None, target))
+                fs_path = fs_dir + d.name
+                if st.st_mode & _IFMT == _IFLNK:
+                    st = self.symlink(fs_path, img_path, st)
+                    if st is None:
                         continue
-                    try:
-                        st = os.stat(fs_path)
-                    except OSError as e:
-                        refuse(InvalidInput(f"symlink cannot be followed: {e.strerror} (remove "
-                                            "it, or keep it as a link with --keep-links)",
-                                            path=fs_path, rule="symlinks are followed"))
+                fmt = st.st_mode & _IFMT
+                if fmt == _IFREG:
+                    if ours or (keep_links and st.st_nlink > 1):
+                        self.file(fs_path, img_path, st)
                         continue
-                    fmt = st.st_mode & IFMT
-                mode = st.st_mode & 0o7777
-                mt = int(st.st_mtime) if fixed is None else fixed
-                if fmt == IFREG:
-                    if ours and (st.st_dev, st.st_ino) in ours:
-                        skipped.append((fs_path, "the image being written"))
-                        continue
-                    if keep_links and st.st_nlink > 1 and not linked:
-                        key = (st.st_dev, st.st_ino)
-                        first = seen_inodes.get(key)
-                        if first is not None:
-                            append(SourceEntry(prefix + d.name, Kind.HARDLINK, 0, same(mt, mt),
-                                               same(mode, mode), None, None, first))
-                            continue
-                        seen_inodes[key] = prefix + d.name
-                    size = st.st_size
-                    append(SourceEntry(prefix + d.name, FILE, same(size, size), same(mt, mt),
+                    # The common case, inline: a file stored as itself.
+                    mt = int(st.st_mtime) if fixed is None else fixed
+                    mode, size = st.st_mode & 0o7777, st.st_size
+                    append(SourceEntry(img_path, FILE, same(size, size), same(mt, mt),
                                        same(mode, mode), fs_path))
-                elif fmt == IFDIR:
-                    key = (st.st_dev, st.st_ino)
-                    if key in ancestors:
-                        refuse(InvalidInput("symlink leads back to one of its own parent "
-                                            "directories", path=fs_path,
-                                            rule="no directory cycles"))
-                        continue
-                    img_path = prefix + d.name
-                    append(SourceEntry(img_path, DIR, 0, same(mt, mt), same(mode, mode)))
-                    enter(fs_path, img_path, ancestors + (key,))
-                    break                 # the new directory first, then the rest here
+                elif fmt == _IFDIR:
+                    if self.directory(fs_path, img_path, st, ancestors):
+                        break             # the new directory first, then the rest here
                 else:
-                    what = _special_kind(st.st_mode)
-                    if skip_special:
-                        skipped.append((fs_path, what))
-                        continue
-                    refuse(InvalidInput(f"is a {what}; only files, directories and links can be "
-                                        "stored (use --skip-special to leave it out)",
-                                        path=fs_path, rule="special files"))
+                    self.special(fs_path, st)
             else:
                 stack.pop()
-    if problems is None:
-        InvalidInput.raise_all(refused)
-    # Siblings are visited in byte order, depth first: that already is sort_key order.
-    return SourceTree(OrderedEntries(entries), tuple(skipped))
+
+    def _mtime(self, st: os.stat_result) -> int:
+        return int(st.st_mtime) if self.fixed is None else self.fixed
+
+    def symlink(self, fs_path: str, img_path: str, st: os.stat_result):
+        """A symlink stored as one (``keep_links``: None), else what it leads to (its stat;
+        None, refused, when it leads nowhere)."""
+        if self.keep_links:
+            try:
+                target = os.readlink(fs_path)
+            except OSError as e:
+                self.refused.append(InvalidInput(f"cannot read symlink: {e.strerror}",
+                                                 path=fs_path))
+                return None
+            self.entries.append(SourceEntry(img_path, Kind.SYMLINK, 0, self._mtime(st), 0o777,
+                                            None, None, target))
+            return None
+        try:
+            return os.stat(fs_path)
+        except OSError as e:
+            self.refused.append(InvalidInput(
+                f"symlink cannot be followed: {e.strerror} (remove it, or keep it as a link "
+                "with --keep-links)", path=fs_path, rule="symlinks are followed"))
+            return None
+
+    def file(self, fs_path: str, img_path: str, st: os.stat_result) -> None:
+        """A regular file that may be the image itself, or a hard link (``keep_links``)."""
+        key = (st.st_dev, st.st_ino)
+        if key in self.ours:
+            self.skipped.append((fs_path, "the image being written"))
+            return
+        same, mt, mode = self.same, self._mtime(st), st.st_mode & 0o7777
+        if self.keep_links and st.st_nlink > 1:
+            first = self.first_paths.setdefault(key, img_path)
+            if first != img_path:
+                self.entries.append(SourceEntry(img_path, Kind.HARDLINK, 0, same(mt, mt),
+                                                same(mode, mode), None, None, first))
+                return
+        size = st.st_size
+        self.entries.append(SourceEntry(img_path, Kind.FILE, same(size, size), same(mt, mt),
+                                        same(mode, mode), fs_path))
+
+    def directory(self, fs_path: str, img_path: str, st: os.stat_result,
+                  ancestors: tuple) -> bool:
+        """Store the directory and enter it (True); a link back to one of its own parents
+        is refused (False)."""
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            self.refused.append(InvalidInput("symlink leads back to one of its own parent "
+                                             "directories", path=fs_path,
+                                             rule="no directory cycles"))
+            return False
+        mt, mode = self._mtime(st), st.st_mode & 0o7777
+        self.entries.append(SourceEntry(img_path, Kind.DIR, 0, self.same(mt, mt),
+                                        self.same(mode, mode)))
+        self.enter(fs_path, img_path, ancestors + (key,))
+        return True
+
+    def special(self, fs_path: str, st: os.stat_result) -> None:
+        what = _special_kind(st.st_mode)
+        if self.skip_special:
+            self.skipped.append((fs_path, what))
+            return
+        self.refused.append(InvalidInput(f"is a {what}; only files, directories and links "
+                                         "can be stored (use --skip-special to leave it "
+                                         "out)", path=fs_path, rule="special files"))
 
 
 def _listed(fs_dir: str, sep: str) -> List[Tuple[os.DirEntry, os.stat_result]]:

@@ -1,11 +1,13 @@
-"""Alignment and size arithmetic shared by every format."""
+"""Alignment and size arithmetic shared by every format (and, from :mod:`.quoting`, sizes
+and counts in words)."""
 from __future__ import annotations
 
 import re
 
 from .errors import InvalidInput
+from .quoting import human_size, plural
 
-__all__ = ["align_up", "align_down", "ceil_div", "is_power_of_two",
+__all__ = ["align_up", "ceil_div", "is_power_of_two",
            "parse_size", "size_argument", "check_power_of_two",
            "human_size", "plural", "size_message"]
 
@@ -18,11 +20,6 @@ def ceil_div(a: int, b: int) -> int:
 def align_up(value: int, alignment: int) -> int:
     """Round ``value`` up to a multiple of ``alignment``."""
     return ceil_div(value, alignment) * alignment
-
-
-def align_down(value: int, alignment: int) -> int:
-    """Round ``value`` down to a multiple of ``alignment``."""
-    return (value // alignment) * alignment
 
 
 def is_power_of_two(value: int) -> bool:
@@ -44,36 +41,15 @@ def _shown(value) -> str:
         else repr(value)
 
 
-_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-def human_size(n: int) -> str:
-    """``512 bytes``, ``4 KiB``, ``2.3 GiB``: binary units, at most one decimal
-    (whole units when exact), the way ``ls -h`` and ``du -h`` speak."""
-    if n < 1024:
-        return plural(n, "byte")
-    for power, unit in enumerate(_UNITS, 1):
-        value = n / (1 << (10 * power))
-        if value < 1024 or unit == _UNITS[-1]:
-            break
-    exact = n % (1 << (10 * power)) == 0
-    return f"{value:.0f} {unit}" if exact or value >= 100 else f"{value:.1f} {unit}"
-
-
 def size_message(size, sector_size: int) -> str:
     """Why ``size`` is no image size for ``sector_size``, with the nearest sizes that are."""
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         return f"must be a positive number of bytes, not {size}"
-    below = align_down(size, sector_size)
+    below = size - size % sector_size
     above = below + sector_size
     near = " or ".join(f"{n} ({human_size(n)})" for n in (below, above) if n > 0)
     return (f"{size} bytes is not a whole number of {sector_size}-byte sectors; the nearest "
             f"sizes that are: {near}")
-
-
-def plural(n: int, word: str, words: str = "") -> str:
-    """``1 file``, ``2 files``; ``words`` for irregular plurals (``directories``)."""
-    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgtKMGT]?)(i?[bB])?\s*$")

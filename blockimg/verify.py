@@ -115,7 +115,7 @@ def verify(image: Union[str, os.PathLike, BlockDevice], *,
     return report
 
 
-def tree_has_links(tree) -> bool:
+def _tree_has_links(tree) -> bool:
     return any(getattr(e.kind, "value", e.kind) in ("symlink", "hardlink") for e in tree.entries)
 
 
@@ -166,7 +166,7 @@ def _compare(dev: BlockDevice, m: Optional[Manifest], tree, source, target: Opti
             _against_manifest(entries, crcs, m, report)
         if tree is not None:
             image_links = any(e.kind in ("symlink", "hardlink") for e in entries.values())
-            if tree_has_links(tree) and not image_links and not _has_links(m):
+            if _tree_has_links(tree) and not image_links and not _has_links(m):
                 from .source import walk
                 tree = walk(source)  # the image was made following links
             _against_source(img, entries, crcs, tree, report, meter)
@@ -202,36 +202,10 @@ def _image_crcs(img, entries, report: VerifyReport, meter) -> Dict[str, int]:
 
 def _against_manifest(entries, crcs, m: Manifest, report: VerifyReport) -> None:
     for path, rec in m.files.items():
-        info = entries.get(path)
-        if info is None:
-            report.add("missing", path, "in the manifest, not in the image")
-            continue
-        if info.kind != "file":
-            report.add("type", path, f"a {info.kind} in the image, a file in the manifest")
-            continue
-        if info.size != rec.size:
-            report.add("size", path, f"{info.size} bytes in the image, {rec.size} in the "
-                                     "manifest")
-        if tuple(info.extents) != tuple(rec.extents):
-            report.add("offset", path, f"data at {_fmt_extents(info.extents)} in the image, "
-                                       f"{_fmt_extents(rec.extents)} in the manifest")
-        if rec.crc32c is not None and path in crcs and crcs[path] != rec.crc32c:
-            report.add("changed", path, f"CRC-32C {crcs[path]:08x} in the image, "
-                                        f"{rec.crc32c:08x} in the manifest")
+        _file_against_record(path, entries.get(path), crcs, rec, report)
     dirs = set(m.directories)
     for path, info in entries.items():
-        if info.kind == "file" and path not in m.files:
-            report.add("extra", path, "a file in the image, not in the manifest")
-        elif info.kind == "dir" and m.directories and path not in dirs:
-            report.add("extra", path, "a directory in the image, not in the manifest")
-        elif info.kind in ("symlink", "hardlink"):
-            want = m.links.get(path)
-            if want is None:
-                report.add("extra", path, f"a {info.kind} in the image, not in the manifest")
-            elif (info.kind, info.link_target or "") != want:
-                report.add("link", path,
-                           f"{info.kind} to '{escape(info.link_target or '')}' in the image, "
-                           f"{want[0]} to '{escape(want[1])}' in the manifest")
+        _entry_in_manifest(path, info, m, dirs, report)
     for path in sorted(dirs):
         info = entries.get(path)
         if info is None:
@@ -241,6 +215,41 @@ def _against_manifest(entries, crcs, m: Manifest, report: VerifyReport) -> None:
     for path, (kind, _t) in m.links.items():
         if path not in entries:
             report.add("missing", path, f"a {kind} in the manifest, not in the image")
+
+
+def _file_against_record(path: str, info, crcs, rec, report: VerifyReport) -> None:
+    """The image's entry at ``path`` against the manifest's file record there."""
+    if info is None:
+        report.add("missing", path, "in the manifest, not in the image")
+        return
+    if info.kind != "file":
+        report.add("type", path, f"a {info.kind} in the image, a file in the manifest")
+        return
+    if info.size != rec.size:
+        report.add("size", path, f"{info.size} bytes in the image, {rec.size} in the "
+                                 "manifest")
+    if tuple(info.extents) != tuple(rec.extents):
+        report.add("offset", path, f"data at {_fmt_extents(info.extents)} in the image, "
+                                   f"{_fmt_extents(rec.extents)} in the manifest")
+    if rec.crc32c is not None and path in crcs and crcs[path] != rec.crc32c:
+        report.add("changed", path, f"CRC-32C {crcs[path]:08x} in the image, "
+                                    f"{rec.crc32c:08x} in the manifest")
+
+
+def _entry_in_manifest(path: str, info, m: Manifest, dirs: set, report: VerifyReport) -> None:
+    """An entry of the image the manifest does not list (or lists as another link)."""
+    if info.kind == "file" and path not in m.files:
+        report.add("extra", path, "a file in the image, not in the manifest")
+    elif info.kind == "dir" and m.directories and path not in dirs:
+        report.add("extra", path, "a directory in the image, not in the manifest")
+    elif info.kind in ("symlink", "hardlink"):
+        want = m.links.get(path)
+        if want is None:
+            report.add("extra", path, f"a {info.kind} in the image, not in the manifest")
+        elif (info.kind, info.link_target or "") != want:
+            report.add("link", path,
+                       f"{info.kind} to '{escape(info.link_target or '')}' in the image, "
+                       f"{want[0]} to '{escape(want[1])}' in the manifest")
 
 
 def _against_source(img, entries, crcs, tree, report: VerifyReport, meter) -> None:

@@ -90,13 +90,8 @@ def _limit(args) -> Optional[MemoryLimit]:
 
 
 def cmd_run(args) -> int:
-    from .compare import compare, now
-    from .report import format_table, write_chart, write_json
     preset = "tiny" if args.tiny else "quick" if args.quick else None
-    ops = [o.strip() for o in args.ops.split(",") if o.strip()]
-    for o in ops:
-        if o not in OPERATIONS:
-            raise SystemExit(f"bench: unknown operation {o} (have: {', '.join(OPERATIONS)})")
+    ops = _operations(args.ops)
     limit = _limit(args)
     work = args.work or tempfile.mkdtemp(prefix="blockimg-bench-")
     os.makedirs(work, exist_ok=True)
@@ -104,6 +99,7 @@ def cmd_run(args) -> int:
     # (PYTHONDONTWRITEBYTECODE would otherwise make every run compile them).
     subprocess.run([args.python, "-m", "compileall", "-q", os.path.join(REPO, "blockimg")],
                    stdout=subprocess.DEVNULL, check=False)
+    from .compare import now
     doc = {"label": args.label, "started": now(), "machine": _machine(),
            "args": {k: v for k, v in vars(args).items() if k != "func"},
            "memory_limit": limit.describe() if limit else None, "corpora": {}, "results": {}}
@@ -113,61 +109,98 @@ def cmd_run(args) -> int:
             info = _load_corpus(args.corpora, name, preset)
             doc["corpora"][name] = {k: info.get(k) for k in
                                     ("files", "directories", "bytes", "largest", "largest_bytes")}
-            ctx = Context(corpus=info["path"], name=name, info=info,
-                          work=os.path.join(work, name), python=args.python,
-                          sync_between=getattr(args, "sync", True),
-                          set_aside=info["files"] >= 1000)
-            os.makedirs(ctx.work, exist_ok=True)
-            ctx.fat_size = fat_size_for(info)
-            ctx.one_file = info["largest"]
-            need = {o.split("-")[0] for o in ops
-                    if o.replace("-loaded", "").endswith(("-extract", "-cat"))}
-            if need:
-                ctx.broken = prepare_images(ctx, read_from=args.read_from, formats=sorted(need))
-            if "sources" in ops:
-                ctx.broken.update(prepare_sources(ctx))
-            if "disk" in ops:
-                ctx.broken.update(prepare_disk(ctx))
-            if args.same_size:
-                ctx.blockimg_fat_size = ctx.fat_size
-            skip_slow = not args.slow and info["files"] > args.slow_max_files
+            ctx = _context(args, name, info, work, ops)
             doc["results"][name] = {}
-            dropped_at = None
-            for op in ops:
-                if op.replace("-loaded", "").endswith("-extract") and dropped_at is not None:
-                    # ext4 passes over inodes freed in the last 60 s when it allocates
-                    # new ones: let the trees deleted after the last operation age first.
-                    wait = SETTLE_S - (time.monotonic() - dropped_at)
-                    if wait > 0:
-                        print(f"[{name}] waiting {wait:.0f} s for deleted outputs to age",
-                              file=sys.stderr, flush=True)
-                        time.sleep(wait)
-                print(f"[{name}] {op} ...", file=sys.stderr, flush=True)
-                res = compare(ctx, op, reps=args.reps, skip=args.skip, limit=limit,
-                              limit_all=args.limit_all, skip_slow=skip_slow,
-                              tool_budget=args.tool_budget, timeout=args.timeout,
-                              log=lambda s: print(s, file=sys.stderr, flush=True))
-                if ctx.drop_aside() and info["files"] >= 1000:
-                    os.sync()
-                    dropped_at = time.monotonic()
-                doc["results"][name][op] = res
-                mb = info["bytes"] / 1e6
-                what = (f"one file of {info['largest_bytes'] / 1e6:.1f} MB"
-                        if op.endswith("-cat") else "start-up" if op == "startup" else
-                        f"{info['files']} files, {mb:.1f} MB")
-                title = f"{name} ({what}) - {op}" + (
-                    " (one other process keeps a CPU busy)" if op.endswith("-loaded") else "")
-                text = format_table(title, res, REFERENCES.get(op, "blockimg"))
-                texts.append(text)
-                print(text + "\n", flush=True)
-                if args.out:
-                    write_json(os.path.join(args.out, "results.json"), doc)
+            _run_corpus(args, ctx, info, ops, limit, doc, texts)
     finally:
         if limit is not None:
             limit.close()
         if not args.keep_work and not args.work:
             import shutil
             shutil.rmtree(work, ignore_errors=True)
+    _finish(args, doc, texts, limit)
+    return 0
+
+
+def _operations(text: str) -> List[str]:
+    ops = [o.strip() for o in text.split(",") if o.strip()]
+    for o in ops:
+        if o not in OPERATIONS:
+            raise SystemExit(f"bench: unknown operation {o} (have: {', '.join(OPERATIONS)})")
+    return ops
+
+
+def _context(args, name: str, info: dict, work: str, ops: List[str]) -> Context:
+    """The context of one corpus's runs, with the images and sources its operations read."""
+    ctx = Context(corpus=info["path"], name=name, info=info, work=os.path.join(work, name),
+                  python=args.python, sync_between=getattr(args, "sync", True),
+                  set_aside=info["files"] >= 1000)
+    os.makedirs(ctx.work, exist_ok=True)
+    ctx.fat_size = fat_size_for(info)
+    ctx.one_file = info["largest"]
+    need = {o.split("-")[0] for o in ops
+            if o.replace("-loaded", "").endswith(("-extract", "-cat"))}
+    if need:
+        ctx.broken = prepare_images(ctx, read_from=args.read_from, formats=sorted(need))
+    if "sources" in ops:
+        ctx.broken.update(prepare_sources(ctx))
+    if "disk" in ops:
+        ctx.broken.update(prepare_disk(ctx))
+    if args.same_size:
+        ctx.blockimg_fat_size = ctx.fat_size
+    return ctx
+
+
+def _run_corpus(args, ctx: Context, info: dict, ops: List[str], limit, doc: dict,
+                texts: List[str]) -> None:
+    """Every operation on one corpus: its table printed and kept, ``doc`` updated."""
+    from .compare import compare
+    from .report import format_table, write_json
+    name = ctx.name
+    skip_slow = not args.slow and info["files"] > args.slow_max_files
+    dropped_at = None
+    for op in ops:
+        if op.replace("-loaded", "").endswith("-extract") and dropped_at is not None:
+            _settle(name, dropped_at)
+        print(f"[{name}] {op} ...", file=sys.stderr, flush=True)
+        res = compare(ctx, op, reps=args.reps, skip=args.skip, limit=limit,
+                      limit_all=args.limit_all, skip_slow=skip_slow,
+                      tool_budget=args.tool_budget, timeout=args.timeout,
+                      log=lambda s: print(s, file=sys.stderr, flush=True))
+        if ctx.drop_aside() and info["files"] >= 1000:
+            os.sync()
+            dropped_at = time.monotonic()
+        doc["results"][name][op] = res
+        text = format_table(_title(name, info, op), res, REFERENCES.get(op, "blockimg"))
+        texts.append(text)
+        print(text + "\n", flush=True)
+        if args.out:
+            write_json(os.path.join(args.out, "results.json"), doc)
+
+
+def _settle(name: str, dropped_at: float) -> None:
+    """ext4 passes over inodes freed in the last 60 s when it allocates new ones: let the
+    trees deleted after the last operation age first."""
+    wait = SETTLE_S - (time.monotonic() - dropped_at)
+    if wait > 0:
+        print(f"[{name}] waiting {wait:.0f} s for deleted outputs to age",
+              file=sys.stderr, flush=True)
+        time.sleep(wait)
+
+
+def _title(name: str, info: dict, op: str) -> str:
+    mb = info["bytes"] / 1e6
+    what = (f"one file of {info['largest_bytes'] / 1e6:.1f} MB"
+            if op.endswith("-cat") else "start-up" if op == "startup" else
+            f"{info['files']} files, {mb:.1f} MB")
+    return f"{name} ({what}) - {op}" + (
+        " (one other process keeps a CPU busy)" if op.endswith("-loaded") else "")
+
+
+def _finish(args, doc: dict, texts: List[str], limit) -> None:
+    """The notes under the tables; with ``--out``, the results, tables and chart."""
+    from .compare import now
+    from .report import write_chart, write_json
     if limit:
         print(f"* blockimg rows ran under a {limit.describe()} memory limit", flush=True)
     print("peak RSS: child process tree (wait4); private: sampled RssAnon of the process "
@@ -185,7 +218,6 @@ def cmd_run(args) -> int:
         png = write_chart(os.path.join(args.out, "results.png"), doc)
         print(f"results: {os.path.join(args.out, 'results.json')}"
               + (f", chart {png}" if png else " (no chart: matplotlib not importable)"))
-    return 0
 
 
 def cmd_scale(args) -> int:

@@ -85,20 +85,14 @@ def _compare(ctx: Context, op: str, *, reps: int, skip: Sequence[str],
     for tool in tools:
         entry = {"role": tool.role, "status": "ok", "runs": []}
         results[tool.name] = entry
-        why = tool.missing()
-        if why is None and tool.slow and skip_slow:
-            why = "skipped (slow; --slow to include)"
-        fmt = op.split("-")[0]
-        if why is None and op.endswith(("-extract", "-cat")) and fmt in ctx.broken:
-            why = f"n/a: no {fmt} image to read ({ctx.broken[fmt]})"
+        why = _why_not(ctx, op, tool, skip_slow)
         if why is not None:
             entry["status"] = why if why.startswith(("n/a", "skipped")) else f"n/a: {why}"
             continue
         # warm-up: hot cache, and find out whether it works at all
-        m = _once(ctx, tool, limit if (tool.role == "blockimg" or limit_all) else None, timeout)
+        m = _once(ctx, tool, _limit_of(tool, limit, limit_all), timeout)
         if not m.ok:
-            entry["status"] = classify_failure(m, limit)
-            entry["stderr"] = m.stderr[-1500:]
+            _failed(entry, m, limit)
             log(f"  {tool.name}: {entry['status']}")
             continue
         entry["warmup_s"] = m.wall
@@ -106,29 +100,55 @@ def _compare(ctx: Context, op: str, *, reps: int, skip: Sequence[str],
         active.append(tool)
     for rep in range(reps):
         k = rep % max(len(active), 1)
-        order = active[k:] + active[:k]          # rotate: no tool always goes first
-        for tool in order:
+        for tool in active[k:] + active[:k]:     # rotate: no tool always goes first
             entry = results[tool.name]
-            if entry["status"] != "ok" or len(entry["runs"]) >= budget_reps[tool.name]:
-                continue
-            lim = limit if (tool.role == "blockimg" or limit_all) else None
-            m = _once(ctx, tool, lim, timeout)
-            if not m.ok:
-                entry["status"] = classify_failure(m, limit)
-                entry["stderr"] = m.stderr[-1500:]
-                continue
-            entry["runs"].append(dict(m.as_dict(), round=rep))
-            entry.setdefault("_m", []).append(m)
-    for name, entry in results.items():
-        ms = entry.pop("_m", [])
-        if entry["status"] == "ok" and ms:
-            entry.update(summarize(ms, data_bytes))
-            entry["limited"] = bool(limit and (entry["role"] == "blockimg" or limit_all))
-        elif entry["status"] == "ok":
-            entry["status"] = "failed: no runs"
+            if entry["status"] == "ok" and len(entry["runs"]) < budget_reps[tool.name]:
+                _measure(ctx, tool, entry, rep, _limit_of(tool, limit, limit_all), limit,
+                         timeout)
+    for entry in results.values():
+        _summarize_entry(entry, data_bytes, limit, limit_all)
     _pair(results)
     clear_output(ctx, tools[0] if tools else Tool("x", "peer", lambda c: []))
     return results
+
+
+def _why_not(ctx: Context, op: str, tool: Tool, skip_slow: bool) -> Optional[str]:
+    """Why ``tool`` does not run ``op`` (missing, slow and skipped, no image to read)."""
+    why = tool.missing()
+    if why is None and tool.slow and skip_slow:
+        why = "skipped (slow; --slow to include)"
+    fmt = op.split("-")[0]
+    if why is None and op.endswith(("-extract", "-cat")) and fmt in ctx.broken:
+        why = f"n/a: no {fmt} image to read ({ctx.broken[fmt]})"
+    return why
+
+
+def _limit_of(tool: Tool, limit: Optional[MemoryLimit], limit_all: bool):
+    return limit if (tool.role == "blockimg" or limit_all) else None
+
+
+def _failed(entry: dict, m: Measurement, limit: Optional[MemoryLimit]) -> None:
+    entry["status"] = classify_failure(m, limit)
+    entry["stderr"] = m.stderr[-1500:]
+
+
+def _measure(ctx: Context, tool: Tool, entry: dict, rep: int, lim, limit, timeout: float) -> None:
+    """One run of ``tool`` in round ``rep`` into ``entry`` (a failure ends its runs)."""
+    m = _once(ctx, tool, lim, timeout)
+    if not m.ok:
+        _failed(entry, m, limit)
+        return
+    entry["runs"].append(dict(m.as_dict(), round=rep))
+    entry.setdefault("_m", []).append(m)
+
+
+def _summarize_entry(entry: dict, data_bytes: int, limit, limit_all: bool) -> None:
+    ms = entry.pop("_m", [])
+    if entry["status"] == "ok" and ms:
+        entry.update(summarize(ms, data_bytes))
+        entry["limited"] = bool(limit and (entry["role"] == "blockimg" or limit_all))
+    elif entry["status"] == "ok":
+        entry["status"] = "failed: no runs"
 
 
 def _once(ctx: Context, tool: Tool, limit: Optional[MemoryLimit], timeout: float) -> Measurement:

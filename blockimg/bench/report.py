@@ -51,43 +51,55 @@ def write_json(path: str, doc: dict) -> None:
 
 
 def write_chart(path: str, doc: dict) -> Optional[str]:
-    """A PNG of throughput and peak RSS per tool, one row per corpus and operation."""
+    """A PNG of throughput and peak RSS per tool, one row per corpus and operation
+    (None: no row, or no matplotlib)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except Exception:
+    except ImportError:
         return None
-    rows: List[tuple] = []
-    for corpus, ops in doc.get("results", {}).items():
-        for op, tools in ops.items():
-            ok = [(n, r) for n, r in tools.items() if r.get("status") == "ok"]
-            if ok:
-                rows.append((f"{corpus}: {op}", ok))
+    rows = _chart_rows(doc)
     if not rows:
         return None
     fig, axes = plt.subplots(len(rows), 2, figsize=(11, 1.1 + 0.32 * sum(len(r[1]) for r in rows)),
                              squeeze=False,
                              gridspec_kw={"height_ratios": [len(r[1]) for r in rows]})
     for i, (label, ok) in enumerate(rows):
-        names = [n for n, _ in ok]
-        colors = ["tab:blue" if r["role"] == "blockimg" else
-                  "tab:gray" if r["role"] == "limit" else "tab:orange" for _, r in ok]
-        ax = axes[i][0]
-        if any(r.get("mb_per_s") for _, r in ok):
-            ax.barh(names, [r["mb_per_s"] or 0 for _, r in ok], color=colors)
-            ax.set_title(f"{label} - MB/s (median)", fontsize=8)
-        else:
-            ax.barh(names, [r["median_s"] for _, r in ok], color=colors)
-            ax.set_title(f"{label} - seconds (median)", fontsize=8)
-        ax.invert_yaxis()
-        ax.tick_params(labelsize=7)
-        ax = axes[i][1]
-        ax.barh(names, [r["max_rss"] / MiB for _, r in ok], color=colors)
-        ax.set_title(f"{label} - peak RSS MiB", fontsize=8)
-        ax.invert_yaxis()
-        ax.tick_params(labelsize=7)
+        _chart_row(axes[i], label, ok)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _chart_rows(doc: dict) -> List[tuple]:
+    """``(label, [(tool, result)])`` of each corpus and operation with a tool that ran."""
+    rows: List[tuple] = []
+    for corpus, ops in doc.get("results", {}).items():
+        for op, tools in ops.items():
+            ok = [(n, r) for n, r in tools.items() if r.get("status") == "ok"]
+            if ok:
+                rows.append((f"{corpus}: {op}", ok))
+    return rows
+
+
+def _chart_row(axes, label: str, ok: List[tuple]) -> None:
+    """Throughput (or seconds, when no tool has a rate) and peak RSS of one row."""
+    names = [n for n, _ in ok]
+    colors = ["tab:blue" if r["role"] == "blockimg" else
+              "tab:gray" if r["role"] == "limit" else "tab:orange" for _, r in ok]
+    ax = axes[0]
+    if any(r.get("mb_per_s") for _, r in ok):
+        ax.barh(names, [r["mb_per_s"] or 0 for _, r in ok], color=colors)
+        ax.set_title(f"{label} - MB/s (median)", fontsize=8)
+    else:
+        ax.barh(names, [r["median_s"] for _, r in ok], color=colors)
+        ax.set_title(f"{label} - seconds (median)", fontsize=8)
+    ax.invert_yaxis()
+    ax.tick_params(labelsize=7)
+    ax = axes[1]
+    ax.barh(names, [r["max_rss"] / MiB for _, r in ok], color=colors)
+    ax.set_title(f"{label} - peak RSS MiB", fontsize=8)
+    ax.invert_yaxis()
+    ax.tick_params(labelsize=7)

@@ -173,19 +173,25 @@ def format_scale(doc: dict) -> str:
     out = []
     for series, label in (("image", "site in an image of"), ("file", "one file of")):
         for fmt, rows in doc.get(series, {}).items():
-            if not rows:
-                continue
-            keys = [k for k in rows[0] if isinstance(rows[0][k], dict)]
-            for r in rows[1:]:
-                keys += [k for k in r if isinstance(r[k], dict) and k not in keys]
-            for what, unit in (("memory", "peak RSS / private MiB"), ("wall", "seconds")):
-                out.append(f"{fmt}: {label} ... ({unit})")
-                out.append("  " + f"{'size':>8} " + " ".join(f"{k:>13}" for k in keys))
-                for r in rows:
-                    mark = "*" if r.get("target") == "generic" else " "
-                    out.append("  " + f"{_human(r['size']):>8}{mark}"
-                               + " ".join(f"{_cell(r.get(k), what):>13}" for k in keys))
+            if rows:
+                out += _scale_tables(fmt, label, rows)
     if any(r.get("target") == "generic" for series in doc.values() if isinstance(series, dict)
            for rows in series.values() if isinstance(rows, list) for r in rows):
         out.append("* FAT32 (--target generic): the Mirage target is FAT16 only")
     return "\n".join(out)
+
+
+def _scale_tables(fmt: str, label: str, rows: List[dict]) -> List[str]:
+    """The memory and the time table of one format's series: a column per tool."""
+    keys: List[str] = []
+    for r in rows:
+        keys += [k for k in r if isinstance(r[k], dict) and k not in keys]
+    out = []
+    for what, unit in (("memory", "peak RSS / private MiB"), ("wall", "seconds")):
+        out.append(f"{fmt}: {label} ... ({unit})")
+        out.append("  " + f"{'size':>8} " + " ".join(f"{k:>13}" for k in keys))
+        for r in rows:
+            mark = "*" if r.get("target") == "generic" else " "
+            out.append("  " + f"{_human(r['size']):>8}{mark}"
+                       + " ".join(f"{_cell(r.get(k), what):>13}" for k in keys))
+    return out

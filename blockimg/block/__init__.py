@@ -3,24 +3,21 @@
 Names are imported on first use (PEP 562): opening an image file loads the file
 backend alone, not mmap, memory, window or the registry of plugins.
 """
-import importlib as _importlib
+from ..lazy import lazy_names as _lazy_names
+
+_TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if _TYPE_CHECKING:   # what __getattr__ gives, declared for readers and type checkers
+    from .base import BlockDevice
+    from .file import FileDevice
+    from .memory import MemoryDevice
+    from .mmap import MmapDevice
+    from .registry import ENTRY_POINT_GROUP, backend_names, open_device
+    from .window import WindowDevice
 
 _LAZY = {"BlockDevice": "base", "FileDevice": "file", "MemoryDevice": "memory",
          "MmapDevice": "mmap", "WindowDevice": "window", "open_device": "registry",
          "backend_names": "registry", "ENTRY_POINT_GROUP": "registry"}
 
-__all__ = ["BlockDevice", "FileDevice", "MemoryDevice", "MmapDevice", "WindowDevice",
-           "open_device", "backend_names", "ENTRY_POINT_GROUP"]
+__getattr__, __dir__ = _lazy_names(globals(), _LAZY)
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__all__ = list(_LAZY)

@@ -87,7 +87,7 @@ def _image_kind(path: str) -> str:
 def _plan_volumes(volumes: Sequence[Volume], profile, mtime: Optional[int]):
     """``[(volume, kind, size, format plan or None)]``; every volume's problems at once."""
     from ..formats import format_module
-    from ..source import as_tree
+    from ..source import as_tree, paused_gc
     out, problems = [], []
     for v in volumes:
         try:
@@ -101,7 +101,9 @@ def _plan_volumes(volumes: Sequence[Volume], profile, mtime: Optional[int]):
                 if profile is not None:
                     from .. import platforms
                     options = platforms.format_options(profile, v.format, options)
-                plan = mod.plan(as_tree(v.path, mtime=mtime), mod.Options(**options))
+                tree = as_tree(v.path, mtime=mtime)
+                with paused_gc():   # one acyclic object per entry: no cycles to find
+                    plan = mod.plan(tree, mod.Options(**options))
                 kind = f"fat{plan.geometry.fat_type}" if v.format == "fat" else "tar"
                 out.append((v, kind, plan.image_size, plan, mod))
         except InvalidInput as e:

@@ -415,3 +415,26 @@ def test_progress_of_a_split_build_reaches_the_total(tmp_path, fmt):
     assert seen and all(total == s.file_bytes for _, total in seen)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert seen[-1][0] == s.file_bytes
+
+
+class _TwoArgumentError(Exception):
+    """Pickles, but does not unpickle (pickle calls it again with ``args``, one value)."""
+
+    def __init__(self, what, why):
+        super().__init__(what)
+        self.why = why
+
+
+def test_an_answer_that_does_not_unpickle_is_a_bug_not_a_dead_worker():
+    """A child's error that cannot be read back in the parent is a programming error,
+    raised as one (with the unpickling traceback), not "worker process 1 exited ... without
+    finishing its part" (a BlockImgError)."""
+    def work(i, tick):
+        if i:
+            raise _TwoArgumentError("a", "b")
+        return 0
+    with pytest.raises(RuntimeError, match="answer of worker process 1 cannot be read") \
+            as caught:
+        parallel.fork_map(work, 2)
+    assert not isinstance(caught.value, BlockImgError)
+    assert "_TwoArgumentError" in str(caught.value.__cause__)

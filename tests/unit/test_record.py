@@ -96,3 +96,32 @@ def test_field_order_rule_and_conflicting_defaults():
             b: int
     with pytest.raises(ValueError):
         field(default=1, default_factory=list)
+
+
+def _library_records() -> list:
+    import importlib
+    import pkgutil
+
+    import blockimg
+    found = []
+    for info in pkgutil.walk_packages(blockimg.__path__, "blockimg."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        found += [v for v in vars(module).values() if isinstance(v, type)
+                  and "__record_fields__" in v.__dict__ and v.__module__ == module.__name__]
+    return found
+
+
+def test_the_library_s_records_use_only_what_is_held_equal_to_dataclasses_above():
+    """What record does not do as dataclasses would (fields inherited from a base
+    record or dataclass, ClassVar / InitVar / KW_ONLY annotations) is used nowhere."""
+    records = _library_records()
+    assert len(records) > 20
+    for cls in records:
+        assert not [b for b in cls.__mro__[1:] if hasattr(b, "__record_fields__")
+                    or dataclasses.is_dataclass(b)], cls
+        annotations = [str(a) for a in cls.__dict__.get("__annotations__", {}).values()]
+        assert not [a for a in annotations if any(w in a for w in ("ClassVar", "InitVar",
+                                                                   "KW_ONLY"))], cls
+        assert fields(cls) == tuple(cls.__annotations__), cls
