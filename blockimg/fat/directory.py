@@ -12,7 +12,7 @@ from .structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, ATTR_VOLUME_
 
 __all__ = ["pack_entry", "dot_entries", "label_entry", "NamedEntry", "file_attr"]
 
-#: The layout of ``structs.DirEntry`` as a ``struct`` format: the same bytes, built faster.
+#: One short entry, packed with the format of ``structs.LAYOUTS["DirEntry"]``.
 _ENTRY = struct.Struct(STRUCT_FORMATS["DirEntry"])
 assert _ENTRY.size == DIR_ENTRY_SIZE
 

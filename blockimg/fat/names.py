@@ -37,7 +37,7 @@ FORBIDDEN = '"*/:<>?\\|'
 LFN_UNITS = 13
 MAX_NAME_UNITS = 255
 MAX_SLOTS = 20
-#: The layout of ``structs.LfnEntry`` as a ``struct`` format: the same bytes, built faster.
+#: One long-name slot, packed with the format of ``structs.LAYOUTS["LfnEntry"]``.
 _LFN_1 = struct.Struct(STRUCT_FORMATS["LfnEntry"])
 assert _LFN_1.size == structs.SIZES["LfnEntry"]
 

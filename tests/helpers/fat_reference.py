@@ -189,16 +189,17 @@ def run_table_bytes(rt) -> bytes:
 
 def boot_sector_construct(plan) -> bytes:
     """``writer.boot_sector`` built by the construct declaration (imports construct)."""
-    from blockimg.fat import structs
     from blockimg.fat.writer import boot_values
-    decl = structs.BootSector32 if plan.geometry.fat_type == 32 else structs.BootSector16
+    from helpers import fat_construct
+    decl = fat_construct.BootSector32 if plan.geometry.fat_type == 32 else \
+        fat_construct.BootSector16
     raw = decl.build(boot_values(plan))
     return raw + bytes(plan.geometry.sector_size - len(raw))
 
 
 def fsinfo_sector_construct(plan) -> bytes:
     """``writer.fsinfo_sector`` built by the construct declaration (imports construct)."""
-    from blockimg.fat import structs
     from blockimg.fat.writer import fsinfo_values
-    raw = structs.FSInfo.build(fsinfo_values(plan))
+    from helpers import fat_construct
+    raw = fat_construct.FSInfo.build(fsinfo_values(plan))
     return raw + bytes(plan.sector_size - len(raw))

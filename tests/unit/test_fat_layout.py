@@ -7,7 +7,8 @@ from blockimg.errors import DoesNotFit, InvalidInput
 from blockimg.fat import Options, plan
 from blockimg.fat import table
 from blockimg.fat.layout import cluster_size_for
-from blockimg.fat.structs import DirEntry, fat_datetime
+from blockimg.fat.structs import fat_datetime
+from helpers.fat_construct import DirEntry
 from blockimg.source import Kind, SourceEntry, SourceTree, from_pairs
 
 MiB, GiB = 1 << 20, 1 << 30

@@ -4,6 +4,7 @@ import calendar
 import pytest
 
 from blockimg.fat import structs as s
+from helpers import fat_construct as c
 
 ALL = [("BPB", 36), ("EBPB", 26), ("BPB32", 28), ("BootSector16", 512), ("BootSector32", 512),
        ("FSInfo", 512), ("DirEntry", 32), ("LfnEntry", 32)]
@@ -11,13 +12,13 @@ ALL = [("BPB", 36), ("EBPB", 26), ("BPB32", 28), ("BootSector16", 512), ("BootSe
 
 @pytest.mark.parametrize("name,size", ALL)
 def test_sizeof(name, size):
-    assert getattr(s, name).sizeof() == size
+    assert getattr(c, name).sizeof() == size
 
 
 @pytest.mark.parametrize("name,size", ALL)
 def test_parse_build_round_trip(name, size):
     raw = bytes((i * 7 + 3) & 0xFF for i in range(size))
-    st = getattr(s, name)
+    st = getattr(c, name)
     assert st.build(st.parse(raw)) == raw
 
 
@@ -30,7 +31,7 @@ def test_boot_sector16_field_offsets():
     raw[43:54] = b"MYLABEL    "
     raw[54:62] = b"FAT16   "
     raw[510:512] = s.SIGNATURE
-    bs = s.BootSector16.parse(bytes(raw))
+    bs = c.BootSector16.parse(bytes(raw))
     assert bs.bpb.BPB_BytsPerSec == 4096 and bs.bpb.BPB_SecPerClus == 4
     assert bs.bpb.BPB_FATSz16 == 0x1234
     assert bs.ebpb.BS_VolID == 0xCAFEBABE and bs.ebpb.BS_VolLab == b"MYLABEL    "
@@ -45,14 +46,14 @@ def test_boot_sector32_field_offsets():
     raw[50:52] = (6).to_bytes(2, "little")
     raw[66] = 0x29
     raw[82:90] = b"FAT32   "
-    bs = s.BootSector32.parse(bytes(raw))
+    bs = c.BootSector32.parse(bytes(raw))
     assert bs.bpb32.BPB_FATSz32 == 777 and bs.bpb32.BPB_RootClus == 2
     assert bs.bpb32.BPB_FSInfo == 1 and bs.bpb32.BPB_BkBootSec == 6
     assert bs.ebpb.BS_BootSig == 0x29 and bs.ebpb.BS_FilSysType == b"FAT32   "
 
 
 def test_fsinfo_offsets():
-    raw = s.FSInfo.build(dict(FSI_LeadSig=s.FSI_LEAD_SIG, FSI_Reserved1=bytes(480),
+    raw = c.FSInfo.build(dict(FSI_LeadSig=s.FSI_LEAD_SIG, FSI_Reserved1=bytes(480),
                               FSI_StrucSig=s.FSI_STRUC_SIG, FSI_Free_Count=5, FSI_Nxt_Free=9,
                               FSI_Reserved2=bytes(12), FSI_TrailSig=s.FSI_TRAIL_SIG))
     assert raw[:4] == b"RRaA" and raw[484:488] == b"rrAa"
@@ -67,7 +68,7 @@ def test_dir_entry_offsets():
     raw[20:22] = (0x0001).to_bytes(2, "little")
     raw[26:28] = (0x0203).to_bytes(2, "little")
     raw[28:32] = (1000).to_bytes(4, "little")
-    e = s.DirEntry.parse(bytes(raw))
+    e = c.DirEntry.parse(bytes(raw))
     assert e.DIR_Name == b"README  TXT" and e.DIR_Attr == 0x20
     assert (e.DIR_FstClusHI << 16 | e.DIR_FstClusLO) == 0x10203 and e.DIR_FileSize == 1000
 
@@ -93,7 +94,7 @@ def test_pack_entry_matches_construct():
     t = calendar.timegm((2001, 9, 9, 1, 46, 41))
     date, tod, tenth = s.fat_datetime(t)
     raw = pack_entry(b"HELLO   TXT", s.ATTR_ARCHIVE, 0x00123456, 99, t)
-    assert raw == s.DirEntry.build(dict(
+    assert raw == c.DirEntry.build(dict(
         DIR_Name=b"HELLO   TXT", DIR_Attr=s.ATTR_ARCHIVE, DIR_NTRes=0, DIR_CrtTimeTenth=tenth,
         DIR_CrtTime=tod, DIR_CrtDate=date, DIR_LstAccDate=date, DIR_FstClusHI=0x12,
         DIR_WrtTime=tod, DIR_WrtDate=date, DIR_FstClusLO=0x3456, DIR_FileSize=99))
@@ -105,7 +106,7 @@ def test_lfn_slots_match_construct():
     slot, = build_lfn("index.txt", b"INDEX   TXT", always_terminate=True)
     units = [ord(c) for c in "index.txt"] + [0] + [0xFFFF] * 3
     raw = b"".join(u.to_bytes(2, "little") for u in units)
-    assert slot == s.LfnEntry.build(dict(
+    assert slot == c.LfnEntry.build(dict(
         LDIR_Ord=0x41, LDIR_Name1=raw[:10], LDIR_Attr=s.ATTR_LONG_NAME, LDIR_Type=0,
         LDIR_Chksum=lfn_checksum(b"INDEX   TXT"), LDIR_Name2=raw[10:22], LDIR_FstClusLO=0,
         LDIR_Name3=raw[22:26]))
