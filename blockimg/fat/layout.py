@@ -348,25 +348,38 @@ def _directories(tree: SourceTree, opts: Options):
     all at once (:meth:`InvalidInput.raise_all`).
     """
     problems: List[InvalidInput] = []
+    entries = tree.entries
+    root, by_path, kids, dirs = _tree_dirs(entries, problems)
+    keys = {path: _dir_keys(path, kids[path], opts.mirage, problems) for path in by_path}
+    InvalidInput.raise_all(problems)
+    nexts = _name_dirs(by_path, kids, keys, opts, problems)
+    InvalidInput.raise_all(problems)
+    # Files in tree order (every path once: a second one was refused while naming), each
+    # the next file of its directory (no map from every entry to its name: less memory).
+    DIR = Kind.DIR
+    files = [(nexts[e.path.rpartition("/")[0]](), e) for e in entries if e.kind is not DIR]
+    order = {e.path: i for i, e in enumerate(entries) if e.kind is DIR}
+    dirs.sort(key=lambda d: order.get(d.path, -1))
+    return root, dirs, files
+
+
+def _tree_dirs(entries: Sequence[SourceEntry], problems: List[InvalidInput]):
+    """``(root, {path: DirPlan}, {path: its entries}, [DirPlan])`` of the tree's entries;
+    entries FAT cannot hold (links, files of 4 GiB and more, a directory given twice) go
+    to ``problems``."""
     root = DirPlan("", FAT_EPOCH)
     by_path: Dict[str, DirPlan] = {"": root}
     kids: Dict[str, List[SourceEntry]] = {"": []}
     dirs: List[DirPlan] = []
-    entries = tree.entries
     FILE, DIR = Kind.FILE, Kind.DIR
     get_kids = kids.get
     for e in entries:
         kind = e.kind
         if kind is FILE:
             if e.size > MAX_FILE_SIZE:
-                problems.append(InvalidInput(
-                    f"is {human_size(e.size)}; FAT files must be smaller than 4 GiB (use "
-                    "--format tar for larger files)", path=e.path,
-                    rule="FAT file size < 4 GiB"))
-        elif kind is Kind.SYMLINK or kind is Kind.HARDLINK:
-            problems.append(InvalidInput(
-                f"is a {kind.value}; FAT cannot store links (build without --keep-links to "
-                "store copies of their targets)", path=e.path, rule="FAT has no links"))
+                _check_kind(e, problems)
+        elif kind is not DIR:
+            _check_kind(e, problems)
         path = e.path
         parent = path.rpartition("/")[0]       # e.parent
         siblings = get_kids(parent)
@@ -382,10 +395,30 @@ def _directories(tree: SourceTree, opts: Options):
             by_path[path] = d
             kids[path] = []
             dirs.append(d)
+    return root, by_path, kids, dirs
+
+
+def _check_kind(e: SourceEntry, problems: List[InvalidInput]) -> None:
+    """A file too large, or a link: the problem goes to ``problems``."""
+    kind = e.kind
+    if kind is Kind.FILE:
+        problems.append(InvalidInput(
+            f"is {human_size(e.size)}; FAT files must be smaller than 4 GiB (use "
+            "--format tar for larger files)", path=e.path,
+            rule="FAT file size < 4 GiB"))
+    elif kind is Kind.SYMLINK or kind is Kind.HARDLINK:
+        problems.append(InvalidInput(
+            f"is a {kind.value}; FAT cannot store links (build without --keep-links to "
+            "store copies of their targets)", path=e.path, rule="FAT has no links"))
+
+
+def _name_dirs(by_path: Dict[str, DirPlan], kids, keys, opts: Options,
+               problems: List[InvalidInput]) -> Dict[str, object]:
+    """Name every directory's children into its plan; returns, per directory path, a
+    function giving the next of its files' :class:`NamedEntry`. Directories with too
+    many entries go to ``problems``."""
     label = opts.label is not None and not opts.mirage
-    keys = {path: _dir_keys(path, kids[path], opts.mirage, problems) for path in by_path}
-    InvalidInput.raise_all(problems)
-    nexts = {}                  # directory path -> the next of its files' NamedEntry
+    nexts = {}
     for path, d in by_path.items():
         named = _name_children(path, kids[path], opts, keys[path])
         d.children += named
@@ -397,13 +430,7 @@ def _directories(tree: SourceTree, opts: Options):
             problems.append(InvalidInput(
                 f"directory needs {count} entries (long names take several)",
                 path=path or "/", rule=f"at most {MAX_DIR_ENTRIES} entries per FAT directory"))
-    InvalidInput.raise_all(problems)
-    # Files in tree order (every path once: a second one was refused while naming), each
-    # the next file of its directory (no map from every entry to its name: less memory).
-    files = [(nexts[e.path.rpartition("/")[0]](), e) for e in entries if e.kind is not DIR]
-    order = {e.path: i for i, e in enumerate(entries) if e.kind is DIR}
-    dirs.sort(key=lambda d: order.get(d.path, -1))
-    return root, dirs, files
+    return nexts
 
 
 def _implicit_dirs(path: str, by_path, kids, dirs) -> None:
@@ -635,66 +662,85 @@ def _cluster_sizes(ss: int, opts: Options) -> List[int]:
 
 
 def _fit_type(t: int, ss: int, opts: Options, needs: _Needs, root_entries: int) -> Geometry:
-    lo, hi = table.MIN_CLUSTERS[t], table.MAX_CLUSTERS[t]
+    """The geometry of a FAT``t`` volume for the content (raises what keeps it from one)."""
     sizes = _cluster_sizes(ss, opts)
     if t != 32 and root_entries > 0xFFFF - 0xFFFF % (ss // DIR_ENTRY_SIZE):
         raise InvalidInput(f"the root directory needs {root_entries} entries, more than "
                            f"FAT{t} can hold; use FAT32 or subdirectories", path="/",
                            rule="FAT12/16 root directory size")
     if opts.size is None:
-        default = cluster_size_for(t, needs.estimate, ss)
-        # The default size, larger if the content needs more clusters than the type allows,
-        # smaller (down to one sector) rather than padding the volume up to the minimum;
-        # padding (free clusters) only when even one-sector clusters are too few.
-        pick = padded = None
-        for c in [c for c in sizes if c >= default] + [c for c in sizes if c < default][::-1]:
-            n = needs.clusters(t, c)
-            if n > hi:
-                continue
-            if n >= lo:
-                pick = (c, n)
-                break
-            if padded is None or c < padded[0]:
-                padded = (c, n)
-        pick = pick or padded
-        if pick is None:
-            big = sizes[-1]
-            n = needs.clusters(t, big)
-            raise InvalidInput(f"the tree needs {n} clusters of {human_size(big)} "
-                               f"({human_size(n * big)}); FAT{t} allows at most {hi} "
-                               f"(about {human_size(hi * big)})", path="fat_type",
-                               rule=f"FAT{t} cluster count {lo}..{hi}")
-        c, n = pick
-        # A few extra clusters so the image length is a multiple of 4 KiB (or the
-        # alignment, if smaller): such an image also fits devices with larger sectors.
-        unit = max(ss, min(opts.align, 4096))
-        k = max(n, lo)
-        while True:
-            geo = _geometry(t, ss, c, opts, root_entries, k, None)
-            if geo is None:
-                raise InvalidInput("volume geometry out of range (too many reserved sectors "
-                                   "or root entries for this alignment)", path="align",
-                                   rule="FAT layout")
-            if geo.image_size % unit == 0 or k >= hi:
-                return geo
-            k += 1
-    # A fixed size: the default cluster size if it works, else the nearest that does.
+        c, n = _pick_cluster_size(t, ss, needs, sizes)
+        return _smallest_geometry(t, ss, c, opts, root_entries, n)
+    return _sized_geometry(t, ss, opts, needs, root_entries, sizes)
+
+
+def _pick_cluster_size(t: int, ss: int, needs: _Needs, sizes: List[int]) -> Tuple[int, int]:
+    """``(cluster size, clusters needed)`` for a volume of the content's own size.
+
+    The default size, larger if the content needs more clusters than the type allows,
+    smaller (down to one sector) rather than padding the volume up to the minimum;
+    padding (free clusters) only when even one-sector clusters are too few.
+    """
+    lo, hi = table.MIN_CLUSTERS[t], table.MAX_CLUSTERS[t]
+    default = cluster_size_for(t, needs.estimate, ss)
+    padded = None
+    for c in [c for c in sizes if c >= default] + [c for c in sizes if c < default][::-1]:
+        n = needs.clusters(t, c)
+        if n > hi:
+            continue
+        if n >= lo:
+            return c, n
+        if padded is None or c < padded[0]:
+            padded = (c, n)
+    if padded is None:
+        big = sizes[-1]
+        n = needs.clusters(t, big)
+        raise InvalidInput(f"the tree needs {n} clusters of {human_size(big)} "
+                           f"({human_size(n * big)}); FAT{t} allows at most {hi} "
+                           f"(about {human_size(hi * big)})", path="fat_type",
+                           rule=f"FAT{t} cluster count {lo}..{hi}")
+    return padded
+
+
+def _smallest_geometry(t: int, ss: int, c: int, opts: Options, root_entries: int,
+                       n: int) -> Geometry:
+    """The geometry of at least ``n`` clusters of ``c`` bytes (and the type's minimum).
+
+    A few extra clusters so the image length is a multiple of 4 KiB (or the
+    alignment, if smaller): such an image also fits devices with larger sectors.
+    """
+    lo, hi = table.MIN_CLUSTERS[t], table.MAX_CLUSTERS[t]
+    unit = max(ss, min(opts.align, 4096))
+    k = max(n, lo)
+    while True:
+        geo = _geometry(t, ss, c, opts, root_entries, k, None)
+        if geo is None:
+            raise InvalidInput("volume geometry out of range (too many reserved sectors "
+                               "or root entries for this alignment)", path="align",
+                               rule="FAT layout")
+        if geo.image_size % unit == 0 or k >= hi:
+            return geo
+        k += 1
+
+
+def _sized_geometry(t: int, ss: int, opts: Options, needs: _Needs, root_entries: int,
+                    sizes: List[int]) -> Geometry:
+    """A fixed size: the default cluster size if it works, else the nearest that does."""
+    lo, hi = table.MIN_CLUSTERS[t], table.MAX_CLUSTERS[t]
     default = cluster_size_for(t, opts.size, ss)
     ranked = sorted(sizes, key=lambda c: (abs(c.bit_length() - default.bit_length()), -c))
     shortfall = None
-    in_range = False
     for c in ranked:
         geo = _geometry(t, ss, c, opts, root_entries, None, opts.size)
         if geo is None or not lo <= geo.cluster_count <= hi:
             continue
-        in_range = True
         n = needs.clusters(t, c)
         if n <= geo.cluster_count:
             return geo
         short = (n - geo.cluster_count) * c
         if shortfall is None or short < shortfall[0]:
             shortfall = (short, c)
-    if in_range:
+    if shortfall is not None:
         short, c = shortfall
         raise DoesNotFit(f"the tree does not fit a {human_size(opts.size)} FAT{t} image "
                          f"(with {human_size(c)} clusters)", needed=opts.size + short,
