@@ -28,8 +28,8 @@ from ..source import Kind, SourceEntry, SourceTree, paused_gc
 from ..units import align_up, ceil_div, human_size
 from . import table
 from .directory import NamedEntry, children_bytes, dot_entries, label_entry
-from .names import (_BAD_ASCII_JOINED_RE, _SHORT_CI_RE, MAX_NAME_UNITS, ShortNames,
-                    check_name, exact_short, fold, lfn_bytes_many,
+from .names import (MAX_NAME_UNITS, ShortNames, check_name, exact_short, fold,
+                    forbidden_in_joined, is_short_name, lfn_bytes_many,
                     ocaml_fat_reads_as_short)
 from .options import Options
 from .structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, DIR_ENTRY_SIZE, FAT_EPOCH
@@ -535,7 +535,7 @@ def _plain_keys(names: List[str], mirage: bool) -> Optional[List[str]]:
     """The fold keys of a directory's names when every one is plain ASCII that no rule of
     :func:`check_name` objects to and no two collide; None when any needs a closer look."""
     joined = "/".join(names)        # a name never holds "/"
-    if not joined.isascii() or _BAD_ASCII_JOINED_RE.search(joined) is not None or \
+    if not joined.isascii() or forbidden_in_joined(joined) or \
             joined.endswith((".", " ")) or "./" in joined or " /" in joined or \
             max(map(len, names), default=0) > MAX_NAME_UNITS:
         return None
@@ -543,9 +543,9 @@ def _plain_keys(names: List[str], mirage: bool) -> Optional[List[str]]:
     if len(set(keys)) != len(keys):
         return None
     if mirage:
-        short_ci = _SHORT_CI_RE.fullmatch
+        # Upper-case names (their own key) that Mirage looks up as 8.3 must be legal 8.3.
         for name in [n for n, k in zip(names, keys) if n == k]:
-            if short_ci(name) is None and ocaml_fat_reads_as_short(name):
+            if not is_short_name(name) and ocaml_fat_reads_as_short(name):
                 return None
     return keys
 
