@@ -29,8 +29,7 @@ from ..units import align_up, ceil_div, human_size
 from . import table
 from .directory import NamedEntry, children_bytes, dot_entries, label_entry
 from .names import (MAX_NAME_UNITS, ShortNames, check_name, exact_short, fold,
-                    forbidden_in_joined, is_short_name, lfn_bytes_many,
-                    ocaml_fat_reads_as_short)
+                    forbidden_in_joined, lfn_bytes_many, mirage_misreads_any)
 from .options import Options
 from .structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, DIR_ENTRY_SIZE, FAT_EPOCH
 
@@ -542,11 +541,9 @@ def _plain_keys(names: List[str], mirage: bool) -> Optional[List[str]]:
     keys = joined.upper().split("/") if names else []
     if len(set(keys)) != len(keys):
         return None
-    if mirage:
-        # Upper-case names (their own key) that Mirage looks up as 8.3 must be legal 8.3.
-        for name in [n for n, k in zip(names, keys) if n == k]:
-            if not is_short_name(name) and ocaml_fat_reads_as_short(name):
-                return None
+    # Upper-case names (their own key) that Mirage looks up as 8.3 must be legal 8.3.
+    if mirage and mirage_misreads_any([n for n, k in zip(names, keys) if n == k]):
+        return None
     return keys
 
 

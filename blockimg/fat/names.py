@@ -26,7 +26,8 @@ from .structs import ATTR_LONG_NAME, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EX
 __all__ = ["SHORT_CHARS", "LFN_UNITS", "MAX_NAME_UNITS", "MAX_SLOTS", "is_short_name",
            "exact_short", "short_name_bytes", "parse_short", "lfn_checksum", "lfn_checksums",
            "lfn_bytes", "lfn_bytes_many", "ShortNames", "check_name",
-           "fold", "ocaml_fat_reads_as_short", "forbidden_in_joined"]
+           "fold", "ocaml_fat_reads_as_short", "forbidden_in_joined",
+           "mirage_misreads_any"]
 
 #: Characters a short name may hold besides A-Z and 0-9 (spec section 6.1; ASCII only here).
 SHORT_SPECIALS = "$%'-_@~`!(){}^#&"
@@ -441,6 +442,16 @@ class ShortNames:
 
 
 # -- checks ----------------------------------------------------------------------
+
+def mirage_misreads_any(names: Iterable[str]) -> bool:
+    """True when ocaml-fat would look one of ``names`` (ASCII) up as an 8.3 name that is not
+    a legal upper-case 8.3 name (spaces, extra dots): the rule :func:`check_name` applies
+    to each name with ``mirage``, for a directory at once."""
+    if _short_full is None:
+        _compile()
+    full = _short_full
+    return any(full(name) is None and ocaml_fat_reads_as_short(name) for name in names)
+
 
 def forbidden_in_joined(joined: str) -> bool:
     """True when ``joined``, names joined by ``/``, holds an ASCII character that no FAT

@@ -210,3 +210,17 @@ def test_import_compiles_nothing_and_each_entry_point_works_first(first):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == repr(eval(f"({_FIRST_CALLS[first]},)"))
+
+
+@pytest.mark.parametrize("name", ["A B", ".HIDDEN", "MY FILE.TXT", "A..B", "X..Y.Z", ".A.B",
+                                  "README", "A.B", "ABCDEFGHI", "A.B.C", "~$!.{}", "A+B"])
+def test_mirage_misreads_any_is_check_names_rule(name):
+    """The planner's whole-directory test and check_name's per-name rule agree."""
+    try:
+        n.check_name(name, path=name, mirage=True)
+        refused = False
+    except InvalidInput as e:
+        assert "8.3" in str(e)
+        refused = True
+    assert n.mirage_misreads_any([name]) == refused
+    assert n.mirage_misreads_any(["README", name, "OK.TXT"]) == refused
