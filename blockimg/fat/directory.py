@@ -8,7 +8,7 @@ if TYPE_CHECKING:
 
 from .names import is_short_name, lfn_bytes, short_name_bytes
 from .structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, ATTR_VOLUME_ID,
-                      DIR_ENTRY_SIZE, STRUCT_FORMATS, fat_datetime)
+                      DIR_ENTRY_SIZE, OFFSETS, STRUCT_FORMATS, fat_datetime, field_format)
 
 __all__ = ["pack_entry", "dot_entries", "label_entry", "NamedEntry", "file_attr"]
 
@@ -114,8 +114,10 @@ def named_fast(short: bytes, lfn_bytes: bytes, attr: int, mtime: int, size: int,
     return n
 
 
-_MID = struct.Struct("<BBBHHHHHH")     # DIR_Attr .. DIR_WrtDate (15 bytes)
-_LO_SIZE = struct.Struct("<HI")        # DIR_FstClusLO, DIR_FileSize
+#: A short entry in three pieces: the name, DIR_Attr .. DIR_WrtDate, the rest.
+_MID = struct.Struct(field_format("DirEntry", "DIR_Attr", "DIR_WrtDate"))
+_LO_SIZE = struct.Struct(field_format("DirEntry", "DIR_FstClusLO", "DIR_FileSize"))
+assert _MID.size + _LO_SIZE.size + OFFSETS["DirEntry"]["DIR_Attr"] == DIR_ENTRY_SIZE
 _MIDS: dict = {}                        # (attr, mtime, cluster >> 16) -> 15 bytes
 
 

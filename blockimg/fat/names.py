@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 from ..errors import InvalidInput
 from . import structs
 from .mirage import is_legal_dos_name
-from .structs import ATTR_LONG_NAME, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT, STRUCT_FORMATS
+from .structs import (ATTR_LONG_NAME, DIR_ATTR, LAST_LONG_ENTRY, LDIR_CHKSUM, LDIR_NAME_PIECES,
+                      NT_LOWER_BASE, NT_LOWER_EXT, STRUCT_FORMATS)
 
 __all__ = ["SHORT_CHARS", "LFN_UNITS", "MAX_NAME_UNITS", "MAX_SLOTS", "is_short_name",
            "exact_short", "short_name_bytes", "parse_short", "lfn_checksum", "lfn_checksums",
@@ -276,6 +277,9 @@ def lfn_bytes_many(names: List[str], shorts: List[bytes],
     return out
 
 
+#: ``(first unit byte, start, end)`` of each name piece of a slot (``LDIR_Name1..3``).
+_NAME_PIECES = tuple((sum(e - s for s, e in LDIR_NAME_PIECES[:i]), start, stop)
+                     for i, (start, stop) in enumerate(LDIR_NAME_PIECES))
 _LFN_FILL: dict = {}    # (term, top) -> per name length: its padding, then filler slots
 
 
@@ -317,14 +321,11 @@ def _lfn_block(names: List[str], lens: List[int], shorts: List[bytes], ks: List[
             table = bytearray([order]) * 256
             table[order] |= LAST_LONG_ENTRY
             buf[o::dst] = kb.translate(table)
-        for j in range(10):
-            buf[o + 1 + j::dst] = units[u + j::src]
-        buf[o + 11::dst] = bytes([ATTR_LONG_NAME]) * m
-        buf[o + 13::dst] = chks
-        for j in range(12):
-            buf[o + 14 + j::dst] = units[u + 10 + j::src]
-        for j in range(4):
-            buf[o + 28 + j::dst] = units[u + 22 + j::src]
+        for at, start, stop in _NAME_PIECES:      # each byte of the three name pieces
+            for j in range(stop - start):
+                buf[o + start + j::dst] = units[u + at + j::src]
+        buf[o + DIR_ATTR::dst] = bytes([ATTR_LONG_NAME]) * m
+        buf[o + LDIR_CHKSUM::dst] = chks
     data = bytes(buf)
     if uniform:
         return [data[i:i + dst] for i in range(0, dst * m, dst)]

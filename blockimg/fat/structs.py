@@ -27,7 +27,7 @@ __all__ = [
     "FSI_LEAD_SIG", "FSI_STRUC_SIG", "FSI_TRAIL_SIG", "FSI_UNKNOWN",
     "fat_datetime", "unix_time", "FAT_EPOCH", "FAT_END",
     "LAYOUTS", "STRUCT_FORMATS", "FIELDS", "SIZES", "OFFSETS", "unpack",
-    "DIR_ATTR", "LDIR_CHKSUM", "LDIR_NAME_PIECES", "SIGNATURE_AT",
+    "DIR_ATTR", "LDIR_CHKSUM", "LDIR_NAME_PIECES", "SIGNATURE_AT", "field_format",
 ]
 
 SIGNATURE = b"\x55\xaa"
@@ -135,6 +135,14 @@ def _span(name: str, field: str) -> Tuple[int, int]:
     start = OFFSETS[name][field]
     code = next(c for f, c in LAYOUTS[name] if f == field)
     return start, start + _size(code)
+
+
+def field_format(name: str, first: str, last: str) -> str:
+    """The :mod:`struct` format of the fields ``first`` to ``last`` (inclusive) of the flat
+    layout ``name``: ``field_format("DirEntry", "DIR_FstClusLO", "DIR_FileSize") == "<HI"``."""
+    names = FIELDS[name]
+    codes = [code for _, code in LAYOUTS[name]]
+    return "<" + "".join(codes[names.index(first):names.index(last) + 1])
 
 
 #: Byte offsets the hot loops index directory entries with (from ``LAYOUTS``): the

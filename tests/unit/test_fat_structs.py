@@ -110,3 +110,25 @@ def test_lfn_slots_match_construct():
         LDIR_Ord=0x41, LDIR_Name1=raw[:10], LDIR_Attr=s.ATTR_LONG_NAME, LDIR_Type=0,
         LDIR_Chksum=lfn_checksum(b"INDEX   TXT"), LDIR_Name2=raw[10:22], LDIR_FstClusLO=0,
         LDIR_Name3=raw[22:26]))
+
+
+def test_named_offsets_match_the_construct_declarations():
+    """The offsets the hot loops index with, against bytes the declarations build."""
+    units = bytes(range(1, 27))
+    slot = c.LfnEntry.build(dict(LDIR_Ord=1, LDIR_Name1=units[:10], LDIR_Attr=0xAB,
+                                 LDIR_Type=0, LDIR_Chksum=0xCD, LDIR_Name2=units[10:22],
+                                 LDIR_FstClusLO=0, LDIR_Name3=units[22:]))
+    assert b"".join(slot[a:b] for a, b in s.LDIR_NAME_PIECES) == units
+    assert slot[s.DIR_ATTR] == 0xAB and slot[s.LDIR_CHKSUM] == 0xCD
+    values = {f: 0 for f in s.FIELDS["DirEntry"]}
+    values.update(DIR_Name=b"A" * 11, DIR_Attr=0xAB)
+    assert c.DirEntry.build(values)[s.DIR_ATTR] == 0xAB
+    sector = c.BootSector16.parse(bytes(512))
+    sector.Signature_word = b"\x55\xaa"
+    assert c.BootSector16.build(sector)[s.SIGNATURE_AT:s.SIGNATURE_AT + 2] == b"\x55\xaa"
+
+
+def test_field_format():
+    assert s.field_format("DirEntry", "DIR_FstClusLO", "DIR_FileSize") == "<HI"
+    assert s.field_format("DirEntry", "DIR_Name", "DIR_FileSize") == s.STRUCT_FORMATS["DirEntry"]
+    assert s.field_format("DirEntry", "DIR_Attr", "DIR_WrtDate") == "<BBBHHHHHH"
