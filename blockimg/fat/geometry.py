@@ -43,7 +43,9 @@ def fat_type_of(cluster_count: int) -> int:
 
 @record(frozen=True)
 class Geometry:
-    """Where everything is, in bytes and clusters. Clusters are numbered 2..count+1."""
+    """Where everything is, in bytes and clusters, as the boot sector says (the reader's
+    side; the planner's is :class:`.layout.PlannedGeometry`). Clusters are numbered
+    2..count+1."""
 
     fat_type: int
     oem_name: bytes

@@ -33,7 +33,7 @@ from .names import (MAX_NAME_UNITS, ShortNames, check_name, exact_short, fold,
 from .options import Options
 from .structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, DIR_ENTRY_SIZE, FAT_EPOCH
 
-__all__ = ["Geometry", "DirPlan", "FilePlan", "FatPlan", "plan", "cluster_size_for",
+__all__ = ["PlannedGeometry", "DirPlan", "FilePlan", "FatPlan", "plan", "cluster_size_for",
            "MAX_FILE_SIZE", "MAX_DIR_ENTRIES", "ROOT_ALIGN_LIMIT"]
 
 MAX_FILE_SIZE = (1 << 32) - 1
@@ -65,8 +65,14 @@ def cluster_size_for(fat_type: int, volume_bytes: int, sector_size: int) -> int:
 # -- geometry ------------------------------------------------------------------
 
 @record(frozen=True)
-class Geometry:
-    """Where everything of the volume is, in sectors of ``sector_size`` bytes."""
+class PlannedGeometry:
+    """Where everything of the planned volume is, in sectors of ``sector_size`` bytes.
+
+    The writer's side: what the planner chose, before any boot sector exists.
+    :class:`.geometry.Geometry` is the reader's side, the same volume as its boot
+    sector describes it (in bytes, with what else the BPB holds); the two agree on
+    every region of an image the writer made (tested).
+    """
 
     fat_type: int
     sector_size: int
@@ -135,7 +141,7 @@ def _fat_bytes(fat_type: int, clusters: int, ss: int, align: int, nfats: int,
 
 
 def _geometry(fat_type: int, ss: int, csize: int, opts: Options, root_entries: int,
-              clusters: Optional[int], size: Optional[int]) -> Optional[Geometry]:
+              clusters: Optional[int], size: Optional[int]) -> Optional[PlannedGeometry]:
     """The geometry for ``clusters`` data clusters (or the most that fit in ``size`` bytes)."""
     align = max(opts.align, ss)
     nfats = opts.fats
@@ -156,7 +162,7 @@ def _geometry(fat_type: int, ss: int, csize: int, opts: Options, root_entries: i
         total = (reserved_b + nfats * fat_b + root_b + clusters * csize) // ss
     if reserved_b // ss > 0xFFFF or root_b // DIR_ENTRY_SIZE > 0xFFFF:
         return None
-    return Geometry(fat_type, ss, csize // ss, reserved_b // ss, nfats, fat_b // ss,
+    return PlannedGeometry(fat_type, ss, csize // ss, reserved_b // ss, nfats, fat_b // ss,
                     root_b // DIR_ENTRY_SIZE, total, clusters)
 
 
@@ -226,7 +232,7 @@ class FatPlan:
     """A complete FAT volume, ready for :func:`blockimg.fat.writer.write`."""
 
     options: Options
-    geometry: Geometry
+    geometry: PlannedGeometry
     root: DirPlan
     dirs: Tuple[DirPlan, ...]          # subdirectories (and the FAT32 root) in cluster order
     files: Tuple[FilePlan, ...]
@@ -658,7 +664,8 @@ def _cluster_sizes(ss: int, opts: Options) -> List[int]:
     return out
 
 
-def _fit_type(t: int, ss: int, opts: Options, needs: _Needs, root_entries: int) -> Geometry:
+def _fit_type(t: int, ss: int, opts: Options, needs: _Needs,
+              root_entries: int) -> PlannedGeometry:
     """The geometry of a FAT``t`` volume for the content (raises what keeps it from one)."""
     sizes = _cluster_sizes(ss, opts)
     if t != 32 and root_entries > 0xFFFF - 0xFFFF % (ss // DIR_ENTRY_SIZE):
@@ -700,7 +707,7 @@ def _pick_cluster_size(t: int, ss: int, needs: _Needs, sizes: List[int]) -> Tupl
 
 
 def _smallest_geometry(t: int, ss: int, c: int, opts: Options, root_entries: int,
-                       n: int) -> Geometry:
+                       n: int) -> PlannedGeometry:
     """The geometry of at least ``n`` clusters of ``c`` bytes (and the type's minimum).
 
     A few extra clusters so the image length is a multiple of 4 KiB (or the
@@ -721,7 +728,7 @@ def _smallest_geometry(t: int, ss: int, c: int, opts: Options, root_entries: int
 
 
 def _sized_geometry(t: int, ss: int, opts: Options, needs: _Needs, root_entries: int,
-                    sizes: List[int]) -> Geometry:
+                    sizes: List[int]) -> PlannedGeometry:
     """A fixed size: the default cluster size if it works, else the nearest that does."""
     lo, hi = table.MIN_CLUSTERS[t], table.MAX_CLUSTERS[t]
     default = cluster_size_for(t, opts.size, ss)

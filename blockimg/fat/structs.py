@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTR_READ_ONLY", "ATTR_HIDDEN", "ATTR_SYSTEM", "ATTR_VOLUME_ID", "ATTR_DIRECTORY",
     "ATTR_ARCHIVE", "ATTR_LONG_NAME", "ATTR_LONG_NAME_MASK", "LAST_LONG_ENTRY",
-    "NT_LOWER_BASE", "NT_LOWER_EXT", "DIR_ENTRY_SIZE", "SIGNATURE",
+    "NT_LOWER_BASE", "NT_LOWER_EXT", "DIR_ENTRY_SIZE", "DOT", "DOTDOT", "SIGNATURE",
     "FSI_LEAD_SIG", "FSI_STRUC_SIG", "FSI_TRAIL_SIG", "FSI_UNKNOWN",
     "fat_datetime", "unix_time", "FAT_EPOCH", "FAT_END",
     "LAYOUTS", "STRUCT_FORMATS", "FIELDS", "SIZES", "OFFSETS", "unpack",
@@ -52,6 +52,9 @@ LAST_LONG_ENTRY = 0x40
 NT_LOWER_BASE = 0x08
 NT_LOWER_EXT = 0x10
 DIR_ENTRY_SIZE = 32
+#: The DIR_Name of a subdirectory's first two entries.
+DOT = b".          "
+DOTDOT = b"..         "
 
 #: Every on-disk structure, declared once: its fields in order, each with a :mod:`struct`
 #: code (``B``/``H``/``I`` little-endian integers, ``Ns`` N bytes) or, in the two boot
