@@ -617,7 +617,8 @@ class _Needs:
 
 
 #: What to do when a tree is beyond FAT16, the only FAT type the Mirage FAT driver reads.
-MIRAGE_TOO_BIG = ("The Mirage FAT driver reads only FAT16 (at most 65524 clusters of "
+MIRAGE_TOO_BIG = (f"The Mirage FAT driver reads only FAT16 (at most {table.MAX_CLUSTERS[16]} "
+                  "clusters of "
                   "32 KiB, about 2 GiB): use --format tar (the Mirage tar driver reads any "
                   "size) or --target generic (FAT32, which the Mirage FAT driver cannot read)")
 
