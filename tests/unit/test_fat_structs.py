@@ -132,3 +132,18 @@ def test_field_format():
     assert s.field_format("DirEntry", "DIR_FstClusLO", "DIR_FileSize") == "<HI"
     assert s.field_format("DirEntry", "DIR_Name", "DIR_FileSize") == s.STRUCT_FORMATS["DirEntry"]
     assert s.field_format("DirEntry", "DIR_Attr", "DIR_WrtDate") == "<BBBHHHHHH"
+
+
+@pytest.mark.parametrize("module", ["structs", "geometry", "layout", "options", "names",
+                                    "directory", "table", "chains", "mirage", "writer"])
+def test_all_lists_only_names_the_module_defines(module):
+    """``__all__`` names what the module holds, none made on demand (issue 13 point 8)."""
+    import importlib
+    import subprocess
+    import sys
+    code = (f"import blockimg.fat.{module} as m\n"
+            "print(sorted(n for n in m.__all__ if n not in vars(m)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+    assert not hasattr(importlib.import_module(f"blockimg.fat.{module}"), "__getattr__")
