@@ -1,18 +1,19 @@
 """FAT block images: the format's entry points (see blockimg.formats for the contract).
 
-Submodules, by role:
+Its fourteen modules, by role:
 
-* on-disk codecs (pure): ``structs`` (the on-disk structures), ``geometry``
-  (boot sector -> volume geometry, type detection), ``table`` (FAT12/16/32
-  allocation tables, both directions), ``names`` (8.3 and long names),
-  ``directory`` (directory entry bytes, writing), ``dirents`` (directory
-  bytes -> records, reading);
-* writing: ``options`` (the writer's options), ``layout`` (pure planning),
-  ``writer``;
+* on-disk codecs (pure): ``structs`` (every on-disk structure declared once, in
+  ``LAYOUTS``: formats and offsets come from it), ``table`` (FAT12/16/32
+  allocation tables, both directions, and the cluster limits of each type),
+  ``names`` (8.3 and long names, the naming rules), ``directory`` (directory
+  entry bytes, writing), ``dirents`` (directory bytes -> records, reading),
+  ``geometry`` (boot sector -> the volume's geometry as read, type detection);
+* writing: ``options`` (the writer's options), ``layout`` (pure planning, with
+  the planned geometry), ``writer``;
 * reading: ``chains`` (cluster chains over a device), ``reader``
   (``FatImage``), ``split_walk`` (the directory walk split over processes);
 * checking: ``checks`` (the check command), ``mirage`` (a model of the Mirage
-  driver's name lookup, used by the writer and by check).
+  driver's name lookup: the one rule behind the writer's name checks and check's).
 """
 from __future__ import annotations
 

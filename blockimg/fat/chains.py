@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 from ..block.base import BlockDevice
 from .geometry import Geometry
-from .table import U32, consecutive, decode_window
+from .table import BAD, U32, consecutive, decode_window
 
 __all__ = ["FatTable", "ChainError", "Run"]
 
@@ -33,7 +33,6 @@ WINDOW_BYTES = 1 << 18
 CACHE_WINDOWS = 4
 #: Runs up to this many clusters are followed entry by entry, longer ones by slices.
 SHORT_RUN = 16
-
 
 
 class ChainError(Exception):
@@ -59,8 +58,8 @@ class FatTable:
         self.bits = geo.fat_type
         self.offset = geo.fat_copy_offset(copy)
         self.entries = geo.cluster_count + 2              # entries that mean something
-        self.eoc = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}[self.bits]
-        self.bad = self.eoc - 1
+        self.bad = BAD[self.bits]
+        self.eoc = self.bad + 1                           # any value from here on ends a chain
         self._typecode = "H" if self.bits != 32 else U32
         # Entries per window: whole table for FAT12/16 (<= 128 KiB), slices for FAT32.
         if self.bits == 32:

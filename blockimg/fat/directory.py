@@ -1,4 +1,6 @@
-"""Directory entry bytes: short entries, the ``.``/``..`` pair, names with their LFN slots."""
+"""Directory entries, writing side: the bytes of short entries, the ``.``/``..`` pair and
+named children with their LFN slots (the reading side, bytes -> records, is
+:mod:`.dirents`; the names themselves are :mod:`.names`)."""
 from __future__ import annotations
 
 import struct
@@ -6,13 +8,12 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import List, Optional
 
-from .names import is_short_name, lfn_bytes, short_name_bytes
-from .structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, ATTR_VOLUME_ID,
-                      DIR_ENTRY_SIZE, STRUCT_FORMATS, fat_datetime)
+from .structs import (ATTR_DIRECTORY, ATTR_VOLUME_ID, DIR_ENTRY_SIZE, DOT, DOTDOT, OFFSETS,
+                      STRUCT_FORMATS, fat_datetime, field_format)
 
-__all__ = ["pack_entry", "dot_entries", "label_entry", "NamedEntry", "file_attr"]
+__all__ = ["pack_entry", "dot_entries", "label_entry", "NamedEntry", "children_bytes"]
 
-#: The layout of ``structs.DirEntry`` as a ``struct`` format: the same bytes, built faster.
+#: One short entry, packed with the format of ``structs.LAYOUTS["DirEntry"]``.
 _ENTRY = struct.Struct(STRUCT_FORMATS["DirEntry"])
 assert _ENTRY.size == DIR_ENTRY_SIZE
 
@@ -35,8 +36,8 @@ def pack_entry(name11: bytes, attr: int, cluster: int, size: int, mtime: int,
 
 def dot_entries(own: int, parent: int, mtime: int) -> bytes:
     """The ``.`` and ``..`` entries of a subdirectory (``parent`` 0 for the root)."""
-    return (pack_entry(b".          ", ATTR_DIRECTORY, own, 0, mtime)
-            + pack_entry(b"..         ", ATTR_DIRECTORY, parent, 0, mtime))
+    return (pack_entry(DOT, ATTR_DIRECTORY, own, 0, mtime)
+            + pack_entry(DOTDOT, ATTR_DIRECTORY, parent, 0, mtime))
 
 
 def label_entry(label: str, mtime: int) -> bytes:
@@ -44,18 +45,11 @@ def label_entry(label: str, mtime: int) -> bytes:
     return pack_entry(label.ljust(11).encode("ascii"), ATTR_VOLUME_ID, 0, 0, mtime)
 
 
-def file_attr(mode: int, is_dir: bool) -> int:
-    """DIR_Attr for an entry: directory or archive, read-only when no write bit is set."""
-    attr = ATTR_DIRECTORY if is_dir else ATTR_ARCHIVE
-    if not mode & 0o222:
-        attr |= ATTR_READ_ONLY
-    return attr
-
-
 class NamedEntry:
     """One child of a directory: its name, short name and LFN slots (fixed before placement).
 
-    The LFN slots are kept as one bytes object (``lfn_bytes``); ``lfn`` lists them.
+    The LFN slots are kept as one bytes object (``lfn_bytes``). The planner makes
+    these without ``__init__`` (its hot path, :func:`.layout._name_children`).
     """
 
     __slots__ = ("_name", "short", "lfn_bytes", "attr", "mtime", "size", "cluster", "source")
@@ -76,46 +70,15 @@ class NamedEntry:
     def name(self) -> str:
         return self.source.name if self._name is None else self._name
 
-    @property
-    def lfn(self) -> List[bytes]:
-        """The LFN slots in on-disk order, 32 bytes each."""
-        raw = self.lfn_bytes
-        return [raw[i:i + DIR_ENTRY_SIZE] for i in range(0, len(raw), DIR_ENTRY_SIZE)]
-
-    @property
-    def slots(self) -> int:
-        """Directory entries this child takes (LFN slots + the short entry)."""
-        return len(self.lfn_bytes) // DIR_ENTRY_SIZE + 1
-
     def to_bytes(self) -> bytes:
         return self.lfn_bytes + pack_entry(self.short, self.attr, self.cluster, self.size,
                                            self.mtime)
 
 
-_new_named = object.__new__
-
-
-def named_fast(short: bytes, lfn_bytes: bytes, attr: int, mtime: int, size: int,
-               source: object) -> NamedEntry:
-    """A :class:`NamedEntry` whose name is ``source.name``, LFN slots given joined.
-
-    The same object as ``NamedEntry(source.name, short, lfn, ...)`` without the
-    name comparison (the planner's hot path; tested equal).
-    """
-    n = _new_named(NamedEntry)
-    n._name = None
-    n.short = short
-    n.lfn_bytes = lfn_bytes
-    n.attr = attr
-    n.mtime = mtime
-    n.size = size
-    n.cluster = 0
-    n.source = source
-    return n
-
-
-_MID = struct.Struct("<BBBHHHHHH")     # DIR_Attr .. DIR_WrtDate (15 bytes)
-_LO_SIZE = struct.Struct("<HI")        # DIR_FstClusLO, DIR_FileSize
+#: A short entry in three pieces: the name, DIR_Attr .. DIR_WrtDate, the rest.
+_MID = struct.Struct(field_format("DirEntry", "DIR_Attr", "DIR_WrtDate"))
+_LO_SIZE = struct.Struct(field_format("DirEntry", "DIR_FstClusLO", "DIR_FileSize"))
+assert _MID.size + _LO_SIZE.size + OFFSETS["DirEntry"]["DIR_Attr"] == DIR_ENTRY_SIZE
 _MIDS: dict = {}                        # (attr, mtime, cluster >> 16) -> 15 bytes
 
 
@@ -153,21 +116,3 @@ def children_bytes(children) -> List[bytes]:
         add(mid)
         add(lo_size(cluster & 0xFFFF, c.size))
     return out
-
-
-def needs_lfn(name: str) -> bool:
-    """Every name that is not an all-upper-case legal 8.3 name gets LFN slots."""
-    return not is_short_name(name)
-
-
-def make_named(name: str, short: bytes, *, attr: int, mtime: int, size: int,
-               always_terminate: bool, source: Optional[object] = None,
-               lfn: Optional[bool] = None) -> NamedEntry:
-    """``lfn``: whether the name needs LFN slots (``needs_lfn(name)`` when None)."""
-    if lfn is None:
-        lfn = needs_lfn(name)
-    lfn = [lfn_bytes(name, short, always_terminate)] if lfn else []
-    return NamedEntry(name, short, lfn, attr, mtime, size, source)
-
-
-__all__ += ["needs_lfn", "make_named", "short_name_bytes", "named_fast", "children_bytes"]

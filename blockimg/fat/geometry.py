@@ -11,12 +11,12 @@ from __future__ import annotations
 
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Optional, Tuple
 
 from ..errors import CorruptImage
 from ..record import record
 from ..units import ceil_div, is_power_of_two
-from .structs import SIGNATURE, SIZES, unpack
+from .structs import DIR_ENTRY_SIZE, OFFSETS, SIGNATURE, SIGNATURE_AT, SIZES, unpack
 from .table import MAX_CLUSTERS, MIN_CLUSTERS
 
 __all__ = ["Geometry", "parse", "detect", "looks_like_fat", "fat_type_of", "why_not_fat"]
@@ -28,6 +28,13 @@ FAT16_LIMIT = MIN_CLUSTERS[32]
 FAT32_LIMIT = MAX_CLUSTERS[32] + 1
 
 
+#: Byte offsets of the boot sector's fields (the BPB is the same in both forms).
+_AT = OFFSETS["BootSector32"]
+#: Where the BPB32 fields and the EBPB start: ``_EBPB_AT[is FAT32]``.
+_BPB32_AT = _AT["BPB_FATSz32"]
+_EBPB_AT = (OFFSETS["BootSector16"]["BS_DrvNum"], _AT["BS_DrvNum"])
+
+
 def fat_type_of(cluster_count: int) -> int:
     if cluster_count < FAT12_LIMIT:
         return 12
@@ -36,7 +43,9 @@ def fat_type_of(cluster_count: int) -> int:
 
 @record(frozen=True)
 class Geometry:
-    """Where everything is, in bytes and clusters. Clusters are numbered 2..count+1."""
+    """Where everything is, in bytes and clusters, as the boot sector says (the reader's
+    side; the planner's is :class:`.layout.PlannedGeometry`). Clusters are numbered
+    2..count+1."""
 
     fat_type: int
     oem_name: bytes
@@ -106,7 +115,7 @@ def detect(device) -> bool:
 def looks_like_fat(sector: bytes) -> bool:
     """A FAT boot sector: 0x55AA at 510 and a sane BPB. Never raises."""
     try:
-        if len(sector) < 512 or sector[510:512] != SIGNATURE:
+        if len(sector) < 512 or sector[SIGNATURE_AT:SIGNATURE_AT + 2] != SIGNATURE:
             return False
         b = unpack("BPB", sector)
         if b.BPB_BytsPerSec not in (512, 1024, 2048, 4096):
@@ -118,7 +127,7 @@ def looks_like_fat(sector: bytes) -> bool:
         if b.BPB_Media not in (0xF0,) and b.BPB_Media < 0xF8:
             return False
         total = b.BPB_TotSec16 or b.BPB_TotSec32
-        fat_size = b.BPB_FATSz16 or int.from_bytes(sector[36:40], "little")
+        fat_size = b.BPB_FATSz16 or unpack("BPB32", sector[_BPB32_AT:]).BPB_FATSz32
         return total > 0 and fat_size > 0
     except Exception:  # detect() must never raise on arbitrary bytes
         return False
@@ -131,7 +140,7 @@ def why_not_fat(sector: bytes, device_size: int) -> Optional[CorruptImage]:
     try:
         sector = bytes(sector)
         jump = sector[:1] == b"\xe9" or (sector[:1] == b"\xeb" and sector[2:3] == b"\x90")
-        if len(sector) < 512 or not jump or sector[510:512] != SIGNATURE \
+        if len(sector) < 512 or not jump or sector[SIGNATURE_AT:SIGNATURE_AT + 2] != SIGNATURE \
                 or looks_like_fat(sector):
             return None
         try:
@@ -139,9 +148,9 @@ def why_not_fat(sector: bytes, device_size: int) -> Optional[CorruptImage]:
         except CorruptImage as e:
             bad = e
         else:
-            media = sector[21]
-            bad = _bad("media descriptor must be 0xF0 or 0xF8..0xFF", 21, "BPB_Media",
-                       f"0x{media:02x}")
+            media = sector[_AT["BPB_Media"]]
+            bad = _bad("media descriptor must be 0xF0 or 0xF8..0xFF", _AT["BPB_Media"],
+                       "BPB_Media", f"0x{media:02x}")
         return CorruptImage(f"a FAT boot sector, but {bad.rule}", offset=bad.offset,
                             field=bad.field, value=bad.value)
     except Exception:  # (a diagnosis must not fail on any bytes)
@@ -157,42 +166,94 @@ def parse(sector: bytes, device_size: int) -> Geometry:
     sector = bytes(sector)
     if len(sector) < 512:
         raise _bad("image is shorter than one boot sector", 0, "size", len(sector))
-    if sector[510:512] != SIGNATURE:
-        raise _bad("boot sector signature must be 0x55 0xAA", 510, "Signature_word",
-                   sector[510:512].hex())
+    if sector[SIGNATURE_AT:SIGNATURE_AT + 2] != SIGNATURE:
+        raise _bad("boot sector signature must be 0x55 0xAA", SIGNATURE_AT, "Signature_word",
+                   sector[SIGNATURE_AT:SIGNATURE_AT + 2].hex())
     b = unpack("BPB", sector)
-    bps = b.BPB_BytsPerSec
-    if bps not in (512, 1024, 2048, 4096):
-        raise _bad("bytes per sector must be 512, 1024, 2048 or 4096", 11, "BPB_BytsPerSec", bps)
-    spc = b.BPB_SecPerClus
-    if not is_power_of_two(spc) or spc > 128:
-        raise _bad("sectors per cluster must be a power of two from 1 to 128", 13,
-                   "BPB_SecPerClus", spc)
-    if b.BPB_RsvdSecCnt < 1:
-        raise _bad("at least one reserved sector (the boot sector)", 14, "BPB_RsvdSecCnt",
-                   b.BPB_RsvdSecCnt)
-    if not 1 <= b.BPB_NumFATs <= 16:
-        raise _bad("number of FATs must be 1..16", 16, "BPB_NumFATs", b.BPB_NumFATs)
-    total = b.BPB_TotSec16 or b.BPB_TotSec32
-    if total == 0:
-        raise _bad("total sector count is zero", 19, "BPB_TotSec16/BPB_TotSec32", 0)
-    if b.BPB_FATSz16 == 0 and b.BPB_RootEntCnt != 0:
-        raise _bad("sectors per FAT is zero in a FAT12/16 BPB (one with root entries)", 22,
-                   "BPB_FATSz16", 0)
-    b32 = unpack("BPB32", sector[36:64])
+    _check_bpb(b)
+    b32 = unpack("BPB32", sector[_BPB32_AT:_BPB32_AT + SIZES["BPB32"]])
     fat_size = b.BPB_FATSz16 or b32.BPB_FATSz32
     if fat_size == 0:
-        raise _bad("sectors per FAT is zero", 22, "BPB_FATSz16/BPB_FATSz32", 0)
-    root_sectors = ceil_div(b.BPB_RootEntCnt * 32, bps)
+        raise _bad("sectors per FAT is zero", _AT["BPB_FATSz16"], "BPB_FATSz16/BPB_FATSz32", 0)
+    bps, total = b.BPB_BytsPerSec, b.BPB_TotSec16 or b.BPB_TotSec32
+    root_sectors = ceil_div(b.BPB_RootEntCnt * DIR_ENTRY_SIZE, bps)
     meta = b.BPB_RsvdSecCnt + b.BPB_NumFATs * fat_size + root_sectors
+    count = _cluster_count(b, total, meta)
+    fat_type, note = _fat_type(b, count)
+    if fat_size * bps * 8 < (count + 2) * fat_type:
+        raise _bad(f"{fat_size} sectors per FAT cannot hold {count + 2} FAT{fat_type} entries",
+                   _AT["BPB_FATSz16"] if b.BPB_FATSz16 else _AT["BPB_FATSz32"],
+                   "sectors per FAT", fat_size)
+    fat_offset = b.BPB_RsvdSecCnt * bps
+    end_of_meta = meta * bps
+    if end_of_meta > device_size:
+        raise _bad(f"the FATs and root directory end at byte {end_of_meta}, past the end of "
+                   f"the {device_size}-byte image", _AT["BPB_TotSec16"],
+                   "BPB_TotSec16/BPB_TotSec32", total)
+    is32 = fat_type == 32
+    if is32:
+        _check_bpb32(b32, count, b.BPB_NumFATs)
+    else:
+        b32 = b32._make((0,) * len(b32))    # the FAT32 fields mean nothing here
+    e_off = _EBPB_AT[is32]
+    e = unpack("EBPB", sector[e_off:e_off + SIZES["EBPB"]])
+    has_ext = e.BS_BootSig == 0x29
+    return Geometry(
+        fat_type=fat_type, oem_name=b.BS_OEMName, bytes_per_sector=bps,
+        sectors_per_cluster=b.BPB_SecPerClus, reserved_sectors=b.BPB_RsvdSecCnt,
+        num_fats=b.BPB_NumFATs, root_entries=b.BPB_RootEntCnt, total_sectors=total,
+        sectors_per_fat=fat_size, media=b.BPB_Media, hidden_sectors=b.BPB_HiddSec,
+        cluster_count=count, fat_offset=fat_offset,
+        root_offset=fat_offset + b.BPB_NumFATs * fat_size * bps,
+        root_bytes=b.BPB_RootEntCnt * DIR_ENTRY_SIZE, data_offset=end_of_meta,
+        root_cluster=b32.BPB_RootClus, fsinfo_sector=b32.BPB_FSInfo,
+        backup_boot_sector=b32.BPB_BkBootSec, ext_flags=b32.BPB_ExtFlags,
+        volume_id=e.BS_VolID if has_ext else None, label=e.BS_VolLab if has_ext else None,
+        fs_type_text=e.BS_FilSysType if has_ext else None, note=note)
+
+
+def _check_bpb(b) -> None:
+    """The BPB fields that must hold on their own (sector size and counts)."""
+    bps = b.BPB_BytsPerSec
+    if bps not in (512, 1024, 2048, 4096):
+        raise _bad("bytes per sector must be 512, 1024, 2048 or 4096", _AT["BPB_BytsPerSec"],
+                   "BPB_BytsPerSec", bps)
+    spc = b.BPB_SecPerClus
+    if not is_power_of_two(spc) or spc > 128:
+        raise _bad("sectors per cluster must be a power of two from 1 to 128",
+                   _AT["BPB_SecPerClus"], "BPB_SecPerClus", spc)
+    if b.BPB_RsvdSecCnt < 1:
+        raise _bad("at least one reserved sector (the boot sector)", _AT["BPB_RsvdSecCnt"],
+                   "BPB_RsvdSecCnt", b.BPB_RsvdSecCnt)
+    if not 1 <= b.BPB_NumFATs <= 16:
+        raise _bad("number of FATs must be 1..16", _AT["BPB_NumFATs"], "BPB_NumFATs",
+                   b.BPB_NumFATs)
+    if (b.BPB_TotSec16 or b.BPB_TotSec32) == 0:
+        raise _bad("total sector count is zero", _AT["BPB_TotSec16"],
+                   "BPB_TotSec16/BPB_TotSec32", 0)
+    if b.BPB_FATSz16 == 0 and b.BPB_RootEntCnt != 0:
+        raise _bad("sectors per FAT is zero in a FAT12/16 BPB (one with root entries)",
+                   _AT["BPB_FATSz16"], "BPB_FATSz16", 0)
+
+
+def _cluster_count(b, total: int, meta: int) -> int:
+    """The data clusters after ``meta`` sectors of reserved, FAT and root regions."""
     if meta >= total:
         raise _bad(f"reserved, FAT and root-directory sectors ({meta}) leave no data region "
-                   f"in {total} sectors", 19, "BPB_TotSec16/BPB_TotSec32", total)
-    count = (total - meta) // spc
+                   f"in {total} sectors", _AT["BPB_TotSec16"], "BPB_TotSec16/BPB_TotSec32",
+                   total)
+    count = (total - meta) // b.BPB_SecPerClus
     if count < 1:
-        raise _bad("no whole data cluster fits the volume", 13, "BPB_SecPerClus", spc)
+        raise _bad("no whole data cluster fits the volume", _AT["BPB_SecPerClus"],
+                   "BPB_SecPerClus", b.BPB_SecPerClus)
     if count >= FAT32_LIMIT:
-        raise _bad(f"{count} clusters is more than FAT32 can address", 32, "BPB_TotSec32", total)
+        raise _bad(f"{count} clusters is more than FAT32 can address", _AT["BPB_TotSec32"],
+                   "BPB_TotSec32", total)
+    return count
+
+
+def _fat_type(b, count: int) -> Tuple[int, Optional[str]]:
+    """The FAT type of ``count`` clusters, checked against the BPB's form, and a note."""
     fat_type = fat_type_of(count)
     note = None
     if fat_type != 32 and b.BPB_FATSz16 == 0 and b.BPB_RootEntCnt == 0:
@@ -202,48 +263,26 @@ def parse(sector: bytes, device_size: int) -> Geometry:
         note = (f"FAT32 volume with only {count} clusters (the spec's minimum is "
                 f"{FAT16_LIMIT}): readers that go by the cluster count take it for "
                 f"FAT{fat_type_of(count)}")
-    is32 = fat_type == 32
-    if is32 and b.BPB_FATSz16 != 0:
+    if fat_type == 32 and b.BPB_FATSz16 != 0:
         raise _bad(f"{count} clusters make this FAT32, but the 16-bit sectors-per-FAT "
-                   "field is set (a FAT32 BPB has 0 there)", 22, "BPB_FATSz16", b.BPB_FATSz16)
-    if is32 and b.BPB_RootEntCnt != 0:
+                   "field is set (a FAT32 BPB has 0 there)", _AT["BPB_FATSz16"], "BPB_FATSz16",
+                   b.BPB_FATSz16)
+    if fat_type == 32 and b.BPB_RootEntCnt != 0:
         raise _bad(f"{count} clusters make this FAT32, which has no fixed root directory, but "
-                   "the root entry count is set", 17, "BPB_RootEntCnt", b.BPB_RootEntCnt)
-    if not is32 and b.BPB_RootEntCnt == 0:
+                   "the root entry count is set", _AT["BPB_RootEntCnt"], "BPB_RootEntCnt",
+                   b.BPB_RootEntCnt)
+    if fat_type != 32 and b.BPB_RootEntCnt == 0:
         raise _bad(f"FAT{fat_type} needs a root directory, but the root entry count is 0",
-                   17, "BPB_RootEntCnt", 0)
-    bits = fat_type
-    if fat_size * bps * 8 < (count + 2) * bits:
-        raise _bad(f"{fat_size} sectors per FAT cannot hold {count + 2} FAT{fat_type} entries",
-                   22 if b.BPB_FATSz16 else 36, "sectors per FAT", fat_size)
-    fat_offset = b.BPB_RsvdSecCnt * bps
-    root_offset = fat_offset + b.BPB_NumFATs * fat_size * bps
-    end_of_meta = meta * bps
-    if end_of_meta > device_size:
-        raise _bad(f"the FATs and root directory end at byte {end_of_meta}, past the end of "
-                   f"the {device_size}-byte image", 19, "BPB_TotSec16/BPB_TotSec32", total)
-    root_cluster = fsinfo = backup = ext_flags = 0
-    if is32:
-        root_cluster = b32.BPB_RootClus
-        if not 2 <= root_cluster <= count + 1:
-            raise _bad(f"FAT32 root cluster must be 2..{count + 1}", 44, "BPB_RootClus",
-                       root_cluster)
-        fsinfo = b32.BPB_FSInfo
-        backup = b32.BPB_BkBootSec
-        ext_flags = b32.BPB_ExtFlags
-        if ext_flags & 0x80 and (ext_flags & 0x0F) >= b.BPB_NumFATs:
-            raise _bad("active FAT number is not one of the FATs", 40, "BPB_ExtFlags",
-                       ext_flags)
-    e_off = 64 if is32 else 36
-    e = unpack("EBPB", sector[e_off:e_off + SIZES["EBPB"]])
-    has_ext = e.BS_BootSig == 0x29
-    return Geometry(
-        fat_type=fat_type, oem_name=b.BS_OEMName, bytes_per_sector=bps,
-        sectors_per_cluster=spc, reserved_sectors=b.BPB_RsvdSecCnt, num_fats=b.BPB_NumFATs,
-        root_entries=b.BPB_RootEntCnt, total_sectors=total, sectors_per_fat=fat_size,
-        media=b.BPB_Media, hidden_sectors=b.BPB_HiddSec, cluster_count=count,
-        fat_offset=fat_offset, root_offset=root_offset, root_bytes=b.BPB_RootEntCnt * 32,
-        data_offset=end_of_meta, root_cluster=root_cluster, fsinfo_sector=fsinfo,
-        backup_boot_sector=backup, ext_flags=ext_flags,
-        volume_id=e.BS_VolID if has_ext else None, label=e.BS_VolLab if has_ext else None,
-        fs_type_text=e.BS_FilSysType if has_ext else None, note=note)
+                   _AT["BPB_RootEntCnt"], "BPB_RootEntCnt", 0)
+    return fat_type, note
+
+
+def _check_bpb32(b32, count: int, num_fats: int) -> None:
+    """The FAT32 fields: the root cluster and the active FAT."""
+    if not 2 <= b32.BPB_RootClus <= count + 1:
+        raise _bad(f"FAT32 root cluster must be 2..{count + 1}", _AT["BPB_RootClus"],
+                   "BPB_RootClus", b32.BPB_RootClus)
+    ext_flags = b32.BPB_ExtFlags
+    if ext_flags & 0x80 and (ext_flags & 0x0F) >= num_fats:
+        raise _bad("active FAT number is not one of the FATs", _AT["BPB_ExtFlags"],
+                   "BPB_ExtFlags", ext_flags)

@@ -28,13 +28,12 @@ from ..source import Kind, SourceEntry, SourceTree
 from ..units import align_up, ceil_div, human_size
 from . import table
 from .directory import NamedEntry, children_bytes, dot_entries, label_entry
-from .names import (_BAD_ASCII_JOINED_RE, _SHORT_CI_RE, MAX_NAME_UNITS, ShortNames,
-                    check_name, exact_short, fold, lfn_bytes_many,
-                    ocaml_fat_reads_as_short)
+from .names import (MAX_NAME_UNITS, ShortNames, check_name, exact_short, fold,
+                    forbidden_in_joined, lfn_bytes_many, mirage_misreads_any)
 from .options import Options
 from .structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, DIR_ENTRY_SIZE, FAT_EPOCH
 
-__all__ = ["Geometry", "DirPlan", "FilePlan", "FatPlan", "plan", "cluster_size_for",
+__all__ = ["PlannedGeometry", "DirPlan", "FilePlan", "FatPlan", "plan", "cluster_size_for",
            "name_children",
            "MAX_FILE_SIZE", "MAX_DIR_ENTRIES", "ROOT_ALIGN_LIMIT"]
 
@@ -67,8 +66,14 @@ def cluster_size_for(fat_type: int, volume_bytes: int, sector_size: int) -> int:
 # -- geometry ------------------------------------------------------------------
 
 @record(frozen=True)
-class Geometry:
-    """Where everything of the volume is, in sectors of ``sector_size`` bytes."""
+class PlannedGeometry:
+    """Where everything of the planned volume is, in sectors of ``sector_size`` bytes.
+
+    The writer's side: what the planner chose, before any boot sector exists.
+    :class:`.geometry.Geometry` is the reader's side, the same volume as its boot
+    sector describes it (in bytes, with what else the BPB holds); the two agree on
+    every region of an image the writer made (tested).
+    """
 
     fat_type: int
     sector_size: int
@@ -137,7 +142,7 @@ def _fat_bytes(fat_type: int, clusters: int, ss: int, align: int, nfats: int,
 
 
 def _geometry(fat_type: int, ss: int, csize: int, opts: Options, root_entries: int,
-              clusters: Optional[int], size: Optional[int]) -> Optional[Geometry]:
+              clusters: Optional[int], size: Optional[int]) -> Optional[PlannedGeometry]:
     """The geometry for ``clusters`` data clusters (or the most that fit in ``size`` bytes)."""
     align = max(opts.align, ss)
     nfats = opts.fats
@@ -158,7 +163,7 @@ def _geometry(fat_type: int, ss: int, csize: int, opts: Options, root_entries: i
         total = (reserved_b + nfats * fat_b + root_b + clusters * csize) // ss
     if reserved_b // ss > 0xFFFF or root_b // DIR_ENTRY_SIZE > 0xFFFF:
         return None
-    return Geometry(fat_type, ss, csize // ss, reserved_b // ss, nfats, fat_b // ss,
+    return PlannedGeometry(fat_type, ss, csize // ss, reserved_b // ss, nfats, fat_b // ss,
                     root_b // DIR_ENTRY_SIZE, total, clusters)
 
 
@@ -228,7 +233,7 @@ class FatPlan:
     """A complete FAT volume, ready for :func:`blockimg.fat.writer.write`."""
 
     options: Options
-    geometry: Geometry
+    geometry: PlannedGeometry
     root: DirPlan
     dirs: Tuple[DirPlan, ...]          # subdirectories (and the FAT32 root) in cluster order
     files: Tuple[FilePlan, ...]
@@ -349,25 +354,38 @@ def _directories(tree: SourceTree, opts: Options):
     all at once (:meth:`InvalidInput.raise_all`).
     """
     problems: List[InvalidInput] = []
+    entries = tree.entries
+    root, by_path, kids, dirs = _tree_dirs(entries, problems)
+    keys = {path: _dir_keys(path, kids[path], opts.mirage, problems) for path in by_path}
+    InvalidInput.raise_all(problems)
+    nexts = _name_dirs(by_path, kids, keys, opts, problems)
+    InvalidInput.raise_all(problems)
+    # Files in tree order (every path once: a second one was refused while naming), each
+    # the next file of its directory (no map from every entry to its name: less memory).
+    DIR = Kind.DIR
+    files = [(nexts[e.path.rpartition("/")[0]](), e) for e in entries if e.kind is not DIR]
+    order = {e.path: i for i, e in enumerate(entries) if e.kind is DIR}
+    dirs.sort(key=lambda d: order.get(d.path, -1))
+    return root, dirs, files
+
+
+def _tree_dirs(entries: Sequence[SourceEntry], problems: List[InvalidInput]):
+    """``(root, {path: DirPlan}, {path: its entries}, [DirPlan])`` of the tree's entries;
+    entries FAT cannot hold (links, files of 4 GiB and more, a directory given twice) go
+    to ``problems``."""
     root = DirPlan("", FAT_EPOCH)
     by_path: Dict[str, DirPlan] = {"": root}
     kids: Dict[str, List[SourceEntry]] = {"": []}
     dirs: List[DirPlan] = []
-    entries = tree.entries
     FILE, DIR = Kind.FILE, Kind.DIR
     get_kids = kids.get
     for e in entries:
         kind = e.kind
         if kind is FILE:
             if e.size > MAX_FILE_SIZE:
-                problems.append(InvalidInput(
-                    f"is {human_size(e.size)}; FAT files must be smaller than 4 GiB (use "
-                    "--format tar for larger files)", path=e.path,
-                    rule="FAT file size < 4 GiB"))
-        elif kind is Kind.SYMLINK or kind is Kind.HARDLINK:
-            problems.append(InvalidInput(
-                f"is a {kind.value}; FAT cannot store links (build without --keep-links to "
-                "store copies of their targets)", path=e.path, rule="FAT has no links"))
+                _check_kind(e, problems)
+        elif kind is not DIR:
+            _check_kind(e, problems)
         path = e.path
         parent = path.rpartition("/")[0]       # e.parent
         siblings = get_kids(parent)
@@ -383,10 +401,30 @@ def _directories(tree: SourceTree, opts: Options):
             by_path[path] = d
             kids[path] = []
             dirs.append(d)
+    return root, by_path, kids, dirs
+
+
+def _check_kind(e: SourceEntry, problems: List[InvalidInput]) -> None:
+    """A file too large, or a link: the problem goes to ``problems``."""
+    kind = e.kind
+    if kind is Kind.FILE:
+        problems.append(InvalidInput(
+            f"is {human_size(e.size)}; FAT files must be smaller than 4 GiB (use "
+            "--format tar for larger files)", path=e.path,
+            rule="FAT file size < 4 GiB"))
+    elif kind is Kind.SYMLINK or kind is Kind.HARDLINK:
+        problems.append(InvalidInput(
+            f"is a {kind.value}; FAT cannot store links (build without --keep-links to "
+            "store copies of their targets)", path=e.path, rule="FAT has no links"))
+
+
+def _name_dirs(by_path: Dict[str, DirPlan], kids, keys, opts: Options,
+               problems: List[InvalidInput]) -> Dict[str, object]:
+    """Name every directory's children into its plan; returns, per directory path, a
+    function giving the next of its files' :class:`NamedEntry`. Directories with too
+    many entries go to ``problems``."""
     label = opts.label is not None and not opts.mirage
-    keys = {path: _dir_keys(path, kids[path], opts.mirage, problems) for path in by_path}
-    InvalidInput.raise_all(problems)
-    nexts = {}                  # directory path -> the next of its files' NamedEntry
+    nexts = {}
     for path, d in by_path.items():
         named = _name_children(path, kids[path], opts, keys[path])
         d.children += named
@@ -398,13 +436,7 @@ def _directories(tree: SourceTree, opts: Options):
             problems.append(InvalidInput(
                 f"directory needs {count} entries (long names take several)",
                 path=path or "/", rule=f"at most {MAX_DIR_ENTRIES} entries per FAT directory"))
-    InvalidInput.raise_all(problems)
-    # Files in tree order (every path once: a second one was refused while naming), each
-    # the next file of its directory (no map from every entry to its name: less memory).
-    files = [(nexts[e.path.rpartition("/")[0]](), e) for e in entries if e.kind is not DIR]
-    order = {e.path: i for i, e in enumerate(entries) if e.kind is DIR}
-    dirs.sort(key=lambda d: order.get(d.path, -1))
-    return root, dirs, files
+    return nexts
 
 
 def _implicit_dirs(path: str, by_path, kids, dirs) -> None:
@@ -517,18 +549,16 @@ def _plain_keys(names: List[str], mirage: bool) -> Optional[List[str]]:
     """The fold keys of a directory's names when every one is plain ASCII that no rule of
     :func:`check_name` objects to and no two collide; None when any needs a closer look."""
     joined = "/".join(names)        # a name never holds "/"
-    if not joined.isascii() or _BAD_ASCII_JOINED_RE.search(joined) is not None or \
+    if not joined.isascii() or forbidden_in_joined(joined) or \
             joined.endswith((".", " ")) or "./" in joined or " /" in joined or \
             max(map(len, names), default=0) > MAX_NAME_UNITS:
         return None
     keys = joined.upper().split("/") if names else []
     if len(set(keys)) != len(keys):
         return None
-    if mirage:
-        short_ci = _SHORT_CI_RE.fullmatch
-        for name in [n for n, k in zip(names, keys) if n == k]:
-            if short_ci(name) is None and ocaml_fat_reads_as_short(name):
-                return None
+    # Upper-case names (their own key) that Mirage looks up as 8.3 must be legal 8.3.
+    if mirage and mirage_misreads_any([n for n, k in zip(names, keys) if n == k]):
+        return None
     return keys
 
 
@@ -596,7 +626,8 @@ class _Needs:
 
 
 #: What to do when a tree is beyond FAT16, the only FAT type the Mirage FAT driver reads.
-MIRAGE_TOO_BIG = ("The Mirage FAT driver reads only FAT16 (at most 65524 clusters of "
+MIRAGE_TOO_BIG = (f"The Mirage FAT driver reads only FAT16 (at most {table.MAX_CLUSTERS[16]} "
+                  "clusters of "
                   "32 KiB, about 2 GiB): use --format tar (the Mirage tar driver reads any "
                   "size) or --target generic (FAT32, which the Mirage FAT driver cannot read)")
 
@@ -643,67 +674,87 @@ def _cluster_sizes(ss: int, opts: Options) -> List[int]:
     return out
 
 
-def _fit_type(t: int, ss: int, opts: Options, needs: _Needs, root_entries: int) -> Geometry:
-    lo, hi = table.MIN_CLUSTERS[t], table.MAX_CLUSTERS[t]
+def _fit_type(t: int, ss: int, opts: Options, needs: _Needs,
+              root_entries: int) -> PlannedGeometry:
+    """The geometry of a FAT``t`` volume for the content (raises what keeps it from one)."""
     sizes = _cluster_sizes(ss, opts)
     if t != 32 and root_entries > 0xFFFF - 0xFFFF % (ss // DIR_ENTRY_SIZE):
         raise InvalidInput(f"the root directory needs {root_entries} entries, more than "
                            f"FAT{t} can hold; use FAT32 or subdirectories", path="/",
                            rule="FAT12/16 root directory size")
     if opts.size is None:
-        default = cluster_size_for(t, needs.estimate, ss)
-        # The default size, larger if the content needs more clusters than the type allows,
-        # smaller (down to one sector) rather than padding the volume up to the minimum;
-        # padding (free clusters) only when even one-sector clusters are too few.
-        pick = padded = None
-        for c in [c for c in sizes if c >= default] + [c for c in sizes if c < default][::-1]:
-            n = needs.clusters(t, c)
-            if n > hi:
-                continue
-            if n >= lo:
-                pick = (c, n)
-                break
-            if padded is None or c < padded[0]:
-                padded = (c, n)
-        pick = pick or padded
-        if pick is None:
-            big = sizes[-1]
-            n = needs.clusters(t, big)
-            raise InvalidInput(f"the tree needs {n} clusters of {human_size(big)} "
-                               f"({human_size(n * big)}); FAT{t} allows at most {hi} "
-                               f"(about {human_size(hi * big)})", path="fat_type",
-                               rule=f"FAT{t} cluster count {lo}..{hi}")
-        c, n = pick
-        # A few extra clusters so the image length is a multiple of 4 KiB (or the
-        # alignment, if smaller): such an image also fits devices with larger sectors.
-        unit = max(ss, min(opts.align, 4096))
-        k = max(n, lo)
-        while True:
-            geo = _geometry(t, ss, c, opts, root_entries, k, None)
-            if geo is None:
-                raise InvalidInput("volume geometry out of range (too many reserved sectors "
-                                   "or root entries for this alignment)", path="align",
-                                   rule="FAT layout")
-            if geo.image_size % unit == 0 or k >= hi:
-                return geo
-            k += 1
-    # A fixed size: the default cluster size if it works, else the nearest that does.
+        c, n = _pick_cluster_size(t, ss, needs, sizes)
+        return _smallest_geometry(t, ss, c, opts, root_entries, n)
+    return _sized_geometry(t, ss, opts, needs, root_entries, sizes)
+
+
+def _pick_cluster_size(t: int, ss: int, needs: _Needs, sizes: List[int]) -> Tuple[int, int]:
+    """``(cluster size, clusters needed)`` for a volume of the content's own size.
+
+    The default size, larger if the content needs more clusters than the type allows,
+    smaller (down to one sector) rather than padding the volume up to the minimum;
+    padding (free clusters) only when even one-sector clusters are too few.
+    """
+    lo, hi = table.MIN_CLUSTERS[t], table.MAX_CLUSTERS[t]
+    default = cluster_size_for(t, needs.estimate, ss)
+    padded = None
+    for c in [c for c in sizes if c >= default] + [c for c in sizes if c < default][::-1]:
+        n = needs.clusters(t, c)
+        if n > hi:
+            continue
+        if n >= lo:
+            return c, n
+        if padded is None or c < padded[0]:
+            padded = (c, n)
+    if padded is None:
+        big = sizes[-1]
+        n = needs.clusters(t, big)
+        raise InvalidInput(f"the tree needs {n} clusters of {human_size(big)} "
+                           f"({human_size(n * big)}); FAT{t} allows at most {hi} "
+                           f"(about {human_size(hi * big)})", path="fat_type",
+                           rule=f"FAT{t} cluster count {lo}..{hi}")
+    return padded
+
+
+def _smallest_geometry(t: int, ss: int, c: int, opts: Options, root_entries: int,
+                       n: int) -> PlannedGeometry:
+    """The geometry of at least ``n`` clusters of ``c`` bytes (and the type's minimum).
+
+    A few extra clusters so the image length is a multiple of 4 KiB (or the
+    alignment, if smaller): such an image also fits devices with larger sectors.
+    """
+    lo, hi = table.MIN_CLUSTERS[t], table.MAX_CLUSTERS[t]
+    unit = max(ss, min(opts.align, 4096))
+    k = max(n, lo)
+    while True:
+        geo = _geometry(t, ss, c, opts, root_entries, k, None)
+        if geo is None:
+            raise InvalidInput("volume geometry out of range (too many reserved sectors "
+                               "or root entries for this alignment)", path="align",
+                               rule="FAT layout")
+        if geo.image_size % unit == 0 or k >= hi:
+            return geo
+        k += 1
+
+
+def _sized_geometry(t: int, ss: int, opts: Options, needs: _Needs, root_entries: int,
+                    sizes: List[int]) -> PlannedGeometry:
+    """A fixed size: the default cluster size if it works, else the nearest that does."""
+    lo, hi = table.MIN_CLUSTERS[t], table.MAX_CLUSTERS[t]
     default = cluster_size_for(t, opts.size, ss)
     ranked = sorted(sizes, key=lambda c: (abs(c.bit_length() - default.bit_length()), -c))
     shortfall = None
-    in_range = False
     for c in ranked:
         geo = _geometry(t, ss, c, opts, root_entries, None, opts.size)
         if geo is None or not lo <= geo.cluster_count <= hi:
             continue
-        in_range = True
         n = needs.clusters(t, c)
         if n <= geo.cluster_count:
             return geo
         short = (n - geo.cluster_count) * c
         if shortfall is None or short < shortfall[0]:
             shortfall = (short, c)
-    if in_range:
+    if shortfall is not None:
         short, c = shortfall
         raise DoesNotFit(f"the tree does not fit a {human_size(opts.size)} FAT{t} image "
                          f"(with {human_size(c)} clusters)", needed=opts.size + short,

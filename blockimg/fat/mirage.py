@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+from .structs import ATTR_LONG_NAME, DIR_ATTR, DIR_ENTRY_SIZE, LDIR_NAME_PIECES
+
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import List, Optional
@@ -37,11 +39,12 @@ def records(data) -> List[MRecord]:
     out: List[MRecord] = []
     slots = []
     data = bytes(data)
-    for off in range(0, len(data) - 31, 32):
-        e = data[off:off + 32]
-        if e[11] == 0x0F:
+    (n1, e1), (n2, e2), (n3, e3) = LDIR_NAME_PIECES
+    for off in range(0, len(data) - DIR_ENTRY_SIZE + 1, DIR_ENTRY_SIZE):
+        e = data[off:off + DIR_ENTRY_SIZE]
+        if e[DIR_ATTR] == ATTR_LONG_NAME:
             if not e[0] & 0x80:
-                slots.append((e[0] & 0x3F, e[1:11] + e[14:26] + e[28:32]))
+                slots.append((e[0] & 0x3F, e[n1:e1] + e[n2:e2] + e[n3:e3]))
             continue
         if e[0] == 0:
             break

@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import re
 import struct
 import zlib
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
@@ -22,12 +21,14 @@ if TYPE_CHECKING:
 from ..errors import InvalidInput
 from . import structs
 from .mirage import is_legal_dos_name
-from .structs import ATTR_LONG_NAME, LAST_LONG_ENTRY, NT_LOWER_BASE, NT_LOWER_EXT, STRUCT_FORMATS
+from .structs import (ATTR_LONG_NAME, DIR_ATTR, LAST_LONG_ENTRY, LDIR_CHKSUM, LDIR_NAME_PIECES,
+                      NT_LOWER_BASE, NT_LOWER_EXT, STRUCT_FORMATS)
 
 __all__ = ["SHORT_CHARS", "LFN_UNITS", "MAX_NAME_UNITS", "MAX_SLOTS", "is_short_name",
            "exact_short", "short_name_bytes", "parse_short", "lfn_checksum", "lfn_checksums",
            "lfn_bytes", "lfn_bytes_many", "ShortNames", "check_name",
-           "fold", "ocaml_fat_reads_as_short"]
+           "fold", "ocaml_fat_reads_as_short", "forbidden_in_joined",
+           "mirage_misreads_any"]
 
 #: Characters a short name may hold besides A-Z and 0-9 (spec section 6.1; ASCII only here).
 SHORT_SPECIALS = "$%'-_@~`!(){}^#&"
@@ -37,26 +38,37 @@ FORBIDDEN = '"*/:<>?\\|'
 LFN_UNITS = 13
 MAX_NAME_UNITS = 255
 MAX_SLOTS = 20
-#: The layout of ``structs.LfnEntry`` as a ``struct`` format: the same bytes, built faster.
+#: One long-name slot, packed with the format of ``structs.LAYOUTS["LfnEntry"]``.
 _LFN_1 = struct.Struct(STRUCT_FORMATS["LfnEntry"])
 assert _LFN_1.size == structs.SIZES["LfnEntry"]
 
-# Fast paths (the common, ASCII case), each equal to the general code below (tested).
-_SHORT_CLASS = "[" + re.escape("".join(sorted(SHORT_CHARS))) + "]"
-#: An all-upper-case legal 8.3 name: what ``is_short_name`` accepts.
-_SHORT_RE = re.compile(f"{_SHORT_CLASS}{{1,8}}(?:\\.{_SHORT_CLASS}{{1,3}})?")
-_SHORT_CI_CLASS = "[" + re.escape("".join(sorted(SHORT_CHARS))
-                                   + "abcdefghijklmnopqrstuvwxyz") + "]"
-#: A name that is a legal 8.3 name once upper-cased (ASCII): its short name is the
-#: upper-cased name itself when free (``_basis`` of it loses nothing).
-_SHORT_CI_RE = re.compile(f"{_SHORT_CI_CLASS}{{1,8}}(?:\\.{_SHORT_CI_CLASS}{{1,3}})?")
-#: An ASCII character no FAT name may hold (forbidden or control).
-_BAD_ASCII_RE = re.compile('[\x00-\x1f\x7f' + re.escape(FORBIDDEN) + ']')
-#: ``_BAD_ASCII_RE`` but for "/": searches names joined by "/" (no name holds one).
-_BAD_ASCII_JOINED_RE = re.compile('[\x00-\x1f\x7f' + re.escape(FORBIDDEN.replace("/", "")) + ']')
-#: An ASCII character (after upper-casing) that a short name cannot hold.
-_NOT_SHORT_RE = re.compile("[^" + re.escape("".join(sorted(SHORT_CHARS))) + "]")
-_TO_SHORT = {c: (chr(c) if chr(c) in SHORT_CHARS else "_") for c in range(128)}
+#: The compiled expressions of the ASCII fast paths, made on first use (compiling them
+#: is most of what importing this module would cost; reading an image needs none).
+_short_full = _short_ci_full = _bad_ascii = _bad_ascii_joined = _not_short = None
+_TO_SHORT: dict = {}
+
+
+def _compile() -> None:
+    """Compile the fast paths' expressions (each equal to the general code below, tested)."""
+    global _short_full, _short_ci_full, _bad_ascii, _bad_ascii_joined, _not_short
+    import re
+    _TO_SHORT.update({c: (chr(c) if chr(c) in SHORT_CHARS else "_") for c in range(128)})
+    short_class = "[" + re.escape("".join(sorted(SHORT_CHARS))) + "]"
+    short_ci_class = "[" + re.escape("".join(sorted(SHORT_CHARS))
+                                     + "abcdefghijklmnopqrstuvwxyz") + "]"
+    # An all-upper-case legal 8.3 name: what ``is_short_name`` accepts.
+    _short_full = re.compile(f"{short_class}{{1,8}}(?:\\.{short_class}{{1,3}})?").fullmatch
+    # A name that is a legal 8.3 name once upper-cased (ASCII): its short name is the
+    # upper-cased name itself when free (``_basis`` of it loses nothing).
+    _short_ci_full = re.compile(
+        f"{short_ci_class}{{1,8}}(?:\\.{short_ci_class}{{1,3}})?").fullmatch
+    # An ASCII character no FAT name may hold (forbidden or control); the same but for
+    # "/", to search names joined by "/" (no name holds one).
+    _bad_ascii = re.compile('[\x00-\x1f\x7f' + re.escape(FORBIDDEN) + ']').search
+    _bad_ascii_joined = re.compile(
+        '[\x00-\x1f\x7f' + re.escape(FORBIDDEN.replace("/", "")) + ']').search
+    # An ASCII character (after upper-casing) that a short name cannot hold.
+    _not_short = re.compile("[^" + re.escape("".join(sorted(SHORT_CHARS))) + "]").search
 
 
 # -- short names ---------------------------------------------------------------
@@ -72,7 +84,9 @@ def _split83(name: str) -> Optional[Tuple[str, str]]:
 
 def is_short_name(name: str) -> bool:
     """True for an all-upper-case legal 8.3 name (``README``, ``FAT.ML``): no LFN needed."""
-    return _SHORT_RE.fullmatch(name) is not None
+    if _short_full is None:
+        _compile()
+    return _short_full(name) is not None
 
 
 def exact_short(name: str) -> Optional[bytes]:
@@ -82,7 +96,9 @@ def exact_short(name: str) -> Optional[bytes]:
     Within a directory these forms are reserved before any ``~N`` alias is
     handed out (:class:`ShortNames`).
     """
-    if _SHORT_CI_RE.fullmatch(name) is None:
+    if _short_ci_full is None:
+        _compile()
+    if _short_ci_full(name) is None:
         return None
     base, _, ext = name.upper().partition(".")
     return (base.ljust(8) + ext.ljust(3)).encode("ascii")
@@ -113,7 +129,10 @@ def parse_short(raw: bytes, nt_res: int = 0, encoding: str = "cp437") -> str:
     return f"{base}.{ext}" if ext else base
 
 
-_ROR = bytes(((s & 1) << 7) | (s >> 1) for s in range(256))   # rotate a byte right by one
+#: Every byte rotated right by one bit: an even byte is halved, an odd one also gets bit 7.
+_ROR = bytearray(256)
+_ROR[0::2], _ROR[1::2] = range(128), range(128, 256)
+_ROR = bytes(_ROR)
 
 
 def lfn_checksum(short: bytes) -> int:
@@ -150,18 +169,26 @@ def lfn_checksums(shorts: bytes) -> bytes:
 
 # -- long names ----------------------------------------------------------------
 
+def _lfn_pad_str(n: int, always_terminate: bool) -> str:
+    """What follows ``n`` name units in the slots, as text: the U+0000 terminator (unless
+    ``n`` fills whole slots and ``always_terminate`` is false) and U+FFFF padding to whole
+    slots. It depends only on ``n % 13``: one shared object per distinct text."""
+    return _PAD_STRS[always_terminate][n % LFN_UNITS]
+
+
+def _pad_text(r: int, always_terminate: bool) -> str:
+    term = 1 if r or always_terminate else 0
+    return "\0" * term + "\uffff" * (-(r + term) % LFN_UNITS)
+
+
+_PAD_STRS = tuple([_pad_text(r, t) for r in range(LFN_UNITS)] for t in (False, True))
+
+
 def _lfn_pad(n: int, always_terminate: bool) -> bytes:
-    """What follows ``n`` name units in the slots: the terminator and 0xFFFF padding."""
-    pad = b""
-    if n % LFN_UNITS or always_terminate:
-        pad = b"\0\0"
-        n += 1
-    return pad + b"\xff\xff" * (-n % LFN_UNITS)
+    """:func:`_lfn_pad_str` as the UTF-16 bytes written."""
+    return _lfn_pad_str(n, always_terminate).encode("utf-16-le")
 
 
-#: Padding after n units (n < 2 slots' worth), without and with the Mirage terminator.
-_LFN_PADS = ([_lfn_pad(n, False) for n in range(2 * LFN_UNITS)],
-             [_lfn_pad(n, True) for n in range(2 * LFN_UNITS)])
 _LFN_2 = struct.Struct(STRUCT_FORMATS["LfnEntry"] + STRUCT_FORMATS["LfnEntry"][1:])
 
 
@@ -176,8 +203,7 @@ def lfn_bytes(name: str, short: bytes, always_terminate: bool,
     """
     raw = name.encode("utf-16-le", "surrogatepass")
     n = len(raw) >> 1
-    raw += _LFN_PADS[always_terminate][n] if n < 2 * LFN_UNITS else \
-        _lfn_pad(n, always_terminate)
+    raw += _lfn_pad(n, always_terminate)
     if chk is None:
         chk = lfn_checksum(short)
     if len(raw) == 26:
@@ -199,17 +225,17 @@ def lfn_bytes(name: str, short: bytes, always_terminate: bool,
 _SHARED: dict = {}      # one object per distinct padding text (the tables hold many refs)
 
 
-def _lfn_pad_str(n: int, always_terminate: bool) -> str:
-    """:func:`_lfn_pad` as text (U+0000, U+FFFF), to append before encoding."""
-    text = _lfn_pad(n, always_terminate).decode("utf-16-le")
-    return _SHARED.setdefault(text, text)
+def _lfn_counts(term: int) -> List[int]:
+    """Slots taken by a name of n units (0..255), without or with the Mirage terminator
+    (made on first use)."""
+    got = _LFN_COUNTS[term]
+    if not got:
+        pads = _PAD_STRS[term]
+        got += [(n + len(pads[n % LFN_UNITS])) // LFN_UNITS for n in range(MAX_NAME_UNITS + 1)]
+    return got
 
 
-_LFN_PAD_STRS = ([_lfn_pad_str(n, False) for n in range(MAX_NAME_UNITS + 1)],
-                 [_lfn_pad_str(n, True) for n in range(MAX_NAME_UNITS + 1)])
-#: Slots taken by a name of n units (0..255), without and with the Mirage terminator.
-_LFN_COUNTS = tuple([(n + len(_LFN_PAD_STRS[t][n])) // LFN_UNITS
-                     for n in range(MAX_NAME_UNITS + 1)] for t in (0, 1))
+_LFN_COUNTS: Tuple[List[int], List[int]] = ([], [])
 #: Below this many names of one slot count, :func:`lfn_bytes_many` builds them one by one.
 _LFN_BULK = 8
 
@@ -235,7 +261,7 @@ def lfn_bytes_many(names: List[str], shorts: List[bytes],
         # Too long, odd short names, or surrogate pairs: one by one (errors in order).
         return [lfn_bytes(n, s, always_terminate) for n, s in zip(names, shorts)]
     # From here on every name is at most 255 units: at most 20 slots, nothing to refuse.
-    counts = _LFN_COUNTS[term]
+    counts = _lfn_counts(term)
     ks = [counts[n] for n in lens]
     top = max(ks)
     if top <= 2 or ks.count(top) == len(ks):
@@ -251,6 +277,9 @@ def lfn_bytes_many(names: List[str], shorts: List[bytes],
     return out
 
 
+#: ``(first unit byte, start, end)`` of each name piece of a slot (``LDIR_Name1..3``).
+_NAME_PIECES = tuple((sum(e - s for s, e in LDIR_NAME_PIECES[:i]), start, stop)
+                     for i, (start, stop) in enumerate(LDIR_NAME_PIECES))
 _LFN_FILL: dict = {}    # (term, top) -> per name length: its padding, then filler slots
 
 
@@ -266,11 +295,12 @@ def _lfn_block(names: List[str], lens: List[int], shorts: List[bytes], ks: List[
     if m >= _LFN_BULK:
         pads = _LFN_FILL.get((term, top))
         if pads is None:
-            counts = _LFN_COUNTS[term]
+            counts = _lfn_counts(term)
             pads = _LFN_FILL[term, top] = [
                 _SHARED.setdefault(t, t) for t in (
                     p + "\0" * (LFN_UNITS * (top - counts[n])) if counts[n] <= top else p
-                    for n, p in enumerate(_LFN_PAD_STRS[term]))]
+                    for n, p in ((n, _lfn_pad_str(n, bool(term)))
+                                 for n in range(MAX_NAME_UNITS + 1)))]
         units = "".join([n + pads[k] for n, k in zip(names, lens)]).encode(
             "utf-16-le", "surrogatepass")
     if len(units) != 26 * top * m:      # few, or surrogate pairs (more units than chars)
@@ -291,14 +321,11 @@ def _lfn_block(names: List[str], lens: List[int], shorts: List[bytes], ks: List[
             table = bytearray([order]) * 256
             table[order] |= LAST_LONG_ENTRY
             buf[o::dst] = kb.translate(table)
-        for j in range(10):
-            buf[o + 1 + j::dst] = units[u + j::src]
-        buf[o + 11::dst] = bytes([ATTR_LONG_NAME]) * m
-        buf[o + 13::dst] = chks
-        for j in range(12):
-            buf[o + 14 + j::dst] = units[u + 10 + j::src]
-        for j in range(4):
-            buf[o + 28 + j::dst] = units[u + 22 + j::src]
+        for at, start, stop in _NAME_PIECES:      # each byte of the three name pieces
+            for j in range(stop - start):
+                buf[o + start + j::dst] = units[u + at + j::src]
+        buf[o + DIR_ATTR::dst] = bytes([ATTR_LONG_NAME]) * m
+        buf[o + LDIR_CHKSUM::dst] = chks
     data = bytes(buf)
     if uniform:
         return [data[i:i + dst] for i in range(0, dst * m, dst)]
@@ -325,7 +352,9 @@ def _basis_ascii(name: str) -> Tuple[str, str, bool]:
     if len(base) > 8 or len(ext) > 3 or base != stripped[:dot if dot >= 0 else None]:
         lossy = True
     b8, e3 = base[:8].upper(), ext[:3].upper()
-    if _NOT_SHORT_RE.search(b8) or _NOT_SHORT_RE.search(e3):
+    if _not_short is None:
+        _compile()
+    if _not_short(b8) or _not_short(e3):
         lossy = True
         b8, e3 = b8.translate(_TO_SHORT), e3.translate(_TO_SHORT)
     return b8 or "_", e3, lossy
@@ -415,6 +444,24 @@ class ShortNames:
 
 # -- checks ----------------------------------------------------------------------
 
+def mirage_misreads_any(names: Iterable[str]) -> bool:
+    """True when ocaml-fat would look one of ``names`` (ASCII) up as an 8.3 name that is not
+    a legal upper-case 8.3 name (spaces, extra dots): the rule :func:`check_name` applies
+    to each name with ``mirage``, for a directory at once."""
+    if _short_full is None:
+        _compile()
+    full = _short_full
+    return any(full(name) is None and ocaml_fat_reads_as_short(name) for name in names)
+
+
+def forbidden_in_joined(joined: str) -> bool:
+    """True when ``joined``, names joined by ``/``, holds an ASCII character that no FAT
+    name may hold (a control character or one of ``FORBIDDEN`` other than ``/``)."""
+    if _bad_ascii_joined is None:
+        _compile()
+    return _bad_ascii_joined(joined) is not None
+
+
 def fold(name: str) -> str:
     """The key FAT compares names by: each character upper-cased (length kept)."""
     if name.isascii():
@@ -434,8 +481,10 @@ def ocaml_fat_reads_as_short(name: str) -> bool:
 
 def check_name(name: str, *, path: str, mirage: bool) -> None:
     """Raise InvalidInput (naming ``path`` and the rule) unless FAT (or Mirage) can store it."""
+    if _bad_ascii is None:
+        _compile()
     if name.isascii() and len(name) <= MAX_NAME_UNITS and not name.endswith((".", " ")) \
-            and _BAD_ASCII_RE.search(name) is None:
+            and _bad_ascii(name) is None:
         # The common case: nothing below can object, except Mirage's 8.3 lookup rule.
         if mirage and ocaml_fat_reads_as_short(name) and not is_short_name(name):
             _check_name_general(name, path=path, mirage=mirage)

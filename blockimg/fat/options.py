@@ -53,25 +53,8 @@ class Options:
         if self.target not in TARGETS:
             raise InvalidInput(f"must be one of {', '.join(TARGETS)}, not "
                                f"{self.target}", path="target", rule="FAT target")
-        ft = self.fat_type
-        if isinstance(ft, str) and ft.isdigit():
-            ft = int(ft)
-            object.__setattr__(self, "fat_type", ft)
-        if ft not in ("auto", 12, 16, 32):
-            raise InvalidInput(f"must be auto, 12, 16 or 32, not {ft}",
-                               path="fat_type", rule="FAT type")
-        if self.target == "mirage" and ft not in ("auto", 16):
-            raise InvalidInput(f"the Mirage FAT driver reads only FAT16 (it misreads FAT{ft}); "
-                               "use --target generic for other types", path="fat_type",
-                               rule="Mirage target: FAT16 only")
-        ss = self.sector_size
-        if ss is None:
-            ss = 4096 if self.target == "mirage" else 512
-            object.__setattr__(self, "sector_size", ss)
-        if ss not in SECTOR_SIZES:
-            raise InvalidInput("must be 512, 1024, 2048 or 4096 (bytes), not "
-                               f"{ss}",
-                               path="sector_size", rule="FAT sector size")
+        self._check_type()
+        ss = self._check_sector_size()
         check_power_of_two("align", self.align, 1)
         if self.size is not None:
             if not isinstance(self.size, int) or self.size <= 0 or self.size % ss:
@@ -90,19 +73,49 @@ class Options:
             raise InvalidInput(f"must be a 32-bit number (0 to 0xFFFFFFFF), not "
                                f"{self.volume_id}",
                                path="volume_id", rule="volume serial")
-        if self.label is not None and self.target == "mirage":
+        if self.label is not None:
+            self._check_label()
+
+    def _check_type(self) -> None:
+        """``fat_type``: auto, 12, 16 or 32 (digits as text too); only 16 for Mirage."""
+        ft = self.fat_type
+        if isinstance(ft, str) and ft.isdigit():
+            ft = int(ft)
+            object.__setattr__(self, "fat_type", ft)
+        if ft not in ("auto", 12, 16, 32):
+            raise InvalidInput(f"must be auto, 12, 16 or 32, not {ft}",
+                               path="fat_type", rule="FAT type")
+        if self.target == "mirage" and ft not in ("auto", 16):
+            raise InvalidInput(f"the Mirage FAT driver reads only FAT16 (it misreads FAT{ft}); "
+                               "use --target generic for other types", path="fat_type",
+                               rule="Mirage target: FAT16 only")
+
+    def _check_sector_size(self) -> int:
+        """``sector_size``, its default filled in by target."""
+        ss = self.sector_size
+        if ss is None:
+            ss = 4096 if self.target == "mirage" else 512
+            object.__setattr__(self, "sector_size", ss)
+        if ss not in SECTOR_SIZES:
+            raise InvalidInput("must be 512, 1024, 2048 or 4096 (bytes), not "
+                               f"{ss}",
+                               path="sector_size", rule="FAT sector size")
+        return ss
+
+    def _check_label(self) -> None:
+        """``label``: generic target only, stored upper case."""
+        if self.target == "mirage":
             raise InvalidInput("the Mirage target writes no volume-label entry (the Mirage "
                                "driver lists it as an empty file), and fsck.fat rejects a "
                                "boot-sector label without one; use --target generic for a "
                                "label", path="label", rule="Mirage target: no volume label")
-        if self.label is not None:
-            lab = self.label.upper()
-            if not 1 <= len(lab) <= 11 or any(c not in LABEL_CHARS for c in lab) \
-                    or lab.startswith(" "):
-                raise InvalidInput(f"must be 1 to 11 characters from A-Z 0-9 space "
-                                   f"$%'-_@~`!(){{}}^#&, not starting with a space: "
-                                   f"{self.label!r}", path="label", rule="FAT volume label")
-            object.__setattr__(self, "label", lab)
+        lab = self.label.upper()
+        if not 1 <= len(lab) <= 11 or any(c not in LABEL_CHARS for c in lab) \
+                or lab.startswith(" "):
+            raise InvalidInput(f"must be 1 to 11 characters from A-Z 0-9 space "
+                               f"$%'-_@~`!(){{}}^#&, not starting with a space: "
+                               f"{self.label!r}", path="label", rule="FAT volume label")
+        object.__setattr__(self, "label", lab)
 
     @property
     def mirage(self) -> bool:

@@ -7,9 +7,10 @@ struct has a fixed size, asserted when they are made. Also here: the
 attribute bits and the FAT date/time codec (UTC, clamped to 1980..2107).
 
 From ``LAYOUTS`` come the :mod:`struct` formats (``STRUCT_FORMATS``), field
-names (``FIELDS``), sizes, field offsets (``OFFSETS``) and the construct
-declarations (``structs.BPB`` etc., made on first use through the module's
-``__getattr__``, so building and reading an image never import construct).
+names (``FIELDS``), sizes, field offsets (``OFFSETS``, and the few named
+offsets the hot loops index bytes with) and, for the tests, the construct
+declarations (``tests/helpers/fat_construct.py``): the library packs and
+unpacks with :mod:`struct` only.
 """
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ if TYPE_CHECKING:
     from typing import Dict, Tuple
 
 __all__ = [
-    "BPB", "EBPB", "BPB32", "BootSector16", "BootSector32", "FSInfo", "DirEntry", "LfnEntry",
     "ATTR_READ_ONLY", "ATTR_HIDDEN", "ATTR_SYSTEM", "ATTR_VOLUME_ID", "ATTR_DIRECTORY",
     "ATTR_ARCHIVE", "ATTR_LONG_NAME", "ATTR_LONG_NAME_MASK", "LAST_LONG_ENTRY",
-    "NT_LOWER_BASE", "NT_LOWER_EXT", "DIR_ENTRY_SIZE", "SIGNATURE",
+    "NT_LOWER_BASE", "NT_LOWER_EXT", "DIR_ENTRY_SIZE", "DOT", "DOTDOT", "SIGNATURE",
     "FSI_LEAD_SIG", "FSI_STRUC_SIG", "FSI_TRAIL_SIG", "FSI_UNKNOWN",
     "fat_datetime", "unix_time", "FAT_EPOCH", "FAT_END",
     "LAYOUTS", "STRUCT_FORMATS", "FIELDS", "SIZES", "OFFSETS", "unpack",
+    "DIR_ATTR", "LDIR_CHKSUM", "LDIR_NAME_PIECES", "SIGNATURE_AT", "field_format",
 ]
 
 SIGNATURE = b"\x55\xaa"
@@ -51,11 +52,14 @@ LAST_LONG_ENTRY = 0x40
 NT_LOWER_BASE = 0x08
 NT_LOWER_EXT = 0x10
 DIR_ENTRY_SIZE = 32
+#: The DIR_Name of a subdirectory's first two entries.
+DOT = b".          "
+DOTDOT = b"..         "
 
 #: Every on-disk structure, declared once: its fields in order, each with a :mod:`struct`
 #: code (``B``/``H``/``I`` little-endian integers, ``Ns`` N bytes) or, in the two boot
 #: sectors, the name of a structure nested there. ``STRUCT_FORMATS``, ``FIELDS``,
-#: ``SIZES``, ``OFFSETS`` and the construct declarations are all derived from it.
+#: ``SIZES``, ``OFFSETS`` (and the construct declarations of the tests) are derived from it.
 LAYOUTS: Dict[str, Tuple[Tuple[str, str], ...]] = {
     # The BIOS parameter block shared by FAT12/16/32: bytes 0..35 of sector 0.
     "BPB": (("BS_jmpBoot", "3s"), ("BS_OEMName", "8s"), ("BPB_BytsPerSec", "H"),
@@ -128,24 +132,32 @@ OFFSETS: Dict[str, Dict[str, int]] = {name: _offsets(name) for name in LAYOUTS}
 assert SIZES["DirEntry"] == SIZES["LfnEntry"] == DIR_ENTRY_SIZE
 assert SIZES["BootSector16"] == SIZES["BootSector32"] == SIZES["FSInfo"] == 512
 
-_DECLARED = tuple(LAYOUTS)
+
+def _span(name: str, field: str) -> Tuple[int, int]:
+    """``(start, end)`` of a field in its structure."""
+    start = OFFSETS[name][field]
+    code = next(c for f, c in LAYOUTS[name] if f == field)
+    return start, start + _size(code)
 
 
-def _declare() -> Dict[str, object]:
-    """The construct declarations, made from ``LAYOUTS`` (imported and made once, on first
-    use; the library itself packs and unpacks with :mod:`struct`)."""
-    from construct import Bytes, Int8ul, Int16ul, Int32ul, Struct
+def field_format(name: str, first: str, last: str) -> str:
+    """The :mod:`struct` format of the fields ``first`` to ``last`` (inclusive) of the flat
+    layout ``name``: ``field_format("DirEntry", "DIR_FstClusLO", "DIR_FileSize") == "<HI"``."""
+    names = FIELDS[name]
+    codes = [code for _, code in LAYOUTS[name]]
+    return "<" + "".join(codes[names.index(first):names.index(last) + 1])
 
-    ints = {"B": Int8ul, "H": Int16ul, "I": Int32ul}
-    out: Dict[str, object] = {}
-    for name, fields in LAYOUTS.items():        # nested layouts come before their users
-        out[name] = Struct(*[
-            field / (out[code] if code in LAYOUTS else ints.get(code) or Bytes(int(code[:-1])))
-            for field, code in fields])
-    for name, st in out.items():
-        assert st.sizeof() == SIZES[name], (name, st.sizeof())
-    return out
 
+#: Byte offsets the hot loops index directory entries with (from ``LAYOUTS``): the
+#: attribute byte (shared by short entries and long-name slots) and a slot's checksum.
+DIR_ATTR = OFFSETS["DirEntry"]["DIR_Attr"]
+assert DIR_ATTR == OFFSETS["LfnEntry"]["LDIR_Attr"]
+LDIR_CHKSUM = OFFSETS["LfnEntry"]["LDIR_Chksum"]
+#: ``(start, end)`` of the three pieces of a long-name slot's 13 UTF-16 units, in order.
+LDIR_NAME_PIECES = tuple(_span("LfnEntry", f) for f in ("LDIR_Name1", "LDIR_Name2", "LDIR_Name3"))
+#: Where the 0x55 0xAA signature sits in a boot sector.
+SIGNATURE_AT = OFFSETS["BootSector16"]["Signature_word"]
+assert SIGNATURE_AT == OFFSETS["BootSector32"]["Signature_word"]
 
 _RECORDS: Dict[str, tuple] = {}
 
@@ -153,9 +165,8 @@ _RECORDS: Dict[str, tuple] = {}
 def unpack(name: str, data) -> tuple:
     """Decode the first bytes of ``data`` as the flat layout ``name`` (a field in ``FIELDS``).
 
-    A named tuple with the declaration's field names and values (what
-    ``<name>.parse`` gives, tested), decoded with :mod:`struct` so that
-    reading an image does not import construct.
+    A named tuple with the layout's field names and values (what the construct
+    declaration's ``parse`` gives, tested), decoded with :mod:`struct`.
     """
     made = _RECORDS.get(name)
     if made is None:
@@ -165,15 +176,6 @@ def unpack(name: str, data) -> tuple:
                                  namedtuple(name, FIELDS[name]))
     codec, record = made
     return record._make(codec.unpack_from(data))
-
-
-def __getattr__(name: str):
-    # PEP 562: BPB, EBPB, BPB32, BootSector16, BootSector32, FSInfo, DirEntry, LfnEntry.
-    if name in _DECLARED:
-        made = _declare()
-        globals().update(made)
-        return made[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- timestamps --------------------------------------------------------------

@@ -189,16 +189,40 @@ def run_table_bytes(rt) -> bytes:
 
 def boot_sector_construct(plan) -> bytes:
     """``writer.boot_sector`` built by the construct declaration (imports construct)."""
-    from blockimg.fat import structs
     from blockimg.fat.writer import boot_values
-    decl = structs.BootSector32 if plan.geometry.fat_type == 32 else structs.BootSector16
+    from helpers import fat_construct
+    decl = fat_construct.BootSector32 if plan.geometry.fat_type == 32 else \
+        fat_construct.BootSector16
     raw = decl.build(boot_values(plan))
     return raw + bytes(plan.geometry.sector_size - len(raw))
 
 
 def fsinfo_sector_construct(plan) -> bytes:
     """``writer.fsinfo_sector`` built by the construct declaration (imports construct)."""
-    from blockimg.fat import structs
     from blockimg.fat.writer import fsinfo_values
-    raw = structs.FSInfo.build(fsinfo_values(plan))
+    from helpers import fat_construct
+    raw = fat_construct.FSInfo.build(fsinfo_values(plan))
     return raw + bytes(plan.sector_size - len(raw))
+
+
+# -- named entries the plain way (the planner makes them without __init__) --------------
+
+def file_attr(mode: int, is_dir: bool) -> int:
+    """DIR_Attr for an entry: directory or archive, read-only when no write bit is set."""
+    from blockimg.fat.structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY
+    attr = ATTR_DIRECTORY if is_dir else ATTR_ARCHIVE
+    if not mode & 0o222:
+        attr |= ATTR_READ_ONLY
+    return attr
+
+
+def make_named(name: str, short: bytes, *, attr: int, mtime: int, size: int,
+               always_terminate: bool, source=None, lfn: Optional[bool] = None):
+    """A ``directory.NamedEntry`` through its constructor; ``lfn``: whether the name gets
+    LFN slots (every name that is not an all-upper-case legal 8.3 name, when None)."""
+    from blockimg.fat.directory import NamedEntry
+    from blockimg.fat.names import is_short_name, lfn_bytes
+    if lfn is None:
+        lfn = not is_short_name(name)
+    slots = [lfn_bytes(name, short, always_terminate)] if lfn else []
+    return NamedEntry(name, short, slots, attr, mtime, size, source)

@@ -7,7 +7,8 @@ from blockimg.errors import DoesNotFit, InvalidInput
 from blockimg.fat import Options, plan
 from blockimg.fat import table
 from blockimg.fat.layout import cluster_size_for
-from blockimg.fat.structs import DirEntry, fat_datetime
+from blockimg.fat.structs import fat_datetime
+from helpers.fat_construct import DirEntry
 from blockimg.source import Kind, SourceEntry, SourceTree, from_pairs
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -252,3 +253,24 @@ def test_duplicate_paths_refused():
     e = SourceEntry("a", Kind.FILE, size=1, data=b"x")
     with pytest.raises(InvalidInput, match="given twice"):
         plan(SourceTree((e, e)), Options())
+
+
+@pytest.mark.parametrize("fat_type,align,ss", [(12, 4096, 512), (16, 4096, 4096), (16, 512, 512),
+                                               (32, 4096, 512), (32, 1 << 20, 4096)])
+def test_planned_geometry_is_what_the_boot_sector_says(fat_type, align, ss):
+    """The planner's geometry (sectors) and the reader's (bytes, from the boot sector the
+    writer packs) describe the same regions."""
+    from blockimg.fat import geometry
+    from blockimg.fat.writer import boot_sector
+    p = plan(from_pairs([("a/b.txt", b"x" * 5000), ("README", b"r")]),
+             Options(target="generic", fat_type=fat_type, align=align, sector_size=ss))
+    want = p.geometry
+    got = geometry.parse(boot_sector(p), want.image_size)
+    assert (got.fat_type, got.bytes_per_sector, got.cluster_size, got.cluster_count,
+            got.num_fats, got.fat_bytes, got.root_entries, got.volume_bytes) == \
+        (want.fat_type, want.sector_size, want.cluster_size, want.cluster_count,
+         want.num_fats, want.fat_bytes, want.root_entries, want.image_size)
+    assert [got.fat_copy_offset(i) for i in range(got.num_fats)] == \
+        [want.fat_offset(i) for i in range(want.num_fats)]
+    assert (got.root_offset, got.data_offset, got.cluster_offset(7)) == \
+        (want.root_offset, want.data_offset, want.cluster_offset(7))

@@ -10,7 +10,8 @@ from blockimg.errors import InvalidInput
 from blockimg.fat import Options, plan, write
 from blockimg.fat.mirage import short_lookup
 from blockimg.fat.names import lfn_checksum
-from blockimg.fat.structs import ATTR_LONG_NAME, ATTR_VOLUME_ID, BootSector16
+from blockimg.fat.structs import ATTR_LONG_NAME, ATTR_VOLUME_ID
+from helpers.fat_construct import BootSector16
 from blockimg.source import Kind, SourceEntry, SourceTree, from_pairs
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -180,3 +181,30 @@ def test_boot_sector_and_geometry(ss):
     assert len(img) % 4096 == 0                                     # also fits 4K devices
     assert (p.cluster_count == (bs.bpb.BPB_TotSec16 or bs.bpb.BPB_TotSec32)
             // bs.bpb.BPB_SecPerClus - p.geometry.data_sector // bs.bpb.BPB_SecPerClus)
+
+
+#: ASCII names on both sides of ocaml-fat's "look it up as 8.3" rule (issue 13 point 7).
+RULE_NAMES = ["A..B", "X..Y.Z", "AB..C", "A...B", "A B", ".HIDDEN", "MY FILE.TXT", "A B.TXT",
+              ".A.B", "..AB", "A.B", "README", "~$!.{}", "readme.txt", "a..b", "A.B.C",
+              "ABCDEFGHI", "A.BCDE", "AB+C", "A;B", "A=B.TXT", "A,B", "A[1]"]
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_writer_and_checker_share_the_8_3_lookup_rule(name):
+    """One rule, both ways: the Mirage writer refuses a name exactly when ``check --target
+    mirage`` of an image holding it (written by the generic target) says ocaml-fat cannot
+    find it."""
+    from blockimg.fat import check, open_image
+    try:
+        plan(from_pairs([(name, b"x")]), Options())
+        refused = False
+    except InvalidInput as e:
+        assert "8.3" in str(e), e
+        refused = True
+    p = plan(from_pairs([(name, b"x")]), Options(target="generic", sector_size=4096,
+                                                fat_type=16))
+    dev = MemoryDevice(p.image_size, sector_size=4096)
+    write(p, dev)
+    problems = check(open_image(dev), target="mirage")
+    missed = [m for m in problems if f"cannot find {name}:" in m]
+    assert bool(missed) == refused, (refused, problems)

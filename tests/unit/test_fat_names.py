@@ -183,3 +183,44 @@ def test_ocaml_lookup_agrees_with_short_names():
     for name in ["readme", "Makefile", "a.b.c", "LONGNAME1", "A.TOOL"]:
         assert short_lookup(name.encode()) is None
         assert not n.ocaml_fat_reads_as_short(name)
+
+
+_FIRST_CALLS = {
+    "is_short_name": "n.is_short_name('README.TXT'), n.is_short_name('a b')",
+    "exact_short": "n.exact_short('index.txt'), n.exact_short('a b')",
+    "check_name": "n.check_name('ok.txt', path='p', mirage=True)",
+    "forbidden_in_joined": "n.forbidden_in_joined('a/b'), n.forbidden_in_joined('a/b?')",
+    "ShortNames": "n.ShortNames().generate('my file+.txt'), n.ShortNames().generate('x.y')",
+}
+
+
+@pytest.mark.parametrize("first", sorted(_FIRST_CALLS))
+def test_import_compiles_nothing_and_each_entry_point_works_first(first):
+    """Importing the module compiles no regular expression (issue 16: no work at import
+    time); whichever entry point runs first compiles them and answers as usual."""
+    import subprocess
+    import sys
+    code = ("import re\nimport blockimg.fat.mirage, blockimg.fat.structs\n"   # its imports
+            "compiled = []\nreal = re.compile\n"
+            "re.compile = lambda *a, **k: compiled.append(a) or real(*a, **k)\n"
+            "from blockimg.fat import names as n\n"
+            "assert compiled == [], compiled\n"
+            f"print(repr(({_FIRST_CALLS[first]},)))\n"
+            "assert compiled, 'nothing compiled'\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == repr(eval(f"({_FIRST_CALLS[first]},)"))
+
+
+@pytest.mark.parametrize("name", ["A B", ".HIDDEN", "MY FILE.TXT", "A..B", "X..Y.Z", ".A.B",
+                                  "README", "A.B", "ABCDEFGHI", "A.B.C", "~$!.{}", "A+B"])
+def test_mirage_misreads_any_is_check_names_rule(name):
+    """The planner's whole-directory test and check_name's per-name rule agree."""
+    try:
+        n.check_name(name, path=name, mirage=True)
+        refused = False
+    except InvalidInput as e:
+        assert "8.3" in str(e)
+        refused = True
+    assert n.mirage_misreads_any([name]) == refused
+    assert n.mirage_misreads_any(["README", name, "OK.TXT"]) == refused

@@ -16,7 +16,8 @@ from blockimg.fat.dirents import parse_directory
 from blockimg.fat.names import lfn_checksum
 from helpers.fat_reference import build_lfn
 from blockimg.fat.reader import FatImage
-from blockimg.fat.structs import DirEntry, fat_datetime
+from blockimg.fat.structs import fat_datetime
+from helpers.fat_construct import DirEntry
 
 
 def short_entry(name11: bytes, *, attr=0x20, nt=0, cluster=0, size=0, date=0x4362,

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import fat_construct
 from helpers import fat_reference as ref
 
 from blockimg.fat import Options as FatOptions
@@ -92,7 +93,7 @@ def _fields(decl):
 
 @pytest.mark.parametrize("name", sorted(structs.STRUCT_FORMATS))
 def test_struct_formats_match_declarations(name):
-    decl = getattr(structs, name)
+    decl = fat_construct.DECLARATIONS[name]
     fmt = struct.Struct(structs.STRUCT_FORMATS[name])
     assert fmt.size == decl.sizeof() == structs.SIZES[name]
     if name in ("BootSector16", "BootSector32"):
@@ -113,7 +114,7 @@ def test_struct_formats_match_declarations(name):
 @pytest.mark.parametrize("name", sorted(structs.FIELDS))
 def test_unpack_matches_construct_parse(name):
     """The reader's struct decoding gives the declaration's fields and values."""
-    decl = getattr(structs, name)
+    decl = fat_construct.DECLARATIONS[name]
     assert structs.FIELDS[name] == tuple(_fields(decl))
     rng = random.Random(name)
     for _ in range(50):
