@@ -8,10 +8,11 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import List, Optional
 
-from .structs import (ATTR_DIRECTORY, ATTR_VOLUME_ID, DIR_ENTRY_SIZE, DOT, DOTDOT, OFFSETS,
-                      STRUCT_FORMATS, fat_datetime, field_format)
+from .structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, ATTR_VOLUME_ID,
+                      DIR_ENTRY_SIZE, DOT, DOTDOT, OFFSETS, STRUCT_FORMATS, fat_datetime, field_format)
 
-__all__ = ["pack_entry", "dot_entries", "label_entry", "NamedEntry", "children_bytes"]
+__all__ = ["pack_entry", "dot_entries", "label_entry", "NamedEntry", "children_bytes",
+           "file_attr"]
 
 #: One short entry, packed with the format of ``structs.LAYOUTS["DirEntry"]``.
 _ENTRY = struct.Struct(STRUCT_FORMATS["DirEntry"])
@@ -45,6 +46,12 @@ def label_entry(label: str, mtime: int) -> bytes:
     return pack_entry(label.ljust(11).encode("ascii"), ATTR_VOLUME_ID, 0, 0, mtime)
 
 
+def file_attr(mode: int, is_dir: bool) -> int:
+    """DIR_Attr of an entry: directory or archive, read-only when no write bit is set."""
+    attr = ATTR_DIRECTORY if is_dir else ATTR_ARCHIVE
+    return attr if mode & 0o222 else attr | ATTR_READ_ONLY
+
+
 class NamedEntry:
     """One child of a directory: its name, short name and LFN slots (fixed before placement).
 
@@ -69,6 +76,11 @@ class NamedEntry:
     @property
     def name(self) -> str:
         return self.source.name if self._name is None else self._name
+
+    @property
+    def slots(self) -> int:
+        """Directory entries this child takes (LFN slots + the short entry)."""
+        return len(self.lfn_bytes) // DIR_ENTRY_SIZE + 1
 
     def to_bytes(self) -> bytes:
         return self.lfn_bytes + pack_entry(self.short, self.attr, self.cluster, self.size,

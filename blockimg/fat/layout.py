@@ -27,11 +27,11 @@ from ..record import field, record
 from ..source import Kind, SourceEntry, SourceTree
 from ..units import align_up, ceil_div, human_size
 from . import table
-from .directory import NamedEntry, children_bytes, dot_entries, label_entry
+from .directory import NamedEntry, children_bytes, dot_entries, file_attr, label_entry
 from .names import (MAX_NAME_UNITS, ShortNames, check_name, exact_short, fold,
                     forbidden_in_joined, lfn_bytes_many, mirage_misreads_any)
 from .options import Options
-from .structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY, DIR_ENTRY_SIZE, FAT_EPOCH
+from .structs import ATTR_DIRECTORY, DIR_ENTRY_SIZE, FAT_EPOCH
 
 __all__ = ["PlannedGeometry", "DirPlan", "FilePlan", "FatPlan", "plan", "cluster_size_for",
            "name_children",
@@ -533,10 +533,10 @@ def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options,
         n.short = short
         n.lfn_bytes = next(lfns) if long else b""
         if e.kind is DIR:
-            n.attr = ATTR_DIRECTORY if e.mode & 0o222 else ATTR_DIRECTORY | ATTR_READ_ONLY
+            n.attr = file_attr(e.mode, True)
             n.size = 0
         else:
-            n.attr = ATTR_ARCHIVE if e.mode & 0o222 else ATTR_ARCHIVE | ATTR_READ_ONLY
+            n.attr = file_attr(e.mode, False)
             n.size = e.size
         n.mtime = e.mtime
         n.cluster = 0

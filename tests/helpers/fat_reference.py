@@ -207,15 +207,6 @@ def fsinfo_sector_construct(plan) -> bytes:
 
 # -- named entries the plain way (the planner makes them without __init__) --------------
 
-def file_attr(mode: int, is_dir: bool) -> int:
-    """DIR_Attr for an entry: directory or archive, read-only when no write bit is set."""
-    from blockimg.fat.structs import ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READ_ONLY
-    attr = ATTR_DIRECTORY if is_dir else ATTR_ARCHIVE
-    if not mode & 0o222:
-        attr |= ATTR_READ_ONLY
-    return attr
-
-
 def make_named(name: str, short: bytes, *, attr: int, mtime: int, size: int,
                always_terminate: bool, source=None, lfn: Optional[bool] = None):
     """A ``directory.NamedEntry`` through its constructor; ``lfn``: whether the name gets

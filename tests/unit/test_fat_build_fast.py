@@ -20,7 +20,7 @@ from blockimg.block.file import FileDevice
 from blockimg.copier import Copier
 from blockimg.errors import InvalidInput, SourceChanged
 from blockimg.fat import Options, layout, names, plan, write
-from blockimg.fat.directory import NamedEntry, children_bytes
+from blockimg.fat.directory import NamedEntry, children_bytes, file_attr
 from blockimg.source import Kind, SourceEntry, walk
 
 ALPHABET = "abcXYZ0129 .-_~$%'@!(){}^#&`é中\U0001F600*?:\x01"
@@ -51,7 +51,7 @@ def _name_children_general(dir_path, entries, opts, keys=None):
     for e, name, ok, mine in zip(entries, given, short_ok, own):
         short = mine if mine is not None else gen.generate(name)
         is_dir = e.kind is DIR
-        out.append(ref.make_named(name, short, attr=ref.file_attr(e.mode, is_dir),
+        out.append(ref.make_named(name, short, attr=file_attr(e.mode, is_dir),
                                   mtime=e.mtime, size=0 if is_dir else e.size,
                                   always_terminate=mirage, source=e, lfn=not ok))
     return out
