@@ -96,19 +96,12 @@ def _number(block: bytes, field: slice, name: str, offset: int, base256: list) -
         value = decode_number(raw)
     except ValueError as e:
         raise _corrupt(str(e), offset + field.start, name) from None
-    if is_base256(raw):
+    if raw[0] >= 0x80 and is_base256(raw):             # (the first test: octal is ASCII)
         base256.append(name)
         if not -MAX_INT <= value <= MAX_INT or (name == "size" and value < 0):
             raise _corrupt(f"{name} {value} is out of range", offset + field.start, name,
                            value)
     return value
-
-
-def _flavour(block: bytes) -> str:
-    magic = block[MAGIC_VERSION]
-    if magic[:6] == _USTAR:
-        return "ustar"
-    return "gnu" if magic == GNU_MAGIC else "v7"
 
 
 def _kind(typeflag: int, name: bytes, note: Optional[str]) -> Tuple[str, Optional[str]]:
@@ -177,7 +170,14 @@ class Decoder:
                                              "stop reading here, Mirage reads on (an interrupted "
                                              "'blockimg update' leaves one: run it again)"))
             self.zero_at = None
-        self._verify(block, offset)
+        try:
+            stored, ok = stored_checksum(block)
+        except ValueError:
+            raise _corrupt("header checksum field is not a number (not a tar header?)",
+                           offset + CHKSUM.start, "chksum", block[CHKSUM]) from None
+        if not ok:
+            raise _corrupt(f"header checksum {stored} does not match the header's bytes "
+                           f"({checksums(block)[0]})", offset + CHKSUM.start, "chksum", stored)
         ext = _EXTENDED.get(block[TYPE_AT])
         if ext is not None:
             return READ, self._extended(ext, block, offset)
@@ -216,17 +216,6 @@ class Decoder:
         self.zero_at = offset
         return ZERO, None
 
-    @staticmethod
-    def _verify(block: bytes, offset: int) -> None:
-        try:
-            stored, ok = stored_checksum(block)
-        except ValueError:
-            raise _corrupt("header checksum field is not a number (not a tar header?)",
-                           offset + CHKSUM.start, "chksum", block[CHKSUM]) from None
-        if not ok:
-            raise _corrupt(f"header checksum {stored} does not match the header's bytes "
-                           f"({checksums(block)[0]})", offset + CHKSUM.start, "chksum", stored)
-
     def _extended(self, ext: str, block: bytes, offset: int) -> int:
         size = _number(block, SIZE, "size", offset, [])
         if size > self.max_payload:
@@ -247,23 +236,22 @@ class Decoder:
         name = header_path(block)
         i = block.find(NUL, LINKNAME.start, LINKNAME.stop)
         link = block[LINKNAME.start:i] if i >= 0 else block[LINKNAME]
-        flavour = _flavour(block)
+        magic = block[MAGIC_VERSION]
+        flavour = "ustar" if magic[:6] == _USTAR else "gnu" if magic == GNU_MAGIC else "v7"
         self.flavours.add(flavour)
         if base256:
             self.flavours.add("gnu")
         note = None
-        if self._pax or self.global_records or self._longname is not None or \
-                self._longlink is not None:
-            name, link, size, mtime, note = self._extend(name, link, size, mtime, offset)
-        kind, note = _kind(block[TYPE_AT], name, note)
         chain = self._chain
-        member = Member(chain[0][1] if chain else offset, offset,
-                        name.decode("utf-8", "surrogateescape"),
-                        link.decode("utf-8", "surrogateescape"), block[TYPEFLAG], kind, size,
-                        mtime, mode & 0o7777, tuple(chain), tuple(base256), flavour, note)
-        if chain:
+        if chain or self.global_records:        # (long names and pax records come in a chain)
+            name, link, size, mtime, note = self._extend(name, link, size, mtime, offset)
             self._chain = []
-        return member
+        kind, note = _kind(block[TYPE_AT], name, note)
+        return Member(chain[0][1] if chain else offset, offset,
+                      name.decode("utf-8", "surrogateescape"),
+                      link.decode("utf-8", "surrogateescape") if link else "", block[TYPEFLAG],
+                      kind, size, mtime, mode & 0o7777, tuple(chain), tuple(base256), flavour,
+                      note)
 
     def _extend(self, name: bytes, link: bytes, size: int, mtime: int, offset: int):
         """``(name, link, size, mtime, note)`` after the pending GNU long names and pax

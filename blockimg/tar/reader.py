@@ -86,19 +86,16 @@ class _Window:
         return self.buf[:n]
 
 
-def clean_key(name) -> bool:
-    """Is the member path ``name`` (str or bytes, less a trailing ``/``) its own index
-    key? Not when it is empty, absolute, ``.``-led or holds ``//`` or ``/.``: those
+def clean_key(name: str) -> bool:
+    """Is the member path ``name`` (less a trailing ``/``) its own index key? Not when it
+    is empty, absolute, ``.``-led or holds ``//`` or ``/.``: those
     :func:`~blockimg.image.normalize_member_path` decides."""
-    dot, slash = (".", "/") if isinstance(name, str) else (b".", b"/")
-    # (find, not ``in``: for bytes, ``b"//" in name`` first tries b"//" as an int.)
-    return bool(name) and not name.startswith((dot, slash)) and \
-        name.find(slash + slash) < 0 and name.find(slash + dot) < 0
+    return bool(name) and name[0] not in "./" and "//" not in name and "/." not in name
 
 
-def _unrelated_size(block: bytes, want: bytes, below: bytes) -> Optional[int]:
+def _unrelated_size(block: bytes, want: str, below: str) -> Optional[int]:
     """The data size of the member the header ``block`` describes, when it cannot decide
-    the lookup of ``want`` (``below`` is ``want + b"/"``): a valid header of a file,
+    the lookup of ``want`` (``below`` is ``want + "/"``): a valid header of a file,
     directory or link whose clean name is not ``want``, above it or below it. None
     otherwise (the Decoder decides the block).
 
@@ -113,20 +110,20 @@ def _unrelated_size(block: bytes, want: bytes, below: bytes) -> Optional[int]:
             return None
     except ValueError:
         return None
-    path = header_path(block)
-    if path.endswith(b"/"):
+    path = header_path(block).decode("utf-8", "surrogateescape")
+    if path.endswith("/"):
         path = path[:-1]
     if size < 0 or not clean_key(path) or path == want or path.startswith(below) or \
-            want.startswith(path + b"/"):
+            want.startswith(path + "/"):
         return None
     return size
 
 
-def _pass_unrelated(win: _Window, pos: int, want: bytes) -> Tuple[int, int]:
+def _pass_unrelated(win: _Window, pos: int, want: str) -> Tuple[int, int]:
     """``(offset, n)``: from ``pos`` on, the ``n`` headers in a row whose members cannot
     decide the lookup of ``want`` (:func:`_unrelated_size`) are passed over, their data
     unread; ``offset`` is the header after them."""
-    below = want + b"/"
+    below = want + "/"
     end = win.size - BLOCK
     n = 0
     while pos <= end:
@@ -138,11 +135,10 @@ def _pass_unrelated(win: _Window, pos: int, want: bytes) -> Tuple[int, int]:
     return pos, n
 
 
-def _check_data(m: Member, dev_size: int) -> None:
-    if m.data_offset + m.size > dev_size:
-        raise CorruptImage(f"entry {m.name!r} claims {m.size} bytes of data, past the end "
-                           f"of the image ({dev_size} bytes)", offset=m.offset, field="size",
-                           value=m.size)
+def _past_the_end(m: Member, dev_size: int) -> CorruptImage:
+    return CorruptImage(f"entry {m.name!r} claims {m.size} bytes of data, past the end of "
+                        f"the image ({dev_size} bytes)", offset=m.offset, field="size",
+                        value=m.size)
 
 
 def _check_not_pending(dec: Decoder) -> None:
@@ -281,21 +277,22 @@ class TarImage(Image):
         dec = Decoder()
         take = replay if replay is not None else self._add if want is None else \
             (lambda m: self._add(m, want))
-        want_b = want.encode() if want is not None and want.isascii() else None
         count = 0
         pos = 0
         while pos + BLOCK <= dev_size:
-            if want_b is not None and dec.idle:
-                pos, n = _pass_unrelated(win, pos, want_b)
+            if want is not None and dec.idle:
+                pos, n = _pass_unrelated(win, pos, want)
                 count += n
                 if pos + BLOCK > dev_size:
                     break
             action, value = dec.header(win.get(pos, BLOCK), pos)
             if action is ENTRY:
-                _check_data(value, dev_size)
+                pos = value.offset + BLOCK + value.size
+                if pos > dev_size:
+                    raise _past_the_end(value, dev_size)
                 count += 1
                 take(value)
-                pos = value.end
+                pos += -value.size % BLOCK
             elif action is READ:
                 pos = self._read_payload(dec, win, pos, value)
             elif action is END:
@@ -336,7 +333,10 @@ class TarImage(Image):
             self.warnings.append(f"byte {m.offset}: {m.name!r}: {m.note}")
         if m.kind == "label":
             return
-        path = self._member_key(m.name)
+        name = m.name
+        path = name[:-1] if name.endswith("/") else name
+        if not clean_key(path):
+            path = self._member_key(name)
         if path is None or (want is not None and not (
                 path == want or path.startswith(want + "/") or want.startswith(path + "/"))):
             return
@@ -350,16 +350,13 @@ class TarImage(Image):
         same = self._same
         info = EntryInfo(path, kind, m.size if is_file else 0, same(m.mtime, m.mtime),
                          same(m.mode, m.mode),
-                         ((m.data_offset, m.size),) if is_file and m.size else (),
+                         ((m.offset + BLOCK, m.size),) if is_file and m.size else (),
                          link, m.header_offset)
         self._place(path, kind, info)
 
     def _member_key(self, name: str) -> Optional[str]:
-        """The index key of a member named ``name``; None (recorded in ``unsafe_names``
-        or ``padding_entries``) for one that is left out."""
-        core = name[:-1] if name.endswith("/") else name
-        if clean_key(core):
-            return core                          # already clean: the common case
+        """The index key of a member named ``name`` that is not clean (:func:`clean_key`);
+        None (recorded in ``unsafe_names`` or ``padding_entries``) for one left out."""
         path, reason = normalize_member_path(name)
         if path is None:
             self.unsafe_names.append((name, reason))
