@@ -192,6 +192,7 @@ _PAD = bytes(width(PAD))
 _NAME_MAX = width(NAME)                                   # also the linkname's width
 _PREFIX_MAX = width(PREFIX)
 assert width(LINKNAME) == _NAME_MAX
+_EMPTY_TAIL = bytes(_NAME_MAX) + _MID + bytes(_PREFIX_MAX) + _PAD   # empty linkname .. pad
 assert (MODE.stop, UID.stop, GID.stop, SIZE.stop) == (UID.start, GID.start, SIZE.start, MTIME.start)
 assert width(MTIME) == width(SIZE) and MTIME.stop == CHKSUM.start
 assert TYPEFLAG.stop == LINKNAME.start and LINKNAME.stop == MAGIC.start
@@ -213,6 +214,10 @@ def build_header(name: bytes, mode: int, size: int, mtime: int, typeflag: bytes,
     if not (0 <= mode < _MAX_MODE and 0 <= size < _MAX_NUMBER and 0 <= mtime < _MAX_NUMBER):
         raise OverflowError("a number does not fit its octal field")
     numbers = _NUMBERS % (mode, size, mtime)
+    if not linkname and not prefix:       # the usual header: what follows typeflag is constant
+        chk = _CONST_SUM + sum(name) + sum(numbers) + typeflag[0]
+        return b"".join((name.ljust(_NAME_MAX, NUL), numbers, b"%06o\0 " % chk, typeflag,
+                         _EMPTY_TAIL))
     chk = _CONST_SUM + sum(name) + sum(numbers) + typeflag[0] + sum(linkname) + sum(prefix)
     return b"".join((name.ljust(_NAME_MAX, NUL), numbers, b"%06o\0 " % chk, typeflag,
                      linkname.ljust(_NAME_MAX, NUL), _MID, prefix.ljust(_PREFIX_MAX, NUL), _PAD))
