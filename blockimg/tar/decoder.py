@@ -35,7 +35,7 @@ LISTED_KIND = {0x30: "file", 0x00: "file", 0x37: "file", 0x31: "hardlink", 0x32:
 _REGULAR = frozenset(b"0\x007")       # typeflags of a regular file (a name ending in / : a dir)
 _EXTENDED = {0x78: "x", 0x67: "g", 0x4C: "L", 0x4B: "K"}
 _ZEROS = bytes(BLOCK)
-_USTAR = USTAR_MAGIC[:6]
+_USTAR = USTAR_MAGIC[:MAGIC.stop - MAGIC.start]      # the magic field alone
 _DECIMAL = re.compile(rb"[0-9]{1,19}\Z")
 _TIME = re.compile(rb"(-?[0-9]{1,19})(\.[0-9]*)?\Z")
 _SPARSE_NOTE = "GNU sparse file (not supported; listed as 'other')"
@@ -237,7 +237,7 @@ class Decoder:
         i = block.find(NUL, LINKNAME.start, LINKNAME.stop)
         link = block[LINKNAME.start:i] if i >= 0 else block[LINKNAME]
         magic = block[MAGIC_VERSION]
-        flavour = "ustar" if magic[:6] == _USTAR else "gnu" if magic == GNU_MAGIC else "v7"
+        flavour = "ustar" if magic.startswith(_USTAR) else "gnu" if magic == GNU_MAGIC else "v7"
         self.flavours.add(flavour)
         if base256:
             self.flavours.add("gnu")

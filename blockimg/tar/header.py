@@ -228,7 +228,7 @@ def header_path(block: bytes) -> bytes:
     is ustar (the GNU and v7 headers hold other things there)."""
     i = block.find(NUL, 0, NAME.stop)
     name = block[:i] if i >= 0 else block[NAME]
-    if block[PREFIX.start] and block[MAGIC] == USTAR_MAGIC[:6]:
+    if block[PREFIX.start] and block[MAGIC] == USTAR_MAGIC[:width(MAGIC)]:
         i = block.find(NUL, PREFIX.start, PREFIX.stop)
         return (block[PREFIX.start:i] if i >= 0 else block[PREFIX]) + b"/" + name
     return name
