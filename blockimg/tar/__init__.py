@@ -1,7 +1,8 @@
 """tar block images: the format's entry points (see blockimg.formats for the contract).
 
-Submodules: ``header`` (the 512-byte header and number/pax codecs),
-``codec`` (sans-I/O decoder/encoder), ``layout`` (pure planning),
+Submodules: ``header`` (the one declaration of the 512-byte header; its number,
+checksum and pax codecs), ``codec`` (sans-I/O: entries to headers), ``decoder``
+(sans-I/O: header blocks to members), ``options``, ``layout`` (pure planning),
 ``writer`` (carries a plan out), ``reader`` (index once, random access),
 ``checks`` (structural and Mirage checks).
 """

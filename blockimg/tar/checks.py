@@ -15,8 +15,7 @@ if TYPE_CHECKING:
 
 from ..image import shorten
 from ..quoting import escape
-from .codec import MIRAGE_RECORD_LIMIT
-from .options import MIRAGE_PAD
+from .options import MIRAGE_PAD, MIRAGE_RECORD_LIMIT
 from .reader import TarImage
 
 __all__ = ["check"]

@@ -26,63 +26,17 @@ if TYPE_CHECKING:
 
 from ..errors import CorruptImage
 
-__all__ = ["BLOCK", "LAYOUT", "FIELDS", "USTAR_MAGIC", "GNU_MAGIC", "encode_octal",
-           "decode_number", "octal_fits", "checksums", "build_header",
-           "split_ustar", "pax_record", "encode_pax", "decode_pax", "padded",
-           "ascii_sum"]
+__all__ = ["BLOCK", "LAYOUT", "FIELDS", "NAME", "MODE", "UID", "GID", "SIZE", "MTIME",
+           "CHKSUM", "TYPEFLAG", "LINKNAME", "MAGIC", "VERSION", "UNAME", "GNAME", "DEVMAJOR",
+           "DEVMINOR", "PREFIX", "PAD", "MAGIC_VERSION", "TYPE_AT", "USTAR_MAGIC", "GNU_MAGIC",
+           "encode_octal", "decode_number", "is_base256", "octal_fits", "checksums",
+           "ascii_sum", "stored_checksum", "build_header", "header_path", "split_ustar",
+           "pax_record", "encode_pax", "decode_pax", "padded"]
 
 BLOCK = 512
 NUL = b"\0"
 USTAR_MAGIC = b"ustar\x0000"     # magic "ustar\0" + version "00" (POSIX)
 GNU_MAGIC = b"ustar  \x00"       # magic "ustar " + version " \0" (GNU, old GNU)
-
-
-def padded(n: int) -> int:
-    """``n`` rounded up to whole 512-byte blocks."""
-    return -(-n // BLOCK) * BLOCK
-
-
-# -- numbers --------------------------------------------------------------
-def octal_fits(value: int, width: int) -> bool:
-    """Can ``value`` be written in octal in a ``width``-byte field (with its NUL)?"""
-    return 0 <= value < 8 ** (width - 1)
-
-
-def encode_octal(value: int, width: int) -> bytes:
-    """``width - 1`` octal digits and a NUL; OverflowError when it does not fit."""
-    if not octal_fits(value, width):
-        raise OverflowError(f"{value} does not fit {width - 1} octal digits")
-    return b"%0*o\0" % (width - 1, value)
-
-
-_OCTAL = re.compile(rb" *([0-7]*)[ \0]*\Z")
-
-
-def decode_number(raw: bytes) -> int:
-    """A numeric field: octal (leading spaces, NUL/space end) or GNU base-256.
-
-    Raises ValueError naming what is wrong.
-    """
-    body = raw.rstrip(b" \0")
-    if body.isdigit():                                   # the common case: fast
-        try:
-            return int(body, 8)
-        except ValueError:
-            pass                                         # an 8 or 9: the strict path says so
-    lead = raw[0] if raw else 0
-    if lead == 0x80:
-        return int.from_bytes(raw[1:], "big")
-    if lead == 0xFF:
-        return int.from_bytes(raw, "big", signed=True)
-    m = _OCTAL.match(raw)
-    if m is None:
-        raise ValueError(f"not an octal number: {bytes(raw)!r}")
-    digits = m.group(1)
-    return int(digits, 8) if digits else 0
-
-
-def is_base256(raw: bytes) -> bool:
-    return bool(raw) and raw[0] in (0x80, 0xFF)
 
 
 # -- the declaration --------------------------------------------------------
@@ -119,17 +73,77 @@ def _field_table() -> Dict[str, Tuple[int, int]]:
 
 
 FIELDS: Dict[str, Tuple[int, int]] = _field_table()   # name -> (start, end) in the block
-CHKSUM = FIELDS["chksum"]
-assert CHKSUM == (148, 156)
+#: Each field as a ``slice`` of the block (``block[SIZE]``), from :data:`FIELDS`.
+(NAME, MODE, UID, GID, SIZE, MTIME, CHKSUM, TYPEFLAG, LINKNAME, MAGIC, VERSION, UNAME,
+ GNAME, DEVMAJOR, DEVMINOR, PREFIX, PAD) = [slice(*FIELDS[name]) for name, _, _ in LAYOUT]
+#: ``magic`` and ``version`` together (what tells ustar, GNU and v7 apart).
+MAGIC_VERSION = slice(MAGIC.start, VERSION.stop)
+#: The typeflag's offset: ``block[TYPE_AT]`` is the flag as an int.
+TYPE_AT = TYPEFLAG.start
 
 
+def padded(n: int) -> int:
+    """``n`` rounded up to whole 512-byte blocks."""
+    return -(-n // BLOCK) * BLOCK
+
+
+# -- numbers: the one octal / base-256 codec ------------------------------
+def octal_fits(value: int, width: int) -> bool:
+    """Can ``value`` be written in octal in a ``width``-byte field (with its NUL)?"""
+    return 0 <= value < 8 ** (width - 1)
+
+
+def _octal_format(width: int) -> bytes:
+    """The ``%``-format of a ``width``-byte octal field: ``width - 1`` digits and a NUL."""
+    return b"%%0%do\0" % (width - 1)
+
+
+def encode_octal(value: int, width: int) -> bytes:
+    """``width - 1`` octal digits and a NUL; OverflowError when it does not fit."""
+    if not octal_fits(value, width):
+        raise OverflowError(f"{value} does not fit {width - 1} octal digits")
+    return _octal_format(width) % value
+
+
+_OCTAL = re.compile(rb" *([0-7]*)[ \0]*\Z")
+
+
+def decode_number(raw: bytes) -> int:
+    """A numeric field: octal (leading spaces, NUL/space end) or GNU base-256
+    (a 0x80 or 0xff lead byte: see :func:`is_base256`).
+
+    Raises ValueError naming what is wrong.
+    """
+    body = raw.rstrip(b" \0")
+    if body.isdigit():                                   # plain octal: the usual case
+        try:
+            return int(body, 8)
+        except ValueError:
+            pass                                         # an 8 or 9: the strict path says so
+    if is_base256(raw):
+        if raw[0] == 0x80:
+            return int.from_bytes(raw[1:], "big")
+        return int.from_bytes(raw, "big", signed=True)
+    m = _OCTAL.match(raw)
+    if m is None:
+        raise ValueError(f"not an octal number: {bytes(raw)!r}")
+    digits = m.group(1)
+    return int(digits, 8) if digits else 0
+
+
+def is_base256(raw: bytes) -> bool:
+    """Is the numeric field ``raw`` in GNU base-256 (lead byte 0x80, or 0xff negative)?"""
+    return bool(raw) and raw[0] in (0x80, 0xFF)
+
+
+# -- the checksum -----------------------------------------------------------
 _HIGH = bytes(range(128, 256))
 _SPACES8 = b" " * 8
 
 
 def checksums(block: bytes) -> Tuple[int, int]:
     """(unsigned, signed) header checksums of a 512-byte block."""
-    b = block[:148] + _SPACES8 + block[156:]
+    b = block[:CHKSUM.start] + _SPACES8 + block[CHKSUM.stop:]
     unsigned = sum(b)
     high = BLOCK - len(b.translate(None, _HIGH))
     return unsigned, unsigned - 256 * high
@@ -146,43 +160,78 @@ def ascii_sum(block: bytes) -> int:
     return (adler32(block) & 0xFFFF) - 1
 
 
-_ZERO_ID = b"0000000\0"
-_PAD12 = bytes(12)
-_MAX7 = 8 ** 7
-_MAX11 = 8 ** 11
+def stored_checksum(block: bytes) -> Tuple[int, bool]:
+    """``(stored, matches)``: the checksum ``block`` holds and whether it is its
+    unsigned or signed sum. ValueError when the field is not a number.
+
+    ``block`` is ``bytes``: when all its bytes are < 128 (the usual header) the two
+    sums agree and :func:`ascii_sum` gives them fast.
+    """
+    raw = block[CHKSUM]
+    stored = decode_number(raw)
+    if block.isascii():
+        return stored, stored == ascii_sum(block) + 256 - sum(raw)
+    return stored, stored in checksums(block)
 
 
-_MID = USTAR_MAGIC + bytes(64) + _ZERO_ID + _ZERO_ID   # magic .. devminor: constant
-_CONST_SUM = 2 * sum(_ZERO_ID) + sum(_SPACES8) + sum(_MID)
-_ZERO_IDS = _ZERO_ID + _ZERO_ID                          # uid, gid
-_TAIL = bytes(100) + _MID + bytes(155) + _PAD12          # empty linkname .. pad
-_CONST_SUM_TAIL = sum(_SPACES8) + sum(_MID)              # uid/gid are in ``nums``
+# -- building a header --------------------------------------------------------
+def width(field: slice) -> int:
+    """Bytes of a field (one of the slices above)."""
+    return field.stop - field.start
+
+
+_ZERO_ID = encode_octal(0, width(UID))
+_MID = USTAR_MAGIC + bytes(width(UNAME) + width(GNAME)) + _ZERO_ID + _ZERO_ID  # magic..devminor
+_CONST_SUM = sum(_SPACES8) + sum(_MID)                     # chksum as spaces, magic..devminor
+#: mode, uid, gid (0), size and mtime in one format, from the fields' widths
+_NUMBERS = (_octal_format(width(MODE)) + _ZERO_ID + _ZERO_ID + _octal_format(width(SIZE))
+            + _octal_format(width(MTIME)))
+_MAX_MODE = 8 ** (width(MODE) - 1)
+_MAX_NUMBER = 8 ** (width(SIZE) - 1)                       # size and mtime (same width)
+_PAD = bytes(width(PAD))
+_NAME_MAX = width(NAME)                                   # also the linkname's width
+_PREFIX_MAX = width(PREFIX)
+assert width(LINKNAME) == _NAME_MAX
+_EMPTY_TAIL = bytes(_NAME_MAX) + _MID + bytes(_PREFIX_MAX) + _PAD   # empty linkname .. pad
+assert (MODE.stop, UID.stop, GID.stop, SIZE.stop) == (UID.start, GID.start, SIZE.start, MTIME.start)
+assert width(MTIME) == width(SIZE) and MTIME.stop == CHKSUM.start
+assert TYPEFLAG.stop == LINKNAME.start and LINKNAME.stop == MAGIC.start
+assert DEVMINOR.stop == PREFIX.start and PREFIX.stop == PAD.start
 
 
 def build_header(name: bytes, mode: int, size: int, mtime: int, typeflag: bytes,
                  linkname: bytes = b"", prefix: bytes = b"") -> bytes:
-    """A ustar header block, fast: uid/gid 0, empty owner names, device 0/0.
+    """A ustar header block: uid/gid 0, empty owner names, device 0/0.
 
-    Identical to the construct reference built from :data:`LAYOUT` (tested);
-    the checksum adds the variable fields to the precomputed sum of the
-    constant ones. Raises OverflowError/ValueError when a value does not fit.
+    The one header encoder: equal to the construct reference built from
+    :data:`LAYOUT` (tests/helpers/tar_reference.py, tested). The checksum adds
+    the variable fields to the precomputed sum of the constant ones. Raises
+    OverflowError/ValueError when a value does not fit.
     """
-    if len(name) > 100 or len(linkname) > 100 or len(prefix) > 155 or len(typeflag) != 1:
+    if len(name) > _NAME_MAX or len(linkname) > _NAME_MAX or len(prefix) > _PREFIX_MAX or \
+            len(typeflag) != 1:
         raise ValueError("name, linkname, prefix or typeflag does not fit its field")
-    if not (0 <= mode < _MAX7 and 0 <= size < _MAX11 and 0 <= mtime < _MAX11):
+    if not (0 <= mode < _MAX_MODE and 0 <= size < _MAX_NUMBER and 0 <= mtime < _MAX_NUMBER):
         raise OverflowError("a number does not fit its octal field")
-    if not linkname and not prefix:
-        # The common case: everything after typeflag is constant.
-        nums = b"%07o\0%s%011o\0%011o\0" % (mode, _ZERO_IDS, size, mtime)
-        chk = _CONST_SUM_TAIL + sum(name) + sum(nums) + typeflag[0]
-        return b"".join((name.ljust(100, NUL), nums, b"%06o\0 " % chk, typeflag, _TAIL))
-    m = b"%07o\0" % mode
-    s = b"%011o\0" % size
-    t = b"%011o\0" % mtime
-    chk = (_CONST_SUM + sum(name) + sum(m) + sum(s) + sum(t) + typeflag[0] + sum(linkname)
-           + sum(prefix))
-    return b"".join((name.ljust(100, NUL), m, _ZERO_ID, _ZERO_ID, s, t, b"%06o\0 " % chk,
-                     typeflag, linkname.ljust(100, NUL), _MID, prefix.ljust(155, NUL), _PAD12))
+    numbers = _NUMBERS % (mode, size, mtime)
+    if not linkname and not prefix:       # the usual header: what follows typeflag is constant
+        chk = _CONST_SUM + sum(name) + sum(numbers) + typeflag[0]
+        return b"".join((name.ljust(_NAME_MAX, NUL), numbers, b"%06o\0 " % chk, typeflag,
+                         _EMPTY_TAIL))
+    chk = _CONST_SUM + sum(name) + sum(numbers) + typeflag[0] + sum(linkname) + sum(prefix)
+    return b"".join((name.ljust(_NAME_MAX, NUL), numbers, b"%06o\0 " % chk, typeflag,
+                     linkname.ljust(_NAME_MAX, NUL), _MID, prefix.ljust(_PREFIX_MAX, NUL), _PAD))
+
+
+def header_path(block: bytes) -> bytes:
+    """The member path a header block names: ``name``, after ``prefix/`` when the block
+    is ustar (the GNU and v7 headers hold other things there)."""
+    i = block.find(NUL, 0, NAME.stop)
+    name = block[:i] if i >= 0 else block[NAME]
+    if block[PREFIX.start] and block[MAGIC] == USTAR_MAGIC[:width(MAGIC)]:
+        i = block.find(NUL, PREFIX.start, PREFIX.stop)
+        return (block[PREFIX.start:i] if i >= 0 else block[PREFIX]) + b"/" + name
+    return name
 
 
 def split_ustar(path: bytes) -> Optional[Tuple[bytes, bytes]]:
@@ -192,12 +241,12 @@ def split_ustar(path: bytes) -> Optional[Tuple[bytes, bytes]]:
     the last ``/`` that leaves a prefix of at most 155 bytes and a non-empty
     name of at most 100 (a directory's trailing ``/`` stays in the name).
     """
-    if len(path) <= 100:
+    if len(path) <= _NAME_MAX:
         return b"", path
-    if len(path) > 256:
+    if len(path) > _PREFIX_MAX + 1 + _NAME_MAX:
         return None
-    i = path.rfind(b"/", 0, min(len(path) - 1, 156))
-    if i > 0 and len(path) - i - 1 <= 100:
+    i = path.rfind(b"/", 0, min(len(path) - 1, _PREFIX_MAX + 1))
+    if i > 0 and len(path) - i - 1 <= _NAME_MAX:
         return path[:i], path[i + 1:]
     return None
 

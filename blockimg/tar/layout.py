@@ -40,14 +40,13 @@ from ..errors import DoesNotFit, InvalidInput
 from ..record import record
 from ..source import Kind, OrderedEntries, SourceEntry, SourceTree
 from ..units import align_up
-from .codec import encode_entry, pad_entry
+from .codec import encode_entry, one_header, pad_entry
 from .header import BLOCK, padded
 from .options import Options
 
 __all__ = ["PlannedEntry", "TarPlan", "plan", "END_BLOCKS"]
 
 END_BLOCKS = 2 * BLOCK   # the end-of-archive marker: two zero blocks
-_MAX11 = 8 ** 11          # what an 11-digit octal field holds
 
 
 class PlannedEntry:
@@ -78,6 +77,16 @@ class PlannedEntry:
         raise AttributeError(f"PlannedEntry is read-only (cannot set {name!r})")
 
     __delattr__ = __setattr__
+
+    @property
+    def kept_head(self) -> Optional[bytes]:
+        """The head the planner kept (fillers included), or None: encode the entry."""
+        return self._head
+
+    @property
+    def filler(self) -> bytes:
+        """The filler block (for a head encoded later, with ``fillers``)."""
+        return self._filler
 
     @property
     def head(self) -> bytes:
@@ -150,65 +159,46 @@ def _plan(tree: SourceTree, options: Options) -> TarPlan:
     mirage = options.mirage
     align = options.align
     filler = pad_entry(max((e.mtime for e in tree.entries), default=0)) if align else b""
-    items = []
+    items: List[PlannedEntry] = []
+    problems: list = []
     pos = 0
     file_bytes = 0
-    FILE, DIR = Kind.FILE, Kind.DIR
+    FILE = Kind.FILE
     append = items.append
-    problems = []
     entries = tree.entries
     # A walk's entries are already in order (OrderedEntries); others are sorted and checked.
     for entry in (entries if type(entries) is OrderedEntries else _in_order(entries)):
-        kind = entry.kind
-        is_file = kind is FILE
-        if is_file or kind is DIR:
-            path = entry.path
-            # An ASCII path is its own UTF-8 bytes: no need to encode it to measure it.
-            if (len(path) < 100 and path.isascii() or len(entry.path_bytes) < 100 and
-                    (not mirage or entry.path_bytes.isascii())) and \
-                    0 <= entry.size < _MAX11 and 0 <= entry.mtime < _MAX11:
-                # One ustar header and nothing else: encode_entry has nothing to refuse
-                # or to put in pax records. The writer encodes it (memory: no bytes here).
-                head, length = None, BLOCK
-            else:
-                head = _encoded(entry, mirage, problems)
-                length = len(head)
-        else:
-            if mirage:
-                problems.append(_link_refused(entry))
-            head = _encoded(entry, mirage, problems)
-            length = len(head)
+        # One ustar header and nothing else: the writer encodes it (memory: no bytes here).
+        head = None if one_header(entry, mirage) else _encoded(entry, mirage, problems)
+        length = BLOCK if head is None else len(head)
         k = 0
+        is_file = entry.kind is FILE
         if align and is_file and entry.size:
             k = (-(pos + length) % align) // BLOCK
-            if k:
-                length += k * BLOCK
-                if head is not None:
-                    head = filler * k + head
-        data_offset = pos + length
-        append(PlannedEntry(entry, pos, head, data_offset, k, mirage=mirage, filler=filler))
+            length += k * BLOCK
+            if k and head is not None:
+                head = filler * k + head
+        append(PlannedEntry(entry, pos, head, pos + length, k, mirage=mirage, filler=filler))
+        pos += length
         if is_file:
             file_bytes += entry.size
-            pos = data_offset + padded(entry.size)
-        else:
-            pos = data_offset
+            pos += padded(entry.size)
     archive = pos + END_BLOCKS
-    if options.size is not None:
-        if archive > options.size:
-            problems.append(DoesNotFit("the tar archive does not fit the requested image size",
-                             needed=align_up(archive, options.sector_size),
-                             available=options.size))
-        InvalidInput.raise_all(problems)
-        image_size = options.size
-    else:
-        InvalidInput.raise_all(problems)
-        image_size = align_up(archive, options.pad_to)
+    if options.size is not None and archive > options.size:
+        problems.append(DoesNotFit("the tar archive does not fit the requested image size",
+                                   needed=align_up(archive, options.sector_size),
+                                   available=options.size))
+    InvalidInput.raise_all(problems)
+    image_size = options.size if options.size is not None else align_up(archive,
+                                                                         options.pad_to)
     return TarPlan(tuple(items), pos, image_size, options.sector_size, options, file_bytes)
 
 
 def _encoded(entry: SourceEntry, mirage: bool, problems: list) -> bytes:
     """The entry's header set; a placeholder block when it cannot be encoded (the
     reason appended to ``problems``: the plan goes on to find every other one)."""
+    if mirage and entry.kind is not Kind.FILE and entry.kind is not Kind.DIR:
+        problems.append(_link_refused(entry))
     try:
         return encode_entry(entry, mirage=mirage)
     except InvalidInput as e:

@@ -9,9 +9,10 @@ from ..errors import InvalidInput
 from ..record import record
 from ..units import check_power_of_two, size_message
 
-__all__ = ["Options", "MIRAGE_PAD"]
+__all__ = ["Options", "MIRAGE_PAD", "MIRAGE_RECORD_LIMIT"]
 
 MIRAGE_PAD = 4096  # the Mirage target pads images to this, so 512- and 4096-byte devices mount it
+MIRAGE_RECORD_LIMIT = 512  # tar-mirage asserts every extended payload is <= 512 bytes
 
 
 @record(frozen=True)

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 from ..block.base import BlockDevice
 from ..errors import CorruptImage, NotFound
 from ..image import DERIVED_ENTRY, EntryInfo, Image, normalize_member_path, shorten
-from .codec import END, ENTRY, READ, Decoder, Member
-from .header import (BLOCK, GNU_MAGIC, ascii_sum, checksums, decode_number, decode_pax,
-                     padded)
+from .decoder import END, ENTRY, READ, Decoder, Member
+from .header import (BLOCK, SIZE, TYPE_AT, decode_number, header_path, padded,
+                     stored_checksum)
 
 __all__ = ["TarImage", "detect"]
 
@@ -37,9 +37,8 @@ WINDOW = 1 << 16
 DENSE = 4096
 SPARSE = 2 * 512
 _ZEROS = bytes(BLOCK)
-#: Typeflags (as ints) the fast path of the scan decodes: file, directory, links.
-_FAST_KIND = {0x30: "file", 0x00: "file", 0x37: "file", 0x35: "dir", 0x32: "symlink",
-              0x31: "hardlink"}
+#: Typeflags (as ints) of the members a lookup may pass over: files, directories, links.
+PASSABLE = frozenset(b"0\x00752" + b"1")
 
 
 def detect(device: BlockDevice) -> bool:
@@ -51,10 +50,9 @@ def detect(device: BlockDevice) -> bool:
         head = bytes(device.pread(0, min(device.size, 1 << 20)))
         return not head.strip(b"\0")
     try:
-        stored = decode_number(block[148:156])
+        return stored_checksum(block)[1]
     except ValueError:
         return False
-    return stored in checksums(block)
 
 
 class _Window:
@@ -88,142 +86,67 @@ class _Window:
         return self.buf[:n]
 
 
-#: pax keys that change a member (besides ``GNU.sparse.*``): an ``x`` header with
-#: any of these goes through the Decoder.
-_PAX_KEYS = frozenset((b"path", b"linkpath", b"size", b"mtime"))
+def clean_key(name: str) -> bool:
+    """Is the member path ``name`` (less a trailing ``/``) its own index key? Not when it
+    is empty, absolute, ``.``-led or holds ``//`` or ``/.``: those
+    :func:`~blockimg.image.normalize_member_path` decides."""
+    return bool(name) and name[0] not in "./" and "//" not in name and "/." not in name
 
 
-def _plain_header(block: bytes, pos: int, dev_size: int):
-    """``(name, kind, size, mtime, mode, flavour, next_offset)`` of the common header,
-    else None (the Decoder decides).
+def _unrelated_size(block: bytes, want: str, below: str) -> Optional[int]:
+    """The data size of the member the header ``block`` describes, when it cannot decide
+    the lookup of ``want`` (``below`` is ``want + "/"``): a valid header of a file,
+    directory or link whose clean name is not ``want``, above it or below it. None
+    otherwise (the Decoder decides the block).
 
-    Common: ASCII only, the usual ``%06o\\0 `` checksum and right, plain octal
-    size/mtime/mode, a file, directory or link whose data lies inside the
-    image. For those the Decoder gives the same member (tests/unit/test_tar_open_fast.py).
+    Only the checksum, the size and the name are decoded, with the header module's
+    codecs (those the Decoder uses).
     """
-    if not block.isascii():
-        return None
-    kind = _FAST_KIND.get(block[156])
-    digits = block[148:154]
-    if kind is None or block[154:156] != b"\0 " or not digits.isdigit():
-        return None
-    size = block[124:136].rstrip(b" \0")
-    mtime = block[136:148].rstrip(b" \0")
-    mode = block[100:108].rstrip(b" \0")
-    try:
-        # ASCII only: the signed and unsigned sums agree (sum(chksum field) is
-        # sum(digits) + NUL + space).
-        if not (int(digits, 8) == ascii_sum(block) + 224 - sum(digits)
-                and size.isdigit() and mtime.isdigit() and mode.isdigit()):
-            return None
-        size, mtime, mode = int(size, 8), int(mtime, 8), int(mode, 8) & 0o7777
-    except ValueError:                # an 8 or 9: the Decoder says what it is
-        return None
-    if pos + BLOCK + size > dev_size:
-        return None
-    i = block.find(b"\0", 0, 100)
-    name = block[:i] if i >= 0 else block[:100]
-    if block[257:263] == b"ustar\0":
-        flavour = "ustar"
-        i = block.find(b"\0", 345, 500)
-        prefix = block[345:i] if i >= 0 else block[345:500]
-        if prefix:
-            name = prefix + b"/" + name
-    elif block[257:265] == GNU_MAGIC:
-        flavour = "gnu"
-    else:
-        flavour = "v7"
-    name = name.decode()
-    if kind == "file" and name.endswith("/"):
-        kind = "dir"
-    return name, kind, size, mtime, mode, flavour, pos + BLOCK + size + (-size % BLOCK)
-
-
-def _plain_pax(win: _Window, block: bytes, pos: int, dev_size: int):
-    """``(extended, next_pos, next_block)`` for an ``x`` header at ``pos`` that the
-    Decoder would take and whose records change nothing (``atime``, ``ctime``...,
-    as GNU tar's and bsdtar's pax archives have), else None.
-
-    Plain: ASCII, the usual checksum form, a plain octal size of at most 4 KiB,
-    records that decode_pax accepts, and a header block after the payload.
-    """
-    digits = block[148:154]
-    size = block[124:136].rstrip(b" \0")
-    if not (block.isascii() and block[154:156] == b"\0 " and digits.isdigit()
-            and size.isdigit()):
+    if block[TYPE_AT] not in PASSABLE:
         return None
     try:
-        if int(digits, 8) != ascii_sum(block) + 224 - sum(digits):
+        size = decode_number(block[SIZE])
+        if not stored_checksum(block)[1]:
             return None
-        n = int(size, 8)
     except ValueError:
         return None
-    start = pos + BLOCK
-    nxt = start + padded(n)
-    if n > 4096 or nxt + BLOCK > dev_size:
+    path = header_path(block).decode("utf-8", "surrogateescape")
+    if path.endswith("/"):
+        path = path[:-1]
+    if size < 0 or not clean_key(path) or path == want or path.startswith(below) or \
+            want.startswith(path + "/"):
         return None
-    try:
-        records = decode_pax(win.get(start, n), start)
-    except CorruptImage:
-        return None
-    for key, _ in records:
-        if key in _PAX_KEYS or key.startswith(b"GNU.sparse."):
-            return None
-    return (("x", pos, n),), nxt, win.get(nxt, BLOCK)
+    return size
 
 
-def _skip_unrelated(device: BlockDevice, pos: int, block: bytes, dev_size: int,
-                    want: bytes) -> Tuple[int, int]:
-    """``(offset, n)``: from the header ``block`` at ``pos``, the ``n`` common headers in a row
-    whose members cannot decide the path ``want`` (a clean name that is not ``want``,
-    above it or below it) are passed over; ``offset`` is the header after them.
-
-    Of those only the checksum and the size are decoded (what the next header
-    needs). Reads go straight to the device, in windows of up to ``WINDOW`` where
-    members are small and of one header where they are not (the data is skipped).
-    Anything else -- another kind of header, an odd field -- stops the run: the
-    full decoding decides it.
-    """
-    below = want + b"/"
-    buf, start, n = block, pos, 0
-    pread = device.pread
-    step = 0
-    while pos + BLOCK <= dev_size:
-        rel = pos - start
-        if rel + BLOCK > len(buf):
-            # Small members: a window holds several headers; else the data is skipped.
-            start, rel = pos, 0
-            buf = bytes(pread(pos, min(WINDOW if step < WINDOW // 4 else BLOCK,
-                                       dev_size - pos)))
-        block = buf[rel:rel + BLOCK]
-        if not (block.isascii() and block[156] in _FAST_KIND and block[154:156] == b"\0 "):
+def _pass_unrelated(win: _Window, pos: int, want: str) -> Tuple[int, int]:
+    """``(offset, n)``: from ``pos`` on, the ``n`` headers in a row whose members cannot
+    decide the lookup of ``want`` (:func:`_unrelated_size`) are passed over, their data
+    unread; ``offset`` is the header after them."""
+    below = want + "/"
+    end = win.size - BLOCK
+    n = 0
+    while pos <= end:
+        size = _unrelated_size(win.get(pos, BLOCK), want, below)
+        if size is None or pos + size > end:
             break
-        digits = block[148:154]
-        size = block[124:136].rstrip(b" \0")
-        try:
-            if not (digits.isdigit() and size.isdigit() and
-                    int(digits, 8) == ascii_sum(block) + 224 - sum(digits)):
-                break
-            size = int(size, 8)
-        except ValueError:            # an 8 or a 9: the full decoding says what it is
-            break
-        i = block.find(b"\0", 0, 100)
-        name = block[:i] if i >= 0 else block[:100]
-        if block[257:263] == b"ustar\0" and block[345]:
-            i = block.find(b"\0", 345, 500)
-            name = (block[345:i] if i >= 0 else block[345:500]) + b"/" + name
-        if name.endswith(b"/"):
-            name = name[:-1]
-        # (find, not ``in``: ``b"//" in name`` first tries b"//" as an int, at a cost.)
-        if not (pos + BLOCK + size <= dev_size and name and name.find(b"//") < 0 and
-                name.find(b"/.") < 0 and not name.startswith((b"/", b".")) and
-                name != want and not name.startswith(below) and
-                not want.startswith(name + b"/")):
-            break
-        step = size
-        pos += BLOCK + size + (-size % BLOCK)
+        pos += BLOCK + padded(size)
         n += 1
     return pos, n
+
+
+def _past_the_end(m: Member, dev_size: int) -> CorruptImage:
+    return CorruptImage(f"entry {m.name!r} claims {m.size} bytes of data, past the end of "
+                        f"the image ({dev_size} bytes)", offset=m.offset, field="size",
+                        value=m.size)
+
+
+def _check_not_pending(dec: Decoder) -> None:
+    """At the end of the image: no extended header may still wait for its entry."""
+    if dec.pending is not None:
+        ext, off, _ = dec.pending
+        raise CorruptImage(f"the image ends after a {ext!r} extended header, before its "
+                           "entry", offset=off)
 
 
 class TarImage(Image):
@@ -339,150 +262,83 @@ class TarImage(Image):
 
     # -- the one pass -----------------------------------------------------------
     def _scan(self, replay=None, want: Optional[str] = None) -> None:
-        """Decode every header; index each entry (or, ``replay``, only hand it over;
-        or, ``want``, index only the entries that decide that path: itself, its
-        ancestors and what lies below it, under the same rules; of the other
-        common headers only the checksum and size are decoded, and what the
-        whole index alone needs -- ``flavours``, the numbers of those members --
-        is left out).
+        """Decode every header with the :class:`~blockimg.tar.decoder.Decoder`; index each
+        entry (or, ``replay``, only hand it over; or, ``want``, index only the entries
+        that decide that path: itself, its ancestors and what lies below it, under the
+        same rules).
 
-        The common header -- ASCII only, plain octal numbers, the usual
-        ``%06o\\0 `` checksum, a file, directory or link, no extended header
-        pending -- is decoded by :func:`_plain_header` (tested against the Decoder in
-        tests/unit/test_tar_open_fast.py); every other block goes through the Decoder,
-        which gives the same member for those (its state is clean then).
+        A lookup passes over the runs of headers whose members cannot decide its path
+        (:func:`_pass_unrelated`), where nothing is pending in the Decoder; of those
+        only the checksum, size and name are decoded, and what the whole index alone
+        needs -- ``flavours``, the numbers of those members -- is left out.
         """
         dev_size = self.device.size
         win = _Window(self.device)
         dec = Decoder()
-        flavours = dec.flavours
-        clean = True                  # the Decoder holds nothing: the fast path may run
-        place = self._place
-        same = getattr(self, "_same", None)
-        add = self._add if want is None else (lambda m: self._add(m, want))
+        take = replay if replay is not None else self._add if want is None else \
+            (lambda m: self._add(m, want))
         count = 0
-        # ``want``: an entry decides it when it is ``want``, above it or below it.
-        want_below = None if want is None else want + "/"
-        want_b = None if want is None or not want.isascii() else want.encode()
         pos = 0
-        while True:
-            if pos + BLOCK > dev_size:
-                if dec.pending is not None:
-                    ext, off, _ = dec.pending
-                    raise CorruptImage(f"the image ends after a {ext!r} extended header, "
-                                       "before its entry", offset=off)
-                if replay is not None:
-                    return
-                self.notes.append((pos, "the archive has only one zero block at its end "
-                                        "(Mirage needs two)" if dec.zero_at is not None
-                                   else "the archive has no end-of-archive zero blocks "
-                                        "(Mirage needs two)"))
-                break
-            block = win.get(pos, BLOCK)
-            # -- the fast path: the Decoder would give this same member ------------------
-            hoff = pos
-            ext = ()
-            if clean and block[156] == 0x78:
-                got = _plain_pax(win, block, pos, dev_size)
-                if got is not None:         # an ``x`` header whose records change nothing
-                    ext, xblock = got[0], block
-                    pos, block = got[1], got[2]
-            if want_b is not None and clean and not ext:
-                # A lookup: run over the headers whose members cannot decide ``want``.
-                nxt, n = _skip_unrelated(self.device, pos, block, dev_size, want_b)
-                if n:
-                    count += n
-                    pos = nxt
-                    continue
-            plain = _plain_header(block, pos, dev_size) if clean else None
-            if plain is not None:
-                name, kind, size, mtime, mode, flavour, end = plain
-                flavours.add(flavour)
-                if ext:
-                    flavours.add("pax")
-                core = name[:-1] if name.endswith("/") else name
-                if replay is None and (kind == "file" or kind == "dir") and core and \
-                        "//" not in core and "/." not in core and \
-                        not core.startswith(("/", ".")):
-                    # TarImage._add for a clean name, without a Member.
-                    if want is not None and not (
-                            core == want or core.startswith(want_below)
-                            or (want.startswith(core) and want[len(core)] == "/")):
-                        count += 1
-                        pos = end
-                        continue
-                    info = EntryInfo(core, kind, size if kind == "file" else 0,
-                                     same(mtime, mtime), same(mode, mode),
-                                     ((pos + BLOCK, size),) if kind == "file" and size else (),
-                                     None, hoff)
-                    place(core, kind, info)
-                else:
-                    i = block.find(b"\0", 157, 257)
-                    link = block[157:i] if i >= 0 else block[157:257]
-                    member = Member(hoff, pos, name, link.decode(), block[156:157], kind,
-                                    size, mtime, mode, ext, (), flavour, None)
-                    if replay is not None:
-                        replay(member)
-                    else:
-                        add(member)
-                count += 1
-                pos = end
-                continue
-            # -- everything else: the Decoder ---------------------------------------------
-            if ext:                           # from the ``x`` header, as if never read
-                pos, block = hoff, xblock
-            action, value = dec.header(block, pos)
+        while pos + BLOCK <= dev_size:
+            if want is not None and dec.idle:
+                pos, n = _pass_unrelated(win, pos, want)
+                count += n
+                if pos + BLOCK > dev_size:
+                    break
+            action, value = dec.header(win.get(pos, BLOCK), pos)
             if action is ENTRY:
-                if value.data_offset + value.size > dev_size:
-                    raise CorruptImage(f"entry {value.name!r} claims {value.size} bytes of "
-                                       f"data, past the end of the image ({dev_size} bytes)",
-                                       offset=value.offset, field="size", value=value.size)
-                if replay is not None:
-                    replay(value)
-                else:
-                    count += 1
-                    add(value)
-                pos = value.end
+                pos = value.offset + BLOCK + value.size
+                if pos > dev_size:
+                    raise _past_the_end(value, dev_size)
+                count += 1
+                take(value)
+                pos += -value.size % BLOCK
             elif action is READ:
-                start = pos + BLOCK
-                if start + value > dev_size:
-                    raise CorruptImage(f"extended header payload of {value} bytes runs past "
-                                       f"the end of the image ({dev_size} bytes)",
-                                       offset=pos, field="size", value=value)
-                dec.payload(win.get(start, value))
-                pos = start + padded(value)
+                pos = self._read_payload(dec, win, pos, value)
             elif action is END:
-                if replay is not None:
-                    return
-                self.end_of_archive = value
+                if replay is None:
+                    self.end_of_archive = value
                 break
             else:
                 pos += BLOCK
-            clean = dec.zero_at is None and dec.pending is None and not dec.global_records
+        else:
+            _check_not_pending(dec)
+        if replay is not None:
+            return
+        if self.end_of_archive is None:
+            self.notes.append((pos, "the archive has only one zero block at its end "
+                                    "(Mirage needs two)" if dec.zero_at is not None
+                               else "the archive has no end-of-archive zero blocks "
+                                    "(Mirage needs two)"))
         self._member_count += count
         self.notes[:0] = dec.notes
         self.flavours = dec.flavours
         self.warnings.extend(f"byte {off}: {msg}" for off, msg in self.notes)
 
+    @staticmethod
+    def _read_payload(dec: Decoder, win: _Window, pos: int, size: int) -> int:
+        """Hand the Decoder the ``size``-byte extended payload after the header at ``pos``;
+        the offset of the next header."""
+        start = pos + BLOCK
+        if start + size > win.size:
+            raise CorruptImage(f"extended header payload of {size} bytes runs past "
+                               f"the end of the image ({win.size} bytes)",
+                               offset=pos, field="size", value=size)
+        dec.payload(win.get(start, size))
+        return start + padded(size)
+
     def _add(self, m: Member, want: Optional[str] = None) -> None:
+        """Index member ``m`` (with ``want``, only if it decides that path)."""
         if m.note:
             self.warnings.append(f"byte {m.offset}: {m.name!r}: {m.note}")
         if m.kind == "label":
             return
         name = m.name
-        core = name[:-1] if name.endswith("/") else name
-        if core and "//" not in core and "/." not in core and not core.startswith(("/", ".")):
-            path, reason = core, None            # already clean: the common case
-        else:
-            path, reason = normalize_member_path(name)
-        if path is None:
-            self.unsafe_names.append((m.name, reason))
-            return
-        if path == "":
-            self.padding_entries += 1
-            return
-        if want is not None and not (path == want or path.startswith(want + "/") or
-                                     want.startswith(path + "/")):
+        path = name[:-1] if name.endswith("/") else name
+        if not clean_key(path):
+            path = self._member_key(name)
+        if path is None or (want is not None and not (
+                path == want or path.startswith(want + "/") or want.startswith(path + "/"))):
             return
         kind = m.kind
         is_file = kind == "file"
@@ -494,9 +350,21 @@ class TarImage(Image):
         same = self._same
         info = EntryInfo(path, kind, m.size if is_file else 0, same(m.mtime, m.mtime),
                          same(m.mode, m.mode),
-                         ((m.data_offset, m.size),) if is_file and m.size else (),
+                         ((m.offset + BLOCK, m.size),) if is_file and m.size else (),
                          link, m.header_offset)
         self._place(path, kind, info)
+
+    def _member_key(self, name: str) -> Optional[str]:
+        """The index key of a member named ``name`` that is not clean (:func:`clean_key`);
+        None (recorded in ``unsafe_names`` or ``padding_entries``) for one left out."""
+        path, reason = normalize_member_path(name)
+        if path is None:
+            self.unsafe_names.append((name, reason))
+        elif path == "":
+            self.padding_entries += 1
+        else:
+            return path
+        return None
 
     def _place(self, path: str, kind: str, info: EntryInfo) -> None:
         """Index ``info`` at ``path``: missing parents become directories, and a

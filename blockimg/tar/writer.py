@@ -17,7 +17,7 @@ from ..block.base import BlockDevice
 from ..copier import Copier, write_in_parts
 from ..errors import DoesNotFit
 from ..source import Kind, SourceEntry
-from .codec import plain_encoder
+from .codec import encode_entry
 from .header import BLOCK
 from .layout import END_BLOCKS, TarPlan
 
@@ -52,21 +52,14 @@ def write(plan: TarPlan, device: BlockDevice, *,
 def _records(plan: TarPlan, start: int = 0,
              stop: Optional[int] = None) -> Iterator[Tuple[int, bytes, Optional[SourceEntry]]]:
     """``(offset, head, file entry or None)`` of the planned entries ``start`` to ``stop``,
-    in image order.
-
-    The heads the planner left unencoded (plain entries: one ustar header) are
-    encoded here, once each, with :func:`~blockimg.tar.codec.plain_encoder`
-    (what ``PlannedEntry.head`` gives, faster).
-    """
-    encode = plain_encoder()
+    in image order (the heads the planner left unencoded are encoded here, once each)."""
     FILE = Kind.FILE
+    mirage = plan.options.mirage
     for it in plan.items[start:stop]:
         entry = it.entry
-        head = it._head
+        head = it.kept_head
         if head is None:
-            head = encode(entry)
-            if head is None:                 # not plain (a hand-made PlannedEntry)
-                head = it.head
-            elif it.fillers:
-                head = it._filler * it.fillers + head
+            head = encode_entry(entry, mirage=mirage)
+            if it.fillers:
+                head = it.filler * it.fillers + head
         yield it.offset, head, (entry if entry.kind is FILE else None)

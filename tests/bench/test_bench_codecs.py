@@ -58,7 +58,7 @@ def test_tar_header_encode(benchmark):
 
 
 def test_tar_header_decode(benchmark):
-    from blockimg.tar.codec import ENTRY, Decoder
+    from blockimg.tar.decoder import ENTRY, Decoder
     blocks = _headers()
 
     def decode():

@@ -1,6 +1,8 @@
 """Reference forms of the tar header (issue 13): the construct declaration derived from
 ``blockimg.tar.header.LAYOUT``, and a header built through it, which the library's
-fast :func:`~blockimg.tar.header.build_header` is tested equal to. Tests only:
+fast :func:`~blockimg.tar.header.build_header` is tested equal to, and the header set of
+a source entry written out plainly (:func:`reference_encode`, which
+:func:`~blockimg.tar.codec.encode_entry` is tested equal to). Tests only:
 construct is a test dependency."""
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import functools
 from blockimg.tar.header import (BLOCK, LAYOUT, NUL, USTAR_MAGIC, decode_number,
                                  encode_octal)
 
-__all__ = ["HEADER", "header_struct", "build_with_construct"]
+__all__ = ["HEADER", "header_struct", "build_with_construct", "reference_encode"]
 
 _SPACES8 = b" " * 8
 
@@ -61,3 +63,62 @@ def build_with_construct(**fields) -> bytes:
     values.update(fields)
     values["chksum"] = _SPACES8
     return _with_checksum(header_struct().build(values))
+
+
+def _split(path: bytes):
+    """(prefix, name) of ``path`` in ustar's fields, the plain way: every ``/`` tried from
+    the right; None when no split fits."""
+    if len(path) <= 100:
+        return b"", path
+    for i in range(len(path) - 1, 0, -1):
+        if path[i:i + 1] == b"/" and i <= 155 and 0 < len(path) - i - 1 <= 100:
+            return path[:i], path[i + 1:]
+    return None
+
+
+def _pax(records) -> bytes:
+    out = b""
+    for key in sorted(records):
+        body = b" " + key + b"=" + records[key] + b"\n"
+        n = len(body)
+        while len(str(n)) + len(body) != n:       # the length counts its own digits
+            n += 1
+        out += str(n).encode() + body
+    return out
+
+
+def reference_encode(entry) -> bytes:
+    """The header set of a source entry (generic target), written out plainly through
+    the construct declaration: what :func:`blockimg.tar.codec.encode_entry` must give."""
+    from blockimg.source import Kind
+    flag = {Kind.FILE: b"0", Kind.DIR: b"5", Kind.SYMLINK: b"2", Kind.HARDLINK: b"1"}
+    name = entry.path_bytes + (b"/" if entry.kind is Kind.DIR else b"")
+    link = entry.link_target.encode("utf-8", "surrogateescape") \
+        if entry.link_target is not None and entry.kind in (Kind.SYMLINK, Kind.HARDLINK) \
+        else b""
+    size = entry.size if entry.kind is Kind.FILE else 0
+    mtime = int(entry.mtime)
+    records = {}
+    split = _split(name)
+    if split is None:
+        records[b"path"], split = name, (b"", name[:100])
+    if len(link) > 100:
+        records[b"linkpath"], link = link, link[:100]
+    if records:
+        try:
+            (name + records.get(b"linkpath", link)).decode("utf-8")
+        except UnicodeDecodeError:
+            records[b"hdrcharset"] = b"BINARY"
+    if not 0 <= size < 8 ** 11:
+        records[b"size"], size = str(size).encode(), 0
+    if not 0 <= mtime < 8 ** 11:
+        records[b"mtime"], mtime = str(mtime).encode(), (0 if mtime < 0 else 8 ** 11 - 1)
+    header = build_with_construct(name=split[1], prefix=split[0], mode=entry.mode & 0o7777,
+                                  size=size, mtime=mtime, typeflag=flag[entry.kind],
+                                  linkname=link)
+    if not records:
+        return header
+    payload = _pax(records)
+    xheader = build_with_construct(name=b"././@PaxHeader", mode=0o644, size=len(payload),
+                                   mtime=0, typeflag=b"x")
+    return xheader + payload + bytes(-len(payload) % BLOCK) + header

@@ -1,0 +1,299 @@
+"""Sans-I/O tar decoding: header blocks in, members out.
+
+:class:`Decoder` is fed 512-byte header blocks by a reader and answers what
+to do next: read an extended payload of N bytes (and feed it back), take an
+entry, or stop at the end of the archive. It touches no device. Every
+header goes through the same steps (checksum, numbers, names, pending
+extended records); the usual header -- ASCII, plain octal numbers, nothing
+pending -- passes each of them on its first, fast test.
+"""
+from __future__ import annotations
+
+import re
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
+
+from ..errors import CorruptImage
+from .header import (BLOCK, CHKSUM, GNU_MAGIC, LINKNAME, MAGIC, MAGIC_VERSION, MODE, MTIME,
+                     NUL, SIZE, TYPE_AT, TYPEFLAG, USTAR_MAGIC, checksums, decode_number,
+                     decode_pax, header_path, is_base256, padded, stored_checksum)
+
+__all__ = ["Member", "Decoder", "READ", "ENTRY", "ZERO", "END", "MAX_PAYLOAD", "MAX_CHAIN",
+           "LISTED_KIND"]
+
+MAX_PAYLOAD = 1 << 20         # longest pax / long-name payload the reader accepts
+MAX_CHAIN = 64                # most extended headers in a row before an entry
+MAX_INT = (1 << 63) - 1
+
+READ, ENTRY, ZERO, END = "read", "entry", "zero", "end"
+
+#: The kind each typeflag (as an int) is listed as.
+LISTED_KIND = {0x30: "file", 0x00: "file", 0x37: "file", 0x31: "hardlink", 0x32: "symlink",
+               0x35: "dir", 0x44: "dir", 0x33: "other", 0x34: "other", 0x36: "other",
+               0x53: "other", 0x4D: "other", 0x4E: "other", 0x56: "label"}
+_REGULAR = frozenset(b"0\x007")       # typeflags of a regular file (a name ending in / : a dir)
+_EXTENDED = {0x78: "x", 0x67: "g", 0x4C: "L", 0x4B: "K"}
+_ZEROS = bytes(BLOCK)
+_USTAR = USTAR_MAGIC[:MAGIC.stop - MAGIC.start]      # the magic field alone
+_DECIMAL = re.compile(rb"[0-9]{1,19}\Z")
+_TIME = re.compile(rb"(-?[0-9]{1,19})(\.[0-9]*)?\Z")
+_SPARSE_NOTE = "GNU sparse file (not supported; listed as 'other')"
+
+
+class Member:
+    """One decoded entry: its final name, kind, numbers and where it lies.
+
+    ``offset`` is the entry's own header; ``header_offset`` the first block
+    of its header set (extended headers included); data follows ``offset``.
+    ``extended`` lists ``(type, offset, payload length)`` of the extended
+    headers that led to it; ``base256`` the fields stored in base-256.
+    """
+
+    __slots__ = ("header_offset", "offset", "name", "linkname", "typeflag", "kind", "size",
+                 "mtime", "mode", "extended", "base256", "flavour", "note")
+
+    def __init__(self, header_offset: int, offset: int, name: str, linkname: str,
+                 typeflag: bytes, kind: str, size: int, mtime: int, mode: int,
+                 extended: tuple = (), base256: tuple = (), flavour: str = "ustar",
+                 note: Optional[str] = None) -> None:
+        self.header_offset = header_offset
+        self.offset = offset
+        self.name = name
+        self.linkname = linkname
+        self.typeflag = typeflag
+        self.kind = kind
+        self.size = size
+        self.mtime = mtime
+        self.mode = mode
+        self.extended = extended
+        self.base256 = base256
+        self.flavour = flavour
+        self.note = note
+
+    @property
+    def data_offset(self) -> int:
+        return self.offset + BLOCK
+
+    @property
+    def end(self) -> int:
+        """Offset of the next header."""
+        return self.offset + BLOCK + padded(self.size)
+
+    def __repr__(self) -> str:
+        return f"<Member {self.name!r} {self.kind} {self.size}B at {self.offset}>"
+
+
+def _corrupt(rule: str, offset: int, field: Optional[str] = None, value=None) -> CorruptImage:
+    return CorruptImage(rule, offset=offset, field=field, value=value)
+
+
+def _number(block: bytes, field: slice, name: str, offset: int, base256: list) -> int:
+    """The numeric field ``name`` (at ``field``) of ``block``; a base-256 one is
+    listed in ``base256``. CorruptImage when it is not a number or out of range."""
+    raw = block[field]
+    try:
+        value = decode_number(raw)
+    except ValueError as e:
+        raise _corrupt(str(e), offset + field.start, name) from None
+    if raw[0] >= 0x80 and is_base256(raw):             # (the first test: octal is ASCII)
+        base256.append(name)
+        if not -MAX_INT <= value <= MAX_INT or (name == "size" and value < 0):
+            raise _corrupt(f"{name} {value} is out of range", offset + field.start, name,
+                           value)
+    return value
+
+
+def _kind(typeflag: int, name: bytes, note: Optional[str]) -> Tuple[str, Optional[str]]:
+    """``(kind, note)`` of a member: a sparse file (or one a note was made on) is
+    ``other``, an unknown type a file, a regular file named ``.../`` a directory."""
+    if typeflag == 0x53:
+        note = _SPARSE_NOTE
+    if note is not None:
+        return "other", note
+    kind = LISTED_KIND.get(typeflag)
+    if kind is None:
+        return "file", f"unknown type {bytes([typeflag])!r} read as a regular file"
+    if typeflag in _REGULAR and name.endswith(b"/"):
+        return "dir", None
+    return kind, None
+
+
+class Decoder:
+    """Feed header blocks with :meth:`header`; payloads with :meth:`payload`.
+
+    ``header(block, offset)`` returns ``(READ, n)`` -- read the ``n``-byte
+    extended payload that follows the header and pass it to
+    :meth:`payload` --, ``(ENTRY, member)``, ``(ZERO, None)`` or
+    ``(END, offset_after_archive)``. Oddities that are not errors go to
+    ``notes`` as ``(offset, message)``; errors raise CorruptImage.
+    """
+
+    def __init__(self, *, max_payload: int = MAX_PAYLOAD, max_chain: int = MAX_CHAIN) -> None:
+        self.max_payload = max_payload
+        self.max_chain = max_chain
+        self.global_records: Dict[bytes, bytes] = {}
+        self.flavours: set = set()
+        self.notes: List[Tuple[int, str]] = []
+        self.zero_at: Optional[int] = None      # offset of a pending first zero block
+        self._pax: Dict[bytes, bytes] = {}
+        self._longname: Optional[bytes] = None
+        self._longlink: Optional[bytes] = None
+        self._chain: List[Tuple[str, int, int]] = []
+        self._want: Optional[Tuple[str, int, int]] = None
+
+    @property
+    def pending(self) -> Optional[Tuple[str, int, int]]:
+        """The last extended header still waiting for its entry, if any."""
+        return self._chain[-1] if self._chain else None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing carried over to the next header: no extended header waiting for its
+        entry, no zero block, no global records. The next header's member then depends
+        on that block alone."""
+        return not self._chain and self.zero_at is None and not self.global_records
+
+    # -- blocks -------------------------------------------------------------
+    def header(self, block: bytes, offset: int):
+        """Decode the header ``block`` found at ``offset``."""
+        if self._want is not None:
+            raise RuntimeError("Decoder.payload must be called first")
+        if len(block) != BLOCK:
+            raise _corrupt(f"truncated header ({len(block)} of 512 bytes)", offset)
+        if type(block) is not bytes:
+            block = bytes(block)
+        if block == _ZEROS:
+            return self._zero(offset)
+        if self.zero_at is not None:
+            self.notes.append((self.zero_at, "lone zero block: GNU tar and Python's tarfile "
+                                             "stop reading here, Mirage reads on (an interrupted "
+                                             "'blockimg update' leaves one: run it again)"))
+            self.zero_at = None
+        try:
+            stored, ok = stored_checksum(block)
+        except ValueError:
+            raise _corrupt("header checksum field is not a number (not a tar header?)",
+                           offset + CHKSUM.start, "chksum", block[CHKSUM]) from None
+        if not ok:
+            raise _corrupt(f"header checksum {stored} does not match the header's bytes "
+                           f"({checksums(block)[0]})", offset + CHKSUM.start, "chksum", stored)
+        ext = _EXTENDED.get(block[TYPE_AT])
+        if ext is not None:
+            return READ, self._extended(ext, block, offset)
+        return ENTRY, self._member(block, offset)
+
+    def payload(self, data: bytes) -> None:
+        ext, offset, size = self._want
+        self._want = None
+        data = bytes(data)
+        if len(data) != size:
+            raise _corrupt("extended header payload is cut short", offset + BLOCK)
+        start = offset + BLOCK
+        if ext in ("x", "g"):
+            records = dict(decode_pax(data, start))
+            if ext == "g":
+                self.global_records.update(records)
+            else:
+                self._pax.update(records)
+            return
+        value = data.split(NUL, 1)
+        if len(value) == 2 and value[1].strip(NUL):
+            raise _corrupt("NUL byte inside a GNU long name", start, "long name")
+        if ext == "L":
+            self._longname = value[0]
+        else:
+            self._longlink = value[0]
+
+    # -- steps --------------------------------------------------------------
+    def _zero(self, offset: int):
+        if self._chain:
+            raise _corrupt("an extended header is followed by a zero block instead of "
+                           "its entry", offset)
+        if self.zero_at is not None:
+            self.zero_at = None
+            return END, offset + BLOCK
+        self.zero_at = offset
+        return ZERO, None
+
+    def _extended(self, ext: str, block: bytes, offset: int) -> int:
+        size = _number(block, SIZE, "size", offset, [])
+        if size > self.max_payload:
+            raise _corrupt(f"{ext!r} extended header claims a {size}-byte payload "
+                           f"(more than {self.max_payload} is refused)", offset, "size", size)
+        if len(self._chain) >= self.max_chain:
+            raise _corrupt(f"more than {self.max_chain} extended headers in a row", offset)
+        self._want = (ext, offset, size)
+        self._chain.append(self._want)
+        self.flavours.add("pax" if ext in "xg" else "gnu")
+        return size
+
+    def _member(self, block: bytes, offset: int) -> Member:
+        base256: list = []
+        size = _number(block, SIZE, "size", offset, base256)
+        mtime = _number(block, MTIME, "mtime", offset, base256)
+        mode = _number(block, MODE, "mode", offset, base256)
+        name = header_path(block)
+        i = block.find(NUL, LINKNAME.start, LINKNAME.stop)
+        link = block[LINKNAME.start:i] if i >= 0 else block[LINKNAME]
+        magic = block[MAGIC_VERSION]
+        flavour = "ustar" if magic.startswith(_USTAR) else "gnu" if magic == GNU_MAGIC else "v7"
+        self.flavours.add(flavour)
+        if base256:
+            self.flavours.add("gnu")
+        note = None
+        chain = self._chain
+        if chain or self.global_records:        # (long names and pax records come in a chain)
+            name, link, size, mtime, note = self._extend(name, link, size, mtime, offset)
+            self._chain = []
+        kind, note = _kind(block[TYPE_AT], name, note)
+        return Member(chain[0][1] if chain else offset, offset,
+                      name.decode("utf-8", "surrogateescape"),
+                      link.decode("utf-8", "surrogateescape") if link else "", block[TYPEFLAG],
+                      kind, size, mtime, mode & 0o7777, tuple(chain), tuple(base256), flavour,
+                      note)
+
+    def _extend(self, name: bytes, link: bytes, size: int, mtime: int, offset: int):
+        """``(name, link, size, mtime, note)`` after the pending GNU long names and pax
+        records (the entry's own over the global ones); the pending ones are used up."""
+        if self._longname is not None:
+            name = self._longname
+        if self._longlink is not None:
+            link = self._longlink
+        records = self._pax
+        if self.global_records:
+            records = dict(self.global_records)
+            records.update(self._pax)
+        self._pax = {}
+        self._longname = self._longlink = None
+        note = None
+        if records:
+            name = self._text(records, b"path", name, offset)
+            link = self._text(records, b"linkpath", link, offset)
+            if b"size" in records:
+                size = self._decimal(records[b"size"], b"size", offset)
+            if b"mtime" in records:
+                m = _TIME.match(records[b"mtime"])
+                if m is None:
+                    raise _corrupt("pax mtime is not a decimal time", offset, "pax mtime",
+                                   records[b"mtime"])
+                mtime = int(m.group(1))
+            if any(k.startswith(b"GNU.sparse.") for k in records):
+                note = _SPARSE_NOTE
+        return name, link, size, mtime, note
+
+    @staticmethod
+    def _text(records: Dict[bytes, bytes], key: bytes, default: bytes, offset: int) -> bytes:
+        value = records.get(key)
+        if not value:
+            return default
+        if NUL in value:
+            raise _corrupt(f"NUL byte inside pax {key.decode()}", offset, f"pax {key.decode()}")
+        return value
+
+    @staticmethod
+    def _decimal(raw: bytes, key: bytes, offset: int) -> int:
+        if _DECIMAL.match(raw) is None or int(raw) > MAX_INT:
+            raise _corrupt(f"pax {key.decode()} is not a non-negative decimal number",
+                           offset, f"pax {key.decode()}", raw)
+        return int(raw)
