@@ -8,11 +8,11 @@ partition asked for, answers ``info`` on a disk or with ``--platform``);
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
+    import argparse     # (imported by blockimg.cli when a parser is built)
     from typing import Optional
 
 __all__ = ["add_arguments", "prepare", "after_create", "READERS"]
@@ -28,6 +28,7 @@ def _size(text: str) -> int:
     try:
         return parse_size(text)
     except InvalidInput as e:
+        import argparse
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
