@@ -450,11 +450,11 @@ def _mode_string(e) -> str:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    import json
     from . import api
     with api.open(args.image) as img:
         entries = img.list(args.path, recursive=not args.one_level)
         if args.json:
+            import json     # (here: json imports re, ~8 ms of start-up)
             json.dump([e.as_dict() for e in entries], sys.stdout, indent=1)
             sys.stdout.write("\n")
             return report_reading(img, args.image)
@@ -560,11 +560,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    import json
     from . import api
     with api.open(args.image) as img:
         info = img.info()
     if args.json:
+        import json
         json.dump(info, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
     else:
