@@ -17,7 +17,8 @@ import time
 from typing import List, Optional
 
 from .measure import LIMIT_TYPES, MemoryLimit, cgroup_available
-from .suite import OPERATIONS, REPO, Context, fat_size_for, prepare_images, prepare_sources
+from .suite import (OPERATIONS, REPO, Context, fat_size_for, prepare_images, prepare_sources,
+                    prepare_startup)
 
 __all__ = ["main"]
 
@@ -26,6 +27,14 @@ SETTLE_S = 65
 
 DEFAULT_OPS = ["startup", "fat-build", "tar-build", "fat-extract", "fat-cat", "tar-extract", "tar-cat",
                "fat-build-loaded", "tar-build-loaded", "fat-extract-loaded"]
+
+
+#: ``--small-ops``: the rows of issue 16's table, each on the corpus it is about --
+#: start-up (each common command on a one-file image) and the example site's builds on
+#: ``site``; one file out of the 20,000-file images and ``-j auto`` against ``-j 1``,
+#: idle and with one CPU kept busy, on ``small``.
+SMALL_OPS = {"site": ["startup", "fat-build", "tar-build"],
+             "small": ["fat-cat", "tar-cat", "fat-build", "fat-build-loaded"]}
 
 
 def _size(text: str) -> int:
@@ -93,7 +102,10 @@ def cmd_run(args) -> int:
     from .report import format_table, write_chart, write_json
     preset = "tiny" if args.tiny else "quick" if args.quick else None
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
-    for o in ops:
+    plan = SMALL_OPS if args.small_ops else {}
+    if plan:
+        args.corpus = ",".join(plan)
+    for o in ops + [o for v in plan.values() for o in v]:
         if o not in OPERATIONS:
             raise SystemExit(f"bench: unknown operation {o} (have: {', '.join(OPERATIONS)})")
     limit = _limit(args)
@@ -109,6 +121,7 @@ def cmd_run(args) -> int:
     texts: List[str] = []
     try:
         for name in [c.strip() for c in args.corpus.split(",") if c.strip()]:
+            ops = plan.get(name, ops)
             info = _load_corpus(args.corpora, name, preset)
             doc["corpora"][name] = {k: info.get(k) for k in
                                     ("files", "directories", "bytes", "largest", "largest_bytes")}
@@ -125,6 +138,8 @@ def cmd_run(args) -> int:
                 ctx.broken = prepare_images(ctx, read_from=args.read_from, formats=sorted(need))
             if "sources" in ops:
                 ctx.broken.update(prepare_sources(ctx))
+            if "startup" in ops:
+                ctx.broken.update(prepare_startup(ctx))
             if args.same_size:
                 ctx.blockimg_fat_size = ctx.fat_size
             skip_slow = not args.slow and info["files"] > args.slow_max_files
@@ -282,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = r.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", help="quick corpora (generated if needed)")
     g.add_argument("--tiny", action="store_true", help="tiny corpora (generated if needed)")
+    r.add_argument("--small-ops", action="store_true",
+                   help="the small-operation rows (start-up, one-file reads, the example "
+                        "site's builds, -j auto vs -j 1 idle and loaded), each on its corpus "
+                        "(site, small); --corpus and --ops are ignored")
     r.add_argument("--keep-work", action="store_true")
     r.add_argument("--no-sync", dest="sync", action="store_false",
                    help="do not sync (untimed) before every run")
