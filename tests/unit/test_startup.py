@@ -271,3 +271,25 @@ def test_any_command_line_parses_as_argparse_does_or_goes_to_it(argv):
     fast = cli.parse_simple(argv)
     if fast is not None:
         assert vars(fast) == _by_argparse(argv), argv
+
+
+def test_common_commands_import_neither_argparse_nor_json_nor_signal(tmp_path):
+    """Parsed by parse_simple (no argparse, gettext, locale), json only for --json,
+    signal handlers through _signal (signal imports enum)."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_bytes(b"a" * 100)
+    d = str(tmp_path / "d")
+    for fmt in ("fat", "tar"):
+        img = str(tmp_path / f"x.{fmt}")
+        for argv in (["create", d, "-o", img, "--format", fmt, "-q", "-j1"], ["ls", "-l", img],
+                     ["cat", img, "a.txt"], ["info", img], ["check", img],
+                     ["extract", img, str(tmp_path / f"out-{fmt}")]):
+            added = _modules_of_a_bare_interpreter(
+                "import blockimg.cli as c, os\n"
+                "fd = os.dup(1); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
+                f"code = c.main({argv!r})\n"
+                "sys.stdout.flush(); os.dup2(fd, 1)\n"
+                "assert code == 0, code\n")
+            assert not added & {"argparse", "gettext", "locale", "json"}, (argv, added)
+            if argv[0] not in ("create", "extract"):    # (parallel: signal)
+                assert "signal" not in added, argv
