@@ -326,7 +326,10 @@ def interrupts_as_exceptions() -> Iterator[None]:
     ignores SIGHUP; a shell starts background jobs with SIGINT ignored, and
     Python then leaves SIGINT alone too).
     """
-    import signal
+    try:    # the calls of signal without its enum wrappers (import enum: ~5 ms)
+        import _signal as signal
+    except ImportError:     # not CPython
+        import signal
 
     def handler(signum, frame):
         raise Terminated(signum)

@@ -1,7 +1,6 @@
 """``blockimg`` command line: argparse in, library calls out; no format logic here."""
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
@@ -42,7 +41,6 @@ def _mtime(text: str) -> int:
 
 
 def _jobs(text: str) -> Optional[int]:
-    import argparse
     if text == "auto":
         return None
     try:
@@ -50,6 +48,7 @@ def _jobs(text: str) -> Optional[int]:
     except ValueError:
         n = 0
     if n < 1:
+        import argparse
         raise argparse.ArgumentTypeError(f"not a number of processes: {text!r} "
                                          "(1 or more, or auto)")
     return n
@@ -457,11 +456,11 @@ def _mode_string(e) -> str:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    import json
     from . import api
     with api.open(args.image) as img:
         entries = img.list(args.path, recursive=not args.one_level)
         if args.json:
+            import json     # (here: json imports re, ~8 ms of start-up)
             json.dump([e.as_dict() for e in entries], sys.stdout, indent=1)
             sys.stdout.write("\n")
             return report_reading(img, args.image)
@@ -567,11 +566,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    import json
     from . import api
     with api.open(args.image) as img:
         info = img.info()
     if args.json:
+        import json
         json.dump(info, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
     else:
@@ -660,14 +659,18 @@ def report_reading(img, image: str, *, shown=(), skips: bool = True) -> int:
     return 1 if skipped else 0
 
 
-@contextlib.contextmanager
-def _reporting(img, image: str):
+class _reporting:
     """:func:`report_reading` once the block ends, also when it fails (a path not found
-    may be one that was left out)."""
-    try:
-        yield
-    finally:
-        report_reading(img, image)
+    may be one that was left out). (A class: contextlib costs ~4 ms of start-up.)"""
+
+    def __init__(self, img, image: str) -> None:
+        self.img, self.image = img, image
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        report_reading(self.img, self.image)
 
 
 def _naming_image(error: BlockImgError, image: Optional[str]) -> str:
@@ -696,6 +699,147 @@ def _os_error(e: OSError) -> str:
     return ": ".join(names + [e.strerror or str(e)])
 
 
+def _choice(*choices: str):
+    def check(text: str) -> str:
+        if text not in choices:
+            raise ValueError(text)
+        return text
+    return check
+
+
+def _int0(text: str) -> int:
+    return int(text, 0)
+
+
+#: The common commands' command lines, for :func:`parse_simple`: {command: (positionals,
+#: options, defaults)}. Positionals are (dest, nargs), nargs None (one), "?" or "*";
+#: options map a flag to (dest, how): how is a constant for an option without a value
+#: (store_true, store_false), else a function of the value (str for a plain string;
+#: ``list`` for a repeatable one). build_parser is the definition of every option;
+#: tests/unit/test_startup.py checks that this table parses as it does.
+_SIMPLE = {
+    "cat": ((("image", None), ("path", None)), {"--partition": ("partition", str)},
+            {"partition": None}),
+    "ls": ((("image", None), ("path", "?")),
+           {"-l": ("long", True), "--one-level": ("one_level", True), "--json": ("json", True),
+            "--partition": ("partition", str)},
+           {"path": "", "long": False, "one_level": False, "json": False, "partition": None}),
+    "info": ((("image", None),), {"--json": ("json", True), "--partition": ("partition", str)},
+             {"json": False, "partition": None, "platform": None}),
+    "check": ((("image", None),), {"--target": ("target", _choice("mirage", "generic")),
+                                   "--partition": ("partition", str)},
+              {"target": "generic", "partition": None}),
+    "extract": ((("image", None), ("dest", None), ("paths", "*")),
+                {"--overwrite": ("overwrite", True), "-j": ("jobs", _jobs),
+                 "--jobs": ("jobs", _jobs), "-q": ("quiet", True), "--quiet": ("quiet", True),
+                 "--partition": ("partition", str)},
+                {"overwrite": False, "jobs": None, "quiet": False, "partition": None}),
+    "create": ((("src", None),), {
+        "--git-ref": ("git_ref", str), "--git-path": ("git_path", str),
+        "-o": ("output", str), "--output": ("output", str), "--check": ("check", True),
+        "--format": ("format", _choice("tar", "fat")),
+        "--target": ("target", _choice("mirage", "generic")),
+        "--sector-size": ("sector_size", _size), "--align": ("align", _size),
+        "--size": ("size", _size), "--min": ("min", True), "--free": ("free", _size),
+        "--fat-type": ("fat_type", _choice("12", "16", "32", "auto")),
+        "--label": ("label", str), "--volume-id": ("volume_id", _int0),
+        "--mtime": ("mtime", _mtime), "--exclude": ("exclude", list),
+        "--exclude-vcs": ("exclude_vcs", True), "--keep-links": ("keep_links", True),
+        "--skip-special": ("skip_special", True), "--manifest": ("manifest", str),
+        "--secret": ("secret", True), "--fsync": ("fsync", True),
+        "--no-fsync": ("fsync", False), "--force": ("force", True),
+        "-j": ("jobs", _jobs), "--jobs": ("jobs", _jobs), "-q": ("quiet", True),
+        "--quiet": ("quiet", True), "--device-name": ("device_name", str),
+        "--attach": ("attach", str)},
+        {"git_ref": None, "git_path": None, "output": None, "check": False, "format": "tar",
+         "target": None, "sector_size": None, "align": None, "size": None, "min": False,
+         "free": None, "fat_type": None, "label": None, "volume_id": None, "mtime": None,
+         "exclude": [], "exclude_vcs": False, "keep_links": False, "skip_special": False,
+         "manifest": None, "secret": False, "fsync": None, "force": False, "jobs": None,
+         "quiet": False, "platform": None, "device_name": None, "attach": None}),
+}
+#: Options argparse keeps apart (mutually exclusive groups).
+_APART = (("--size", "--min"), ("--fsync", "--no-fsync"))
+
+
+class Arguments:
+    """A parsed command line: one attribute per option, as argparse's Namespace."""
+
+    def __init__(self, **values) -> None:
+        self.__dict__.update(values)
+
+    def __eq__(self, other) -> bool:
+        return vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"Arguments({vars(self)!r})"
+
+
+def parse_simple(argv: List[str]) -> Optional[Arguments]:
+    """``argv`` parsed without argparse, when it is a plain command line of a common
+    command (importing argparse and building its parser is ~10 ms of start-up); None
+    for anything else -- help, an error, an abbreviated or combined option, a value
+    that starts with "-" -- which argparse parses (and explains)."""
+    debug = False
+    i = 0
+    while i < len(argv) and argv[i] == "--debug":
+        debug, i = True, i + 1
+    spec = _SIMPLE.get(argv[i]) if i < len(argv) else None
+    if spec is None:
+        return None
+    positionals, options, defaults = spec
+    values = {k: (list(v) if isinstance(v, list) else v) for k, v in defaults.items()}
+    values.update(debug=debug, command=argv[i])
+    chunks: List[List[str]] = [[]]     # the positionals, split where options come between
+    seen = set()
+    args = iter(argv[i + 1:])
+    try:
+        for arg in args:
+            if arg == "-" or not arg.startswith("-"):
+                chunks[-1].append(arg)
+                continue
+            if chunks[-1]:
+                chunks.append([])
+            flag, eq, value = arg.partition("=")
+            if not flag.startswith("--") and len(flag) > 2:     # -j2, -oIMAGE
+                flag, eq, value = arg[:2], "=", arg[2:]
+            if flag == "--debug" and not eq:
+                values["debug"] = True
+                continue
+            dest, how = options[flag]
+            seen.add(flag)
+            if not callable(how):
+                if eq:
+                    return None
+                values[dest] = how
+                continue
+            if not eq:
+                value = next(args)
+            if value.startswith("-"):
+                return None
+            if how is list:
+                values[dest].append(value)
+            else:
+                values[dest] = value if how is str else how(value)
+    except Exception:
+        # An unknown option, a missing value, a value its type refuses: argparse's to
+        # explain (a type that fails for another reason fails there again, visibly).
+        return None
+    if any(a in seen and b in seen for a, b in _APART):
+        return None
+    words = [w for chunk in chunks for w in chunk]
+    if len([c for c in chunks if c]) > 1 and any(n for _, n in positionals):
+        return None     # argparse gives "?" and "*" their values at the first positional
+    for dest, nargs in positionals:
+        if nargs == "*":
+            values[dest], words = words, []
+        elif words:
+            values[dest], words = words[0], words[1:]
+        elif nargs is None:
+            return None
+    return None if words else Arguments(**values)
+
+
 COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_extract,
             "info": cmd_info, "check": cmd_check, "verify": cmd_verify,
             "build": cmd_build}
@@ -703,14 +847,17 @@ COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_e
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(command_in(argv))
-    args, extra = parser.parse_known_args(argv)
-    # argparse cannot take `verify IMAGE --manifest M SRC` (a positional after an option).
-    if args.command == "verify" and args.src is None and len(extra) == 1 \
-            and not extra[0].startswith("-"):
-        args.src, extra = extra[0], []
-    if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parse_simple(argv)
+    if args is None:
+        parser = build_parser(command_in(argv))
+        args, extra = parser.parse_known_args(argv)
+        # argparse cannot take `verify IMAGE --manifest M SRC` (a positional after an
+        # option).
+        if args.command == "verify" and args.src is None and len(extra) == 1 \
+                and not extra[0].startswith("-"):
+            args.src, extra = extra[0], []
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         with interrupts_as_exceptions():
             from .disk.cli import prepare   # disk; --partition; partitioned disks; --platform

@@ -147,7 +147,9 @@ def _value_source(cls, specs: dict) -> list:
 
 class _OnFirstCall:
     """A record class's methods, compiled (most of a record's cost, ~0.7 ms) and put on
-    the class when one of them is first called."""
+    the class when one of them is first called. The text is exec'd, not compile()d:
+    compile() makes the ast module's ~100 node classes on its first call (~3 ms); the
+    code gets its file name after."""
 
     def __init__(self, cls, names: tuple, source: str, env: dict) -> None:
         self.cls, self.names, self.source, self.env = cls, names, source, env
@@ -156,10 +158,12 @@ class _OnFirstCall:
         env = self.env
         if "__init__" not in env:
             qualname = self.cls.__qualname__
-            exec(compile(self.source, f"<record {qualname}>", "exec"), env)
+            exec(self.source, env)
             for n in self.names:
-                env[n].__qualname__ = f"{qualname}.{n}"
-                setattr(self.cls, n, env[n])
+                fn = env[n]
+                fn.__code__ = fn.__code__.replace(co_filename=f"<record {qualname}>")
+                fn.__qualname__ = f"{qualname}.{n}"
+                setattr(self.cls, n, fn)
         return env[name]
 
     def stub(self, name: str):

@@ -18,7 +18,7 @@ from typing import List, Optional
 
 from .measure import LIMIT_TYPES, MemoryLimit, cgroup_available
 from .suite import (OPERATIONS, REFERENCES, REPO, Context, fat_size_for, prepare_disk,
-                    prepare_images, prepare_sources)
+                    prepare_images, prepare_sources, prepare_startup)
 
 __all__ = ["main"]
 
@@ -27,6 +27,14 @@ SETTLE_S = 65
 
 DEFAULT_OPS = ["startup", "fat-build", "tar-build", "fat-extract", "fat-cat", "tar-extract", "tar-cat",
                "fat-build-loaded", "tar-build-loaded", "fat-extract-loaded"]
+
+
+#: ``--small-ops``: the rows of issue 16's table, each on the corpus it is about --
+#: start-up (each common command on a one-file image) and the example site's builds on
+#: ``site``; one file out of the 20,000-file images and ``-j auto`` against ``-j 1``,
+#: idle and with one CPU kept busy, on ``small``.
+SMALL_OPS = {"site": ["startup", "fat-build", "tar-build"],
+             "small": ["fat-cat", "tar-cat", "fat-build", "fat-build-loaded"]}
 
 
 def _size(text: str) -> int:
@@ -92,6 +100,10 @@ def _limit(args) -> Optional[MemoryLimit]:
 def cmd_run(args) -> int:
     preset = "tiny" if args.tiny else "quick" if args.quick else None
     ops = _operations(args.ops)
+    plan = SMALL_OPS if args.small_ops else {}
+    if plan:
+        args.corpus = ",".join(plan)
+        _operations(",".join(o for v in plan.values() for o in v))
     limit = _limit(args)
     work = args.work or tempfile.mkdtemp(prefix="blockimg-bench-")
     os.makedirs(work, exist_ok=True)
@@ -106,6 +118,7 @@ def cmd_run(args) -> int:
     texts: List[str] = []
     try:
         for name in [c.strip() for c in args.corpus.split(",") if c.strip()]:
+            ops = plan.get(name, ops)
             info = _load_corpus(args.corpora, name, preset)
             doc["corpora"][name] = {k: info.get(k) for k in
                                     ("files", "directories", "bytes", "largest", "largest_bytes")}
@@ -146,6 +159,8 @@ def _context(args, name: str, info: dict, work: str, ops: List[str]) -> Context:
         ctx.broken.update(prepare_sources(ctx))
     if "disk" in ops:
         ctx.broken.update(prepare_disk(ctx))
+    if "startup" in ops:
+        ctx.broken.update(prepare_startup(ctx))
     if args.same_size:
         ctx.blockimg_fat_size = ctx.fat_size
     return ctx
@@ -317,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = r.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", help="quick corpora (generated if needed)")
     g.add_argument("--tiny", action="store_true", help="tiny corpora (generated if needed)")
+    r.add_argument("--small-ops", action="store_true",
+                   help="the small-operation rows (start-up, one-file reads, the example "
+                        "site's builds, -j auto vs -j 1 idle and loaded), each on its corpus "
+                        "(site, small); --corpus and --ops are ignored")
     r.add_argument("--keep-work", action="store_true")
     r.add_argument("--no-sync", dest="sync", action="store_false",
                    help="do not sync (untimed) before every run")

@@ -8,6 +8,9 @@ from typing import Dict, List, Optional
 __all__ = ["format_table", "write_json", "write_chart", "MiB"]
 
 MiB = 1 << 20
+#: The interpreter's own start-up: where a table has this row, every row also gets its
+#: time over it ("/ python"; the start-up and one-file rows).
+BASELINE = "python -c pass"
 
 
 def _fmt_s(v: float) -> str:
@@ -25,22 +28,26 @@ def format_table(title: str, results: Dict[str, dict], reference: str = "blockim
     medians, and the median of the ratios of runs in the same round)."""
     ref = results.get(reference, {})
     ref_t = ref.get("median_s") if ref.get("status") == "ok" else None
+    base = results.get(BASELINE, {})
+    base_t = base.get("median_s") if base.get("status") == "ok" else None
     lines = [title,
-             f"  {'tool':<16} {'median s':>9} {'CPU s':>6} {'MB/s':>7} {'peak RSS':>9} "
-             f"{'private':>8} {'runs':>4}  {reference + ' / tool':>15} {'by round':>8}"]
+             f"  {'tool':<22} {'median s':>9} {'CPU s':>6} {'MB/s':>7} {'peak RSS':>9} "
+             f"{'private':>8} {'runs':>4}  {reference + ' / tool':>15} {'by round':>8}"
+             + (f" {'/ python':>8}" if base_t else "")]
     for name, r in results.items():
         if r.get("status") != "ok":
-            lines.append(f"  {name:<16} {r.get('status', '?')}")
+            lines.append(f"  {name:<22} {r.get('status', '?')}")
             continue
         ratio = f"{ref_t / r['median_s']:.2f}x" if ref_t and r["median_s"] > 0 else "-"
         paired = f"{r['paired_ratio']:.2f}x" if r.get("paired_ratio") else "-"
         lim = "*" if r.get("limited") else " "
         cpu = r.get("cpu_s")
         cpu = "-" if cpu is None else _fmt_s(cpu)
-        lines.append(f"  {name:<16} {_fmt_s(r['median_s']):>9} {cpu:>6} "
+        over = f" {r['median_s'] / base_t:>7.2f}x" if base_t else ""
+        lines.append(f"  {name:<22} {_fmt_s(r['median_s']):>9} {cpu:>6} "
                      f"{_fmt_rate(r['mb_per_s']):>7} "
                      f"{r['max_rss'] / MiB:>7.1f}M{lim}{r['peak_private'] / MiB:>7.1f}M "
-                     f"{r['n']:>4}  {ratio:>15} {paired:>8}")
+                     f"{r['n']:>4}  {ratio:>15} {paired:>8}{over}")
     return "\n".join(lines)
 
 

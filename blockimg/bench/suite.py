@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 from .measure import SINGLE_THREAD_ENV
 
 __all__ = ["Context", "Tool", "OPERATIONS", "REFERENCES", "tools_for", "prepare_images",
-           "prepare_sources", "prepare_disk", "fat_size_for"]
+           "prepare_sources", "prepare_disk", "prepare_startup", "fat_size_for"]
 
 Cmd = Union[str, List[str]]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,6 +49,9 @@ class Context:
     broken: Dict[str, str] = field(default_factory=dict)   # format -> why no read image
     halves: List[str] = field(default_factory=list)       # the "disk" operation's sources
     half_images: List[str] = field(default_factory=list)  # ... and their tar images
+    one_fat: str = ""           # a FAT and a tar image of one small file (start-up rows)
+    one_tar: str = ""
+    one_dir: str = ""           # that file's directory
 
     @property
     def out(self) -> str:
@@ -103,8 +106,13 @@ def _q(s: str) -> str:
     return shlex.quote(s)
 
 
+#: The installed ``blockimg`` program (setup.cfg installs this script; its first line
+#: becomes the interpreter), run by ``--python``: start-up as a user pays it.
+SCRIPT = os.path.join(REPO, "bin", "blockimg")
+
+
 def blockimg_cmd(ctx: Context, *args: str) -> List[str]:
-    return [ctx.python, "-m", "blockimg", *args]
+    return [ctx.python, SCRIPT, *args]
 
 
 def blockimg_env() -> Dict[str, str]:
@@ -185,6 +193,7 @@ FAT_CAT = [
          needs=("mtype",), output="none", env=MTOOLS_ENV),
     Tool("pyfatfs", "peer", lambda c: [c.python, PEERS, "pyfatfs-cat", c.fat_image, c.one_file],
          python_modules=("pyfatfs",), slow=True, output="none"),
+    Tool("python -c pass", "limit", lambda c: [c.python, "-c", "pass"], output="none"),
     Tool("cat", "limit", lambda c: ["cat", os.path.join(c.corpus, *c.one_file.split("/"))],
          output="none"),
 ]
@@ -216,6 +225,7 @@ TAR_CAT = [
          needs=("bsdtar",), output="none"),
     Tool("tarfile", "peer", lambda c: [c.python, PEERS, "tarfile-cat", c.tar_image, c.one_file],
          output="none"),
+    Tool("python -c pass", "limit", lambda c: [c.python, "-c", "pass"], output="none"),
     Tool("cat", "limit", lambda c: ["cat", os.path.join(c.corpus, *c.one_file.split("/"))],
          output="none"),
 ]
@@ -315,22 +325,52 @@ def prepare_sources(ctx: Context) -> Dict[str, str]:
     return problems
 
 
+#: Start-up: each common command on a one-file image (so nearly all of it is start-up:
+#: imports and parsing), beside ``python -c pass``; the "blockimg" row is ``cat``.
 STARTUP = [
-    Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "--help"), output="none"),
-    Tool("python -c pass", "limit", lambda c: [c.python, "-c", "pass"], output="none"),
-    Tool("blockimg ls --help", "blockimg", lambda c: blockimg_cmd(c, "ls", "--help"),
+    Tool("blockimg", "blockimg", lambda c: blockimg_cmd(c, "cat", c.one_fat, "a.txt"),
          output="none"),
+    Tool("python -c pass", "limit", lambda c: [c.python, "-c", "pass"], output="none"),
+    Tool("blockimg cat tar", "blockimg", lambda c: blockimg_cmd(c, "cat", c.one_tar, "a.txt"),
+         output="none"),
+    Tool("blockimg ls", "blockimg", lambda c: blockimg_cmd(c, "ls", c.one_fat),
+         output="none"),
+    Tool("blockimg info", "blockimg", lambda c: blockimg_cmd(c, "info", c.one_fat),
+         output="none"),
+    Tool("blockimg check", "blockimg", lambda c: blockimg_cmd(c, "check", c.one_fat),
+         output="none"),
+    Tool("blockimg extract", "blockimg", lambda c: blockimg_cmd(c, "extract", c.one_fat,
+                                                                 c.out), output="dir"),
+    Tool("blockimg create", "blockimg", lambda c: blockimg_cmd(
+        c, "create", c.one_dir, "-o", c.out_img, "--format", "fat", "-q")),
+    Tool("blockimg create tar", "blockimg", lambda c: blockimg_cmd(
+        c, "create", c.one_dir, "-o", c.out_img, "-q")),
+    Tool("blockimg --help", "blockimg", lambda c: blockimg_cmd(c, "--help"), output="none"),
+    Tool("python -m blockimg cat", "blockimg", lambda c: [
+        c.python, "-m", "blockimg", "cat", c.one_fat, "a.txt"], output="none"),
     Tool("import argparse", "peer", lambda c: [c.python, "-c", "import argparse"],
          output="none"),
-    Tool("import construct", "peer", lambda c: [c.python, "-c", "import construct"],
-         python_modules=("construct",), output="none"),
     Tool("import numpy", "peer", lambda c: [c.python, "-c", "import numpy"],
          python_modules=("numpy",), output="none"),
-    Tool("import fat writer", "blockimg", lambda c: [
-        c.python, "-c", "import blockimg.fat.writer, blockimg.fat.layout"], output="none"),
-    Tool("import tar writer", "blockimg", lambda c: [
-        c.python, "-c", "import blockimg.tar.writer, blockimg.tar.layout"], output="none"),
 ]
+
+
+def prepare_startup(ctx: Context) -> Dict[str, str]:
+    """Untimed: a directory of one small file and its FAT and tar images; {what: problem}."""
+    ctx.one_dir = os.path.join(ctx.work, "one")
+    ctx.one_fat, ctx.one_tar = (os.path.join(ctx.work, n) for n in ("one.fat", "one.tar"))
+    os.makedirs(ctx.one_dir, exist_ok=True)
+    with open(os.path.join(ctx.one_dir, "a.txt"), "wb") as f:
+        f.write(b"one small file\n")
+    problems: Dict[str, str] = {}
+    for image, fmt in ((ctx.one_fat, "fat"), (ctx.one_tar, "tar")):
+        res = _run_checked(blockimg_cmd(ctx, "create", ctx.one_dir, "-o", image, "--format",
+                                        fmt, "-q"), dict(os.environ, **blockimg_env()))
+        if res.returncode != 0:
+            err = (res.stderr or b"").decode("utf-8", "replace").strip()
+            problems[fmt] = err.splitlines()[-1] if err else f"exit {res.returncode}"
+    return problems
+
 
 #: A process that keeps one CPU busy while a "-loaded" operation runs (started before
 #: its warm-up run, stopped after its last): does ``-j auto`` still not lose to ``-j 1``?

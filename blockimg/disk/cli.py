@@ -8,13 +8,13 @@ partition asked for, answers ``info`` on a disk or with ``--platform``);
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from ..units import size_argument
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
+    import argparse     # (imported by blockimg.cli when a parser is built)
     from typing import Optional
 
 __all__ = ["add_arguments", "prepare", "after_create", "READERS"]

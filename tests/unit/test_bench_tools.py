@@ -90,6 +90,29 @@ def test_table_and_json(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["results"]["blockimg"]["n"] == 3
 
 
+def test_rows_beside_python_c_pass_get_their_time_over_it():
+    def row(wall, role="blockimg"):
+        runs = [measure.Measurement(wall, 0.01, 0.0, 10 << 20, 5 << 20, 0)]
+        return {"role": role, "status": "ok", **summarize(runs, 0)}
+    res = {"blockimg": row(0.06), "python -c pass": row(0.02, "limit"), "mtype": row(0.01)}
+    lines = format_table("t", res).splitlines()
+    assert lines[1].split()[-2:] == ["/", "python"]
+    assert [ln.split()[-1] for ln in lines[2:]] == ["3.00x", "1.00x", "0.50x"]
+    del res["python -c pass"]
+    assert "/ python" not in format_table("t", res)
+
+
+def test_small_ops_name_a_startup_row_per_common_command_and_cat_beside_python():
+    from blockimg.bench.cli import SMALL_OPS
+    from blockimg.bench.suite import OPERATIONS
+    assert {o for ops in SMALL_OPS.values() for o in ops} <= set(OPERATIONS)
+    startup = " ".join(t.name for t in OPERATIONS["startup"])
+    for command in ("ls", "info", "check", "extract", "create"):
+        assert f"blockimg {command}" in startup
+    for op in ("startup", "fat-cat", "tar-cat"):
+        assert "python -c pass" in [t.name for t in OPERATIONS[op]]
+
+
 def test_ratio_by_round_follows_drifting_conditions():
     """Every tool slows down 3x after round 1 (a disk filling up): the ratio of medians
     is then far from 0.5, the median of the per-round ratios is exactly it."""

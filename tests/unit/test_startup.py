@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blockimg import cli
 
@@ -149,3 +153,143 @@ def test_a_lookup_imports_neither_the_writers_nor_the_source_side(tmp_path):
                      f"blockimg.{fmt}.layout", "blockimg.manifest", "blockimg.block.mmap",
                      "blockimg.block.memory", "blockimg.parallel", "mmap"):
             assert name not in added, (fmt, name)
+
+
+# The common commands' command lines are parsed without argparse (cli.parse_simple);
+# argparse (cli.build_parser) stays the definition, and these tests hold the two together.
+
+def _by_argparse(argv):
+    """vars() of argparse's parse of ``argv``, None when argparse refuses it."""
+    parser = cli.build_parser(cli.command_in(argv))
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            args, extra = parser.parse_known_args(argv)
+    except SystemExit:
+        return None
+    return None if extra else vars(args)
+
+
+def _subparser(command):
+    parser = cli.build_parser(command)
+    return parser._subparsers._group_actions[0].choices[command]
+
+
+#: The options of the common commands that parse_simple leaves to argparse.
+LEFT_TO_ARGPARSE = {"-h", "--help", "--debug", "--platform"}
+
+
+@pytest.mark.parametrize("command", sorted(cli._SIMPLE))
+def test_the_simple_parser_knows_every_option_as_argparse_does(command):
+    positionals, options, defaults = cli._SIMPLE[command]
+    sub = _subparser(command)
+    theirs = {s: a for s, a in sub._option_string_actions.items()}
+    assert set(theirs) - set(options) <= LEFT_TO_ARGPARSE
+    for flag, (dest, how) in options.items():
+        assert theirs[flag].dest == dest, flag
+    assert [(a.dest, a.nargs) for a in sub._positionals._group_actions] == list(positionals)
+    assert vars(cli.parse_simple(
+        [command] + ["x"] * sum(n is None for _, n in positionals))) == _by_argparse(
+        [command] + ["x"] * sum(n is None for _, n in positionals))
+
+
+#: Command lines as people (and tools/bench) type them: parsed without argparse.
+COMMON = [
+    ["cat", "x.img", "a/b.txt"], ["cat", "mmap:x.img", "a"], ["--debug", "cat", "x", "y"],
+    ["cat", "x", "y", "--debug"], ["cat", "x", "--partition", "2", "y"],
+    ["ls", "x.img"], ["ls", "-l", "x.img", "d"], ["ls", "x.img", "d", "--json"],
+    ["ls", "--one-level", "x"], ["info", "x.img"], ["info", "--json", "x.img"],
+    ["check", "x.img"], ["check", "--target", "mirage", "x.img"],
+    ["extract", "x.img", "out"], ["extract", "x.img", "out", "a", "b/*.html"],
+    ["extract", "-j1", "--overwrite", "x.img", "out"], ["extract", "-q", "x", "o", "-j", "auto"],
+    ["create", "site", "-o", "x.img"], ["create", "site", "-o", "x.img", "--format", "fat",
+                                        "-q", "-j1"],
+    ["create", "site", "--output=x.img", "--size", "64M", "--mtime", "@1700000000",
+     "--exclude", "*.o", "--exclude", "tmp", "--exclude-vcs", "--no-fsync", "-j", "2"],
+    ["create", "-", "-o", "x", "--fat-type", "16", "--volume-id", "0x1234", "--label", "L",
+     "--format", "fat", "--target", "generic", "--align", "4K", "--free", "1M"],
+    ["create", "repo", "--git-ref", "HEAD", "--git-path", "site", "-o", "x", "--check"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMON, ids=" ".join)
+def test_common_command_lines_are_parsed_as_argparse_does_without_it(argv):
+    assert _by_argparse(argv) is not None
+    fast = cli.parse_simple(argv)
+    assert fast is not None
+    assert vars(fast) == _by_argparse(argv)
+
+
+#: Left to argparse: help, errors, abbreviations, combined flags, values starting with -,
+#: options out of the table, a positional after an option of a command with optional ones.
+TO_ARGPARSE = [
+    [], ["--version"], ["cat", "--help"], ["cat", "x"], ["cat", "x", "y", "z"],
+    ["ls", "--one", "x"], ["ls", "-lq", "x"], ["extract", "x", "o", "-j", "-1"],
+    ["extract", "x", "o", "-j", "0"], ["create", "s", "--size", "1M", "--min"],
+    ["create", "s", "--fsync", "--no-fsync"], ["create", "s", "--format", "ext4"],
+    ["info", "x", "--platform", "unix"], ["ls", "x", "-l", "d"], ["ls", "--json=1", "x"],
+    ["create", "s", "--size", "lots"], ["create", "s", "-o"], ["cat", "--", "x", "y"],
+    ["verify", "x"], ["update", "x", "s"], ["cat", "-x", "y"],
+]
+
+
+@pytest.mark.parametrize("argv", TO_ARGPARSE, ids=lambda a: " ".join(a) or "nothing")
+def test_everything_else_is_left_to_argparse(argv):
+    assert cli.parse_simple(argv) is None
+
+
+_WORDS = ["x", "d/e.txt", "-", "", "0", "1", "2", "auto", "4K", "64M", "fat", "tar",
+          "mirage", "generic", "16", "@5", "0x10", "a=b"]
+_ODD = ["-1", "lots", "-x", "--", "--bogus", "-h", "--platform", "--one", "-lq"]
+
+
+@st.composite
+def _command_lines(draw):
+    """Mostly well-formed command lines of a common command (positionals, flags, options
+    with a value in each spelling), some with an odd word in them."""
+    command = draw(st.sampled_from(sorted(cli._SIMPLE)))
+    options = cli._SIMPLE[command][1]
+    word = st.sampled_from(_WORDS)
+
+    def option(flag):
+        if not callable(options[flag][1]):
+            return st.just([flag])
+        return st.one_of(st.tuples(st.just(flag), word).map(list),
+                         word.map(lambda w: [f"{flag}={w}"]),
+                         word.map(lambda w: [flag + w]) if len(flag) == 2 else st.nothing())
+    items = draw(st.lists(st.one_of(
+        word.map(lambda w: [w]), st.sampled_from(sorted(options)).flatmap(option),
+        st.just(["--debug"]), st.sampled_from(_ODD).map(lambda w: [w]) if draw(st.booleans())
+        else st.nothing()), max_size=7))
+    before = ["--debug"] if draw(st.booleans()) else []
+    return before + [command] + [w for item in items for w in item]
+
+
+@settings(max_examples=500, deadline=None)
+@given(_command_lines())
+def test_any_command_line_parses_as_argparse_does_or_goes_to_it(argv):
+    fast = cli.parse_simple(argv)
+    if fast is not None:
+        assert vars(fast) == _by_argparse(argv), argv
+
+
+def test_common_commands_import_neither_argparse_nor_json_nor_signal(tmp_path):
+    """Parsed by parse_simple (no argparse, gettext, locale), json only for --json,
+    signal handlers through _signal (signal imports enum)."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_bytes(b"a" * 100)
+    d = str(tmp_path / "d")
+    for fmt in ("fat", "tar"):
+        img = str(tmp_path / f"x.{fmt}")
+        for argv in (["create", d, "-o", img, "--format", fmt, "-q", "-j1"], ["ls", "-l", img],
+                     ["cat", img, "a.txt"], ["info", img], ["check", img],
+                     ["extract", img, str(tmp_path / f"out-{fmt}")]):
+            added = _modules_of_a_bare_interpreter(
+                "import blockimg.cli as c, os\n"
+                "fd = os.dup(1); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
+                f"code = c.main({argv!r})\n"
+                "sys.stdout.flush(); os.dup2(fd, 1)\n"
+                "assert code == 0, code\n")
+            assert not added & {"argparse", "gettext", "locale", "json"}, (argv, added)
+            if argv[0] not in ("create", "extract"):    # (parallel: signal)
+                assert "signal" not in added, argv
