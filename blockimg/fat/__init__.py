@@ -9,8 +9,9 @@ Submodules, by role:
   bytes -> records, reading);
 * writing: ``options`` (the writer's options), ``layout`` (pure planning),
   ``writer``;
-* reading: ``chains`` (cluster chains over a device), ``reader``
-  (``FatImage``), ``split_walk`` (the directory walk split over processes);
+* reading: ``chains`` (cluster chains over a device), ``walk`` (the directory
+  walk: index, chains, cross-links), ``reader`` (``FatImage``), ``split_walk``
+  (the walk split over processes);
 * checking: ``checks`` (the check command), ``mirage`` (a model of the Mirage
   driver's name lookup, used by the writer and by check).
 """

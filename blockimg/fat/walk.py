@@ -14,12 +14,12 @@ split (:meth:`Walk.walk` with a :class:`~blockimg.fat.split_walk.SplitWalk`);
 :class:`~blockimg.fat.reader.FatImage` decides which.
 
 The cross-link check is one pure-Python sort (numpy's form is kept in the
-tests as the reference). Measured (December, loaded 2-CPU machine): on a
-20,000-file volume (20,200 runs) the sort takes 15 ms, numpy 0.3 ms plus
-0.3-0.4 s to import it (open 0.27 s without, 0.66 s with); on a FAT32 volume
-of 2,419,725 clusters fragmented into 2,419,721 one-cluster runs, 23 s against
-numpy's 1.5 s, but following those chains to open it takes over 10 minutes of
-CPU, so numpy would save little there and cost every ordinary open its import.
+tests as the reference). Measured on a loaded 2-CPU machine: on a 20,000-file
+volume (20,200 runs) the sort takes 15 ms, numpy's 0.3 ms, but importing numpy
+costs more (opening took 0.27 s without it, 0.66 s with it; 0.07 s and 25 MiB
+unloaded, docs/PERFORMANCE.rst); on a FAT32 volume of 2,419,725 clusters in
+2,419,721 one-cluster runs the sort takes 23 s, numpy's 1.5 s, while following
+those chains to open it takes longer still (see the report in the commit).
 """
 from __future__ import annotations
 
