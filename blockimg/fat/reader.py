@@ -74,7 +74,7 @@ class FatImage(Image):
 
     def _walk_all(self) -> None:
         """Index the whole tree, check no cluster is in two chains, count the warnings."""
-        self.walk.walk()
+        self.walk.run()
         self.walk.check_cross_links()
         #: How many of ``warnings`` the walk itself found (checks add advice later).
         self.opening_warnings = len(self.warnings)
@@ -128,7 +128,7 @@ class FatImage(Image):
         self._lazy = False
         del self.warnings[self._note_warnings:]
         self._new_walk()
-        self.walk.walk(split, part)
+        self.walk.run(split, part)
         return self.walk
 
     def reopen_lazily(self) -> None:

@@ -5,7 +5,7 @@ split over two processes it halves. :func:`plan` scans the directory tree's
 shape without decoding a name (which entries are subdirectories, how many
 entries each directory holds) and cuts the directories, in walk order, into
 contiguous parts of about equal size. :meth:`SplitWalk.walk` then runs the
-ordinary walk (:meth:`Walk.walk <blockimg.fat.walk.Walk.walk>`, through
+ordinary walk (:meth:`Walk.run <blockimg.fat.walk.Walk.run>`, through
 :meth:`FatImage.index_part <blockimg.fat.reader.FatImage.index_part>`) in part
 ``i``'s process, indexing the
 entries of the directories it owns and only passing through (quietly) the

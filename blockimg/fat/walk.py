@@ -8,9 +8,9 @@ that one sort at the end finds a cluster in two chains. A broken rule is
 (``problems`` given) collects it instead and goes on. Name oddities readers
 survive go to ``warnings`` either way.
 
-The walk runs whole (:meth:`Walk.walk`), one path at a time
+The walk runs whole (:meth:`Walk.run`), one path at a time
 (:meth:`Walk.lookup`, for a lazily opened image), or over one part of a
-split (:meth:`Walk.walk` with a :class:`~blockimg.fat.split_walk.SplitWalk`);
+split (:meth:`Walk.run` with a :class:`~blockimg.fat.split_walk.SplitWalk`);
 :class:`~blockimg.fat.reader.FatImage` decides which.
 
 The cross-link check is one pure-Python sort (numpy's form is kept in the
@@ -266,7 +266,7 @@ class Walk:
         return root
 
     # -- the tree ----------------------------------------------------------------
-    def walk(self, split=None, part: int = 0) -> None:
+    def run(self, split=None, part: int = 0) -> None:
         """Index the tree, depth first. With ``split`` (a
         :class:`~blockimg.fat.split_walk.SplitWalk`), only part ``part``'s entries: the
         directories it owns are indexed; those above them are only passed through."""

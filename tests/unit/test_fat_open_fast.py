@@ -2,7 +2,7 @@
 
 ``parse_directory`` decodes long names from the slots' raw bytes, computes
 the checksum unrolled and short names inline; ``FatTable.chain`` answers a
-whole single-run chain without its loop; ``FatImage._files`` indexes whole
+whole single-run chain without its loop; ``Walk._files`` indexes whole
 files inline. Each is compared here with the general form on random input.
 """
 from __future__ import annotations
