@@ -201,7 +201,7 @@ class ImageFile(io.RawIOBase):
 class Image:
     """An opened image: ``list``, ``stat``, ``open``, ``read``, ``extract``, ``info``.
 
-    Subclasses set ``format`` and fill ``self._idx`` (path -> EntryInfo, every
+    Subclasses set ``format`` and fill ``self._index`` (path -> EntryInfo, every
     parent directory present) in their constructor; one opened lazily sets
     ``self._lazy`` and fills it in ``_index_all()`` when :attr:`index` is first asked.
     """
@@ -223,7 +223,11 @@ class Image:
             self._index_all()
         return self._idx
 
-    _index = index      # (the name the format readers use for it)
+    def _set_index(self, value: Dict[str, EntryInfo]) -> None:
+        self._idx = value
+
+    #: The name the format readers use for :attr:`index` (assigning it sets the entries).
+    _index = property(index.fget, _set_index)
 
     def _index_all(self) -> None:
         raise NotImplementedError("a reader that sets _lazy indexes in _index_all()")
