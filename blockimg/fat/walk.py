@@ -13,13 +13,14 @@ The walk runs whole (:meth:`Walk.run`), one path at a time
 split (:meth:`Walk.run` with a :class:`~blockimg.fat.split_walk.SplitWalk`);
 :class:`~blockimg.fat.reader.FatImage` decides which.
 
-The cross-link check is one pure-Python sort (numpy's form is kept in the
-tests as the reference). Measured on a loaded 2-CPU machine: on a 20,000-file
-volume (20,200 runs) the sort takes 15 ms, numpy's 0.3 ms, but importing numpy
-costs more (opening took 0.27 s without it, 0.66 s with it; 0.07 s and 25 MiB
-unloaded, docs/PERFORMANCE.rst); on a FAT32 volume of 2,419,725 clusters in
-2,419,721 one-cluster runs the sort takes 23 s, numpy's 1.5 s, while following
-those chains to open it takes longer still (see the report in the commit).
+The cross-link check is one pure-Python sort; numpy's form is the test
+reference (tests/helpers). Measured (CPU seconds, loaded 2-CPU machine):
+20,194 runs (20,000 files): 0.01 s, numpy 0.001 s after a 0.13 s import;
+201,612 runs (a fully fragmented FAT32 volume): 0.26-0.30 s, numpy 0.03 s +
+0.13 s, of an open of 1.34 s; 2,419,721 runs (2,419,725 clusters): 23 s, numpy
+1.5 s, but following those chains to open it had not finished after 16 minutes.
+So numpy would save at most a tenth of an open, and only on volumes that few
+commands can open in useful time anyway.
 """
 from __future__ import annotations
 
