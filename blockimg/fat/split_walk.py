@@ -23,6 +23,8 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Dict, List, Optional, Set, Tuple
 
+    from .walk import Walk
+
 from ..errors import CorruptImage
 from .chains import ChainError
 from .dirents import DOT, DOTDOT
