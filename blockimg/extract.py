@@ -20,10 +20,11 @@ from .errors import BlockImgError, DeviceError, InvalidInput, NotFound
 from .quoting import escape
 from .record import field, record
 
-if TYPE_CHECKING:
-    from .image import EntryInfo, Image
-
 __all__ = ["extract", "ExtractReport", "unsafe_host_name"]
+
+# The images extracted here are blockimg.image.Image objects, used through their public
+# interface (index, key, resolve, copy_data, skipped, device, format): this module does
+# not import blockimg.image, which imports it for Image.extract.
 
 
 @record
@@ -42,9 +43,9 @@ class ExtractReport:
 def extract(image: "Image", dest: str, *, overwrite: bool = False,
             paths: Optional[Sequence[str]] = None, jobs: Optional[int] = 1,
             progress=None) -> ExtractReport:
-    """:meth:`Image.extract <blockimg.image.Image.extract>` (see there)."""
-    if not _HAVE_DIR_FD:
-        raise BlockImgError("extract needs a host whose os functions take dir_fd")
+    """:meth:`Image.extract <blockimg.image.Image.extract>` (see there), in one pass over
+    the index (its files written from ``jobs`` processes)."""
+    check_host()
     report = ExtractReport()
     dest = os.path.abspath(os.fspath(dest))
     wanted = None
@@ -52,26 +53,16 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
         # Every PATH must select something, before anything is made (GNU tar: "Not
         # found in archive").
         from .members import Selection
-        wanted = Selection(paths, image._index, image._key)
+        wanted = Selection(paths, image.index, image.key)
         if wanted.missing:
             raise NotFound(f"not found in {image.format} image", paths=wanted.missing,
                            rule="each PATH names an entry or matches one")
-    make_destination(dest)
-    real_dest = os.path.realpath(dest)
-    if paths is None and jobs != 1 and _forkable(image.device):
-        # A format that can index its tree in parts (FAT, opened lazily) does so in the
-        # processes that then write those parts; False: nothing written, go on here.
-        plan = getattr(image, "_split_plan", None)
-        split = plan(jobs) if plan is not None else None
-        if split is not None:
-            from .extract_split import extract_split
-            if extract_split(image, split, real_dest, overwrite, report):
-                return report
-    index = image._index
+    real_dest = prepare_destination(dest)
+    index = image.index
     if jobs is None:
         from .parallel import auto_jobs
         jobs = auto_jobs(len(index))
-    report.refused.extend(getattr(image, "unsafe_names", []))   # (found by the walk)
+    report.refused.extend(image.skipped)   # (found by the walk)
     writer = TreeWriter(real_dest, overwrite, report)
     try:
         dirs, files, links = sort_out(image, index, wanted, real_dest, report.refused)
@@ -82,6 +73,18 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
         writer.close()
     finish(report, real_dest, made, dirs)
     return report
+
+
+def check_host() -> None:
+    """BlockImgError unless this host's ``os`` functions take ``dir_fd`` (TreeWriter needs it)."""
+    if not _HAVE_DIR_FD:
+        raise BlockImgError("extract needs a host whose os functions take dir_fd")
+
+
+def prepare_destination(dest: str) -> str:
+    """Make the directory ``dest`` (see :func:`make_destination`); its real path."""
+    make_destination(dest)
+    return os.path.realpath(dest)
 
 
 def make_destination(dest: str) -> None:
@@ -122,7 +125,7 @@ def sort_out(image: "Image", index, wanted: Optional[Callable[[str], bool]], rea
         elif info.kind == "dir":
             dirs.append(info)
         else:
-            files.append((info, info if info.kind == "file" else image._resolve(info.path)))
+            files.append((info, info if info.kind == "file" else image.resolve(info.path)))
     return dirs, files, links
 
 
@@ -161,7 +164,7 @@ def _write_files(image: "Image", files, writer: "TreeWriter", real_dest: str,
     writer of its own; outcomes merged into ``writer.report`` in image order)."""
     from .parallel import fork_map, split_files
     ranges = [(0, len(files))]
-    if jobs > 1 and _forkable(image.device):
+    if jobs > 1 and forkable(image.device):
         ranges = split_files((data.size for _, data in files), jobs)
 
     def part(i: int, tick) -> Optional[tuple]:
@@ -187,7 +190,7 @@ def _write_files(image: "Image", files, writer: "TreeWriter", real_dest: str,
 
 def write_some(image: "Image", files, writer: "TreeWriter", tick=None) -> None:
     """Write ``files``; ``tick(bytes)`` after each (the file bytes of this part so far)."""
-    copy = image._copy_data
+    copy = image.copy_data
     if tick is not None:
         done = 0
         copy_data = copy
@@ -201,7 +204,7 @@ def write_some(image: "Image", files, writer: "TreeWriter", tick=None) -> None:
                        copy)
 
 
-def _forkable(device) -> bool:
+def forkable(device) -> bool:
     """Whether forked children can read ``device`` as the parent does: the built-in
     backends (a file descriptor, a shared mapping or memory copied on fork); not a
     plugin's, which may hold a connection that must not be shared."""
@@ -244,11 +247,11 @@ def _kind_problem(image: "Image", info: "EntryInfo", real_dest: str) -> Optional
         return None
     if info.kind != "hardlink":
         return f"{info.kind} entries are not extracted"
-    src = image._key(link)
-    if src not in image._index or src == info.path:
+    src = image.key(link)
+    if src not in image.index or src == info.path:
         return f"hard link to '{escape(link)}' which is not in the image"
     try:
-        image._resolve(src)
+        image.resolve(src)
     except InvalidInput as e:  # a link to a directory, or a chain of links
         return f"hard link to '{escape(link)}': {e}"
     return None

@@ -1,6 +1,6 @@
 """Extraction with the index itself built in parts, one per process.
 
-For a format whose image offers a split walk (``image._split_plan``: FAT), each
+For a format whose image offers a split walk (``image.split_plan``: FAT), each
 process indexes and checks its own part of the tree, then (once every part
 is known to be sound) writes that part's files. In order:
 
@@ -13,8 +13,8 @@ is known to be sound) writes that part's files. In order:
    sets the directories' modes and times, as a single process would.
 
 Nothing is written before step 2 decides. If any part failed (a corrupt
-entry, a child that could not be forked or died), :func:`extract_split`
-returns False and the caller indexes the whole tree in one process, which
+entry, a child that could not be forked or died), :func:`extract_in_parts`
+returns None and the caller extracts the whole tree in one pass, which
 raises the same error a one-process extraction would, or goes on.
 """
 from __future__ import annotations
@@ -23,18 +23,31 @@ import os
 import pickle
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
-    from typing import List
+    from typing import List, Optional
 
 from .errors import BlockImgError
-from .extract import (ExtractReport, TreeWriter, finish, make_links, order, order_key,
-                      sort_out, write_some)
+from .extract import (ExtractReport, TreeWriter, check_host, finish, forkable, make_links,
+                      order, order_key, prepare_destination, sort_out, write_some)
 
-if TYPE_CHECKING:
-    from .image import Image
-
-__all__ = ["extract_split"]
+__all__ = ["extract_in_parts", "extract_split"]
 
 _GO = b"go"
+
+
+def extract_in_parts(image: "Image", dest: str, *, overwrite: bool = False,
+                     jobs: Optional[int] = None) -> Optional[ExtractReport]:
+    """The whole tree of ``image`` (a :class:`~blockimg.image.Image`) below ``dest``,
+    indexed and written in parts (:meth:`Image.split_plan`); None when the image or the
+    device offers no split or a part failed: nothing written, extract it in one pass."""
+    check_host()
+    if not forkable(image.device):
+        return None
+    real_dest = prepare_destination(os.path.abspath(os.fspath(dest)))
+    split = image.split_plan(jobs)
+    if split is None:
+        return None
+    report = ExtractReport()
+    return report if extract_split(image, split, real_dest, overwrite, report) else None
 
 
 def extract_split(image: "Image", split, real_dest: str, overwrite: bool,
@@ -87,7 +100,7 @@ def extract_split(image: "Image", split, real_dest: str, overwrite: bool,
         parts = [mine] + answers
         if any(p is None for p in parts) or not split.merge([p["walk"] for p in parts]):
             return False
-        report.refused.extend(image.unsafe_names)
+        report.refused.extend(image.skipped)
         report.refused.extend(sorted((r for p in parts for r in p["refused"]),
                                      key=lambda r: order_key(r[0])))
         writer = done["writer"] = TreeWriter(real_dest, overwrite, report)
@@ -158,7 +171,7 @@ def _walk(image: "Image", split, i: int, real_dest: str) -> dict:
     """Part ``i`` walked and sorted out, in this process."""
     refused: List = []
     walked = split.walk(i)
-    dirs, files, links = sort_out(image, image._index, None, real_dest, refused)
+    dirs, files, links = sort_out(image, image.index, None, real_dest, refused)
     return {"walk": walked, "dirs": dirs, "links": links, "refused": refused,
             "files": files}
 

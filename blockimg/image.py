@@ -201,18 +201,36 @@ class ImageFile(io.RawIOBase):
 class Image:
     """An opened image: ``list``, ``stat``, ``open``, ``read``, ``extract``, ``info``.
 
-    Subclasses set ``format`` and fill ``self._index`` (path -> EntryInfo,
-    every parent directory present) in their constructor.
+    Subclasses set ``format`` and fill ``self._index`` (path -> EntryInfo, every
+    parent directory present) in their constructor; one opened lazily sets
+    ``self._lazy`` and fills it in ``_index_all()`` when :attr:`index` is first asked.
     """
 
     format = "?"
+    _lazy = False
 
     def __init__(self, device: BlockDevice, *, owns_device: bool = False) -> None:
         self.device = device
         self._owns_device = owns_device
-        self._index: Dict[str, EntryInfo] = {}
+        self._idx: Dict[str, EntryInfo] = {}
         self.warnings: List[str] = []
         self._derived = 0
+
+    @property
+    def index(self) -> Dict[str, EntryInfo]:
+        """Path -> entry, every entry in image order (a lazily opened image indexes now)."""
+        if self._lazy:
+            self._index_all()
+        return self._idx
+
+    def _set_index(self, value: Dict[str, EntryInfo]) -> None:
+        self._idx = value
+
+    #: The name the format readers use for :attr:`index` (assigning it sets the entries).
+    _index = property(index.fget, _set_index)
+
+    def _index_all(self) -> None:
+        raise NotImplementedError("a reader that sets _lazy indexes in _index_all()")
 
     def _derive(self, cost: int, what: str, offset: Optional[int]) -> None:
         """Count ``cost`` bytes the index derives (``what`` made it); past the bound of
@@ -232,33 +250,37 @@ class Image:
         return list(getattr(self, "unsafe_names", ()))
 
     # -- lookup ------------------------------------------------------------
-    def _key(self, path: str) -> str:
+    @staticmethod
+    def key(path: str) -> str:
+        """``path`` as the index spells it (no empty or ``.`` components; ``""``: the root)."""
         return "/".join(p for p in str(path).split("/") if p not in ("", "."))
+
+    _key = key          # (the name the format readers use for it)
 
     def stat(self, path: str) -> EntryInfo:
         """The entry at ``path`` (raises NotFound)."""
-        key = self._key(path)
+        key = self.key(path)
         if key == "":
             return EntryInfo("", "dir", mode=0o755)
-        info = self._index.get(key)
+        info = self.index.get(key)
         if info is None:
             raise NotFound(f"no such file or directory in {self.format} image",
                            path=path, rule="path exists")
         return info
 
     def exists(self, path: str) -> bool:
-        key = self._key(path)
-        return key == "" or key in self._index
+        key = self.key(path)
+        return key == "" or key in self.index
 
     def list(self, path: str = "", *, recursive: bool = True) -> List[EntryInfo]:
         """Entries under ``path`` in image order (all of them by default)."""
-        key = self._key(path)
+        key = self.key(path)
         top = self.stat(key)
         if top.kind != "dir":
             return [top]
         prefix = key + "/" if key else ""
         out = []
-        for p, info in self._index.items():
+        for p, info in self.index.items():
             if not p.startswith(prefix) or p == key:
                 continue
             if not recursive and "/" in p[len(prefix):]:
@@ -267,13 +289,14 @@ class Image:
         return out
 
     def __iter__(self) -> Iterator[EntryInfo]:
-        return iter(self._index.values())
+        return iter(self.index.values())
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self.index)
 
     # -- data --------------------------------------------------------------
-    def _resolve(self, path: str) -> EntryInfo:
+    def resolve(self, path: str) -> EntryInfo:
+        """The regular file at ``path``, hard links followed (raises NotARegularFile)."""
         info = self.stat(path)
         seen = 0
         while info.kind == "hardlink" and info.link_target is not None and seen < 40:
@@ -286,7 +309,7 @@ class Image:
 
     def open(self, path: str) -> ImageFile:
         """A seekable binary file object for the file at ``path``."""
-        return ImageFile(self.device, self._resolve(path))
+        return ImageFile(self.device, self.resolve(path))
 
     def read(self, path: str, offset: int = 0, length: Optional[int] = None) -> bytes:
         """``length`` bytes (default: to the end) of the file at ``path`` from ``offset``."""
@@ -346,10 +369,16 @@ class Image:
         each in image order. ``progress(done, total)`` is told the file bytes written
         as each file is finished (not by the split indexing of a lazy FAT image).
         """
+        if paths is None and jobs != 1:
+            from .extract_split import extract_in_parts
+            report = extract_in_parts(self, dest, overwrite=overwrite, jobs=jobs)
+            if report is not None:
+                return report
         return extract_tree(self, dest, overwrite=overwrite, paths=paths, jobs=jobs,
                             progress=progress)
 
-    def _copy_data(self, info: EntryInfo, fd: int) -> None:
+    def copy_data(self, info: EntryInfo, fd: int) -> None:
+        """Write the whole file ``info`` to ``fd`` (CorruptImage if its data ends early)."""
         # What ImageFile(info).copy_to(fd) does for a whole file, without the file
         # object (this runs once per extracted file).
         copy = self.device.copy_to
@@ -359,12 +388,18 @@ class Image:
         if done != info.size:
             raise CorruptImage("file data ends early", field=info.path)
 
+    def split_plan(self, jobs: Optional[int]):
+        """A plan to index the tree in ``jobs`` parts, each in the process that extracts
+        it (a format that cannot: None; FAT opened lazily can, see
+        :mod:`blockimg.fat.split_walk`)."""
+        return None
+
     # -- summary -----------------------------------------------------------
     def info(self) -> dict:
         """Format, sizes and counts (formats add their own facts)."""
         kinds: Dict[str, int] = {}
         total = 0
-        for e in self._index.values():
+        for e in self.index.values():
             kinds[e.kind] = kinds.get(e.kind, 0) + 1
             if e.kind == "file":
                 total += e.size

@@ -1,6 +1,6 @@
 """FAT block images: the format's entry points (see blockimg.formats for the contract).
 
-Its fourteen modules, by role:
+Its modules, by role:
 
 * on-disk codecs (pure): ``structs`` (every on-disk structure declared once, in
   ``LAYOUTS``: formats and offsets come from it), ``table`` (FAT12/16/32
@@ -10,8 +10,9 @@ Its fourteen modules, by role:
   ``geometry`` (boot sector -> the volume's geometry as read, type detection);
 * writing: ``options`` (the writer's options), ``layout`` (pure planning, with
   the planned geometry), ``writer``;
-* reading: ``chains`` (cluster chains over a device), ``reader``
-  (``FatImage``), ``split_walk`` (the directory walk split over processes);
+* reading: ``chains`` (cluster chains over a device), ``walk`` (the directory
+  walk: index, chains, cross-links), ``reader`` (``FatImage``), ``split_walk``
+  (the walk split over processes), ``update`` (planning an update in place);
 * checking: ``checks`` (the check command), ``mirage`` (a model of the Mirage
   driver's name lookup: the one rule behind the writer's name checks and check's).
 """

@@ -34,8 +34,7 @@ def check(image: FatImage, *, target: str = "generic") -> List[str]:
     if target not in ("generic", "mirage"):
         raise InvalidInput(f"unknown check target {target!r} (generic or mirage)",
                            rule="check target")
-    if image._lazy:
-        image._index_all()    # the walk's warnings are part of the report
+    image.whole_walk()        # (lazily opened: its walk's warnings are part of the report)
     if image.strict and target == "mirage":
         # The name checks need every entry's directory slot (kept by lenient walks only).
         image.fat.clear_cache()                     # the lenient walk brings its own
@@ -186,7 +185,8 @@ def _lost(img: FatImage) -> List[str]:
     """Clusters allocated in the FAT that no file or directory reaches."""
     # Every cluster some chain reaches, as sorted disjoint [start, end) intervals.
     merged: List[List[int]] = []
-    for first, count in sorted(zip(img._run_start, img._run_len)):
+    runs = img.walk.runs
+    for first, count in sorted(zip(runs.start, runs.length)):
         if merged and first <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], first + count)
         else:
@@ -248,10 +248,10 @@ def _short_name_clashes(img: FatImage) -> List[str]:
     out: List[str] = []
     fat32 = img.geometry.fat_type == 32
     for dirpath in sorted(suspects):
-        extents = img._dirs.get(dirpath)
+        extents = img.walk.dirs.get(dirpath)
         if not extents:
             continue
-        records, _issues = parse_directory(img._read_dir(extents), fat32=fat32)
+        records, _issues = parse_directory(img.walk.read_dir(extents), fat32=fat32)
         holders: Dict[bytes, list] = {}         # short name (upper-cased) -> its entries
         for r in records:
             if r.kind == "file" or r.kind == "dir":
@@ -311,18 +311,19 @@ def _mirage(img: FatImage, warnings: List[str]) -> List[str]:
 
 def _mirage_names(img: FatImage) -> List[str]:
     by_dir: Dict[str, List[str]] = {}
-    for path, (dirpath, _off) in img._where.items():
+    walk = img.walk
+    for path, (dirpath, _off) in walk.where.items():
         by_dir.setdefault(dirpath, []).append(path)
     out: List[str] = []
-    for dirpath, extents in img._dirs.items():
-        data = img._read_dir(extents) if extents else b""
+    for dirpath, extents in walk.dirs.items():
+        data = walk.read_dir(extents) if extents else b""
         recs = mirage.records(data)
         at = {r.offset: r for r in recs}
         for path in by_dir.get(dirpath, []):
             name = path.rsplit("/", 1)[-1]
             raw = name.encode("utf-8", "surrogateescape")
             hit = mirage.find(raw, recs)
-            own = at.get(img._where[path][1])
+            own = at.get(walk.where[path][1])
             if hit is not None and own is not None and hit.offset == own.offset:
                 continue
             out.append(f"mirage: cannot find {path}: {_why(name, raw, own, hit)}")

@@ -79,6 +79,15 @@ def _decode_raw(raw: bytes) -> Optional[str]:
         return None
 
 
+#: Attribute byte -> the kind of a short entry (before the ``.``/``..`` names are seen).
+_KIND = tuple("label" if a & ATTR_VOLUME_ID and not a & ATTR_DIRECTORY else
+              "dir" if a & ATTR_DIRECTORY else "file" for a in range(256))
+_DOTS = {DOT: "dot", DOTDOT: "dotdot"}
+#: Lead byte -> 1 for the first slot of a long name in order (``LAST_LONG_ENTRY`` | 1..20).
+_FIRST_SLOT = bytes(1 if b & 0xC0 == LAST_LONG_ENTRY and 1 <= b & 0x3F <= MAX_SLOTS else 0
+                    for b in range(256))
+
+
 def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int, str]]]:
     """Records of one directory's bytes, and issues as ``(offset, message)``."""
     if type(data) is not bytes:
@@ -87,76 +96,43 @@ def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int,
     append = records.append
     issues: List[Tuple[int, str]] = []
     pending = 0                             # pending long-name slots (consecutive entries)
-    checksum = expect = first_slot = 0
+    checksum = first_slot = 0
+    expect = -1                             # the next slot's order; -1 when none pending
     unpack_from = _ENTRY.unpack_from
     new = tuple.__new__
     for off in range(0, len(data) - DIR_ENTRY_SIZE + 1, DIR_ENTRY_SIZE):
         lead = data[off]
         if lead == 0:
             break
-        attr = data[off + 11]
         if lead == 0xE5:
             if pending:
                 issues.append((first_slot, "long-name slots not followed by their short entry "
                                            "(ignored)"))
-                pending = 0
+                pending, expect = 0, -1
             continue
-        if attr & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME:
-            order = lead & 0x3F
-            chk = data[off + 13]
-            if lead & LAST_LONG_ENTRY:
-                if pending:
-                    issues.append((first_slot, "long-name sequence interrupted by a new one "
-                                               "(ignored)"))
-                if not 1 <= order <= MAX_SLOTS or lead & 0x80:
-                    issues.append((off, f"long-name slot with order {order} (must be "
-                                        f"1..{MAX_SLOTS}; ignored)"))
-                    pending = 0
-                    continue
-                pending = 1
-                checksum, expect, first_slot = chk, order - 1, off
-            elif pending and order == expect and chk == checksum and order >= 1:
+        if data[off + 11] & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME:
+            # The common slots here (the next of a sequence; the first, with nothing
+            # pending), every other one in _slot, which applies all the rules.
+            if lead == expect and data[off + 13] == checksum:      # (lead is never 0 here)
                 pending += 1
                 expect -= 1
-            elif pending and order == expect:
-                issues.append((off, f"long-name slot {order} has checksum {chk}, the slots "
-                                    f"before it {checksum} (ignored)"))
-                pending = 0
+            elif _FIRST_SLOT[lead] and not pending:
+                pending, checksum, expect, first_slot = 1, data[off + 13], (lead & 0x3F) - 1, off
             else:
-                issues.append((off, f"long-name slot {order} out of sequence (ignored)"))
-                pending = 0
+                pending, checksum, expect, first_slot = _slot(
+                    data, off, pending, checksum, expect, first_slot, issues)
             continue
         (name11, attr, nt_res, ctenth, ctime, cdate, _ad, hi, wtime, wdate, lo,
          size) = unpack_from(data, off)
         lfn = name = None
         lfn_off = off
         if pending:
-            if expect != 0:
-                issues.append((first_slot, f"long name is missing slots 1..{expect}; the "
-                                           "short name is used"))
-            else:
-                s = lfn_checksum(name11)
-                if checksum != s:
-                    issues.append((first_slot, f"long-name checksum {checksum} does not match "
-                                               f"the short name {name11!r} ({s}); the short "
-                                               "name is used"))
-                else:
-                    raw = _slot_bytes(data, first_slot, off)
-                    name = _decode_raw(raw)
-                    if name is None:
-                        issues.append((first_slot, "long name is empty or not valid UTF-16; "
-                                                   "the short name is used"))
-                    else:
-                        lfn, lfn_off = raw, first_slot
-            pending = 0
-        if attr & ATTR_VOLUME_ID and not attr & ATTR_DIRECTORY:
-            kind = "label"
-        elif name11 == DOT:
-            kind = "dot"
-        elif name11 == DOTDOT:
-            kind = "dotdot"
-        else:
-            kind = "dir" if attr & ATTR_DIRECTORY else "file"
+            name, lfn, lfn_off = _long_name(data, first_slot, off, expect, checksum, name11,
+                                            issues)
+            pending, expect = 0, -1
+        kind = _KIND[attr]
+        if lead == 0x2E and kind != "label":
+            kind = _DOTS.get(name11, kind)
         if name is None:                    # (so lfn is None too)
             name = parse_short(name11, nt_res)
         append(new(Record, (name, kind, name11, attr, nt_res, (hi << 16 | lo) if fat32 else lo,
@@ -164,3 +140,52 @@ def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int,
     if pending:
         issues.append((first_slot, "long-name slots at the end of the directory (ignored)"))
     return records, issues
+
+
+def _slot(data: bytes, off: int, pending: int, checksum: int, expect: int, first_slot: int,
+          issues: List[Tuple[int, str]]) -> Tuple[int, int, int, int]:
+    """The long-name slot at ``off`` taken in: ``(pending, checksum, expect, first_slot)``
+    after it (what is wrong with it added to ``issues``; ``expect`` -1: none pending)."""
+    lead = data[off]
+    order = lead & 0x3F
+    chk = data[off + 13]
+    if lead & LAST_LONG_ENTRY:
+        if pending:
+            issues.append((first_slot, "long-name sequence interrupted by a new one "
+                                       "(ignored)"))
+        if not 1 <= order <= MAX_SLOTS or lead & 0x80:
+            issues.append((off, f"long-name slot with order {order} (must be "
+                                f"1..{MAX_SLOTS}; ignored)"))
+            return 0, checksum, -1, first_slot
+        return 1, chk, order - 1, off
+    if pending and order == expect and chk == checksum and order >= 1:
+        return pending + 1, checksum, expect - 1, first_slot
+    if pending and order == expect:
+        issues.append((off, f"long-name slot {order} has checksum {chk}, the slots "
+                            f"before it {checksum} (ignored)"))
+    else:
+        issues.append((off, f"long-name slot {order} out of sequence (ignored)"))
+    return 0, checksum, -1, first_slot
+
+
+def _long_name(data: bytes, first_slot: int, off: int, expect: int, checksum: int,
+               name11: bytes, issues: List[Tuple[int, str]]):
+    """``(name, raw UTF-16, offset of its first slot)`` of the long name whose slots run
+    from ``first_slot`` to the short entry at ``off``, or ``(None, None, off)`` with the
+    reason added to ``issues`` (the short name is then used)."""
+    if expect != 0:
+        issues.append((first_slot, f"long name is missing slots 1..{expect}; the short name "
+                                   "is used"))
+        return None, None, off
+    s = lfn_checksum(name11)
+    if checksum != s:
+        issues.append((first_slot, f"long-name checksum {checksum} does not match the short "
+                                   f"name {name11!r} ({s}); the short name is used"))
+        return None, None, off
+    raw = _slot_bytes(data, first_slot, off)
+    name = _decode_raw(raw)
+    if name is None:
+        issues.append((first_slot, "long name is empty or not valid UTF-16; the short name "
+                                   "is used"))
+        return None, None, off
+    return name, raw, first_slot

@@ -5,7 +5,9 @@ split over two processes it halves. :func:`plan` scans the directory tree's
 shape without decoding a name (which entries are subdirectories, how many
 entries each directory holds) and cuts the directories, in walk order, into
 contiguous parts of about equal size. :meth:`SplitWalk.walk` then runs the
-ordinary walk (``FatImage._walk_tree``) in part ``i``'s process, indexing the
+ordinary walk (:meth:`Walk.run <blockimg.fat.walk.Walk.run>`, through
+:meth:`FatImage.index_part <blockimg.fat.reader.FatImage.index_part>`) in part
+``i``'s process, indexing the
 entries of the directories it owns and only passing through (quietly) the
 directories above them. Every entry is indexed by exactly one part, with the same checks as the
 whole walk, and every chain is owned by one part, so the parts' runs together
@@ -17,10 +19,11 @@ it finds. So does any failure of a part: the whole walk then decides.
 """
 from __future__ import annotations
 
-from array import array
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Dict, List, Optional, Set, Tuple
+
+    from .walk import Walk
 
 from ..errors import CorruptImage
 from .chains import ChainError
@@ -28,11 +31,13 @@ from .dirents import DOT, DOTDOT
 from .structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, DIR_ENTRY_SIZE,
                       OFFSETS)
 
+from .walk import MAX_PROBLEMS
+
 _LO = OFFSETS["DirEntry"]["DIR_FstClusLO"]
 _HI = OFFSETS["DirEntry"]["DIR_FstClusHI"]
 
-if TYPE_CHECKING:
-    from .reader import FatImage
+# The images split here are blockimg.fat.reader.FatImage objects, used through their
+# public interface (walk, split walk methods, warnings); reader.py imports this module.
 
 __all__ = ["plan", "SplitWalk", "MAX_SCAN_DIRS"]
 
@@ -46,23 +51,24 @@ _SUBDIR = bytes(1 if b & ATTR_DIRECTORY and b & ATTR_LONG_NAME_MASK != ATTR_LONG
 _SLOT = bytes(1 if b & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME else 0 for b in range(256))
 
 
-def scan(img: "FatImage") -> Optional[List[Tuple[int, int, int]]]:
+def scan(walk: "Walk") -> Optional[List[Tuple[int, int, int]]]:
     """The directories in walk order as ``(start cluster, parent's row, entries)``, or
-    None when anything in the tree's shape is not plain (the whole walk will say what)."""
-    geo = img.geometry
+    None when anything in the tree's shape is not plain (the whole walk will say what);
+    ``walk`` is a walk that has read where the root is."""
+    geo = walk.geometry
     fat32 = geo.fat_type == 32
     max_cluster = geo.max_cluster
-    cs = img._cluster_size
-    dev_size = img._device_size
-    limit = img._dir_limit()
-    root = img._root_cluster()
+    cs = walk.cluster_size
+    dev_size = walk.device_size
+    limit = walk.dir_limit
+    root = walk.root_cluster
     rows: List[Tuple[int, int, int]] = []
-    stack = [(root, img._dirs[""], -1)]
+    stack = [(root, walk.dirs[""], -1)]
     seen = {root}
     while stack:
         cluster, extents, parent = stack.pop()
         row = len(rows)
-        data = img._read_dir(extents)
+        data = walk.read_dir(extents)
         leads = data[0::DIR_ENTRY_SIZE]
         end = leads.find(0)
         n = len(leads) if end < 0 else end
@@ -85,10 +91,10 @@ def scan(img: "FatImage") -> Optional[List[Tuple[int, int, int]]]:
                     return None
                 seen.add(c)
                 try:
-                    runs = img.fat.chain(c, limit)
+                    runs = walk.fat.chain(c, limit)
                 except ChainError:
                     return None
-                ext = img._extents(runs, sum(k for _, k in runs) * cs)
+                ext = walk.extents(runs, sum(k for _, k in runs) * cs)
                 if any(at + k > dev_size for at, k in ext):
                     return None
                 found.append((c, ext, row))
@@ -101,7 +107,7 @@ def plan(img: "FatImage", jobs: Optional[int]) -> Optional["SplitWalk"]:
     """A split of the walk into ``jobs`` parts (None: as many as :func:`auto_jobs` picks
     for the tree's entries), or None when one part (or the whole walk) is better."""
     from ..parallel import auto_jobs, split
-    rows = scan(img)
+    rows = scan(img.walk)
     if rows is None:
         return None
     weights = [w for _, _, w in rows]
@@ -137,45 +143,30 @@ class SplitWalk:
         """Index part ``part``'s entries into the image (in this process); what the
         parent needs of it for :meth:`merge`. Raises as the whole walk would."""
         img = self.img
-        img._lazy = False
-        img._start_walk()
-        del img.warnings[img._note_warnings:]
-        img._walk_tree(self, part)
-        return {"starts": img._run_start.tobytes(), "lengths": img._run_len.tobytes(),
-                "warnings": img.warnings[img._note_warnings:],
-                "unsafe_names": img.unsafe_names, "label_entry": img.label_entry}
+        walk = img.index_part(self, part)
+        return {"starts": walk.runs.start.tobytes(), "lengths": walk.runs.length.tobytes(),
+                "warnings": img.warnings[walk.warnings_from:],
+                "unsafe_names": walk.unsafe_names, "label_entry": walk.label_entry}
 
     def merge(self, answers: List[dict]) -> bool:
         """In part 0's process, after :meth:`walk`: every part's chains checked together
         for cross-links, and the walk's warnings and unsafe names gathered (in part
         order). False when they cross: the whole walk must then say where."""
-        from .reader import MAX_PROBLEMS
         img = self.img
-        stranger = len(img._owners)
-        img._owners.append("?")
+        walk = img.walk
         for got in answers[1:]:
-            starts = array("q", got["starts"])
-            img._run_start.extend(starts)
-            img._run_len.frombytes(got["lengths"])
-            img._run_owner.extend(array("q", [stranger]) * len(starts))
+            walk.runs.add_foreign(got["starts"], got["lengths"], "?")
         try:
-            img._cross_links()
+            walk.check_cross_links()
         except CorruptImage:
             return False
         for got in answers[1:]:
             img.warnings.extend(got["warnings"][:max(0, MAX_PROBLEMS - len(img.warnings))])
-            img.unsafe_names.extend(got["unsafe_names"])
+            walk.unsafe_names.extend(got["unsafe_names"])
         img.opening_warnings = len(img.warnings)
         return True
 
     def reset(self) -> None:
         """Back to the lazily opened state (the index held only this process's part); the
         gathered warnings and unsafe names stay."""
-        img = self.img
-        unsafe, label = img.unsafe_names, img.label_entry
-        img._start_walk()
-        img.unsafe_names, img.label_entry = unsafe, label
-        img._lazy = True
-        img._dirs[""] = img._root()
-        img._dir_clusters[""] = img._root_cluster()
-        img._forget_runs(0, 0)
+        self.img.reopen_lazily()

@@ -197,16 +197,6 @@ class TarImage(Image):
             self._children = None
 
     # -- looking one path up (lazy=True) ---------------------------------------------
-    @property
-    def _index(self) -> Dict[str, EntryInfo]:
-        if self._lazy:
-            self._index_all()
-        return self._idx
-
-    @_index.setter
-    def _index(self, value: Dict[str, EntryInfo]) -> None:
-        self._idx = value
-
     def stat(self, path: str) -> EntryInfo:
         if not self._lazy:
             return super().stat(path)

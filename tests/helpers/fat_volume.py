@@ -16,7 +16,8 @@ from pathlib import Path
 from conftest import require_tool
 
 from blockimg.block.memory import MemoryDevice
-from blockimg.fat.reader import FatImage, _device_offset
+from blockimg.fat.reader import FatImage
+from blockimg.fat.walk import device_offset
 
 # kind: (mkfs arguments, size in KiB)
 KINDS = {
@@ -74,13 +75,13 @@ class Volume:
     # -- finding things --------------------------------------------------------------
     def entry(self, path: str) -> int:
         """Device offset of the short directory entry of ``path``."""
-        dirpath, off = self.clean._where[path]
-        return _device_offset(self.clean._dirs[dirpath], off)
+        dirpath, off = self.clean.walk.where[path]
+        return device_offset(self.clean.walk.dirs[dirpath], off)
 
     def clusters(self, path: str):
         info = self.clean.stat(path)
         if info.kind == "dir":
-            return [self.clean._dir_clusters[path]]
+            return [self.clean.walk.dir_clusters[path]]
         cs = self.geo.cluster_size
         return [(off - self.geo.data_offset) // cs + 2 + i
                 for off, n in info.extents for i in range(-(-n // cs))]

@@ -181,7 +181,7 @@ def _split_walk(dev: MemoryDevice, mod, name: str, parts: int) -> None:
         whole = None
     try:
         lead = mod.open_image(dev, lazy=True)
-        split = lead._split_plan(parts) if hasattr(lead, "_split_plan") else None
+        split = lead.split_plan(parts)
     except BlockImgError:
         split = None
     if split is None:
@@ -192,10 +192,10 @@ def _split_walk(dev: MemoryDevice, mod, name: str, parts: int) -> None:
             img = lead if i == 0 else mod.open_image(dev, lazy=True)
             own = type(split)(img, split.owner, split.needed)
             answers.append(own.walk(i))
-            overlap = index.keys() & img._idx.keys()
+            overlap = index.keys() & img.walk.index.keys()
             if overlap:
                 raise InvariantBroken(f"{name}: split walk: parts share {sorted(overlap)[:3]}")
-            index.update(img._idx)
+            index.update(img.walk.index)
             warnings += answers[-1]["warnings"]
             unsafe += answers[-1]["unsafe_names"]
         ok = split.merge(answers)
@@ -207,11 +207,11 @@ def _split_walk(dev: MemoryDevice, mod, name: str, parts: int) -> None:
                               f"{'did' if whole is not None else 'did not'}")
     if whole is None:
         return
-    if index != whole._index:
-        missing = whole._index.keys() ^ index.keys()
+    if index != whole.index:
+        missing = whole.index.keys() ^ index.keys()
         raise InvariantBroken(f"{name}: split walk in {parts} parts indexed other entries "
                               f"than the whole walk ({sorted(missing)[:3]} differ)")
-    walked = whole.warnings[whole._note_warnings:]
+    walked = whole.warnings[whole.walk.warnings_from:]
     if len(walked) < 100 and sorted(warnings) != sorted(walked):
         raise InvariantBroken(f"{name}: split walk warnings {warnings[:3]} differ from the "
                               f"whole walk's {walked[:3]}")

@@ -27,7 +27,7 @@ def _regions(kind: str):
     regions = [(0, 512), (g.fat_offset, g.fat_offset + min(g.fat_bytes, 4096))]
     if g.num_fats > 1:
         regions.append((g.fat_copy_offset(1), g.fat_copy_offset(1) + 512))
-    for path, ext in v.clean._dirs.items():
+    for path, ext in v.clean.walk.dirs.items():
         for off, n in ext:
             regions.append((off, off + min(n, 2048)))
     if g.fat_type == 32:

@@ -238,13 +238,13 @@ def test_deep_tree_with_bounded_open_directories(tmp_path, monkeypatch, max_open
                 ("/".join(deep) + "/deepl", "sym", "../" * 9 + "f140.txt", 0o777)]
     t = make_tar(tmp_path / "deep.tar", members)
     seen = []
-    real_copy = Image._copy_data
+    real_copy = Image.copy_data
 
     def counting_copy(self, info, fd):
         seen.append(open_fds())
         real_copy(self, info, fd)
 
-    monkeypatch.setattr(Image, "_copy_data", counting_copy)
+    monkeypatch.setattr(Image, "copy_data", counting_copy)
     dest = tmp_path / "dest"
     dest.mkdir()
     with blockimg.open(t) as img:

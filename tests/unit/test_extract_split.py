@@ -24,7 +24,7 @@ from blockimg import parallel
 from blockimg.cli import main
 from blockimg.errors import CorruptImage
 from blockimg.fat import split_walk
-from blockimg.fat.reader import _device_offset
+from blockimg.fat.walk import device_offset
 from conftest import assert_read_back, assert_same_tree, require_tool, run
 from helpers.processes import children_of as _children_of
 
@@ -115,12 +115,12 @@ def test_the_parts_are_balanced_and_below_the_root_when_it_has_one_directory(tmp
     src = make_tree(tmp_path / "src", one_top=True)
     img = build(src, tmp_path / "t.img", "blockimg")
     with blockimg.open(img, lazy=True) as im:
-        plan = im._split_plan(2)
+        plan = im.split_plan(2)
         counts = []
         for i in range(2):
             part = blockimg.open(img, lazy=True)
             split_walk.SplitWalk(part, plan.owner, plan.needed).walk(i)
-            counts.append(len(part._idx))
+            counts.append(len(part.walk.index))
             part.close()
     assert sum(counts) == len(list(src.rglob("*")))
     assert min(counts) > 0.3 * sum(counts)      # not all of "www" in one part
@@ -149,9 +149,9 @@ def entry_offset(img: Path, path: str) -> int:
     """Device offset of ``path``'s short directory entry."""
     dirpath, _, name = path.rpartition("/")
     with blockimg.open(img) as im:
-        extents = im._dirs[dirpath]
-        off = next(r.offset for r in im._records(dirpath, extents) if r.name == name)
-        return _device_offset(extents, off)
+        extents = im.walk.dirs[dirpath]
+        off = next(r.offset for r in im.walk.records(dirpath, extents) if r.name == name)
+        return device_offset(extents, off)
 
 
 def patch(img: Path, at: int, data: bytes) -> None:
@@ -211,7 +211,7 @@ def test_a_directory_cycle_makes_no_plan_and_fails_as_in_one_process(tmp_path, u
     patch(img, entry_offset(img, "dir 01/sub2") + 26, top)   # sub2 is dir 01 again
     want = one_process_error(img, tmp_path / "one")
     with blockimg.open(img, lazy=True) as im:
-        assert im._split_plan(2) is None
+        assert im.split_plan(2) is None
     with pytest.raises(CorruptImage) as e:
         extract(img, tmp_path / "many", 2)
     assert str(e.value) == want and used == []
@@ -229,9 +229,9 @@ def test_names_refused_and_warnings_in_any_part_are_reported(tmp_path, used):
     data[slot + 1:slot + 3] = "/".encode("utf-16-le")
     img.write_bytes(bytes(data))
     with blockimg.open(img) as im:
-        sub = im._dir_clusters["dir 04/sub0"]
-        ext = im._dirs["dir 04/sub0"]
-    patch(img, _device_offset(ext, 32) + 26, (sub + 1).to_bytes(2, "little"))
+        sub = im.walk.dir_clusters["dir 04/sub0"]
+        ext = im.walk.dirs["dir 04/sub0"]
+    patch(img, device_offset(ext, 32) + 26, (sub + 1).to_bytes(2, "little"))
     one, warn1, _ = extract(img, tmp_path / "one", 1)
     many, warn2, _ = extract(img, tmp_path / "many", 2)
     assert used == [True]

@@ -167,7 +167,7 @@ def test_mirage_root_entries_not_whole_sectors():
 def test_mirage_files_of_2_gib():
     v = Volume()
     img = v.open(strict=False)
-    img._index["huge.bin"] = EntryInfo("huge.bin", "file", 1 << 31)
+    img.index["huge.bin"] = EntryInfo("huge.bin", "file", 1 << 31)
     assert any("huge.bin" in p and "signed 32-bit" in p for p in check(img, target="mirage"))
 
 

@@ -12,6 +12,7 @@ from blockimg.cli import main
 from blockimg.errors import CorruptImage, NotFound
 from blockimg.fat import dirents
 from blockimg.fat import reader as fat_reader
+from blockimg.fat import walk as fat_walk
 from conftest import ROOT
 
 MTIME = 1_700_000_000
@@ -39,7 +40,7 @@ def test_a_lookup_reads_only_the_directories_on_its_way(tree, monkeypatch):
     def counting(data, *, fat32):
         parsed.append(len(data))
         return real(data, fat32=fat32)
-    monkeypatch.setattr(fat_reader, "parse_directory", counting)
+    monkeypatch.setattr(fat_walk, "parse_directory", counting)
     path = "dir07/sub1/file with a long name 4.txt"
     with blockimg.open(img, lazy=True) as im:
         assert im.read(path) == (src / path).read_bytes()

@@ -2,7 +2,7 @@
 
 ``parse_directory`` decodes long names from the slots' raw bytes, computes
 the checksum unrolled and short names inline; ``FatTable.chain`` answers a
-whole single-run chain without its loop; ``FatImage._files`` indexes whole
+whole single-run chain without its loop; ``Walk._files`` indexes whole
 files inline. Each is compared here with the general form on random input.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from helpers.fat_reference import build_lfn
 from helpers.fat_reference import long_name as _long_name
 from helpers.fat_reference import slot_units as _slot_units
 from blockimg.fat.reader import FatImage
+from blockimg.fat.walk import Walk
 from blockimg.fat.structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK,
                                   ATTR_VOLUME_ID, LAST_LONG_ENTRY, STRUCT_FORMATS)
 
@@ -267,11 +268,11 @@ def test_chain_fast_path_equals_the_loop(kind, monkeypatch):
 # -- the index -----------------------------------------------------------------------
 
 def _general_files(self, dirpath, dir_extents, it):
-    """FatImage._files without its inline case: every record through _entry."""
+    """Walk._files without its inline case: every record through Walk.entry."""
     for rec in it:
         if rec.kind == "dir":
             return rec
-        self._entry(dirpath, dir_extents, rec, None, None)
+        self.entry(dirpath, dir_extents, rec, None, None)
     return None
 
 
@@ -281,8 +282,9 @@ def _state(device, strict):
     except CorruptImage as e:
         return ("error", str(e))
     return ([(e.path, e.kind, e.size, e.mtime, e.mode, e.extents) for e in im.list()],
-            im.warnings, im.problems, im.unsafe_names, im._where, im._dirs,
-            list(im._run_start), list(im._run_len), list(im._run_owner), im._owners)
+            im.warnings, im.problems, im.unsafe_names, im.walk.where, im.walk.dirs,
+            list(im.walk.runs.start), list(im.walk.runs.length), list(im.walk.runs.owner),
+            im.walk.runs.names)
 
 
 @pytest.mark.parametrize("kind", ["fat12", "fat16", "fat32"])
@@ -290,7 +292,7 @@ def test_inline_files_index_as_entry_does(kind, monkeypatch):
     rng = random.Random(kind)
     base = Volume(kind)
     clean = base.clean
-    dir_bytes = [x for ext in clean._dirs.values() for x in ext]
+    dir_bytes = [x for ext in clean.walk.dirs.values() for x in ext]
     for i in range(20 if kind == "fat32" else 150):
         v = object.__new__(Volume)                     # a copy of base, not opened
         v.data, v.geo = bytearray(base.data), base.geo
@@ -303,8 +305,8 @@ def test_inline_files_index_as_entry_does(kind, monkeypatch):
                 v.data[pos + field] = rng.randrange(256)
             else:
                 c = rng.choice(base.clusters(rng.choice(
-                    [p for p in clean._index if clean._index[p].kind == "file"
-                     and clean._index[p].size])))
+                    [p for p in clean.index if clean.index[p].kind == "file"
+                     and clean.index[p].size])))
                 bad = {12: 0xFF7, 16: 0xFFF7, 32: 0x0FFFFFF7}[base.geo.fat_type]
                 v.set_fat(c, rng.choice([0, c, c + 1, c + 2, bad, bad + 8,
                                          rng.randrange(2, 200)]))
@@ -314,6 +316,6 @@ def test_inline_files_index_as_entry_does(kind, monkeypatch):
         for strict in (True, False):
             fast = _state(v.device(), strict)
             with monkeypatch.context() as m:
-                m.setattr(FatImage, "_files", _general_files)
+                m.setattr(Walk, "_files", _general_files)
                 slow = _state(v.device(), strict)
             assert fast == slow, i

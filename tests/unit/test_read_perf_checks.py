@@ -19,9 +19,9 @@ np = pytest.importorskip("numpy")
 
 
 def _lost_numpy(img):
-    starts = np.frombuffer(img._run_start, dtype=np.int64) if img._run_start else \
-        np.zeros(0, np.int64)
-    ends = starts + (np.frombuffer(img._run_len, dtype=np.int64) if img._run_len else
+    runs = img.walk.runs
+    starts = np.frombuffer(runs.start, dtype=np.int64) if runs.start else np.zeros(0, np.int64)
+    ends = starts + (np.frombuffer(runs.length, dtype=np.int64) if runs.length else
                      np.zeros(0, np.int64))
     lost = 0
     first = None

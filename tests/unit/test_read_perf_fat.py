@@ -2,8 +2,8 @@
 
 Reading decodes FAT windows with :mod:`array` and byte slicing
 (``chains.decode_window``), finds contiguous runs by comparing slices with
-``chains.consecutive``, and checks cross-links with a pure-Python sort below
-``reader.NUMPY_RUNS`` runs. Each is checked here against the numpy
+``chains.consecutive``, and checks cross-links with a pure-Python sort
+(``walk.Runs.cross_links``). Each is checked here against the numpy
 formulation it replaced (``table.decode``, the element-wise run test, the
 numpy cross-link sort), including on hostile tables.
 """
@@ -20,15 +20,18 @@ import pytest
 from helpers.fat_volume import FILES, Volume
 
 from helpers import fat_reference as ref
+from helpers import fat_walk_reference as walk_ref
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blockimg.block.memory import MemoryDevice
 from blockimg.errors import CorruptImage
 from blockimg.fat import chains
-from blockimg.fat import reader as fat_reader
 from blockimg.fat import table
 from blockimg.fat.chains import FatTable
 from blockimg.fat.table import consecutive, decode_window
 from blockimg.fat.reader import FatImage
+from blockimg.fat.walk import MAX_PROBLEMS, Runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -106,25 +109,21 @@ def test_run_end_matches_the_elementwise_test(kind, monkeypatch):
         assert fat.get(cluster) == values[cluster]
 
 
-def _problems(data, numpy_runs):
-    old = fat_reader.NUMPY_RUNS
-    fat_reader.NUMPY_RUNS = numpy_runs
+def _cross_links(data):
+    """The cross-links of the lenient walk of ``data`` by the library and by the numpy
+    reference, and whether the strict walk fails (with what)."""
+    img = FatImage(MemoryDevice(data=data), strict=False)
+    runs = img.walk.runs
     try:
-        img = FatImage(MemoryDevice(data=data), strict=False)
-        lenient = img.problems
-        try:
-            FatImage(MemoryDevice(data=data))
-            strict = None
-        except CorruptImage as e:
-            strict = (str(e), e.offset)
-        return lenient, strict
-    finally:
-        fat_reader.NUMPY_RUNS = old
+        FatImage(MemoryDevice(data=data))
+        strict = None
+    except CorruptImage as e:
+        strict = (str(e), e.offset)
+    return runs.cross_links(MAX_PROBLEMS), walk_ref.cross_links(runs, MAX_PROBLEMS), strict
 
 
 @pytest.mark.parametrize("kind", ["fat12", "fat16", "fat32"])
-def test_cross_links_same_findings_with_and_without_numpy(kind):
-    pytest.importorskip("numpy")
+def test_cross_links_same_findings_as_numpy(kind):
     v = Volume(kind)
     a, b = v.clusters("a.txt"), v.clusters("b.txt")
     cases = []
@@ -141,24 +140,35 @@ def test_cross_links_same_findings_with_and_without_numpy(kind):
     v.set_start("b.txt", a[0])
     cases.append(bytes(v.data))
     for data in cases:
-        pure = _problems(data, 1 << 30)
-        with_numpy = _problems(data, 0)
+        pure, with_numpy, strict = _cross_links(data)
         assert pure == with_numpy
-        assert pure[1] is not None
+        assert strict is not None
 
 
 def test_many_cross_links_are_capped_alike():
-    pytest.importorskip("numpy")
     v = Volume("fat16")
     base = v.clean
-    # Every file starts at a's first cluster: many pairs share clusters.
+    # Every file is a's chain (start and size): many pairs share clusters.
     a = v.clusters("a.txt")
     for rel in FILES:
         if rel != "a.txt":
             v.set_start(rel, a[0])
-    data = bytes(v.data)
-    assert _problems(data, 1 << 30) == _problems(data, 0)
+            v.set_size(rel, base.stat("a.txt").size)
+    pure, with_numpy, _strict = _cross_links(bytes(v.data))
+    assert pure == with_numpy
+    assert len(pure) == len(FILES) - 1              # each later file crosses a's chain
     assert base.problems == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(2, 300), st.integers(1, 40), st.integers(0, 5)),
+                max_size=60),
+       st.integers(1, 8))
+def test_cross_links_equal_numpy_on_any_runs(runs, limit):
+    got = Runs()
+    for first, count, owner in runs:
+        got.add([(first, count)], f"file{owner}")
+    assert got.cross_links(limit) == walk_ref.cross_links(got, limit)
 
 
 def test_reading_a_fat_image_imports_neither_numpy_nor_metadata(tmp_path):
