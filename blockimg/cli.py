@@ -775,69 +775,95 @@ class Arguments:
         return f"Arguments({vars(self)!r})"
 
 
+class _Fallback(Exception):
+    """This command line is argparse's to parse (and explain)."""
+
+
+def _refusal(e: Exception) -> bool:
+    """Whether ``e`` is how an option's value or name is refused (argparse explains it);
+    anything else is a bug and stays visible. (ArgumentTypeError by name: argparse is not
+    imported here.)"""
+    return isinstance(e, (KeyError, StopIteration, ValueError)) or \
+        type(e).__name__ == "ArgumentTypeError"
+
+
 def parse_simple(argv: List[str]) -> Optional[Arguments]:
     """``argv`` parsed without argparse, when it is a plain command line of a common
     command (importing argparse and building its parser is ~10 ms of start-up); None
     for anything else -- help, an error, an abbreviated or combined option, a value
     that starts with "-" -- which argparse parses (and explains)."""
-    debug = False
     i = 0
     while i < len(argv) and argv[i] == "--debug":
-        debug, i = True, i + 1
+        i += 1
     spec = _SIMPLE.get(argv[i]) if i < len(argv) else None
     if spec is None:
         return None
     positionals, options, defaults = spec
     values = {k: (list(v) if isinstance(v, list) else v) for k, v in defaults.items()}
-    values.update(debug=debug, command=argv[i])
-    chunks: List[List[str]] = [[]]     # the positionals, split where options come between
-    seen = set()
-    args = iter(argv[i + 1:])
+    values.update(debug=i > 0, command=argv[i])
     try:
-        for arg in args:
-            if arg == "-" or not arg.startswith("-"):
-                chunks[-1].append(arg)
-                continue
-            if chunks[-1]:
-                chunks.append([])
-            flag, eq, value = arg.partition("=")
-            if not flag.startswith("--") and len(flag) > 2:     # -j2, -oIMAGE
-                flag, eq, value = arg[:2], "=", arg[2:]
-            if flag == "--debug" and not eq:
-                values["debug"] = True
-                continue
-            dest, how = options[flag]
-            seen.add(flag)
-            if not callable(how):
-                if eq:
-                    return None
-                values[dest] = how
-                continue
-            if not eq:
-                value = next(args)
-            if value.startswith("-"):
-                return None
-            if how is list:
-                values[dest].append(value)
-            else:
-                values[dest] = value if how is str else how(value)
-    except Exception:
-        # An unknown option, a missing value, a value its type refuses: argparse's to
-        # explain (a type that fails for another reason fails there again, visibly).
+        chunks, seen = _options(iter(argv[i + 1:]), options, values)
+        if any(a in seen and b in seen for a, b in _APART):
+            return None
+        _positionals(chunks, positionals, values)
+    except _Fallback:
         return None
-    if any(a in seen and b in seen for a, b in _APART):
-        return None
+    except Exception as e:
+        if _refusal(e):
+            return None
+        raise
+    return Arguments(**values)
+
+
+def _options(args, options: dict, values: dict):
+    """Every option of ``args`` into ``values``; the positionals in chunks, split where
+    options come between, and the flags seen."""
+    chunks: List[List[str]] = [[]]
+    seen = set()
+    for arg in args:
+        if arg == "-" or not arg.startswith("-"):
+            chunks[-1].append(arg)
+            continue
+        if chunks[-1]:
+            chunks.append([])
+        flag, eq, value = arg.partition("=")
+        if not flag.startswith("--") and len(flag) > 2:     # -j2, -oIMAGE
+            flag, eq, value = arg[:2], "=", arg[2:]
+        if flag == "--debug" and not eq:
+            values["debug"] = True
+            continue
+        dest, how = options[flag]
+        seen.add(flag)
+        if not callable(how):
+            if eq:
+                raise _Fallback
+            values[dest] = how
+            continue
+        if not eq:
+            value = next(args)
+        if value.startswith("-"):
+            raise _Fallback
+        if how is list:
+            values[dest].append(value)
+        else:
+            values[dest] = value if how is str else how(value)
+    return chunks, seen
+
+
+def _positionals(chunks: List[List[str]], positionals: tuple, values: dict) -> None:
+    """The positional words into ``values``, as argparse places them."""
     words = [w for chunk in chunks for w in chunk]
     if len([c for c in chunks if c]) > 1 and any(n for _, n in positionals):
-        return None     # argparse gives "?" and "*" their values at the first positional
+        raise _Fallback     # argparse gives "?" and "*" their values at the first positional
     for dest, nargs in positionals:
         if nargs == "*":
             values[dest], words = words, []
         elif words:
             values[dest], words = words[0], words[1:]
         elif nargs is None:
-            return None
-    return None if words else Arguments(**values)
+            raise _Fallback
+    if words:
+        raise _Fallback
 
 
 COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_extract,

@@ -293,3 +293,17 @@ def test_common_commands_import_neither_argparse_nor_json_nor_signal(tmp_path):
             assert not added & {"argparse", "gettext", "locale", "json"}, (argv, added)
             if argv[0] not in ("create", "extract"):    # (parallel: signal)
                 assert "signal" not in added, argv
+
+
+def test_a_bug_in_an_option_s_type_is_not_left_to_argparse(monkeypatch):
+    """A refused value goes to argparse to explain; any other exception is a bug and
+    propagates (programming errors stay visible)."""
+    def broken(text):
+        raise RuntimeError("bug")
+    positionals, options, defaults = cli._SIMPLE["extract"]
+    monkeypatch.setitem(cli._SIMPLE, "extract",
+                        (positionals, dict(options, **{"-j": ("jobs", broken)}), defaults))
+    with pytest.raises(RuntimeError, match="bug"):
+        cli.parse_simple(["extract", "img", "dest", "-j", "2"])
+    # a refused value is argparse's: parse_simple steps aside
+    assert cli.parse_simple(["extract", "img", "dest", "--jobs", "0"]) is None
