@@ -1,3 +1,4 @@
+"""``python -m blockimg``: the blockimg command."""
 from .cli import run
 
 run()

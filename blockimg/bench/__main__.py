@@ -1,3 +1,4 @@
+"""``python -m blockimg.bench``: the benchmark command."""
 import sys
 
 from .cli import main

@@ -59,12 +59,12 @@ class NamedEntry:
     these without ``__init__`` (its hot path, :func:`.layout._name_children`).
     """
 
-    __slots__ = ("_name", "short", "lfn_bytes", "attr", "mtime", "size", "cluster", "source")
+    __slots__ = ("given_name", "short", "lfn_bytes", "attr", "mtime", "size", "cluster", "source")
 
     def __init__(self, name: str, short: bytes, lfn: List[bytes], attr: int, mtime: int,
                  size: int, source: Optional[object] = None) -> None:
         # The name is kept only when the source entry cannot give it back (memory).
-        self._name = None if getattr(source, "name", None) == name else name
+        self.given_name = None if getattr(source, "name", None) == name else name
         self.short = short
         self.lfn_bytes = b"".join(lfn)
         self.attr = attr
@@ -75,7 +75,7 @@ class NamedEntry:
 
     @property
     def name(self) -> str:
-        return self.source.name if self._name is None else self._name
+        return self.source.name if self.given_name is None else self.given_name
 
     @property
     def slots(self) -> int:

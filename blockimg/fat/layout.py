@@ -529,7 +529,7 @@ def _name_children(dir_path: str, entries: Sequence[SourceEntry], opts: Options,
     for e, short, long in zip(entries, shorts, longs):
         # NamedEntry(e.name, short, lfn, attr, e.mtime, size, e), made faster
         n = new(NamedEntry)
-        n._name = None
+        n.given_name = None
         n.short = short
         n.lfn_bytes = next(lfns) if long else b""
         if e.kind is DIR:
