@@ -21,8 +21,8 @@ if _TYPE_CHECKING:   # what __getattr__ gives, declared for readers and type che
                         backend_names, open_device)
     from .errors import (BlockImgError, CorruptImage, DeviceError, DoesNotFit, InvalidInput,
                          NotFound, SourceChanged, Unsupported)
-    from .image import EntryInfo, ExtractReport, Image, ImageFile
-    from .source import Kind, SourceEntry, SourceTree, from_pairs, walk
+    from .read.image import EntryInfo, ExtractReport, Image, ImageFile
+    from .sources.directory import Kind, SourceEntry, SourceTree, from_pairs, walk
 
 # Names are imported on first use (PEP 562), so ``blockimg create`` loads only what a
 # build needs: no reader, manifest or backend registry.
@@ -34,9 +34,11 @@ _LAZY = {
     "BlockImgError": "errors", "CorruptImage": "errors", "DeviceError": "errors",
     "DoesNotFit": "errors", "InvalidInput": "errors", "NotFound": "errors",
     "SourceChanged": "errors", "Unsupported": "errors",
-    "EntryInfo": "image", "ExtractReport": "image", "Image": "image", "ImageFile": "image",
-    "Kind": "source", "SourceEntry": "source", "SourceTree": "source", "from_pairs": "source",
-    "walk": "source",
+    "EntryInfo": "read.image", "ExtractReport": "read.image", "Image": "read.image",
+    "ImageFile": "read.image",
+    "Kind": "sources.directory", "SourceEntry": "sources.directory",
+    "SourceTree": "sources.directory", "from_pairs": "sources.directory",
+    "walk": "sources.directory",
 }
 
 

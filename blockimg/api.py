@@ -9,8 +9,8 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Callable, Optional, Sequence, Tuple, Union
 
-from . import device_guard
-from .atomic import atomic_file, temporaries_in, write_all
+from .write import device_guard
+from .write.atomic import atomic_file, temporaries_in, write_all
 from .block.base import BlockDevice
 from .block.file import FileDevice
 from .errors import DeviceError, DoesNotFit, InvalidInput, NotWholeSectors
@@ -19,9 +19,9 @@ from .record import field, record
 from .units import human_size, plural
 
 if TYPE_CHECKING:   # imported where used: a build without a manifest needs neither
-    from .image import Image
-    from .manifest import Manifest
-    from .source import SourceTree
+    from .read.image import Image
+    from .trust.manifest import Manifest
+    from .sources.directory import SourceTree
 
 __all__ = ["create", "plan", "open", "open_for_reading", "Summary", "Progress"]
 
@@ -68,7 +68,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
            platform: Optional[str] = None, **options) -> Summary:
     """Build an image of ``src`` at ``image``.
 
-    ``src`` is a directory, a :class:`~blockimg.source.SourceTree` or a list
+    ``src`` is a directory, a :class:`~blockimg.sources.directory.SourceTree` or a list
     of ``(path_in_image, source)`` pairs (source: a path, bytes, or None for
     a directory). ``image`` is a file path (written atomically: built in an
     anonymous or temporary file beside it and put in place only on success),
@@ -83,12 +83,13 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
     it -- the image replaces an existing file, or it is a device -- and not when
     it is a new file (a crash soon after may then leave a complete-looking new
     image with missing data, as it may with ``cp``; nothing existing is at risk).
-    ``jobs``: processes that copy file contents (:mod:`blockimg.parallel`; the
-    same bytes); None picks by CPUs and file count (:func:`~blockimg.parallel.auto_jobs`).
+    ``jobs``: processes that copy file contents (:mod:`blockimg.write.parallel`; the
+    same bytes); None picks by CPUs and file count (:func:`~blockimg.write.parallel.auto_jobs`).
     Forking is unsafe in a process running other threads: keep 1 there.
     ``exclude``: GNU tar ``--exclude`` patterns; ``exclude_vcs``: leave out version
-    control files as GNU tar's ``--exclude-vcs`` does (:func:`blockimg.source.excluder`).
-    ``platform`` (``"hvt"``, ``"xen"`` ... :mod:`blockimg.platforms`) applies that
+    control files as GNU tar's ``--exclude-vcs`` does
+    (:func:`blockimg.sources.directory.excluder`).
+    ``platform`` (``"hvt"``, ``"xen"`` ... :mod:`blockimg.deploy.platforms`) applies that
     platform's block-device rules at plan time and refuses what would not work there.
     The remaining keyword arguments are the format's options
     (see ``blockimg.tar.Options`` and ``blockimg.fat.Options``).
@@ -105,7 +106,7 @@ def create(src: Source, image: Union[str, os.PathLike, BlockDevice], *, format: 
                                      exclude_vcs, _own_files(image, manifest), options,
                                      platform)
     if jobs is None:
-        from .parallel import auto_jobs
+        from .write.parallel import auto_jobs
         jobs = auto_jobs(tree.files)
     build = _Build(mod, plan, format=format, tree=tree, opts=opts, progress=progress,
                    manifest_path=_manifest_path(manifest, image),
@@ -194,7 +195,7 @@ def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs,
     mod = format_module(format)
     profile = None
     if platform is not None:
-        from . import platforms
+        from .deploy import platforms
         profile = platforms.get(platform)
         options = platforms.format_options(profile, format, options)
     # The option names a format's Options takes (a record's, or a dataclass's).
@@ -206,7 +207,8 @@ def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs,
                            f"options: {', '.join(fields)})", path=unknown[0],
                            rule="format options")
     opts = mod.Options(**options)
-    from .source import as_tree, excluder, paused_gc, walk   # (reading needs no source side)
+    # (reading needs no source side)
+    from .sources.directory import as_tree, excluder, paused_gc, walk
     problems: list = []
     if isinstance(src, (str, os.PathLike)):
         tree = walk(src, keep_links=keep_links, skip_special=skip_special, mtime=mtime,
@@ -232,11 +234,11 @@ def _planned(src, format, keep_links, skip_special, mtime, exclude, exclude_vcs,
 def _fit_platform(profile, mod, tree, opts, plan, format: str, options: dict):
     """``plan``, planned again at the size the platform needs (albatross: whole MiB);
     InvalidInput naming every platform rule it still breaks."""
-    from . import platforms
+    from .deploy import platforms
     size = platforms.fitted_size(profile, plan.image_size, opts.size is not None)
     if size is not None:
         opts = mod.Options(**{**options, "size": size})
-        from .source import paused_gc
+        from .sources.directory import paused_gc
         with paused_gc():
             plan = mod.plan(tree, opts)
     problems = platforms.plan_problems(profile, format, plan.image_size, plan.sector_size)
@@ -274,19 +276,19 @@ class _Build:
         return crcs
 
     def manifest(self, sha: str, crcs) -> Manifest:
-        from .manifest import build
+        from .trust.manifest import build
         return build(self.plan, format=self.format, crcs=crcs, image_sha256=sha,
                      tree=self.tree, options=self.opts)
 
     def device_manifest(self, dev: BlockDevice, crcs) -> Optional[Manifest]:
         if not self.want:
             return None
-        from .manifest import sha256_device
+        from .trust.manifest import sha256_device
         return self.manifest(sha256_device(dev, self.plan.image_size), crcs)
 
     def save_manifest(self, result: Optional[Manifest]) -> None:
         if result is not None and self.manifest_path:
-            from .manifest import save
+            from .trust.manifest import save
             save(result, self.manifest_path, secret=self.secret)
 
     def onto_device(self, dev: BlockDevice, fsync: bool) -> Optional[Manifest]:
@@ -348,7 +350,7 @@ class _Build:
                     dev.close()
                 if self.want:
                     # One bounded-memory pass over the finished image, before it is in place.
-                    from .manifest import sha256_fd
+                    from .trust.manifest import sha256_fd
                     result = self.manifest(sha256_fd(out.fd, plan.image_size), crcs)
                     if mout is not None:
                         write_all(mout.fd, result.dumps().encode("utf-8"), sync=fsync)

@@ -8,7 +8,7 @@ Each format package provides:
   ``Plan.sector_size`` say what device to make;
 * ``write(plan, device, progress=None, checksum=False)`` -- carries the plan out;
   a format that sets ``PARALLEL = True`` also takes ``jobs`` (processes that
-  copy file contents: :mod:`blockimg.parallel`);
+  copy file contents: :mod:`blockimg.write.parallel`);
 * ``detect(device) -> bool`` and ``open_image(device, owns_device=False)``;
 * ``check(image, target="generic") -> list[str]``.
 

@@ -26,7 +26,7 @@ _PLATFORM_HELP = ("check and apply this platform's block-device rules (unix, hvt
 
 def add_arguments(sub) -> None:
     """Add ``disk`` and the deploy options to the subparsers ``sub`` of blockimg's parser."""
-    from ..platforms import NAMES
+    from ..deploy.platforms import NAMES
     # Only the parsers of the command being run are built (blockimg.cli.build_parser).
     built = sub.choices
     create = built.get("create")
@@ -101,7 +101,7 @@ def prepare(args: argparse.Namespace) -> Optional[int]:
             return _answer_empty(args, empty)
     else:
         # info and check take a whole disk; the other readers are stopped by format
-        # detection, which names the partitions (blockimg.partitions).
+        # detection, which names the partitions (blockimg.disk.detect).
         table = _table_of(args.image) if args.command in ("info", "check") else None
         if table is not None:
             if args.command == "info":
@@ -143,7 +143,7 @@ def _answer_empty(args: argparse.Namespace, part) -> int:
         return 0
     problems = []
     if args.platform:
-        from .. import platforms
+        from ..deploy import platforms
         problems = platforms.plan_problems(platforms.get(args.platform), "empty", part.size,
                                            512)
     if args.json:
@@ -189,7 +189,7 @@ def _check_create(args: argparse.Namespace) -> None:
         raise InvalidInput("--attach needs --platform (the instructions are per platform)",
                            rule="--attach")
     if args.platform:
-        from .. import platforms
+        from ..deploy import platforms
         p = platforms.get(args.platform)
         name = args.device_name or platforms.default_device_name(args.output or args.src)
         problems = platforms.name_problems(p, name)
@@ -202,7 +202,7 @@ def after_create(args: argparse.Namespace, summary) -> None:
     """Print (or write to ``--attach``) how to attach the image just built."""
     if not args.platform:
         return
-    from .. import platforms
+    from ..deploy import platforms
     p = platforms.get(args.platform)
     name = args.device_name or platforms.default_device_name(args.output)
     text = platforms.attach(p, args.output, name=name, format=summary.format,
@@ -212,7 +212,7 @@ def after_create(args: argparse.Namespace, summary) -> None:
 
 def _emit(args: argparse.Namespace, text: str) -> None:
     if args.attach:
-        from ..atomic import atomic_file, write_all
+        from ..write.atomic import atomic_file, write_all
         with atomic_file(args.attach, durable=False) as out:
             write_all(out.fd, text.encode("utf-8"), sync=False)
     elif not args.quiet:
@@ -222,7 +222,7 @@ def _emit(args: argparse.Namespace, text: str) -> None:
 def _cmd_disk(args: argparse.Namespace) -> int:
     from .volumes import parse_volumes
     from .writer import build_disk
-    from .. import platforms
+    from ..deploy import platforms
     mtime = args.mtime
     if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
         mtime = int(os.environ["SOURCE_DATE_EPOCH"])
@@ -251,7 +251,7 @@ def _info_disk(args: argparse.Namespace, table) -> int:
     size = os.path.getsize(args.image) if os.path.isfile(args.image) else None
     problems = []
     if args.platform:
-        from .. import platforms
+        from ..deploy import platforms
         problems = platforms.disk_problems(platforms.get(args.platform), table.kind,
                                            size or 0)
     if args.json:
@@ -289,7 +289,8 @@ def _print_verdict(args: argparse.Namespace, problems) -> None:
 
 
 def _info_platform(args: argparse.Namespace) -> int:
-    from .. import api, platforms
+    from .. import api
+    from ..deploy import platforms
     with api.open(args.image) as img:
         info = img.info()
     problems = platforms.image_problems(platforms.get(args.platform), info)

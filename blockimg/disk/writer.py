@@ -7,7 +7,7 @@ empty space stays a hole. Each partition, once written, is hashed (read
 back from the page cache, in a second thread while the next one is written)
 to derive the GUIDs; then the table is written. The disk
 is built in a temporary file and put in place only when complete
-(:func:`blockimg.atomic.atomic_file`).
+(:func:`blockimg.write.atomic.atomic_file`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import List, Optional, Sequence, Tuple
 
-from ..atomic import atomic_file
+from ..write.atomic import atomic_file
 from ..block.file import FileDevice
 from ..block.window import WindowDevice
 from ..errors import BlockImgError, DeviceError, InvalidInput, SourceChanged
@@ -87,7 +87,7 @@ def _image_kind(path: str) -> str:
 def _plan_volumes(volumes: Sequence[Volume], profile, mtime: Optional[int]):
     """``[(volume, kind, size, format plan or None)]``; every volume's problems at once."""
     from ..formats import format_module
-    from ..source import as_tree, paused_gc
+    from ..sources.directory import as_tree, paused_gc
     out, problems = [], []
     for v in volumes:
         try:
@@ -99,7 +99,7 @@ def _plan_volumes(volumes: Sequence[Volume], profile, mtime: Optional[int]):
                 mod = format_module(v.format)
                 options = v.format_options()
                 if profile is not None:
-                    from .. import platforms
+                    from ..deploy import platforms
                     options = platforms.format_options(profile, v.format, options)
                 tree = as_tree(v.path, mtime=mtime)
                 with paused_gc():   # one acyclic object per entry: no cycles to find
@@ -123,7 +123,7 @@ def build_disk(volumes: Sequence[Volume], output: str, *, table: str = "mbr",
     wiped on failure (as ``create --secret``)."""
     profile = None
     if platform is not None:
-        from .. import platforms
+        from ..deploy import platforms
         profile = platforms.get(platform)
     planned = _plan_volumes(volumes, profile, mtime)
     plan = plan_disk([(v.name, kind, size) for v, kind, size, _, _ in planned], table=table,

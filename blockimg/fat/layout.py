@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 from ..errors import DoesNotFit, InvalidInput
 from ..record import field, record
-from ..source import Kind, SourceEntry, SourceTree
+from ..sources.directory import Kind, SourceEntry, SourceTree
 from ..units import align_up, ceil_div, human_size
 from . import table
 from .directory import NamedEntry, children_bytes, dot_entries, file_attr, label_entry
@@ -283,7 +283,8 @@ class FatPlan:
 
 def plan(tree: SourceTree, options: Options) -> FatPlan:
     """Lay out ``tree`` as a FAT volume (pure: reads no file, writes nothing, leaves the
-    process's state alone; callers pause the collector: :class:`blockimg.source.paused_gc`)."""
+    process's state alone; callers pause the collector:
+    :class:`blockimg.sources.directory.paused_gc`)."""
     if not isinstance(options, Options):
         raise InvalidInput("options must be a blockimg.fat.Options", rule="format options")
     return _plan(tree, options)

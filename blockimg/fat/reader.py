@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 from ..block.base import BlockDevice
 from ..errors import NotFound
-from ..image import EntryInfo, Image
+from ..read.image import EntryInfo, Image
 from .chains import FatTable
 from .geometry import detect, parse
 from .structs import FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, unpack

@@ -106,7 +106,7 @@ def scan(walk: "Walk") -> Optional[List[Tuple[int, int, int]]]:
 def plan(img: "FatImage", jobs: Optional[int]) -> Optional["SplitWalk"]:
     """A split of the walk into ``jobs`` parts (None: as many as :func:`auto_jobs` picks
     for the tree's entries), or None when one part (or the whole walk) is better."""
-    from ..parallel import auto_jobs, split
+    from ..write.parallel import auto_jobs, split
     rows = scan(img.walk)
     if rows is None:
         return None

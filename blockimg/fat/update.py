@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 from ..errors import DoesNotFit, InvalidInput
 from ..record import record
-from ..source import Kind, SourceEntry, SourceTree
+from ..sources.directory import Kind, SourceEntry, SourceTree
 from ..units import ceil_div, human_size
 from . import table
 from .directory import children_bytes, dot_entries, file_attr, pack_entry

@@ -1,7 +1,7 @@
 """The walk of a FAT volume's directory tree: the index, and every chain it met.
 
 A :class:`Walk` reads directories depth first (parents before children),
-turns each entry into an :class:`~blockimg.image.EntryInfo`, follows each
+turns each entry into an :class:`~blockimg.read.image.EntryInfo`, follows each
 chain once into extents, and keeps every chain as runs (:class:`Runs`) so
 that one sort at the end finds a cluster in two chains. A broken rule is
 :class:`~blockimg.errors.CorruptImage` naming the byte offset; a lenient walk
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from typing import Callable, Dict, List, Optional, Tuple
 
 from ..errors import CorruptImage
-from ..image import EntryInfo, shorten
+from ..read.image import EntryInfo, shorten
 from .chains import ChainError, Run
 from .dirents import Record, parse_directory
 from .names import fold

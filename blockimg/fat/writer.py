@@ -1,7 +1,7 @@
 """Carry out a :class:`~blockimg.fat.layout.FatPlan` on a block device.
 
 Every structural byte is written explicitly, in ascending offset order
-through :class:`blockimg.copier.Copier` (gathered writes, kernel copies of big
+through :class:`blockimg.write.copier.Copier` (gathered writes, kernel copies of big
 files): the reserved region (boot sector, and for FAT32 the FSInfo sector
 and the backups at 6/7), every FAT copy (generated 1 MiB at a time), the
 whole FAT12/16 root directory, every directory cluster and the zero tail of
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Callable, Dict, Optional
 
 from ..block.base import BlockDevice
-from ..copier import Copier, write_in_parts
+from ..write.copier import Copier, write_in_parts
 from ..errors import DoesNotFit
 from .layout import FatPlan
 from .structs import (FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, FSI_UNKNOWN, SIGNATURE,
@@ -130,7 +130,7 @@ def write(plan: FatPlan, device: BlockDevice, *,
     """Write the volume; returns ``{path: crc32c}`` of the files when ``checksum``.
 
     ``jobs`` > 1 splits the file contents over that many processes
-    (:mod:`blockimg.parallel`; an image file or device node only): the same bytes.
+    (:mod:`blockimg.write.parallel`; an image file or device node only): the same bytes.
     """
     g = plan.geometry
     if device.size < g.image_size:

@@ -2,8 +2,8 @@
 
 :func:`open_source` turns the ``create`` command's SRC into what
 :func:`blockimg.api.create` takes: a directory stays a path (walked by
-:func:`blockimg.source.walk`); a tar archive (``-``: standard input) and a git
-tree become a :class:`~blockimg.source.SourceTree` (:func:`.archive.archive_source`,
+:func:`blockimg.sources.directory.walk`); a tar archive (``-``: standard input) and a git
+tree become a :class:`~blockimg.sources.directory.SourceTree` (:func:`.archive.archive_source`,
 :func:`.git.git_source`) whose file contents are
 byte ranges of the archive or of a spool file, valid inside the ``with``.
 """
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from typing import Callable, Iterator, Optional, Union
 
 from ..errors import InvalidInput
-from ..source import SourceTree
+from .directory import SourceTree
 
 __all__ = ["open_source", "STDIN"]
 
@@ -37,7 +37,7 @@ def open_source(src: str, *, git_ref: Optional[str] = None, git_path: Optional[s
     (plain, gzip, xz or bzip2), and anything else is given back as it is (a
     directory, walked by ``create``). ``spool_dir`` holds the temporary copy of
     a stream, a compressed archive or a git tree's blobs. ``exclude``
-    (:func:`blockimg.source.excluder`) leaves paths out of an archive or git tree.
+    (:func:`blockimg.sources.directory.excluder`) leaves paths out of an archive or git tree.
     """
     options = dict(spool_dir=spool_dir, keep_links=keep_links, skip_special=skip_special,
                    mtime=mtime, exclude=exclude)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 from ..block.file import FileDevice
 from ..errors import BlockImgError, CorruptImage, InvalidInput
-from ..source import SourceTree
+from .directory import SourceTree
 from ..tar.reader import TarImage
 from .spool import CHUNK, Spool
 from .tree import tree_from_entries
@@ -54,7 +54,7 @@ def archive_source(src: Optional[str], *, spool_dir: Optional[str] = None, keep_
 
     ``spool_dir`` is where a stream or a compressed archive is spooled (default:
     the system's temporary directory). The other options are those of
-    :func:`blockimg.source.walk`.
+    :func:`blockimg.sources.directory.walk`.
     """
     name = "standard input" if src is None else src
     options = dict(keep_links=keep_links, skip_special=skip_special, mtime=mtime,

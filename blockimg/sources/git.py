@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import InvalidInput
-from ..image import EntryInfo
-from ..source import SourceTree
+from ..read.image import EntryInfo
+from .directory import SourceTree
 from .spool import CHUNK, Spool
 from .tree import tree_from_entries
 
@@ -183,7 +183,7 @@ def git_source(repo: str, ref: str, path: Optional[str] = None, *,
     """The :class:`SourceTree` of ``path`` (default: the top) in ``repo`` at ``ref``,
     valid inside the ``with``. ``mtime`` (default: the committer time of ``ref``)
     fixes every timestamp; the other options are those of
-    :func:`blockimg.source.walk`."""
+    :func:`blockimg.sources.directory.walk`."""
     repo = os.fspath(repo)
     if not os.path.isdir(repo):
         raise InvalidInput("is not a directory (a git repository)", path=repo,

@@ -1,7 +1,8 @@
-"""An archive's entries as a :class:`~blockimg.source.SourceTree`, by the rules of a walk.
+"""An archive's entries as a :class:`~blockimg.sources.directory.SourceTree`, by the
+rules of a walk.
 
 The tar and git sources both end here: a list of
-:class:`~blockimg.image.EntryInfo` (paths already normalised, a file's data one
+:class:`~blockimg.read.image.EntryInfo` (paths already normalised, a file's data one
 extent of the file ``data_path``) becomes the entries a walk of the same tree
 unpacked on disk would give -- the same order, kinds, modes and times -- with
 each file's content a byte range of ``data_path`` (``SourceEntry.offset``).
@@ -20,9 +21,9 @@ if TYPE_CHECKING:
     from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import InvalidInput, Problems
-from ..extract import unsafe_host_name
-from ..image import EntryInfo
-from ..source import Kind, OrderedEntries, SourceEntry, SourceTree, paused_gc
+from ..read.extract import unsafe_host_name
+from ..read.image import EntryInfo
+from .directory import Kind, OrderedEntries, SourceEntry, SourceTree, paused_gc
 
 __all__ = ["tree_from_entries", "MAX_LINK_HOPS"]
 
@@ -102,7 +103,7 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
 
     ``refused`` are ``(name, reason)`` pairs the reader already refused (names
     with ``..``); every refusal is raised at once (:class:`~blockimg.errors.Problems`),
-    each naming its entry. ``exclude`` (:func:`blockimg.source.excluder`) leaves
+    each naming its entry. ``exclude`` (:func:`blockimg.sources.directory.excluder`) leaves
     out the image paths it says yes to, with their contents. ``mtime`` fixes every timestamp. Entries of kind ``other``
     (devices, FIFOs, sparse files; ``specials`` names what some are) are
     refused, or skipped and reported with ``skip_special``.

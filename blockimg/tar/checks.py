@@ -13,7 +13,7 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Dict, List
 
-from ..image import shorten
+from ..read.image import shorten
 from ..quoting import escape
 from .options import MIRAGE_PAD, MIRAGE_RECORD_LIMIT
 from .reader import TarImage

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from typing import Dict, Tuple
 
 from ..errors import InvalidInput
-from ..source import Kind, SourceEntry
+from ..sources.directory import Kind, SourceEntry
 from .header import (LINKNAME, MTIME, NAME, SIZE, build_header, encode_pax, octal_fits,
                      padded, split_ustar, width)
 from .options import MIRAGE_RECORD_LIMIT

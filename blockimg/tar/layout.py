@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 from ..errors import DoesNotFit, InvalidInput
 from ..record import record
-from ..source import Kind, OrderedEntries, SourceEntry, SourceTree
+from ..sources.directory import Kind, OrderedEntries, SourceEntry, SourceTree
 from ..units import align_up
 from .codec import encode_entry, one_header, pad_entry
 from .header import BLOCK, padded

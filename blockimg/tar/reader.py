@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 from ..block.base import BlockDevice
 from ..errors import CorruptImage, NotFound
-from ..image import DERIVED_ENTRY, EntryInfo, Image, normalize_member_path, shorten
+from ..read.image import DERIVED_ENTRY, EntryInfo, Image, normalize_member_path, shorten
 from .decoder import END, ENTRY, READ, Decoder, Member
 from .header import (BLOCK, SIZE, TYPE_AT, decode_number, header_path, padded,
                      stored_checksum)
@@ -89,7 +89,7 @@ class _Window:
 def clean_key(name: str) -> bool:
     """Is the member path ``name`` (less a trailing ``/``) its own index key? Not when it
     is empty, absolute, ``.``-led or holds ``//`` or ``/.``: those
-    :func:`~blockimg.image.normalize_member_path` decides."""
+    :func:`~blockimg.read.image.normalize_member_path` decides."""
     return bool(name) and name[0] not in "./" and "//" not in name and "/." not in name
 
 
@@ -150,7 +150,7 @@ def _check_not_pending(dec: Decoder) -> None:
 
 
 class TarImage(Image):
-    """A tar image opened for reading (see :class:`blockimg.image.Image`).
+    """A tar image opened for reading (see :class:`blockimg.read.image.Image`).
 
     Besides the index: ``members`` (every decoded entry, in order, for
     checks), ``flavours`` (ustar / gnu / pax / v7 seen), ``end_of_archive``

@@ -4,7 +4,7 @@ Headers, file data, the zero padding after each file's data and the two
 end-of-archive blocks are all written explicitly (the device may be a
 reused disk holding old bytes); only the area after the end-of-archive
 marker is left as it is (a hole in a new image file). Bytes move through
-:class:`~blockimg.copier.Copier`: small writes are gathered, big files are
+:class:`~blockimg.write.copier.Copier`: small writes are gathered, big files are
 copied inside the kernel, memory stays bounded whatever the file sizes.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ if TYPE_CHECKING:
     from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from ..block.base import BlockDevice
-from ..copier import Copier, write_in_parts
+from ..write.copier import Copier, write_in_parts
 from ..errors import DoesNotFit
-from ..source import Kind, SourceEntry
+from ..sources.directory import Kind, SourceEntry
 from .codec import encode_entry
 from .header import BLOCK
 from .layout import END_BLOCKS, TarPlan
@@ -30,7 +30,7 @@ def write(plan: TarPlan, device: BlockDevice, *,
     """Write ``plan`` to ``device``; returns ``{path: crc32c}`` when ``checksum``.
 
     ``jobs`` > 1 splits the entries over that many processes
-    (:mod:`blockimg.parallel`; an image file or device node only): the same bytes.
+    (:mod:`blockimg.write.parallel`; an image file or device node only): the same bytes.
     """
     if plan.image_size > device.size:
         raise DoesNotFit(f"tar image does not fit on {device.name}", needed=plan.image_size,

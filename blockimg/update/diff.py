@@ -1,7 +1,7 @@
 """What an update changes: an image's index against a source tree (sans-I/O).
 
 :func:`diff` compares every path of the image's index with the source tree
-(as :func:`blockimg.source.walk` makes it, with the options ``create`` takes):
+(as :func:`blockimg.sources.directory.walk` makes it, with the options ``create`` takes):
 
 * a path only in the source is **added**, one only in the image **removed**;
 * a path in both is **changed** when its kind differs, a file's size or mtime
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
-from ..image import EntryInfo
+from ..read.image import EntryInfo
 from ..record import record
-from ..source import Kind, SourceEntry, SourceTree
+from ..sources.directory import Kind, SourceEntry, SourceTree
 
 __all__ = ["Diff", "diff", "MODE_BITS"]
 

@@ -20,8 +20,8 @@ from ..fat.names import fold
 from ..fat.structs import ATTR_READ_ONLY, DIR_ENTRY_SIZE, unix_time
 from ..fat.update import (FileData, OldDir, OldEntry, UpdatePlan, Volume, Write, dirty,
                           lost_runs, plan as plan_update, PHASES)
-from ..image import EntryInfo
-from ..source import SourceEntry, SourceTree
+from ..read.image import EntryInfo
+from ..sources.directory import SourceEntry, SourceTree
 
 __all__ = ["read_volume", "index", "touched", "same_content", "plan_update", "apply", "interrupted"]
 

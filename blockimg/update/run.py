@@ -15,11 +15,11 @@ from typing import Optional, Sequence, Union
 from .. import api
 from ..block.base import BlockDevice
 from ..block.file import FileDevice
-from ..device_guard import is_device_node, open_exclusively
+from ..write.device_guard import is_device_node, open_exclusively
 from ..errors import DeviceError, InvalidInput
-from ..image import EntryInfo, Image
+from ..read.image import EntryInfo, Image
 from ..record import field, record
-from ..source import SourceEntry, SourceTree, excluder, walk
+from ..sources.directory import SourceEntry, SourceTree, excluder, walk
 from .diff import Diff, diff
 
 __all__ = ["Diff", "UpdateResult", "diff_image", "update"]
@@ -280,7 +280,7 @@ def _grower(dev: FileDevice):
 
 
 class _IndexPlan:
-    """What :func:`blockimg.manifest.build` needs, from an opened image's index."""
+    """What :func:`blockimg.trust.manifest.build` needs, from an opened image's index."""
 
     def __init__(self, img: Image, options) -> None:
         self.sector_size = options.sector_size
@@ -294,8 +294,8 @@ class _IndexPlan:
 
 def write_manifest(image, path, options):
     """Rewrite the manifest at ``path`` for the image as it now is (CRCs from the image)."""
-    from ..checksum import crc32c
-    from ..manifest import build, save, sha256_device
+    from ..trust.checksum import crc32c
+    from ..trust.manifest import build, save, sha256_device
     with api.open(image) as img:
         fn = crc32c()
         crcs = {}
@@ -315,5 +315,5 @@ def write_manifest(image, path, options):
 
 
 def _kind(kind: str):
-    from ..source import Kind
+    from ..sources.directory import Kind
     return Kind(kind) if kind in ("file", "dir", "symlink", "hardlink") else Kind.FILE

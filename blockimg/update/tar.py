@@ -35,7 +35,7 @@ from typing import Iterable, List, Optional, Tuple
 from ..block.base import BlockDevice, Buffer
 from ..errors import CorruptImage, DoesNotFit
 from ..record import record
-from ..source import Kind, SourceTree
+from ..sources.directory import Kind, SourceTree
 from ..tar.codec import pad_entry
 from ..tar.header import BLOCK
 from ..tar.layout import END_BLOCKS, TarPlan, plan as plan_tar

@@ -127,7 +127,7 @@ def test_mutator_is_deterministic():
 
 def test_extract_check_flags_writes_beside_the_destination(tmp_path, monkeypatch, site_dir):
     import blockimg
-    from blockimg.image import Image
+    from blockimg.read.image import Image
     blockimg.create(site_dir, tmp_path / "s.img", format="tar", mtime=0)
     data = (tmp_path / "s.img").read_bytes()
     assert fuzz.exercise_extract(data, str(tmp_path / "w1")) == "ok"

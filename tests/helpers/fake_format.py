@@ -12,9 +12,9 @@ import struct
 from dataclasses import dataclass
 
 from blockimg import formats
-from blockimg.copier import Copier
+from blockimg.write.copier import Copier
 from blockimg.errors import CorruptImage
-from blockimg.image import EntryInfo, Image
+from blockimg.read.image import EntryInfo, Image
 
 MAGIC = b"FAKEIMG1"
 HEADER = 64 * 1024

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from blockimg.atomic import temporaries_in
+from blockimg.write.atomic import temporaries_in
 
 
 def make_tree(root: Path, sizes=(10, 300_000, 2_000_000, 5)) -> Path:

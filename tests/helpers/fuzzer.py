@@ -1,6 +1,6 @@
 """Fuzzing the readers against their invariant.
 
-The invariant (see :mod:`blockimg.image`): opening, listing, reading or
+The invariant (see :mod:`blockimg.read.image`): opening, listing, reading or
 verifying any byte string as an image either works or raises a
 :class:`~blockimg.errors.BlockImgError` -- never another exception, a hang,
 or memory that grows with a forged field. :func:`exercise` applies it to one
@@ -70,7 +70,7 @@ def exercise(data: bytes, *, formats: Optional[Iterable[str]] = None) -> List[st
     Returns the outcome per format (``ok`` or the BlockImgError class name);
     raises :class:`InvariantBroken` for anything else.
     """
-    from blockimg.verify import verify
+    from blockimg.trust.verify import verify
     if formats is None:
         formats = ("detect",) + readers()
     outcomes = []

@@ -8,7 +8,7 @@ import pytest
 
 from blockimg.block import MemoryDevice
 from blockimg.errors import CorruptImage
-from blockimg.source import from_pairs
+from blockimg.sources.directory import from_pairs
 from blockimg.tar import Options, open_image, plan, write
 from blockimg.tar.header import GNU_MAGIC, build_header
 

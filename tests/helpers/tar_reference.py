@@ -90,7 +90,7 @@ def _pax(records) -> bytes:
 def reference_encode(entry) -> bytes:
     """The header set of a source entry (generic target), written out plainly through
     the construct declaration: what :func:`blockimg.tar.codec.encode_entry` must give."""
-    from blockimg.source import Kind
+    from blockimg.sources.directory import Kind
     flag = {Kind.FILE: b"0", Kind.DIR: b"5", Kind.SYMLINK: b"2", Kind.HARDLINK: b"1"}
     name = entry.path_bytes + (b"/" if entry.kind is Kind.DIR else b"")
     link = entry.link_target.encode("utf-8", "surrogateescape") \

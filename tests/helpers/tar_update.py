@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from blockimg import api
-from blockimg.source import walk
+from blockimg.sources.directory import walk
 from blockimg.update import diff_image
 from conftest import assert_read_back, assert_same_tree, require_tool, run
 

@@ -192,7 +192,7 @@ def test_secret_volume_0600_and_unnamed(tmp_path):
 def test_secret_never_world_readable_while_staged(tmp_path, monkeypatch):
     """Every staging file of a secret volume is 0600 when it is put in place (and
     create's own temporary file is 0600 from its creation)."""
-    from blockimg import build_config, build
+    from blockimg.deploy import config as build_config, build
     make_tree(tmp_path / "keys", {SECRET_NAME: b"k\n"})
     text = '[volumes.keys]\nsource = "keys"\nsecret = true\n'
     plan = build_config.parse(text, base=str(tmp_path))
@@ -295,7 +295,7 @@ def test_deploy_md_example_builds(tmp_path):
 def test_failed_rename_puts_the_old_outputs_back(tmp_path, monkeypatch):
     """The second output cannot be put in place: the first, already replaced, gets its
     old bytes back, the new output is removed, and no temporary file remains."""
-    from blockimg import build, build_config
+    from blockimg.deploy import build, config as build_config
     from blockimg.errors import DeviceError
     make_tree(tmp_path / "site")
     text = ('[volumes.a]\nsource = "site"\n\n[volumes.b]\nsource = "site"\n\n'
@@ -363,7 +363,7 @@ def test_git_and_tar_sources_same_bytes_as_create(tmp_path):
 
 
 def test_secret_staging_file_wiped_when_a_later_volume_fails(tmp_path, monkeypatch):
-    from blockimg import build, build_config
+    from blockimg.deploy import build, config as build_config
     from blockimg.errors import InvalidInput
     make_tree(tmp_path / "keys", {SECRET_NAME: b"-----KEY-----\n"})
     make_tree(tmp_path / "site")

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from blockimg.source import walk
+from blockimg.sources.directory import walk
 
 from conftest import require_tool
 from helpers.fat_alias import (alias_rule_violations, directory_example, files_and_dirs,

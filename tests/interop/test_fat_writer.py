@@ -16,7 +16,7 @@ import pytest
 
 from blockimg.block import FileDevice, MemoryDevice
 from blockimg.fat import Options, plan, write
-from blockimg.source import walk
+from blockimg.sources.directory import walk
 
 from conftest import require_tool, run
 from helpers.fat_readback import build_image, fsck_clean, mtools_env, verify
@@ -157,7 +157,7 @@ def test_large_sparse_fat32(tmp_path):
 
 
 def test_blockimg_checksums_match(src, tmp_path):
-    from blockimg.checksum import crc32c
+    from blockimg.trust.checksum import crc32c
     p = plan(walk(src), Options())
     dev = MemoryDevice(p.image_size, sector_size=p.sector_size)
     crcs = write(p, dev, checksum=True)

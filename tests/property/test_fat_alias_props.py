@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from blockimg.fat import Options, plan
 from blockimg.fat.names import fold, is_short_name
-from blockimg.source import Kind, SourceEntry, SourceTree, sort_key, walk
+from blockimg.sources.directory import Kind, SourceEntry, SourceTree, sort_key, walk
 
 from conftest import require_tool
 from helpers.fat_alias import (MTIME, alias_names, alias_rule_violations, alias_trees,

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from blockimg.errors import InvalidInput
 from blockimg.fat.names import check_name, fold
-from blockimg.source import walk
+from blockimg.sources.directory import walk
 
 from conftest import require_tool
 from helpers.fat_readback import build_image, verify

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blockimg.block import MemoryDevice
-from blockimg.source import from_pairs
+from blockimg.sources.directory import from_pairs
 from blockimg.tar import Options, check, open_image, plan, write
 from conftest import require_tool, tree_snapshot
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import blockimg
-from blockimg import device_guard
+from blockimg.write import device_guard
 from blockimg.block.file import FileDevice
 from blockimg.errors import InvalidInput
 from conftest import require_root, ROOT, require_tool
@@ -96,7 +96,7 @@ def test_loop_device_manifest_and_verify(loop, site_dir, tmp_path):
     res = run_cli("create", site_dir, "-o", dev, "--format", "tar", "--mtime", "0",
                   "--manifest", man, "-q")
     assert res.returncode == 0, res.stderr
-    from blockimg.manifest import load
+    from blockimg.trust.manifest import load
     assert load(man).image_size < 32 << 20
     res = run_cli("verify", dev, "--manifest", man, site_dir)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from blockimg.atomic import (TMP_SUFFIX, atomic_file, atomic_path, stale_temporaries,
+from blockimg.write.atomic import (TMP_SUFFIX, atomic_file, atomic_path, stale_temporaries,
                              temporaries_in)
 from blockimg.errors import DeviceError
 
@@ -92,7 +92,7 @@ def test_secret_named_temporary_is_wiped_before_unlink(tmp_path, monkeypatch):
 
 
 def test_secret_anonymous_temporary_is_wiped(tmp_path, monkeypatch):
-    import blockimg.atomic as atomic
+    import blockimg.write.atomic as atomic
     wiped = []
     real = atomic._wipe_fd
     monkeypatch.setattr(atomic, "_wipe_fd", lambda fd: (wiped.append(fd), real(fd)))

@@ -1,9 +1,9 @@
-"""blockimg.build_config.parse: sans-I/O, every problem at once with its line."""
+"""blockimg.deploy.config.parse: sans-I/O, every problem at once with its line."""
 from __future__ import annotations
 
 import pytest
 
-from blockimg.build_config import parse
+from blockimg.deploy.config import parse
 from blockimg.errors import InvalidInput, Problems
 
 

@@ -16,10 +16,10 @@ import pytest
 from blockimg import api
 from blockimg.block.memory import MemoryDevice
 from blockimg.cli import build_parser
-from blockimg.copier import Copier
+from blockimg.write.copier import Copier
 from blockimg.errors import InvalidInput, Problems
-from blockimg.progress import ProgressBar, line
-from blockimg.source import VCS_NAMES, Kind, SourceEntry
+from blockimg.cli.progress import ProgressBar, line
+from blockimg.sources.directory import VCS_NAMES, Kind, SourceEntry
 from conftest import ROOT, require_tool, run
 
 MTIME = "2024-01-02T03:04:05Z"

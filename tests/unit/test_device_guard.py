@@ -13,7 +13,7 @@ import os
 import pytest
 
 import blockimg
-from blockimg import device_guard
+from blockimg.write import device_guard
 from blockimg.block.file import FileDevice
 from blockimg.errors import InvalidInput
 

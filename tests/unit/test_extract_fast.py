@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import blockimg
-import blockimg.extract as extract_mod
+import blockimg.read.extract as extract_mod
 from blockimg.block.memory import MemoryDevice
-from blockimg.image import EntryInfo, Image
+from blockimg.read.image import EntryInfo, Image
 
 MTIME = 1_600_000_000
 

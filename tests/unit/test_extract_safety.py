@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import blockimg
-from blockimg.image import unsafe_host_name
+from blockimg.read.image import unsafe_host_name
 from conftest import ROOT
 from helpers.hostile_tars import hostile_member, make_tar, snapshot
 
@@ -108,7 +108,7 @@ def test_file_through_a_symlink_is_neutralised(tmp_path, target):
 def test_entry_below_an_image_symlink_is_refused(tmp_path):
     """Where a reader does keep the link (the fake format here), entries below it are
     refused by extract itself."""
-    from blockimg.image import EntryInfo, Image
+    from blockimg.read.image import EntryInfo, Image
     from blockimg.block.memory import MemoryDevice
 
     class Linky(Image):

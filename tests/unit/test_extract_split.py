@@ -1,5 +1,5 @@
 """Extraction of a lazily opened FAT image with ``jobs`` > 1: the tree is indexed in
-parts, each by the process that writes it (``blockimg.extract_split``). It must do
+parts, each by the process that writes it (``blockimg.read.extract_split``). It must do
 exactly what a one-process extraction does, and on a corrupt image fail the same way
 with nothing written."""
 from __future__ import annotations
@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import blockimg
-from blockimg import extract_split as split_mod
-from blockimg import parallel
+from blockimg.read import extract_split as split_mod
+from blockimg.write import parallel
 from blockimg.cli import main
 from blockimg.errors import CorruptImage
 from blockimg.fat import split_walk
@@ -312,7 +312,7 @@ def test_cli_extract_j2_on_fat(tmp_path, used, capsys):
 HOOK = """
 import os, sys, time
 sys.path[:0] = [{root!r}]
-from blockimg import extract_split
+from blockimg.read import extract_split
 from blockimg.fat import split_walk
 def pause():
     if os.getpid() != {parent}:

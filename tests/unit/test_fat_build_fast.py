@@ -17,11 +17,11 @@ import pytest
 from helpers import fat_reference as ref
 
 from blockimg.block.file import FileDevice
-from blockimg.copier import Copier
+from blockimg.write.copier import Copier
 from blockimg.errors import InvalidInput, SourceChanged
 from blockimg.fat import Options, layout, names, plan, write
 from blockimg.fat.directory import NamedEntry, children_bytes, file_attr
-from blockimg.source import Kind, SourceEntry, walk
+from blockimg.sources.directory import Kind, SourceEntry, walk
 
 ALPHABET = "abcXYZ0129 .-_~$%'@!(){}^#&`é中\U0001F600*?:\x01"
 

@@ -7,7 +7,7 @@ from helpers.fat_volume import Volume
 
 from blockimg.errors import InvalidInput
 from blockimg.fat import check
-from blockimg.image import EntryInfo
+from blockimg.read.image import EntryInfo
 
 
 def free_root_slot(v: Volume) -> int:

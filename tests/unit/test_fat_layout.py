@@ -9,7 +9,7 @@ from blockimg.fat import table
 from blockimg.fat.layout import cluster_size_for
 from blockimg.fat.structs import fat_datetime
 from helpers.fat_construct import DirEntry
-from blockimg.source import Kind, SourceEntry, SourceTree, from_pairs
+from blockimg.sources.directory import Kind, SourceEntry, SourceTree, from_pairs
 
 MiB, GiB = 1 << 20, 1 << 30
 

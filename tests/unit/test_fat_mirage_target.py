@@ -12,7 +12,7 @@ from blockimg.fat.mirage import short_lookup
 from blockimg.fat.names import lfn_checksum
 from blockimg.fat.structs import ATTR_LONG_NAME, ATTR_VOLUME_ID
 from helpers.fat_construct import BootSector16
-from blockimg.source import Kind, SourceEntry, SourceTree, from_pairs
+from blockimg.sources.directory import Kind, SourceEntry, SourceTree, from_pairs
 
 MiB, GiB = 1 << 20, 1 << 30
 

@@ -23,7 +23,7 @@ import pytest
 
 import blockimg
 from blockimg import api
-from blockimg.atomic import temporaries_in
+from blockimg.write.atomic import temporaries_in
 from blockimg.block.file import FileDevice
 from blockimg.errors import DeviceError, SourceChanged
 from conftest import assert_read_back, ROOT, require_tool
@@ -174,9 +174,9 @@ def _hook(fmt: str, *, pause_after_files: int = -1, named: bool = False,
         if {fmt!r} == "fake":
             formats.FORMATS["tar"] = "helpers.fake_format"
         if {named!r}:
-            import blockimg.atomic as atomic
+            import blockimg.write.atomic as atomic
             atomic._open_anonymous = lambda directory: None
-        from blockimg.copier import Copier
+        from blockimg.write.copier import Copier
         real = Copier.put_file
         count = [0]
         def put_file(self, entry, offset):
@@ -280,7 +280,7 @@ def test_manifest_placement_failing_after_the_image_leaves_no_stale_manifest(
         tmp_path, fmt, monkeypatch):
     """Image and manifest are two files: if only the image could be put in place, the
     old manifest (describing the old image) is removed rather than left beside it."""
-    import blockimg.atomic as atomic
+    import blockimg.write.atomic as atomic
     src = make_tree(tmp_path / "src", sizes=(10, 20))
     target = tmp_path / "site.img"
     man = tmp_path / "site.json"

@@ -9,7 +9,7 @@ import pytest
 
 import blockimg
 from blockimg.formats import format_module
-from blockimg.source import from_pairs
+from blockimg.sources.directory import from_pairs
 
 LIBRARY = Path(blockimg.__file__).parent
 
@@ -47,7 +47,7 @@ def test_no_return_break_or_continue_in_a_finally_block():
 def test_kind_reads_as_the_strings_entry_info_holds(tmp_path):
     """EntryInfo.kind stays a plain string (``ls --json`` unchanged; reading does not
     import enum); Kind equals and prints as those strings."""
-    from blockimg.source import Kind
+    from blockimg.sources.directory import Kind
     src = tmp_path / "src"
     (src / "d").mkdir(parents=True)
     (src / "d" / "f").write_bytes(b"x")

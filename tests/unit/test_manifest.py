@@ -13,7 +13,7 @@ import crcmod.predefined
 import pytest
 
 import blockimg
-from blockimg import manifest as mf
+from blockimg.trust import manifest as mf
 from blockimg.block.memory import MemoryDevice
 from blockimg.errors import InvalidInput, NotFound
 from conftest import ROOT

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import blockimg
-from blockimg import parallel
+from blockimg.write import parallel
 from blockimg.cli import _jobs
 from blockimg.errors import BlockImgError, DoesNotFit, SourceChanged
 from conftest import assert_read_back, assert_same_tree, tree_snapshot
@@ -193,11 +193,11 @@ def test_a_bug_in_a_worker_is_a_traceback_not_a_user_error(tmp_path, fmt, comman
     blockimg.create(src, img, format=fmt, mtime=MTIME, jobs=1)
     args = (["create", str(src), "-o", str(tmp_path / "b.img"), "--format", fmt]
             if command == "create" else ["extract", str(img), str(tmp_path / "out")])
-    hook = "blockimg.copier.Copier.put_records" if command == "create" \
-        else "blockimg.extract.TreeWriter.write_files"
+    hook = "blockimg.write.copier.Copier.put_records" if command == "create" \
+        else "blockimg.read.extract.TreeWriter.write_files"
     owner, name = hook.rsplit(".", 1)
     code = (
-        "import os, sys, importlib, blockimg.cli, blockimg.extract\n"
+        "import os, sys, importlib, blockimg.cli, blockimg.read.extract\n"
         f"mod, cls = {owner!r}.rsplit('.', 1)\n"
         "owner = getattr(importlib.import_module(mod), cls)\n"
         f"real = getattr(owner, {name!r})\n"
@@ -384,7 +384,7 @@ def test_a_killed_childs_part_is_redone_here_when_asked():
 @pytest.mark.parametrize("fmt", ["tar", "fat"])
 def test_a_build_survives_a_worker_killed_mid_write(tmp_path, fmt, monkeypatch):
     """The parent writes a killed worker's part again: the same image."""
-    from blockimg import copier as copymod
+    from blockimg.write import copier as copymod
     src = _source(tmp_path, n=80)
     one = tmp_path / "one.img"
     blockimg.create(src, one, format=fmt, mtime=MTIME, jobs=1)

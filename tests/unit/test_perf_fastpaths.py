@@ -23,7 +23,7 @@ from blockimg.fat import Options as FatOptions
 from blockimg.fat import plan as fat_plan
 from blockimg.fat import structs, table
 from blockimg.fat.writer import boot_sector, fsinfo_sector
-from blockimg.source import Kind, SourceEntry, SourceTree, from_pairs
+from blockimg.sources.directory import Kind, SourceEntry, SourceTree, from_pairs
 from blockimg.tar import header
 from helpers.tar_reference import build_with_construct, header_struct
 

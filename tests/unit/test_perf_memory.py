@@ -14,7 +14,7 @@ from blockimg.block.file import FileDevice
 from blockimg.fat import Options as FatOptions
 from blockimg.fat import plan as fat_plan
 from blockimg.fat import write as fat_write
-from blockimg.source import Kind, SourceEntry, SourceTree
+from blockimg.sources.directory import Kind, SourceEntry, SourceTree
 from blockimg.tar import Options as TarOptions
 from blockimg.tar import plan as tar_plan
 
@@ -25,7 +25,7 @@ import sys
 from blockimg.cli import main
 rc = main(sys.argv[1:])
 heavy = sorted(m for m in ("numpy", "construct", "importlib.metadata", "json", "datetime",
-                           "blockimg.manifest", "blockimg.image", "blockimg.fat.reader",
+                           "blockimg.trust.manifest", "blockimg.read.image", "blockimg.fat.reader",
                            "blockimg.tar.reader", "crcmod")
                if m in sys.modules)
 print(repr({"rc": rc, "loaded": heavy}))

@@ -12,7 +12,7 @@ import pytest
 
 import blockimg
 from blockimg.errors import InvalidInput
-from blockimg.source import Kind, SourceEntry, SourceTree, walk
+from blockimg.sources.directory import Kind, SourceEntry, SourceTree, walk
 from blockimg.tar import Options, plan
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from blockimg import copier as copymod
+from blockimg.write import copier as copymod
 from blockimg.block.file import FileDevice
 from blockimg.block.memory import MemoryDevice
-from blockimg.source import from_pairs
+from blockimg.sources.directory import from_pairs
 from blockimg.tar import plan, write
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from blockimg import platforms
+from blockimg.deploy import platforms
 from blockimg.errors import InvalidInput
 
 MTIME = 1_700_000_000

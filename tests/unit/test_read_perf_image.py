@@ -21,7 +21,7 @@ from helpers.fat_volume import FILES, Volume
 import blockimg
 from blockimg.block.memory import MemoryDevice
 from blockimg.cli import main
-from blockimg.image import EntryInfo, ImageFile
+from blockimg.read.image import EntryInfo, ImageFile
 from conftest import ROOT
 
 BIG = 3 * (1 << 20) + 12345                   # more than one 1 MiB chunk

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from blockimg.block.memory import MemoryDevice
 from blockimg.errors import CorruptImage
 from blockimg.fat.reader import FatImage
-from blockimg.image import DERIVED_ENTRY, DERIVED_PER_BYTE, DERIVED_SLACK
+from blockimg.read.image import DERIVED_ENTRY, DERIVED_PER_BYTE, DERIVED_SLACK
 from blockimg.tar.reader import TarImage
 from conftest import ROOT
 from helpers.deep_paths import deep_tar, member

@@ -9,9 +9,11 @@ import stat
 import pytest
 
 import blockimg
-from blockimg import atomic, cli, progress
-from blockimg.atomic import temporaries_in
-from blockimg.copier import Copier
+from blockimg.write import atomic
+from blockimg import cli
+from blockimg.cli import progress
+from blockimg.write.atomic import temporaries_in
+from blockimg.write.copier import Copier
 from blockimg.errors import SourceChanged
 
 FORMATS = ["tar", "fat"]

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from blockimg.errors import InvalidInput
-from blockimg.source import Kind, SourceTree, as_tree, from_pairs, sort_key, walk
+from blockimg.sources.directory import Kind, SourceTree, as_tree, from_pairs, sort_key, walk
 
 
 def paths(tree):
@@ -135,7 +135,7 @@ def test_as_tree_accepts_every_form(tmp_path):
 def test_listing_through_a_directory_fd_gives_the_same_tree(tmp_path, monkeypatch):
     """Where the host can, entries are stat'ed relative to a directory fd; the tree,
     source paths included (with or without a trailing slash on the root), is the same."""
-    from blockimg import source
+    from blockimg.sources import directory as source
     for rel in ("a/b/c.txt", "a/Z", "d/e", "f", "ä/ö"):
         p = tmp_path / "src" / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +155,7 @@ def test_listing_through_a_directory_fd_gives_the_same_tree(tmp_path, monkeypatc
 def test_a_directory_that_cannot_be_listed_is_named(tmp_path):
     if os.geteuid() == 0:
         # root lists any directory: make one vanish instead, between stat and listing
-        from blockimg import source
+        from blockimg.sources import directory as source
         with pytest.raises(InvalidInput, match="gone.*cannot list directory"):
             source._listed(str(tmp_path / "gone"), "/")
         return

@@ -9,10 +9,10 @@ import pytest
 
 from blockimg.block.file import FileDevice
 from blockimg.block.memory import MemoryDevice
-from blockimg.checksum import crc32c
-from blockimg.copier import SMALL_FILE, Copier
+from blockimg.trust.checksum import crc32c
+from blockimg.write.copier import SMALL_FILE, Copier
 from blockimg.errors import SourceChanged
-from blockimg.source import Kind, SourceEntry
+from blockimg.sources.directory import Kind, SourceEntry
 
 
 def _archive(tmp_path, sizes):

@@ -111,7 +111,7 @@ NEVER = {"typing", "dataclasses", "inspect", "pathlib", "urllib", "urllib.parse"
 def test_importing_the_cli_imports_no_parser_nor_library():
     added = _modules_of_a_bare_interpreter("import blockimg.cli")
     assert not added & (NEVER | {"argparse", "re", "enum", "gettext", "blockimg.api",
-                                 "blockimg.source", "blockimg.block.registry"}), added
+                                 "blockimg.sources.directory", "blockimg.block.registry"}), added
 
 
 def test_commands_import_no_heavy_module(tmp_path):
@@ -147,11 +147,11 @@ def test_a_lookup_imports_neither_the_writers_nor_the_source_side(tmp_path):
             "fd = os.dup(1); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
             f"assert c.main(['cat', {img!r}, 'a.txt']) == 0\n"
             "sys.stdout.flush(); os.dup2(fd, 1)\n")
-        # (tar: blockimg.source comes with the codec, which encodes too)
-        for name in ("blockimg.source" if fmt == "fat" else "blockimg.copy",
+        # (tar: blockimg.sources.directory comes with the codec, which encodes too)
+        for name in ("blockimg.sources.directory" if fmt == "fat" else "blockimg.copy",
                      "blockimg.copy", f"blockimg.{fmt}.writer",
-                     f"blockimg.{fmt}.layout", "blockimg.manifest", "blockimg.block.mmap",
-                     "blockimg.block.memory", "blockimg.parallel", "mmap"):
+                     f"blockimg.{fmt}.layout", "blockimg.trust.manifest", "blockimg.block.mmap",
+                     "blockimg.block.memory", "blockimg.write.parallel", "mmap"):
             assert name not in added, (fmt, name)
 
 

@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blockimg.block import MemoryDevice
-from blockimg.checksum import crc32c
-from blockimg.copier import Copier
+from blockimg.trust.checksum import crc32c
+from blockimg.write.copier import Copier
 from blockimg.errors import DeviceError, InvalidInput, SourceChanged
-from blockimg.source import (Kind, OrderedEntries, SourceEntry, SourceTree, paused_gc,
+from blockimg.sources.directory import (Kind, OrderedEntries, SourceEntry, SourceTree, paused_gc,
                              sort_key, walk)
 from blockimg.tar import Options, open_image, plan, write
 from blockimg.tar.checks import check
@@ -295,6 +295,6 @@ def test_plan_itself_leaves_the_collector_alone(monkeypatch):
     def refuse():
         raise AssertionError("plan() touched the garbage collector")
     monkeypatch.setattr(gc, "disable", refuse)
-    from blockimg.source import from_pairs
+    from blockimg.sources.directory import from_pairs
     tree = from_pairs([("a", b"x"), ("d", None), ("d/b", b"yy")])
     assert blockimg.tar.plan(tree).image_size > 0

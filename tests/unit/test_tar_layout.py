@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from blockimg.errors import DoesNotFit, InvalidInput
-from blockimg.source import Kind, SourceEntry, SourceTree, from_pairs
+from blockimg.sources.directory import Kind, SourceEntry, SourceTree, from_pairs
 from blockimg.tar import Options, plan
 from blockimg.tar.codec import encode_entry
 from blockimg.tar.header import decode_pax
@@ -200,7 +200,7 @@ def test_hand_made_trees_are_ordered_and_checked():
 
 
 def test_plan_order_is_the_source_sort_order():
-    from blockimg.source import sort_key
+    from blockimg.sources.directory import sort_key
     names = ["a", "a/b", "a.b", "a-b/c", "a/b/c", "ab", "a b", "é", "z", "a/ü", "a/z"]
     entries = []
     for n in names:

@@ -7,9 +7,9 @@ import pytest
 
 import blockimg
 from blockimg.block import FileDevice, MemoryDevice
-from blockimg.checksum import crc32c
+from blockimg.trust.checksum import crc32c
 from blockimg.errors import DoesNotFit, SourceChanged
-from blockimg.source import from_pairs, walk
+from blockimg.sources.directory import from_pairs, walk
 from blockimg.tar import Options, open_image, plan, write
 
 
@@ -93,7 +93,7 @@ def test_memory_does_not_grow_with_file_size(tmp_path):
     code = f"""
 import resource
 from blockimg.block import FileDevice
-from blockimg.source import walk
+from blockimg.sources.directory import walk
 from blockimg.tar import plan, write
 p = plan(walk({str(src)!r}))
 growth = []

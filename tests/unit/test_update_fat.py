@@ -17,7 +17,7 @@ from blockimg import api
 from blockimg.block.file import FileDevice
 from blockimg.errors import DoesNotFit
 from blockimg.fat.update import plan as plan_update
-from blockimg.source import walk
+from blockimg.sources.directory import walk
 from blockimg.update import diff_image, update
 from blockimg.update import fat as fat_update
 from blockimg.update.diff import diff

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from blockimg import manifest as manifests
+from blockimg.trust import manifest as manifests
 from blockimg import api
 from blockimg.block.file import FileDevice
 from blockimg.update import update

@@ -12,8 +12,8 @@ import tracemalloc
 import pytest
 
 import blockimg
-from blockimg import verify as vf
-from blockimg.manifest import load
+from blockimg.trust import verify as vf
+from blockimg.trust.manifest import load
 from conftest import ROOT
 
 FORMATS = ["tar", "fat"]
@@ -158,7 +158,8 @@ def test_cli_missing_manifest_is_an_error(built, tmp_path):
 
 
 def test_cli_draws_progress_on_a_terminal(built, monkeypatch):
-    from blockimg import cli, progress
+    from blockimg import cli
+    from blockimg.cli import progress
     src, img, man = built
     stream = io.StringIO()
 

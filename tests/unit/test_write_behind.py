@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 from conftest import assert_read_back
 
-from blockimg import copier as copymod
+from blockimg.write import copier as copymod
 from blockimg.block.file import FileDevice
 from blockimg.errors import DeviceError
 from blockimg.fat import Options as FatOptions
 from blockimg.fat import plan as fat_plan
 from blockimg.fat import write as fat_write
-from blockimg.source import from_pairs, walk
+from blockimg.sources.directory import from_pairs, walk
 from blockimg.tar import plan as tar_plan
 from blockimg.tar import write as tar_write
-from blockimg.write_behind import WriteBehind
+from blockimg.write.write_behind import WriteBehind
 
 
 def _ends(wb: WriteBehind) -> bool:

@@ -5,7 +5,7 @@ process indexes and checks its own part of the tree, then (once every part
 is known to be sound) writes that part's files. In order:
 
 1. every part walks its directories and sorts out its entries (the checks of
-   :func:`blockimg.extract.sort_out`); children send the parent what the
+   :func:`blockimg.read.extract.sort_out`); children send the parent what the
    parent needs: their chains, warnings, directories, links and refusals;
 2. the parent checks all chains together (cross-links) and, only if every
    part is sound, makes every directory and tells the children to go on;
@@ -25,7 +25,7 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import List, Optional
 
-from .errors import BlockImgError
+from ..errors import BlockImgError
 from .extract import (ExtractReport, TreeWriter, check_host, finish, forkable, make_links,
                       order, order_key, prepare_destination, sort_out, write_some)
 
@@ -36,7 +36,7 @@ _GO = b"go"
 
 def extract_in_parts(image: "Image", dest: str, *, overwrite: bool = False,
                      jobs: Optional[int] = None) -> Optional[ExtractReport]:
-    """The whole tree of ``image`` (a :class:`~blockimg.image.Image`) below ``dest``,
+    """The whole tree of ``image`` (a :class:`~blockimg.read.image.Image`) below ``dest``,
     indexed and written in parts (:meth:`Image.split_plan`); None when the image or the
     device offers no split or a part failed: nothing written, extract it in one pass."""
     check_host()
@@ -54,7 +54,7 @@ def extract_split(image: "Image", split, real_dest: str, overwrite: bool,
                   report: ExtractReport) -> bool:
     """Extract the whole tree of ``image`` into ``real_dest`` in ``split.parts``
     processes, outcomes into ``report``; False (nothing written) to do it in one."""
-    from .parallel import fork_map
+    from ..write.parallel import fork_map
     n = split.parts
     up = [os.pipe() for _ in range(n)]       # child -> parent: its part, walked
     down = [os.pipe() for _ in range(n)]     # parent -> child: go, or (closed) stop

@@ -16,11 +16,11 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
-from .block.base import BlockDevice, Buffer
-from .block.file import FileDevice
-from .checksum import crc32c
-from .errors import DeviceError, SourceChanged
-from .source import SourceEntry
+from ..block.base import BlockDevice, Buffer
+from ..block.file import FileDevice
+from ..trust.checksum import crc32c
+from ..errors import DeviceError, SourceChanged
+from ..sources.directory import SourceEntry
 from .write_behind import WriteBehind
 
 __all__ = ["Copier", "write_in_parts"]
@@ -56,10 +56,10 @@ def write_in_parts(device: BlockDevice, items: Sequence, size_of: Callable[[obje
                    checksum: bool = False, total: int = 0,
                    progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, int]:
     """``write_part(copier, start, stop, first)`` for contiguous parts of ``items`` (in
-    image order), over ``jobs`` processes (:func:`blockimg.parallel.fork_map`); the
+    image order), over ``jobs`` processes (:func:`blockimg.write.parallel.fork_map`); the
     CRC-32Cs of every part when ``checksum``.
 
-    Parts are weighed by :func:`~blockimg.parallel.split_files`. There is one part
+    Parts are weighed by :func:`~blockimg.write.parallel.split_files`. There is one part
     unless ``jobs`` > 1 and ``device`` is an image file or device node, whose writes
     every process shares through the kernel (a memory or plugin device would not see a
     child's writes). One part writes behind on a helper thread; several do not (more
@@ -97,7 +97,7 @@ class Copier:
     it in the kernel. ``progress(done, total)`` is called as file bytes move.
     ``behind=True`` (the default for a :class:`FileDevice`, whose writes
     release the GIL) writes each full buffer on a helper thread while the
-    next one fills (:class:`~blockimg.write_behind.WriteBehind`; a second
+    next one fills (:class:`~blockimg.write.write_behind.WriteBehind`; a second
     buffer). Use it as a context manager, or call :meth:`close`; only
     :meth:`flush` guarantees that everything put so far is on the device.
     """

@@ -13,14 +13,14 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Callable, Dict, List, Optional, Union
 
-from .block.base import BlockDevice
-from .api import open_for_reading
+from ..block.base import BlockDevice
+from ..api import open_for_reading
 from .checksum import crc32c
-from .errors import BlockImgError
-from .formats import detect_format, format_module
+from ..errors import BlockImgError
+from ..formats import detect_format, format_module
 from .manifest import Manifest, load, sha256_device
-from .quoting import escape
-from .record import field, record
+from ..quoting import escape
+from ..record import field, record
 
 __all__ = ["Difference", "VerifyReport", "verify"]
 
@@ -90,7 +90,7 @@ def verify(image: Union[str, os.PathLike, BlockDevice], *,
         manifest = load(manifest)
     src_tree = None
     if source is not None:
-        from .source import walk
+        from ..sources.directory import walk
         # Links are read as links first (a dangling one is no error); if the image
         # turns out to hold copies instead, the source is walked again following them.
         src_tree = walk(source, keep_links=True)
@@ -167,7 +167,7 @@ def _compare(dev: BlockDevice, m: Optional[Manifest], tree, source, target: Opti
         if tree is not None:
             image_links = any(e.kind in ("symlink", "hardlink") for e in entries.values())
             if _tree_has_links(tree) and not image_links and not _has_links(m):
-                from .source import walk
+                from ..sources.directory import walk
                 tree = walk(source)  # the image was made following links
             _against_source(img, entries, crcs, tree, report, meter)
 

@@ -21,11 +21,11 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .block.base import BlockDevice
-from .errors import CorruptImage, NotARegularFile, NotFound
+from ..block.base import BlockDevice
+from ..errors import CorruptImage, NotARegularFile, NotFound
 from .extract import ExtractReport, unsafe_host_name
 from .extract import extract as extract_tree
-from .record import record
+from ..record import record
 
 __all__ = ["EntryInfo", "Image", "ImageFile", "ExtractReport", "normalize_member_path",
            "unsafe_host_name", "shorten"]
@@ -50,7 +50,7 @@ class EntryInfo:
     """One entry of an image.
 
     ``kind`` is a string: ``file``, ``dir``, ``symlink``, ``hardlink`` (the values
-    of :class:`~blockimg.source.Kind`, a ``str`` enum that compares equal to them,
+    of :class:`~blockimg.sources.directory.Kind`, a ``str`` enum that compares equal to them,
     used to build trees) or ``other`` (readers only);
     ``extents`` are ``(byte offset, length)`` runs of the file's data on the
     device, in file order; ``link_target`` is a symlink's target or a hard
@@ -341,7 +341,7 @@ class Image:
         """Write the tree (or ``paths`` and what is under them) below ``dest``.
 
         A path that is not an entry may be a shell pattern, as with GNU tar's
-        ``--wildcards`` (:mod:`blockimg.members`). If any of ``paths`` selects
+        ``--wildcards`` (:mod:`blockimg.read.members`). If any of ``paths`` selects
         nothing, :class:`~blockimg.errors.NotFound` (its ``paths`` lists them) is
         raised before anything is made, ``dest`` included. A ``dest`` that cannot
         be made, and running out of space, quota or a writable file system, raise
@@ -361,10 +361,10 @@ class Image:
         replaced. Missing parent directories are created.
 
         ``jobs`` > 1 writes the files from that many processes
-        (:mod:`blockimg.parallel`; built-in backends only), None picks by CPUs
+        (:mod:`blockimg.write.parallel`; built-in backends only), None picks by CPUs
         and file count; keep 1 in a process that runs other threads. A FAT
         image opened with ``lazy=True`` is then also indexed in parts, each by
-        the process that writes it (:mod:`blockimg.extract_split`). The report
+        the process that writes it (:mod:`blockimg.read.extract_split`). The report
         lists what was written in this order: directories, files, symlinks,
         each in image order. ``progress(done, total)`` is told the file bytes written
         as each file is finished (not by the split indexing of a lazy FAT image).

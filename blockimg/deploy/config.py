@@ -5,7 +5,7 @@ frozen :class:`BuildPlan`, or raises :class:`~blockimg.errors.InvalidInput`
 (:class:`~blockimg.errors.Problems` for several) naming ``FILE:LINE``, the
 table and the key of every problem at once. Paths are made absolute relative
 to the config's directory; nothing is read or written here (the build itself
-is :mod:`blockimg.build`).
+is :mod:`blockimg.deploy.build`).
 
 One ``[volumes.NAME]`` table per volume, with ``create``'s options as keys
 (``source``, ``format``, ``target``, ``platform``, ``size``, ``free`` ...;
@@ -24,9 +24,9 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Dict, List, Optional, Tuple
 
-from .errors import InvalidInput, Problems
-from .record import record
-from .units import parse_size
+from ..errors import InvalidInput, Problems
+from ..record import record
+from ..units import parse_size
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -16,8 +16,8 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .errors import InvalidInput
-from .record import FrozenRecordError, field, record
+from ..errors import InvalidInput
+from ..record import FrozenRecordError, field, record
 
 __all__ = ["Kind", "SourceEntry", "SourceTree", "OrderedEntries", "walk", "from_pairs",
            "sort_key", "excluder", "VCS_NAMES"]
@@ -26,7 +26,7 @@ __all__ = ["Kind", "SourceEntry", "SourceTree", "OrderedEntries", "walk", "from_
 class Kind(str, enum.Enum):
     """What a :class:`SourceEntry` is. A ``str`` enum: each member equals its value, and
     prints as it (``f"a {Kind.DIR}"`` is ``a dir``), so that it reads the same as the
-    plain strings that :attr:`blockimg.image.EntryInfo.kind` holds (readers use strings:
+    plain strings that :attr:`blockimg.read.image.EntryInfo.kind` holds (readers use strings:
     reading imports neither this module nor :mod:`enum`)."""
 
     FILE = "file"

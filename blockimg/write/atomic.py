@@ -24,8 +24,8 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Iterator, Optional, Tuple
 
-from .errors import DeviceError, InvalidInput
-from .quoting import escape
+from ..errors import DeviceError, InvalidInput
+from ..quoting import escape
 
 __all__ = ["atomic_path", "atomic_file", "write_all", "TempOutput", "interrupts_as_exceptions",
            "Terminated", "stale_temporaries", "output_target", "TMP_SUFFIX"]

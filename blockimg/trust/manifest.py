@@ -6,7 +6,7 @@ regular file its size, CRC-32C and extent list (``[byte offset, length]``
 runs in the image, in file order). It answers "where is this file in the
 image?" without any file-system code::
 
-    m = blockimg.manifest.load("site.json")
+    m = blockimg.trust.manifest.load("site.json")
     for offset, length in m.locate("index.html").extents:
         ...  # read those bytes from the block device
 
@@ -21,8 +21,8 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
-from .errors import InvalidInput, NotFound
-from .record import field, record
+from ..errors import InvalidInput, NotFound
+from ..record import field, record
 
 __all__ = ["Manifest", "FileRecord", "load", "loads", "save", "build", "sha256_device",
            "sha256_fd", "MANIFEST_VERSION"]
@@ -175,7 +175,7 @@ def sha256_device(device, size: Optional[int] = None, progress=None) -> str:
 
 def save(manifest: Manifest, path: Union[str, os.PathLike], *, secret: bool = False) -> None:
     """Write ``manifest`` to ``path`` atomically (mode 0600 when ``secret``)."""
-    from .atomic import atomic_file, write_all
+    from ..write.atomic import atomic_file, write_all
     with atomic_file(os.fspath(path), secret=secret) as out:
         write_all(out.fd, manifest.dumps().encode("utf-8"))
 

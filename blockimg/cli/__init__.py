@@ -8,15 +8,15 @@ if TYPE_CHECKING:
     import argparse
     from typing import List, Optional
 
-from . import __version__
+from .. import __version__
 # A command imports what it needs when it runs (start-up counts: docs/PERFORMANCE.rst):
 # argparse when the command line is parsed, the library (api) in the command.
-from .atomic import Terminated, interrupts_as_exceptions
-from .errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
+from ..write.atomic import Terminated, interrupts_as_exceptions
+from ..errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
                      NotARegularFile, NotFound, Problems, Unsupported)
 from .progress import ProgressBar
-from .quoting import escape
-from .units import human_size, plural, size_argument as _size
+from ..quoting import escape
+from ..units import human_size, plural, size_argument as _size
 
 __all__ = ["main", "run"]
 
@@ -282,16 +282,16 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
                         "their count; no file of a secret volume is named)")
     b.add_argument("-q", "--quiet", action="store_true",
                    help="no summary lines or attach instructions")
-    from .disk.cli import add_arguments   # disk, --platform/--attach, --partition
+    from ..disk.cli import add_arguments   # disk, --platform/--attach, --partition
     add_arguments(sub)
-    from .update.cli import add_commands as add_update_commands
+    from ..update.cli import add_commands as add_update_commands
     COMMANDS.update(add_update_commands(command, _mtime))
     return p
 
 
 def cmd_create(args: argparse.Namespace) -> int:
     _check_create_args(args)
-    from . import api
+    from .. import api
     mtime = args.mtime
     if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
         mtime = _mtime(os.environ["SOURCE_DATE_EPOCH"])
@@ -302,8 +302,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     bar = ProgressBar("writing" if args.secret or args.output is None
                       else f"writing {os.path.basename(args.output)}",
                       enabled=False if args.quiet or args.check else None)
-    from .source import excluder
-    from .sources import open_source
+    from ..sources.directory import excluder
+    from ..sources import open_source
     try:
         with open_source(args.src, git_ref=args.git_ref, git_path=args.git_path,
                          spool_dir=_spool_dir(args.output), keep_links=args.keep_links,
@@ -326,7 +326,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         return 0
     if not args.quiet:
         print(_safe(summary.line()))
-    from .disk.cli import after_create
+    from ..disk.cli import after_create
     after_create(args, summary)
     return 0
 
@@ -371,11 +371,11 @@ def _print_skipped(skipped, *, secret: bool) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``build [CONFIG]``: parse and check the whole config, build every output into a
-    staging file, put them all in place (blockimg.build); then the summaries and the
+    staging file, put them all in place (blockimg.deploy.build); then the summaries and the
     attach instructions of every volume and disk with a platform."""
-    from . import platforms
-    from .build import build
-    from .build_config import parse
+    from ..deploy import platforms
+    from ..deploy.build import build
+    from ..deploy.config import parse
     try:
         with open(args.config, encoding="utf-8") as f:
             text = f.read()
@@ -456,7 +456,7 @@ def _mode_string(e) -> str:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from . import api
+    from .. import api
     with api.open(args.image) as img:
         entries = img.list(args.path, recursive=not args.one_level)
         if args.json:
@@ -482,7 +482,7 @@ def _local_time(mtime: int) -> str:
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
-    from . import api
+    from .. import api
     out = sys.stdout.buffer
     # One path: only what decides it is indexed (FAT: the directories on its way).
     with api.open(args.image, lazy=True) as img, _reporting(img, args.image):
@@ -535,7 +535,7 @@ def _other_case(img, path: str):
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from . import api
+    from .. import api
     # Lazily: with -j, a FAT image is indexed in parts by the processes that extract them.
     with api.open(args.image, lazy=True) as img:
         bar = ProgressBar("extracting", enabled=False if args.quiet else None)
@@ -566,7 +566,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from . import api
+    from .. import api
     with api.open(args.image) as img:
         info = img.info()
     if args.json:
@@ -591,8 +591,8 @@ def _shown(value) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import api
-    from .formats import format_module
+    from .. import api
+    from ..formats import format_module
     with api.open(args.image) as img:
         mod = format_module(img.format)
         found = mod.check(img, target=args.target)
@@ -618,7 +618,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """The ``verify`` command: print every difference; exit 0 only when all agree."""
-    from .verify import verify
+    from ..trust.verify import verify
     if args.manifest is None and args.src is None:
         print(f"blockimg: {args.image}: no --manifest or SRC given; checking structure and "
               "reading every file", file=sys.stderr)
@@ -886,7 +886,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         with interrupts_as_exceptions():
-            from .disk.cli import prepare   # disk; --partition; partitioned disks; --platform
+            from ..disk.cli import prepare   # disk; --partition; partitioned disks; --platform
             done = prepare(args)
             return done if done is not None else COMMANDS[args.command](args)
     except BlockImgError as e:

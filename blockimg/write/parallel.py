@@ -21,7 +21,7 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
-from .errors import BlockImgError
+from ..errors import BlockImgError
 
 __all__ = ["usable_cpus", "idle_cpus", "cpu_quota", "auto_jobs", "split", "split_files", "fork_map", "Tick",
            "MIN_FILES_PER_JOB", "FILE_WEIGHT"]

@@ -2,7 +2,7 @@
 
 :func:`extract` checks every entry (names, kinds, links, what is above it in
 the image), makes the directories, then the files -- split over processes
-when asked (:mod:`blockimg.parallel`) -- then the symlinks, and last the
+when asked (:mod:`blockimg.write.parallel`) -- then the symlinks, and last the
 directories' modes and times. All of it goes through :class:`TreeWriter`:
 directory file descriptors, ``O_NOFOLLOW`` and ``O_EXCL``, so nothing is
 ever written through a symlink or outside the destination.
@@ -16,15 +16,15 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Callable, List, Optional, Sequence, Tuple
 
-from .errors import BlockImgError, DeviceError, InvalidInput, NotFound
-from .quoting import escape
-from .record import field, record
+from ..errors import BlockImgError, DeviceError, InvalidInput, NotFound
+from ..quoting import escape
+from ..record import field, record
 
 __all__ = ["extract", "ExtractReport", "unsafe_host_name"]
 
-# The images extracted here are blockimg.image.Image objects, used through their public
+# The images extracted here are blockimg.read.image.Image objects, used through their public
 # interface (index, key, resolve, copy_data, skipped, device, format): this module does
-# not import blockimg.image, which imports it for Image.extract.
+# not import blockimg.read.image, which imports it for Image.extract.
 
 
 @record
@@ -43,7 +43,7 @@ class ExtractReport:
 def extract(image: "Image", dest: str, *, overwrite: bool = False,
             paths: Optional[Sequence[str]] = None, jobs: Optional[int] = 1,
             progress=None) -> ExtractReport:
-    """:meth:`Image.extract <blockimg.image.Image.extract>` (see there), in one pass over
+    """:meth:`Image.extract <blockimg.read.image.Image.extract>` (see there), in one pass over
     the index (its files written from ``jobs`` processes)."""
     check_host()
     report = ExtractReport()
@@ -60,7 +60,7 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
     real_dest = prepare_destination(dest)
     index = image.index
     if jobs is None:
-        from .parallel import auto_jobs
+        from ..write.parallel import auto_jobs
         jobs = auto_jobs(len(index))
     report.refused.extend(image.skipped)   # (found by the walk)
     writer = TreeWriter(real_dest, overwrite, report)
@@ -162,7 +162,7 @@ def _write_files(image: "Image", files, writer: "TreeWriter", real_dest: str,
                  overwrite: bool, jobs: int, progress=None) -> None:
     """Write ``files`` through ``writer``, or split over ``jobs`` processes (each with a
     writer of its own; outcomes merged into ``writer.report`` in image order)."""
-    from .parallel import fork_map, split_files
+    from ..write.parallel import fork_map, split_files
     ranges = [(0, len(files))]
     if jobs > 1 and forkable(image.device):
         ranges = split_files((data.size for _, data in files), jobs)
@@ -208,9 +208,9 @@ def forkable(device) -> bool:
     """Whether forked children can read ``device`` as the parent does: the built-in
     backends (a file descriptor, a shared mapping or memory copied on fork); not a
     plugin's, which may hold a connection that must not be shared."""
-    from .block.file import FileDevice
-    from .block.memory import MemoryDevice
-    from .block.mmap import MmapDevice
+    from ..block.file import FileDevice
+    from ..block.memory import MemoryDevice
+    from ..block.mmap import MmapDevice
     return hasattr(os, "fork") and type(device) in (FileDevice, MmapDevice, MemoryDevice)
 
 

@@ -1,9 +1,10 @@
-"""``blockimg build``: every output of a :class:`~blockimg.build_config.BuildPlan`, all or nothing.
+"""``blockimg build``: every output of a :class:`~blockimg.deploy.config.BuildPlan`,
+all or nothing.
 
 Each volume is made by :func:`blockimg.api.create` (``secret`` volumes mode
 0600 from their first byte), the disk by :func:`blockimg.disk.writer.build_disk`
 from those very images, each into a staging file beside its output named as
-:mod:`blockimg.atomic` names its temporaries (so one left by a killed build is
+:mod:`blockimg.write.atomic` names its temporaries (so one left by a killed build is
 removed by the next). Only when every output is complete are they renamed into
 place, one ``rename`` each (a failed rename puts back the outputs already
 replaced); on any failure every staging file is removed and no existing output
@@ -16,11 +17,11 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import List, Optional, Tuple
 
-from . import api
-from .atomic import TMP_SUFFIX, output_target, stale_temporaries
-from .build_config import BuildPlan, VolumeSpec
-from .errors import DeviceError, InvalidInput
-from .record import record
+from .. import api
+from ..write.atomic import TMP_SUFFIX, output_target, stale_temporaries
+from .config import BuildPlan, VolumeSpec
+from ..errors import DeviceError, InvalidInput
+from ..record import record
 
 __all__ = ["build", "BuildResult"]
 
@@ -116,7 +117,7 @@ def _wipe_and_remove(paths) -> None:
 
 def _target(path: str) -> str:
     """Where ``path`` is written (a symlink is written through, only a regular file is
-    replaced: :func:`~blockimg.atomic.output_target`); stale staging files removed."""
+    replaced: :func:`~blockimg.write.atomic.output_target`); stale staging files removed."""
     path = output_target(path)
     for stale in stale_temporaries(path):
         os.unlink(stale)
@@ -170,8 +171,8 @@ def build(plan: BuildPlan, *, fsync: Optional[bool] = None) -> BuildResult:
 
 
 def _volume(spec: VolumeSpec, staged: list, fsync) -> "api.Summary":
-    from .source import excluder
-    from .sources import open_source
+    from ..sources.directory import excluder
+    from ..sources import open_source
     output = _target(spec.output)
     image = _staging(output)
     manifest = _staging(_target(spec.manifest)) if spec.manifest else None
@@ -194,8 +195,8 @@ def _volume(spec: VolumeSpec, staged: list, fsync) -> "api.Summary":
 
 
 def _disk(plan: BuildPlan, images: dict, staged: list, fsync):
-    from .disk.volumes import Volume
-    from .disk.writer import build_disk
+    from ..disk.volumes import Volume
+    from ..disk.writer import build_disk
     d = plan.disk
     by_name = {v.name: v for v in plan.volumes}
     volumes = []

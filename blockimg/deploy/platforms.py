@@ -22,8 +22,8 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Dict, List, Mapping, Optional, Tuple
 
-from .errors import InvalidInput
-from .record import record
+from ..errors import InvalidInput
+from ..record import record
 
 __all__ = ["Platform", "PLATFORMS", "NAMES", "get", "format_options", "plan_problems",
            "image_problems", "disk_problems", "attach", "default_device_name", "xl_quote",

@@ -7,7 +7,7 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Optional, TextIO
 
-from .units import human_size
+from ..units import human_size
 
 __all__ = ["ProgressBar", "line"]
 

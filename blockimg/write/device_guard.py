@@ -8,9 +8,9 @@ import errno
 import os
 import stat
 
-from .block.base import BlockDevice
-from .block.file import FileDevice
-from .errors import DeviceError, InvalidInput
+from ..block.base import BlockDevice
+from ..block.file import FileDevice
+from ..errors import DeviceError, InvalidInput
 
 __all__ = ["is_device_node", "open_exclusively", "refuse_unsafe", "mounted_devices",
            "partitions_of", "holds_data"]

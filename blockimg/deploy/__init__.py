@@ -1,0 +1,1 @@
+"""The deploy step: platform rules, and ``blockimg build`` from one config."""

@@ -1,0 +1,1 @@
+"""Reading an image: the shared index, byte ranges, and safe extraction."""

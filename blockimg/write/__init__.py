@@ -1,0 +1,1 @@
+"""Writing an image: moving bytes onto a device, safely and fast."""
