@@ -23,38 +23,10 @@ from blockimg.update import fat as fat_update
 from blockimg.update.diff import diff
 from conftest import assert_read_back, require_tool, run, tree_snapshot
 
-T0 = 1_700_000_000
+from helpers.fat_readback import pyfatfs_tree
+from helpers.tar_update import T0, cli, settle_dirs, write
+
 MTOOLS = dict(os.environ, MTOOLS_SKIP_CHECK="1")
-
-
-def write(root: Path, rel: str, data: bytes, mtime: int = T0) -> None:
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(data)
-    os.utime(p, (mtime, mtime))
-
-
-def settle_dirs(root: Path) -> None:
-    for d, _dirs, _files in os.walk(root):
-        os.utime(d, (T0, T0))
-
-
-def cli(*argv, check=True) -> subprocess.CompletedProcess:
-    if check:
-        return run(sys.executable, "-m", "blockimg", *map(str, argv), text=True)
-    return subprocess.run([sys.executable, "-m", "blockimg", *map(str, argv)],
-                          capture_output=True, text=True)
-
-
-def pyfatfs_tree(img: Path) -> dict:
-    from pyfatfs.PyFatFS import PyFatFS
-    fs = PyFatFS(str(img), read_only=True)
-    try:
-        out = {p.lstrip("/"): "dir" for p in fs.walk.dirs("/")}
-        out.update({p.lstrip("/"): fs.readbytes(p) for p in fs.walk.files("/")})
-    finally:
-        fs.close()
-    return out
 
 
 def mtools_tree(image: Path, out: Path) -> dict:
