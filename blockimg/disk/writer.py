@@ -57,20 +57,6 @@ class DiskSummary:
                 f"{len(self.plan.slots)} partitions: {parts}")
 
 
-def _fat_kind(boot: bytes) -> str:
-    """``fat12``/``fat16``/``fat32`` from a FAT boot sector, by the cluster count."""
-    le = int.from_bytes
-    bps, spc, rsvd, nfats = le(boot[11:13], "little"), boot[13], le(boot[14:16], "little"), \
-        boot[16]
-    root, tot16, fat16 = le(boot[17:19], "little"), le(boot[19:21], "little"), \
-        le(boot[22:24], "little")
-    if fat16 == 0:
-        return "fat32"
-    total = tot16 or le(boot[32:36], "little")
-    data = total - rsvd - nfats * fat16 - -(-root * 32 // bps)
-    return "fat12" if data // max(spc, 1) < 4085 else "fat16"
-
-
 def _image_kind(path: str) -> str:
     from ..formats import detect_format
     dev = FileDevice(path)
@@ -79,7 +65,10 @@ def _image_kind(path: str) -> str:
             fmt = detect_format(dev)
         except BlockImgError:        # any bytes are a volume; only the type code differs
             return "data"
-        return _fat_kind(bytes(dev.pread(0, 512))) if fmt == "fat" else fmt
+        if fmt != "fat":
+            return fmt
+        from ..fat.geometry import parse     # the one boot-sector reader: its FAT type
+        return f"fat{parse(dev.pread(0, 512), dev.size).fat_type}"
     finally:
         dev.close()
 

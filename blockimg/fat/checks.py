@@ -22,6 +22,7 @@ from . import mirage
 from .dirents import parse_directory
 from .names import exact_short, parse_short
 from .reader import MAX_PROBLEMS, FatImage
+from .structs import DIR_ENTRY_SIZE, OFFSETS
 from .table import table_bytes
 
 __all__ = ["check"]
@@ -57,6 +58,13 @@ def check(image: FatImage, *, target: str = "generic") -> List[str]:
 
 
 # -- structure -------------------------------------------------------------------
+
+#: Where the boot sector's fields are (the BPB fields these checks name are at the same
+#: offsets in FAT12/16 and FAT32 boot sectors, up to BPB_TotSec32).
+_BPB = OFFSETS["BootSector32"]
+_FSINFO_AT, _BACKUP_AT = _BPB["BPB_FSInfo"], _BPB["BPB_BkBootSec"]
+_TOTSEC16_AT, _ROOTENTCNT_AT = _BPB["BPB_TotSec16"], _BPB["BPB_RootEntCnt"]
+
 
 def _at(off: int) -> str:
     return f"at byte {off} (0x{off:x})"
@@ -113,7 +121,7 @@ def _fsinfo(img: FatImage) -> List[str]:
         return []
     fsi = img.fsinfo()
     if fsi is None:
-        return [f"{_at(48)}: FAT32 volume without an FSInfo sector "
+        return [f"{_at(_FSINFO_AT)}: FAT32 volume without an FSInfo sector "
                 f"(BPB_FSInfo={geo.fsinfo_sector})"]
     out = []
     off = fsi["offset"]
@@ -136,7 +144,7 @@ def _backup(img: FatImage) -> List[str]:
     if geo.fat_type != 32 or geo.backup_boot_sector in (0, 0xFFFF):
         return []
     if geo.backup_boot_sector >= geo.reserved_sectors:
-        return [f"{_at(50)}: backup boot sector {geo.backup_boot_sector} is outside the "
+        return [f"{_at(_BACKUP_AT)}: backup boot sector {geo.backup_boot_sector} is outside the "
                 f"{geo.reserved_sectors} reserved sectors"]
     off = geo.backup_boot_sector * geo.bytes_per_sector
     if bytes(img.device.pread(0, 512)) != bytes(img.device.pread(off, 512)):
@@ -226,7 +234,7 @@ def _lost(img: FatImage) -> List[str]:
 def _volume_size(img: FatImage) -> List[str]:
     geo = img.geometry
     if geo.volume_bytes > img.device.size:
-        return [f"{_at(19)}: the volume is {geo.volume_bytes} bytes but the image only "
+        return [f"{_at(_TOTSEC16_AT)}: the volume is {geo.volume_bytes} bytes but the image only "
                 f"{img.device.size} (truncated)"]
     return []
 
@@ -294,8 +302,9 @@ def _mirage(img: FatImage, warnings: List[str]) -> List[str]:
     if img.device.size % 4096:
         warnings.append(f"mirage: the image is {img.device.size} bytes, not a multiple of "
                         "4096: a 4096-byte block device refuses it")
-    if geo.fat_type != 32 and (geo.root_entries * 32) % geo.bytes_per_sector:
-        out.append(f"mirage: {_at(17)}: {geo.root_entries} root entries x 32 bytes is not a "
+    if geo.fat_type != 32 and (geo.root_entries * DIR_ENTRY_SIZE) % geo.bytes_per_sector:
+        out.append(f"mirage: {_at(_ROOTENTCNT_AT)}: {geo.root_entries} root entries x 32 bytes "
+                   "is not a "
                    f"multiple of {geo.bytes_per_sector}-byte sectors; ocaml-fat miscounts the "
                    "root directory and data region")
     if img.label_entry is not None:

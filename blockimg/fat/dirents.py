@@ -5,7 +5,8 @@ slot first, orders n..1) whose checksums all match the short entry, and its
 UTF-16 decodes; otherwise the short name is used, as Windows does, and the
 reason is returned as an issue. Deleted entries (0xE5) are skipped; 0x00
 ends the directory. Short entries are unpacked with one ``struct`` format
-laid out exactly as ``structs.DirEntry`` (this loop is the hot path).
+laid out by ``structs.STRUCT_FORMATS["DirEntry"]`` (this loop is the hot path); the
+offsets of the long-name slot fields come from ``structs`` too.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 
 from .names import MAX_SLOTS, lfn_checksum, parse_short
 from .structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, ATTR_VOLUME_ID,
-                      DIR_ENTRY_SIZE, LAST_LONG_ENTRY, STRUCT_FORMATS)
+                      DIR_ATTR, DIR_ENTRY_SIZE, DOT, DOTDOT, LAST_LONG_ENTRY, LDIR_CHKSUM,
+                      LDIR_NAME_PIECES, STRUCT_FORMATS)
 
 __all__ = ["Record", "parse_directory", "DOT", "DOTDOT"]
 
@@ -27,8 +29,7 @@ __all__ = ["Record", "parse_directory", "DOT", "DOTDOT"]
 _ENTRY = struct.Struct(STRUCT_FORMATS["DirEntry"])
 assert _ENTRY.size == DIR_ENTRY_SIZE
 
-DOT = b".          "
-DOTDOT = b"..         "
+(_N1, _N1_END), (_N2, _N2_END), (_N3, _N3_END) = LDIR_NAME_PIECES
 
 
 class Record(namedtuple("Record", "name kind short attr nt_res cluster size wdate wtime "
@@ -58,8 +59,10 @@ class Record(namedtuple("Record", "name kind short attr nt_res cluster size wdat
 def _slot_bytes(data: bytes, first: int, end: int) -> bytes:
     """The name bytes of the consecutive slots in ``data[first:end]``, slot 1 (the last) first."""
     if end - first == DIR_ENTRY_SIZE:
-        return data[first + 1:first + 11] + data[first + 14:first + 26] + data[first + 28:end]
-    return b"".join([data[o + 1:o + 11] + data[o + 14:o + 26] + data[o + 28:o + 32]
+        return (data[first + _N1:first + _N1_END] + data[first + _N2:first + _N2_END]
+                + data[first + _N3:end])
+    return b"".join([data[o + _N1:o + _N1_END] + data[o + _N2:o + _N2_END]
+                     + data[o + _N3:o + _N3_END]
                      for o in range(end - DIR_ENTRY_SIZE, first - 1, -DIR_ENTRY_SIZE)])
 
 
@@ -110,14 +113,15 @@ def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int,
                                            "(ignored)"))
                 pending, expect = 0, -1
             continue
-        if data[off + 11] & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME:
+        if data[off + DIR_ATTR] & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME:
             # The common slots here (the next of a sequence; the first, with nothing
             # pending), every other one in _slot, which applies all the rules.
-            if lead == expect and data[off + 13] == checksum:      # (lead is never 0 here)
+            if lead == expect and data[off + LDIR_CHKSUM] == checksum:      # (lead is never 0 here)
                 pending += 1
                 expect -= 1
             elif _FIRST_SLOT[lead] and not pending:
-                pending, checksum, expect, first_slot = 1, data[off + 13], (lead & 0x3F) - 1, off
+                pending, checksum = 1, data[off + LDIR_CHKSUM]
+                expect, first_slot = (lead & 0x3F) - 1, off
             else:
                 pending, checksum, expect, first_slot = _slot(
                     data, off, pending, checksum, expect, first_slot, issues)
@@ -148,7 +152,7 @@ def _slot(data: bytes, off: int, pending: int, checksum: int, expect: int, first
     after it (what is wrong with it added to ``issues``; ``expect`` -1: none pending)."""
     lead = data[off]
     order = lead & 0x3F
-    chk = data[off + 13]
+    chk = data[off + LDIR_CHKSUM]
     if lead & LAST_LONG_ENTRY:
         if pending:
             issues.append((first_slot, "long-name sequence interrupted by a new one "
