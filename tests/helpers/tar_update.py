@@ -62,3 +62,23 @@ def make_site(src: Path) -> Path:
     write(src, "img/logo.png", bytes(range(256)) * 40)
     settle_dirs(src)
     return src
+
+
+#: ``python -c PAUSE_AT_FLUSH IMAGE SRC N``: ``blockimg.update.update`` that prints
+#: "paused" and sleeps after its Nth flush (the tests SIGKILL it there).
+PAUSE_AT_FLUSH = r"""
+import sys, time
+from blockimg.block.file import FileDevice
+from blockimg.update import update
+stop = int(sys.argv[3])
+flushes = [0]
+real = FileDevice.flush
+def flush(self):
+    real(self)
+    flushes[0] += 1
+    if flushes[0] == stop:
+        print("paused", flush=True)
+        time.sleep(60)
+FileDevice.flush = flush
+update(sys.argv[1], sys.argv[2])
+"""

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_read_back, assert_same_tree, require_tool, run
+from helpers import disk_volumes
 
 FILES = {
     "index.html": b"<html>home</html>\n",
     "css/style.css": b"body{}\n" * 50,
     "images/big.bin": bytes(range(256)) * 1500,
 }
-MTIME = 1_700_000_000
+MTIME = disk_volumes.MTIME
 MTOOLS_ENV = dict(os.environ, MTOOLS_SKIP_CHECK="1")
 
 
@@ -38,12 +39,7 @@ def ok(*args, cwd=None) -> subprocess.CompletedProcess:
 
 
 def make_tree(root: Path, files=FILES) -> Path:
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-    for p in [root, *root.rglob("*")]:
-        os.utime(p, (MTIME, MTIME))
-    return root
+    return disk_volumes.make_tree(root, files)
 
 
 def sha(path: Path) -> str:

@@ -24,7 +24,7 @@ from blockimg.update.diff import diff
 from conftest import assert_read_back, require_tool, run, tree_snapshot
 
 from helpers.fat_readback import pyfatfs_tree
-from helpers.tar_update import T0, cli, settle_dirs, write
+from helpers.tar_update import PAUSE_AT_FLUSH, T0, cli, settle_dirs, write
 
 MTOOLS = dict(os.environ, MTOOLS_SKIP_CHECK="1")
 
@@ -255,22 +255,6 @@ def test_cut_at_every_write(tmp_path, site, name, target):
     assert seen == {"old", "new", "interrupted"}
 
 
-_CHILD = r"""
-import sys, time
-from blockimg.block.file import FileDevice
-from blockimg.update import update
-stop = int(sys.argv[3])
-flushes = [0]
-real = FileDevice.flush
-def flush(self):
-    real(self)
-    flushes[0] += 1
-    if flushes[0] == stop:
-        print("paused", flush=True)
-        time.sleep(60)
-FileDevice.flush = flush
-update(sys.argv[1], sys.argv[2])
-"""
 
 
 @pytest.mark.parametrize("stop", [1, 2, 3, 4, 5])
@@ -283,7 +267,7 @@ def test_sigkill_mid_update(tmp_path, site, spawn, stop):
     write(site, "new/a.html", b"a" * 5000)
     os.unlink(site / "index.html")
     settle_dirs(site)
-    proc = spawn([sys.executable, "-c", _CHILD, image, site, stop], stdout=subprocess.PIPE,
+    proc = spawn([sys.executable, "-c", PAUSE_AT_FLUSH, image, site, stop], stdout=subprocess.PIPE,
                  text=True)
     assert proc.stdout.readline().strip() == "paused"
     proc.kill()

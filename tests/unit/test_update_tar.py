@@ -17,7 +17,8 @@ from blockimg.block.file import FileDevice
 from blockimg.update import update
 from blockimg.update import tar as tar_update
 from conftest import require_tool, run, tree_snapshot
-from helpers.tar_update import T0, assert_exact, cli, make_site, settle_dirs, write
+from helpers.tar_update import (PAUSE_AT_FLUSH, T0, assert_exact, cli, make_site, settle_dirs,
+                                 write)
 
 
 @pytest.fixture
@@ -171,22 +172,6 @@ def test_cut_at_every_write(tmp_path, site):
     assert seen == {"old", "new", "interrupted"}
 
 
-_CHILD = r"""
-import os, sys, time
-from blockimg.block.file import FileDevice
-from blockimg.update import update
-stop = int(sys.argv[3])
-flushes = [0]
-real = FileDevice.flush
-def flush(self):
-    real(self)
-    flushes[0] += 1
-    if flushes[0] == stop:
-        print("paused", flush=True)
-        time.sleep(60)
-FileDevice.flush = flush
-update(sys.argv[1], sys.argv[2])
-"""
 
 
 @pytest.mark.parametrize("stop", [1, 2])
@@ -197,7 +182,7 @@ def test_sigkill_mid_update(tmp_path, site, spawn, stop):
     write(site, "blog/one.html", b"changed " * 3000)
     write(site, "new/a.html", b"a" * 5000)
     settle_dirs(site)
-    proc = spawn([sys.executable, "-c", _CHILD, image, site, stop], stdout=subprocess.PIPE,
+    proc = spawn([sys.executable, "-c", PAUSE_AT_FLUSH, image, site, stop], stdout=subprocess.PIPE,
                  text=True)
     assert proc.stdout.readline().strip() == "paused"
     proc.kill()
