@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 from ..errors import CorruptImage
 from .header import (BLOCK, CHKSUM, GNU_MAGIC, LINKNAME, MAGIC, MAGIC_VERSION, MODE, MTIME,
-                     NUL, SIZE, TYPE_AT, TYPEFLAG, USTAR_MAGIC, checksums, decode_number,
-                     decode_pax, header_path, is_base256, padded, stored_checksum)
+                     NUL, SIZE, TYPE_AT, TYPEFLAG, USTAR_MAGIC, ascii_sum, checksums,
+                     decode_number, decode_pax, header_path, is_base256, padded,
+                     stored_checksum)
 
 __all__ = ["Member", "Decoder", "READ", "ENTRY", "ZERO", "END", "MAX_PAYLOAD", "MAX_CHAIN",
            "LISTED_KIND"]
@@ -35,6 +36,12 @@ LISTED_KIND = {0x30: "file", 0x00: "file", 0x37: "file", 0x31: "hardlink", 0x32:
 _REGULAR = frozenset(b"0\x007")       # typeflags of a regular file (a name ending in / : a dir)
 _EXTENDED = {0x78: "x", 0x67: "g", 0x4C: "L", 0x4B: "K"}
 _ZEROS = bytes(BLOCK)
+#: The usual header's typeflags (see :meth:`Decoder._usual`) and the kind of each.
+_USUAL = {0x30: "file", 0x00: "file", 0x35: "dir", 0x32: "symlink", 0x31: "hardlink"}
+#: The checksum field as tar writes it: six octal digits, then NUL and space.
+_CHK_DIGITS = slice(CHKSUM.start, CHKSUM.stop - 2)
+_CHK_TAIL = slice(CHKSUM.stop - 2, CHKSUM.stop)
+_SPACE_NUL = b" \0"
 _USTAR = USTAR_MAGIC[:MAGIC.stop - MAGIC.start]      # the magic field alone
 _DECIMAL = re.compile(rb"[0-9]{1,19}\Z")
 _TIME = re.compile(rb"(-?[0-9]{1,19})(\.[0-9]*)?\Z")
@@ -170,6 +177,10 @@ class Decoder:
                                              "stop reading here, Mirage reads on (an interrupted "
                                              "'blockimg update' leaves one: run it again)"))
             self.zero_at = None
+        if not self._chain and not self.global_records:
+            member = self._usual(block, offset)
+            if member is not None:
+                return ENTRY, member
         try:
             stored, ok = stored_checksum(block)
         except ValueError:
@@ -227,6 +238,43 @@ class Decoder:
         self._chain.append(self._want)
         self.flavours.add("pax" if ext in "xg" else "gnu")
         return size
+
+    def _usual(self, block: bytes, offset: int) -> Optional[Member]:
+        """The member of the usual header, in one step: a file, directory or link with
+        nothing pending, ASCII only, the checksum as tar writes it (six octal digits,
+        NUL, space) and right, plain octal size, mtime and mode. None for any other
+        header: the general steps (:meth:`_member`) decide, and give the same member for
+        this one (tests/unit/test_tar_open_fast.py). Measured reason: a tar scan is
+        mostly these headers, and the general steps cost 9 % more instructions on the
+        20,000-member archive (docs/ARCHITECTURE.md)."""
+        kind = _USUAL.get(block[TYPE_AT])
+        if kind is None or block[_CHK_TAIL] != b"\0 " or not block.isascii():
+            return None
+        digits = block[_CHK_DIGITS]
+        size = block[SIZE].rstrip(_SPACE_NUL)
+        mtime = block[MTIME].rstrip(_SPACE_NUL)
+        mode = block[MODE].rstrip(_SPACE_NUL)
+        if not (digits.isdigit() and size.isdigit() and mtime.isdigit() and mode.isdigit()):
+            return None
+        try:
+            # ASCII only: signed and unsigned sums agree; the field itself sums to
+            # sum(digits) + NUL + space, counted as eight spaces instead.
+            if int(digits, 8) != ascii_sum(block) + 224 - sum(digits):
+                return None
+            size, mtime, mode = int(size, 8), int(mtime, 8), int(mode, 8)
+        except ValueError:                  # an 8 or a 9
+            return None
+        name = header_path(block)
+        i = block.find(NUL, LINKNAME.start, LINKNAME.stop)
+        link = block[LINKNAME.start:i] if i >= 0 else block[LINKNAME]
+        magic = block[MAGIC_VERSION]
+        flavour = "ustar" if magic.startswith(_USTAR) else "gnu" if magic == GNU_MAGIC else "v7"
+        self.flavours.add(flavour)
+        if kind == "file" and name.endswith(b"/"):
+            kind = "dir"
+        return Member(offset, offset, name.decode("utf-8", "surrogateescape"),
+                      link.decode("utf-8", "surrogateescape") if link else "",
+                      block[TYPEFLAG], kind, size, mtime, mode & 0o7777, (), (), flavour, None)
 
     def _member(self, block: bytes, offset: int) -> Member:
         base256: list = []

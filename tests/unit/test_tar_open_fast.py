@@ -1,7 +1,8 @@
 """The scan's one decoding path (every header through the Decoder, whose usual header
-passes each step on a fast first test: plain octal digits, an ASCII block's checksum)
-against the strict rules alone: same index, warnings, notes, members and errors, on
-archives from several writers and on mutated ones."""
+is decoded in one step, Decoder._usual, and whose other headers pass each general step
+on a fast first test: plain octal digits, an ASCII block's checksum) against the strict
+rules alone, with the one-step form switched off: same index, warnings, notes, members
+and errors, on archives from several writers and on mutated ones."""
 from __future__ import annotations
 
 import io
@@ -96,8 +97,10 @@ def _strict_checksum(block: bytes):
 
 
 def _general(data: bytes, monkeypatch):
-    """What the strict rules alone give (the fast first tests switched off)."""
+    """What the strict rules alone give (the one-step usual header and the fast first
+    tests switched off)."""
     with monkeypatch.context() as m:
+        m.setattr(tar_decoder.Decoder, "_usual", lambda self, block, offset: None)
         for module in (tar_header, tar_decoder, tar_reader):
             if hasattr(module, "decode_number"):
                 m.setattr(module, "decode_number", _strict_number)
@@ -127,6 +130,17 @@ def test_every_header_goes_through_the_decoder(monkeypatch):
     img = TarImage(MemoryDevice(data=data))
     assert img._member_count > 20
     assert calls == sorted(headers + [img.end_of_archive - 1024, img.end_of_archive - 512])
+
+
+def test_the_usual_headers_take_the_one_step_form(monkeypatch):
+    """Files, directories and links of a ustar archive are decoded by Decoder._usual
+    (so the comparisons above compare two forms)."""
+    taken = []
+    orig = tar_decoder.Decoder._usual
+    monkeypatch.setattr(tar_decoder.Decoder, "_usual",
+                        lambda self, b, o: taken.append(orig(self, b, o)) or taken[-1])
+    TarImage(MemoryDevice(data=_archive(tarfile.USTAR_FORMAT)))
+    assert sum(m is not None for m in taken) >= 20
 
 
 def _headers(data: bytes):
