@@ -147,11 +147,8 @@ def _answer_empty(args: argparse.Namespace, part) -> int:
         problems = platforms.plan_problems(platforms.get(args.platform), "empty", part.size,
                                            512)
     if args.json:
-        import json
-        json.dump({"format": "empty", "image_bytes": part.size, "partition": _fields(part),
-                   **({"platform": args.platform, "platform_problems": problems}
-                      if args.platform else {})}, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        _dump_json(args, problems, {"format": "empty", "image_bytes": part.size,
+                                    "partition": _fields(part)})
     else:
         print("format: empty")
         print(f"image bytes: {part.size}")
@@ -255,13 +252,9 @@ def _info_disk(args: argparse.Namespace, table) -> int:
         problems = platforms.disk_problems(platforms.get(args.platform), table.kind,
                                            size or 0)
     if args.json:
-        import json
-        json.dump({"format": "disk", "table": table.kind, "disk_id": table.disk_id,
-                   "image_bytes": size,
-                   "partitions": [_fields(p) for p in table.partitions],
-                   **({"platform": args.platform, "platform_problems": problems}
-                      if args.platform else {})}, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        _dump_json(args, problems, {"format": "disk", "table": table.kind,
+                                    "disk_id": table.disk_id, "image_bytes": size,
+                                    "partitions": [_fields(p) for p in table.partitions]})
     else:
         print("format: disk")
         print(f"table: {table.kind}")
@@ -272,6 +265,16 @@ def _info_disk(args: argparse.Namespace, table) -> int:
                   + (f", guid {p.guid}" if p.guid else ""))
         _print_verdict(args, problems)
     return 1 if problems else 0
+
+
+def _dump_json(args: argparse.Namespace, problems, fields: dict) -> None:
+    """``info --json`` of a disk or empty space: ``fields``, and the platform's verdict
+    when one was asked for."""
+    import json
+    if args.platform:
+        fields = dict(fields, platform=args.platform, platform_problems=problems)
+    json.dump(fields, sys.stdout, indent=1)
+    sys.stdout.write("\n")
 
 
 def _fields(p) -> dict:

@@ -82,3 +82,31 @@ def flush(self):
 FileDevice.flush = flush
 update(sys.argv[1], sys.argv[2])
 """
+
+
+def _under_a_file(src: Path, name: str) -> bool:
+    """Whether a parent of ``name`` is a file in ``src``."""
+    return any((src / "/".join(name.split("/")[:i])).is_file()
+               for i in range(1, name.count("/") + 1))
+
+
+def apply_round(src: Path, ops, mtime: int, *, keep_one: bool = False) -> None:
+    """One round of random ``(op, name, other, data)`` changes to ``src`` (add, change,
+    remove, rename; ones the tree cannot take are passed over), new files at ``mtime``;
+    empty directories removed; ``keep_one``: never remove the last file."""
+    for op, name, other, data in ops:
+        files = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
+        blocked = (src / name).is_dir() or _under_a_file(src, name)
+        if op in ("add", "change") and not blocked:
+            write(src, name, data, mtime)
+        elif op == "remove" and len(files) > (1 if keep_one else 0):
+            (src / files[sum(name.encode()) % len(files)]).unlink()
+        elif op == "rename" and files and not (src / other).exists() \
+                and not _under_a_file(src, other):
+            old = src / files[sum(name.encode()) % len(files)]
+            (src / other).parent.mkdir(parents=True, exist_ok=True)
+            old.rename(src / other)
+    for d in sorted((p for p in src.rglob("*") if p.is_dir()), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    settle_dirs(src)

@@ -114,6 +114,17 @@ def test_importing_the_cli_imports_no_parser_nor_library():
                                  "blockimg.sources.directory", "blockimg.block.registry"}), added
 
 
+def _modules_of_command(argv) -> set:
+    """The modules ``blockimg ARGV`` adds to a bare interpreter (stdout silenced; the
+    command must succeed)."""
+    return _modules_of_a_bare_interpreter(
+        "import blockimg.cli as c, os\n"
+        "fd = os.dup(1); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
+        f"code = c.main({argv!r})\n"
+        "sys.stdout.flush(); os.dup2(fd, 1)\n"
+        "assert code == 0, code\n")
+
+
 def test_commands_import_no_heavy_module(tmp_path):
     """Each command of a build, a listing, a lookup and an extraction (FAT and tar)."""
     (tmp_path / "d" / "e").mkdir(parents=True)
@@ -124,12 +135,7 @@ def test_commands_import_no_heavy_module(tmp_path):
         for argv in (["create", d, "-o", img, "--format", fmt, "-q"], ["ls", img],
                      ["cat", img, "e/a.txt"], ["info", img],
                      ["extract", img, str(tmp_path / f"out-{fmt}")]):
-            added = _modules_of_a_bare_interpreter(
-                "import blockimg.cli as c, os\n"
-                "fd = os.dup(1); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
-                f"code = c.main({argv!r})\n"
-                "sys.stdout.flush(); os.dup2(fd, 1)\n"
-                "assert code == 0, code\n")
+            added = _modules_of_command(argv)
             assert not added & NEVER, (argv, sorted(added & NEVER))
             assert "blockimg.cli" in added
 
@@ -284,12 +290,7 @@ def test_common_commands_import_neither_argparse_nor_json_nor_signal(tmp_path):
         for argv in (["create", d, "-o", img, "--format", fmt, "-q", "-j1"], ["ls", "-l", img],
                      ["cat", img, "a.txt"], ["info", img], ["check", img],
                      ["extract", img, str(tmp_path / f"out-{fmt}")]):
-            added = _modules_of_a_bare_interpreter(
-                "import blockimg.cli as c, os\n"
-                "fd = os.dup(1); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
-                f"code = c.main({argv!r})\n"
-                "sys.stdout.flush(); os.dup2(fd, 1)\n"
-                "assert code == 0, code\n")
+            added = _modules_of_command(argv)
             assert not added & {"argparse", "gettext", "locale", "json"}, (argv, added)
             if argv[0] not in ("create", "extract"):    # (parallel: signal)
                 assert "signal" not in added, argv

@@ -24,7 +24,7 @@ from blockimg.update.diff import diff
 from conftest import assert_read_back, require_tool, run, tree_snapshot
 
 from helpers.fat_readback import pyfatfs_tree
-from helpers.tar_update import PAUSE_AT_FLUSH, T0, cli, settle_dirs, write
+from helpers.tar_update import PAUSE_AT_FLUSH, T0, apply_round, cli, settle_dirs, write
 
 MTOOLS = dict(os.environ, MTOOLS_SKIP_CHECK="1")
 
@@ -289,26 +289,6 @@ OPS = st.lists(st.tuples(st.sampled_from(["add", "change", "remove", "rename"]),
                          NAMES, CONTENT), min_size=1, max_size=5)
 
 
-def _apply(src: Path, ops, stamp: int) -> None:
-    for op, name, other, data in ops:
-        files = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
-        blocked = (src / name).is_dir() or any(
-            (src / "/".join(name.split("/")[:i])).is_file()
-            for i in range(1, name.count("/") + 1))
-        if op in ("add", "change") and not blocked:
-            write(src, name, data, T0 + 2 * stamp)
-        elif op == "remove" and len(files) > 1:
-            (src / files[sum(name.encode()) % len(files)]).unlink()
-        elif op == "rename" and files and not (src / other).exists() and not any(
-                (src / "/".join(other.split("/")[:i])).is_file()
-                for i in range(1, other.count("/") + 1)):
-            old = src / files[sum(name.encode()) % len(files)]
-            (src / other).parent.mkdir(parents=True, exist_ok=True)
-            old.rename(src / other)
-    for d in sorted((p for p in src.rglob("*") if p.is_dir()), reverse=True):
-        if not any(d.iterdir()):
-            d.rmdir()
-    settle_dirs(src)
 
 
 @settings(max_examples=15, deadline=None,
@@ -324,7 +304,7 @@ def test_random_rounds_read_back_as_the_last_tree(tmp_path_factory, rounds, gene
     room = ["--free", "256K"] if generic else []     # generic images are minimal
     cli("create", src, "-o", image, "--format", "fat", "-q", *target, *room)
     for i, ops in enumerate(rounds):
-        _apply(src, ops, i + 1)
+        apply_round(src, ops, T0 + 2 * (i + 1), keep_one=True)
         cli("update", image, src, "-q", *target)
         (tmp / f"r{i}").mkdir()
         assert_exact(image, src, tmp / f"r{i}", mirage=not generic)

@@ -17,8 +17,8 @@ from blockimg.block.file import FileDevice
 from blockimg.update import update
 from blockimg.update import tar as tar_update
 from conftest import require_tool, run, tree_snapshot
-from helpers.tar_update import (PAUSE_AT_FLUSH, T0, assert_exact, cli, make_site, settle_dirs,
-                                 write)
+from helpers.tar_update import (PAUSE_AT_FLUSH, T0, apply_round, assert_exact, cli, make_site,
+                                 settle_dirs, write)
 
 
 @pytest.fixture
@@ -202,26 +202,6 @@ OPS = st.lists(st.tuples(st.sampled_from(["add", "change", "remove", "rename"]),
                          NAMES, CONTENT), min_size=1, max_size=4)
 
 
-def _apply(src: Path, ops, stamp: int) -> None:
-    for op, name, other, data in ops:
-        files = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
-        blocked = (src / name).is_dir() or any(
-            (src / "/".join(name.split("/")[:i])).is_file()
-            for i in range(1, name.count("/") + 1))
-        if op in ("add", "change") and not blocked:
-            write(src, name, data, T0 + stamp)
-        elif op == "remove" and files:
-            (src / files[sum(name.encode()) % len(files)]).unlink()
-        elif op == "rename" and files and not (src / other).exists() and not any(
-                (src / "/".join(other.split("/")[:i])).is_file()
-                for i in range(1, other.count("/") + 1)):
-            old = src / files[sum(name.encode()) % len(files)]
-            (src / other).parent.mkdir(parents=True, exist_ok=True)
-            old.rename(src / other)
-    for d in sorted((p for p in src.rglob("*") if p.is_dir()), reverse=True):
-        if not any(d.iterdir()):
-            d.rmdir()
-    settle_dirs(src)
 
 
 @settings(max_examples=12, deadline=None,
@@ -235,7 +215,7 @@ def test_random_rounds_read_back_as_the_last_tree(tmp_path_factory, rounds):
     image = tmp / "site.tar"
     cli("create", src, "-o", image, "-q")
     for i, ops in enumerate(rounds):
-        _apply(src, ops, i + 1)
+        apply_round(src, ops, T0 + i + 1)
         update(image, src)
         (tmp / f"r{i}").mkdir()
         assert_exact(image, src, tmp / f"r{i}")
