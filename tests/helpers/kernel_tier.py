@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, require_root
+from conftest import IN_CI, require_root, require_tool
 from helpers import vm
 
 
@@ -22,6 +22,19 @@ def source_of(root: Path):
         for f in filenames:
             files[(rel / f).as_posix()] = hashlib.sha256((Path(dirpath) / f).read_bytes()).hexdigest()
     return files, dirs
+
+
+def require_vm_tools():
+    """(qemu, static busybox, (vmlinuz, modules dir)) for a kernel-tier test; in CI a
+    missing one fails instead of skipping."""
+    qemu = require_tool("qemu-system-x86_64")
+    busybox = Path(require_tool("busybox"))
+    if not vm.is_static(busybox):
+        msg = f"{busybox} is not statically linked (tools/test installs busybox-static)"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return qemu, busybox, require_kernel()
 
 
 def require_kernel():

@@ -11,12 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from conftest import IN_CI, require_tool
-
 from helpers import vm
-from helpers.kernel_tier import require_kernel, source_of
+from helpers.kernel_tier import require_vm_tools, source_of
 
 T0 = 1_700_000_000
 
@@ -35,14 +31,7 @@ def blockimg(*argv) -> None:
 
 
 def test_kernel_reads_an_updated_image(tmp_path):
-    qemu = require_tool("qemu-system-x86_64")
-    busybox = Path(require_tool("busybox"))
-    if not vm.is_static(busybox):
-        msg = f"{busybox} is not statically linked (tools/test installs busybox-static)"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    kernel = require_kernel()
+    qemu, busybox, kernel = require_vm_tools()
     src = tmp_path / "src"
     put(src, "index.html", b"<h1>hi</h1>")
     put(src, "abcdefghijk.htm", b"long name, alias ABCDEF~1.HTM")

@@ -22,10 +22,10 @@ from typing import Callable, Dict, List, Union
 
 import pytest
 
-from conftest import IN_CI, ROOT, require_tool
+from conftest import ROOT
 
 from helpers import vm
-from helpers.kernel_tier import require_kernel, source_of
+from helpers.kernel_tier import require_vm_tools, source_of
 
 EPOCH = "1700000000"
 
@@ -139,14 +139,7 @@ CASES = cases()
 @pytest.fixture(scope="module")
 def kernel_results(tmp_path_factory):
     """Every case's image read by the kernel: {case id: (source, DiskResult | error text)}."""
-    qemu = require_tool("qemu-system-x86_64")
-    busybox = Path(require_tool("busybox"))
-    if not vm.is_static(busybox):
-        msg = f"{busybox} is not statically linked (tools/test installs busybox-static)"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    kernel = require_kernel()
+    qemu, busybox, kernel = require_vm_tools()
     base = tmp_path_factory.mktemp("kernel")
     sources = {}
     for name, build in TREES.items():
