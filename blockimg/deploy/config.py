@@ -280,7 +280,7 @@ def _unknown_volume_keys(k: _Keys) -> None:
     for key in k.table:
         if key not in allowed:
             k.c.add(k.section, key, "unknown key (a volume without source is empty space and "
-                                    f"takes only size)" if empty and key in _VOLUME_KEYS else
+                                    "takes only size)" if empty and key in _VOLUME_KEYS else
                     f"unknown key (have: {', '.join(sorted(allowed))})")
 
 
