@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
 import os
 import time
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Callable, Optional, Sequence, Tuple, Union
 
-from .write import device_guard
-from .write.atomic import atomic_file, temporaries_in, write_all
 from .block.base import BlockDevice
 from .block.file import FileDevice
 from .errors import DeviceError, DoesNotFit, InvalidInput, NotWholeSectors
@@ -18,6 +15,8 @@ from .formats import detect_format, format_module, partial_hint
 from .record import field, record
 from .units import human_size, plural
 
+# The write side (write.atomic and its contextlib, write.device_guard) is imported by the
+# functions that write: opening an image to read it needs none of it.
 if TYPE_CHECKING:   # imported where used: a build without a manifest needs neither
     from .read.image import Image
     from .trust.manifest import Manifest
@@ -153,6 +152,7 @@ def _write(build: _Build, image, *, force: bool, fsync: Optional[bool]):
             dev.close()
     if fsync is None:
         fsync = os.path.lexists(name)
+    from .write import device_guard
     if device_guard.is_device_node(name):
         return name, build.onto_node(name, force, fsync)
     return name, build.onto_file(name, fsync)
@@ -161,6 +161,7 @@ def _write(build: _Build, image, *, force: bool, fsync: Optional[bool]):
 def _own_files(image, manifest) -> list:
     """The files a build writes (the image, the manifest, and temporary files of either
     beside them, such as one left by a killed build): never stored in the image."""
+    from .write.atomic import temporaries_in
     out = []
     for p in (image, manifest):
         if isinstance(p, (str, os.PathLike)):
@@ -300,6 +301,7 @@ class _Build:
 
     def onto_node(self, name: str, force: bool, fsync: bool) -> Optional[Manifest]:
         """Write onto the block device node ``name`` in place (:mod:`.device_guard`)."""
+        from .write import device_guard
         dev = device_guard.open_exclusively(name)
         try:
             device_guard.refuse_unsafe(dev, force)
@@ -325,6 +327,8 @@ class _Build:
             raise
 
     def _file(self, name: str, fsync: bool, placed: list) -> Optional[Manifest]:
+        import contextlib
+        from .write.atomic import atomic_file, write_all
         result = None
         plan = self.plan
         with contextlib.ExitStack() as stack:

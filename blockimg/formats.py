@@ -19,14 +19,14 @@ importing each submodule only when the function is first called.
 """
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import Callable, Optional, Tuple
 
 from .block.base import BlockDevice
 from .errors import CorruptImage, InvalidInput, Unsupported
+from .lazy import import_module
 
 __all__ = ["FORMATS", "format_module", "detect_format", "entry_points", "partial_hint"]
 
@@ -41,7 +41,7 @@ def entry_points(package: str, image_class: str,
     ``detect`` comes from the submodule ``detect_in`` (a small one, so that
     asking "is this a FAT volume?" of a tar image imports little)."""
     def sub(name: str) -> ModuleType:
-        return importlib.import_module(f"{package}.{name}")
+        return import_module(f"{package}.{name}")
 
     def plan(tree, options=None):
         """Pure layout: every structure and data extent placed (no I/O).
@@ -73,7 +73,7 @@ def entry_points(package: str, image_class: str,
 
 def format_module(name: str) -> ModuleType:
     try:
-        return importlib.import_module(FORMATS[name])
+        return import_module(FORMATS[name])
     except KeyError:
         raise InvalidInput(f"unknown format {name!r} (have: {', '.join(sorted(FORMATS))})",
                            rule="format") from None

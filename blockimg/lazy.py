@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["lazy_names"]
+__all__ = ["lazy_names", "import_module"]
 
 
 def lazy_names(namespace: dict, where: dict):
@@ -17,8 +17,7 @@ def lazy_names(namespace: dict, where: dict):
         module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        __import__(f"{package}.{module}")     # (not importlib: ~1 ms of start-up)
-        value = getattr(sys.modules[f"{package}.{module}"], name)
+        value = getattr(import_module(f"{package}.{module}"), name)
         namespace[name] = value
         return value
 
@@ -26,3 +25,10 @@ def lazy_names(namespace: dict, where: dict):
         return sorted(set(namespace) | set(where))
 
     return __getattr__, __dir__
+
+
+def import_module(name: str):
+    """The module ``name`` (dotted), imported if it is not yet: ``importlib.import_module``
+    without importing importlib (~2 M instructions of start-up, with warnings)."""
+    __import__(name)
+    return sys.modules[name]

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 from .. import __version__
 # A command imports what it needs when it runs (start-up counts: docs/PERFORMANCE.rst):
 # argparse when the command line is parsed, the library (api) in the command.
-from ..write.atomic import Terminated, interrupts_as_exceptions
+from .interrupts import Terminated, interrupts_as_exceptions
 from ..errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
                      NotARegularFile, NotFound, Problems, Unsupported)
 from .progress import ProgressBar

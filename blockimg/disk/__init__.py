@@ -6,7 +6,7 @@ partition as a block device. Submodules are imported when first used.
 """
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_names as _lazy_names
 
 __all__ = ["build_disk", "plan_disk", "read_table", "open_partition", "parse_volumes",
            "Table", "Partition", "DiskPlan"]
@@ -15,8 +15,4 @@ _WHERE = {"build_disk": "writer", "plan_disk": "layout", "DiskPlan": "layout",
           "read_table": "reader", "open_partition": "reader", "parse_volumes": "volumes",
           "Table": "table", "Partition": "table"}
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(name)
+__getattr__, __dir__ = _lazy_names(globals(), _WHERE)

@@ -9,10 +9,10 @@ the usable area, no two partitions overlapping.
 """
 from __future__ import annotations
 
-import uuid
 import zlib
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
+    import uuid     # (imported where a GUID is decoded: uuid brings platform and re, ~36 M)
     from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import CorruptImage
@@ -28,9 +28,10 @@ GPT_ENTRIES = 128
 GPT_ARRAY_BYTES = GPT_ENTRIES * GPT_ENTRY.size          # 16 KiB: 32 sectors
 #: MBR partition types by volume kind (FAT16 with LBA addressing; 0xDA: "non-FS data").
 MBR_TYPES = {"fat12": 0x01, "fat16": 0x0E, "fat32": 0x0C, "tar": 0xDA, "empty": 0xDA}
-#: GPT type GUIDs: Microsoft basic data for FAT, Linux file-system data for the rest.
-GPT_TYPES = {"fat": uuid.UUID("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"),
-             "data": uuid.UUID("0FC63DAF-8483-4772-8E79-3D69D8477DE4")}
+#: GPT type GUIDs (text, as ``uuid.UUID`` takes it): Microsoft basic data for FAT, Linux
+#: file-system data for the rest.
+GPT_TYPES = {"fat": "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
+             "data": "0FC63DAF-8483-4772-8E79-3D69D8477DE4"}
 #: The most GPT entries a reader accepts (bounds the memory one table can take: 1 MiB).
 MAX_GPT_ENTRIES = 8192
 MAX_ENTRY_SIZE = 1024
@@ -229,6 +230,7 @@ def decode_gpt_header(sector: bytes, *, offset: int, disk_size: int) -> Dict[str
 
 def decode_gpt_entries(array: bytes, header: Dict[str, object]) -> List[Partition]:
     """The used entries of the entry array ``array`` that ``header`` describes."""
+    import uuid
     if zlib.crc32(array) != header["PartitionEntryArrayCRC32"]:
         raise CorruptImage("partition entry array CRC-32 does not match",
                            offset=header["PartitionEntryLBA"] * SECTOR,  # type: ignore

@@ -230,8 +230,9 @@ def _write_table(dev: FileDevice, plan: DiskPlan, guids: List[uuid.UUID]) -> str
         dev.pwrite(0, encode_mbr([(s.start, s.size, MBR_TYPES.get(s.kind, 0xDA))
                                   for s in plan.slots], signature))
         return f"0x{signature:08x}"
-    parts = [(s.start, s.size, GPT_TYPES["fat" if s.kind.startswith("fat") else "data"], g,
-              s.name) for s, g in zip(plan.slots, guids)]
+    parts = [(s.start, s.size, uuid.UUID(GPT_TYPES["fat" if s.kind.startswith("fat") else
+                                                   "data"]), g, s.name)
+             for s, g in zip(plan.slots, guids)]
     for offset, data in sorted(encode_gpt(parts, dguid, plan.disk_size).items()):
         dev.pwrite(offset, data)
     return str(dguid)

@@ -20,7 +20,6 @@ raises the same error a one-process extraction would, or goes on.
 from __future__ import annotations
 
 import os
-import pickle
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import List, Optional
@@ -54,6 +53,7 @@ def extract_split(image: "Image", split, real_dest: str, overwrite: bool,
                   report: ExtractReport) -> bool:
     """Extract the whole tree of ``image`` into ``real_dest`` in ``split.parts``
     processes, outcomes into ``report``; False (nothing written) to do it in one."""
+    import pickle   # (here, before the fork: an image that is not split does not need it)
     from ..write.parallel import fork_map
     n = split.parts
     up = [os.pipe() for _ in range(n)]       # child -> parent: its part, walked

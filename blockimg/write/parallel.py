@@ -15,7 +15,6 @@ process and the ``blockimg`` program chooses (:func:`auto_jobs`).
 from __future__ import annotations
 
 import os
-import signal
 import struct
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
@@ -234,6 +233,7 @@ class _Run:
     def stop(self) -> None:
         """Stop and reap the children still running (only when this process was
         interrupted). They ignore SIGTERM if this process was started with it ignored."""
+        import signal   # (here: a command that stays one process does not import it)
         stop = signal.SIGKILL if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN \
             else signal.SIGTERM
         for _, pid, _ in self.children:

@@ -120,6 +120,24 @@ def test_stale_named_temporary_of_dead_process_is_removed(tmp_path):
     assert live.exists()  # a running process's temporary is not ours to remove
 
 
+def test_only_the_target_s_own_temporaries_count_as_stale(tmp_path):
+    """.NAME.PID.HEX.blockimg-tmp of the target itself, PID in decimal digits, HEX lower-case
+    hex; anything else that looks close is someone else's file and stays."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    ours = [f".out.img.{dead}.abcd1234{TMP_SUFFIX}", f".out.img.{dead}.0{TMP_SUFFIX}"]
+    others = [f".out.img.{dead}.ABCD1234{TMP_SUFFIX}", f".out.img.{dead}.ab.cd{TMP_SUFFIX}",
+              f".out.img.{dead}.{TMP_SUFFIX}", f".out.img..abcd{TMP_SUFFIX}",
+              f".out.img.x{dead}.abcd{TMP_SUFFIX}", f".out.img.\u00b2.abcd{TMP_SUFFIX}",
+              f".out.img{TMP_SUFFIX}", f".out.img.{TMP_SUFFIX}", f"out.img.{dead}.ab{TMP_SUFFIX}",
+              f".xout.img.{dead}.abcd{TMP_SUFFIX}", f".out.img.{dead}.abcd{TMP_SUFFIX}.x",
+              f".out.img.{dead}.abcd{TMP_SUFFIX}\n", f".out.imgx.{dead}.abcd{TMP_SUFFIX}"]
+    for name in ours + others:
+        (tmp_path / name).write_bytes(b"x")
+    assert stale_temporaries(str(tmp_path / "out.img")) == sorted(
+        str(tmp_path / n) for n in ours)
+
+
 def test_atomic_path_failure_removes_temporary(tmp_path):
     target = tmp_path / "m.json"
     with pytest.raises(Boom):
