@@ -203,23 +203,28 @@ class Copier:
             offset += n
             length -= n
 
-    def _spill(self) -> None:
-        """Write out the gathered bytes (on the helper thread when there is one)."""
+    def _spill(self, *, here: bool = False) -> None:
+        """Write out the gathered bytes: on the helper thread when there is one, unless
+        ``here`` (in this thread, after the pending write)."""
         if self._n:
             n, self._n = self._n, 0
-            if self._behind is not None:
+            if self._behind is not None and not here:
                 self._behind.submit(self._buf_off, self._view[:n])
                 other = self._other
                 if other is None:
                     other = memoryview(bytearray(self._cap + 1))
                 self._view, self._other = other, self._view
             else:
+                if self._behind is not None:
+                    self._behind.wait()
                 self.device.pwrite(self._buf_off, self._view[:n])
             self._written(n)
 
     def flush(self) -> None:
-        """Write out everything put so far and wait until it is written."""
-        self._spill()
+        """Write out everything put so far and wait until it is written. The last
+        buffer is written in this thread: there is nothing left to overlap it with (so a
+        build whose data fits one buffer starts no thread)."""
+        self._spill(here=True)
         if self._behind is not None:
             self._behind.wait()
 
