@@ -144,6 +144,14 @@ def _mkfs_mcopy(ctx: Context, image: Optional[str] = None, size: Optional[int] =
 
 MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1"}
 
+#: The builds (fat-build, tar-build) compare like with like: every tool writes a new
+#: file (:func:`clear_output` deletes the previous one before each run) and none fsyncs
+#: it -- blockimg's default fsyncs only an image that replaces a file, or a device; the
+#: "blockimg --fsync" row is the durable one. What only blockimg does, and keeps: it
+#: builds the image in an anonymous file linked into place when whole (two more system
+#: calls), walks the tree sorted and checks every name and size before writing (the same
+#: bytes every time). mkfs.fat + mcopy are two programs and GNU tar one, each started by
+#: ``sh -c`` (which expands ``*``; blockimg takes the directory).
 FAT_BUILD = [
     Tool("blockimg", "blockimg", _blockimg_fat_create),
     Tool("blockimg -j1", "blockimg", lambda c: _blockimg_fat_create(c) + ["-j1"]),
