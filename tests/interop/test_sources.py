@@ -389,6 +389,54 @@ def test_big_files_stream_through_bounded_memory(tmp_path):
         assert blockimg("cat", tmp_path / img, "big.bin").stdout == big
 
 
+_CHILD_PEAK = r"""
+import resource, sys
+from blockimg.cli import main
+rc = main(sys.argv[1:])
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+def test_git_itself_stays_small_on_a_big_pack(tmp_path):
+    """The git processes blockimg runs map their pack in small windows: the largest one's
+    peak RSS stays under 40 MiB on a 64 MiB pack (git's defaults map all of it, in
+    ``ls-tree -l`` and in ``cat-file``), and the image is the checkout's."""
+    r = tmp_path / "repo"
+    r.mkdir()
+    rng = __import__("random").Random(15)
+    for i in range(256):                       # 256 x 256 KiB that git cannot compress
+        (r / f"f{i:03d}.bin").write_bytes(rng.randbytes(256 * 1024))
+    git(r, "init", "-q", "-b", "main")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "big pack")
+    git(r, "repack", "-a", "-d", "-q", "--window=0")       # one pack, no delta search
+    res = subprocess.run([sys.executable, "-c", _CHILD_PEAK, "create", r, "--git-ref",
+                          "main", "-o", tmp_path / "g.img", "-q"], capture_output=True,
+                         cwd=ROOT)
+    rc, peak = res.stdout.split()
+    assert int(rc) == 0, res.stderr
+    assert int(peak) < 40 << 20
+    unpacked = checkout(r, tmp_path / "co")
+    blockimg("create", unpacked, "-o", tmp_path / "d.img", "--mtime", T0, "-q")
+    assert sha(tmp_path / "g.img") == sha(tmp_path / "d.img")
+
+
+def test_git_symlink_targets_are_bounded(tmp_path):
+    r = tmp_path / "repo"
+    r.mkdir()
+    (r / "a.txt").write_text("a")
+    git(r, "init", "-q", "-b", "main")
+    git(r, "add", "-A")
+    # A symlink no file system could hold: its blob put in the index by hand.
+    oid = git(r, "hash-object", "-w", "--stdin", input=b"x" * 4097).stdout.decode().strip()
+    git(r, "update-index", "--add", "--cacheinfo", f"120000,{oid},long")
+    git(r, "commit", "-q", "-m", "long link")
+    res = blockimg("create", r, "--git-ref", "main", "-o", tmp_path / "x.img", check=False)
+    assert res.returncode == 1
+    assert b"long: symlink target of 4097 bytes" in res.stderr, res.stderr
+    assert not (tmp_path / "x.img").exists()
+
+
 def test_exclude_applies_to_archives_and_git_trees(tree, repo, tmp_path):
     archive = tmp_path / "site.tar"
     run(require_tool("tar"), "-cf", archive, "-C", tree, ".")
