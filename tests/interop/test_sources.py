@@ -178,6 +178,47 @@ def test_hostile_archives_get_the_refusals_of_extract(tmp_path, fixture):
                 assert blockimg("cat", out, path).stdout == p.read_bytes()
 
 
+def _as_file_and_stream(data: bytes, tmp_path) -> tuple:
+    """``create`` of ``data`` as a file and as a pipe on stdin: (exit, stderr with the
+    file's name as the stream's, image bytes or None) of each."""
+    archive = tmp_path / "in.tar"
+    archive.write_bytes(data)
+    out = []
+    for src, given in ((archive, None), ("-", data)):
+        img = tmp_path / "out.img"
+        res = blockimg("create", src, "-o", img, "--mtime", T0, "-q", input=given,
+                       check=False)
+        err = res.stderr.decode().replace(str(archive), "standard input")
+        out.append((res.returncode, err, img.read_bytes() if img.exists() else None))
+        if img.exists():
+            img.unlink()
+        assert "Traceback" not in err, err
+    return out
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in HOSTILE.glob("tar-*.tar")))
+def test_hostile_streams_get_the_refusals_of_the_same_file(tmp_path, fixture):
+    """A stream is indexed while it arrives: whatever it holds, the outcome is the
+    file's, word for word."""
+    as_file, as_stream = _as_file_and_stream((HOSTILE / fixture).read_bytes(), tmp_path)
+    assert as_stream == as_file
+
+
+def test_streams_cut_anywhere_get_the_outcome_of_the_same_file(tree, tmp_path):
+    whole = subprocess.run([require_tool("tar"), "--format=gnu", "-cf", "-", "-C", tree,
+                            "."], capture_output=True, check=True).stdout
+    end = len(whole.rstrip(b"\0"))
+    cuts = sorted({0, 1, 511, 512, 1024, 5000, end // 2, end, end + 512, end + 1024,
+                   end + 1030, len(whole) - 1, len(whole)})
+    outcomes = set()
+    for cut in cuts:
+        as_file, as_stream = _as_file_and_stream(whole[:cut], tmp_path)
+        assert as_stream == as_file, cut
+        outcomes.add(as_file[0])
+    assert outcomes == {0, 1}
+    assert _as_file_and_stream(whole + b"trailing", tmp_path)[1][0] == 1
+
+
 def test_links_out_of_the_archive_are_refused_all_at_once(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
