@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 from ..block.base import BlockDevice
 from ..block.file import FileDevice
-from ..errors import BlockImgError, CorruptImage, InvalidInput
+from ..errors import CorruptImage, InvalidInput
 from .directory import SourceTree
 from ..tar.reader import TarImage
 from .spool import CHUNK, Spool
@@ -194,8 +194,8 @@ def _index_while_spooling(fd: int, reader, spool: Spool, options) -> SourceTree:
         image = TarImage(dev)
     except Exception:    # whatever a short read made of it: the index below decides
         image = None
-    finally:
-        filler.join()
+    # (Interrupted, the caller does not wait for the stream: the thread is a daemon.)
+    filler.join()
     if dev.error is not None:
         raise dev.error
     if image is None or image.end_of_archive is None or \
