@@ -3,15 +3,16 @@
 Each volume is written straight into its partition of the new disk file:
 an image file is copied inside the kernel (``copy_file_range``), a source
 tree is laid out by its format's writer on a window over the partition,
-empty space stays a hole. Each partition, once written, is hashed (read
-back from the page cache, in a second thread while the next one is written)
-to derive the GUIDs; then the table is written. The disk
+empty space stays a hole. Each partition's SHA-256, from which the GUIDs
+are derived, is computed as it is written (:mod:`blockimg.disk.digest`:
+the gathered writes are hashed on their way, on the writer's helper thread;
+only what the kernel copied or left as a hole is read back); then the
+table is written. The disk
 is built in a temporary file and put in place only when complete
 (:func:`blockimg.write.atomic.atomic_file`).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
@@ -20,10 +21,10 @@ if TYPE_CHECKING:
 
 from ..write.atomic import atomic_file
 from ..block.file import FileDevice
-from ..block.window import WindowDevice
 from ..errors import BlockImgError, DeviceError, InvalidInput, SourceChanged
 from ..record import record
-from .layout import DEFAULT_ALIGN, DiskPlan, Slot, plan_disk
+from .digest import HashingWindow
+from .layout import DEFAULT_ALIGN, DiskPlan, plan_disk
 from .table import GPT_TYPES, MBR_TYPES, encode_gpt, encode_mbr
 from .volumes import Volume
 
@@ -31,7 +32,6 @@ __all__ = ["build_disk", "DiskSummary", "NAMESPACE", "partition_guid", "disk_gui
 
 #: The namespace of every GUID blockimg derives (uuid5 of names and content hashes).
 NAMESPACE = uuid.UUID("40aa7b79-e2da-53e1-8298-b99a220c4df4")   # uuid5(NAMESPACE_DNS, "blockimg.disk")
-_HASH_CHUNK = 1 << 20
 
 
 def partition_guid(name: str, sha256: str) -> uuid.UUID:
@@ -135,23 +135,21 @@ def build_disk(volumes: Sequence[Volume], output: str, *, table: str = "mbr",
             raise DeviceError(f"{output}: cannot make a {plan.disk_size}-byte disk: "
                               f"{e.strerror}", errno=e.errno) from None
         dev = FileDevice(out.name, writable=True, _fd=os.dup(out.fd))
-        hasher = _Hasher(out.fd)
         try:
+            guids = []
             for slot, (v, _, _, fplan, mod) in zip(plan.slots, planned):
-                _write_volume(dev, slot, v, fplan, mod)
-                hasher.add(slot.start, slot.size)
-            guids = [partition_guid(s.name, sha) for s, sha in zip(plan.slots, hasher.results())]
+                window = HashingWindow(dev, slot.start, slot.size)
+                _write_volume(window, v, fplan, mod)
+                guids.append(partition_guid(slot.name, window.hexdigest()))
             disk_id = _write_table(dev, plan, guids)
             if fsync:
                 dev.flush()
         finally:
-            hasher.close()
             dev.close()
     return DiskSummary(output, plan, tuple(str(g) for g in guids), disk_id)
 
 
-def _write_volume(dev: FileDevice, slot: Slot, v: Volume, fplan, mod) -> None:
-    window = WindowDevice(dev, slot.start, slot.size)
+def _write_volume(window: HashingWindow, v: Volume, fplan, mod) -> None:
     if v.kind == "source":
         mod.write(fplan, window)
     elif v.kind == "image":
@@ -160,67 +158,12 @@ def _write_volume(dev: FileDevice, slot: Slot, v: Volume, fplan, mod) -> None:
         except OSError as e:
             raise DeviceError(f"{v.path}: cannot open: {e.strerror}", errno=e.errno) from None
         try:
-            done = window.copy_from(0, fd, slot.size)
-            if done != slot.size or os.fstat(fd).st_size != slot.size:
-                raise SourceChanged(f"changed size while being copied ({slot.size} bytes "
+            done = window.copy_from(0, fd, window.size)
+            if done != window.size or os.fstat(fd).st_size != window.size:
+                raise SourceChanged(f"changed size while being copied ({window.size} bytes "
                                     "planned)", path=v.path, rule="sources stay unchanged")
         finally:
             os.close(fd)
-
-
-class _Hasher:
-    """SHA-256 of byte ranges of ``fd``, one after another in a second thread (hashing and
-    reading release the GIL), so a partition is hashed while the next one is written."""
-
-    def __init__(self, fd: int) -> None:
-        import queue
-        import threading
-        self.fd, self.todo, self.done = fd, queue.Queue(), []
-        self.error: Optional[BaseException] = None
-        self.stopped = False
-        self.thread = threading.Thread(target=self._run, name="blockimg-disk-hash",
-                                       daemon=True)
-        self.thread.start()
-
-    def add(self, start: int, size: int) -> None:
-        self.todo.put((start, size))
-
-    def _run(self) -> None:
-        while True:
-            item = self.todo.get()
-            if item is None or self.stopped:
-                return
-            try:
-                self.done.append(_sha256(self.fd, *item, stop=lambda: self.stopped))
-            except BaseException as e:     # re-raised in the writing thread by results()
-                self.error = e
-                return
-
-    def results(self) -> List[str]:
-        """Every digest, in order (waits for the last); the thread's error, if any."""
-        self.todo.put(None)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.done
-
-    def close(self) -> None:
-        """Stop (unfinished work is dropped) and wait, before ``fd`` is closed."""
-        self.stopped = True
-        self.todo.put(None)
-        self.thread.join()
-
-
-def _sha256(fd: int, start: int, size: int, stop=lambda: False) -> str:
-    h = hashlib.sha256()
-    done = 0
-    while done < size and not stop():
-        chunk = os.pread(fd, min(_HASH_CHUNK, size - done), start + done)
-        if not chunk:
-            raise DeviceError(f"short read of the new disk at byte {start + done}")
-        h.update(chunk)
-        done += len(chunk)
-    return h.hexdigest()
 
 
 def _write_table(dev: FileDevice, plan: DiskPlan, guids: List[uuid.UUID]) -> str:

@@ -9,7 +9,10 @@ A regular file is read where it is. A stream (a pipe on stdin) or a
 compressed archive (gzip, xz, bzip2: Python's own modules) is first copied
 into an anonymous spool file (:mod:`blockimg.sources.spool`) -- the layout
 needs every size before it writes -- costing one copy on disk and bounded
-memory.
+memory. A plain stream is indexed while it arrives (a thread fills the
+spool, the reader follows behind it); that index is kept only when it ends
+at the archive's end marker inside what arrived, else the whole spool is
+indexed again, so every refusal is the one a file gets.
 """
 from __future__ import annotations
 
@@ -20,12 +23,14 @@ import io
 import lzma
 import os
 import stat
+import threading
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Callable, Iterator, Optional
 
+from ..block.base import BlockDevice
 from ..block.file import FileDevice
-from ..errors import BlockImgError, CorruptImage, InvalidInput
+from ..errors import CorruptImage, InvalidInput
 from .directory import SourceTree
 from ..tar.reader import TarImage
 from .spool import CHUNK, Spool
@@ -93,12 +98,12 @@ def archive_source(src: Optional[str], *, spool_dir: Optional[str] = None, keep_
             reader.seek(0)
         if packed is not None:
             _copy_into(_OPENERS[packed](reader), spool, name, packed)
-        else:
-            # What the peek read, then the rest moved by the kernel (splice) where it can.
-            spool.append(reader.read1())
-            if not spool.fill_from(fd):
-                _copy_into(reader, spool, name, None)
-        yield tree_of_archive(spool.path, **options)
+            yield tree_of_archive(spool.path, **options)
+            return
+        # What the peek read, then the rest moved by the kernel (splice) where it can,
+        # indexed as it arrives.
+        spool.append(reader.read1())
+        yield _index_while_spooling(fd, reader, spool, options)
 
 
 def _widen_pipe(fd: int) -> None:
@@ -117,7 +122,8 @@ def _reopenable(fd: int) -> Optional[str]:
     return path if os.path.exists(path) else None
 
 
-def _copy_into(reader, spool: Spool, name: str, packed: Optional[str]) -> None:
+def _copy_into(reader, spool: Spool, name: str, packed: Optional[str],
+               grown: Optional[Callable[[], None]] = None) -> None:
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     try:
@@ -126,10 +132,82 @@ def _copy_into(reader, spool: Spool, name: str, packed: Optional[str]) -> None:
             if not n:
                 break
             spool.append(view[:n])
+            if grown is not None:
+                grown()
     except (OSError, EOFError, lzma.LZMAError) as e:
         what = f"{packed} data" if packed else "the stream"
         raise InvalidInput(f"reading {what} failed after {spool.size} bytes: {e}",
                            path=name, rule="a readable archive") from None
+
+
+class _Arriving(BlockDevice):
+    """The spool while a thread fills it: a read waits until its bytes have arrived, or
+    is short once the stream has ended. Its length is not known yet, so it claims the
+    largest: an index made over it holds only if it ends inside what arrived."""
+
+    name = "standard input"
+
+    def __init__(self, spool: Spool) -> None:
+        super().__init__(512, 1 << 53, False)
+        self.spool = spool
+        self.ended = False
+        self.error: Optional[BaseException] = None
+        self._cond = threading.Condition()
+
+    def grown(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def end(self, error: Optional[BaseException] = None) -> None:
+        with self._cond:
+            self.ended, self.error = True, error
+            self._cond.notify_all()
+
+    def _read_at(self, offset: int, length: int):
+        with self._cond:
+            while self.spool.size < offset + length and not self.ended:
+                self._cond.wait()
+        return os.pread(self.spool.fd, length, offset)
+
+
+def _index_while_spooling(fd: int, reader, spool: Spool, options) -> SourceTree:
+    """Spool the rest of the pipe ``fd`` on a thread while the tar reader indexes what
+    has arrived; the index is made again over the whole spool unless it ended at the
+    end-of-archive marker inside a stream of whole 512-byte blocks (so a bad stream gets
+    a file's errors)."""
+    dev = _Arriving(spool)
+    options = dict(options)
+    name = options.pop("what")
+
+    def fill() -> None:
+        try:
+            if not spool.fill_from(fd, dev.grown):
+                _copy_into(reader, spool, name, None, dev.grown)
+        except BaseException as e:       # raised again in the caller's thread
+            dev.end(e)
+            return
+        dev.end()
+
+    filler = threading.Thread(target=fill, name="blockimg spool", daemon=True)
+    filler.start()
+    try:
+        image = TarImage(dev)
+    except Exception:    # whatever a short read made of it: the index below decides
+        image = None
+    # (Interrupted, the caller does not wait for the stream: the thread is a daemon.)
+    filler.join()
+    if dev.error is not None:
+        raise dev.error
+    if image is None or image.end_of_archive is None or \
+            image.end_of_archive > spool.size or spool.size % 512:
+        return tree_of_archive(spool.path, what=name, **options)
+    return _tree_of(image, spool.path, name, options)
+
+
+def _tree_of(image: TarImage, data_path: str, what: str, options) -> SourceTree:
+    entries = list(image)
+    refused = list(image.unsafe_names)
+    return tree_from_entries(entries, data_path, refused=refused, what=what, **options)
 
 
 def tree_of_archive(data_path: str, *, what: Optional[str] = None, **options) -> SourceTree:
@@ -156,10 +234,6 @@ def tree_of_archive(data_path: str, *, what: Optional[str] = None, **options) ->
             raise InvalidInput(f"ends after {dev.size} bytes without the two zero blocks "
                                "that end a tar archive: cut short?", path=what,
                                rule="a complete tar archive")
-        entries = list(image)
-        refused = list(image.unsafe_names)
-    except BlockImgError:
+        return _tree_of(image, data_path, what, options)
+    finally:
         dev.close()
-        raise
-    dev.close()
-    return tree_from_entries(entries, data_path, refused=refused, what=what, **options)

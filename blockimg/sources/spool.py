@@ -17,7 +17,7 @@ import os
 import tempfile
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Callable, Optional
 
 from ..errors import DeviceError
 
@@ -76,9 +76,10 @@ class Spool:
             view = view[n:]
         return at
 
-    def fill_from(self, fd: int) -> bool:
+    def fill_from(self, fd: int, grown: Optional[Callable[[], None]] = None) -> bool:
         """Append everything left to read from the pipe ``fd``, moved by the kernel
-        (``splice``); False, with nothing moved, where it cannot (not Linux, not a pipe)."""
+        (``splice``); False, with nothing moved, where it cannot (not Linux, not a pipe).
+        ``grown()`` is called after each move (``size`` says how far it got)."""
         splice = getattr(os, "splice", None)
         if splice is None:
             return False
@@ -95,6 +96,8 @@ class Spool:
             if not n:
                 return True
             self.size += n
+            if grown is not None:
+                grown()
 
     def close(self) -> None:
         if self.fd >= 0:

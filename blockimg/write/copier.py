@@ -98,7 +98,7 @@ class Copier:
     ``behind=True`` (the default for a :class:`FileDevice`, whose writes
     release the GIL) writes each full buffer on a helper thread while the
     next one fills (:class:`~blockimg.write.write_behind.WriteBehind`; a second
-    buffer). Use it as a context manager, or call :meth:`close`; only
+    buffer), as for any device whose ``write_behind`` attribute is true. Use it as a context manager, or call :meth:`close`; only
     :meth:`flush` guarantees that everything put so far is on the device.
     """
 
@@ -117,8 +117,8 @@ class Copier:
         # One buffer for the whole build: small files are read straight into it and it
         # is written from in place, so no byte is copied twice and memory stays flat.
         self._view = memoryview(bytearray(self._cap + 1))  # +1: a small read's growth probe
-        if behind is None:
-            behind = isinstance(device, FileDevice)
+        if behind is None:       # a device may say its writes release the GIL too
+            behind = getattr(device, "write_behind", isinstance(device, FileDevice))
         # With a helper thread, the buffer being written and the one being filled swap.
         self._behind = WriteBehind(device.pwrite) if behind else None
         self._other = None       # the second buffer, made at the first write behind

@@ -236,3 +236,40 @@ def test_empty_partition_is_empty_space_not_a_tar_image(volumes, tmp_path, table
     # ls lists nothing (an empty tar-mirage area reads as no entries), without an error
     res = blockimg("ls", disk, "--partition", "2")
     assert res.stdout == "" and res.returncode == 0
+
+
+def test_gpt_guids_are_derived_from_each_partitions_bytes(volumes, tmp_path):
+    """Each partition's unique GUID, as sfdisk reads it, is UUIDv5 of its name and the
+    SHA-256 of its bytes (docs/deploy.md): a one-byte change that keeps every size and
+    time changes the GUID of the partition holding it, and only that one."""
+    import json
+    import uuid
+    site, keys, keys_img = volumes
+    namespace = uuid.uuid5(uuid.NAMESPACE_DNS, "blockimg.disk")
+
+    def build(name):
+        disk = tmp_path / name
+        blockimg("disk", "-o", disk, "--table", "gpt", f"{site},name=site,format=fat",
+                 f"{keys},name=keys,format=tar", f"{keys_img},name=keysimg",
+                 "empty:1M,name=data", "--mtime", MTIME)
+        table = json.loads(run(require_tool("sfdisk"), "--json", disk).stdout)
+        raw = disk.read_bytes()
+        guids = {}
+        for p in table["partitiontable"]["partitions"]:
+            start, size = p["start"] * 512, p["size"] * 512
+            sha = hashlib.sha256(raw[start:start + size]).hexdigest()
+            assert uuid.UUID(p["uuid"]) == uuid.uuid5(namespace,
+                                                      f"partition\0{p['name']}\0{sha}")
+            guids[p["name"]] = p["uuid"]
+        return guids
+
+    before = build("a.img")
+    assert len(set(before.values())) == 4
+    key = keys / "server.key"
+    data = key.read_bytes()
+    key.write_bytes(data[:-2] + b"?\n")                 # same size, same time
+    os.utime(key, (MTIME, MTIME))
+    after = build("b.img")
+    assert after["keys"] != before["keys"]
+    assert {n: g for n, g in after.items() if n != "keys"} == \
+        {n: g for n, g in before.items() if n != "keys"}

@@ -178,6 +178,47 @@ def test_hostile_archives_get_the_refusals_of_extract(tmp_path, fixture):
                 assert blockimg("cat", out, path).stdout == p.read_bytes()
 
 
+def _as_file_and_stream(data: bytes, tmp_path) -> tuple:
+    """``create`` of ``data`` as a file and as a pipe on stdin: (exit, stderr with the
+    file's name as the stream's, image bytes or None) of each."""
+    archive = tmp_path / "in.tar"
+    archive.write_bytes(data)
+    out = []
+    for src, given in ((archive, None), ("-", data)):
+        img = tmp_path / "out.img"
+        res = blockimg("create", src, "-o", img, "--mtime", T0, "-q", input=given,
+                       check=False)
+        err = res.stderr.decode().replace(str(archive), "standard input")
+        out.append((res.returncode, err, img.read_bytes() if img.exists() else None))
+        if img.exists():
+            img.unlink()
+        assert "Traceback" not in err, err
+    return out
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in HOSTILE.glob("tar-*.tar")))
+def test_hostile_streams_get_the_refusals_of_the_same_file(tmp_path, fixture):
+    """A stream is indexed while it arrives: whatever it holds, the outcome is the
+    file's, word for word."""
+    as_file, as_stream = _as_file_and_stream((HOSTILE / fixture).read_bytes(), tmp_path)
+    assert as_stream == as_file
+
+
+def test_streams_cut_anywhere_get_the_outcome_of_the_same_file(tree, tmp_path):
+    whole = subprocess.run([require_tool("tar"), "--format=gnu", "-cf", "-", "-C", tree,
+                            "."], capture_output=True, check=True).stdout
+    end = len(whole.rstrip(b"\0"))
+    cuts = sorted({0, 1, 511, 512, 1024, 5000, end // 2, end, end + 512, end + 1024,
+                   end + 1030, len(whole) - 1, len(whole)})
+    outcomes = set()
+    for cut in cuts:
+        as_file, as_stream = _as_file_and_stream(whole[:cut], tmp_path)
+        assert as_stream == as_file, cut
+        outcomes.add(as_file[0])
+    assert outcomes == {0, 1}
+    assert _as_file_and_stream(whole + b"trailing", tmp_path)[1][0] == 1
+
+
 def test_links_out_of_the_archive_are_refused_all_at_once(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -387,6 +428,54 @@ def test_big_files_stream_through_bounded_memory(tmp_path):
     assert _peak_rss("create", "-", "-o", tmp_path / "z.img", "-q", input=packed) < limit
     for img in ("g.img", "s.img", "z.img"):
         assert blockimg("cat", tmp_path / img, "big.bin").stdout == big
+
+
+_CHILD_PEAK = r"""
+import resource, sys
+from blockimg.cli import main
+rc = main(sys.argv[1:])
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+def test_git_itself_stays_small_on_a_big_pack(tmp_path):
+    """The git processes blockimg runs map their pack in small windows: the largest one's
+    peak RSS stays under 40 MiB on a 64 MiB pack (git's defaults map all of it, in
+    ``ls-tree -l`` and in ``cat-file``), and the image is the checkout's."""
+    r = tmp_path / "repo"
+    r.mkdir()
+    rng = __import__("random").Random(15)
+    for i in range(256):                       # 256 x 256 KiB that git cannot compress
+        (r / f"f{i:03d}.bin").write_bytes(rng.randbytes(256 * 1024))
+    git(r, "init", "-q", "-b", "main")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "big pack")
+    git(r, "repack", "-a", "-d", "-q", "--window=0")       # one pack, no delta search
+    res = subprocess.run([sys.executable, "-c", _CHILD_PEAK, "create", r, "--git-ref",
+                          "main", "-o", tmp_path / "g.img", "-q"], capture_output=True,
+                         cwd=ROOT)
+    rc, peak = res.stdout.split()
+    assert int(rc) == 0, res.stderr
+    assert int(peak) < 40 << 20
+    unpacked = checkout(r, tmp_path / "co")
+    blockimg("create", unpacked, "-o", tmp_path / "d.img", "--mtime", T0, "-q")
+    assert sha(tmp_path / "g.img") == sha(tmp_path / "d.img")
+
+
+def test_git_symlink_targets_are_bounded(tmp_path):
+    r = tmp_path / "repo"
+    r.mkdir()
+    (r / "a.txt").write_text("a")
+    git(r, "init", "-q", "-b", "main")
+    git(r, "add", "-A")
+    # A symlink no file system could hold: its blob put in the index by hand.
+    oid = git(r, "hash-object", "-w", "--stdin", input=b"x" * 4097).stdout.decode().strip()
+    git(r, "update-index", "--add", "--cacheinfo", f"120000,{oid},long")
+    git(r, "commit", "-q", "-m", "long link")
+    res = blockimg("create", r, "--git-ref", "main", "-o", tmp_path / "x.img", check=False)
+    assert res.returncode == 1
+    assert b"long: symlink target of 4097 bytes" in res.stderr, res.stderr
+    assert not (tmp_path / "x.img").exists()
 
 
 def test_exclude_applies_to_archives_and_git_trees(tree, repo, tmp_path):
