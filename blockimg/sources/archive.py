@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 from ..block.base import BlockDevice
 from ..block.file import FileDevice
-from ..errors import CorruptImage, InvalidInput
+from ..errors import BlockImgError, CorruptImage, InvalidInput
 from .directory import SourceTree
 from ..tar.reader import TarImage
 from .spool import CHUNK, Spool
@@ -192,7 +192,7 @@ def _index_while_spooling(fd: int, reader, spool: Spool, options) -> SourceTree:
     filler.start()
     try:
         image = TarImage(dev)
-    except Exception:    # whatever a short read made of it: the index below decides
+    except (BlockImgError, OSError):    # what a short read made of it: the index below decides
         image = None
     # (Interrupted, the caller does not wait for the stream: the thread is a daemon.)
     filler.join()
