@@ -16,12 +16,12 @@ if TYPE_CHECKING:
 
 from ..errors import CorruptImage
 from .header import (BLOCK, CHKSUM, GNU_MAGIC, LINKNAME, MAGIC, MAGIC_VERSION, MODE, MTIME,
-                     NUL, SIZE, TYPE_AT, TYPEFLAG, USTAR_MAGIC, ascii_sum, checksums,
+                     NAME, NUL, PREFIX, SIZE, TYPE_AT, TYPEFLAG, USTAR_MAGIC, ascii_sum, checksums,
                      decode_number, decode_pax, header_path, is_base256, padded,
                      stored_checksum)
 
-__all__ = ["Member", "Decoder", "READ", "ENTRY", "ZERO", "END", "MAX_PAYLOAD", "MAX_CHAIN",
-           "LISTED_KIND"]
+__all__ = ["Member", "MEMBER_FIELDS", "Decoder", "READ", "ENTRY", "ZERO", "END", "MAX_PAYLOAD",
+           "MAX_CHAIN", "LISTED_KIND"]
 
 MAX_PAYLOAD = 1 << 20         # longest pax / long-name payload the reader accepts
 MAX_CHAIN = 64                # most extended headers in a row before an entry
@@ -59,6 +59,7 @@ class Member:
 
     __slots__ = ("header_offset", "offset", "name", "linkname", "typeflag", "kind", "size",
                  "mtime", "mode", "extended", "base256", "flavour", "note")
+    # (MEMBER_FIELDS, below, is this order: Decoder.fields gives a member as that tuple)
 
     def __init__(self, header_offset: int, offset: int, name: str, linkname: str,
                  typeflag: bytes, kind: str, size: int, mtime: int, mode: int,
@@ -89,6 +90,11 @@ class Member:
 
     def __repr__(self) -> str:
         return f"<Member {self.name!r} {self.kind} {self.size}B at {self.offset}>"
+
+
+#: The order of a member's fields in the plain tuple :meth:`Decoder.fields` gives;
+#: ``Member(*fields)`` is the member.
+MEMBER_FIELDS = Member.__slots__
 
 
 def _corrupt(rule: str, offset: int, field: Optional[str] = None, value=None) -> CorruptImage:
@@ -134,6 +140,8 @@ class Decoder:
     :meth:`payload` --, ``(ENTRY, member)``, ``(ZERO, None)`` or
     ``(END, offset_after_archive)``. Oddities that are not errors go to
     ``notes`` as ``(offset, message)``; errors raise CorruptImage.
+    :meth:`fields` is the same step, giving an entry as the plain tuple of
+    its fields (:data:`MEMBER_FIELDS`): what an index takes, no object made.
     """
 
     def __init__(self, *, max_payload: int = MAX_PAYLOAD, max_chain: int = MAX_CHAIN) -> None:
@@ -164,6 +172,14 @@ class Decoder:
     # -- blocks -------------------------------------------------------------
     def header(self, block: bytes, offset: int):
         """Decode the header ``block`` found at ``offset``."""
+        action, value = self.fields(block, offset)
+        if action is ENTRY:
+            return ENTRY, Member(*value)
+        return action, value
+
+    def fields(self, block: bytes, offset: int):
+        """:meth:`header`, an entry given as the tuple of its fields (``(ENTRY, fields)``,
+        in the order of :data:`MEMBER_FIELDS`)."""
         if self._want is not None:
             raise RuntimeError("Decoder.payload must be called first")
         if len(block) != BLOCK:
@@ -178,9 +194,9 @@ class Decoder:
                                              "'blockimg update' leaves one: run it again)"))
             self.zero_at = None
         if not self._chain and not self.global_records:
-            member = self._usual(block, offset)
-            if member is not None:
-                return ENTRY, member
+            fields = self._usual(block, offset)
+            if fields is not None:
+                return ENTRY, fields
         try:
             stored, ok = stored_checksum(block)
         except ValueError:
@@ -192,7 +208,7 @@ class Decoder:
         ext = _EXTENDED.get(block[TYPE_AT])
         if ext is not None:
             return READ, self._extended(ext, block, offset)
-        return ENTRY, self._member(block, offset)
+        return ENTRY, self._fields(block, offset)
 
     def payload(self, data: bytes) -> None:
         ext, offset, size = self._want
@@ -239,12 +255,12 @@ class Decoder:
         self.flavours.add("pax" if ext in "xg" else "gnu")
         return size
 
-    def _usual(self, block: bytes, offset: int) -> Optional[Member]:
-        """The member of the usual header, in one step: a file, directory or link with
-        nothing pending, ASCII only, the checksum as tar writes it (six octal digits,
-        NUL, space) and right, plain octal size, mtime and mode. None for any other
-        header: the general steps (:meth:`_member`) decide, and give the same member for
-        this one (tests/unit/test_tar_open_fast.py). Measured reason: a tar scan is
+    def _usual(self, block: bytes, offset: int) -> Optional[tuple]:
+        """The member (its fields) of the usual header, in one step: a file, directory or
+        link with nothing pending, ASCII only, the checksum as tar writes it (six octal
+        digits, NUL, space) and right, plain octal size, mtime and mode. None for any
+        other header: the general steps (:meth:`_fields`) decide, and give the same member
+        for this one (tests/unit/test_tar_open_fast.py). Measured reason: a tar scan is
         mostly these headers, and the general steps cost 9 % more instructions on the
         20,000-member archive (docs/ARCHITECTURE.md)."""
         kind = _USUAL.get(block[TYPE_AT])
@@ -264,19 +280,26 @@ class Decoder:
             size, mtime, mode = int(size, 8), int(mtime, 8), int(mode, 8)
         except ValueError:                  # an 8 or a 9
             return None
-        name = header_path(block)
-        i = block.find(NUL, LINKNAME.start, LINKNAME.stop)
-        link = block[LINKNAME.start:i] if i >= 0 else block[LINKNAME]
+        if block[PREFIX.start]:
+            name = header_path(block)
+        else:                               # (header_path's first step, without the call)
+            i = block.find(NUL, 0, NAME.stop)
+            name = block[:i] if i >= 0 else block[NAME]
+        if block[LINKNAME.start]:
+            i = block.find(NUL, LINKNAME.start, LINKNAME.stop)
+            link = (block[LINKNAME.start:i] if i >= 0 else block[LINKNAME]).decode()
+        else:
+            link = ""
         magic = block[MAGIC_VERSION]
         flavour = "ustar" if magic.startswith(_USTAR) else "gnu" if magic == GNU_MAGIC else "v7"
         self.flavours.add(flavour)
         if kind == "file" and name.endswith(b"/"):
             kind = "dir"
-        return Member(offset, offset, name.decode("utf-8", "surrogateescape"),
-                      link.decode("utf-8", "surrogateescape") if link else "",
-                      block[TYPEFLAG], kind, size, mtime, mode & 0o7777, (), (), flavour, None)
+        # (ASCII: plain decode() is the UTF-8 one, without looking up an error handler)
+        return (offset, offset, name.decode(), link, block[TYPEFLAG], kind, size, mtime,
+                mode & 0o7777, (), (), flavour, None)
 
-    def _member(self, block: bytes, offset: int) -> Member:
+    def _fields(self, block: bytes, offset: int) -> tuple:
         base256: list = []
         size = _number(block, SIZE, "size", offset, base256)
         mtime = _number(block, MTIME, "mtime", offset, base256)
@@ -295,11 +318,10 @@ class Decoder:
             name, link, size, mtime, note = self._extend(name, link, size, mtime, offset)
             self._chain = []
         kind, note = _kind(block[TYPE_AT], name, note)
-        return Member(chain[0][1] if chain else offset, offset,
-                      name.decode("utf-8", "surrogateescape"),
-                      link.decode("utf-8", "surrogateescape") if link else "", block[TYPEFLAG],
-                      kind, size, mtime, mode & 0o7777, tuple(chain), tuple(base256), flavour,
-                      note)
+        return (chain[0][1] if chain else offset, offset,
+                name.decode("utf-8", "surrogateescape"),
+                link.decode("utf-8", "surrogateescape") if link else "", block[TYPEFLAG],
+                kind, size, mtime, mode & 0o7777, tuple(chain), tuple(base256), flavour, note)
 
     def _extend(self, name: bytes, link: bytes, size: int, mtime: int, offset: int):
         """``(name, link, size, mtime, note)`` after the pending GNU long names and pax

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 from ..block.base import BlockDevice
 from ..errors import CorruptImage, NotFound
 from ..read.image import DERIVED_ENTRY, EntryInfo, Image, normalize_member_path, shorten
-from .decoder import END, ENTRY, READ, Decoder, Member
+from .decoder import END, ENTRY, MEMBER_FIELDS, READ, Decoder, Member
 from .header import (BLOCK, SIZE, TYPE_AT, decode_number, header_path, padded,
                      stored_checksum)
 
@@ -39,6 +39,8 @@ SPARSE = 2 * 512
 _ZEROS = bytes(BLOCK)
 #: Typeflags (as ints) of the members a lookup may pass over: files, directories, links.
 PASSABLE = frozenset(b"0\x00752" + b"1")
+#: Where a member's offset and size are in the tuple of its fields (Decoder.fields).
+_OFFSET, _SIZE = MEMBER_FIELDS.index("offset"), MEMBER_FIELDS.index("size")
 
 
 def detect(device: BlockDevice) -> bool:
@@ -265,8 +267,8 @@ class TarImage(Image):
         dev_size = self.device.size
         win = _Window(self.device)
         dec = Decoder()
-        take = replay if replay is not None else self._add if want is None else \
-            (lambda m: self._add(m, want))
+        take = (lambda fields: replay(Member(*fields))) if replay is not None else \
+            self._add if want is None else (lambda fields: self._add(fields, want))
         count = 0
         pos = 0
         while pos + BLOCK <= dev_size:
@@ -275,14 +277,15 @@ class TarImage(Image):
                 count += n
                 if pos + BLOCK > dev_size:
                     break
-            action, value = dec.header(win.get(pos, BLOCK), pos)
+            action, value = dec.fields(win.get(pos, BLOCK), pos)
             if action is ENTRY:
-                pos = value.offset + BLOCK + value.size
+                size = value[_SIZE]
+                pos = value[_OFFSET] + BLOCK + size
                 if pos > dev_size:
-                    raise _past_the_end(value, dev_size)
+                    raise _past_the_end(Member(*value), dev_size)
                 count += 1
                 take(value)
-                pos += -value.size % BLOCK
+                pos += -size % BLOCK
             elif action is READ:
                 pos = self._read_payload(dec, win, pos, value)
             elif action is END:
@@ -317,32 +320,33 @@ class TarImage(Image):
         dec.payload(win.get(start, size))
         return start + padded(size)
 
-    def _add(self, m: Member, want: Optional[str] = None) -> None:
-        """Index member ``m`` (with ``want``, only if it decides that path)."""
-        if m.note:
-            self.warnings.append(f"byte {m.offset}: {m.name!r}: {m.note}")
-        if m.kind == "label":
+    def _add(self, fields: tuple, want: Optional[str] = None) -> None:
+        """Index the member of ``fields`` (:meth:`Decoder.fields`; with ``want``, only if
+        it decides that path)."""
+        hoff, offset, name, linkname, _, kind, size, mtime, mode, _, _, _, note = fields
+        if note:
+            self.warnings.append(f"byte {offset}: {name!r}: {note}")
+        if kind == "label":
             return
-        name = m.name
         path = name[:-1] if name.endswith("/") else name
-        if not clean_key(path):
+        # (clean_key(path), without the call: most names are clean)
+        if not path or path[0] in "./" or "//" in path or "/." in path:
             path = self._member_key(name)
         if path is None or (want is not None and not (
                 path == want or path.startswith(want + "/") or want.startswith(path + "/"))):
             return
-        kind = m.kind
-        is_file = kind == "file"
         link = None
-        if kind == "symlink":
-            link = m.linkname
-        elif kind == "hardlink":
-            link = "/".join(p for p in m.linkname.split("/") if p not in ("", "."))
+        if kind == "file":
+            extents = ((offset + BLOCK, size),) if size else ()
+        else:
+            size, extents = 0, ()
+            if kind == "symlink":
+                link = linkname
+            elif kind == "hardlink":
+                link = "/".join(p for p in linkname.split("/") if p not in ("", "."))
         same = self._same
-        info = EntryInfo(path, kind, m.size if is_file else 0, same(m.mtime, m.mtime),
-                         same(m.mode, m.mode),
-                         ((m.offset + BLOCK, m.size),) if is_file and m.size else (),
-                         link, m.header_offset)
-        self._place(path, kind, info)
+        self._place(path, kind, EntryInfo(path, kind, size, same(mtime, mtime), same(mode, mode),
+                                          extents, link, hoff))
 
     def _member_key(self, name: str) -> Optional[str]:
         """The index key of a member named ``name`` that is not clean (:func:`clean_key`);
