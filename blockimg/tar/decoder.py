@@ -208,7 +208,8 @@ class Decoder:
         if self._chain or self.zero_at is not None or self.global_records:   # (not idle)
             return pos, n
         last = start + len(buf) - BLOCK          # the last header offset wholly in buf
-        plain = _PLAIN.match
+        plain, named = _PLAIN.match, unrelated.match
+        size_at, prefix_at, name_end = SIZE.start, PREFIX.start, NAME.stop
         # (``while True``: CPython 3.11 specializes the code of a function called once only
         # at an unconditional jump back; a ``while cond`` loop would stay generic)
         while True:
@@ -216,15 +217,12 @@ class Decoder:
                 break
             i = pos - start
             block = buf[i:i + BLOCK]
-            m = plain(block, SIZE.start)
+            m = plain(block, size_at)
             if m is not None and block.isascii():   # (as _usual: ASCII, tar's forms)
-                size, digits = m.groups()
-                try:
-                    if int(digits, 8) != ascii_sum(block) + 224 - sum(digits):
-                        break
-                    size = int(size, 8)
-                except ValueError:                  # an 8 or a 9
+                size, digits = m.groups()           # (octal digits only)
+                if int(digits, 8) != ascii_sum(block) + 224 - sum(digits):
                     break
+                size = int(size, 8)
             else:                                   # the header codecs' general forms
                 if block[TYPE_AT] not in PASSABLE:
                     break
@@ -239,10 +237,10 @@ class Decoder:
             nxt = pos + BLOCK + size
             if nxt > end:
                 break
-            if block[PREFIX.start]:
-                if unrelated.match(header_path(block)) is None:
+            if block[prefix_at]:
+                if named(header_path(block)) is None:
                     break
-            elif unrelated.match(block, 0, NAME.stop) is None:
+            elif named(block, 0, name_end) is None:
                 break
             pos = nxt + (-size % BLOCK)
             n += 1
