@@ -145,11 +145,13 @@ def unrelated_names(path: bytes) -> re.Pattern:
     ``normalize_member_path`` keeps as it is: not empty, no leading ``.`` or ``/``, no
     ``//`` or ``/.`` (a trailing ``/`` aside) -- and neither ``path``, above it nor below
     it. The name ends at a NUL or at the end of what is matched. One pattern per lookup:
-    the name is then read, checked and compared in one step (Decoder.pass_over)."""
+    the name is then read, checked and compared in one step (Decoder.pass_over); its
+    repeats are possessive (``*+``: what they take is never given back, as nothing after
+    them could use it), which spares the matcher its backtracking records."""
     parts = path.split(b"/")
     above = b"|".join(re.escape(b"/".join(parts[:k])) for k in range(1, len(parts) + 1))
     return re.compile(rb"(?!(?:%s)/?(?:\0|\Z)|%s/)" % (above, re.escape(path))
-                      + rb"[^./\0][^/\0]*(?:/[^./\0][^/\0]*)*/?(?:\0|\Z)")
+                      + rb"[^./\0][^/\0]*+(?:/[^./\0][^/\0]*+)*+/?(?:\0|\Z)")
 
 
 class Decoder:
