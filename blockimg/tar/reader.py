@@ -319,8 +319,8 @@ class TarImage(Image):
         if kind == "label":
             return
         path = name[:-1] if name.endswith("/") else name
-        # Clean (normalize_member_path keeps it as it is): most names are.
-        if not path or path[0] in "./" or "//" in path or "/." in path:
+        # Clean (normalize_member_path keeps it as it is, less one trailing /): most are.
+        if not path or path[0] in "./" or "//" in name or "/." in name:
             path = self._member_key(name)
         if path is None or (want is not None and not (
                 path == want or path.startswith(want + "/") or want.startswith(path + "/"))):
