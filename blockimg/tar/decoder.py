@@ -16,12 +16,12 @@ if TYPE_CHECKING:
 
 from ..errors import CorruptImage
 from .header import (BLOCK, CHKSUM, GNU_MAGIC, LINKNAME, MAGIC, MAGIC_VERSION, MODE, MTIME,
-                     NUL, SIZE, TYPE_AT, TYPEFLAG, USTAR_MAGIC, ascii_sum, checksums,
+                     NAME, NUL, PREFIX, SIZE, TYPE_AT, TYPEFLAG, USTAR_MAGIC, ascii_sum, checksums,
                      decode_number, decode_pax, header_path, is_base256, padded,
                      stored_checksum)
 
-__all__ = ["Member", "Decoder", "READ", "ENTRY", "ZERO", "END", "MAX_PAYLOAD", "MAX_CHAIN",
-           "LISTED_KIND"]
+__all__ = ["Member", "MEMBER_FIELDS", "Decoder", "READ", "ENTRY", "ZERO", "END", "MAX_PAYLOAD",
+           "MAX_CHAIN", "LISTED_KIND", "PASSABLE", "unrelated_names"]
 
 MAX_PAYLOAD = 1 << 20         # longest pax / long-name payload the reader accepts
 MAX_CHAIN = 64                # most extended headers in a row before an entry
@@ -38,10 +38,17 @@ _EXTENDED = {0x78: "x", 0x67: "g", 0x4C: "L", 0x4B: "K"}
 _ZEROS = bytes(BLOCK)
 #: The usual header's typeflags (see :meth:`Decoder._usual`) and the kind of each.
 _USUAL = {0x30: "file", 0x00: "file", 0x35: "dir", 0x32: "symlink", 0x31: "hardlink"}
+#: Typeflags (as ints) of the members a lookup may pass over: files, directories, links.
+PASSABLE = frozenset(b"0\x00752" + b"1")
 #: The checksum field as tar writes it: six octal digits, then NUL and space.
 _CHK_DIGITS = slice(CHKSUM.start, CHKSUM.stop - 2)
 _CHK_TAIL = slice(CHKSUM.stop - 2, CHKSUM.stop)
 _SPACE_NUL = b" \0"
+#: The size, checksum and typeflag fields as tar writes them (matched from ``SIZE.start``):
+#: eleven octal digits and a NUL or space, six digits, NUL and space, a passable type.
+_PLAIN = re.compile(rb"([0-7]{%d})[\0 ](?s:.{%d})([0-7]{%d})\0 [%s]" % (
+    SIZE.stop - SIZE.start - 1, MTIME.stop - MTIME.start, CHKSUM.stop - CHKSUM.start - 2,
+    re.escape(bytes(sorted(PASSABLE)))))
 _USTAR = USTAR_MAGIC[:MAGIC.stop - MAGIC.start]      # the magic field alone
 _DECIMAL = re.compile(rb"[0-9]{1,19}\Z")
 _TIME = re.compile(rb"(-?[0-9]{1,19})(\.[0-9]*)?\Z")
@@ -59,6 +66,7 @@ class Member:
 
     __slots__ = ("header_offset", "offset", "name", "linkname", "typeflag", "kind", "size",
                  "mtime", "mode", "extended", "base256", "flavour", "note")
+    # (MEMBER_FIELDS, below, is this order: Decoder.fields gives a member as that tuple)
 
     def __init__(self, header_offset: int, offset: int, name: str, linkname: str,
                  typeflag: bytes, kind: str, size: int, mtime: int, mode: int,
@@ -89,6 +97,11 @@ class Member:
 
     def __repr__(self) -> str:
         return f"<Member {self.name!r} {self.kind} {self.size}B at {self.offset}>"
+
+
+#: The order of a member's fields in the plain tuple :meth:`Decoder.fields` gives;
+#: ``Member(*fields)`` is the member.
+MEMBER_FIELDS = Member.__slots__
 
 
 def _corrupt(rule: str, offset: int, field: Optional[str] = None, value=None) -> CorruptImage:
@@ -126,6 +139,21 @@ def _kind(typeflag: int, name: bytes, note: Optional[str]) -> Tuple[str, Optiona
     return kind, None
 
 
+def unrelated_names(path: bytes) -> re.Pattern:
+    """A pattern whose ``match(name_field)`` says that a member of that name cannot decide
+    the lookup of ``path`` (a clean index key, as bytes): the name is clean -- what
+    ``normalize_member_path`` keeps as it is: not empty, no leading ``.`` or ``/``, no
+    ``//`` or ``/.`` (a trailing ``/`` aside) -- and neither ``path``, above it nor below
+    it. The name ends at a NUL or at the end of what is matched. One pattern per lookup:
+    the name is then read, checked and compared in one step (Decoder.pass_over); its
+    repeats are possessive (``*+``: what they take is never given back, as nothing after
+    them could use it), which spares the matcher its backtracking records."""
+    parts = path.split(b"/")
+    above = b"|".join(re.escape(b"/".join(parts[:k])) for k in range(1, len(parts) + 1))
+    return re.compile(rb"(?!(?:%s)/?(?:\0|\Z)|%s/)" % (above, re.escape(path))
+                      + rb"[^./\0][^/\0]*+(?:/[^./\0][^/\0]*+)*+/?(?:\0|\Z)")
+
+
 class Decoder:
     """Feed header blocks with :meth:`header`; payloads with :meth:`payload`.
 
@@ -134,6 +162,8 @@ class Decoder:
     :meth:`payload` --, ``(ENTRY, member)``, ``(ZERO, None)`` or
     ``(END, offset_after_archive)``. Oddities that are not errors go to
     ``notes`` as ``(offset, message)``; errors raise CorruptImage.
+    :meth:`fields` is the same step, giving an entry as the plain tuple of
+    its fields (:data:`MEMBER_FIELDS`): what an index takes, no object made.
     """
 
     def __init__(self, *, max_payload: int = MAX_PAYLOAD, max_chain: int = MAX_CHAIN) -> None:
@@ -162,8 +192,72 @@ class Decoder:
         return not self._chain and self.zero_at is None and not self.global_records
 
     # -- blocks -------------------------------------------------------------
+    def pass_over(self, buf: bytes, start: int, pos: int, end: int,
+                  unrelated: re.Pattern) -> Tuple[int, int]:
+        """``(offset, n)``: from the header at image offset ``pos`` on (``buf`` holds the
+        image's bytes from offset ``start``; the image ends at ``end``), the ``n``
+        headers in a row, wholly in ``buf``, whose members cannot decide a lookup are
+        passed over, their data unread; ``offset`` is the header after them. Only while
+        nothing is pending (:attr:`idle`).
+
+        Passed over: a valid header of a file, directory or link, data inside the image,
+        whose name ``unrelated`` (:func:`unrelated_names`) matches. Of it only the
+        checksum, size and name are decoded; anything else stops the run, and
+        :meth:`fields` decides that header. Measured reason: a lookup of one path in the
+        20,000-member archive is this loop (docs/ARCHITECTURE.md).
+        """
+        n = 0
+        if self._chain or self.zero_at is not None or self.global_records:   # (not idle)
+            return pos, n
+        last = start + len(buf) - BLOCK          # the last header offset wholly in buf
+        plain, named = _PLAIN.match, unrelated.match
+        size_at, prefix_at, name_end = SIZE.start, PREFIX.start, NAME.stop
+        # (``while True``: CPython 3.11 specializes the code of a function called once only
+        # at an unconditional jump back; a ``while cond`` loop would stay generic)
+        while True:
+            if pos > last:
+                break
+            i = pos - start
+            block = buf[i:i + BLOCK]
+            m = plain(block, size_at)
+            if m is not None and block.isascii():   # (as _usual: ASCII, tar's forms)
+                size, digits = m.groups()           # (octal digits only)
+                if int(digits, 8) != ascii_sum(block) + 224 - sum(digits):
+                    break
+                size = int(size, 8)
+            else:                                   # the header codecs' general forms
+                if block[TYPE_AT] not in PASSABLE:
+                    break
+                try:
+                    if not stored_checksum(block)[1]:
+                        break
+                    size = decode_number(block[SIZE])
+                except ValueError:
+                    break
+                if size < 0:
+                    break
+            nxt = pos + BLOCK + size
+            if nxt > end:
+                break
+            if block[prefix_at]:
+                if named(header_path(block)) is None:
+                    break
+            elif named(block, 0, name_end) is None:
+                break
+            pos = nxt + (-size % BLOCK)
+            n += 1
+        return pos, n
+
     def header(self, block: bytes, offset: int):
         """Decode the header ``block`` found at ``offset``."""
+        action, value = self.fields(block, offset)
+        if action is ENTRY:
+            return ENTRY, Member(*value)
+        return action, value
+
+    def fields(self, block: bytes, offset: int):
+        """:meth:`header`, an entry given as the tuple of its fields (``(ENTRY, fields)``,
+        in the order of :data:`MEMBER_FIELDS`)."""
         if self._want is not None:
             raise RuntimeError("Decoder.payload must be called first")
         if len(block) != BLOCK:
@@ -178,9 +272,9 @@ class Decoder:
                                              "'blockimg update' leaves one: run it again)"))
             self.zero_at = None
         if not self._chain and not self.global_records:
-            member = self._usual(block, offset)
-            if member is not None:
-                return ENTRY, member
+            fields = self._usual(block, offset)
+            if fields is not None:
+                return ENTRY, fields
         try:
             stored, ok = stored_checksum(block)
         except ValueError:
@@ -192,7 +286,7 @@ class Decoder:
         ext = _EXTENDED.get(block[TYPE_AT])
         if ext is not None:
             return READ, self._extended(ext, block, offset)
-        return ENTRY, self._member(block, offset)
+        return ENTRY, self._fields(block, offset)
 
     def payload(self, data: bytes) -> None:
         ext, offset, size = self._want
@@ -239,12 +333,12 @@ class Decoder:
         self.flavours.add("pax" if ext in "xg" else "gnu")
         return size
 
-    def _usual(self, block: bytes, offset: int) -> Optional[Member]:
-        """The member of the usual header, in one step: a file, directory or link with
-        nothing pending, ASCII only, the checksum as tar writes it (six octal digits,
-        NUL, space) and right, plain octal size, mtime and mode. None for any other
-        header: the general steps (:meth:`_member`) decide, and give the same member for
-        this one (tests/unit/test_tar_open_fast.py). Measured reason: a tar scan is
+    def _usual(self, block: bytes, offset: int) -> Optional[tuple]:
+        """The member (its fields) of the usual header, in one step: a file, directory or
+        link with nothing pending, ASCII only, the checksum as tar writes it (six octal
+        digits, NUL, space) and right, plain octal size, mtime and mode. None for any
+        other header: the general steps (:meth:`_fields`) decide, and give the same member
+        for this one (tests/unit/test_tar_open_fast.py). Measured reason: a tar scan is
         mostly these headers, and the general steps cost 9 % more instructions on the
         20,000-member archive (docs/ARCHITECTURE.md)."""
         kind = _USUAL.get(block[TYPE_AT])
@@ -264,19 +358,26 @@ class Decoder:
             size, mtime, mode = int(size, 8), int(mtime, 8), int(mode, 8)
         except ValueError:                  # an 8 or a 9
             return None
-        name = header_path(block)
-        i = block.find(NUL, LINKNAME.start, LINKNAME.stop)
-        link = block[LINKNAME.start:i] if i >= 0 else block[LINKNAME]
+        if block[PREFIX.start]:
+            name = header_path(block)
+        else:                               # (header_path's first step, without the call)
+            i = block.find(NUL, 0, NAME.stop)
+            name = block[:i] if i >= 0 else block[NAME]
+        if block[LINKNAME.start]:
+            i = block.find(NUL, LINKNAME.start, LINKNAME.stop)
+            link = (block[LINKNAME.start:i] if i >= 0 else block[LINKNAME]).decode()
+        else:
+            link = ""
         magic = block[MAGIC_VERSION]
         flavour = "ustar" if magic.startswith(_USTAR) else "gnu" if magic == GNU_MAGIC else "v7"
         self.flavours.add(flavour)
         if kind == "file" and name.endswith(b"/"):
             kind = "dir"
-        return Member(offset, offset, name.decode("utf-8", "surrogateescape"),
-                      link.decode("utf-8", "surrogateescape") if link else "",
-                      block[TYPEFLAG], kind, size, mtime, mode & 0o7777, (), (), flavour, None)
+        # (ASCII: plain decode() is the UTF-8 one, without looking up an error handler)
+        return (offset, offset, name.decode(), link, block[TYPEFLAG], kind, size, mtime,
+                mode & 0o7777, (), (), flavour, None)
 
-    def _member(self, block: bytes, offset: int) -> Member:
+    def _fields(self, block: bytes, offset: int) -> tuple:
         base256: list = []
         size = _number(block, SIZE, "size", offset, base256)
         mtime = _number(block, MTIME, "mtime", offset, base256)
@@ -295,11 +396,10 @@ class Decoder:
             name, link, size, mtime, note = self._extend(name, link, size, mtime, offset)
             self._chain = []
         kind, note = _kind(block[TYPE_AT], name, note)
-        return Member(chain[0][1] if chain else offset, offset,
-                      name.decode("utf-8", "surrogateescape"),
-                      link.decode("utf-8", "surrogateescape") if link else "", block[TYPEFLAG],
-                      kind, size, mtime, mode & 0o7777, tuple(chain), tuple(base256), flavour,
-                      note)
+        return (chain[0][1] if chain else offset, offset,
+                name.decode("utf-8", "surrogateescape"),
+                link.decode("utf-8", "surrogateescape") if link else "", block[TYPEFLAG],
+                kind, size, mtime, mode & 0o7777, tuple(chain), tuple(base256), flavour, note)
 
     def _extend(self, name: bytes, link: bytes, size: int, mtime: int, offset: int):
         """``(name, link, size, mtime, note)`` after the pending GNU long names and pax

@@ -10,7 +10,7 @@ as pytest's root directory) and never from one another. One module per idea:
   (the Linux kernel under QEMU), ``kernel_tier`` (the kernel to boot, what the guest
   must see);
 * reference forms the library's fast code is tested equal to: ``fat_reference``,
-  ``tar_reference``;
+  ``tar_reference``, ``tar_lookup_reference``;
 * others: ``doc_blocks`` (the docs' code blocks), ``fake_format`` (a minimal image
   format), ``processes``, and ``fuzzer`` (the readers' fuzzer, run by ``tools/fuzz``).
 """

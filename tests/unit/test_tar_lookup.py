@@ -10,6 +10,9 @@ shows the data of the other members is skipped.
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -19,7 +22,10 @@ from hypothesis import strategies as st
 import blockimg
 from blockimg.block.memory import MemoryDevice
 from blockimg.errors import BlockImgError, NotFound
+from blockimg.tar.decoder import Decoder, unrelated_names
 from blockimg.tar.reader import TarImage
+from conftest import ROOT, require_tool
+from helpers.tar_lookup_reference import cannot_decide, pass_over_reference
 
 NAMES = ["a", "a/b", "a/b/c", "a/c", "b", "ab", "a/bc", "./a/b", "a//b", "a/./b/c"]
 KINDS = ["file", "dir", "symlink", "hardlink"]
@@ -166,3 +172,124 @@ def test_an_odd_number_in_another_member_is_decided_as_the_whole_index_does(fiel
                           tarfile.GNU_FORMAT))
     data[field] = value
     _same_as_whole_index(bytes(data), ["a/b", "a", "x", "zz"])
+
+
+# -- the pass over headers: the same as its simple form -------------------------------
+_NAME_BYTES = [b"a", b"b", b"/", b".", b"\0", b"\xe9", b"ab"]
+LOOKED_UP = [b"a", b"a/b", b"a/b/c", b"ab", b"\xe9/a"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_NAME_BYTES), max_size=8), st.sampled_from(LOOKED_UP))
+def test_the_lookup_pattern_is_the_rule_written_out(parts, path):
+    name = b"".join(parts)
+    field = (name + bytes(100))[:100]
+    expected = cannot_decide(name.split(b"\0", 1)[0][:100], path)
+    assert (unrelated_names(path).match(field, 0, 100) is not None) == expected, (name, path)
+
+
+def test_the_lookup_pattern_reads_a_name_that_fills_its_field():
+    path = b"d/" + b"n" * 98
+    assert unrelated_names(path).match(path, 0, 100) is None
+    assert unrelated_names(path[:-1] + b"m").match(path, 0, 100) is not None
+
+
+_BYTES = b"0123456789 \0\x80\xff/.xgLK5217DSV\n=\xe9"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(member, min_size=1, max_size=10),
+       st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT]),
+       st.lists(st.tuples(st.integers(0, 10 ** 6), st.sampled_from(_BYTES)), max_size=3),
+       st.booleans(), st.sampled_from(["a", "a/b", "a/b/c", "b", "zz"]))
+def test_pass_over_is_its_simple_form(members, fmt, flips, fix_checksum, want):
+    """From every header on, Decoder.pass_over passes the headers the simple form does
+    (tests/helpers/tar_lookup_reference.py), on archives with repeated, renamed and
+    unclean names and with bytes changed (checksums made right again, or not)."""
+    data = bytearray(_tar(members, fmt))
+    starts = []
+    TarImage(MemoryDevice(data=bytes(data))).each_member(
+        lambda m: starts.extend([m.offset] + [e[1] for e in m.extended]))
+    for where, value in flips:
+        h = starts[where % len(starts)]
+        data[h + where % 512] = value
+        if fix_checksum:
+            blk = data[h:h + 512]
+            data[h + 148:h + 156] = b"%06o\0 " % (sum(blk[:148]) + 256 + sum(blk[156:]))
+    data = bytes(data)
+    path = want.encode()
+    for pos in starts:
+        got = Decoder().pass_over(data, 0, pos, len(data), unrelated_names(path))
+        assert got == pass_over_reference(data, pos, path), pos
+        # A window that ends early: the run stops at its last whole header.
+        cut = data[:pos + 512 * 3]
+        got = Decoder().pass_over(cut, 0, pos, len(data), unrelated_names(path))
+        ref_pos, ref_n = pass_over_reference(data, pos, path)
+        assert got[1] <= ref_n and (got[1] == ref_n or got[0] + 512 > len(cut))
+
+
+# -- cat: a later member of the name wins, a broken header after it is reported ------------
+def _cat(tmp_path, data: bytes, path: str):
+    image = tmp_path / "x.tar"
+    image.write_bytes(data)
+    return subprocess.run([sys.executable, "-m", "blockimg", "cat", str(image), path],
+                          capture_output=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+LONG = "a/" + "n" * 120
+
+
+@pytest.mark.parametrize("fmt,how,path", [
+    (tarfile.GNU_FORMAT, "plain", "a/b"),
+    (tarfile.PAX_FORMAT, "pax", "a/b"),           # its own header names something else
+    (tarfile.PAX_FORMAT, "plain", LONG),          # a pax path record (over 100 bytes)
+    (tarfile.GNU_FORMAT, "plain", LONG),          # a GNU long name (././@LongLink)
+])
+def test_cat_gives_the_last_member_of_the_name(tmp_path, fmt, how, path):
+    members = [(path, "file", 10, "plain"), ("a/c", "file", 5000, "plain"),
+               ("z/y", "file", 300, "plain"), (path, "file", 30, how),
+               ("z/w", "file", 20000, "plain")]
+    r = _cat(tmp_path, _tar(members, fmt), path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == bytes([65 + 3]) * 30          # the fourth member's bytes ("D")
+    # As GNU tar extracts it (the later member replaces the earlier).
+    require_tool("tar")
+    (tmp_path / "out").mkdir()
+    subprocess.run(["tar", "-xf", str(tmp_path / "x.tar"), "-C", str(tmp_path / "out"), path],
+                   check=True)
+    assert (tmp_path / "out" / path).read_bytes() == r.stdout
+
+
+def _broken_after_the_match(kind):
+    members = [("a/b", "file", 10, "plain"), ("a/c", "file", 5000, "plain"),
+               ("z/y", "file", 300, "plain"), ("z/w", "file", 20, "plain")]
+    data = bytearray(_tar(members, tarfile.GNU_FORMAT))
+    h = 512 + 512 + 512 + 5120                        # z/y's header
+    assert data[h:h + 4] == b"z/y\0"
+    if kind == "checksum":
+        data[h + 1] = ord("q")
+    elif kind == "size":                              # data past the end of the image
+        data[h + 124:h + 136] = b"%011o\0" % (10 ** 9)
+        blk = data[h:h + 512]
+        data[h + 148:h + 156] = b"%06o\0 " % (sum(blk[:148]) + 256 + sum(blk[156:]))
+    else:                                             # cut after z/w's header: no data
+        data = data[:h + 512 + 512 + 512]
+    return bytes(data), h
+
+
+@pytest.mark.parametrize("kind,rule,at", [
+    ("checksum", "header checksum", 148),               # (the checksum field's offset)
+    ("size", "past the end of the image", 0),
+    ("cut", "past the end of the image", 1024)])        # (z/w's header)
+def test_cat_reports_a_broken_header_after_the_match(tmp_path, kind, rule, at):
+    """The file comes before the broken header, and the lookup still refuses the image,
+    naming the byte and the rule, as opening it whole does."""
+    data, h = _broken_after_the_match(kind)
+    r = _cat(tmp_path, data, "a/b")
+    assert r.returncode != 0 and r.stdout == b""
+    err = r.stderr.decode()
+    assert err.count("\n") == 1 and err.startswith("blockimg: "), err
+    assert rule in err and f"byte {h + at} " in err, err
+    with pytest.raises(BlockImgError) as whole:
+        TarImage(MemoryDevice(data=data + bytes(-len(data) % 512)))
+    assert rule in str(whole.value)

@@ -124,8 +124,8 @@ def test_every_header_goes_through_the_decoder(monkeypatch):
     data = _archive(tarfile.PAX_FORMAT)
     headers = _headers(data)
     calls = []
-    orig = tar_reader.Decoder.header
-    monkeypatch.setattr(tar_reader.Decoder, "header",
+    orig = tar_reader.Decoder.fields           # (Decoder.header is fields, as a Member)
+    monkeypatch.setattr(tar_reader.Decoder, "fields",
                         lambda self, b, o: calls.append(o) or orig(self, b, o))
     img = TarImage(MemoryDevice(data=data))
     assert img._member_count > 20

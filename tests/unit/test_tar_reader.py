@@ -124,6 +124,14 @@ def test_index_semantics():
     assert any("'f' was a file" in w for w in img.warnings)
 
 
+def test_a_name_ending_in_two_slashes_is_its_directory():
+    """``a//`` is the directory ``a`` (as GNU tar extracts it), not a key ``a/`` beside
+    ``a``: the index took a name's last ``/`` off before looking for ``//``."""
+    img = image(hdr(b"a//", 0, b"5"), hdr(b"b//", 1), blocks(b"B"), hdr(b"c/d//", 0, b"5"))
+    assert [(e.path, e.kind) for e in img.list()] == [("a", "dir"), ("b", "dir"),
+                                                      ("c", "dir"), ("c/d", "dir")]
+
+
 def test_lone_zero_block_is_read_through_and_noted():
     img = image(hdr(b"a", 0), Z, hdr(b"b", 0))
     assert [e.path for e in img.list()] == ["a", "b"]
