@@ -64,23 +64,25 @@ def _options(args: argparse.Namespace) -> dict:
 
 
 def _partition(image: str, selector: str, writable: bool):
-    """A window on partition ``selector`` of the disk ``image`` (writable unless a dry run)."""
+    """A window on partition ``selector`` of the disk ``image`` (writable unless a dry run);
+    the disk is opened and its partition table read once."""
     from ..block.registry import open_device
     from ..block.window import WindowDevice
     from ..disk.reader import open_partition
     from ..errors import InvalidInput
     from .run import open_writable
-    part = open_partition(open_device(image), selector, image)   # checks the table, names the choices
-    where = part.partition
-    part.close()
+    disk = open_writable(image) if writable else open_device(image)
+    part = open_partition(disk, selector, image)   # checks the table, names the choices
     if not writable:
-        return open_partition(open_device(image), selector, image)
-    disk = open_writable(image)
+        return part
     try:
+        where = part.partition
         if where.start % disk.sector_size or where.size % disk.sector_size:
             raise InvalidInput(f"partition {selector} is not whole sectors", path=image,
                                rule="partition alignment")
-        return WindowDevice(disk, where.start, where.size, writable=True)
+        window = WindowDevice(disk, where.start, where.size, writable=True)
+        window.name = part.name
+        return window
     except BaseException:
         disk.close()
         raise

@@ -384,3 +384,25 @@ def test_update_on_a_device_node(tmp_path, site):
     finally:
         run("losetup", "-d", loop)
     assert_exact(image, site, tmp_path)
+
+
+def test_partition_table_is_read_once_for_a_writable_window(tmp_path, site, monkeypatch):
+    """``update --partition`` opens the disk once and reads its table once."""
+    from blockimg.disk import reader
+    from blockimg.update import cli as update_cli
+    disk = tmp_path / "disk.img"
+    cli("disk", "-o", disk, f"{site},format=fat", "empty:8M")
+    calls = []
+    real = reader.read_table
+    monkeypatch.setattr(reader, "read_table", lambda dev: calls.append(1) or real(dev))
+    for writable in (True, False):
+        calls.clear()
+        dev = update_cli._partition(str(disk), "1", writable)
+        try:
+            assert len(calls) == 1 and dev.writable is writable
+            assert dev.name == f"{disk}#1"
+            assert bytes(dev.pread(0, 512))[510:] == b"\x55\xaa"
+        finally:
+            parent = dev.parent
+            dev.close()
+            parent.close()
