@@ -64,13 +64,18 @@ DELETED = 0xE5
 
 # -- the old volume ----------------------------------------------------------------
 
-class OldEntry(namedtuple("OldEntry", "path kind record runs")):
-    """A file or directory of the old volume: its short entry and its chain (a tuple:
-    one per entry of the volume, kept small). ``kind``: "file" or "dir"; ``record``:
-    its :class:`~blockimg.fat.dirents.Record`; ``runs``: (first cluster, count) pairs,
-    a directory's whole chain."""
+class OldEntry(namedtuple("OldEntry", "path kind size mtime mode runs offset lfn_offset")):
+    """A file or directory of the old volume (one per entry: a tuple, kept small).
+
+    What the diff reads of an index entry (``path``, ``kind`` "file" or "dir", ``size``,
+    ``mtime``, ``mode``: :class:`~blockimg.read.image.EntryInfo`'s names) and what the
+    planner needs: ``runs``, its chain as (first cluster, count) pairs (a directory's
+    whole chain); ``offset``, its short entry's offset in its directory's data, and
+    ``lfn_offset``, its first long-name slot's (== ``offset`` without one). Its short
+    name is read from the directory's data (:meth:`Volume.short`)."""
 
     __slots__ = ()
+    link_target = None
 
 
 @record(frozen=True)
@@ -98,6 +103,14 @@ class Volume:
     dirty: bool                       # the marker was set: an update was cut short
     fsinfo: Optional[bytes] = None    # FAT32's FSInfo sector
     other_fats: Tuple[bytes, ...] = ()  # FAT copies 1.. (a cut update may leave them behind)
+
+    def short(self, e: OldEntry) -> bytes:
+        """The 11-byte short name of entry ``e``."""
+        return self.dirs[e.path.rpartition("/")[0]].data[e.offset:e.offset + 11]
+
+    def nt_res(self, e: OldEntry) -> int:
+        """The DIR_NTRes byte (the case of the short name) of entry ``e``."""
+        return self.dirs[e.path.rpartition("/")[0]].data[e.offset + 12]
 
     def dir_offset(self, d: OldDir, pos: int) -> int:
         """Device offset of byte ``pos`` of directory ``d``."""
@@ -374,16 +387,17 @@ class _Planner:
         for p in self.removed:
             parent = p.rpartition("/")[0]
             if parent not in self.gone:
-                r = self.vol.entries[p].record
-                self.edit(parent).clear(r.lfn_offset, r.offset + DIR_ENTRY_SIZE)
+                o = self.vol.entries[p]
+                self.edit(parent).clear(o.lfn_offset, o.offset + DIR_ENTRY_SIZE)
 
     def name_into(self, parent: str, kids: List[SourceEntry]) -> None:
         """Name ``kids`` beside the kept entries of ``parent`` and give them slots."""
         ed = self.edit(parent)
         kept = [c for c in ed.old.children if c.path not in self.gone]
         exact = {exact_short(e.path.rpartition("/")[2]) for e in kids} - {None}
-        clash = [c for c in kept if c.record.short in exact]
-        taken = [c.record.short for c in kept if c not in clash]
+        short = self.vol.short
+        clash = [c for c in kept if short(c) in exact]
+        taken = [short(c) for c in kept if c not in clash]
         named = name_children(parent, kids + [self.by_path[c.path] for c in clash],
                               self.options, taken)
         for c, n in zip(clash, named[len(kids):]):
@@ -472,13 +486,12 @@ class _Planner:
         """Phase 4: the directory sectors that change."""
         new_short: Dict[str, bytes] = {}
         for ed, c, n in self.renamed:
-            r = c.record
             new_short[c.path] = n.short
             raw = n.to_bytes()
-            if len(raw) != r.offset + DIR_ENTRY_SIZE - r.lfn_offset:   # pragma: no cover
+            if len(raw) != c.offset + DIR_ENTRY_SIZE - c.lfn_offset:   # pragma: no cover
                 raise AssertionError("a renamed alias changed the slot count")
-            ed.data[r.lfn_offset:r.offset + DIR_ENTRY_SIZE] = _with_times(raw, ed.old.data,
-                                                                          r.offset)
+            ed.data[c.lfn_offset:c.offset + DIR_ENTRY_SIZE] = _with_times(raw, ed.old.data,
+                                                                          c.offset)
         for ed in self.edits.values():
             for slot, n in ed.placed:
                 n.cluster = self.first(n.source.path)
@@ -486,11 +499,12 @@ class _Planner:
                 ed.data[slot:slot + len(raw)] = raw
         for e in self.changed:
             ed = self.edit(e.path.rpartition("/")[0])
-            r = self.vol.entries[e.path].record
-            short = new_short.get(e.path, r.short)
-            ed.data[r.offset:r.offset + DIR_ENTRY_SIZE] = pack_entry(
+            o = self.vol.entries[e.path]
+            old_short = self.vol.short(o)
+            short = new_short.get(e.path, old_short)
+            ed.data[o.offset:o.offset + DIR_ENTRY_SIZE] = pack_entry(
                 short, file_attr(e.mode, False), self.first(e.path), e.size, e.mtime,
-                r.nt_res if short == r.short else 0)
+                self.vol.nt_res(o) if short == old_short else 0)
         out: List[object] = []
         for ed in self.edits.values():
             old = ed.old.data + bytes(len(ed.data) - len(ed.old.data))

@@ -226,7 +226,7 @@ def _update_fat(job: _Job) -> UpdateResult:
         index = fat_update.index(vol)
         # A cut update wrote the image (its marker first): its mtime says nothing then.
         same = _content_test(job, "fat", None if vol.dirty else last_write(dev),
-                             _newest(index), fat_update.same_content(dev))
+                             _newest(index), fat_update.same_content(dev, vol.geometry))
         d = diff(index, job.tree, same_content=same, mtime_key=_mtime_key("fat"))
         del index
         # Every refusal create would make of the directories that change (the others

@@ -131,7 +131,7 @@ def short_names(image: Path) -> dict:
         vol = fat_update.read_volume(dev)
     finally:
         dev.close()
-    return {p: (e.record.short, e.record.offset) for p, e in vol.entries.items()}
+    return {p: (vol.short(e), e.offset) for p, e in vol.entries.items()}
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -406,3 +406,22 @@ def test_partition_table_is_read_once_for_a_writable_window(tmp_path, site, monk
             parent = dev.parent
             dev.close()
             parent.close()
+
+
+def test_new_name_is_checked_against_kept_siblings_before_writing(tmp_path, site):
+    """A new name that only differs in case from a kept one is refused, as create
+    refuses it, before anything is written; a change elsewhere in the same update does
+    not hide it."""
+    image = tmp_path / "site.img"
+    cli("create", site, "-o", image, "--format", "fat", "-q")
+    before = image.read_bytes()
+    write(site, "blog/ONE.html", b"clash")
+    write(site, "img/logo.png", b"changed", T0 + 2)
+    settle_dirs(site)
+    r = cli("update", image, site, check=False)
+    assert r.returncode != 0 and "differ only in case" in r.stderr, r.stderr
+    assert image.read_bytes() == before
+    (site / "blog/ONE.html").unlink()
+    settle_dirs(site)
+    cli("update", image, site, "-q")
+    assert_exact(image, site, tmp_path)

@@ -240,17 +240,6 @@ def test_diff_of_a_fat_image(tmp_path, site):
         "diff", image, site, "--compare", "always").stdout
 
 
-def test_quick_trusts_size_and_mtime(tmp_path, site):
-    image = tmp_path / "site.tar"
-    cli("create", site, "-o", image, "-q")
-    write(site, "blog/two.html", b"TWO" * 10)      # same size, same mtime
-    settle_dirs(site)
-    assert "0 changed" in cli("diff", image, site, "--quick").stdout
-    assert update(image, site, quick=True).strategy == "none"
-    assert update(image, site).strategy == "append"
-    assert_exact(image, site, tmp_path)
-
-
 def test_image_and_manifest_inside_the_source_are_left_out(tmp_path, site):
     image, manifest = site / "site.tar", site / "site.json"
     cli("create", site, "-o", image, "-q", "--manifest", manifest)
