@@ -70,12 +70,21 @@ def diff(index: Iterable[EntryInfo], tree: SourceTree, *, same_content: SameCont
     """
     key = mtime_key or int
     have: Dict[str, EntryInfo] = {i.path: i for i in index if i.path}
+    pop = have.pop
     added, changed = [], []
     unchanged = 0
+    FILE = Kind.FILE
     for e in tree.entries:
-        info = have.pop(e.path, None)
+        info = pop(e.path, None)
         if info is None:
             added.append(e)
+        elif e.kind is FILE and info.kind == "file" and info.size == e.size and \
+                key(info.mtime) == key(e.mtime) and not modes:
+            # The common case, inline: what _differs decides for such a pair.
+            if same_content(info, e):
+                unchanged += 1
+            else:
+                changed.append(e)
         elif _differs(info, e, same_content, modes, key):
             changed.append(e)
         else:

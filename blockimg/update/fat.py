@@ -22,7 +22,7 @@ from ..fat.names import fold
 from ..fat.structs import ATTR_READ_ONLY, DIR_ENTRY_SIZE, unix_time
 from ..fat.update import (FileData, OldDir, OldEntry, UpdatePlan, Volume, Write, dirty,
                           lost_runs, plan as plan_update, PHASES)
-from ..sources.directory import SourceEntry, SourceTree
+from ..sources.directory import SourceEntry, SourceTree, paused_gc
 
 __all__ = ["read_volume", "index", "touched", "same_content", "plan_update", "apply", "interrupted"]
 
@@ -30,6 +30,8 @@ MAX_DIR_BYTES = 65536 * DIR_ENTRY_SIZE
 CHUNK = 1 << 20
 READ_AHEAD = 1 << 18
 _READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+#: Lead byte -> 1 for a deleted slot (0xE5).
+_DELETED = bytes(1 if b == 0xE5 else 0 for b in range(256))
 
 
 def interrupted(device: BlockDevice) -> bool:
@@ -53,7 +55,8 @@ def read_volume(device: BlockDevice) -> Volume:
     table = FatTable(device, geo, 0)
     referenced = bytearray(geo.cluster_count + 2)
     walk = _Walk(device, geo, table, referenced)
-    walk.run()
+    with paused_gc():       # one small tuple per entry, no cycles: nothing to collect
+        walk.run()
     fsinfo = None
     if geo.fat_type == 32 and 0 < geo.fsinfo_sector < geo.reserved_sectors:
         fsinfo = bytes(device.pread(geo.fsinfo_sector * ss, ss))
@@ -131,6 +134,7 @@ class _Walk:
         fast = self.table.chain
         top = geo.max_cluster
         one = b"\x01"
+        new = tuple.__new__                       # OldEntry's fields, without its __new__
 
         def at(off: int) -> int:
             if not clusters:
@@ -170,19 +174,25 @@ class _Walk:
                 runs = tuple(self.entry_chain(r, full, lambda: at(r.offset)))
             if kind == "dir":
                 subdirs.append((full, c, runs))
-                e = OldEntry(full, "dir", 0, mtime, 0o555 if ro else 0o755, runs, off,
-                             lfn_off)
+                e = new(OldEntry, (full, "dir", 0, mtime, 0o555 if ro else 0o755, runs, off,
+                                   lfn_off))
             else:
-                e = OldEntry(full, "file", size, mtime, 0o444 if ro else 0o644, runs, off,
-                             lfn_off)
+                e = new(OldEntry, (full, "file", size, mtime, 0o444 if ro else 0o644, runs,
+                                   off, lfn_off))
             entries[full] = e
             children.append(e)
-        # Slots before the end that no entry owns and are not deleted: broken long names.
-        for i, lead in enumerate(data[::DIR_ENTRY_SIZE]):
-            if lead == 0:
-                break
-            if not owned[i] and lead != 0xE5:
-                junk.append((i * DIR_ENTRY_SIZE, (i + 1) * DIR_ENTRY_SIZE))
+        # Slots before the end that no entry owns and are not deleted: broken long names
+        # (found a byte per slot at once: owned OR deleted, then its zero bytes).
+        leads = data[::DIR_ENTRY_SIZE]
+        n = leads.find(0)
+        n = len(leads) if n < 0 else n
+        covered = (int.from_bytes(owned[:n], "little")
+                   | int.from_bytes(leads[:n].translate(_DELETED), "little")
+                   ).to_bytes(n, "little")
+        i = covered.find(0)
+        while i >= 0:
+            junk.append((i * DIR_ENTRY_SIZE, (i + 1) * DIR_ENTRY_SIZE))
+            i = covered.find(0, i + 1)
         return children, junk, subdirs
 
     def entry_chain(self, r, full: str, at) -> List[Tuple[int, int]]:

@@ -425,3 +425,30 @@ def test_new_name_is_checked_against_kept_siblings_before_writing(tmp_path, site
     settle_dirs(site)
     cli("update", image, site, "-q")
     assert_exact(image, site, tmp_path)
+
+
+@settings(max_examples=60, deadline=None)
+@given(bits=st.sampled_from([12, 16, 32]), values=st.lists(st.integers(0, 5), min_size=3,
+                                                           max_size=300),
+       refs=st.lists(st.booleans(), min_size=300, max_size=300))
+def test_lost_runs_are_allocated_unreferenced_clusters(bits, values, refs):
+    """lost_runs (a byte column at a time) against the rule, entry by entry: allocated
+    (not free, not bad) and not referenced."""
+    from blockimg.fat import table
+    from blockimg.fat.update import fat_set, lost_runs
+    n = len(values)
+    bad = table.BAD[bits]
+    buf = bytearray(4 * n + 4)
+    for c, v in enumerate(values):
+        fat_set(buf, bits, c, {0: 0, 1: 3, 2: bad, 3: table.EOC[bits], 4: 7, 5: 0}[v])
+    referenced = bytearray(refs[:n])
+    want, c = [], 2
+    while c < n:
+        if values[c] not in (0, 2, 5) and not referenced[c]:
+            s = c
+            while c < n and values[c] not in (0, 2, 5) and not referenced[c]:
+                c += 1
+            want.append((s, c - s))
+        else:
+            c += 1
+    assert lost_runs(bytes(buf), bits, n - 2, referenced) == want
