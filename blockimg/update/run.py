@@ -252,15 +252,20 @@ def _update_tar(job: _Job) -> UpdateResult:
     from . import tar as tar_update
     name, device, tree = job.name, job.device, job.tree
     with api.open(device if device is not None else name) as img:
-        laid = api.plan(tree, format=img.format, **job.options).plan   # every refusal
+        options = api.plan(SourceTree(()), format=img.format, **job.options).plan.options
         notes = list(img.notes)
         end = img.end_of_archive
         old_size = img.device.size
         lone = tar_update.interrupted(notes)
         written = None
-        if not lone and tar_update.settled(img.device, end, laid.options.pad_to):
+        if not lone and tar_update.settled(img.device, end, options.pad_to):
             written = last_write(img.device)
         d = _tar_diff(img, tree, job, written)
+        fmt = img.format
+    # Every refusal create would make: of the whole tree for a rebuild; else of what is
+    # appended (the rest is in the image as it is in the tree).
+    whole = bool(d.removed) or _kind_changes(d)
+    laid = api.plan(tree if whole else _appended(tree, d), format=fmt, **job.options).plan
     fixed = None if device is not None or not is_device_node(name) else old_size
     ap = None if lone else tar_update.plan_append(
         d, tree, end_of_archive=end, old_size=old_size, options=laid.options,
@@ -295,14 +300,25 @@ def _update_tar(job: _Job) -> UpdateResult:
 def _tar_diff(img: Image, tree: SourceTree, job: _Job, written: Optional[int]) -> Diff:
     index = list(img)
     key = _mtime_key(img.format)
-    d = diff(index, tree, same_content=lambda i, e: True, modes=True, mtime_key=key)
+    quick = lambda i, e: True                     # noqa: E731
+    if job.compare == "never":
+        return diff(index, tree, same_content=quick, modes=True, mtime_key=key)
+    same = _content_test(job, "tar", written, _newest(index),
+                         lambda i, e: same_bytes(img, i, e))
+    if job.compare == "auto" and job.times.real:  # few files to read: one pass
+        return diff(index, tree, same_content=same, modes=True, mtime_key=key)
+    d = diff(index, tree, same_content=quick, modes=True, mtime_key=key)
     # A rebuild (removals, a kind change) writes everything anyway: no need to read
     # the files to compare them, unless the changes are to be listed.
-    if job.compare != "never" and (job.dry_run or not (d.removed or _kind_changes(d))):
-        same = _content_test(job, "tar", written, _newest(index),
-                             lambda i, e: same_bytes(img, i, e))
+    if job.dry_run or not (d.removed or _kind_changes(d)):
         d = diff(index, tree, same_content=same, modes=True, mtime_key=key)
     return d
+
+
+def _appended(tree: SourceTree, d: Diff) -> SourceTree:
+    """The entries of ``tree`` an append states: the added and changed ones."""
+    want = {e.path for e in d.added} | {e.path for e in d.changed}
+    return SourceTree(tuple(e for e in tree.entries if e.path in want))
 
 
 def _newest(index) -> int:
