@@ -7,8 +7,6 @@ a crash leaves); :func:`apply` writes it, flushing after each phase.
 """
 from __future__ import annotations
 
-import os
-
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Callable, Dict, List, Tuple
@@ -23,13 +21,12 @@ from ..fat.structs import ATTR_READ_ONLY, DIR_ENTRY_SIZE, unix_time
 from ..fat.update import (FileData, OldDir, OldEntry, UpdatePlan, Volume, Write, dirty,
                           lost_runs, plan as plan_update, PHASES)
 from ..sources.directory import SourceEntry, SourceTree, paused_gc
+from .compare import comparer
 
 __all__ = ["read_volume", "index", "touched", "same_content", "plan_update", "apply", "interrupted"]
 
 MAX_DIR_BYTES = 65536 * DIR_ENTRY_SIZE
 CHUNK = 1 << 20
-READ_AHEAD = 1 << 18
-_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 #: Lead byte -> 1 for a deleted slot (0xE5).
 _DELETED = bytes(1 if b == 0xE5 else 0 for b in range(256))
 
@@ -264,51 +261,17 @@ def _source_chunks(entry: SourceEntry):
 
 def same_content(device: BlockDevice, geo) -> "Callable[[OldEntry, SourceEntry], bool]":
     """Whether an image file (its runs of clusters on ``device``, of geometry ``geo``)
-    holds a source entry's bytes (read in pieces of at most CHUNK bytes)."""
+    holds a source entry's bytes (:func:`blockimg.update.compare.comparer`)."""
     cs = geo.cluster_size
     base = geo.data_offset - 2 * cs               # geo.cluster_offset(c) == base + c * cs
-    held = [0, b""]                               # a window read ahead: [offset, bytes]
 
-    def pread(off: int, k: int):
-        """The image's bytes ``off .. off + k``: files are compared in tree order, which is
-        mostly their order on the image, so one read of READ_AHEAD bytes serves many."""
-        start, data = held
-        if start <= off and off + k <= start + len(data):
-            return data[off - start:off - start + k]
-        n = max(k, min(READ_AHEAD, device.size - off))
-        data = bytes(device.pread(off, n))
-        held[0], held[1] = off, data
-        return data[:k] if n > k else data
-
-    def same(info: OldEntry, entry: SourceEntry) -> bool:
-        if entry.data is not None:
-            return entry.size == info.size and b"".join(
-                bytes(pread(base + s * cs, n * cs)) for s, n in info.runs
-            )[:info.size] == bytes(entry.data)
-        try:
-            fd = os.open(entry.source, _READ)
-        except OSError as e:
-            raise DeviceError(f"{entry.source}: cannot read: {e.strerror}",
-                              errno=e.errno) from None
-        try:
-            at = entry.offset or 0
-            left = info.size
-            for s, n in info.runs:
-                off, end = base + s * cs, base + s * cs + min(n * cs, left)
-                left -= end - off
-                while off < end:
-                    k = min(CHUNK, end - off)
-                    if os.pread(fd, k, at) != pread(off, k):
-                        return False
-                    off += k
-                    at += k
-            return True
-        except OSError as e:
-            raise DeviceError(f"{entry.source}: cannot read: {e.strerror}",
-                              errno=e.errno) from None
-        finally:
-            os.close(fd)
-    return same
+    def extents(info: OldEntry):
+        left = info.size
+        for s, n in info.runs:
+            k = min(n * cs, left)
+            yield base + s * cs, k
+            left -= k
+    return comparer(device, extents)
 
 
 def apply(p: UpdatePlan, device: BlockDevice, *, on_phase=None) -> int:

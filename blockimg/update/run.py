@@ -21,6 +21,7 @@ from ..errors import DeviceError, InvalidInput
 from ..read.image import EntryInfo, Image
 from ..record import field, record
 from ..sources.directory import SourceEntry, SourceTree, excluder, walk
+from .compare import comparer
 from .diff import COMPARE, Diff, diff, needs_bytes
 
 __all__ = ["Diff", "UpdateResult", "diff_image", "update"]
@@ -163,9 +164,10 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
     writing only what changed; ``dry_run`` only says what would be written.
 
     ``image`` is an image file or a device node (``device``: an open writable
-    :class:`BlockDevice` to write through instead, e.g. in tests). The whole new
-    tree is checked against the format's and target's rules first (as ``create``
-    does) and nothing is written when it is refused or does not fit. ``manifest``:
+    :class:`BlockDevice` to write through instead, e.g. in tests). What the update
+    writes is checked against the format's and target's rules first (as ``create``
+    checks it: new names against their siblings; a rebuild, the whole tree) and
+    nothing is written when it is refused or does not fit. ``manifest``:
     a manifest file to rewrite for the updated image. ``compare``: when the bytes of a
     file whose size, mtime and mode agree are compared -- ``"auto"`` (where the mtime
     cannot tell: see :func:`blockimg.update.diff.needs_bytes`), ``"always"`` or
@@ -229,8 +231,8 @@ def _update_fat(job: _Job) -> UpdateResult:
                              _newest(index), fat_update.same_content(dev, vol.geometry))
         d = diff(index, job.tree, same_content=same, mtime_key=_mtime_key("fat"))
         del index
-        # Every refusal create would make of the directories that change (the others
-        # are in the image as they are in the tree, so create's checks passed them).
+        # Every refusal create would make of what changes: each directory that gains
+        # an entry, each changed entry (the rest is in the image as it is in the tree).
         laid = api.plan(fat_update.touched(job.tree, d), format="fat", **job.options).plan
         p = fat_update.plan_update(vol, job.tree, d, laid.options)
         strategy = "none" if p.empty else "complete" if vol.dirty else "in place"
@@ -304,7 +306,7 @@ def _tar_diff(img: Image, tree: SourceTree, job: _Job, written: Optional[int]) -
     if job.compare == "never":
         return diff(index, tree, same_content=quick, modes=True, mtime_key=key)
     same = _content_test(job, "tar", written, _newest(index),
-                         lambda i, e: same_bytes(img, i, e))
+                         comparer(img.device, _extents))
     if job.compare == "auto" and job.times.real:  # few files to read: one pass
         return diff(index, tree, same_content=same, modes=True, mtime_key=key)
     d = diff(index, tree, same_content=quick, modes=True, mtime_key=key)
@@ -319,6 +321,11 @@ def _appended(tree: SourceTree, d: Diff) -> SourceTree:
     """The entries of ``tree`` an append states: the added and changed ones."""
     want = {e.path for e in d.added} | {e.path for e in d.changed}
     return SourceTree(tuple(e for e in tree.entries if e.path in want))
+
+
+def _extents(info: EntryInfo):
+    """Where an image file's bytes are."""
+    return info.extents
 
 
 def _newest(index) -> int:
