@@ -33,9 +33,14 @@ def add_commands(command, mtime_type) -> dict:
         c.add_argument("--partition", metavar="N|NAME",
                        help="the volume is partition N (1-based) or the GPT partition NAME "
                             "of a partitioned disk")
-        c.add_argument("--quick", action="store_true",
-                       help="files of equal size, mtime and mode are unchanged (do not "
-                            "read them to compare their bytes)")
+        c.add_argument("--compare", choices=["auto", "always", "never"], default="auto",
+                       help="when to read a file whose size, mtime and mode equal the "
+                            "image's to compare its bytes: auto (default) where the mtime "
+                            "cannot tell -- every file with --mtime or SOURCE_DATE_EPOCH, "
+                            "else only files (or directories) changed within 2 s of the "
+                            "image's last write or dated outside what FAT keeps; always; "
+                            "never (size and mtime decide, as rsync's quick check)")
+        c.add_argument("--quick", action="store_true", help="the same as --compare never")
         if name == "update":
             c.add_argument("--dry-run", action="store_true",
                            help="only list the changes and the bytes they would write")
@@ -50,7 +55,8 @@ def _options(args: argparse.Namespace) -> dict:
     if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip().lstrip("-").isdigit():
         mtime = int(os.environ["SOURCE_DATE_EPOCH"])
     opts = dict(keep_links=args.keep_links, skip_special=args.skip_special, mtime=mtime,
-                exclude=args.exclude, exclude_vcs=args.exclude_vcs, quick=args.quick)
+                exclude=args.exclude, exclude_vcs=args.exclude_vcs,
+                compare="never" if args.quick else args.compare)
     for k in ("target", "sector_size"):
         if getattr(args, k) is not None:
             opts[k] = getattr(args, k)
@@ -58,23 +64,25 @@ def _options(args: argparse.Namespace) -> dict:
 
 
 def _partition(image: str, selector: str, writable: bool):
-    """A window on partition ``selector`` of the disk ``image`` (writable unless a dry run)."""
+    """A window on partition ``selector`` of the disk ``image`` (writable unless a dry run);
+    the disk is opened and its partition table read once."""
     from ..block.registry import open_device
     from ..block.window import WindowDevice
     from ..disk.reader import open_partition
     from ..errors import InvalidInput
     from .run import open_writable
-    part = open_partition(open_device(image), selector, image)   # checks the table, names the choices
-    where = part.partition
-    part.close()
+    disk = open_writable(image) if writable else open_device(image)
+    part = open_partition(disk, selector, image)   # checks the table, names the choices
     if not writable:
-        return open_partition(open_device(image), selector, image)
-    disk = open_writable(image)
+        return part
     try:
+        where = part.partition
         if where.start % disk.sector_size or where.size % disk.sector_size:
             raise InvalidInput(f"partition {selector} is not whole sectors", path=image,
                                rule="partition alignment")
-        return WindowDevice(disk, where.start, where.size, writable=True)
+        window = WindowDevice(disk, where.start, where.size, writable=True)
+        window.name = part.name
+        return window
     except BaseException:
         disk.close()
         raise

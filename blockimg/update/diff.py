@@ -11,7 +11,11 @@
   directories are compared by kind only (a tar image cannot re-state a
   directory without emptying it for Mirage, and FAT keeps no directory mode).
 
-No I/O here: the caller gives the index, the tree and the content comparison.
+Whether the bytes are read to compare them is the caller's ``--compare`` choice;
+:func:`needs_bytes` is the ``auto`` rule (see docs/update.md): compare only where
+the mtime cannot tell.
+
+No I/O here: the caller gives the index, the tree, the times and the content comparison.
 """
 from __future__ import annotations
 
@@ -21,9 +25,15 @@ from ..read.image import EntryInfo
 from ..record import record
 from ..sources.directory import Kind, SourceEntry, SourceTree
 
-__all__ = ["Diff", "diff", "MODE_BITS"]
+__all__ = ["Diff", "diff", "needs_bytes", "MODE_BITS", "COMPARE", "RECENT"]
 
 MODE_BITS = 0o7777
+#: ``--compare``: when the bytes of a file whose size, mtime and mode agree are read.
+COMPARE = ("auto", "always", "never")
+#: Seconds: a source time this close to (or after) the image's last write is not trusted
+#: (the image may have been written in the same clock step as a later edit; FAT images
+#: and file systems keep 2-second steps).
+RECENT = 2
 SameContent = Callable[[EntryInfo, SourceEntry], bool]
 
 
@@ -60,12 +70,22 @@ def diff(index: Iterable[EntryInfo], tree: SourceTree, *, same_content: SameCont
     """
     key = mtime_key or int
     have: Dict[str, EntryInfo] = {i.path: i for i in index if i.path}
+    pop = have.pop
     added, changed = [], []
     unchanged = 0
+    FILE = Kind.FILE
     for e in tree.entries:
-        info = have.pop(e.path, None)
+        info = pop(e.path, None)
         if info is None:
             added.append(e)
+        elif e.kind is FILE and info.kind == "file" and info.size == e.size and \
+                key(info.mtime) == key(e.mtime) and \
+                (not modes or (info.mode & MODE_BITS) == (e.mode & MODE_BITS)):
+            # The common case, inline: what _differs decides for such a pair.
+            if same_content(info, e):
+                unchanged += 1
+            else:
+                changed.append(e)
         elif _differs(info, e, same_content, modes, key):
             changed.append(e)
         else:
@@ -88,3 +108,32 @@ def _differs(info: EntryInfo, e: SourceEntry, same_content: SameContent, modes: 
     if modes and (info.mode & MODE_BITS) != (e.mode & MODE_BITS):
         return True
     return not same_content(info, e)
+
+
+def needs_bytes(*, real_mtimes: bool, written: int, dir_mtimes: Dict[str, int],
+                mtime_range: Optional[Tuple[int, int]] = None) -> Callable[[SourceEntry], bool]:
+    """The ``auto`` rule: whether a file whose size, mtime and mode agree with the image
+    must still have its bytes compared, because its mtime cannot tell:
+
+    * the tree's mtimes are not the files' own (``real_mtimes`` False: ``--mtime``,
+      ``SOURCE_DATE_EPOCH``, a tree given as a list): every such file;
+    * the file's mtime is outside what the format keeps (``mtime_range``: FAT's
+      1980..2107, clamped, so all those times look alike);
+    * the file's mtime, or its directory's (a file renamed over another changes it),
+      is not older than ``written`` (the image's last write) by :data:`RECENT` seconds:
+      an edit in the same clock step as the write keeps the mtime the image holds.
+
+    ``dir_mtimes``: directory path -> mtime (``""``: the source root).
+    """
+    if not real_mtimes:
+        return lambda e: True
+    since = written - RECENT
+    lo, hi = mtime_range if mtime_range is not None else (None, None)
+    recent_dirs = {p for p, t in dir_mtimes.items() if t >= since}
+
+    def needs(e: SourceEntry) -> bool:
+        t = e.mtime
+        if t >= since or e.data is not None or (lo is not None and not lo <= t <= hi):
+            return True
+        return bool(recent_dirs) and e.path.rpartition("/")[0] in recent_dirs
+    return needs

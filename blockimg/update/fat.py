@@ -20,13 +20,15 @@ from ..fat.names import fold
 from ..fat.structs import ATTR_READ_ONLY, DIR_ENTRY_SIZE, unix_time
 from ..fat.update import (FileData, OldDir, OldEntry, UpdatePlan, Volume, Write, dirty,
                           lost_runs, plan as plan_update, PHASES)
-from ..read.image import EntryInfo
-from ..sources.directory import SourceEntry, SourceTree
+from ..sources.directory import SourceEntry, SourceTree, paused_gc
+from .compare import comparer
 
 __all__ = ["read_volume", "index", "touched", "same_content", "plan_update", "apply", "interrupted"]
 
 MAX_DIR_BYTES = 65536 * DIR_ENTRY_SIZE
 CHUNK = 1 << 20
+#: Lead byte -> 1 for a deleted slot (0xE5).
+_DELETED = bytes(1 if b == 0xE5 else 0 for b in range(256))
 
 
 def interrupted(device: BlockDevice) -> bool:
@@ -50,7 +52,8 @@ def read_volume(device: BlockDevice) -> Volume:
     table = FatTable(device, geo, 0)
     referenced = bytearray(geo.cluster_count + 2)
     walk = _Walk(device, geo, table, referenced)
-    walk.run()
+    with paused_gc():       # one small tuple per entry, no cycles: nothing to collect
+        walk.run()
     fsinfo = None
     if geo.fat_type == 32 and 0 < geo.fsinfo_sector < geo.reserved_sectors:
         fsinfo = bytes(device.pread(geo.fsinfo_sector * ss, ss))
@@ -69,6 +72,7 @@ class _Walk:
         self.referenced = referenced
         self.dirs: Dict[str, OldDir] = {}
         self.entries: Dict[str, OldEntry] = {}
+        self.times: Dict[int, int] = {}           # FAT date << 16 | time -> Unix time
 
     def chain(self, start: int, limit: int, what, at) -> List[Tuple[int, int]]:
         """The chain from ``start`` (at most ``limit`` clusters), owned; ``what()`` and
@@ -95,28 +99,39 @@ class _Walk:
         if geo.fat_type == 32:
             runs = self.chain(geo.root_cluster, MAX_DIR_BYTES // cs, lambda: "root directory",
                               lambda: 44)
-            stack = [("", geo.root_cluster, _clusters(runs))]
+            stack = [("", geo.root_cluster, tuple(runs))]
         else:
             stack = [("", 0, ())]
         while stack:
-            path, cluster, clusters = stack.pop()
-            if clusters:
-                data = b"".join(bytes(self.device.pread(geo.cluster_offset(c), cs))
-                                for c in clusters)
+            path, cluster, runs = stack.pop()
+            if runs:        # one read per run of clusters
+                data = b"".join(bytes(self.device.pread(geo.cluster_offset(c), n * cs))
+                                for c, n in runs)
             else:
                 data = bytes(self.device.pread(geo.root_offset, geo.root_bytes))
+            clusters = _clusters(runs)
             children, junk, subdirs = self.directory(path, clusters, data)
             self.dirs[path] = OldDir(path, cluster, clusters, data, tuple(children),
                                      tuple(junk))
             stack.extend(reversed(subdirs))
 
     def directory(self, path: str, clusters, data: bytes):
+        """The entries of one directory (``data``): ``(children, junk slot ranges,
+        subdirectories to read)``. A file whose chain is one run of exactly the clusters
+        its size needs (the common case) is taken in here; every other entry goes
+        through :meth:`entry_chain`'s checks."""
         geo = self.geo
         cs = geo.cluster_size
         records, _issues = parse_directory(data, fat32=geo.fat_type == 32)
         owned = bytearray(len(data) // DIR_ENTRY_SIZE)
         seen = set()
         children, junk, subdirs = [], [], []
+        prefix = path + "/" if path else ""
+        entries, times, ref = self.entries, self.times, self.referenced
+        fast = self.table.chain
+        top = geo.max_cluster
+        one = b"\x01"
+        new = tuple.__new__                       # OldEntry's fields, without its __new__
 
         def at(off: int) -> int:
             if not clusters:
@@ -124,32 +139,58 @@ class _Walk:
             return geo.cluster_offset(clusters[off // cs]) + off % cs
 
         for r in records:
-            first, end = r.lfn_offset // DIR_ENTRY_SIZE, r.offset // DIR_ENTRY_SIZE + 1
-            owned[first:end] = b"\x01" * (end - first)
-            kind = r.kind
+            name, kind, _short, attr, _nt, c, size, wdate, wtime, off, lfn_off, _l, _c = r
+            first, end = lfn_off // DIR_ENTRY_SIZE, off // DIR_ENTRY_SIZE + 1
+            owned[first:end] = one * (end - first)
             if kind != "file" and kind != "dir":
                 continue
-            name = r.name
-            key = fold(name)
-            if not name or name in (".", "..") or "/" in name or "\0" in name or key in seen:
-                junk.append((r.lfn_offset, r.offset + DIR_ENTRY_SIZE))
+            key = name.upper() if name.isascii() else fold(name)
+            if not name or name == "." or name == ".." or "/" in name or "\0" in name \
+                    or key in seen:
+                junk.append((lfn_off, off + DIR_ENTRY_SIZE))
                 continue
             seen.add(key)
-            full = f"{path}/{name}" if path else name
-            runs = self.entry_chain(r, full, lambda: at(r.offset))
+            full = prefix + name
+            stamp = wdate << 16 | wtime
+            mtime = times.get(stamp)
+            if mtime is None:
+                mtime = times[stamp] = unix_time(wdate, wtime)
+            ro = attr & ATTR_READ_ONLY
+            runs = None
+            if kind == "file" and size and 2 <= c <= top:
+                need = -(-size // cs)
+                try:
+                    got = fast(c, need)
+                except ChainError:
+                    got = None
+                if got is not None and len(got) == 1 and got[0][1] == need \
+                        and ref.find(1, c, c + need) < 0:
+                    ref[c:c + need] = one * need
+                    runs = ((c, need),)
+            if runs is None:
+                runs = tuple(self.entry_chain(r, full, lambda: at(r.offset)))
             if kind == "dir":
-                subdirs.append((full, r.cluster, _clusters(runs)))
-            e = OldEntry(full, kind, r, tuple(runs))
-            self.entries[full] = e
+                subdirs.append((full, c, runs))
+                e = new(OldEntry, (full, "dir", 0, mtime, 0o555 if ro else 0o755, runs, off,
+                                   lfn_off))
+            else:
+                e = new(OldEntry, (full, "file", size, mtime, 0o444 if ro else 0o644, runs,
+                                   off, lfn_off))
+            entries[full] = e
             children.append(e)
-        # Slots before the end that no entry owns and are not deleted: broken long names.
-        for i, lead in enumerate(data[::DIR_ENTRY_SIZE]):
-            if lead == 0:
-                break
-            if not owned[i] and lead != 0xE5:
-                junk.append((i * DIR_ENTRY_SIZE, (i + 1) * DIR_ENTRY_SIZE))
+        # Slots before the end that no entry owns and are not deleted: broken long names
+        # (found a byte per slot at once: owned OR deleted, then its zero bytes).
+        leads = data[::DIR_ENTRY_SIZE]
+        n = leads.find(0)
+        n = len(leads) if n < 0 else n
+        covered = (int.from_bytes(owned[:n], "little")
+                   | int.from_bytes(leads[:n].translate(_DELETED), "little")
+                   ).to_bytes(n, "little")
+        i = covered.find(0)
+        while i >= 0:
+            junk.append((i * DIR_ENTRY_SIZE, (i + 1) * DIR_ENTRY_SIZE))
+            i = covered.find(0, i + 1)
         return children, junk, subdirs
-
 
     def entry_chain(self, r, full: str, at) -> List[Tuple[int, int]]:
         """The chain of record ``r`` (the file or directory ``full``): a file's exactly as
@@ -180,37 +221,19 @@ def _clusters(runs) -> Tuple[int, ...]:
 
 def touched(tree: SourceTree, d) -> SourceTree:
     """The part of ``tree`` that ``create``'s checks must see for an update: every entry
-    of each directory that gains or changes an entry (names are checked against their
-    siblings), and those directories."""
-    dirs = {e.path.rpartition("/")[0] for e in (*d.added, *d.changed)}
-    return SourceTree(tuple(e for e in tree.entries
-                            if e.path in dirs or e.path.rpartition("/")[0] in dirs))
+    of each directory that gains an entry (new names are checked against their
+    siblings), those directories, and each changed entry (its name is the image's
+    already: only its own rules can fail)."""
+    dirs = {e.path.rpartition("/")[0] for e in d.added}
+    changed = {e.path for e in d.changed}
+    return SourceTree(tuple(e for e in tree.entries if e.path in dirs or e.path in changed
+                            or e.path.rpartition("/")[0] in dirs))
 
 
-def index(vol: Volume) -> List[EntryInfo]:
-    """The volume's entries as :class:`EntryInfo` (for :func:`blockimg.update.diff.diff`)."""
-    geo = vol.geometry
-    cs = geo.cluster_size
-    out = []
-    times: Dict[int, int] = {}
-    for e in vol.entries.values():
-        r = e.record
-        ro = r.attr & ATTR_READ_ONLY
-        stamp = r.wdate << 16 | r.wtime
-        mtime = times.get(stamp)
-        if mtime is None:
-            mtime = times[stamp] = unix_time(r.wdate, r.wtime)
-        if e.kind == "dir":
-            out.append(EntryInfo(e.path, "dir", 0, mtime, 0o555 if ro else 0o755))
-            continue
-        ext, left = [], r.size
-        for s, n in e.runs:
-            k = min(n * cs, left)
-            ext.append((geo.cluster_offset(s), k))
-            left -= k
-        out.append(EntryInfo(e.path, "file", r.size, mtime, 0o444 if ro else 0o644,
-                             tuple(ext)))
-    return out
+def index(vol: Volume) -> List[OldEntry]:
+    """The volume's entries (for :func:`blockimg.update.diff.diff`: they carry the fields
+    of :class:`~blockimg.read.image.EntryInfo` it reads)."""
+    return list(vol.entries.values())
 
 
 def _source_chunks(entry: SourceEntry):
@@ -236,25 +259,19 @@ def _source_chunks(entry: SourceEntry):
                           errno=e.errno) from None
 
 
-def same_content(device: BlockDevice) -> "Callable[[EntryInfo, SourceEntry], bool]":
-    """Whether an image file (its extents on ``device``) holds a source entry's bytes."""
-    def same(info: EntryInfo, entry: SourceEntry) -> bool:
-        ext = iter(info.extents)
-        off = length = 0
-        for chunk in _source_chunks(entry):
-            pos = 0
-            while pos < len(chunk):
-                if not length:
-                    got = next(ext, None)
-                    if got is None:
-                        return False
-                    off, length = got
-                n = min(length, len(chunk) - pos)
-                if bytes(device.pread(off, n)) != chunk[pos:pos + n]:
-                    return False
-                off, length, pos = off + n, length - n, pos + n
-        return not length and next(ext, None) is None
-    return same
+def same_content(device: BlockDevice, geo) -> "Callable[[OldEntry, SourceEntry], bool]":
+    """Whether an image file (its runs of clusters on ``device``, of geometry ``geo``)
+    holds a source entry's bytes (:func:`blockimg.update.compare.comparer`)."""
+    cs = geo.cluster_size
+    base = geo.data_offset - 2 * cs               # geo.cluster_offset(c) == base + c * cs
+
+    def extents(info: OldEntry):
+        left = info.size
+        for s, n in info.runs:
+            k = min(n * cs, left)
+            yield base + s * cs, k
+            left -= k
+    return comparer(device, extents)
 
 
 def apply(p: UpdatePlan, device: BlockDevice, *, on_phase=None) -> int:

@@ -9,6 +9,7 @@ an interrupted append, or rebuild. Formats:
 from __future__ import annotations
 
 import os
+import stat
 import time
 from typing import Optional, Sequence, Union
 
@@ -20,7 +21,8 @@ from ..errors import DeviceError, InvalidInput
 from ..read.image import EntryInfo, Image
 from ..record import field, record
 from ..sources.directory import SourceEntry, SourceTree, excluder, walk
-from .diff import Diff, diff
+from .compare import comparer
+from .diff import COMPARE, Diff, diff, needs_bytes
 
 __all__ = ["Diff", "UpdateResult", "diff_image", "update"]
 
@@ -89,6 +91,55 @@ def diff_image(img: Image, tree: SourceTree, *, quick: bool = False) -> Diff:
                 modes=img.format == "tar", mtime_key=_mtime_key(img.format))
 
 
+@record(frozen=True)
+class _Times:
+    """What the ``auto`` comparison needs of the source: whether its mtimes are the files'
+    own, and each directory's mtime (``""``: the root)."""
+
+    real: bool
+    dirs: dict
+
+
+def _source_times(src, tree: SourceTree, mtime) -> _Times:
+    if isinstance(src, SourceTree) or mtime is not None:
+        return _Times(False, {})
+    dirs = {e.path: e.mtime for e in tree.entries if e.kind.value == "dir"}
+    try:
+        dirs[""] = int(os.stat(src).st_mtime)
+    except OSError as e:
+        raise DeviceError(f"{os.fspath(src)}: cannot stat: {e.strerror}",
+                          errno=e.errno) from None
+    return _Times(True, dirs)
+
+
+def last_write(device: BlockDevice) -> Optional[int]:
+    """The mtime of the regular file under ``device`` (through windows), or None (a
+    device node, memory): when the image was last written."""
+    while not isinstance(device, FileDevice) and getattr(device, "parent", None) is not None:
+        device = device.parent
+    if not isinstance(device, FileDevice):
+        return None
+    st = os.fstat(device.fd)
+    return int(st.st_mtime) if stat.S_ISREG(st.st_mode) else None
+
+
+def _content_test(job: "_Job", fmt: str, written: Optional[int], newest: int, compare_bytes):
+    """``same_content`` for :func:`diff` by ``job.compare``: ``compare_bytes`` where the
+    ``auto`` rule says the mtime cannot tell. ``written``: the image file's mtime when it
+    stands for the last complete update (else None: ``newest``, the newest time the
+    image holds, is taken: never later than that update)."""
+    if job.compare == "never":
+        return lambda i, e: True
+    if job.compare == "always":
+        return compare_bytes
+    from ..fat.structs import FAT_END, FAT_EPOCH
+    needs = needs_bytes(real_mtimes=job.times.real,
+                        written=newest if written is None else written,
+                        dir_mtimes=job.times.dirs,
+                        mtime_range=(FAT_EPOCH, FAT_END) if fmt == "fat" else None)
+    return lambda i, e: compare_bytes(i, e) if needs(e) else True
+
+
 def _mtime_key(format: str):
     if format != "fat":
         return None
@@ -106,24 +157,32 @@ def _mtime_key(format: str):
 def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
            skip_special: bool = False, mtime: Optional[int] = None,
            exclude: Sequence[str] = (), exclude_vcs: bool = False, dry_run: bool = False,
-           quick: bool = False,
+           quick: bool = False, compare: str = "auto",
            manifest: Union[None, str, os.PathLike] = None, force: bool = False,
            device: Optional[BlockDevice] = None, **options) -> UpdateResult:
     """Make ``image`` hold ``src``'s tree (as ``create`` with the same options would),
     writing only what changed; ``dry_run`` only says what would be written.
 
     ``image`` is an image file or a device node (``device``: an open writable
-    :class:`BlockDevice` to write through instead, e.g. in tests). The whole new
-    tree is checked against the format's and target's rules first (as ``create``
-    does) and nothing is written when it is refused or does not fit. ``manifest``:
-    a manifest file to rewrite for the updated image. ``quick``: trust equal size,
-    mtime and mode (do not read files to compare their bytes).
+    :class:`BlockDevice` to write through instead, e.g. in tests). What the update
+    writes is checked against the format's and target's rules first (as ``create``
+    checks it: new names against their siblings; a rebuild, the whole tree) and
+    nothing is written when it is refused or does not fit. ``manifest``:
+    a manifest file to rewrite for the updated image. ``compare``: when the bytes of a
+    file whose size, mtime and mode agree are compared -- ``"auto"`` (where the mtime
+    cannot tell: see :func:`blockimg.update.diff.needs_bytes`), ``"always"`` or
+    ``"never"``; ``quick`` is ``compare="never"``.
     """
     start = time.monotonic()
+    if compare not in COMPARE:
+        raise ValueError(f"compare must be one of {', '.join(COMPARE)}, not {compare!r}")
+    if quick:
+        compare = "never"
     tree = _tree(src, (image, manifest), keep_links, skip_special, mtime, exclude,
                  exclude_vcs)
+    times = _source_times(src, tree, mtime) if compare == "auto" else _Times(False, {})
     name = os.fspath(image)
-    job = _Job(name, tree, device, dry_run, quick, manifest, force, options, start)
+    job = _Job(name, tree, device, dry_run, compare, times, manifest, force, options, start)
     if _is_fat(device if device is not None else name):
         return _update_fat(job)
     return _update_tar(job)
@@ -137,7 +196,8 @@ class _Job:
     tree: SourceTree
     device: Optional[BlockDevice]
     dry_run: bool
-    quick: bool
+    compare: str
+    times: _Times
     manifest: object
     force: bool
     options: dict
@@ -165,11 +225,14 @@ def _update_fat(job: _Job) -> UpdateResult:
         dev = api.open_for_reading(job.name) if job.dry_run else open_writable(job.name)
     try:
         vol = fat_update.read_volume(dev)
-        same = (lambda i, e: True) if job.quick else fat_update.same_content(dev)
-        d = diff(fat_update.index(vol), job.tree, same_content=same,
-                 mtime_key=_mtime_key("fat"))
-        # Every refusal create would make of the directories that change (the others
-        # are in the image as they are in the tree, so create's checks passed them).
+        index = fat_update.index(vol)
+        # A cut update wrote the image (its marker first): its mtime says nothing then.
+        same = _content_test(job, "fat", None if vol.dirty else last_write(dev),
+                             _newest(index), fat_update.same_content(dev, vol.geometry))
+        d = diff(index, job.tree, same_content=same, mtime_key=_mtime_key("fat"))
+        del index
+        # Every refusal create would make of what changes: each directory that gains
+        # an entry, each changed entry (the rest is in the image as it is in the tree).
         laid = api.plan(fat_update.touched(job.tree, d), format="fat", **job.options).plan
         p = fat_update.plan_update(vol, job.tree, d, laid.options)
         strategy = "none" if p.empty else "complete" if vol.dirty else "in place"
@@ -191,12 +254,20 @@ def _update_tar(job: _Job) -> UpdateResult:
     from . import tar as tar_update
     name, device, tree = job.name, job.device, job.tree
     with api.open(device if device is not None else name) as img:
-        laid = api.plan(tree, format=img.format, **job.options).plan   # every refusal
-        d = _tar_diff(img, tree, job)
+        options = api.plan(SourceTree(()), format=img.format, **job.options).plan.options
         notes = list(img.notes)
         end = img.end_of_archive
         old_size = img.device.size
-    lone = tar_update.interrupted(notes)
+        lone = tar_update.interrupted(notes)
+        written = None
+        if not lone and tar_update.settled(img.device, end, options.pad_to):
+            written = last_write(img.device)
+        d = _tar_diff(img, tree, job, written)
+        fmt = img.format
+    # Every refusal create would make: of the whole tree for a rebuild; else of what is
+    # appended (the rest is in the image as it is in the tree).
+    whole = bool(d.removed) or _kind_changes(d)
+    laid = api.plan(tree if whole else _appended(tree, d), format=fmt, **job.options).plan
     fixed = None if device is not None or not is_device_node(name) else old_size
     ap = None if lone else tar_update.plan_append(
         d, tree, end_of_archive=end, old_size=old_size, options=laid.options,
@@ -218,7 +289,8 @@ def _update_tar(job: _Job) -> UpdateResult:
             _tar_write(job, strategy, lone, ap, fixed)
             if strategy == "complete":    # the cut update is whole now; finish the change
                 return update(name, tree, dry_run=job.dry_run, manifest=job.manifest,
-                              force=job.force, device=device, quick=job.quick, **job.options)
+                              force=job.force, device=device, compare=job.compare,
+                              **job.options)
     if job.manifest is not None and not job.dry_run and strategy != "rebuild":
         result = write_manifest(device if device is not None else name, job.manifest,
                                 laid.options)
@@ -227,13 +299,38 @@ def _update_tar(job: _Job) -> UpdateResult:
     return job.result(d, strategy, written, size, result)
 
 
-def _tar_diff(img: Image, tree: SourceTree, job: _Job) -> Diff:
-    d = diff_image(img, tree, quick=True)
+def _tar_diff(img: Image, tree: SourceTree, job: _Job, written: Optional[int]) -> Diff:
+    index = list(img)
+    key = _mtime_key(img.format)
+    quick = lambda i, e: True                     # noqa: E731
+    if job.compare == "never":
+        return diff(index, tree, same_content=quick, modes=True, mtime_key=key)
+    same = _content_test(job, "tar", written, _newest(index),
+                         comparer(img.device, _extents))
+    if job.compare == "auto" and job.times.real:  # few files to read: one pass
+        return diff(index, tree, same_content=same, modes=True, mtime_key=key)
+    d = diff(index, tree, same_content=quick, modes=True, mtime_key=key)
     # A rebuild (removals, a kind change) writes everything anyway: no need to read
     # the files to compare them, unless the changes are to be listed.
-    if not job.quick and (job.dry_run or not (d.removed or _kind_changes(d))):
-        d = diff_image(img, tree)
+    if job.dry_run or not (d.removed or _kind_changes(d)):
+        d = diff(index, tree, same_content=same, modes=True, mtime_key=key)
     return d
+
+
+def _appended(tree: SourceTree, d: Diff) -> SourceTree:
+    """The entries of ``tree`` an append states: the added and changed ones."""
+    want = {e.path for e in d.added} | {e.path for e in d.changed}
+    return SourceTree(tuple(e for e in tree.entries if e.path in want))
+
+
+def _extents(info: EntryInfo):
+    """Where an image file's bytes are."""
+    return info.extents
+
+
+def _newest(index) -> int:
+    """The newest mtime an image's index holds (0: none)."""
+    return max([i.mtime for i in index], default=0)
 
 
 def _tar_write(job: _Job, strategy: str, lone, ap, fixed) -> None:

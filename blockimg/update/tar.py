@@ -44,7 +44,8 @@ from ..tar.writer import write as write_tar
 from ..units import align_up
 from .diff import Diff
 
-__all__ = ["AppendPlan", "plan_append", "apply", "interrupted", "complete", "LONE_ZERO"]
+__all__ = ["AppendPlan", "plan_append", "apply", "interrupted", "complete", "settled",
+           "LONE_ZERO"]
 
 LONE_ZERO = "lone zero block"
 
@@ -155,3 +156,12 @@ def complete(device: BlockDevice, offsets: Iterable[int], mtime: int = 0) -> int
     if n:
         device.flush()
     return n
+
+
+def settled(device: BlockDevice, end: Optional[int], pad_to: int) -> bool:
+    """Whether the image ends as ``create`` and a whole append leave it: at ``end`` (the
+    end of its end-of-archive blocks) padded to ``pad_to`` with zeros. An append cut
+    before its switch has grown the image or written past ``end``."""
+    if end is None or device.size != align_up(end, pad_to):
+        return False
+    return not any(bytes(device.pread(end, device.size - end)))
