@@ -20,6 +20,7 @@ from ..errors import InvalidInput
 from ..quoting import escape
 from . import mirage
 from .dirents import parse_directory
+from .marker import STATE_AT, dirty
 from .names import exact_short, parse_short
 from .reader import MAX_PROBLEMS, FatImage
 from .structs import DIR_ENTRY_SIZE, OFFSETS
@@ -94,8 +95,7 @@ def _fat_copies(img: FatImage) -> List[str]:
 
 
 def _interrupted(img: FatImage) -> List[str]:
-    """The interrupted-update marker (:mod:`blockimg.fat.update`)."""
-    from .update import STATE_AT, dirty
+    """The interrupted-update marker (:mod:`blockimg.fat.marker`)."""
     geo = img.geometry
     heads = [bytes(img.device.pread(geo.fat_copy_offset(i), 8)) for i in range(geo.num_fats)]
     if not dirty(geo.fat_type, bytes(img.device.pread(0, 512)), heads):

@@ -12,23 +12,30 @@ byte lane at a time, for both. No numpy: a plain reference codec in
 from __future__ import annotations
 
 import sys
-from array import array
 from bisect import bisect_left
+from struct import calcsize
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
+    from array import array
     from typing import Iterator, Sequence, Tuple
 
 __all__ = ["BITS", "EOC", "BAD", "MIN_CLUSTERS", "MAX_CLUSTERS", "MEDIA", "table_bytes",
-           "media_entry", "RunTable", "FAT32_MASK", "decode_window", "consecutive", "U32"]
+           "media_entry", "RunTable", "FAT32_MASK", "decode_window", "consecutive", "U32", "fat_get", "fat_set"]
 
 _BIG_ENDIAN = sys.byteorder == "big"
 #: Keeps the low nibble of a byte: the top byte of a FAT32 entry holds 4 reserved bits.
 _LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
 #: The 32-bit unsigned array type code ("I" on every platform CPython supports).
-U32 = "I" if array("I").itemsize == 4 else "L"
+U32 = "I" if calcsize("I") == 4 else "L"
 #: Byte 0 and byte 1 of consecutive numbers, one period (and then some) each.
 _LANE0 = bytes(range(256)) * 512
 _LANE1 = b"".join(bytes([h]) * 256 for h in range(256)) * 2
+
+#: ``array.array``, imported on first use (:func:`_array_type`): the ``array`` module
+#: imports ``collections.abc`` (with ``collections``: ~8 M instructions) when it loads,
+#: and a tar reader, which imports this module's constants through ``.geometry``,
+#: decodes no table.
+_array = None
 
 BITS = {12: 12, 16: 16, 32: 32}
 #: End-of-chain marks written (readers treat any value >= 0x...FF8 as the end).
@@ -52,12 +59,49 @@ def media_entry(fat_type: int, media: int = MEDIA) -> int:
     return EOC[fat_type] & ~0xFF | media
 
 
+def fat_get(buf, bits: int, c: int) -> int:
+    """Entry ``c`` of FAT``bits`` table bytes ``buf``."""
+    if bits == 16:
+        return buf[2 * c] | buf[2 * c + 1] << 8
+    if bits == 32:
+        return int.from_bytes(buf[4 * c:4 * c + 4], "little") & FAT32_MASK
+    o = c * 3 // 2
+    v = buf[o] | buf[o + 1] << 8
+    return v >> 4 if c & 1 else v & 0xFFF
+
+
+def fat_set(buf: bytearray, bits: int, c: int, v: int) -> None:
+    """Set entry ``c`` (FAT32: its 4 reserved high bits kept)."""
+    if bits == 16:
+        buf[2 * c:2 * c + 2] = v.to_bytes(2, "little")
+    elif bits == 32:
+        high = buf[4 * c + 3] & 0xF0
+        buf[4 * c:4 * c + 4] = ((v & FAT32_MASK) | high << 24).to_bytes(4, "little")
+    else:
+        o = c * 3 // 2
+        if c & 1:
+            buf[o] = (buf[o] & 0x0F) | (v << 4 & 0xF0)
+            buf[o + 1] = v >> 4 & 0xFF
+        else:
+            buf[o] = v & 0xFF
+            buf[o + 1] = (buf[o + 1] & 0xF0) | (v >> 8 & 0x0F)
+
+
+def _array_type():
+    """``array.array``, imported on first use."""
+    global _array
+    if _array is None:
+        from array import array as _array
+    return _array
+
+
 def decode_window(raw, bits: int, count: int) -> array:
     """``count`` entries of FAT``bits`` table bytes ``raw`` (starting at an even entry).
 
     As an ``array`` of ``H`` (FAT12/16) or ``I`` (FAT32, masked to 28 bits);
     always a copy, never a view of ``raw``.
     """
+    array = _array or _array_type()
     if bits == 16:
         arr = array("H")
         arr.frombytes(memoryview(raw)[:count * 2])
@@ -91,6 +135,7 @@ def consecutive(typecode: str, start: int, n: int) -> array:
     Five times faster than from the range: the run test compares windows
     against it, and a 256 MiB file is 65536 clusters of 4 KiB.
     """
+    array = _array or _array_type()
     size = array(typecode).itemsize
     buf = bytearray(n * size)
     pos = 0

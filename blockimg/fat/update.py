@@ -47,19 +47,16 @@ from ..units import ceil_div, human_size
 from . import table
 from .directory import children_bytes, dot_entries, file_attr, pack_entry
 from .layout import MAX_DIR_ENTRIES, name_children
+from .marker import STATE_AT, STATE_DIRTY, dirty, set_clean
 from .names import exact_short
 from .options import Options
 from .structs import DIR_ENTRY_SIZE
+from .table import fat_get, fat_set
 
 __all__ = ["OldEntry", "OldDir", "Volume", "Write", "FileData", "UpdatePlan", "plan",
            "fat_get", "fat_set", "dirty", "set_clean", "lost_runs", "PHASES", "STATE_DIRTY"]
 
 PHASES = ("marker", "data", "allocate", "switch", "free", "clean")
-#: FAT[1]'s clean-shutdown bit (FAT16, FAT32): clear while a volume is being changed.
-CLEAN_BIT = {16: 0x8000, 32: 0x08000000}
-#: The boot sector's state byte (FAT12/16 at 37, FAT32 at 65) and its dirty bit.
-STATE_AT = {12: 37, 16: 37, 32: 65}
-STATE_DIRTY = 0x01
 DELETED = 0xE5
 
 # -- the old volume ----------------------------------------------------------------
@@ -119,50 +116,6 @@ class Volume:
             return geo.root_offset + pos
         cs = geo.cluster_size
         return geo.cluster_offset(d.clusters[pos // cs]) + pos % cs
-
-
-def fat_get(buf, bits: int, c: int) -> int:
-    """Entry ``c`` of FAT``bits`` table bytes ``buf``."""
-    if bits == 16:
-        return buf[2 * c] | buf[2 * c + 1] << 8
-    if bits == 32:
-        return int.from_bytes(buf[4 * c:4 * c + 4], "little") & table.FAT32_MASK
-    o = c * 3 // 2
-    v = buf[o] | buf[o + 1] << 8
-    return v >> 4 if c & 1 else v & 0xFFF
-
-
-def fat_set(buf: bytearray, bits: int, c: int, v: int) -> None:
-    """Set entry ``c`` (FAT32: its 4 reserved high bits kept)."""
-    if bits == 16:
-        buf[2 * c:2 * c + 2] = v.to_bytes(2, "little")
-    elif bits == 32:
-        high = buf[4 * c + 3] & 0xF0
-        buf[4 * c:4 * c + 4] = ((v & table.FAT32_MASK) | high << 24).to_bytes(4, "little")
-    else:
-        o = c * 3 // 2
-        if c & 1:
-            buf[o] = (buf[o] & 0x0F) | (v << 4 & 0xF0)
-            buf[o + 1] = v >> 4 & 0xFF
-        else:
-            buf[o] = v & 0xFF
-            buf[o + 1] = (buf[o + 1] & 0xF0) | (v >> 8 & 0x0F)
-
-
-def dirty(fat_type: int, boot: bytes, fats: Iterable[bytes]) -> bool:
-    """Whether the interrupted-update marker is set: FAT[1]'s clean bit clear in any FAT
-    copy (FAT16/32; ``fats``: the first bytes of each copy), or (FAT12) the boot
-    sector's dirty bit."""
-    if fat_type == 12:
-        return bool(boot[STATE_AT[12]] & STATE_DIRTY)
-    return any(not fat_get(f, fat_type, 1) & CLEAN_BIT[fat_type] for f in fats)
-
-
-def set_clean(buf: bytearray, fat_type: int, clean: bool) -> None:
-    """Set or clear FAT[1]'s clean-shutdown bit (FAT16/32) in table bytes ``buf``."""
-    v = fat_get(buf, fat_type, 1)
-    bit = CLEAN_BIT[fat_type]
-    fat_set(buf, fat_type, 1, v | bit if clean else v & ~bit)
 
 
 # -- the plan ----------------------------------------------------------------------

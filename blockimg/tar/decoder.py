@@ -9,9 +9,9 @@ pending -- passes each of them on its first, fast test.
 """
 from __future__ import annotations
 
-import re
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
+    import re
     from typing import Dict, List, Optional, Tuple
 
 from ..errors import CorruptImage
@@ -44,14 +44,24 @@ PASSABLE = frozenset(b"0\x00752" + b"1")
 _CHK_DIGITS = slice(CHKSUM.start, CHKSUM.stop - 2)
 _CHK_TAIL = slice(CHKSUM.stop - 2, CHKSUM.stop)
 _SPACE_NUL = b" \0"
-#: The size, checksum and typeflag fields as tar writes them (matched from ``SIZE.start``):
-#: eleven octal digits and a NUL or space, six digits, NUL and space, a passable type.
-_PLAIN = re.compile(rb"([0-7]{%d})[\0 ](?s:.{%d})([0-7]{%d})\0 [%s]" % (
-    SIZE.stop - SIZE.start - 1, MTIME.stop - MTIME.start, CHKSUM.stop - CHKSUM.start - 2,
-    re.escape(bytes(sorted(PASSABLE)))))
 _USTAR = USTAR_MAGIC[:MAGIC.stop - MAGIC.start]      # the magic field alone
-_DECIMAL = re.compile(rb"[0-9]{1,19}\Z")
-_TIME = re.compile(rb"(-?[0-9]{1,19})(\.[0-9]*)?\Z")
+#: The compiled expressions, made on first use (:func:`_compile`): listing or extracting
+#: an archive without pax records needs none, and ``re`` (with the ``enum`` and
+#: ``functools`` it imports) is a third of such a command's start-up.
+_PLAIN = _DECIMAL = _TIME = None
+
+
+def _compile() -> None:
+    """Compile ``_PLAIN`` (the size, checksum and typeflag fields as tar writes them,
+    matched from ``SIZE.start``: eleven octal digits and a NUL or space, six digits, NUL
+    and space, a passable type), ``_DECIMAL`` and ``_TIME`` (pax numbers)."""
+    global _PLAIN, _DECIMAL, _TIME
+    import re
+    _PLAIN = re.compile(rb"([0-7]{%d})[\0 ](?s:.{%d})([0-7]{%d})\0 [%s]" % (
+        SIZE.stop - SIZE.start - 1, MTIME.stop - MTIME.start, CHKSUM.stop - CHKSUM.start - 2,
+        re.escape(bytes(sorted(PASSABLE)))))
+    _DECIMAL = re.compile(rb"[0-9]{1,19}\Z")
+    _TIME = re.compile(rb"(-?[0-9]{1,19})(\.[0-9]*)?\Z")
 _SPARSE_NOTE = "GNU sparse file (not supported; listed as 'other')"
 
 
@@ -148,6 +158,7 @@ def unrelated_names(path: bytes) -> re.Pattern:
     the name is then read, checked and compared in one step (Decoder.pass_over); its
     repeats are possessive (``*+``: what they take is never given back, as nothing after
     them could use it), which spares the matcher its backtracking records."""
+    import re
     parts = path.split(b"/")
     above = b"|".join(re.escape(b"/".join(parts[:k])) for k in range(1, len(parts) + 1))
     return re.compile(rb"(?!(?:%s)/?(?:\0|\Z)|%s/)" % (above, re.escape(path))
@@ -210,6 +221,8 @@ class Decoder:
         if self._chain or self.zero_at is not None or self.global_records:   # (not idle)
             return pos, n
         last = start + len(buf) - BLOCK          # the last header offset wholly in buf
+        if _PLAIN is None:
+            _compile()
         plain, named = _PLAIN.match, unrelated.match
         size_at, prefix_at, name_end = SIZE.start, PREFIX.start, NAME.stop
         # (``while True``: CPython 3.11 specializes the code of a function called once only
@@ -420,6 +433,8 @@ class Decoder:
             link = self._text(records, b"linkpath", link, offset)
             if b"size" in records:
                 size = self._decimal(records[b"size"], b"size", offset)
+            if _TIME is None:
+                _compile()
             if b"mtime" in records:
                 m = _TIME.match(records[b"mtime"])
                 if m is None:
@@ -441,6 +456,8 @@ class Decoder:
 
     @staticmethod
     def _decimal(raw: bytes, key: bytes, offset: int) -> int:
+        if _DECIMAL is None:
+            _compile()
         if _DECIMAL.match(raw) is None or int(raw) > MAX_INT:
             raise _corrupt(f"pax {key.decode()} is not a non-negative decimal number",
                            offset, f"pax {key.decode()}", raw)

@@ -18,7 +18,6 @@ Rules kept here:
 """
 from __future__ import annotations
 
-import re
 from zlib import adler32
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
@@ -105,7 +104,19 @@ def encode_octal(value: int, width: int) -> bytes:
     return _octal_format(width) % value
 
 
-_OCTAL = re.compile(rb" *([0-7]*)[ \0]*\Z")
+#: The compiled expressions, made on first use (:func:`_compile`): the usual octal field
+#: and an archive without pax records need none (``re`` is a third of a tar reader's
+#: start-up).
+_OCTAL = _LEN = None
+
+
+def _compile() -> None:
+    """Compile ``_OCTAL`` (an octal field's strict form) and ``_LEN`` (a pax record's
+    length)."""
+    global _OCTAL, _LEN
+    import re
+    _OCTAL = re.compile(rb" *([0-7]*)[ \0]*\Z")
+    _LEN = re.compile(rb"([0-9]{1,19}) ")
 
 
 def decode_number(raw: bytes) -> int:
@@ -124,6 +135,8 @@ def decode_number(raw: bytes) -> int:
         if raw[0] == 0x80:
             return int.from_bytes(raw[1:], "big")
         return int.from_bytes(raw, "big", signed=True)
+    if _OCTAL is None:
+        _compile()
     m = _OCTAL.match(raw)
     if m is None:
         raise ValueError(f"not an octal number: {bytes(raw)!r}")
@@ -266,15 +279,14 @@ def encode_pax(records: Mapping[bytes, bytes]) -> bytes:
     return b"".join(pax_record(k, records[k]) for k in sorted(records))
 
 
-_LEN = re.compile(rb"([0-9]{1,19}) ")
-
-
 def decode_pax(payload: bytes, offset: int) -> List[Tuple[bytes, bytes]]:
     """Parse a pax payload strictly; ``offset`` is its byte offset in the image.
 
     Trailing NUL bytes are tolerated; every other deviation raises
     CorruptImage naming the record's offset.
     """
+    if _LEN is None:
+        _compile()
     out = []
     pos = 0
     end = len(payload)

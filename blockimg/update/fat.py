@@ -18,8 +18,9 @@ from ..fat.dirents import parse_directory
 from ..fat.geometry import parse
 from ..fat.names import fold
 from ..fat.structs import ATTR_READ_ONLY, DIR_ENTRY_SIZE, unix_time
-from ..fat.update import (FileData, OldDir, OldEntry, UpdatePlan, Volume, Write, dirty,
-                          lost_runs, plan as plan_update, PHASES)
+from ..fat.marker import dirty
+from ..fat.update import (FileData, OldDir, OldEntry, UpdatePlan, Volume, Write, lost_runs,
+                          plan as plan_update, PHASES)
 from ..sources.directory import SourceEntry, SourceTree, paused_gc
 from .compare import comparer
 

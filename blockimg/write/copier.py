@@ -27,6 +27,11 @@ __all__ = ["Copier", "write_in_parts"]
 
 SMALL_FILE = 256 * 1024      # files up to this size are read into the write buffer
 BUFFER = 1024 * 1024         # largest gathered write (one buffer, allocated once)
+#: Bytes written in the calling thread before the write-behind thread takes over.
+#: Measured (docs/PERFORMANCE.rst): on the example site (9.7 MB) the thread did not
+#: pay (its start, threading's import and the hand-overs cost what the overlap saves);
+#: larger builds keep it.
+BEHIND_AFTER = 16 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 _ZEROS = memoryview(bytes(64 * 1024))
 _HAVE_PREADV = hasattr(os, "preadv")
@@ -98,14 +103,16 @@ class Copier:
     ``behind=True`` (the default for a :class:`FileDevice`, whose writes
     release the GIL) writes each full buffer on a helper thread while the
     next one fills (:class:`~blockimg.write.write_behind.WriteBehind`; a second
-    buffer), as for any device whose ``write_behind`` attribute is true. Use it as a context manager, or call :meth:`close`; only
+    buffer), as for any device whose ``write_behind`` attribute is true, once
+    ``behind_after`` bytes have been written in the calling thread (a smaller build
+    starts no thread). Use it as a context manager, or call :meth:`close`; only
     :meth:`flush` guarantees that everything put so far is on the device.
     """
 
     def __init__(self, device: BlockDevice, *, checksum: bool = False,
                  progress: Optional[Callable[[int, int], None]] = None,
                  total: int = 0, buffer_size: int = BUFFER,
-                 behind: Optional[bool] = None) -> None:
+                 behind: Optional[bool] = None, behind_after: int = BEHIND_AFTER) -> None:
         self.device = device
         self.checksum = checksum
         self.crcs: Dict[str, int] = {}
@@ -122,6 +129,7 @@ class Copier:
         # With a helper thread, the buffer being written and the one being filled swap.
         self._behind = WriteBehind(device.pwrite) if behind else None
         self._other = None       # the second buffer, made at the first write behind
+        self._sync_left = behind_after   # bytes still to write here before writing behind
         self._range_fd, self._range_path = -1, None   # the archive ranges are read from
         self._n = 0                               # bytes gathered
         self._buf_off = 0                         # image offset of self._view[0]
@@ -208,7 +216,7 @@ class Copier:
         ``here`` (in this thread, after the pending write)."""
         if self._n:
             n, self._n = self._n, 0
-            if self._behind is not None and not here:
+            if self._behind is not None and not here and self._sync_left <= 0:
                 self._behind.submit(self._buf_off, self._view[:n])
                 other = self._other
                 if other is None:
@@ -229,6 +237,7 @@ class Copier:
             self._behind.wait()
 
     def _written(self, n: int) -> None:
+        self._sync_left -= n
         if self._wb is not None:
             self._wb_due -= n
             if self._wb_due <= 0:

@@ -5,8 +5,8 @@ for the whole copy into the page cache; done on a helper thread it
 overlaps with the caller reading the next files (about a quarter of a
 small-file build's time on two cores). Only one write is ever pending, so
 the caller needs two buffers and memory stays bounded. (``threading``, ~6 M
-instructions of start-up, is imported when the thread starts: a build whose
-data fits one buffer never starts it.)
+instructions of start-up, is imported when the thread starts: the Copier
+writes a build's first 16 MiB itself, so a small build never starts it.)
 """
 from __future__ import annotations
 

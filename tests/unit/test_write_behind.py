@@ -55,7 +55,7 @@ def _build(src: Path, fmt: str, path: Path, *, behind: bool, slow: bool) -> None
     orig = copymod.Copier.__init__
 
     def init(self, *a, **k):
-        orig(self, *a, **dict(k, behind=behind, buffer_size=64 * 1024))
+        orig(self, *a, **dict(k, behind=behind, buffer_size=64 * 1024, behind_after=0))
     copymod.Copier.__init__ = init
     try:
         (tar_write if fmt == "tar" else fat_write)(p, dev)
@@ -76,7 +76,7 @@ def test_bytes_are_the_same_with_and_without_write_behind(tmp_path, fmt):
 
 def test_a_file_device_writes_behind_and_the_thread_ends(tmp_path):
     dev = FileDevice.create(str(tmp_path / "x.img"), 1 << 20)
-    with copymod.Copier(dev, buffer_size=4096) as cp:
+    with copymod.Copier(dev, buffer_size=4096, behind_after=0) as cp:
         wb = cp._behind
         assert wb is not None and not wb.running          # no thread before a write
         cp.put(0, b"a" * 1000)
@@ -88,9 +88,34 @@ def test_a_file_device_writes_behind_and_the_thread_ends(tmp_path):
     assert (tmp_path / "x.img").read_bytes()[:5001] == b"a" * 1000 + b"b" * 4000 + b"\0"
 
 
+def test_the_first_bytes_are_written_here_and_the_thread_starts_after_them(tmp_path):
+    """A small build starts no thread: the first ``behind_after`` bytes (by default
+    BEHIND_AFTER) are written in the calling thread, the buffers after them behind."""
+    dev = FileDevice.create(str(tmp_path / "x.img"), 1 << 20)
+    with copymod.Copier(dev, buffer_size=4096) as cp:
+        for i in range(64):                               # 63 buffers spilled: 252 KB
+            cp.put(i * 4000, bytes([i]) * 4000)
+        cp.flush()
+        assert not cp._behind.running and cp._other is None
+    assert copymod.BEHIND_AFTER > 1 << 20
+    with copymod.Copier(dev, buffer_size=4096, behind_after=10000) as cp:
+        for i in range(4):                                # 3 buffers spilled: 12,000 bytes
+            cp.put(i * 4000, bytes([i]) * 4000)
+        assert not cp._behind.running
+        cp.put(4 * 4000, bytes([4]) * 4000)               # past 10,000 bytes: behind
+        assert cp._behind.running
+        cp.put(5 * 4000, bytes([5]) * 4000)
+        cp.flush()
+    assert _ends(cp._behind)
+    dev.close()
+    data = (tmp_path / "x.img").read_bytes()
+    assert data[:6 * 4000] == b"".join(bytes([i]) * 4000 for i in range(6))
+    assert data[6 * 4000:64 * 4000] == b"".join(bytes([i]) * 4000 for i in range(6, 64))
+
+
 def test_a_copier_dropped_without_close_ends_its_thread(tmp_path):
     dev = FileDevice.create(str(tmp_path / "x.img"), 1 << 20)
-    cp = copymod.Copier(dev, buffer_size=4096)
+    cp = copymod.Copier(dev, buffer_size=4096, behind_after=0)
     for i in range(4):
         cp.put(i * 3000, b"c" * 3000)
     cp.flush()
@@ -165,7 +190,7 @@ def test_a_device_error_from_the_helper_names_the_image(tmp_path, monkeypatch):
         real(offset, data)
     monkeypatch.setattr(dev, "pwrite", failing)
     with pytest.raises(DeviceError, match="t.img: write at byte"):
-        with copymod.Copier(dev, buffer_size=16 * 1024) as cp:
+        with copymod.Copier(dev, buffer_size=16 * 1024, behind_after=0) as cp:
             cp.put_records(((0, b"h" * 512, None),), 512)
             for i in range(40):
                 cp.put(512 + i * 4000, b"q" * 4000)
