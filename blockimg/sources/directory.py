@@ -296,6 +296,9 @@ class _Walk:
             except OSError:
                 continue
             self.ours.add((o.st_dev, o.st_ino))
+        # Their inode numbers alone: the common file, whose number is none of them, is
+        # stored inline without making a (device, inode) key.
+        self.our_inodes = frozenset(ino for _, ino in self.ours)
         self.first_paths: dict = {}     # (device, inode) -> the image path stored first
         # One int object per distinct value: many files share an mtime, a mode or a size.
         self.same = {}.setdefault
@@ -314,7 +317,7 @@ class _Walk:
 
     def run(self) -> None:
         stack, exclude, append, same = self.stack, self.exclude, self.entries.append, self.same
-        FILE, fixed, ours, keep_links = Kind.FILE, self.fixed, self.ours, self.keep_links
+        FILE, fixed, ours, keep_links = Kind.FILE, self.fixed, self.our_inodes, self.keep_links
         while stack:
             fs_dir, prefix, ancestors, listed = stack[-1]
             for d, st in listed:
@@ -328,7 +331,7 @@ class _Walk:
                         continue
                 fmt = st.st_mode & _IFMT
                 if fmt == _IFREG:
-                    if ours or (keep_links and st.st_nlink > 1):
+                    if (keep_links and st.st_nlink > 1) or st.st_ino in ours:
                         self.file(fs_path, img_path, st)
                         continue
                     # The common case, inline: a file stored as itself.
