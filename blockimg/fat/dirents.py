@@ -61,6 +61,11 @@ def _slot_bytes(data: bytes, first: int, end: int) -> bytes:
     if end - first == DIR_ENTRY_SIZE:
         return (data[first + _N1:first + _N1_END] + data[first + _N2:first + _N2_END]
                 + data[first + _N3:end])
+    if end - first == 2 * DIR_ENTRY_SIZE:   # (most names of 14 to 26 units)
+        o = first + DIR_ENTRY_SIZE
+        return b"".join((data[o + _N1:o + _N1_END], data[o + _N2:o + _N2_END],
+                         data[o + _N3:end], data[first + _N1:first + _N1_END],
+                         data[first + _N2:first + _N2_END], data[first + _N3:o]))
     return b"".join([data[o + _N1:o + _N1_END] + data[o + _N2:o + _N2_END]
                      + data[o + _N3:o + _N3_END]
                      for o in range(end - DIR_ENTRY_SIZE, first - 1, -DIR_ENTRY_SIZE)])
@@ -135,7 +140,8 @@ def _whole(data: bytes, fat32: bool) -> Optional[List[Record]]:
     live = (int.from_bytes(leads.translate(_LIVE), "little")
             & int.from_bytes(data[DIR_ATTR:end:DIR_ENTRY_SIZE].translate(_SLOT), "little")
             ).to_bytes(n, "little")
-    if live.find(0) < 0:
+    runs = live.split(b"\0")               # the live slots before each stop, and at the end
+    if runs[-1]:
         return None                         # slots at the end, with no short entry
     chks = data[LDIR_CHKSUM:end:DIR_ENTRY_SIZE]
     sums = lfn_checksums_at(data, DIR_ENTRY_SIZE, n)
@@ -144,22 +150,21 @@ def _whole(data: bytes, fat32: bool) -> Optional[List[Record]]:
     unpack_from = _ENTRY.unpack_from
     new = tuple.__new__
     orders = _ORDERS
-    i = 0                                   # the first entry after the last stop
-    j = live.find(0)
-    while j >= 0:
-        k = j - i                           # live slots right before entry j
+    i = 0                                   # the first slot before entry j
+    for run in runs[:-1]:
+        k = len(run)
+        j = i + k
         off = j * DIR_ENTRY_SIZE
         lead = leads[j]
         if lead == 0xE5:
             if k:
                 return None                 # slots followed by a deleted entry
             i = j + 1
-            j = live.find(0, i)
             continue
         (name11, attr, nt_res, ctenth, ctime, cdate, _ad, hi, wtime, wdate, lo,
          size) = unpack_from(data, off)
         if k:
-            if k > MAX_SLOTS or leads[i:j] != orders[k] or chks.count(sums[j], i, j) != k:
+            if k > MAX_SLOTS or leads[i:j] != orders[k] or chks[i:j] != sums[j:j + 1] * k:
                 return None
             first = i * DIR_ENTRY_SIZE
             lfn = _slot_bytes(data, first, off)
@@ -176,9 +181,6 @@ def _whole(data: bytes, fat32: bool) -> Optional[List[Record]]:
         append(new(Record, (name, kind, name11, attr, nt_res, (hi << 16 | lo) if fat32 else lo,
                             size, wdate, wtime, off, first, lfn, (cdate, ctime, ctenth))))
         i = j + 1
-        j = live.find(0, i)
-    if i < n:
-        return None                         # slots at the end, with no short entry
     return records
 
 
