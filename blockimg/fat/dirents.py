@@ -107,7 +107,10 @@ _ORDERS = (b"",) + tuple(bytes([LAST_LONG_ENTRY | k, *range(k - 1, 0, -1)])
 
 
 def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int, str]]]:
-    """Records of one directory's bytes, and issues as ``(offset, message)``."""
+    """Records of one directory's bytes, and issues as ``(offset, message)``.
+
+    With no issues, every entry before the end that is not deleted belongs to a
+    record (a short entry, or a slot of its long name)."""
     if type(data) is not bytes:
         data = bytes(data)
     records = _whole(data, fat32)

@@ -122,8 +122,10 @@ class _Walk:
         through :meth:`entry_chain`'s checks."""
         geo = self.geo
         cs = geo.cluster_size
-        records, _issues = parse_directory(data, fat32=geo.fat_type == 32)
-        owned = bytearray(len(data) // DIR_ENTRY_SIZE)
+        records, issues = parse_directory(data, fat32=geo.fat_type == 32)
+        # Without issues every live slot belongs to a record (parse_directory): no slot
+        # is junk, and which ones the records own need not be tracked.
+        owned = bytearray(len(data) // DIR_ENTRY_SIZE) if issues else None
         seen = set()
         children, junk, subdirs = [], [], []
         prefix = path + "/" if path else ""
@@ -140,8 +142,9 @@ class _Walk:
 
         for r in records:
             name, kind, _short, attr, _nt, c, size, wdate, wtime, off, lfn_off, _l, _c = r
-            first, end = lfn_off // DIR_ENTRY_SIZE, off // DIR_ENTRY_SIZE + 1
-            owned[first:end] = one * (end - first)
+            if owned is not None:
+                first, end = lfn_off // DIR_ENTRY_SIZE, off // DIR_ENTRY_SIZE + 1
+                owned[first:end] = one * (end - first)
             if kind != "file" and kind != "dir":
                 continue
             key = name.upper() if name.isascii() else fold(name)
@@ -178,6 +181,8 @@ class _Walk:
                                    off, lfn_off))
             entries[full] = e
             children.append(e)
+        if owned is None:
+            return children, junk, subdirs
         # Slots before the end that no entry owns and are not deleted: broken long names
         # (found a byte per slot at once: owned OR deleted, then its zero bytes).
         leads = data[::DIR_ENTRY_SIZE]
