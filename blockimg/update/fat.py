@@ -230,6 +230,8 @@ def touched(tree: SourceTree, d) -> SourceTree:
     siblings), those directories, and each changed entry (its name is the image's
     already: only its own rules can fail)."""
     dirs = {e.path.rpartition("/")[0] for e in d.added}
+    if not dirs:                # (the changed entries are in the tree's order already)
+        return SourceTree(tuple(d.changed))
     changed = {e.path for e in d.changed}
     return SourceTree(tuple(e for e in tree.entries if e.path in dirs or e.path in changed
                             or e.path.rpartition("/")[0] in dirs))
