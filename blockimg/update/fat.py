@@ -181,20 +181,8 @@ class _Walk:
                                    off, lfn_off))
             entries[full] = e
             children.append(e)
-        if owned is None:
-            return children, junk, subdirs
-        # Slots before the end that no entry owns and are not deleted: broken long names
-        # (found a byte per slot at once: owned OR deleted, then its zero bytes).
-        leads = data[::DIR_ENTRY_SIZE]
-        n = leads.find(0)
-        n = len(leads) if n < 0 else n
-        covered = (int.from_bytes(owned[:n], "little")
-                   | int.from_bytes(leads[:n].translate(_DELETED), "little")
-                   ).to_bytes(n, "little")
-        i = covered.find(0)
-        while i >= 0:
-            junk.append((i * DIR_ENTRY_SIZE, (i + 1) * DIR_ENTRY_SIZE))
-            i = covered.find(0, i + 1)
+        if owned is not None:
+            _unowned(data, owned, junk)
         return children, junk, subdirs
 
     def entry_chain(self, r, full: str, at) -> List[Tuple[int, int]]:
@@ -218,6 +206,22 @@ class _Walk:
             raise CorruptImage(f"{what()}: size {r.size} needs {need} clusters, its chain "
                                f"has {have}", offset=at())
         return runs
+
+
+def _unowned(data: bytes, owned: bytearray, junk: List[Tuple[int, int]]) -> None:
+    """Add to ``junk`` the slots before the end of directory ``data`` that no entry owns
+    (``owned``: a byte per slot) and are not deleted: broken long names (found a byte
+    per slot at once: owned OR deleted, then its zero bytes)."""
+    leads = data[::DIR_ENTRY_SIZE]
+    n = leads.find(0)
+    n = len(leads) if n < 0 else n
+    covered = (int.from_bytes(owned[:n], "little")
+               | int.from_bytes(leads[:n].translate(_DELETED), "little")
+               ).to_bytes(n, "little")
+    i = covered.find(0)
+    while i >= 0:
+        junk.append((i * DIR_ENTRY_SIZE, (i + 1) * DIR_ENTRY_SIZE))
+        i = covered.find(0, i + 1)
 
 
 def _clusters(runs) -> Tuple[int, ...]:
