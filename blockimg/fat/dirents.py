@@ -17,7 +17,7 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import List, Optional, Tuple
 
-from .names import MAX_SLOTS, lfn_checksum, parse_short
+from .names import MAX_SLOTS, lfn_checksum, lfn_checksums_at, parse_short
 from .structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, ATTR_VOLUME_ID,
                       DIR_ATTR, DIR_ENTRY_SIZE, DOT, DOTDOT, LAST_LONG_ENTRY, LDIR_CHKSUM,
                       LDIR_NAME_PIECES, STRUCT_FORMATS)
@@ -61,6 +61,11 @@ def _slot_bytes(data: bytes, first: int, end: int) -> bytes:
     if end - first == DIR_ENTRY_SIZE:
         return (data[first + _N1:first + _N1_END] + data[first + _N2:first + _N2_END]
                 + data[first + _N3:end])
+    if end - first == 2 * DIR_ENTRY_SIZE:   # (most names of 14 to 26 units)
+        o = first + DIR_ENTRY_SIZE
+        return b"".join((data[o + _N1:o + _N1_END], data[o + _N2:o + _N2_END],
+                         data[o + _N3:end], data[first + _N1:first + _N1_END],
+                         data[first + _N2:first + _N2_END], data[first + _N3:o]))
     return b"".join([data[o + _N1:o + _N1_END] + data[o + _N2:o + _N2_END]
                      + data[o + _N3:o + _N3_END]
                      for o in range(end - DIR_ENTRY_SIZE, first - 1, -DIR_ENTRY_SIZE)])
@@ -91,10 +96,99 @@ _FIRST_SLOT = bytes(1 if b & 0xC0 == LAST_LONG_ENTRY and 1 <= b & 0x3F <= MAX_SL
                     for b in range(256))
 
 
+#: Lead byte -> 0 for a deleted entry (0xE5), else 2; attribute byte -> 2 for a long-name
+#: slot, else 0. ANDed together: 2 marks a live slot, 0 a short or deleted entry.
+_LIVE = bytes(0 if b == 0xE5 else 2 for b in range(256))
+_SLOT = bytes(2 if a & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME else 0 for a in range(256))
+#: k -> the lead bytes of a whole k-slot long name, in on-disk order (LAST_LONG_ENTRY | k,
+#: then k-1 down to 1).
+_ORDERS = (b"",) + tuple(bytes([LAST_LONG_ENTRY | k, *range(k - 1, 0, -1)])
+                         for k in range(1, MAX_SLOTS + 1))
+
+
 def parse_directory(data, *, fat32: bool) -> Tuple[List[Record], List[Tuple[int, str]]]:
-    """Records of one directory's bytes, and issues as ``(offset, message)``."""
+    """Records of one directory's bytes, and issues as ``(offset, message)``.
+
+    With no issues, every entry before the end that is not deleted belongs to a
+    record (a short entry, or a slot of its long name)."""
     if type(data) is not bytes:
         data = bytes(data)
+    records = _whole(data, fat32)
+    if records is not None:
+        return records, []
+    return _parse(data, fat32)
+
+
+def _whole(data: bytes, fat32: bool) -> Optional[List[Record]]:
+    """The records of a directory whose every long name is whole (its slots in order
+    right before their short entry, checksums matching, valid UTF-16: what writers
+    write), or None when anything is not (:func:`_parse` then applies every rule and
+    says what is wrong).
+
+    Column at a time: each entry's lead and attribute bytes, its checksum as a slot
+    and as a short name (:func:`lfn_checksums_at`) are taken for all entries at once;
+    the loop visits only the short entries, and checks the slots before each by
+    comparing byte strings.
+    """
+    total = len(data) // DIR_ENTRY_SIZE
+    end = total * DIR_ENTRY_SIZE
+    leads = data[0:end:DIR_ENTRY_SIZE]
+    n = leads.find(0)
+    if n < 0:
+        n = total
+    if not n:
+        return []
+    end = n * DIR_ENTRY_SIZE
+    leads = leads[:n]
+    live = (int.from_bytes(leads.translate(_LIVE), "little")
+            & int.from_bytes(data[DIR_ATTR:end:DIR_ENTRY_SIZE].translate(_SLOT), "little")
+            ).to_bytes(n, "little")
+    runs = live.split(b"\0")               # the live slots before each stop, and at the end
+    if runs[-1]:
+        return None                         # slots at the end, with no short entry
+    chks = data[LDIR_CHKSUM:end:DIR_ENTRY_SIZE]
+    sums = lfn_checksums_at(data, DIR_ENTRY_SIZE, n)
+    records: List[Record] = []
+    append = records.append
+    unpack_from = _ENTRY.unpack_from
+    new = tuple.__new__
+    orders = _ORDERS
+    i = 0                                   # the first slot before entry j
+    for run in runs[:-1]:
+        k = len(run)
+        j = i + k
+        off = j * DIR_ENTRY_SIZE
+        lead = leads[j]
+        if lead == 0xE5:
+            if k:
+                return None                 # slots followed by a deleted entry
+            i = j + 1
+            continue
+        (name11, attr, nt_res, ctenth, ctime, cdate, _ad, hi, wtime, wdate, lo,
+         size) = unpack_from(data, off)
+        if k:
+            if k > MAX_SLOTS or leads[i:j] != orders[k] or chks[i:j] != sums[j:j + 1] * k:
+                return None
+            first = i * DIR_ENTRY_SIZE
+            lfn = _slot_bytes(data, first, off)
+            name = _decode_raw(lfn)
+            if name is None:
+                return None
+        else:
+            first = off
+            lfn = None
+            name = parse_short(name11, nt_res)
+        kind = _KIND[attr]
+        if lead == 0x2E and kind != "label":
+            kind = _DOTS.get(name11, kind)
+        append(new(Record, (name, kind, name11, attr, nt_res, (hi << 16 | lo) if fat32 else lo,
+                            size, wdate, wtime, off, first, lfn, (cdate, ctime, ctenth))))
+        i = j + 1
+    return records
+
+
+def _parse(data: bytes, fat32: bool) -> Tuple[List[Record], List[Tuple[int, str]]]:
+    """:func:`parse_directory`, one entry at a time, every rule applied."""
     records: List[Record] = []
     append = records.append
     issues: List[Tuple[int, str]] = []

@@ -26,6 +26,7 @@ from .structs import (ATTR_LONG_NAME, DIR_ATTR, LAST_LONG_ENTRY, LDIR_CHKSUM, LD
 
 __all__ = ["SHORT_CHARS", "LFN_UNITS", "MAX_NAME_UNITS", "MAX_SLOTS", "is_short_name",
            "exact_short", "short_name_bytes", "parse_short", "lfn_checksum", "lfn_checksums",
+           "lfn_checksums_at",
            "lfn_bytes", "lfn_bytes_many", "ShortNames", "check_name",
            "fold", "ocaml_fat_reads_as_short", "forbidden_in_joined",
            "mirage_misreads_any"]
@@ -153,16 +154,23 @@ def lfn_checksums(shorts: bytes) -> bytes:
     """
     if len(shorts) % 11:
         raise ValueError("short names are 11 bytes each")
-    n = len(shorts) // 11
+    return lfn_checksums_at(shorts, 11, len(shorts) // 11)
+
+
+def lfn_checksums_at(buf: bytes, stride: int, n: int) -> bytes:
+    """:func:`lfn_checksums` of the ``n`` 11-byte names that start every ``stride`` bytes
+    of ``buf`` (a directory's entries: stride 32, the checksum each entry's first 11
+    bytes would have as a short name)."""
     if n < 16:
-        return bytes([lfn_checksum(shorts[i:i + 11]) for i in range(0, 11 * n, 11)])
+        return bytes([lfn_checksum(buf[i:i + 11]) for i in range(0, stride * n, stride)])
+    end = stride * n
     low7 = int.from_bytes(b"\x7f" * n, "little")
     high = int.from_bytes(b"\x80" * n, "little")
-    s = shorts[0::11]
+    s = buf[0:end:stride]
     ror = _ROR
     for k in range(1, 11):
         a = int.from_bytes(s.translate(ror), "little")
-        b = int.from_bytes(shorts[k::11], "little")
+        b = int.from_bytes(buf[k:end:stride], "little")
         s = (((a & low7) + (b & low7)) ^ ((a ^ b) & high)).to_bytes(n, "little")
     return s
 

@@ -37,7 +37,16 @@ class Kind(str, enum.Enum):
         return self.value
 
 
-class SourceEntry:
+class _Fields:
+    """:class:`SourceEntry`'s fields as plain writable slots: an entry is filled in as
+    one of these and then becomes a SourceEntry (same layout), so that making one
+    costs plain slot stores, not nine calls past the frozen ``__setattr__``."""
+
+    __slots__ = ("path", "kind", "size", "mtime", "mode", "source", "data", "link_target",
+                 "offset")
+
+
+class SourceEntry(_Fields):
     """One thing to store.
 
     ``path`` is the path inside the image: ``/``-separated, relative, no
@@ -52,8 +61,8 @@ class SourceEntry:
     with ``__slots__``: a tree of many files stays small in memory.
     """
 
-    __slots__ = ("path", "kind", "size", "mtime", "mode", "source", "data", "link_target",
-                 "offset")
+    __slots__ = ()
+    FIELDS = _Fields.__slots__
 
     path: str
     kind: Kind
@@ -65,19 +74,21 @@ class SourceEntry:
     link_target: Optional[str]
     offset: Optional[int]
 
-    def __init__(self, path: str, kind: Kind, size: int = 0, mtime: int = 0,
-                 mode: int = 0o644, source: Optional[str] = None, data: Optional[bytes] = None,
-                 link_target: Optional[str] = None, offset: Optional[int] = None) -> None:
-        # The slots' own descriptors: past the frozen __setattr__, without a lookup by name.
-        _set_path(self, path)
-        _set_kind(self, kind)
-        _set_size(self, size)
-        _set_mtime(self, mtime)
-        _set_mode(self, mode)
-        _set_source(self, source)
-        _set_data(self, data)
-        _set_link_target(self, link_target)
-        _set_offset(self, offset)
+    def __new__(cls, path: str, kind: Kind, size: int = 0, mtime: int = 0,
+                mode: int = 0o644, source: Optional[str] = None, data: Optional[bytes] = None,
+                link_target: Optional[str] = None, offset: Optional[int] = None) -> SourceEntry:
+        e = _new_fields(_Fields)
+        e.path = path
+        e.kind = kind
+        e.size = size
+        e.mtime = mtime
+        e.mode = mode
+        e.source = source
+        e.data = data
+        e.link_target = link_target
+        e.offset = offset
+        e.__class__ = cls
+        return e
 
     def __setattr__(self, name, value):
         raise FrozenRecordError(f"cannot assign to field {name!r}")
@@ -98,7 +109,7 @@ class SourceEntry:
         return hash(self._astuple())
 
     def __repr__(self) -> str:
-        return ("SourceEntry(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return ("SourceEntry(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.FIELDS)
                 + ")")
 
     def __reduce__(self):
@@ -117,8 +128,7 @@ class SourceEntry:
         return self.path.encode("utf-8", "surrogateescape")
 
 
-(_set_path, _set_kind, _set_size, _set_mtime, _set_mode, _set_source, _set_data,
- _set_link_target, _set_offset) = [getattr(SourceEntry, name).__set__ for name in SourceEntry.__slots__]
+_new_fields = object.__new__
 
 
 class OrderedEntries(tuple):
@@ -296,6 +306,9 @@ class _Walk:
             except OSError:
                 continue
             self.ours.add((o.st_dev, o.st_ino))
+        # Their inode numbers alone: the common file, whose number is none of them, is
+        # stored inline without making a (device, inode) key.
+        self.our_inodes = frozenset(ino for _, ino in self.ours)
         self.first_paths: dict = {}     # (device, inode) -> the image path stored first
         # One int object per distinct value: many files share an mtime, a mode or a size.
         self.same = {}.setdefault
@@ -314,7 +327,8 @@ class _Walk:
 
     def run(self) -> None:
         stack, exclude, append, same = self.stack, self.exclude, self.entries.append, self.same
-        FILE, fixed, ours, keep_links = Kind.FILE, self.fixed, self.ours, self.keep_links
+        make = SourceEntry.__new__          # (what SourceEntry(...) calls, without type's call)
+        FILE, fixed, ours, keep_links = Kind.FILE, self.fixed, self.our_inodes, self.keep_links
         while stack:
             fs_dir, prefix, ancestors, listed = stack[-1]
             for d, st in listed:
@@ -328,14 +342,14 @@ class _Walk:
                         continue
                 fmt = st.st_mode & _IFMT
                 if fmt == _IFREG:
-                    if ours or (keep_links and st.st_nlink > 1):
+                    if (keep_links and st.st_nlink > 1) or st.st_ino in ours:
                         self.file(fs_path, img_path, st)
                         continue
                     # The common case, inline: a file stored as itself.
                     mt = int(st.st_mtime) if fixed is None else fixed
                     mode, size = st.st_mode & 0o7777, st.st_size
-                    append(SourceEntry(img_path, FILE, same(size, size), same(mt, mt),
-                                       same(mode, mode), fs_path))
+                    append(make(SourceEntry, img_path, FILE, same(size, size), same(mt, mt),
+                                same(mode, mode), fs_path))
                 elif fmt == _IFDIR:
                     if self.directory(fs_path, img_path, st, ancestors):
                         break             # the new directory first, then the rest here

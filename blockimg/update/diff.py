@@ -79,7 +79,7 @@ def diff(index: Iterable[EntryInfo], tree: SourceTree, *, same_content: SameCont
         if info is None:
             added.append(e)
         elif e.kind is FILE and info.kind == "file" and info.size == e.size and \
-                key(info.mtime) == key(e.mtime) and \
+                (info.mtime == e.mtime or key(info.mtime) == key(e.mtime)) and \
                 (not modes or (info.mode & MODE_BITS) == (e.mode & MODE_BITS)):
             # The common case, inline: what _differs decides for such a pair.
             if same_content(info, e):

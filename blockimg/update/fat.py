@@ -123,8 +123,10 @@ class _Walk:
         through :meth:`entry_chain`'s checks."""
         geo = self.geo
         cs = geo.cluster_size
-        records, _issues = parse_directory(data, fat32=geo.fat_type == 32)
-        owned = bytearray(len(data) // DIR_ENTRY_SIZE)
+        records, issues = parse_directory(data, fat32=geo.fat_type == 32)
+        # Without issues every live slot belongs to a record (parse_directory): no slot
+        # is junk, and which ones the records own need not be tracked.
+        owned = bytearray(len(data) // DIR_ENTRY_SIZE) if issues else None
         seen = set()
         children, junk, subdirs = [], [], []
         prefix = path + "/" if path else ""
@@ -141,8 +143,9 @@ class _Walk:
 
         for r in records:
             name, kind, _short, attr, _nt, c, size, wdate, wtime, off, lfn_off, _l, _c = r
-            first, end = lfn_off // DIR_ENTRY_SIZE, off // DIR_ENTRY_SIZE + 1
-            owned[first:end] = one * (end - first)
+            if owned is not None:
+                first, end = lfn_off // DIR_ENTRY_SIZE, off // DIR_ENTRY_SIZE + 1
+                owned[first:end] = one * (end - first)
             if kind != "file" and kind != "dir":
                 continue
             key = name.upper() if name.isascii() else fold(name)
@@ -179,18 +182,8 @@ class _Walk:
                                    off, lfn_off))
             entries[full] = e
             children.append(e)
-        # Slots before the end that no entry owns and are not deleted: broken long names
-        # (found a byte per slot at once: owned OR deleted, then its zero bytes).
-        leads = data[::DIR_ENTRY_SIZE]
-        n = leads.find(0)
-        n = len(leads) if n < 0 else n
-        covered = (int.from_bytes(owned[:n], "little")
-                   | int.from_bytes(leads[:n].translate(_DELETED), "little")
-                   ).to_bytes(n, "little")
-        i = covered.find(0)
-        while i >= 0:
-            junk.append((i * DIR_ENTRY_SIZE, (i + 1) * DIR_ENTRY_SIZE))
-            i = covered.find(0, i + 1)
+        if owned is not None:
+            _unowned(data, owned, junk)
         return children, junk, subdirs
 
     def entry_chain(self, r, full: str, at) -> List[Tuple[int, int]]:
@@ -216,6 +209,22 @@ class _Walk:
         return runs
 
 
+def _unowned(data: bytes, owned: bytearray, junk: List[Tuple[int, int]]) -> None:
+    """Add to ``junk`` the slots before the end of directory ``data`` that no entry owns
+    (``owned``: a byte per slot) and are not deleted: broken long names (found a byte
+    per slot at once: owned OR deleted, then its zero bytes)."""
+    leads = data[::DIR_ENTRY_SIZE]
+    n = leads.find(0)
+    n = len(leads) if n < 0 else n
+    covered = (int.from_bytes(owned[:n], "little")
+               | int.from_bytes(leads[:n].translate(_DELETED), "little")
+               ).to_bytes(n, "little")
+    i = covered.find(0)
+    while i >= 0:
+        junk.append((i * DIR_ENTRY_SIZE, (i + 1) * DIR_ENTRY_SIZE))
+        i = covered.find(0, i + 1)
+
+
 def _clusters(runs) -> Tuple[int, ...]:
     return tuple(c for s, n in runs for c in range(s, s + n))
 
@@ -226,6 +235,8 @@ def touched(tree: SourceTree, d) -> SourceTree:
     siblings), those directories, and each changed entry (its name is the image's
     already: only its own rules can fail)."""
     dirs = {e.path.rpartition("/")[0] for e in d.added}
+    if not dirs:                # (the changed entries are in the tree's order already)
+        return SourceTree(tuple(d.changed))
     changed = {e.path for e in d.changed}
     return SourceTree(tuple(e for e in tree.entries if e.path in dirs or e.path in changed
                             or e.path.rpartition("/")[0] in dirs))

@@ -20,7 +20,7 @@ from ..write.device_guard import is_device_node, open_exclusively
 from ..errors import DeviceError, InvalidInput
 from ..read.image import EntryInfo, Image
 from ..record import field, record
-from ..sources.directory import SourceEntry, SourceTree, excluder, walk
+from ..sources.directory import Kind, SourceEntry, SourceTree, excluder, walk
 from .compare import comparer
 from .diff import COMPARE, Diff, diff, needs_bytes
 
@@ -103,7 +103,8 @@ class _Times:
 def _source_times(src, tree: SourceTree, mtime) -> _Times:
     if isinstance(src, SourceTree) or mtime is not None:
         return _Times(False, {})
-    dirs = {e.path: e.mtime for e in tree.entries if e.kind.value == "dir"}
+    DIR = Kind.DIR
+    dirs = {e.path: e.mtime for e in tree.entries if e.kind is DIR}
     try:
         dirs[""] = int(os.stat(src).st_mtime)
     except OSError as e:
@@ -412,5 +413,4 @@ def write_manifest(image, path, options):
 
 
 def _kind(kind: str):
-    from ..sources.directory import Kind
     return Kind(kind) if kind in ("file", "dir", "symlink", "hardlink") else Kind.FILE

@@ -17,7 +17,7 @@ from helpers.fat_volume import Volume
 from blockimg.errors import CorruptImage
 from blockimg.fat import chains
 from blockimg.fat.chains import ChainError, FatTable
-from blockimg.fat.dirents import DOT, DOTDOT, _decode_raw, parse_directory
+from blockimg.fat.dirents import DOT, DOTDOT, _decode_raw, _parse, _whole, parse_directory
 from blockimg.fat.names import MAX_SLOTS, lfn_checksum, parse_short
 from helpers.fat_reference import build_lfn
 from helpers.fat_reference import long_name as _long_name
@@ -319,3 +319,65 @@ def test_inline_files_index_as_entry_does(kind, monkeypatch):
                 m.setattr(Walk, "_files", _general_files)
                 slow = _state(v.device(), strict)
             assert fast == slow, i
+
+
+# -- whole directories, a column at a time ------------------------------------------------
+
+def test_whole_directory_path_equals_the_entry_loop():
+    """``_whole`` (every long name whole: the columns) answers exactly what the entry loop
+    ``_parse`` does, or leaves the directory to it; both are taken on these inputs."""
+    rng = random.Random(14)
+    taken = left = 0
+    for _ in range(3000):
+        data = _random_directory(rng)
+        if rng.random() < 0.5:                 # as writers leave them: nothing spoiled
+            data = _clean_directory(rng)
+        for fat32 in (False, True):
+            whole = _whole(data, fat32)
+            recs, issues = _parse(data, fat32)
+            if whole is None:
+                left += 1
+            else:
+                taken += 1
+                assert (whole, []) == (recs, issues), data.hex()
+            assert parse_directory(data, fat32=fat32) == (recs, issues)
+    assert taken > 1000 and left > 1000
+
+
+def _clean_directory(rng):
+    """Short entries with whole long names (1 to 20 slots), deleted entries between them,
+    perhaps a zero entry and garbage after it."""
+    out = []
+    for i in range(rng.randrange(0, 30)):
+        r = rng.random()
+        name11 = b"F%-10d" % i
+        if r < 0.6:
+            n = rng.choice([1, 5, 13, 14, 26, 27, 40, 255])
+            name = "".join(rng.choice("abcXYZ09 .-é\U0001F600") for _ in range(n))
+            try:
+                out.extend(build_lfn(name, name11, always_terminate=rng.random() < 0.5))
+            except ValueError:
+                continue
+        elif r < 0.7:
+            out.append(b"\xe5" + rng.randbytes(31))
+            continue
+        out.append(_short(rng, name11))
+    if rng.random() < 0.3:
+        out.append(bytes(32) + rng.randbytes(32 * rng.randrange(3)))
+    return b"".join(out)
+
+
+def test_whole_directory_path_stops_at_what_it_does_not_decide():
+    """A slot cut from its name, a checksum off by one, a deleted short entry after its
+    slots, slots at the end: each is left to the entry loop, which names the problem."""
+    short = b"ALONGN~1TXT"
+    slots = build_lfn("a long name, longer than one slot.txt", short, always_terminate=False)
+    entry = _short(random.Random(2), short)
+    bad_chk = bytearray(slots[1])
+    bad_chk[13] ^= 1
+    for data in (slots[1] + entry, slots[0] + bytes(bad_chk) + entry,
+                 b"".join(slots) + b"\xe5" + entry[1:], b"".join(slots),
+                 entry + slots[0]):
+        assert _whole(data, False) is None
+        assert _parse(data, False)[1], data.hex()
+    assert _whole(b"".join(slots) + entry, False) == _parse(b"".join(slots) + entry, False)[0]

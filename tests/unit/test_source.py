@@ -211,3 +211,46 @@ def test_a_tree_deeper_than_pythons_stack_is_walked_or_refused_clearly(tmp_path,
         assert all(p.path for p in problems) and got == want[:len(got)]
     else:
         assert got == want
+
+
+def test_source_entry_is_a_frozen_value_however_made(tmp_path):
+    """SourceEntry (filled in as its writable base, then made a SourceEntry) is a frozen
+    value: compared, hashed, pickled and printed by its fields; the walk's entries
+    equal those made by keyword."""
+    import pickle
+
+    from blockimg.record import FrozenRecordError
+    from blockimg.sources.directory import Kind, SourceEntry, walk
+    (tmp_path / "a.txt").write_bytes(b"abc")
+    os.utime(tmp_path / "a.txt", (1_700_000_000, 1_700_000_000))
+    os.chmod(tmp_path / "a.txt", 0o640)
+    (e,) = walk(tmp_path).entries
+    want = SourceEntry(path="a.txt", kind=Kind.FILE, size=3, mtime=1_700_000_000, mode=0o640,
+                       source=str(tmp_path / "a.txt"))
+    assert type(e) is SourceEntry and e == want and hash(e) == hash(want)
+    assert pickle.loads(pickle.dumps(e)) == e
+    assert repr(e).startswith("SourceEntry(path='a.txt', kind=") and "offset=None)" in repr(e)
+    assert (e.data, e.link_target, e.offset) == (None, None, None)
+    assert SourceEntry("d", Kind.DIR) != SourceEntry("d", Kind.DIR, mode=0o755)
+    for name in SourceEntry.FIELDS:
+        with pytest.raises(FrozenRecordError):
+            setattr(e, name, None)
+        with pytest.raises(FrozenRecordError):
+            delattr(e, name)
+    assert e == want
+
+
+def test_left_out_file_is_skipped_under_every_name_and_the_rest_stored(tmp_path):
+    """The files left out (the image being written) are known by device and inode: a hard
+    link to the image elsewhere in the tree is skipped too; every other file is stored."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "site.img").write_bytes(b"image")
+    os.link(tmp_path / "site.img", tmp_path / "sub" / "copy.img")
+    (tmp_path / "sub" / "page.html").write_bytes(b"<p>")
+    tree = walk(tmp_path, leave_out=[str(tmp_path / "site.img")])
+    assert [e.path for e in tree.entries] == ["sub", "sub/page.html"]
+    assert sorted(tree.skipped) == [(str(tmp_path / "site.img"), "the image being written"),
+                                    (str(tmp_path / "sub" / "copy.img"),
+                                     "the image being written")]
+    assert [e.path for e in walk(tmp_path, leave_out=[str(tmp_path / "none")]).entries] == \
+        ["site.img", "sub", "sub/copy.img", "sub/page.html"]

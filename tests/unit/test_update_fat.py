@@ -452,3 +452,29 @@ def test_lost_runs_are_allocated_unreferenced_clusters(bits, values, refs):
         else:
             c += 1
     assert lost_runs(bytes(buf), bits, n - 2, referenced) == want
+
+
+def test_stray_long_name_slot_is_junk_to_the_update(tmp_path):
+    """A long-name slot no entry owns (a directory parse_directory reports issues for) is
+    junk the update may reuse; a directory without issues has none (every live slot is
+    an entry's)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        write(src, f"a long file name {i}.txt", b"x" * (i + 1))
+    image = tmp_path / "site.img"
+    api.create(str(src), str(image), format="fat", mtime=T0)
+    with FileDevice(str(image)) as dev:
+        vol = fat_update.read_volume(dev)
+        root = vol.dirs[""]
+        assert root.junk == ()
+        last = max(e.offset for e in root.children)
+    free = last + 32                        # the end marker after the last entry
+    slot = bytearray(32)
+    slot[0], slot[11], slot[13] = 0x41, 0x0F, 0x99   # slot 1 of a name, no short entry
+    with FileDevice(str(image), writable=True) as dev:
+        at = vol.geometry.root_offset if vol.geometry.fat_type != 32 else \
+            vol.geometry.cluster_offset(root.clusters[0])
+        dev.pwrite(at + free, bytes(slot) + b"\xe5" + bytes(31))
+        vol = fat_update.read_volume(dev)
+    assert vol.dirs[""].junk == ((free, free + 32),)
