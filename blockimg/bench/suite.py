@@ -254,7 +254,7 @@ SOURCES = [
     Tool("git archive | tar -x; blockimg DIR", "peer", lambda c: (
         f"mkdir {_q(c.out)} && git -C {_q(c.git_repo)} archive HEAD | tar -x -C {_q(c.out)} "
         f"&& " + shlex.join(_blockimg_tar_create(c, c.out, "--mtime", str(GIT_TIME)))),
-         needs=("git", "tar"), output="dir"),
+         needs=("git", "tar"), output="dir", env=blockimg_env()),   # (a peer that runs blockimg)
     Tool("tar -c DIR | blockimg -", "blockimg", lambda c: (
         f"tar -c -C {_q(c.corpus)} . | " + shlex.join(_blockimg_tar_create(c, "-"))),
          needs=("tar",)),
@@ -278,7 +278,7 @@ DISK = [
         f"mkdir {_q(c.out)} && " + " && ".join(
             shlex.join(blockimg_cmd(c, "create", half, "-o", os.path.join(c.out, f"{i}.img"),
                                     "--format", "tar", "-q"))
-            for i, half in enumerate(c.halves))), output="dir"),
+            for i, half in enumerate(c.halves))), output="dir", env=blockimg_env()),
     Tool("cat IMG1 IMG2", "limit", lambda c: f"cat {_q(c.half_images[0])} "
                                               f"{_q(c.half_images[1])} > {_q(c.out_img)}"),
 ]
