@@ -27,6 +27,10 @@ _LINK_MAX = width(LINKNAME)
 _SIZE_WIDTH = width(SIZE)
 _MTIME_WIDTH = width(MTIME)
 _MTIME_MAX = 8 ** (_MTIME_WIDTH - 1) - 1
+# The common-case tests below compare with these limits in line (octal_fits' rule, without
+# its call: four a member).
+_SIZE_LIMIT = 8 ** (_SIZE_WIDTH - 1)
+_MTIME_LIMIT = _MTIME_MAX + 1
 
 
 def _refuse(entry: SourceEntry, message: str, rule: str) -> InvalidInput:
@@ -61,8 +65,8 @@ def encode_entry(entry: SourceEntry, *, mirage: bool) -> bytes:
     link = b""
     if entry.link_target is not None and (kind is Kind.SYMLINK or kind is Kind.HARDLINK):
         link = entry.link_target.encode("utf-8", "surrogateescape")
-    if len(name) <= _NAME_MAX and len(link) <= _LINK_MAX and octal_fits(size, _SIZE_WIDTH) \
-            and octal_fits(mtime, _MTIME_WIDTH) and (not mirage or (name + link).isascii()):
+    if len(name) <= _NAME_MAX and len(link) <= _LINK_MAX and 0 <= size < _SIZE_LIMIT \
+            and 0 <= mtime < _MTIME_LIMIT and (not mirage or (name + link).isascii()):
         # The common case: one ustar header, nothing to refuse or to put in records.
         return build_header(name, entry.mode & 0o7777, size, mtime, _TYPEFLAG[kind], link)
     if mirage:
@@ -97,7 +101,7 @@ def one_header(entry: SourceEntry, mirage: bool) -> bool:
     # directory's name takes a "/".)
     return (len(path) < _NAME_MAX and path.isascii() or len(entry.path_bytes) < _NAME_MAX
             and (not mirage or entry.path_bytes.isascii())) \
-        and octal_fits(entry.size, _SIZE_WIDTH) and octal_fits(entry.mtime, _MTIME_WIDTH)
+        and 0 <= entry.size < _SIZE_LIMIT and 0 <= entry.mtime < _MTIME_LIMIT
 
 
 def _path_fields(name: bytes, link: bytes,
