@@ -89,15 +89,7 @@ def padded(n: int) -> int:
 # -- numbers: the one octal / base-256 codec ------------------------------
 def octal_fits(value: int, width: int) -> bool:
     """Can ``value`` be written in octal in a ``width``-byte field (with its NUL)?"""
-    limit = _OCTAL_LIMITS.get(width)
-    if limit is None:       # (the table holds the widths of the ustar fields)
-        limit = 8 ** (width - 1)
-    return 0 <= value < limit
-
-
-#: ``8 ** (width - 1)`` for the ustar fields' widths: a build asks this four times a
-#: member, and the power is a big-integer product each time (~2,000 instructions).
-_OCTAL_LIMITS = {w: 8 ** (w - 1) for w in (8, 12)}
+    return 0 <= value < 8 ** (width - 1)
 
 
 def _octal_format(width: int) -> bytes:
