@@ -15,7 +15,7 @@ from .formats import detect_format, format_module, partial_hint
 from .record import field, record
 from .units import human_size, plural
 
-# The write side (write.atomic and its contextlib, write.device_guard) is imported by the
+# The write side (write.atomic, write.device_guard) is imported by the
 # functions that write: opening an image to read it needs none of it.
 if TYPE_CHECKING:   # imported where used: a build without a manifest needs neither
     from .read.image import Image
@@ -327,38 +327,40 @@ class _Build:
             raise
 
     def _file(self, name: str, fsync: bool, placed: list) -> Optional[Manifest]:
-        import contextlib
+        from .write.atomic import atomic_file
+        if not self.manifest_path:
+            return self._image(name, fsync, placed, None)
+        # Entered first, put in place last: the manifest appears only beside a
+        # finished image.
+        with atomic_file(self.manifest_path, secret=self.secret, durable=fsync) as mout:
+            return self._image(name, fsync, placed, mout)
+
+    def _image(self, name: str, fsync: bool, placed: list, mout) -> Optional[Manifest]:
         from .write.atomic import atomic_file, write_all
         result = None
         plan = self.plan
-        with contextlib.ExitStack() as stack:
-            # Entered first, put in place last: the manifest appears only beside a
-            # finished image.
-            mout = (stack.enter_context(atomic_file(self.manifest_path, secret=self.secret,
-                                                    durable=fsync))
-                    if self.manifest_path else None)
-            with atomic_file(name, secret=self.secret, durable=fsync) as out:
-                try:
-                    os.ftruncate(out.fd, plan.image_size)
-                except OSError as e:
-                    raise DeviceError(f"{name}: cannot make a {plan.image_size}-byte image: "
-                                      f"{e.strerror}", errno=e.errno) from None
-                dev = FileDevice(out.name, writable=True, sector_size=_io_sector(plan),
-                                 _fd=os.dup(out.fd))
-                # The writer starts the kernel's write-out as it goes, so that the fsync
-                # has little left to do (pointless work without it).
-                dev.early_writeout = fsync
-                try:
-                    crcs = self.write(dev, fsync)
-                finally:
-                    dev.close()
-                if self.want:
-                    # One bounded-memory pass over the finished image, before it is in place.
-                    from .trust.manifest import sha256_fd
-                    result = self.manifest(sha256_fd(out.fd, plan.image_size), crcs)
-                    if mout is not None:
-                        write_all(mout.fd, result.dumps().encode("utf-8"), sync=fsync)
-            placed.append(name)
+        with atomic_file(name, secret=self.secret, durable=fsync) as out:
+            try:
+                os.ftruncate(out.fd, plan.image_size)
+            except OSError as e:
+                raise DeviceError(f"{name}: cannot make a {plan.image_size}-byte image: "
+                                  f"{e.strerror}", errno=e.errno) from None
+            dev = FileDevice(out.name, writable=True, sector_size=_io_sector(plan),
+                             _fd=os.dup(out.fd))
+            # The writer starts the kernel's write-out as it goes, so that the fsync
+            # has little left to do (pointless work without it).
+            dev.early_writeout = fsync
+            try:
+                crcs = self.write(dev, fsync)
+            finally:
+                dev.close()
+            if self.want:
+                # One bounded-memory pass over the finished image, before it is in place.
+                from .trust.manifest import sha256_fd
+                result = self.manifest(sha256_fd(out.fd, plan.image_size), crcs)
+                if mout is not None:
+                    write_all(mout.fd, result.dumps().encode("utf-8"), sync=fsync)
+        placed.append(name)
         return result
 
 

@@ -13,14 +13,12 @@
 from __future__ import annotations
 
 import struct
-import zlib
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Iterable, List, Optional, Tuple
 
 from ..errors import InvalidInput
 from . import structs
-from .mirage import is_legal_dos_name
 from .structs import (ATTR_LONG_NAME, DIR_ATTR, LAST_LONG_ENTRY, LDIR_CHKSUM, LDIR_NAME_PIECES,
                       NT_LOWER_BASE, NT_LOWER_EXT, STRUCT_FORMATS)
 
@@ -43,33 +41,25 @@ MAX_SLOTS = 20
 _LFN_1 = struct.Struct(STRUCT_FORMATS["LfnEntry"])
 assert _LFN_1.size == structs.SIZES["LfnEntry"]
 
-#: The compiled expressions of the ASCII fast paths, made on first use (compiling them
-#: is most of what importing this module would cost; reading an image needs none).
-_short_full = _short_ci_full = _bad_ascii = _bad_ascii_joined = _not_short = None
+#: Characters a name may hold to be its own short name once upper-cased (ASCII).
+_SHORT_CHARS_CI = SHORT_CHARS | frozenset("abcdefghijklmnopqrstuvwxyz")
+#: ``str.translate`` tables that delete the ASCII characters no FAT name may hold
+#: (control characters and :data:`FORBIDDEN`; the second keeps "/", to look at names
+#: joined by "/"): a name holds none when its translation is as long. (Set and string
+#: operations, not regular expressions: importing ``re`` is ~7 ms of ``create``'s start-up.)
+_CONTROL = "".join(map(chr, range(0x20))) + "\x7f"
+_DROP_BAD = str.maketrans("", "", _CONTROL + FORBIDDEN)
+_DROP_BAD_JOINED = str.maketrans("", "", _CONTROL + FORBIDDEN.replace("/", ""))
+#: An ASCII character's short-name form (its own, or "_"), made on first use.
 _TO_SHORT: dict = {}
 
 
-def _compile() -> None:
-    """Compile the fast paths' expressions (each equal to the general code below, tested)."""
-    global _short_full, _short_ci_full, _bad_ascii, _bad_ascii_joined, _not_short
-    import re
-    _TO_SHORT.update({c: (chr(c) if chr(c) in SHORT_CHARS else "_") for c in range(128)})
-    short_class = "[" + re.escape("".join(sorted(SHORT_CHARS))) + "]"
-    short_ci_class = "[" + re.escape("".join(sorted(SHORT_CHARS))
-                                     + "abcdefghijklmnopqrstuvwxyz") + "]"
-    # An all-upper-case legal 8.3 name: what ``is_short_name`` accepts.
-    _short_full = re.compile(f"{short_class}{{1,8}}(?:\\.{short_class}{{1,3}})?").fullmatch
-    # A name that is a legal 8.3 name once upper-cased (ASCII): its short name is the
-    # upper-cased name itself when free (``_basis`` of it loses nothing).
-    _short_ci_full = re.compile(
-        f"{short_ci_class}{{1,8}}(?:\\.{short_ci_class}{{1,3}})?").fullmatch
-    # An ASCII character no FAT name may hold (forbidden or control); the same but for
-    # "/", to search names joined by "/" (no name holds one).
-    _bad_ascii = re.compile('[\x00-\x1f\x7f' + re.escape(FORBIDDEN) + ']').search
-    _bad_ascii_joined = re.compile(
-        '[\x00-\x1f\x7f' + re.escape(FORBIDDEN.replace("/", "")) + ']').search
-    # An ASCII character (after upper-casing) that a short name cannot hold.
-    _not_short = re.compile("[^" + re.escape("".join(sorted(SHORT_CHARS))) + "]").search
+def _is_83(name: str, chars: frozenset) -> bool:
+    """True when ``name`` is 1-8 of ``chars``, then optionally a dot and 1-3 of them
+    (``chars`` holds no dot)."""
+    base, dot, ext = name.partition(".")
+    return 0 < len(base) <= 8 and len(ext) <= 3 and (bool(ext) or not dot) \
+        and chars.issuperset(base) and chars.issuperset(ext)
 
 
 # -- short names ---------------------------------------------------------------
@@ -85,9 +75,7 @@ def _split83(name: str) -> Optional[Tuple[str, str]]:
 
 def is_short_name(name: str) -> bool:
     """True for an all-upper-case legal 8.3 name (``README``, ``FAT.ML``): no LFN needed."""
-    if _short_full is None:
-        _compile()
-    return _short_full(name) is not None
+    return _is_83(name, SHORT_CHARS)
 
 
 def exact_short(name: str) -> Optional[bytes]:
@@ -97,9 +85,7 @@ def exact_short(name: str) -> Optional[bytes]:
     Within a directory these forms are reserved before any ``~N`` alias is
     handed out (:class:`ShortNames`).
     """
-    if _short_ci_full is None:
-        _compile()
-    if _short_ci_full(name) is None:
+    if not _is_83(name, _SHORT_CHARS_CI):
         return None
     base, _, ext = name.upper().partition(".")
     return (base.ljust(8) + ext.ljust(3)).encode("ascii")
@@ -360,10 +346,10 @@ def _basis_ascii(name: str) -> Tuple[str, str, bool]:
     if len(base) > 8 or len(ext) > 3 or base != stripped[:dot if dot >= 0 else None]:
         lossy = True
     b8, e3 = base[:8].upper(), ext[:3].upper()
-    if _not_short is None:
-        _compile()
-    if _not_short(b8) or _not_short(e3):
+    if not (SHORT_CHARS.issuperset(b8) and SHORT_CHARS.issuperset(e3)):
         lossy = True
+        if not _TO_SHORT:
+            _TO_SHORT.update({c: (chr(c) if chr(c) in SHORT_CHARS else "_") for c in range(128)})
         b8, e3 = b8.translate(_TO_SHORT), e3.translate(_TO_SHORT)
     return b8 or "_", e3, lossy
 
@@ -439,6 +425,7 @@ class ShortNames:
                 self._next[key] = n
                 return got
         self._next[key] = n
+        import zlib     # (here: few directories ever need the hash form)
         data = name.encode("utf-16-le", "surrogatepass")
         salt = 0
         while True:
@@ -456,18 +443,14 @@ def mirage_misreads_any(names: Iterable[str]) -> bool:
     """True when ocaml-fat would look one of ``names`` (ASCII) up as an 8.3 name that is not
     a legal upper-case 8.3 name (spaces, extra dots): the rule :func:`check_name` applies
     to each name with ``mirage``, for a directory at once."""
-    if _short_full is None:
-        _compile()
-    full = _short_full
-    return any(full(name) is None and ocaml_fat_reads_as_short(name) for name in names)
+    return any(not _is_83(name, SHORT_CHARS) and ocaml_fat_reads_as_short(name)
+               for name in names)
 
 
 def forbidden_in_joined(joined: str) -> bool:
     """True when ``joined``, names joined by ``/``, holds an ASCII character that no FAT
     name may hold (a control character or one of ``FORBIDDEN`` other than ``/``)."""
-    if _bad_ascii_joined is None:
-        _compile()
-    return _bad_ascii_joined(joined) is not None
+    return len(joined.translate(_DROP_BAD_JOINED)) != len(joined)
 
 
 def fold(name: str) -> str:
@@ -484,15 +467,16 @@ def _fold_general(name: str) -> str:
 def ocaml_fat_reads_as_short(name: str) -> bool:
     """True when ocaml-fat looks ``name`` up as an 8.3 name (:func:`.mirage.is_legal_dos_name`
     of its UTF-8 bytes, the bytes the driver is given)."""
+    # (Imported here: .mirage's records need collections, ~7 M instructions of start-up,
+    # and most builds never ask: only an upper-case name that is not 8.3 gets here.)
+    from .mirage import is_legal_dos_name
     return is_legal_dos_name(name.encode("utf-8", "surrogatepass"))
 
 
 def check_name(name: str, *, path: str, mirage: bool) -> None:
     """Raise InvalidInput (naming ``path`` and the rule) unless FAT (or Mirage) can store it."""
-    if _bad_ascii is None:
-        _compile()
     if name.isascii() and len(name) <= MAX_NAME_UNITS and not name.endswith((".", " ")) \
-            and _bad_ascii(name) is None:
+            and len(name.translate(_DROP_BAD)) == len(name):
         # The common case: nothing below can object, except Mirage's 8.3 lookup rule.
         if mirage and ocaml_fat_reads_as_short(name) and not is_short_name(name):
             _check_name_general(name, path=path, mirage=mirage)

@@ -27,14 +27,14 @@ _BIG_ENDIAN = sys.byteorder == "big"
 _LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
 #: The 32-bit unsigned array type code ("I" on every platform CPython supports).
 U32 = "I" if calcsize("I") == 4 else "L"
-#: Byte 0 and byte 1 of consecutive numbers, one period (and then some) each.
-_LANE0 = bytes(range(256)) * 512
-_LANE1 = b"".join(bytes([h]) * 256 for h in range(256)) * 2
+#: Byte 0 and byte 1 of consecutive numbers, one period (and then some) each; made on
+#: first use (:func:`_lanes`).
+_LANE0 = _LANE1 = b""
 
 #: ``array.array``, imported on first use (:func:`_array_type`): the ``array`` module
 #: imports ``collections.abc`` (with ``collections``: ~8 M instructions) when it loads,
 #: and a tar reader, which imports this module's constants through ``.geometry``,
-#: decodes no table.
+#: decodes no table (nor does the writer: :meth:`RunTable.encode_range` does without).
 _array = None
 
 BITS = {12: 12, 16: 16, 32: 32}
@@ -136,7 +136,20 @@ def consecutive(typecode: str, start: int, n: int) -> array:
     against it, and a 256 MiB file is 65536 clusters of 4 KiB.
     """
     array = _array or _array_type()
-    size = array(typecode).itemsize
+    arr = array(typecode)
+    arr.frombytes(_lanes(arr.itemsize, start, n))
+    if _BIG_ENDIAN:                                    # pragma: no cover
+        arr.byteswap()
+    return arr
+
+
+def _lanes(size: int, start: int, n: int) -> bytearray:
+    """The ``size``-byte little-endian numbers ``start``, ``start + 1`` ... (``n`` of
+    them), built a byte lane at a time."""
+    global _LANE0, _LANE1
+    if not _LANE0:
+        _LANE0 = bytes(range(256)) * 512
+        _LANE1 = b"".join(bytes([h]) * 256 for h in range(256)) * 2
     buf = bytearray(n * size)
     pos = 0
     while pos < n:
@@ -159,11 +172,14 @@ def consecutive(typecode: str, start: int, n: int) -> array:
             parts.append(bytes([(v >> shift) & 0xFF]) * (nxt - v))
             v = nxt
         buf[lane::size] = b"".join(parts)
-    arr = array(typecode)
-    arr.frombytes(buf)
-    if _BIG_ENDIAN:                                    # pragma: no cover
-        arr.byteswap()
-    return arr
+    return buf
+
+
+def _swap(buf: bytearray, size: int) -> None:         # pragma: no cover (big-endian)
+    """Reverse the bytes of each ``size``-byte number of ``buf``, in place."""
+    lanes = [buf[i::size] for i in range(size)]
+    for i, lane in enumerate(reversed(lanes)):
+        buf[i::size] = lane
 
 
 class RunTable:
@@ -233,13 +249,19 @@ class RunTable:
             return bytes(out[:table_bytes(12, n)])
         stop = max(start, stop)
         live = min(stop, self.used_end)
-        vals = consecutive("H" if self.fat_type == 16 else U32, start + 1, max(0, live - start))
+        size = 2 if self.fat_type == 16 else 4
+        buf = _lanes(size, start + 1, max(0, live - start))
         if live < stop:
-            vals.frombytes(bytes((stop - max(start, live)) * vals.itemsize))
-        self._mark(vals, start, stop)
+            buf += bytes((stop - max(start, live)) * size)
+        # The marks go in through a native-order view of the bytes (not an array: no
+        # ``array`` import for a build).
         if _BIG_ENDIAN:                                # pragma: no cover
-            vals.byteswap()
-        return vals.tobytes()
+            _swap(buf, size)
+        with memoryview(buf) as raw, raw.cast("H" if size == 2 else U32) as vals:
+            self._mark(vals, start, stop)
+        if _BIG_ENDIAN:                                # pragma: no cover
+            _swap(buf, size)
+        return bytes(buf)
 
     def chunks(self, chunk_bytes: int = 1 << 20) -> Iterator[Tuple[int, bytes]]:
         """``(byte offset in the table, bytes)`` pieces covering the whole table.

@@ -135,13 +135,13 @@ class Copier:
         self._buf_off = 0                         # image offset of self._view[0]
         # Early write-out: only for an image in a regular file that will be fsynced (the
         # caller sets ``device.early_writeout``; blockimg.create does unless fsync=False);
-        # a hint to the kernel, never needed for correctness.
+        # a hint to the kernel, never needed for correctness. The function (ctypes) is
+        # looked up when the first write-out is due: a smaller build does without.
         self._wb = None
         self._wb_fd = -1
         self._wb_due = WRITEBACK_EVERY
         if isinstance(device, FileDevice) and not device.is_device and \
                 getattr(device, "early_writeout", False):
-            self._wb = _sync_file_range()
             self._wb_fd = device.fd
 
     def __enter__(self) -> "Copier":
@@ -238,13 +238,15 @@ class Copier:
 
     def _written(self, n: int) -> None:
         self._sync_left -= n
-        if self._wb is not None:
+        if self._wb_fd >= 0:
             self._wb_due -= n
             if self._wb_due <= 0:
                 self._wb_due = WRITEBACK_EVERY
+                if self._wb is None:
+                    self._wb = _sync_file_range()
                 # Whole file (0, 0): pages already being written are skipped.
-                if self._wb(self._wb_fd, 0, 0, _SYNC_FILE_RANGE_WRITE) != 0:
-                    self._wb = None
+                if self._wb is None or self._wb(self._wb_fd, 0, 0, _SYNC_FILE_RANGE_WRITE):
+                    self._wb_fd = -1
 
     finish = flush
 
@@ -378,7 +380,7 @@ class Copier:
         next is copied) or progress is reported (a big file moves the bar as it is
         copied)."""
         progress = self.progress
-        if self._wb is None and progress is None:
+        if self._wb_fd < 0 and progress is None:
             return self.device.copy_from(offset, fd, size, start)
         done = 0
         while done < size:

@@ -15,7 +15,6 @@ process and the ``blockimg`` program chooses (:func:`auto_jobs`).
 from __future__ import annotations
 
 import os
-import struct
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Callable, Iterable, List, Optional, Sequence, Tuple, TypeVar
@@ -41,7 +40,8 @@ MIN_FILES_PER_JOB = 1000
 MAX_AUTO_JOBS = 2
 #: A file costs about as much as moving this many bytes more (open, read or create, close).
 FILE_WEIGHT = 32 * 1024
-_SLOT = struct.Struct("<q")
+#: Bytes of a part's counter (a signed little-endian count of bytes moved).
+_SLOT = 8
 
 
 def usable_cpus() -> int:
@@ -178,7 +178,7 @@ class _Run:
         import mmap
         import pickle  # noqa: F401  (imported here, before the fork, once for all)
         self.work, self.parts, self.progress = work, parts, progress
-        self.counters = mmap.mmap(-1, _SLOT.size * parts)   # shared with the children
+        self.counters = mmap.mmap(-1, _SLOT * parts)   # shared with the children
         self.children: list = []   # (part, pid, read end of its pipe), until reaped
         self.outcome: dict = {}    # part -> ("ok", result), ("err", error) or ("bug", ...)
 
@@ -187,7 +187,7 @@ class _Run:
         counters, parts, progress = self.counters, self.parts, self.progress
 
         def tick(done: int) -> None:
-            _SLOT.pack_into(counters, i * _SLOT.size, done)
+            counters[i * _SLOT:(i + 1) * _SLOT] = done.to_bytes(_SLOT, "little", signed=True)
             if here and progress is not None:
                 progress(_total(counters, parts))
         return tick
@@ -248,7 +248,8 @@ class _Run:
 
 
 def _total(counters, parts: int) -> int:
-    return sum(_SLOT.unpack_from(counters, i * _SLOT.size)[0] for i in range(parts))
+    return sum(int.from_bytes(counters[i * _SLOT:(i + 1) * _SLOT], "little", signed=True)
+               for i in range(parts))
 
 
 def _child(work, i: int, tick: Tick, w: int) -> None:
