@@ -355,3 +355,30 @@ def test_a_bug_in_an_option_s_type_is_not_left_to_argparse(monkeypatch):
         cli.parse_simple(["extract", "img", "dest", "-j", "2"])
     # a refused value is argparse's: parse_simple steps aside
     assert cli.parse_simple(["extract", "img", "dest", "--jobs", "0"]) is None
+
+
+#: What ``create`` of a small directory does without (issue 16: its start-up within
+#: 10 ms of the interpreter's). contextlib, enum and re each cost 4-7 ms with the
+#: functools and collections they bring; ctypes is for the write-out hint of an image
+#: past 8 MiB; array (which imports collections) for a FAT reader's table windows;
+#: threading, pickle, signal and mmap for a big build's helper thread and processes.
+CREATE_WITHOUT = {"contextlib", "enum", "functools", "collections", "re", "ctypes", "array",
+                  "threading", "pickle", "signal", "mmap"}
+#: And per format: a FAT build needs no zlib (short-name hashes of crowded directories)
+#: nor blockimg.fat.mirage (its records; names that Mirage would misread); a tar build
+#: no struct nor bisect.
+CREATE_WITHOUT_BY_FORMAT = {"fat": {"zlib", "blockimg.fat.mirage"}, "tar": {"struct", "bisect"}}
+
+
+@pytest.mark.parametrize("replace", [False, True], ids=["new", "replaced"])
+@pytest.mark.parametrize("fmt", ["fat", "tar"])
+def test_create_of_a_small_tree_imports_only_what_it_uses(one_file, fmt, replace):
+    """Both a new output and one replaced (fsynced, with the write-out hint asked for)."""
+    out = one_file / f"small-{fmt}-{replace}.img"
+    if replace:
+        out.write_bytes(b"old")
+    added = _modules_of_command(["create", str(one_file / "d"), "-o", str(out), "--format",
+                                 fmt, "-q"])
+    assert "blockimg.write.copier" in added
+    forbidden = CREATE_WITHOUT | CREATE_WITHOUT_BY_FORMAT[fmt]
+    assert not added & forbidden, sorted(added & forbidden)
