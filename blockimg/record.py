@@ -75,10 +75,12 @@ def record(cls=None, *, frozen: bool = False):
 def _make(cls, frozen: bool):
     specs = _specs(cls)
     env = {"_MISSING": _MISSING, "_set": object.__setattr__}
-    source = _init_source(cls, specs, frozen, env) + _value_source(cls, specs)
-    names = ("__init__", "__repr__", "__eq__") + (("__hash__",) if frozen else ())
-    methods = _OnFirstCall(cls, names, "\n".join(source), env)
-    for name in names:
+    sources = {"__init__": "\n".join(_init_source(cls, specs, frozen, env)),
+               **_value_source(cls, specs)}
+    if not frozen:
+        del sources["__hash__"]
+    methods = _OnFirstCall(cls, sources, env)
+    for name in sources:
         setattr(cls, name, methods.stub(name))
     if frozen:
         cls.__setattr__ = _frozen_setattr
@@ -130,40 +132,39 @@ def _init_source(cls, specs: dict, frozen: bool, env: dict) -> list:
     return [f"def __init__(self, {', '.join(params)}):", *(body or [" pass"])]
 
 
-def _value_source(cls, specs: dict) -> list:
-    """The lines of ``__repr__``, ``__eq__`` and ``__hash__``."""
+def _value_source(cls, specs: dict) -> dict:
+    """The text of ``__repr__``, ``__eq__`` and ``__hash__``, by name."""
     shown = ", ".join(f"{n}={{self.{n}!r}}" for n, s in specs.items() if s.repr)
     key = "(" + "".join(f"self.{n}, " for n, s in specs.items() if s.compare) + ")"
-    return [
-        "def __repr__(self):",
-        f" return f'{cls.__qualname__}({shown})'",
-        "def __eq__(self, other):",
-        " if other.__class__ is not self.__class__: return NotImplemented",
-        f" return {key} == {key.replace('self.', 'other.')}",
-        "def __hash__(self):",
-        f" return hash({key})",
-    ]
+    return {
+        "__repr__": f"def __repr__(self):\n return f'{cls.__qualname__}({shown})'",
+        "__eq__": "def __eq__(self, other):\n"
+                  " if other.__class__ is not self.__class__: return NotImplemented\n"
+                  f" return {key} == {key.replace('self.', 'other.')}",
+        "__hash__": f"def __hash__(self):\n return hash({key})",
+    }
 
 
 class _OnFirstCall:
-    """A record class's methods, compiled (most of a record's cost, ~0.7 ms) and put on
-    the class when one of them is first called. The text is exec'd, not compile()d:
-    compile() makes the ast module's ~100 node classes on its first call (~3 ms); the
-    code gets its file name after."""
+    """A record class's methods, each compiled (most of a record's cost) and put on the
+    class when it is first called: a command that only makes a record compiles only its
+    ``__init__`` (~1.4 M instructions for all four methods of a ten-field record, about
+    half of that for ``__init__``). The text is exec'd, not compile()d: compile() makes
+    the ast module's ~100 node classes on its first call (~3 ms); the code gets its file
+    name after."""
 
-    def __init__(self, cls, names: tuple, source: str, env: dict) -> None:
-        self.cls, self.names, self.source, self.env = cls, names, source, env
+    def __init__(self, cls, sources: dict, env: dict) -> None:
+        self.cls, self.sources, self.env = cls, sources, env
 
     def compiled(self, name: str):
         env = self.env
-        if "__init__" not in env:
+        if name not in env:
             qualname = self.cls.__qualname__
-            exec(self.source, env)
-            for n in self.names:
-                fn = env[n]
-                fn.__code__ = fn.__code__.replace(co_filename=f"<record {qualname}>")
-                fn.__qualname__ = f"{qualname}.{n}"
-                setattr(self.cls, n, fn)
+            exec(self.sources[name], env)
+            fn = env[name]
+            fn.__code__ = fn.__code__.replace(co_filename=f"<record {qualname}>")
+            fn.__qualname__ = f"{qualname}.{name}"
+            setattr(self.cls, name, fn)
         return env[name]
 
     def stub(self, name: str):
