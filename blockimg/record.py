@@ -14,7 +14,7 @@ pass``). Importing dataclasses imports ``inspect`` (with ``ast``, ``dis``,
 made by dataclasses instead, ``blockimg ls``, ``cat`` and ``create`` of a small
 image took 8-23 ms more CPU time each (two interleaved runs, 30 and 40 rounds,
 on a loaded 2-CPU machine, December). This module
-imports nothing and compiles a class's methods when one is first called, so a
+imports nothing and compiles each method of a class when it is first called, so a
 command pays only for the records it uses. ``tests/unit/test_record.py`` holds
 it equal to dataclasses for every feature listed here.
 """

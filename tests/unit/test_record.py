@@ -125,3 +125,23 @@ def test_the_library_s_records_use_only_what_is_held_equal_to_dataclasses_above(
         assert not [a for a in annotations if any(w in a for w in ("ClassVar", "InitVar",
                                                                    "KW_ONLY"))], cls
         assert fields(cls) == tuple(cls.__annotations__), cls
+
+
+def test_each_method_is_compiled_when_first_called():
+    """Making records compiles only ``__init__`` (a build makes its records and never
+    prints or compares them: the other methods' compiles were most of what records cost
+    its start-up); the others are compiled, and work, when first called."""
+    @record(frozen=True)
+    class Point:
+        x: int
+        y: int = 2
+
+    def compiled(name):
+        return getattr(Point, name).__code__.co_filename.startswith("<record ")
+
+    p = Point(1)
+    assert compiled("__init__")
+    assert not any(compiled(n) for n in ("__repr__", "__eq__", "__hash__"))
+    assert hash(p) == hash(Point(1)) and compiled("__hash__") and not compiled("__eq__")
+    assert p == Point(1, 2) and p != Point(1, 3) and compiled("__eq__")
+    assert repr(p).endswith(".Point(x=1, y=2)") and compiled("__repr__")
