@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 from ..block.base import BlockDevice, Buffer
 from ..block.file import FileDevice
-from ..trust.checksum import crc32c
 from ..errors import DeviceError, SourceChanged
 from ..sources.directory import SourceEntry
 from .write_behind import WriteBehind
@@ -116,7 +115,10 @@ class Copier:
         self.device = device
         self.checksum = checksum
         self.crcs: Dict[str, int] = {}
-        self._crc = crc32c() if checksum else None
+        self._crc = None
+        if checksum:     # (imported here: a build without a manifest needs no CRC)
+            from ..trust.checksum import crc32c
+            self._crc = crc32c()
         self.progress = progress
         self.total = total
         self.done = 0

@@ -361,9 +361,10 @@ def test_a_bug_in_an_option_s_type_is_not_left_to_argparse(monkeypatch):
 #: 10 ms of the interpreter's). contextlib, enum and re each cost 4-7 ms with the
 #: functools and collections they bring; ctypes is for the write-out hint of an image
 #: past 8 MiB; array (which imports collections) for a FAT reader's table windows;
-#: threading, pickle, signal and mmap for a big build's helper thread and processes.
+#: threading, pickle, signal and mmap for a big build's helper thread and processes;
+#: the CRC-32C of a manifest's files.
 CREATE_WITHOUT = {"contextlib", "enum", "functools", "collections", "re", "ctypes", "array",
-                  "threading", "pickle", "signal", "mmap"}
+                  "threading", "pickle", "signal", "mmap", "blockimg.trust.checksum"}
 #: And per format: a FAT build needs no zlib (short-name hashes of crowded directories)
 #: nor blockimg.fat.mirage (its records; names that Mirage would misread); a tar build
 #: no struct nor bisect.
