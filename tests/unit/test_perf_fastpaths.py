@@ -243,3 +243,15 @@ def test_build_header_equals_the_construct_reference(name, mode, size, mtime, ty
     assert header.build_header(name, mode, size, mtime, typeflag, linkname, prefix) == \
         build_with_construct(name=name, mode=mode, size=size, mtime=mtime, typeflag=typeflag,
                              linkname=linkname, prefix=prefix)
+
+
+def test_the_usual_header_s_checksum_at_its_largest_sum():
+    """build_header sums the name and the numbers of the usual header by Adler-32, which
+    is the byte sum only below 65,521: the largest sum they can have (a 100-byte name of
+    0xFF bytes, the largest numbers) is still the reference's checksum."""
+    top = 8 ** 11 - 1
+    for name in (b"\xff" * 100, b"\x7f" * 100, b"a", b"\xff"):
+        fast = header.build_header(name, 0o7777, top, top, b"0")
+        assert fast == build_with_construct(name=name, mode=0o7777, size=top, mtime=top,
+                                            typeflag=b"0")
+        assert header.decode_number(fast[148:156]) in header.checksums(fast)
