@@ -24,12 +24,14 @@ __all__ = ["BITS", "EOC", "BAD", "MIN_CLUSTERS", "MAX_CLUSTERS", "MEDIA", "table
 
 _BIG_ENDIAN = sys.byteorder == "big"
 #: Keeps the low nibble of a byte: the top byte of a FAT32 entry holds 4 reserved bits.
-_LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
+_LOW_NIBBLE = bytes(range(16)) * 16
 #: The 32-bit unsigned array type code ("I" on every platform CPython supports).
 U32 = "I" if calcsize("I") == 4 else "L"
-#: Byte 0 and byte 1 of consecutive numbers, one period (and then some) each.
+#: Byte 0 and byte 1 of consecutive numbers, one period (and then some) each; byte 1's
+#: made on first use by :func:`consecutive` (~1 M instructions: no reader of a small
+#: volume follows a chain long enough to need it).
 _LANE0 = bytes(range(256)) * 512
-_LANE1 = b"".join(bytes([h]) * 256 for h in range(256)) * 2
+_LANE1 = b""
 
 #: ``array.array``, imported on first use (:func:`_array_type`): the ``array`` module
 #: imports ``collections.abc`` (with ``collections``: ~8 M instructions) when it loads,
@@ -135,7 +137,10 @@ def consecutive(typecode: str, start: int, n: int) -> array:
     Five times faster than from the range: the run test compares windows
     against it, and a 256 MiB file is 65536 clusters of 4 KiB.
     """
+    global _LANE1
     array = _array or _array_type()
+    if not _LANE1:
+        _LANE1 = b"".join(bytes([h]) * 256 for h in range(256)) * 2
     size = array(typecode).itemsize
     buf = bytearray(n * size)
     pos = 0
