@@ -27,7 +27,7 @@ __all__ = [
     "FSI_LEAD_SIG", "FSI_STRUC_SIG", "FSI_TRAIL_SIG", "FSI_UNKNOWN",
     "fat_datetime", "unix_time", "FAT_EPOCH", "FAT_END",
     "LAYOUTS", "STRUCT_FORMATS", "FIELDS", "SIZES", "OFFSETS", "unpack", "Decoded",
-    "DIR_ATTR", "LDIR_CHKSUM", "LDIR_NAME_PIECES", "SIGNATURE_AT", "field_format",
+    "DIR_ATTR", "LDIR_CHKSUM", "LDIR_NAME_PIECES", "SIGNATURE_AT", "field_format", "cp437",
 ]
 
 SIGNATURE = b"\x55\xaa"
@@ -225,3 +225,9 @@ def unix_time(date: int, tod: int = 0, tenths: int = 0) -> int:
     minute = min((tod >> 5) & 0x3F, 59)
     second = min((tod & 0x1F) * 2 + min(tenths, 199) // 100, 59)
     return _days_since_1970(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+
+
+def cp437(raw: bytes) -> str:
+    """``raw`` (a label, an OEM name, an 8.3 name) decoded as code page 437: ASCII, the
+    usual case, without loading the cp437 codec (~1.4 M instructions of start-up)."""
+    return raw.decode("ascii") if raw.isascii() else raw.decode("cp437")
