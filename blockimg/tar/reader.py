@@ -44,10 +44,10 @@ LOOKUP_WINDOW = 1 << 18
 #: A lookup passes over headers (:func:`_pass_unrelated`) once it has decoded this many
 #: one by one: its patterns cost ``re`` (~24 M instructions of start-up, with the enum
 #: and functools it imports), which the pass over repays after about 1,000 headers
-#: (~23 k instructions fewer a header), so an archive of a few hundred members is read
-#: without it (cat of one file: 85 M -> 61 M instructions on a one-member archive,
-#: 463 M -> 468 M on the 20,000-member one).
-PASS_AFTER = 256
+#: (~23 k instructions fewer a header), so an archive of up to this many members is read
+#: without it (cat of one file of a one-member archive: 85 M -> 56 M instructions; of
+#: the 20,000-member one: 463 M -> 461 M with the other start-up savings, 467 M at 256).
+PASS_AFTER = 128
 _ZEROS = bytes(BLOCK)
 #: Where a member's offset and size are in the tuple of its fields (Decoder.fields).
 _OFFSET, _SIZE = MEMBER_FIELDS.index("offset"), MEMBER_FIELDS.index("size")
