@@ -21,7 +21,8 @@ if _TYPE_CHECKING:   # what __getattr__ gives, declared for readers and type che
                         backend_names, open_device)
     from .errors import (BlockImgError, CorruptImage, DeviceError, DoesNotFit, InvalidInput,
                          NotFound, SourceChanged, Unsupported)
-    from .read.image import EntryInfo, ExtractReport, Image, ImageFile
+    from .read.extract import ExtractReport
+    from .read.image import EntryInfo, Image, ImageFile
     from .sources.directory import Kind, SourceEntry, SourceTree, from_pairs, walk
 
 # Names are imported on first use (PEP 562), so ``blockimg create`` loads only what a
@@ -34,7 +35,7 @@ _LAZY = {
     "BlockImgError": "errors", "CorruptImage": "errors", "DeviceError": "errors",
     "DoesNotFit": "errors", "InvalidInput": "errors", "NotFound": "errors",
     "SourceChanged": "errors", "Unsupported": "errors",
-    "EntryInfo": "read.image", "ExtractReport": "read.image", "Image": "read.image",
+    "EntryInfo": "read.image", "ExtractReport": "read.extract", "Image": "read.image",
     "ImageFile": "read.image",
     "Kind": "sources.directory", "SourceEntry": "sources.directory",
     "SourceTree": "sources.directory", "from_pairs": "sources.directory",

@@ -10,11 +10,11 @@ if TYPE_CHECKING:
 
 from .. import __version__
 # A command imports what it needs when it runs (start-up counts: docs/PERFORMANCE.rst):
-# argparse when the command line is parsed, the library (api) in the command.
+# argparse when the command line is parsed, the library (api) in the command, the
+# progress bar in the commands that show one (create, extract, verify).
 from .interrupts import Terminated, interrupts_as_exceptions
 from ..errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
                      NotARegularFile, NotFound, Problems, Unsupported)
-from .progress import ProgressBar
 from ..quoting import escape
 from ..units import human_size, plural, size_argument as _size
 
@@ -292,6 +292,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
 def cmd_create(args: argparse.Namespace) -> int:
     _check_create_args(args)
     from .. import api
+    from .progress import ProgressBar
     mtime = args.mtime
     if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
         mtime = _mtime(os.environ["SOURCE_DATE_EPOCH"])
@@ -536,6 +537,7 @@ def _other_case(img, path: str):
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from .. import api
+    from .progress import ProgressBar
     # Lazily: with -j, a FAT image is indexed in parts by the processes that extract them.
     with api.open(args.image, lazy=True) as img:
         bar = ProgressBar("extracting", enabled=False if args.quiet else None)
@@ -619,6 +621,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """The ``verify`` command: print every difference; exit 0 only when all agree."""
     from ..trust.verify import verify
+    from .progress import ProgressBar
     if args.manifest is None and args.src is None:
         print(f"blockimg: {args.image}: no --manifest or SRC given; checking structure and "
               "reading every file", file=sys.stderr)
@@ -871,6 +874,18 @@ COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_e
             "build": cmd_build}
 
 
+#: Commands that blockimg.disk.cli.prepare has nothing to do for, unless they name a
+#: partition (tests/unit/test_startup.py holds the two together).
+_NO_DISK_STEP = ("ls", "cat", "extract")
+
+
+def _disk_first(args) -> bool:
+    """Whether ``args`` need :func:`blockimg.disk.cli.prepare` before the command: not for
+    ls, cat and extract of a plain image (the module is ~1.3 M instructions of start-up)."""
+    return args.command not in _NO_DISK_STEP or args.partition is not None or \
+        str(args.image).startswith("partition:")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_simple(argv)
@@ -886,8 +901,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         with interrupts_as_exceptions():
-            from ..disk.cli import prepare   # disk; --partition; partitioned disks; --platform
-            done = prepare(args)
+            done = None
+            if _disk_first(args):
+                from ..disk.cli import prepare   # disk; --partition; partitioned disks; --platform
+                done = prepare(args)
             return done if done is not None else COMMANDS[args.command](args)
     except BlockImgError as e:
         if args.debug:

@@ -101,7 +101,7 @@ def prepare(args: argparse.Namespace) -> Optional[int]:
             return _answer_empty(args, empty)
     else:
         # info and check take a whole disk; the other readers are stopped by format
-        # detection, which names the partitions (blockimg.disk.detect).
+        # detection, which names the partitions (blockimg.disk.reader).
         table = _table_of(args.image) if args.command in ("info", "check") else None
         if table is not None:
             if args.command == "info":
@@ -169,12 +169,15 @@ def _table_of(image):
         return None
     from ..block.file import FileDevice
     from ..errors import InvalidInput
-    from .reader import read_table
+    from .detect import may_hold_table
     try:
         dev = FileDevice(image)
     except InvalidInput:       # not whole sectors: the ordinary open says so
         return None
     try:
+        if not may_hold_table(bytes(dev.pread(0, min(dev.size, 512)))):
+            return None        # (a FAT volume, a tar archive: no table codecs imported)
+        from .reader import read_table
         return read_table(dev)
     finally:
         dev.close()

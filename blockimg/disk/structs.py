@@ -13,11 +13,12 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Dict, Mapping, Tuple
 
+from .detect import MBR_SIGNATURE   # (with the first-sector rule, read before the codecs)
+
 __all__ = ["Layout", "MBR", "MBR_ENTRY", "GPT_HEADER", "GPT_ENTRY", "SECTOR",
            "MBR_SIGNATURE", "GPT_SIGNATURE", "GPT_REVISION", "PROTECTIVE_TYPE"]
 
 SECTOR = 512
-MBR_SIGNATURE = b"\x55\xaa"
 GPT_SIGNATURE = b"EFI PART"
 GPT_REVISION = 0x00010000
 PROTECTIVE_TYPE = 0xEE

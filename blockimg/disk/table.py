@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 from ..errors import CorruptImage
 from ..record import record
+from .detect import is_boot_sector, may_hold_table
 from .structs import (GPT_ENTRY, GPT_HEADER, GPT_REVISION, GPT_SIGNATURE, MBR, MBR_ENTRY,
                       MBR_SIGNATURE, PROTECTIVE_TYPE, SECTOR)
 
@@ -157,12 +158,6 @@ def encode_gpt(partitions: Sequence[Tuple[int, int, uuid.UUID, uuid.UUID, str]],
             last * SECTOR: header(last, 1, backup_array)}
 
 
-def is_boot_sector(sector: bytes) -> bool:
-    """Whether sector 0 starts with an x86 jump and a plausible BPB (a FAT volume)."""
-    bps = int.from_bytes(sector[11:13], "little")
-    return sector[0] in (0xEB, 0xE9) and bps in (512, 1024, 2048, 4096) and sector[13] != 0
-
-
 def decode_mbr(sector: bytes, disk_size: int) -> Optional[List[Tuple[int, int, int, int]]]:
     """``[(slot, start byte, size, type)]`` of an MBR's used entries, or None when
     ``sector`` is no MBR: no 0x55AA, a FAT boot sector, a status byte other than 0/0x80,
@@ -171,7 +166,7 @@ def decode_mbr(sector: bytes, disk_size: int) -> Optional[List[Tuple[int, int, i
 
     An entry past the disk's end is corrupt.
     """
-    if len(sector) < SECTOR or sector[510:512] != MBR_SIGNATURE or is_boot_sector(sector):
+    if not may_hold_table(sector):
         return None
     out = []
     base = MBR.offset("PartitionRecord")

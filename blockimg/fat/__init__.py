@@ -19,7 +19,10 @@ Its modules, by role:
 from __future__ import annotations
 
 from ..formats import entry_points
-from .options import Options
+from ..lazy import lazy_names
+
+# ``Options`` is imported on first use: a reader needs none (nor does telling formats apart).
+__getattr__, __dir__ = lazy_names(globals(), {"Options": "options"})
 
 __all__ = ["Options", "plan", "write", "detect", "open_image", "check"]
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 from ..errors import CorruptImage
 from ..record import record
 from ..units import ceil_div, is_power_of_two
-from .structs import DIR_ENTRY_SIZE, OFFSETS, SIGNATURE, SIGNATURE_AT, SIZES, unpack
+from .structs import DIR_ENTRY_SIZE, OFFSETS, SIGNATURE, SIGNATURE_AT, SIZES, Decoded, unpack
 from .table import MAX_CLUSTERS, MIN_CLUSTERS
 
 __all__ = ["Geometry", "parse", "detect", "looks_like_fat", "fat_type_of", "why_not_fat"]
@@ -194,7 +194,7 @@ def parse(sector: bytes, device_size: int) -> Geometry:
     if is32:
         _check_bpb32(b32, count, b.BPB_NumFATs)
     else:
-        b32 = b32._make((0,) * len(b32))    # the FAT32 fields mean nothing here
+        b32 = Decoded((k, 0) for k in vars(b32))   # the FAT32 fields mean nothing here
     e_off = _EBPB_AT[is32]
     e = unpack("EBPB", sector[e_off:e_off + SIZES["EBPB"]])
     has_ext = e.BS_BootSig == 0x29

@@ -21,7 +21,7 @@ from ..errors import NotFound
 from ..read.image import EntryInfo, Image
 from .chains import FatTable
 from .geometry import detect, parse
-from .structs import FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, unpack
+from .structs import FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, cp437, unpack
 from .walk import MAX_DIR_BYTES, MAX_PROBLEMS, Walk
 
 __all__ = ["detect", "FatImage", "MAX_DIR_BYTES", "MAX_PROBLEMS"]
@@ -165,7 +165,7 @@ class FatImage(Image):
         d = super().info()
         geo = self.geometry
         d.update({
-            "fat_type": f"FAT{geo.fat_type}", "oem_name": geo.oem_name.decode("cp437"),
+            "fat_type": f"FAT{geo.fat_type}", "oem_name": cp437(geo.oem_name),
             "bytes_per_sector": geo.bytes_per_sector,
             "sectors_per_cluster": geo.sectors_per_cluster, "cluster_size": geo.cluster_size,
             "reserved_sectors": geo.reserved_sectors, "fats": geo.num_fats,
@@ -173,7 +173,7 @@ class FatImage(Image):
             "total_sectors": geo.total_sectors, "clusters": geo.cluster_count,
             "data_offset": geo.data_offset, "media": f"0x{geo.media:02x}",
             "volume_id": None if geo.volume_id is None else f"{geo.volume_id:08X}",
-            "label": None if geo.label is None else geo.label.decode("cp437").rstrip(),
+            "label": None if geo.label is None else cp437(geo.label).rstrip(),
             "label_entry": self.label_entry, "free_clusters": self.free_clusters(),
         })
         if geo.fat_type == 32:

@@ -24,7 +24,7 @@ __all__ = ["BITS", "EOC", "BAD", "MIN_CLUSTERS", "MAX_CLUSTERS", "MEDIA", "table
 
 _BIG_ENDIAN = sys.byteorder == "big"
 #: Keeps the low nibble of a byte: the top byte of a FAT32 entry holds 4 reserved bits.
-_LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
+_LOW_NIBBLE = bytes(range(16)) * 16
 #: The 32-bit unsigned array type code ("I" on every platform CPython supports).
 U32 = "I" if calcsize("I") == 4 else "L"
 #: Byte 0 and byte 1 of consecutive numbers, one period (and then some) each; made on

@@ -35,7 +35,7 @@ from ..read.image import EntryInfo, shorten
 from .chains import ChainError, Run
 from .dirents import Record, parse_directory
 from .names import fold
-from .structs import ATTR_READ_ONLY, OFFSETS, unix_time
+from .structs import ATTR_READ_ONLY, OFFSETS, cp437, unix_time
 
 __all__ = ["Walk", "Runs", "MAX_DIR_BYTES", "MAX_PROBLEMS", "device_offset"]
 
@@ -458,7 +458,7 @@ class Walk:
             if path:
                 self.warn(at, f"volume label entry outside the root (in {where})")
             elif self.label_entry is None:
-                self.label_entry = rec.short.decode("cp437").rstrip()
+                self.label_entry = cp437(rec.short).rstrip()
             else:
                 self.warn(at, "second volume label entry in the root")
             return False

@@ -20,15 +20,13 @@ from bisect import bisect_right
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+    from .extract import ExtractReport   # (imported by Image.extract: ls and cat need none)
 
 from ..block.base import BlockDevice
 from ..errors import CorruptImage, NotARegularFile, NotFound
-from .extract import ExtractReport, unsafe_host_name
-from .extract import extract as extract_tree
 from ..record import record
 
-__all__ = ["EntryInfo", "Image", "ImageFile", "ExtractReport", "normalize_member_path",
-           "unsafe_host_name", "shorten"]
+__all__ = ["EntryInfo", "Image", "ImageFile", "normalize_member_path", "shorten"]
 
 READ_CHUNK = 1 << 20
 if TYPE_CHECKING:
@@ -369,6 +367,7 @@ class Image:
         each in image order. ``progress(done, total)`` is told the file bytes written
         as each file is finished (not by the split indexing of a lazy FAT image).
         """
+        from .extract import extract as extract_tree    # (here: ls and cat do not need it)
         if paths is None and jobs != 1:
             from .extract_split import extract_in_parts
             report = extract_in_parts(self, dest, overwrite=overwrite, jobs=jobs)

@@ -131,6 +131,8 @@ def decode_number(raw: bytes) -> int:
             return int(body, 8)
         except ValueError:
             pass                                         # an 8 or 9: the strict path says so
+    if not body:                                         # spaces and NULs only
+        return 0
     if is_base256(raw):
         if raw[0] == 0x80:
             return int.from_bytes(raw[1:], "big")

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import blockimg
-from blockimg.read.image import unsafe_host_name
+from blockimg.read.extract import unsafe_host_name
 from conftest import ROOT
 from helpers.hostile_tars import hostile_member, make_tar, snapshot
 

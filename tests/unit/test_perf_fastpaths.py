@@ -121,7 +121,8 @@ def test_unpack_matches_construct_parse(name):
         raw = bytes(rng.randrange(256) for _ in range(structs.SIZES[name]))
         parsed = decl.parse(raw)
         fast = structs.unpack(name, raw + b"\xff" * rng.randrange(3))
-        assert fast._asdict() == {k: parsed[k] for k in structs.FIELDS[name]}
+        assert vars(fast) == {k: parsed[k] for k in structs.FIELDS[name]}
+        assert list(vars(fast)) == list(structs.FIELDS[name])
 
 
 def test_unix_time_matches_calendar_for_every_date_and_clamps_like_it():

@@ -61,8 +61,7 @@ class Bar(progress.ProgressBar):
 def test_no_names_in_output(tmp_path, keys, monkeypatch, capsys, fmt):
     os.mkfifo(keys / "agent-socket-fifo")
     Bar.stream = io.StringIO()
-    monkeypatch.setattr(progress, "ProgressBar", Bar)
-    monkeypatch.setattr(cli, "ProgressBar", Bar)
+    monkeypatch.setattr(progress, "ProgressBar", Bar)   # (the commands import it from there)
     monkeypatch.setattr(progress.time, "monotonic", iter(range(10**6)).__next__)
     out = tmp_path / "vault.img"
     assert cli.main(["create", str(keys), "-o", str(out), "--format", fmt, "--secret",

@@ -147,10 +147,14 @@ ALLOWED = {("create", "fat"): {"contextlib"}, ("create", "tar"): {"contextlib"}}
 #: files (create, check).
 NO_RE = {"re", "enum", "functools"}
 #: A tar reader compiles its header patterns on first use (a pax record, an octal field
-#: out of the usual form, a lookup's name pattern: cat), and decodes no FAT table, so
-#: ls, info, check and extract of a plain tar import neither re nor array (which imports
-#: collections when it loads); a tar build needs no re either.
+#: out of the usual form, the pass over headers of a lookup in an archive of more than
+#: blockimg.tar.reader.PASS_AFTER members), and decodes no FAT table, so every command
+#: on a small plain tar imports neither re nor array (which imports collections when it
+#: loads); a tar build needs no re either.
 NO_RE_NOR_ARRAY = NO_RE | {"array", "collections"}
+#: The extraction side is for extract alone: ls, cat, info and check import none of it.
+NOT_FOR_READING = {"blockimg.read.extract", "blockimg.read.extract_split",
+                   "blockimg.write.parallel", "mmap"}
 
 
 @pytest.fixture(scope="module")
@@ -179,13 +183,38 @@ def test_each_command_imports_only_what_it_uses(one_file, fmt, command):
     forbidden = (NEVER | NOT_AT_START) - ALLOWED.get((command, fmt), set())
     if fmt == "fat" and command not in ("create", "check"):
         forbidden |= NO_RE
-    if fmt == "tar" and command not in ("create", "cat"):
+    if fmt == "tar" and command != "create":
         forbidden |= NO_RE_NOR_ARRAY
+    if command in ("cat", "ls", "info", "check"):
+        forbidden |= NOT_FOR_READING
+    if command in cli._NO_DISK_STEP:
+        forbidden |= {"blockimg.disk.cli", "blockimg.cli.progress"} - (
+            {"blockimg.cli.progress"} if command == "extract" else set())
+    if command in ("info", "check"):   # a FAT volume or a tar archive is no disk
+        forbidden |= {"blockimg.disk.reader", "blockimg.disk.table", "blockimg.disk.structs"}
+    if fmt == "fat":                   # ASCII names and labels need no cp437 codec
+        forbidden |= {"encodings.cp437"}
     if (command, fmt) == ("create", "tar"):
         forbidden |= {"re"}
     if (command, fmt) == ("check", "fat"):
         forbidden |= {"blockimg.fat.update", "blockimg.sources.directory"}
     assert not added & forbidden, sorted(added & forbidden)
+
+
+@pytest.mark.parametrize("fmt", ["fat", "tar"])
+@pytest.mark.parametrize("command", sorted(cli._NO_DISK_STEP))
+def test_the_disk_step_has_nothing_to_do_where_the_cli_skips_it(one_file, fmt, command):
+    """cli.main does not import blockimg.disk.cli for these commands on a plain image:
+    its prepare would leave them alone (and it does not skip it for a partition)."""
+    from blockimg.disk.cli import prepare
+    img = str(one_file / f"x.{fmt}")
+    argv = {"cat": ["cat", img, "e/a.txt"], "ls": ["ls", img],
+            "extract": ["extract", img, str(one_file / "never")]}[command]
+    args = cli.parse_simple(argv)
+    assert not cli._disk_first(args)
+    assert prepare(args) is None and vars(args) == vars(cli.parse_simple(argv))
+    assert cli._disk_first(cli.parse_simple(argv + ["--partition", "1"]))
+    assert cli._disk_first(cli.parse_simple([command, "partition:1:" + img] + argv[2:]))
 
 
 def test_a_lookup_imports_neither_the_writers_nor_the_source_side(tmp_path):

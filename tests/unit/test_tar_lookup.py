@@ -23,6 +23,7 @@ import blockimg
 from blockimg.block.memory import MemoryDevice
 from blockimg.errors import BlockImgError, NotFound
 from blockimg.tar.decoder import Decoder, unrelated_names
+from blockimg.tar import reader as tar_reader
 from blockimg.tar.reader import TarImage
 from conftest import ROOT, require_tool
 from helpers.tar_lookup_reference import cannot_decide, pass_over_reference
@@ -61,6 +62,35 @@ def _entry(img: TarImage, path: str):
         return None
     return (e.path, e.kind, e.size, e.mtime, e.mode, e.extents, e.link_target,
             e.header_offset)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _pass_over_from_the_first_header():
+    """These archives are small: their lookups pass over headers from the first one on
+    (a lookup does so after PASS_AFTER headers; see the test of that below)."""
+    default = tar_reader.PASS_AFTER
+    tar_reader.PASS_AFTER = 0
+    yield
+    tar_reader.PASS_AFTER = default
+
+
+def test_a_lookup_passes_over_headers_after_pass_after_of_them(monkeypatch):
+    """Below PASS_AFTER headers a lookup decodes each (no pattern, no ``re``), then
+    passes over; the entry is the whole index's either way."""
+    monkeypatch.setattr(tar_reader, "PASS_AFTER", 256)
+    names = [f"d{i % 7}/f{i}" for i in range(300)] + ["d1/f3"]
+    members = [(n, "file", i % 3 * 700, "plain") for i, n in enumerate(names)]
+    data = _tar(members, tarfile.GNU_FORMAT)
+    passed = []
+    real = Decoder.pass_over
+    monkeypatch.setattr(Decoder, "pass_over", lambda self, buf, start, pos, end, u: (
+        passed.append(pos) or real(self, buf, start, pos, end, u)))
+    _same_as_whole_index(data, ["d1/f3", "d0/f0", "d6/f299", "d2", "zz"])
+    assert passed and min(passed) >= 256 * 512
+    passed.clear()
+    _same_as_whole_index(_tar(members[:200] + members[-1:], tarfile.GNU_FORMAT),
+                         ["d1/f3", "d6/f6"])                  # 201 members: decoded each
+    assert not passed
 
 
 def _same_as_whole_index(data: bytes, paths) -> None:

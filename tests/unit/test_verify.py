@@ -167,7 +167,7 @@ def test_cli_draws_progress_on_a_terminal(built, monkeypatch):
         def __init__(self, label, **kw):
             super().__init__(label, stream=stream, delay=0, enabled=True)
 
-    monkeypatch.setattr(cli, "ProgressBar", Bar)     # the verify command lives in cli
+    monkeypatch.setattr(progress, "ProgressBar", Bar)   # (the commands import it from there)
     assert cli.main(["verify", str(img), "--manifest", str(man), str(src)]) == 0
     assert "verifying [" in stream.getvalue()
 
