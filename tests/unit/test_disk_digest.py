@@ -93,3 +93,50 @@ def test_in_order_writes_are_not_read_back(monkeypatch):
             dev.close()
     written = (SIZE - 4096 + 999) // 1000 * 1000
     assert read == [(written, SIZE - written)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=writes, prefix=st.integers(0, 20))
+def test_digest_with_kernel_copies_in_small_pieces(ops, prefix):
+    """Kernel copies split into pieces, each read back by the helper thread while the
+    next is copied and while in-order writes follow: still the final bytes' SHA-256."""
+    from blockimg.disk import digest
+    old, digest.COPY_PIECE = digest.COPY_PIECE, 512
+    try:
+        _digest(ops, prefix)
+        _digest([("copy_from", 0, bytes(range(256)) * 11), ("pwrite", 2816, b"t" * 700),
+                 ("copy_from", 3516, b"u" * 2000)] + ops, 0)
+    finally:
+        digest.COPY_PIECE = old
+
+
+def test_kernel_copies_are_hashed_behind_and_close_ends_the_thread(monkeypatch):
+    """A kernel copy is read back by the helper thread, not by hexdigest; a window
+    closed without its digest leaves no thread behind."""
+    import threading
+    from blockimg.disk import digest
+    monkeypatch.setattr(digest, "COPY_PIECE", 4096)
+    readers = []
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "src")
+        with open(src, "wb") as f:
+            f.write(os.urandom(SIZE))
+        dev = FileDevice.create(os.path.join(tmp, "d"), SIZE)
+        orig = dev.pread
+        monkeypatch.setattr(dev, "pread", lambda o, n: readers.append(
+            threading.current_thread().name) or orig(o, n))
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            win = HashingWindow(dev, 0, SIZE)
+            assert win.copy_from(0, fd, SIZE) == SIZE
+            with open(src, "rb") as f:
+                assert win.hexdigest() == hashlib.sha256(f.read()).hexdigest()
+            assert readers and set(readers) == {"blockimg partition digest"}
+            other = HashingWindow(dev, 0, SIZE)
+            other.copy_from(0, fd, SIZE)
+            other.close()
+            assert not [t for t in threading.enumerate()
+                        if t.name == "blockimg partition digest"]
+        finally:
+            os.close(fd)
+            dev.close()
