@@ -186,7 +186,13 @@ def _run_corpus(args, ctx: Context, info: dict, ops: List[str], limit, doc: dict
             os.sync()
             dropped_at = time.monotonic()
         doc["results"][name][op] = res
-        text = format_table(_title(name, info, op), res, REFERENCES.get(op, "blockimg"))
+        title = _title(name, info, op)
+        if op == "disk" and ctx.half_images:
+            # The row is two volumes of 512 MiB: the full ``big`` corpus, not --quick.
+            title += " - volumes of " + " and ".join(
+                f"{os.path.getsize(p) / 2**20:.0f} MiB" for p in ctx.half_images
+                if os.path.exists(p))
+        text = format_table(title, res, REFERENCES.get(op, "blockimg"))
         texts.append(text)
         print(text + "\n", flush=True)
         if args.out:

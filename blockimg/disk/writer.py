@@ -1,14 +1,14 @@
 """Building a partitioned disk: plan every volume and the table, then write once.
 
 Each volume is written straight into its partition of the new disk file:
-an image file is copied inside the kernel (``copy_file_range``), a source
-tree is laid out by its format's writer on a window over the partition,
-empty space stays a hole. Each partition's SHA-256, from which the GUIDs
-are derived, is computed as it is written (:mod:`blockimg.disk.digest`:
-the gathered writes are hashed on their way, on the writer's helper thread;
-only what the kernel copied or left as a hole is read back); then the
-table is written. The disk
-is built in a temporary file and put in place only when complete
+an image file is copied in, a source tree is laid out by its format's
+writer on a window over the partition, empty space stays a hole. Each
+partition's SHA-256, from which the GUIDs are derived, is computed as it is
+written (:mod:`blockimg.disk.digest`: the gathered writes are hashed on
+their way, on the writer's helper thread; a big file or an image copied in
+is read through a buffer, each piece hashed on a helper thread while the
+next is read; only a hole is read back); then the table is written. The
+disk is built in a temporary file and put in place only when complete
 (:func:`blockimg.write.atomic.atomic_file`).
 """
 from __future__ import annotations
@@ -139,8 +139,11 @@ def build_disk(volumes: Sequence[Volume], output: str, *, table: str = "mbr",
             guids = []
             for slot, (v, _, _, fplan, mod) in zip(plan.slots, planned):
                 window = HashingWindow(dev, slot.start, slot.size)
-                _write_volume(window, v, fplan, mod)
-                guids.append(partition_guid(slot.name, window.hexdigest()))
+                try:
+                    _write_volume(window, v, fplan, mod)
+                    guids.append(partition_guid(slot.name, window.hexdigest()))
+                finally:
+                    window.close()        # ends its helper thread, even on an error
             disk_id = _write_table(dev, plan, guids)
             if fsync:
                 dev.flush()

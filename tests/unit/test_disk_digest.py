@@ -93,3 +93,56 @@ def test_in_order_writes_are_not_read_back(monkeypatch):
             dev.close()
     written = (SIZE - 4096 + 999) // 1000 * 1000
     assert read == [(written, SIZE - written)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=writes, prefix=st.integers(0, 20))
+def test_digest_with_kernel_copies_in_small_pieces(ops, prefix):
+    """Copies read through small pieces, each hashed by the helper thread while the next
+    is read and written, mixed with other writes: still the final bytes' SHA-256."""
+    from blockimg.disk import digest
+    old, digest.PIECE = digest.PIECE, 512
+    try:
+        _digest(ops, prefix)
+        _digest([("copy_from", 0, bytes(range(256)) * 11), ("pwrite", 2816, b"t" * 700),
+                 ("copy_from", 3516, b"u" * 2000)] + ops, 0)
+    finally:
+        digest.PIECE = old
+
+
+def test_in_order_copies_are_hashed_on_the_way_and_close_ends_the_thread(monkeypatch):
+    """A copy in order is hashed on the helper thread as it passes: nothing is read back
+    from the disk, and the kernel does not copy it (it would have to be read back). A
+    window closed without its digest leaves no thread behind."""
+    import threading
+    from blockimg.disk import digest
+    monkeypatch.setattr(digest, "PIECE", 4096)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "src")
+        with open(src, "wb") as f:
+            f.write(os.urandom(SIZE))
+        dev = FileDevice.create(os.path.join(tmp, "d"), SIZE)
+        read = []
+        orig = dev.pread
+        monkeypatch.setattr(dev, "pread", lambda o, n: read.append((o, n)) or orig(o, n))
+        monkeypatch.setattr(dev, "copy_from", None)      # no kernel copy
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            win = HashingWindow(dev, 0, SIZE)
+            assert win.copy_from(0, fd, SIZE - 1000) == SIZE - 1000
+            assert win.copy_from(SIZE - 1000, fd, 1000, SIZE - 1000) == 1000
+            with open(src, "rb") as f:
+                assert win.hexdigest() == hashlib.sha256(f.read()).hexdigest()
+            assert read == []
+            assert win.copy_from(SIZE, fd, 0) == 0
+            other = HashingWindow(dev, 0, SIZE)
+            other.copy_from(0, fd, SIZE)
+            helpers = [t for t in threading.enumerate() if t.name == "blockimg write-behind"]
+            assert helpers
+            other.close()
+            for t in helpers:
+                t.join(10)
+                assert not t.is_alive()
+        finally:
+            os.close(fd)
+            dev.close()
