@@ -16,6 +16,7 @@ from ..errors import CorruptImage, DeviceError, InvalidInput
 from ..fat.chains import ChainError, FatTable
 from ..fat.dirents import parse_directory
 from ..fat.geometry import parse
+from ..fat.table import consecutive, decode_window
 from ..fat.names import fold
 from ..fat.structs import ATTR_READ_ONLY, DIR_ENTRY_SIZE, unix_time
 from ..fat.marker import dirty
@@ -52,7 +53,8 @@ def read_volume(device: BlockDevice) -> Volume:
     heads = [fat[:8]] + [f[:8] for f in others]
     table = FatTable(device, geo, 0)
     referenced = bytearray(geo.cluster_count + 2)
-    walk = _Walk(device, geo, table, referenced)
+    walk = _Walk(device, geo, table, referenced,
+                 decode_window(fat, geo.fat_type, geo.cluster_count + 2))
     with paused_gc():       # one small tuple per entry, no cycles: nothing to collect
         walk.run()
     fsinfo = None
@@ -66,11 +68,13 @@ def read_volume(device: BlockDevice) -> Volume:
 class _Walk:
     """Every directory, depth first; every chain followed once and owned once."""
 
-    def __init__(self, device: BlockDevice, geo, table: FatTable, referenced: bytearray):
+    def __init__(self, device: BlockDevice, geo, table: FatTable, referenced: bytearray,
+                 entries) -> None:
         self.device = device
         self.geo = geo
         self.table = table
         self.referenced = referenced
+        self.fat = entries                        # the first FAT, decoded (an array)
         self.dirs: Dict[str, OldDir] = {}
         self.entries: Dict[str, OldEntry] = {}
         self.times: Dict[int, int] = {}           # FAT date << 16 | time -> Unix time
@@ -119,8 +123,9 @@ class _Walk:
     def directory(self, path: str, clusters, data: bytes):
         """The entries of one directory (``data``): ``(children, junk slot ranges,
         subdirectories to read)``. A file whose chain is one run of exactly the clusters
-        its size needs (the common case) is taken in here; every other entry goes
-        through :meth:`entry_chain`'s checks."""
+        its size needs (the common case: what :meth:`FatTable.chain` returns as one run,
+        tested here on the decoded table without the call) and shares none is taken in
+        here; every other entry goes through :meth:`entry_chain`'s checks."""
         geo = self.geo
         cs = geo.cluster_size
         records, issues = parse_directory(data, fat32=geo.fat_type == 32)
@@ -130,8 +135,9 @@ class _Walk:
         seen = set()
         children, junk, subdirs = [], [], []
         prefix = path + "/" if path else ""
-        entries, times, ref = self.entries, self.times, self.referenced
-        fast = self.table.chain
+        entries, times, ref, fat = self.entries, self.times, self.referenced, self.fat
+        eoc = self.table.eoc
+        typecode = fat.typecode
         top = geo.max_cluster
         one = b"\x01"
         new = tuple.__new__                       # OldEntry's fields, without its __new__
@@ -161,16 +167,19 @@ class _Walk:
                 mtime = times[stamp] = unix_time(wdate, wtime)
             ro = attr & ATTR_READ_ONLY
             runs = None
-            if kind == "file" and size and 2 <= c <= top:
-                need = -(-size // cs)
-                try:
-                    got = fast(c, need)
-                except ChainError:
-                    got = None
-                if got is not None and len(got) == 1 and got[0][1] == need \
-                        and ref.find(1, c, c + need) < 0:
-                    ref[c:c + need] = one * need
-                    runs = ((c, need),)
+            if kind == "file" and size and 2 <= c:
+                last = c + (size - 1) // cs           # the last cluster its size needs
+                if last <= top and fat[last] >= eoc:
+                    if last == c:
+                        if not ref[c]:
+                            ref[c] = 1
+                            runs = ((c, 1),)
+                    elif (fat[c:last].tolist() == list(range(c + 1, last + 1))
+                          if last - c <= 32 else
+                          fat[c:last] == consecutive(typecode, c + 1, last - c)) \
+                            and ref.find(1, c, last + 1) < 0:
+                        ref[c:last + 1] = one * (last + 1 - c)
+                        runs = ((c, last + 1 - c),)
             if runs is None:
                 runs = tuple(self.entry_chain(r, full, lambda: at(r.offset)))
             if kind == "dir":
