@@ -268,6 +268,13 @@ def _update_tar(job: _Job) -> UpdateResult:
     # Every refusal create would make: of the whole tree for a rebuild; else of what is
     # appended (the rest is in the image as it is in the tree).
     whole = bool(d.removed) or _kind_changes(d)
+    if whole and not lone and not job.dry_run:
+        # A rebuild is a create of the tree, which plans and checks it before it
+        # writes anything: the plan is not made twice.
+        made = api.create(tree, device if device is not None else name, format="tar",
+                          force=True, manifest=job.manifest, **job.options)
+        return job.result(d, "rebuild", made.plan.archive_size, made.image_size,
+                          made.manifest)
     laid = api.plan(tree if whole else _appended(tree, d), format=fmt, **job.options).plan
     fixed = None if device is not None or not is_device_node(name) else old_size
     ap = None if lone else tar_update.plan_append(
