@@ -154,6 +154,7 @@ def _whole(data: bytes, fat32: bool) -> Optional[List[Record]]:
     unpack_from = _ENTRY.unpack_from
     new = tuple.__new__
     orders = _ORDERS
+    lead_1 = orders[1][0]
     i = 0                                   # the first slot before entry j
     for run in runs[:-1]:
         k = len(run)
@@ -167,13 +168,27 @@ def _whole(data: bytes, fat32: bool) -> Optional[List[Record]]:
             continue
         (name11, attr, nt_res, ctenth, ctime, cdate, _ad, hi, wtime, wdate, lo,
          size) = unpack_from(data, off)
-        if k:
+        if k == 1:                          # (names of up to 13 units: most)
+            if lead_1 != leads[i] or chks[i] != sums[j]:
+                return None
+            first = i * DIR_ENTRY_SIZE
+            lfn = rows[26 * i:26 * j]
+            if text is None:
+                name = _decode_raw(lfn)
+                if name is None:
+                    return None
+            else:
+                name = text[13 * i:13 * j]
+                cut = name.find("\0")
+                if cut >= 0:
+                    if not cut:
+                        return None
+                    name = name[:cut]
+        elif k:
             if k > MAX_SLOTS or leads[i:j] != orders[k] or chks[i:j] != sums[j:j + 1] * k:
                 return None
             first = i * DIR_ENTRY_SIZE
-            if k == 1:
-                lfn = rows[26 * i:26 * j]
-            elif k == 2:
+            if k == 2:
                 lfn = rows[26 * i + 26:26 * j] + rows[26 * i:26 * i + 26]
             else:
                 lfn = b"".join([rows[o:o + 26] for o in range(26 * j - 26, 26 * i - 1, -26)])
@@ -182,8 +197,7 @@ def _whole(data: bytes, fat32: bool) -> Optional[List[Record]]:
                 if name is None:
                     return None
             else:
-                name = text[13 * i:13 * j] if k == 1 else "".join(
-                    [text[u:u + 13] for u in range(13 * j - 13, 13 * i - 1, -13)])
+                name = "".join([text[u:u + 13] for u in range(13 * j - 13, 13 * i - 1, -13)])
                 cut = name.find("\0")
                 if cut >= 0:
                     if not cut:

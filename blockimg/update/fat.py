@@ -147,6 +147,16 @@ class _Walk:
                 return geo.root_offset + off
             return geo.cluster_offset(clusters[off // cs]) + off % cs
 
+        # The names, checked all at once when they allow it (ASCII, none empty, "." or
+        # "..", none holding "/" or NUL, no two equal ignoring case: what writers
+        # write); else one at a time in the loop.
+        names = [r[0] for r in records if r[1] == "file" or r[1] == "dir"]
+        joined = "/".join(names)
+        plain = joined.isascii() and "\0" not in joined and \
+            joined.count("/") == len(names) - 1
+        if plain:
+            keys = set(joined.upper().split("/"))
+            plain = len(keys) == len(names) and not {"", ".", ".."} & keys
         for r in records:
             name, kind, _short, attr, _nt, c, size, wdate, wtime, off, lfn_off, _l, _c = r
             if owned is not None:
@@ -154,12 +164,13 @@ class _Walk:
                 owned[first:end] = one * (end - first)
             if kind != "file" and kind != "dir":
                 continue
-            key = name.upper() if name.isascii() else fold(name)
-            if not name or name == "." or name == ".." or "/" in name or "\0" in name \
-                    or key in seen:
-                junk.append((lfn_off, off + DIR_ENTRY_SIZE))
-                continue
-            seen.add(key)
+            if not plain:
+                key = name.upper() if name.isascii() else fold(name)
+                if not name or name == "." or name == ".." or "/" in name or "\0" in name \
+                        or key in seen:
+                    junk.append((lfn_off, off + DIR_ENTRY_SIZE))
+                    continue
+                seen.add(key)
             full = prefix + name
             stamp = wdate << 16 | wtime
             mtime = times.get(stamp)
