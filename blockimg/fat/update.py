@@ -18,7 +18,8 @@ What the plan changes, and nothing else:
 * only the FAT sectors (every copy), directory sectors and FSInfo that differ are
   written.
 
-Write order (:class:`UpdatePlan`, each phase flushed before the next)::
+Write order (:class:`UpdatePlan`; each phase flushed before the next, except that the
+marker and the data are flushed together, :data:`STEPS`)::
 
     1 marker    FAT[1]'s clean-shutdown bit cleared (FAT12: the boot sector's dirty bit);
                 every FAT copy made equal to the first (a cut update may leave one behind)
@@ -54,9 +55,14 @@ from .structs import DIR_ENTRY_SIZE
 from .table import fat_get, fat_set
 
 __all__ = ["OldEntry", "OldDir", "Volume", "Write", "FileData", "UpdatePlan", "plan",
-           "fat_get", "fat_set", "dirty", "set_clean", "lost_runs", "PHASES", "STATE_DIRTY"]
+           "fat_get", "fat_set", "dirty", "set_clean", "lost_runs", "PHASES", "STEPS",
+           "STATE_DIRTY"]
 
 PHASES = ("marker", "data", "allocate", "switch", "free", "clean")
+#: The phases written together, one flush after each step: the data goes into clusters
+#: free in the old tree, so it needs no barrier after the marker (a crash leaves the
+#: old tree, marked or not); the FAT's new chains must not be durable before the marker.
+STEPS = (("marker", "data"), ("allocate",), ("switch",), ("free",), ("clean",))
 DELETED = 0xE5
 
 # -- the old volume ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from ..fat.names import fold
 from ..fat.structs import ATTR_READ_ONLY, DIR_ENTRY_SIZE, unix_time
 from ..fat.marker import dirty
 from ..fat.update import (FileData, OldDir, OldEntry, UpdatePlan, Volume, Write, lost_runs,
-                          plan as plan_update, PHASES)
+                          plan as plan_update, STEPS)
 from ..sources.directory import SourceEntry, SourceTree, paused_gc
 from .compare import comparer
 
@@ -307,24 +307,29 @@ def same_content(device: BlockDevice, geo) -> "Callable[[OldEntry, SourceEntry],
 
 
 def apply(p: UpdatePlan, device: BlockDevice, *, on_phase=None) -> int:
-    """Carry ``p`` out on ``device``, phase by phase, each flushed; bytes written.
+    """Carry ``p`` out on ``device``, phase by phase, flushed after each step
+    (:data:`~blockimg.fat.update.STEPS`); bytes written.
 
     ``on_phase(name)``: called before each phase (tests, progress)."""
     geo = p.geometry
     written = 0
-    for name in PHASES:
-        ws = p.phases.get(name, ())
-        if not ws:
-            continue
-        if on_phase is not None:
-            on_phase(name)
-        for w in ws:
-            if isinstance(w, Write):
-                device.pwrite(w.offset, w.data)
-                written += len(w.data)
-            else:
-                written += _file_data(w, device, geo.cluster_size, geo)
-        device.flush()
+    for step in STEPS:
+        wrote = False
+        for name in step:
+            ws = p.phases.get(name, ())
+            if not ws:
+                continue
+            if on_phase is not None:
+                on_phase(name)
+            for w in ws:
+                if isinstance(w, Write):
+                    device.pwrite(w.offset, w.data)
+                    written += len(w.data)
+                else:
+                    written += _file_data(w, device, geo.cluster_size, geo)
+            wrote = True
+        if wrote:
+            device.flush()
     return written
 
 
