@@ -275,7 +275,8 @@ def _update_tar(job: _Job) -> UpdateResult:
                           force=True, manifest=job.manifest, **job.options)
         return job.result(d, "rebuild", made.plan.archive_size, made.image_size,
                           made.manifest)
-    laid = api.plan(tree if whole else _appended(tree, d), format=fmt, **job.options).plan
+    laid = api.plan(tree if whole else tar_update.appended(tree, d), format=fmt,
+                    **job.options).plan
     fixed = None if device is not None or not is_device_node(name) else old_size
     ap = None if lone else tar_update.plan_append(
         d, tree, end_of_archive=end, old_size=old_size, options=laid.options,
@@ -323,12 +324,6 @@ def _tar_diff(img: Image, tree: SourceTree, job: _Job, written: Optional[int]) -
     if job.dry_run or not (d.removed or _kind_changes(d)):
         d = diff(index, tree, same_content=same, modes=True, mtime_key=key)
     return d
-
-
-def _appended(tree: SourceTree, d: Diff) -> SourceTree:
-    """The entries of ``tree`` an append states: the added and changed ones."""
-    want = {e.path for e in d.added} | {e.path for e in d.changed}
-    return SourceTree(tuple(e for e in tree.entries if e.path in want))
 
 
 def _extents(info: EntryInfo):
