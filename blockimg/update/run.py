@@ -22,7 +22,7 @@ from ..read.image import EntryInfo, Image
 from ..record import field, record
 from ..sources.directory import Kind, SourceEntry, SourceTree, excluder, walk
 from .compare import comparer
-from .diff import COMPARE, Diff, diff, needs_bytes
+from .diff import COMPARE, Diff, auto_same, diff
 
 __all__ = ["Diff", "UpdateResult", "diff_image", "update"]
 
@@ -134,11 +134,10 @@ def _content_test(job: "_Job", fmt: str, written: Optional[int], newest: int, co
     if job.compare == "always":
         return compare_bytes
     from ..fat.structs import FAT_END, FAT_EPOCH
-    needs = needs_bytes(real_mtimes=job.times.real,
-                        written=newest if written is None else written,
-                        dir_mtimes=job.times.dirs,
-                        mtime_range=(FAT_EPOCH, FAT_END) if fmt == "fat" else None)
-    return lambda i, e: compare_bytes(i, e) if needs(e) else True
+    return auto_same(compare_bytes, real_mtimes=job.times.real,
+                     written=newest if written is None else written,
+                     dir_mtimes=job.times.dirs,
+                     mtime_range=(FAT_EPOCH, FAT_END) if fmt == "fat" else None)
 
 
 def _mtime_key(format: str):
@@ -171,7 +170,7 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
     nothing is written when it is refused or does not fit. ``manifest``:
     a manifest file to rewrite for the updated image. ``compare``: when the bytes of a
     file whose size, mtime and mode agree are compared -- ``"auto"`` (where the mtime
-    cannot tell: see :func:`blockimg.update.diff.needs_bytes`), ``"always"`` or
+    cannot tell: see :func:`blockimg.update.diff.auto_same`), ``"always"`` or
     ``"never"``; ``quick`` is ``compare="never"``.
     """
     start = time.monotonic()
