@@ -262,10 +262,10 @@ def touched(tree: SourceTree, d) -> SourceTree:
                             or e.path.rpartition("/")[0] in dirs))
 
 
-def index(vol: Volume) -> List[OldEntry]:
-    """The volume's entries (for :func:`blockimg.update.diff.diff`: they carry the fields
-    of :class:`~blockimg.read.image.EntryInfo` it reads)."""
-    return list(vol.entries.values())
+def index(vol: Volume) -> Dict[str, OldEntry]:
+    """The volume's entries by path (for :func:`blockimg.update.diff.diff`: they carry the
+    fields of :class:`~blockimg.read.image.EntryInfo` it reads)."""
+    return vol.entries
 
 
 def _source_chunks(entry: SourceEntry):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from operator import attrgetter
 from typing import Optional, Sequence, Union
 
 from .. import api
@@ -331,8 +332,12 @@ def _extents(info: EntryInfo):
 
 
 def _newest(index) -> int:
-    """The newest mtime an image's index holds (0: none)."""
-    return max([i.mtime for i in index], default=0)
+    """The newest mtime an image's index (a list of entries, or a dict of them) holds
+    (0: none)."""
+    return max(map(_MTIME, index.values() if isinstance(index, dict) else index), default=0)
+
+
+_MTIME = attrgetter("mtime")
 
 
 def _tar_write(job: _Job, strategy: str, lone, ap, fixed) -> None:
