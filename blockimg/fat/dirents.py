@@ -148,11 +148,13 @@ def _whole(data: bytes, fat32: bool) -> Optional[List[Record]]:
         return None                         # slots at the end, with no short entry
     chks = data[LDIR_CHKSUM:end:DIR_ENTRY_SIZE]
     sums = lfn_checksums_at(data, DIR_ENTRY_SIZE, n)
+    rows, text = _name_rows(data, n, live)
     records: List[Record] = []
     append = records.append
     unpack_from = _ENTRY.unpack_from
     new = tuple.__new__
     orders = _ORDERS
+    lead_1 = orders[1][0]
     i = 0                                   # the first slot before entry j
     for run in runs[:-1]:
         k = len(run)
@@ -166,14 +168,41 @@ def _whole(data: bytes, fat32: bool) -> Optional[List[Record]]:
             continue
         (name11, attr, nt_res, ctenth, ctime, cdate, _ad, hi, wtime, wdate, lo,
          size) = unpack_from(data, off)
-        if k:
+        if k == 1:                          # (names of up to 13 units: most)
+            if lead_1 != leads[i] or chks[i] != sums[j]:
+                return None
+            first = i * DIR_ENTRY_SIZE
+            lfn = rows[26 * i:26 * j]
+            if text is None:
+                name = _decode_raw(lfn)
+                if name is None:
+                    return None
+            else:
+                name = text[13 * i:13 * j]
+                cut = name.find("\0")
+                if cut >= 0:
+                    if not cut:
+                        return None
+                    name = name[:cut]
+        elif k:
             if k > MAX_SLOTS or leads[i:j] != orders[k] or chks[i:j] != sums[j:j + 1] * k:
                 return None
             first = i * DIR_ENTRY_SIZE
-            lfn = _slot_bytes(data, first, off)
-            name = _decode_raw(lfn)
-            if name is None:
-                return None
+            if k == 2:
+                lfn = rows[26 * i + 26:26 * j] + rows[26 * i:26 * i + 26]
+            else:
+                lfn = b"".join([rows[o:o + 26] for o in range(26 * j - 26, 26 * i - 1, -26)])
+            if text is None:
+                name = _decode_raw(lfn)
+                if name is None:
+                    return None
+            else:
+                name = "".join([text[u:u + 13] for u in range(13 * j - 13, 13 * i - 1, -13)])
+                cut = name.find("\0")
+                if cut >= 0:
+                    if not cut:
+                        return None
+                    name = name[:cut]
         else:
             first = off
             lfn = None
@@ -185,6 +214,38 @@ def _whole(data: bytes, fat32: bool) -> Optional[List[Record]]:
                             size, wdate, wtime, off, first, lfn, (cdate, ctime, ctenth))))
         i = j + 1
     return records
+
+
+#: The offsets of a long-name slot's 26 name bytes, in name order.
+_NAME_AT = tuple(range(_N1, _N1_END)) + tuple(range(_N2, _N2_END)) + tuple(range(_N3, _N3_END))
+assert len(_NAME_AT) == 26
+#: Live-slot flag (2, see _LIVE) -> 0xFF; anything else -> 0.
+_KEEP = bytes(0xFF if b == 2 else 0 for b in range(256))
+
+
+def _name_rows(data: bytes, n: int, live: bytes) -> Tuple[bytes, Optional[str]]:
+    """``(rows, text)`` for the first ``n`` entries of ``data`` (``live``: 2 per live
+    long-name slot): ``rows``, the 26 name bytes of each entry, one column at a time
+    (a slot's name bytes are ``rows[26 * i:26 * i + 26]``, what :func:`_slot_bytes`
+    joins); ``text``, the live slots' rows decoded at once (13 characters a slot, the
+    other rows zeroed), or None when they are not valid UTF-16 or hold a surrogate
+    pair (a pair can straddle two rows: each name is then decoded by itself)."""
+    rows = bytearray(26 * n)
+    end = n * DIR_ENTRY_SIZE
+    for k, at in enumerate(_NAME_AT):
+        rows[k::26] = data[at:end:DIR_ENTRY_SIZE]
+    keep = bytearray(26 * n)
+    mask = live.translate(_KEEP)
+    for k in range(26):
+        keep[k::26] = mask
+    rows = bytes(rows)
+    slots = (int.from_bytes(rows, "little") & int.from_bytes(keep, "little")
+             ).to_bytes(26 * n, "little")
+    try:
+        text = utf_16_le_decode(slots, "strict", True)[0]
+    except UnicodeDecodeError:
+        return rows, None
+    return rows, (text if len(text) == 13 * n else None)
 
 
 def _parse(data: bytes, fat32: bool) -> Tuple[List[Record], List[Tuple[int, str]]]:

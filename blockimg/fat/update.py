@@ -18,7 +18,8 @@ What the plan changes, and nothing else:
 * only the FAT sectors (every copy), directory sectors and FSInfo that differ are
   written.
 
-Write order (:class:`UpdatePlan`, each phase flushed before the next)::
+Write order (:class:`UpdatePlan`; each phase flushed before the next, except that the
+marker and the data are flushed together, :data:`STEPS`)::
 
     1 marker    FAT[1]'s clean-shutdown bit cleared (FAT12: the boot sector's dirty bit);
                 every FAT copy made equal to the first (a cut update may leave one behind)
@@ -54,9 +55,14 @@ from .structs import DIR_ENTRY_SIZE
 from .table import fat_get, fat_set
 
 __all__ = ["OldEntry", "OldDir", "Volume", "Write", "FileData", "UpdatePlan", "plan",
-           "fat_get", "fat_set", "dirty", "set_clean", "lost_runs", "PHASES", "STATE_DIRTY"]
+           "fat_get", "fat_set", "dirty", "set_clean", "lost_runs", "PHASES", "STEPS",
+           "STATE_DIRTY"]
 
 PHASES = ("marker", "data", "allocate", "switch", "free", "clean")
+#: The phases written together, one flush after each step: the data goes into clusters
+#: free in the old tree, so it needs no barrier after the marker (a crash leaves the
+#: old tree, marked or not); the FAT's new chains must not be durable before the marker.
+STEPS = (("marker", "data"), ("allocate",), ("switch",), ("free",), ("clean",))
 DELETED = 0xE5
 
 # -- the old volume ----------------------------------------------------------------
@@ -294,13 +300,13 @@ class _Planner:
         self.vol = vol
         self.geo = vol.geometry
         self.options = options
-        self.by_path = {e.path: e for e in tree.entries}
-        self.order = {e.path: i for i, e in enumerate(tree.entries)}
+        self.tree = tree
+        self._position: Optional[Dict[str, int]] = None
         kind_changed = [e for e in d.changed if vol.entries[e.path].kind != e.kind.value]
         moved = {e.path for e in kind_changed}
         self.removed = [i.path for i in d.removed] + sorted(moved)
         self.changed = [e for e in d.changed if e.path not in moved]
-        self.added = sorted(list(d.added) + kind_changed, key=lambda e: self.order[e.path])
+        self.added = self.in_tree_order(list(d.added) + kind_changed)
         self.gone = set(self.removed)
         self.frees = [r for p in self.removed for r in vol.entries[p].runs]
         self.frees += [r for e in self.changed for r in vol.entries[e.path].runs]
@@ -313,6 +319,16 @@ class _Planner:
         self.chains: List[List[Tuple[int, int]]] = []
         self.links: List[Tuple[int, int]] = []            # (old last cluster, first new)
         self.runs: Dict[str, List[Tuple[int, int]]] = {}  # new chains by path
+
+    def in_tree_order(self, entries: List[SourceEntry]) -> List[SourceEntry]:
+        """``entries`` sorted by their places in the tree (those places are found on the
+        first sort of two or more: a one-file change needs none)."""
+        if len(entries) > 1:
+            if self._position is None:
+                self._position = {e.path: i for i, e in enumerate(self.tree.entries)}
+            at = self._position
+            entries.sort(key=lambda e: at[e.path])
+        return entries
 
     def edit(self, path: str) -> _DirEdit:
         got = self.edits.get(path)
@@ -368,11 +384,14 @@ class _Planner:
         short = self.vol.short
         clash = [c for c in kept if short(c) in exact]
         taken = [short(c) for c in kept if c not in clash]
-        named = name_children(parent, kids + [self.by_path[c.path] for c in clash],
-                              self.options, taken)
-        for c, n in zip(clash, named[len(kids):]):
+        if clash:
+            by_path = {e.path: e for e in self.tree.entries}
+            kids = kids + [by_path[c.path] for c in clash]
+        named = name_children(parent, kids, self.options, taken)
+        new = len(kids) - len(clash)
+        for c, n in zip(clash, named[new:]):
             self.renamed.append((ed, c, n))
-        for n in named[:len(kids)]:
+        for n in named[:new]:
             ed.placed.append((ed.place(n.slots), n))
         if len(ed.data) > len(ed.old.data):
             self.grow(ed)
@@ -396,8 +415,8 @@ class _Planner:
         """Clusters for new directories, grown directories, then files (tree order)."""
         cs = self.geo.cluster_size
         alloc = _Allocator(_free_runs(self.vol, self.lost))
-        files = [e for e in self.added + self.changed if e.kind is Kind.FILE and e.size]
-        files.sort(key=lambda e: self.order[e.path])
+        files = self.in_tree_order([e for e in self.added + self.changed
+                                    if e.kind is Kind.FILE and e.size])
         need = sum(self.fresh_clusters.values()) + \
             sum(ed.grow for ed in self.edits.values()) + sum(ceil_div(e.size, cs) for e in files)
         have = alloc.total

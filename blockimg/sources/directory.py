@@ -369,11 +369,11 @@ class _Walk:
         FILE, fixed, ours, keep_links = Kind.FILE, self.fixed, self.our_inodes, self.keep_links
         while stack:
             fs_dir, prefix, ancestors, listed = stack[-1]
-            for d, st in listed:
-                img_path = prefix + d.name
+            for name, st in listed:
+                img_path = prefix + name
                 if exclude is not None and exclude(img_path):
                     continue
-                fs_path = fs_dir + d.name
+                fs_path = fs_dir + name
                 if st.st_mode & _IFMT == _IFLNK:
                     st = self.symlink(fs_path, img_path, st)
                     if st is None:
@@ -385,8 +385,9 @@ class _Walk:
                         continue
                     # The common case, inline: a file stored as itself.
                     mt = int(st.st_mtime) if fixed is None else fixed
-                    mode, size = st.st_mode & 0o7777, st.st_size
-                    append(make(SourceEntry, img_path, FILE, same(size, size), same(mt, mt),
+                    # (sizes are rarely shared: not looked up in ``same``)
+                    mode = st.st_mode & 0o7777
+                    append(make(SourceEntry, img_path, FILE, st.st_size, same(mt, mt),
                                 same(mode, mode), fs_path))
                 elif fmt == _IFDIR:
                     if self.directory(fs_path, img_path, st, ancestors):
@@ -463,8 +464,8 @@ class _Walk:
                                          "out)", path=fs_path, rule="special files"))
 
 
-def _listed(fs_dir: str, sep: str) -> List[Tuple[os.DirEntry, os.stat_result]]:
-    """The entries of ``fs_dir`` with their lstat, siblings by the bytes of their names.
+def _listed(fs_dir: str, sep: str) -> List[Tuple[str, os.stat_result]]:
+    """The names in ``fs_dir`` with their lstat, siblings by the bytes of their names.
 
     Listed through a directory fd where the host allows it: each lstat is then
     an fstatat of the bare name (no path looked up again); the fd is closed
@@ -484,14 +485,18 @@ def _listed(fs_dir: str, sep: str) -> List[Tuple[os.DirEntry, os.stat_result]]:
             children.sort(key=_BY_NAME)
         else:
             children.sort(key=lambda d: os.fsencode(d.name))
-        out = []
-        for d in children:
+        names = [d.name for d in children]
+        try:
+            return list(zip(names, [d.stat(follow_symlinks=False) for d in children]))
+        except OSError:
+            pass
+        for d in children:                    # (which one, to say so)
             try:
-                out.append((d, d.stat(follow_symlinks=False)))
+                d.stat(follow_symlinks=False)
             except OSError as e:
                 raise InvalidInput(f"cannot stat: {e.strerror}",
                                    path=fs_dir + sep + d.name) from None
-        return out
+        return list(zip(names, [d.stat(follow_symlinks=False) for d in children]))
     finally:
         if dfd >= 0:
             os.close(dfd)

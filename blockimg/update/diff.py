@@ -12,7 +12,7 @@
   directory without emptying it for Mirage, and FAT keeps no directory mode).
 
 Whether the bytes are read to compare them is the caller's ``--compare`` choice;
-:func:`needs_bytes` is the ``auto`` rule (see docs/update.md): compare only where
+:func:`auto_same` is the ``auto`` rule (see docs/update.md): compare only where
 the mtime cannot tell.
 
 No I/O here: the caller gives the index, the tree, the times and the content comparison.
@@ -25,7 +25,7 @@ from ..read.image import EntryInfo
 from ..record import record
 from ..sources.directory import Kind, SourceEntry, SourceTree
 
-__all__ = ["Diff", "diff", "needs_bytes", "MODE_BITS", "COMPARE", "RECENT"]
+__all__ = ["Diff", "diff", "auto_same", "MODE_BITS", "COMPARE", "RECENT"]
 
 MODE_BITS = 0o7777
 #: ``--compare``: when the bytes of a file whose size, mtime and mode agree are read.
@@ -62,14 +62,17 @@ class Diff:
 
 def diff(index: Iterable[EntryInfo], tree: SourceTree, *, same_content: SameContent,
          modes: bool = False, mtime_key: Optional[Callable[[int], object]] = None) -> Diff:
-    """Compare ``index`` (the image's entries) with ``tree`` (see the module docstring).
+    """Compare ``index`` (the image's entries, or a dict of them by their non-empty
+    paths) with ``tree`` (see the module docstring).
 
     ``modes``: compare permission bits too (the format stores them).
     ``mtime_key``: what the format keeps of an mtime (FAT: 2-second steps in
     local time), applied to both sides; default: the whole seconds.
     """
     key = mtime_key or int
-    have: Dict[str, EntryInfo] = {i.path: i for i in index if i.path}
+    # (an index given as a dict, path -> entry, is copied as it is: C speed)
+    have: Dict[str, EntryInfo] = dict(index) if isinstance(index, dict) else \
+        {i.path: i for i in index if i.path}
     pop = have.pop
     added, changed = [], []
     unchanged = 0
@@ -110,10 +113,12 @@ def _differs(info: EntryInfo, e: SourceEntry, same_content: SameContent, modes: 
     return not same_content(info, e)
 
 
-def needs_bytes(*, real_mtimes: bool, written: int, dir_mtimes: Dict[str, int],
-                mtime_range: Optional[Tuple[int, int]] = None) -> Callable[[SourceEntry], bool]:
-    """The ``auto`` rule: whether a file whose size, mtime and mode agree with the image
-    must still have its bytes compared, because its mtime cannot tell:
+def auto_same(compare: SameContent, *, real_mtimes: bool, written: int,
+              dir_mtimes: Dict[str, int],
+              mtime_range: Optional[Tuple[int, int]] = None) -> SameContent:
+    """``same_content`` under the ``auto`` rule: ``compare(info, entry)`` (the bytes read)
+    for a file whose size, mtime and mode agree with the image but whose mtime cannot
+    tell, True (unchanged) for the others. The mtime cannot tell when:
 
     * the tree's mtimes are not the files' own (``real_mtimes`` False: ``--mtime``,
       ``SOURCE_DATE_EPOCH``, a tree given as a list): every such file;
@@ -123,17 +128,19 @@ def needs_bytes(*, real_mtimes: bool, written: int, dir_mtimes: Dict[str, int],
       is not older than ``written`` (the image's last write) by :data:`RECENT` seconds:
       an edit in the same clock step as the write keeps the mtime the image holds.
 
-    ``dir_mtimes``: directory path -> mtime (``""``: the source root).
+    ``dir_mtimes``: directory path -> mtime (``""``: the source root). (One call per
+    file: the rule is tested inside, not by a second function.)
     """
     if not real_mtimes:
-        return lambda e: True
+        return compare
     since = written - RECENT
     lo, hi = mtime_range if mtime_range is not None else (None, None)
     recent_dirs = {p for p, t in dir_mtimes.items() if t >= since}
 
-    def needs(e: SourceEntry) -> bool:
+    def same(info: EntryInfo, e: SourceEntry) -> bool:
         t = e.mtime
-        if t >= since or e.data is not None or (lo is not None and not lo <= t <= hi):
-            return True
-        return bool(recent_dirs) and e.path.rpartition("/")[0] in recent_dirs
-    return needs
+        if t >= since or e.data is not None or (lo is not None and not lo <= t <= hi) or \
+                (recent_dirs and e.path.rpartition("/")[0] in recent_dirs):
+            return compare(info, e)
+        return True
+    return same

@@ -16,11 +16,12 @@ from ..errors import CorruptImage, DeviceError, InvalidInput
 from ..fat.chains import ChainError, FatTable
 from ..fat.dirents import parse_directory
 from ..fat.geometry import parse
+from ..fat.table import consecutive, decode_window
 from ..fat.names import fold
 from ..fat.structs import ATTR_READ_ONLY, DIR_ENTRY_SIZE, unix_time
 from ..fat.marker import dirty
 from ..fat.update import (FileData, OldDir, OldEntry, UpdatePlan, Volume, Write, lost_runs,
-                          plan as plan_update, PHASES)
+                          plan as plan_update, STEPS)
 from ..sources.directory import SourceEntry, SourceTree, paused_gc
 from .compare import comparer
 
@@ -52,7 +53,8 @@ def read_volume(device: BlockDevice) -> Volume:
     heads = [fat[:8]] + [f[:8] for f in others]
     table = FatTable(device, geo, 0)
     referenced = bytearray(geo.cluster_count + 2)
-    walk = _Walk(device, geo, table, referenced)
+    walk = _Walk(device, geo, table, referenced,
+                 decode_window(fat, geo.fat_type, geo.cluster_count + 2))
     with paused_gc():       # one small tuple per entry, no cycles: nothing to collect
         walk.run()
     fsinfo = None
@@ -66,11 +68,13 @@ def read_volume(device: BlockDevice) -> Volume:
 class _Walk:
     """Every directory, depth first; every chain followed once and owned once."""
 
-    def __init__(self, device: BlockDevice, geo, table: FatTable, referenced: bytearray):
+    def __init__(self, device: BlockDevice, geo, table: FatTable, referenced: bytearray,
+                 entries) -> None:
         self.device = device
         self.geo = geo
         self.table = table
         self.referenced = referenced
+        self.fat = entries                        # the first FAT, decoded (an array)
         self.dirs: Dict[str, OldDir] = {}
         self.entries: Dict[str, OldEntry] = {}
         self.times: Dict[int, int] = {}           # FAT date << 16 | time -> Unix time
@@ -119,8 +123,9 @@ class _Walk:
     def directory(self, path: str, clusters, data: bytes):
         """The entries of one directory (``data``): ``(children, junk slot ranges,
         subdirectories to read)``. A file whose chain is one run of exactly the clusters
-        its size needs (the common case) is taken in here; every other entry goes
-        through :meth:`entry_chain`'s checks."""
+        its size needs (the common case: what :meth:`FatTable.chain` returns as one run,
+        tested here on the decoded table without the call) and shares none is taken in
+        here; every other entry goes through :meth:`entry_chain`'s checks."""
         geo = self.geo
         cs = geo.cluster_size
         records, issues = parse_directory(data, fat32=geo.fat_type == 32)
@@ -130,8 +135,9 @@ class _Walk:
         seen = set()
         children, junk, subdirs = [], [], []
         prefix = path + "/" if path else ""
-        entries, times, ref = self.entries, self.times, self.referenced
-        fast = self.table.chain
+        entries, times, ref, fat = self.entries, self.times, self.referenced, self.fat
+        eoc = self.table.eoc
+        typecode = fat.typecode
         top = geo.max_cluster
         one = b"\x01"
         new = tuple.__new__                       # OldEntry's fields, without its __new__
@@ -141,6 +147,16 @@ class _Walk:
                 return geo.root_offset + off
             return geo.cluster_offset(clusters[off // cs]) + off % cs
 
+        # The names, checked all at once when they allow it (ASCII, none empty, "." or
+        # "..", none holding "/" or NUL, no two equal ignoring case: what writers
+        # write); else one at a time in the loop.
+        names = [r[0] for r in records if r[1] == "file" or r[1] == "dir"]
+        joined = "/".join(names)
+        plain = joined.isascii() and "\0" not in joined and \
+            joined.count("/") == len(names) - 1
+        if plain:
+            keys = set(joined.upper().split("/"))
+            plain = len(keys) == len(names) and not {"", ".", ".."} & keys
         for r in records:
             name, kind, _short, attr, _nt, c, size, wdate, wtime, off, lfn_off, _l, _c = r
             if owned is not None:
@@ -148,12 +164,13 @@ class _Walk:
                 owned[first:end] = one * (end - first)
             if kind != "file" and kind != "dir":
                 continue
-            key = name.upper() if name.isascii() else fold(name)
-            if not name or name == "." or name == ".." or "/" in name or "\0" in name \
-                    or key in seen:
-                junk.append((lfn_off, off + DIR_ENTRY_SIZE))
-                continue
-            seen.add(key)
+            if not plain:
+                key = name.upper() if name.isascii() else fold(name)
+                if not name or name == "." or name == ".." or "/" in name or "\0" in name \
+                        or key in seen:
+                    junk.append((lfn_off, off + DIR_ENTRY_SIZE))
+                    continue
+                seen.add(key)
             full = prefix + name
             stamp = wdate << 16 | wtime
             mtime = times.get(stamp)
@@ -161,16 +178,19 @@ class _Walk:
                 mtime = times[stamp] = unix_time(wdate, wtime)
             ro = attr & ATTR_READ_ONLY
             runs = None
-            if kind == "file" and size and 2 <= c <= top:
-                need = -(-size // cs)
-                try:
-                    got = fast(c, need)
-                except ChainError:
-                    got = None
-                if got is not None and len(got) == 1 and got[0][1] == need \
-                        and ref.find(1, c, c + need) < 0:
-                    ref[c:c + need] = one * need
-                    runs = ((c, need),)
+            if kind == "file" and size and 2 <= c:
+                last = c + (size - 1) // cs           # the last cluster its size needs
+                if last <= top and fat[last] >= eoc:
+                    if last == c:
+                        if not ref[c]:
+                            ref[c] = 1
+                            runs = ((c, 1),)
+                    elif (fat[c:last].tolist() == list(range(c + 1, last + 1))
+                          if last - c <= 32 else
+                          fat[c:last] == consecutive(typecode, c + 1, last - c)) \
+                            and ref.find(1, c, last + 1) < 0:
+                        ref[c:last + 1] = one * (last + 1 - c)
+                        runs = ((c, last + 1 - c),)
             if runs is None:
                 runs = tuple(self.entry_chain(r, full, lambda: at(r.offset)))
             if kind == "dir":
@@ -242,10 +262,10 @@ def touched(tree: SourceTree, d) -> SourceTree:
                             or e.path.rpartition("/")[0] in dirs))
 
 
-def index(vol: Volume) -> List[OldEntry]:
-    """The volume's entries (for :func:`blockimg.update.diff.diff`: they carry the fields
-    of :class:`~blockimg.read.image.EntryInfo` it reads)."""
-    return list(vol.entries.values())
+def index(vol: Volume) -> Dict[str, OldEntry]:
+    """The volume's entries by path (for :func:`blockimg.update.diff.diff`: they carry the
+    fields of :class:`~blockimg.read.image.EntryInfo` it reads)."""
+    return vol.entries
 
 
 def _source_chunks(entry: SourceEntry):
@@ -287,24 +307,29 @@ def same_content(device: BlockDevice, geo) -> "Callable[[OldEntry, SourceEntry],
 
 
 def apply(p: UpdatePlan, device: BlockDevice, *, on_phase=None) -> int:
-    """Carry ``p`` out on ``device``, phase by phase, each flushed; bytes written.
+    """Carry ``p`` out on ``device``, phase by phase, flushed after each step
+    (:data:`~blockimg.fat.update.STEPS`); bytes written.
 
     ``on_phase(name)``: called before each phase (tests, progress)."""
     geo = p.geometry
     written = 0
-    for name in PHASES:
-        ws = p.phases.get(name, ())
-        if not ws:
-            continue
-        if on_phase is not None:
-            on_phase(name)
-        for w in ws:
-            if isinstance(w, Write):
-                device.pwrite(w.offset, w.data)
-                written += len(w.data)
-            else:
-                written += _file_data(w, device, geo.cluster_size, geo)
-        device.flush()
+    for step in STEPS:
+        wrote = False
+        for name in step:
+            ws = p.phases.get(name, ())
+            if not ws:
+                continue
+            if on_phase is not None:
+                on_phase(name)
+            for w in ws:
+                if isinstance(w, Write):
+                    device.pwrite(w.offset, w.data)
+                    written += len(w.data)
+                else:
+                    written += _file_data(w, device, geo.cluster_size, geo)
+            wrote = True
+        if wrote:
+            device.flush()
     return written
 
 

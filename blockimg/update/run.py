@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from operator import attrgetter
 from typing import Optional, Sequence, Union
 
 from .. import api
@@ -22,7 +23,7 @@ from ..read.image import EntryInfo, Image
 from ..record import field, record
 from ..sources.directory import Kind, SourceEntry, SourceTree, excluder, walk
 from .compare import comparer
-from .diff import COMPARE, Diff, diff, needs_bytes
+from .diff import COMPARE, Diff, auto_same, diff
 
 __all__ = ["Diff", "UpdateResult", "diff_image", "update"]
 
@@ -134,11 +135,10 @@ def _content_test(job: "_Job", fmt: str, written: Optional[int], newest: int, co
     if job.compare == "always":
         return compare_bytes
     from ..fat.structs import FAT_END, FAT_EPOCH
-    needs = needs_bytes(real_mtimes=job.times.real,
-                        written=newest if written is None else written,
-                        dir_mtimes=job.times.dirs,
-                        mtime_range=(FAT_EPOCH, FAT_END) if fmt == "fat" else None)
-    return lambda i, e: compare_bytes(i, e) if needs(e) else True
+    return auto_same(compare_bytes, real_mtimes=job.times.real,
+                     written=newest if written is None else written,
+                     dir_mtimes=job.times.dirs,
+                     mtime_range=(FAT_EPOCH, FAT_END) if fmt == "fat" else None)
 
 
 def _mtime_key(format: str):
@@ -171,7 +171,7 @@ def update(image: Union[str, os.PathLike], src, *, keep_links: bool = False,
     nothing is written when it is refused or does not fit. ``manifest``:
     a manifest file to rewrite for the updated image. ``compare``: when the bytes of a
     file whose size, mtime and mode agree are compared -- ``"auto"`` (where the mtime
-    cannot tell: see :func:`blockimg.update.diff.needs_bytes`), ``"always"`` or
+    cannot tell: see :func:`blockimg.update.diff.auto_same`), ``"always"`` or
     ``"never"``; ``quick`` is ``compare="never"``.
     """
     start = time.monotonic()
@@ -268,7 +268,15 @@ def _update_tar(job: _Job) -> UpdateResult:
     # Every refusal create would make: of the whole tree for a rebuild; else of what is
     # appended (the rest is in the image as it is in the tree).
     whole = bool(d.removed) or _kind_changes(d)
-    laid = api.plan(tree if whole else _appended(tree, d), format=fmt, **job.options).plan
+    if whole and not lone and not job.dry_run:
+        # A rebuild is a create of the tree, which plans and checks it before it
+        # writes anything: the plan is not made twice.
+        made = api.create(tree, device if device is not None else name, format="tar",
+                          force=True, manifest=job.manifest, **job.options)
+        return job.result(d, "rebuild", made.plan.archive_size, made.image_size,
+                          made.manifest)
+    laid = api.plan(tree if whole else tar_update.appended(tree, d), format=fmt,
+                    **job.options).plan
     fixed = None if device is not None or not is_device_node(name) else old_size
     ap = None if lone else tar_update.plan_append(
         d, tree, end_of_archive=end, old_size=old_size, options=laid.options,
@@ -318,20 +326,18 @@ def _tar_diff(img: Image, tree: SourceTree, job: _Job, written: Optional[int]) -
     return d
 
 
-def _appended(tree: SourceTree, d: Diff) -> SourceTree:
-    """The entries of ``tree`` an append states: the added and changed ones."""
-    want = {e.path for e in d.added} | {e.path for e in d.changed}
-    return SourceTree(tuple(e for e in tree.entries if e.path in want))
-
-
 def _extents(info: EntryInfo):
     """Where an image file's bytes are."""
     return info.extents
 
 
 def _newest(index) -> int:
-    """The newest mtime an image's index holds (0: none)."""
-    return max([i.mtime for i in index], default=0)
+    """The newest mtime an image's index (a list of entries, or a dict of them) holds
+    (0: none)."""
+    return max(map(_MTIME, index.values() if isinstance(index, dict) else index), default=0)
+
+
+_MTIME = attrgetter("mtime")
 
 
 def _tar_write(job: _Job, strategy: str, lone, ap, fixed) -> None:

@@ -44,8 +44,8 @@ from ..tar.writer import write as write_tar
 from ..units import align_up
 from .diff import Diff
 
-__all__ = ["AppendPlan", "plan_append", "apply", "interrupted", "complete", "settled",
-           "LONE_ZERO"]
+__all__ = ["AppendPlan", "plan_append", "appended", "apply", "interrupted", "complete",
+           "settled", "LONE_ZERO"]
 
 LONE_ZERO = "lone zero block"
 
@@ -79,9 +79,8 @@ def plan_append(d: Diff, tree: SourceTree, *, end_of_archive: Optional[int],
         raise CorruptImage("the tar archive has no end-of-archive blocks to append at",
                            rule="tar archives end with two zero blocks")
     start = end_of_archive - END_BLOCKS
-    want = set(d.added) | set(d.changed)
-    entries = [e for e in tree.entries if e in want]     # image order: parents first
-    sub = plan_tar(SourceTree(tuple(entries)),
+    entries = appended(tree, d).entries
+    sub = plan_tar(SourceTree(entries),
                    Options(target=options.target, sector_size=options.sector_size))
     end = start + BLOCK + sub.archive_size
     size = max(old_size, align_up(end, options.pad_to))
@@ -90,6 +89,13 @@ def plan_append(d: Diff, tree: SourceTree, *, end_of_archive: Optional[int],
                          available=fixed_size)
     mtime = max((e.mtime for e in entries), default=0)
     return AppendPlan(start, pad_entry(mtime), sub, size)
+
+
+def appended(tree: SourceTree, d: Diff) -> SourceTree:
+    """The entries of ``tree`` an append states: the added and changed ones, in the
+    tree's order (parents first; found by path, a string's hash being kept)."""
+    want = {e.path for e in d.added} | {e.path for e in d.changed}
+    return SourceTree(tuple([e for e in tree.entries if e.path in want]))
 
 
 class _Held(BlockDevice):
