@@ -52,6 +52,7 @@ class Context:
     one_fat: str = ""           # a FAT and a tar image of one small file (start-up rows)
     one_tar: str = ""
     one_dir: str = ""           # that file's directory
+    one_upd: str = ""           # a copy of one_fat that the "update" row brings up to date
 
     @property
     def out(self) -> str:
@@ -353,6 +354,14 @@ STARTUP = [
         c, "create", c.one_dir, "-o", c.out_img, "--format", "fat", "-q")),
     Tool("blockimg create tar", "blockimg", lambda c: blockimg_cmd(
         c, "create", c.one_dir, "-o", c.out_img, "-q")),
+    Tool("blockimg verify", "blockimg",
+         lambda c: blockimg_cmd(c, "verify", c.one_fat, c.one_dir), output="none"),
+    Tool("blockimg update", "blockimg",
+         lambda c: blockimg_cmd(c, "update", c.one_upd, c.one_dir, "-q"), output="none"),
+    Tool("blockimg diff", "blockimg",
+         lambda c: blockimg_cmd(c, "diff", c.one_upd, c.one_dir), output="none"),
+    Tool("blockimg --version", "blockimg", lambda c: blockimg_cmd(c, "--version"),
+         output="none"),
     Tool("blockimg --help", "blockimg", lambda c: blockimg_cmd(c, "--help"), output="none"),
     Tool("python -m blockimg cat", "blockimg", lambda c: [
         c.python, "-m", "blockimg", "cat", c.one_fat, "a.txt"], output="none"),
@@ -364,19 +373,22 @@ STARTUP = [
 
 
 def prepare_startup(ctx: Context) -> Dict[str, str]:
-    """Untimed: a directory of one small file and its FAT and tar images; {what: problem}."""
+    """Untimed: a directory of one small file, its FAT and tar images and a copy of the FAT
+    image for ``update``; {what: problem}."""
     ctx.one_dir = os.path.join(ctx.work, "one")
-    ctx.one_fat, ctx.one_tar = (os.path.join(ctx.work, n) for n in ("one.fat", "one.tar"))
+    ctx.one_fat, ctx.one_tar, ctx.one_upd = (os.path.join(ctx.work, n)
+                                             for n in ("one.fat", "one.tar", "one-update.fat"))
     os.makedirs(ctx.one_dir, exist_ok=True)
     with open(os.path.join(ctx.one_dir, "a.txt"), "wb") as f:
         f.write(b"one small file\n")
     problems: Dict[str, str] = {}
-    for image, fmt in ((ctx.one_fat, "fat"), (ctx.one_tar, "tar")):
+    for image, fmt in ((ctx.one_fat, "fat"), (ctx.one_tar, "tar"), (ctx.one_upd, "fat")):
         res = _run_checked(blockimg_cmd(ctx, "create", ctx.one_dir, "-o", image, "--format",
                                         fmt, "-q"), dict(os.environ, **blockimg_env()))
         if res.returncode != 0:
             err = (res.stderr or b"").decode("utf-8", "replace").strip()
-            problems[fmt] = err.splitlines()[-1] if err else f"exit {res.returncode}"
+            problems[os.path.basename(image)] = err.splitlines()[-1] if err else \
+                f"exit {res.returncode}"
     return problems
 
 
