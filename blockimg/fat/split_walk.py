@@ -144,7 +144,7 @@ class SplitWalk:
         parent needs of it for :meth:`merge`. Raises as the whole walk would."""
         img = self.img
         walk = img.index_part(self, part)
-        return {"starts": walk.runs.start.tobytes(), "lengths": walk.runs.length.tobytes(),
+        return {"starts": walk.runs.start, "lengths": walk.runs.length,
                 "warnings": img.warnings[walk.warnings_from:],
                 "unsafe_names": walk.unsafe_names, "label_entry": walk.label_entry}
 
