@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .walk import Walk
 
 from ..errors import CorruptImage
-from ..read.extract import ONE_PROCESS_BELOW
+from ..read import extract as read_extract
 from .chains import ChainError
 from .dirents import DOT, DOTDOT
 from .structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, DIR_ENTRY_SIZE,
@@ -111,7 +111,7 @@ def plan(img: "FatImage", jobs: Optional[int]) -> Optional["SplitWalk"]:
     if rows is None:
         return None
     weights = [w for _, _, w in rows]
-    if jobs is None and sum(weights) < ONE_PROCESS_BELOW:
+    if jobs is None and sum(weights) < read_extract.ONE_PROCESS_BELOW:
         return None                                 # (auto_jobs would pick one process)
     from ..write.parallel import auto_jobs, split
     parts = auto_jobs(sum(weights)) if jobs is None else jobs
