@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 from ..errors import DeviceError, InvalidInput
 from ..units import is_power_of_two
 
-__all__ = ["BlockDevice", "Buffer", "MIN_SECTOR", "MAX_SECTOR", "COPY_CHUNK"]
+__all__ = ["BlockDevice", "Buffer", "MIN_SECTOR", "MAX_SECTOR", "COPY_CHUNK", "FORKABLE"]
 
 if TYPE_CHECKING:
     Buffer = Union[bytes, bytearray, memoryview]
@@ -28,6 +28,11 @@ else:   # (a name for annotations; typing not imported)
 MIN_SECTOR = 512
 MAX_SECTOR = 1 << 16
 COPY_CHUNK = 1 << 20
+#: The backend classes whose devices forked children can read as the parent does (a
+#: file descriptor, a shared mapping, memory copied on fork): each built-in backend adds
+#: its own class when its module loads (so asking imports no backend); a plugin's is
+#: not here, as it may hold a connection that must not be shared.
+FORKABLE: set = set()
 
 
 class BlockDevice:

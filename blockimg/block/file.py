@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from typing import Optional
 
 from ..errors import DeviceError, InvalidInput, NotWholeSectors
-from .base import COPY_CHUNK, BlockDevice, Buffer
+from .base import COPY_CHUNK, FORKABLE, BlockDevice, Buffer
 
 __all__ = ["FileDevice"]
 
@@ -186,3 +186,6 @@ class FileDevice(BlockDevice):
         if not self.closed:
             self.closed = True
             os.close(self.fd)
+
+
+FORKABLE.add(FileDevice)

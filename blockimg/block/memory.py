@@ -5,7 +5,7 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Optional
 
-from .base import BlockDevice, Buffer
+from .base import FORKABLE, BlockDevice, Buffer
 
 __all__ = ["MemoryDevice"]
 
@@ -46,3 +46,6 @@ class MemoryDevice(BlockDevice):
     def getvalue(self) -> bytes:
         """The whole device content."""
         return bytes(self.buffer)
+
+
+FORKABLE.add(MemoryDevice)

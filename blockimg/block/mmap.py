@@ -9,7 +9,7 @@ from __future__ import annotations
 import mmap as _mmap
 
 from ..errors import DeviceError
-from .base import BlockDevice, Buffer
+from .base import FORKABLE, BlockDevice, Buffer
 from .file import FileDevice
 
 __all__ = ["MmapDevice"]
@@ -72,3 +72,6 @@ class MmapDevice(BlockDevice):
                     # Slices handed out are still alive; the mapping goes with them.
                     pass
             self._file.close()
+
+
+FORKABLE.add(MmapDevice)

@@ -2,9 +2,9 @@
 
 The table is decoded in windows of at most 256 KiB of on-disk bytes, a few
 kept in a small cache, so memory stays flat however large the volume (a
-32 GiB FAT32 volume has a 32 MiB FAT). Windows are :class:`array.array`
+32 GiB FAT32 volume has a 32 MiB FAT). Windows are typed memoryviews
 (``H`` for FAT12/16, ``I`` for FAT32, masked to 28 bits), decoded by
-:func:`.table.decode_window`.
+:func:`.table.decode_view` (no ``array`` module: it imports ``collections``).
 :meth:`FatTable.chain` follows a chain once into ``(first cluster, count)``
 runs: contiguous stretches are found by comparing slices of a window with
 the expected consecutive numbers (C speed, a bisection for the end), every
@@ -13,15 +13,13 @@ the run starts.
 """
 from __future__ import annotations
 
-from array import array
-from collections import OrderedDict
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
-    from typing import Iterator, List, Tuple
+    from typing import Dict, Iterator, List, Tuple
 
 from ..block.base import BlockDevice
 from .geometry import Geometry
-from .table import BAD, U32, consecutive, decode_window
+from .table import BAD, U32, consecutive, decode_view
 
 __all__ = ["FatTable", "ChainError", "Run"]
 
@@ -66,7 +64,7 @@ class FatTable:
             self.per_window = WINDOW_BYTES // 4
         else:
             self.per_window = self.entries + (self.entries % 2)
-        self._cache: "OrderedDict[int, array]" = OrderedDict()
+        self._cache: Dict[int, memoryview] = {}         # oldest first (an LRU)
         self._hot, self._hot_arr = -1, None               # the last window used
 
     # -- raw access --------------------------------------------------------------
@@ -74,13 +72,13 @@ class FatTable:
         """Byte offset of ``cluster``'s entry on the device."""
         return self.offset + cluster * self.bits // 8
 
-    def window(self, index: int, *, cache: bool = True) -> array:
+    def window(self, index: int, *, cache: bool = True) -> memoryview:
         """Decoded entries ``[index * per_window, ...)`` (cached unless ``cache=False``)."""
         if index == self._hot:
             return self._hot_arr
-        arr = self._cache.get(index)
+        arr = self._cache.pop(index, None)
         if arr is not None:
-            self._cache.move_to_end(index)
+            self._cache[index] = arr                        # the newest now
             self._hot, self._hot_arr = index, arr
             return arr
         first = index * self.per_window
@@ -88,12 +86,12 @@ class FatTable:
         start_byte = first * self.bits // 8                 # first is even for FAT12
         nbytes = (n * self.bits + 7) // 8
         raw = self.device.pread(self.offset + start_byte, nbytes)
-        arr = decode_window(raw, self.bits, n)              # a copy: never pins the device
+        arr = decode_view(raw, self.bits, n)                # a copy: never pins the device
         del raw
         if cache:
             self._cache[index] = arr
             if len(self._cache) > CACHE_WINDOWS:
-                self._cache.popitem(last=False)
+                del self._cache[next(iter(self._cache))]
             self._hot, self._hot_arr = index, arr
         return arr
 
@@ -102,7 +100,7 @@ class FatTable:
         self._cache.clear()
         self._hot, self._hot_arr = -1, None
 
-    def windows(self) -> Iterator[Tuple[int, array]]:
+    def windows(self) -> Iterator[Tuple[int, memoryview]]:
         """``(first cluster, entries)`` over the whole table, one window at a time (uncached)."""
         for index in range(-(-self.entries // self.per_window)):
             yield index * self.per_window, self.window(index, cache=False)

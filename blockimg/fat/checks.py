@@ -24,7 +24,7 @@ from .marker import STATE_AT, dirty
 from .names import exact_short, parse_short
 from .reader import MAX_PROBLEMS, FatImage
 from .structs import DIR_ENTRY_SIZE, OFFSETS
-from .table import table_bytes
+from .table import count_equal, table_bytes
 
 __all__ = ["check"]
 
@@ -171,7 +171,7 @@ def _differing_bytes(a: bytes, b: bytes) -> int:
 
 def _used(seg, bad: int) -> int:
     """Entries of ``seg`` that are allocated: neither free (0) nor marked bad."""
-    return len(seg) - seg.count(0) - seg.count(bad)
+    return len(seg) - count_equal(seg, 0) - count_equal(seg, bad)
 
 
 def _first_used(arr, start: int, stop: int, bad: int) -> int:

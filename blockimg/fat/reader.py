@@ -22,6 +22,7 @@ from ..read.image import EntryInfo, Image
 from .chains import FatTable
 from .geometry import detect, parse
 from .structs import FSI_LEAD_SIG, FSI_STRUC_SIG, FSI_TRAIL_SIG, cp437, unpack
+from .table import count_equal
 from .walk import MAX_DIR_BYTES, MAX_PROBLEMS, Walk
 
 __all__ = ["detect", "FatImage", "MAX_DIR_BYTES", "MAX_PROBLEMS"]
@@ -144,7 +145,7 @@ class FatImage(Image):
     def free_clusters(self) -> int:
         free = 0
         for first, arr in self.fat.windows():
-            free += arr.count(0) - arr[:max(0, 2 - first)].count(0)
+            free += count_equal(arr[max(0, 2 - first):], 0)
         return free
 
     def fsinfo(self) -> Optional[dict]:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .walk import Walk
 
 from ..errors import CorruptImage
+from ..read import extract as read_extract
 from .chains import ChainError
 from .dirents import DOT, DOTDOT
 from .structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, DIR_ENTRY_SIZE,
@@ -106,11 +107,13 @@ def scan(walk: "Walk") -> Optional[List[Tuple[int, int, int]]]:
 def plan(img: "FatImage", jobs: Optional[int]) -> Optional["SplitWalk"]:
     """A split of the walk into ``jobs`` parts (None: as many as :func:`auto_jobs` picks
     for the tree's entries), or None when one part (or the whole walk) is better."""
-    from ..write.parallel import auto_jobs, split
     rows = scan(img.walk)
     if rows is None:
         return None
     weights = [w for _, _, w in rows]
+    if jobs is None and sum(weights) < read_extract.ONE_PROCESS_BELOW:
+        return None                                 # (auto_jobs would pick one process)
+    from ..write.parallel import auto_jobs, split
     parts = auto_jobs(sum(weights)) if jobs is None else jobs
     ranges = split(weights, parts)
     if len(ranges) <= 1:
@@ -144,7 +147,7 @@ class SplitWalk:
         parent needs of it for :meth:`merge`. Raises as the whole walk would."""
         img = self.img
         walk = img.index_part(self, part)
-        return {"starts": walk.runs.start.tobytes(), "lengths": walk.runs.length.tobytes(),
+        return {"starts": walk.runs.start, "lengths": walk.runs.length,
                 "warnings": img.warnings[walk.warnings_from:],
                 "unsafe_names": walk.unsafe_names, "label_entry": walk.label_entry}
 

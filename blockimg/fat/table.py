@@ -1,26 +1,29 @@
-"""FAT12/16/32 allocation tables, both directions, with the standard library's ``array``.
+"""FAT12/16/32 allocation tables, both directions.
 
 A table holds one entry per cluster number (0 and 1 are the reserved
 media/EOC entries); FAT12 packs two 12-bit entries into 3 bytes.
 :class:`RunTable` produces the table of a volume whose used clusters form
 contiguous runs from cluster 2 on, one bounded chunk at a time;
-:func:`decode_window` unpacks a window of table bytes for the reader
-(:mod:`.chains`). :func:`consecutive` builds runs of consecutive numbers a
-byte lane at a time, for both. No numpy: a plain reference codec in
+:func:`decode_view` unpacks a window of table bytes for the reader
+(:mod:`.chains`) into a typed ``memoryview`` (:func:`decode_window`: into an
+``array``, for the updater), :func:`count_equal` counts its free or bad entries.
+:func:`consecutive` builds runs of consecutive numbers a byte lane at a time,
+for both. No numpy: a plain reference codec in
 ``tests/helpers/fat_reference.py`` is held equal to these (tested).
 """
 from __future__ import annotations
 
 import sys
 from bisect import bisect_left
-from struct import calcsize
+from struct import calcsize, pack
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from array import array
     from typing import Iterator, Sequence, Tuple
 
 __all__ = ["BITS", "EOC", "BAD", "MIN_CLUSTERS", "MAX_CLUSTERS", "MEDIA", "table_bytes",
-           "media_entry", "RunTable", "FAT32_MASK", "decode_window", "consecutive", "U32", "fat_get", "fat_set"]
+           "media_entry", "RunTable", "FAT32_MASK", "decode_view", "decode_window", "count_equal", "consecutive", "U32",
+           "fat_get", "fat_set"]
 
 _BIG_ENDIAN = sys.byteorder == "big"
 #: Keeps the low nibble of a byte: the top byte of a FAT32 entry holds 4 reserved bits.
@@ -33,8 +36,8 @@ _LANE0 = _LANE1 = b""
 
 #: ``array.array``, imported on first use (:func:`_array_type`): the ``array`` module
 #: imports ``collections.abc`` (with ``collections``: ~8 M instructions) when it loads,
-#: and a tar reader, which imports this module's constants through ``.geometry``,
-#: decodes no table (nor does the writer: :meth:`RunTable.encode_range` does without).
+#: and only :func:`decode_window` needs it (the reader decodes into memoryviews, the
+#: writer's :meth:`RunTable.encode_range` does without).
 _array = None
 
 BITS = {12: 12, 16: 16, 32: 32}
@@ -95,52 +98,95 @@ def _array_type():
     return _array
 
 
-def decode_window(raw, bits: int, count: int) -> array:
+def decode_view(raw, bits: int, count: int) -> memoryview:
     """``count`` entries of FAT``bits`` table bytes ``raw`` (starting at an even entry).
 
-    As an ``array`` of ``H`` (FAT12/16) or ``I`` (FAT32, masked to 28 bits);
-    always a copy, never a view of ``raw``.
+    A ``memoryview`` cast to ``H`` (FAT12/16) or ``I`` (FAT32, masked to 28 bits)
+    of a new ``bytearray`` in native byte order: never a view of ``raw``. (The
+    reader's form: indexing, slices, comparison, ``tolist`` and ``tobytes`` as an
+    ``array``'s, without importing ``array``; :func:`count_equal` for ``count``.)
     """
-    array = _array or _array_type()
     if bits == 16:
-        arr = array("H")
-        arr.frombytes(memoryview(raw)[:count * 2])
+        buf = bytearray(memoryview(raw)[:count * 2])
+        code, size = "H", 2
     elif bits == 32:
         buf = bytearray(memoryview(raw)[:count * 4])
         buf[3::4] = buf[3::4].translate(_LOW_NIBBLE)
-        arr = array(U32)
-        arr.frombytes(buf)
+        code, size = U32, 4
     elif bits == 12:
         b = bytes(memoryview(raw)[:(count * 12 + 7) // 8])
         b += bytes(-len(b) % 3)
-        arr = array("H", bytes(2 * (len(b) // 3 * 2)))
         # Three bytes hold two entries: lo = b0 | (b1 & 0xF) << 8, hi = b1 >> 4 | b2 << 4.
         b0, b1, b2 = b[0::3], b[1::3], b[2::3]
-        arr[0::2] = array("H", [x | (y & 0xF) << 8 for x, y in zip(b0, b1)])
-        arr[1::2] = array("H", [y >> 4 | z << 4 for y, z in zip(b1, b2)])
-        del arr[count:]
-        return arr
+        vals = [0] * (len(b) // 3 * 2)
+        vals[0::2] = [x | (y & 0xF) << 8 for x, y in zip(b0, b1)]
+        vals[1::2] = [y >> 4 | z << 4 for y, z in zip(b1, b2)]
+        del vals[count:]
+        return memoryview(bytearray(pack(f"{len(vals)}H", *vals))).cast("H")  # native order
     else:
         raise ValueError(f"FAT type must be 12, 16 or 32, not {bits!r}")
-    if _BIG_ENDIAN:                                    # pragma: no cover
-        arr.byteswap()
-    if len(arr) < count:
+    if len(buf) < count * size:
         raise ValueError(f"{len(raw)} bytes hold fewer than {count} FAT{bits} entries")
+    if _BIG_ENDIAN:                                    # pragma: no cover
+        _swap(buf, size)
+    return memoryview(buf).cast(code)
+
+
+def decode_window(raw, bits: int, count: int) -> array:
+    """:func:`decode_view`'s entries as an ``array.array`` (imported here, on first use),
+    for callers that need an array's own methods (``count``, ``index``)."""
+    array = _array or _array_type()
+    entries = decode_view(raw, bits, count)
+    arr = array(entries.format)
+    arr.frombytes(entries.cast("B"))
     return arr
 
 
-def consecutive(typecode: str, start: int, n: int) -> array:
-    """``array(typecode, range(start, start + n))``, built a byte lane at a time.
+def count_equal(entries: memoryview, value: int) -> int:
+    """How many of the decoded ``entries`` (:func:`decode_view`) equal ``value``.
 
-    Five times faster than from the range: the run test compares windows
+    A byte lane at a time at C speed (a ``memoryview`` has no ``count``): each
+    lane's bytes XORed with ``value``'s byte, the lanes ORed together as one
+    integer; an entry equals ``value`` where that integer has a zero byte.
+    """
+    size = entries.itemsize
+    raw = entries.tobytes()
+    n = len(raw) // size
+    if not n:
+        return 0
+    want = value.to_bytes(size, sys.byteorder)
+    diff = 0
+    for i in range(size):
+        lane = raw[i::size]
+        if want[i]:
+            lane = lane.translate(_xor_table(want[i]))
+        diff |= int.from_bytes(lane, "little")
+    return diff.to_bytes(n, "little").count(0)
+
+
+_XOR: dict = {}
+
+
+def _xor_table(byte: int) -> bytes:
+    """The ``bytes.translate`` table of XOR with ``byte`` (made on first use)."""
+    table = _XOR.get(byte)
+    if table is None:
+        table = _XOR[byte] = bytes(b ^ byte for b in range(256))
+    return table
+
+
+def consecutive(typecode: str, start: int, n: int) -> memoryview:
+    """The numbers ``start .. start + n - 1`` as a ``memoryview`` of ``typecode``
+    (``H`` or :data:`U32`), built a byte lane at a time.
+
+    Five times faster than from a range: the run test compares windows
     against it, and a 256 MiB file is 65536 clusters of 4 KiB.
     """
-    array = _array or _array_type()
-    arr = array(typecode)
-    arr.frombytes(_lanes(arr.itemsize, start, n))
+    size = 2 if typecode == "H" else 4
+    buf = _lanes(size, start, n)
     if _BIG_ENDIAN:                                    # pragma: no cover
-        arr.byteswap()
-    return arr
+        _swap(buf, size)
+    return memoryview(buf).cast(typecode)
 
 
 def _lanes(size: int, start: int, n: int) -> bytearray:

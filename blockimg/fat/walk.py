@@ -24,7 +24,6 @@ volumes of millions of fragments, whose open following the chains dominates.
 """
 from __future__ import annotations
 
-from array import array
 from bisect import bisect_right
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
@@ -77,54 +76,49 @@ class _LazyOffset:
 class Runs:
     """Every chain a walk met, as runs of clusters with the path that owns each.
 
-    ``start``, ``length`` and ``owner`` are parallel arrays (run ``i`` is clusters
-    ``start[i] .. start[i] + length[i] - 1`` of ``names[owner[i]]``).
+    ``start``, ``length`` and ``owner`` are parallel lists (run ``i`` is clusters
+    ``start[i] .. start[i] + length[i] - 1`` of the path ``owner[i]``). (Lists, not
+    arrays: the ``array`` module imports ``collections``, ~8 M instructions of
+    every command's start-up; the owner is the path string the index holds anyway.)
     """
 
-    __slots__ = ("start", "length", "owner", "names")
+    __slots__ = ("start", "length", "owner")
 
     def __init__(self) -> None:
-        self.start = array("q")
-        self.length = array("q")
-        self.owner = array("q")
-        self.names: List[str] = []
+        self.start: List[int] = []
+        self.length: List[int] = []
+        self.owner: List[str] = []
 
     def add(self, runs: List[Run], owner: str) -> None:
         """Record ``runs`` (``(first, count)`` pairs) as the chain of ``owner``."""
-        oid = len(self.names)
-        self.names.append(owner)
         for first, count in runs:
             self.start.append(first)
             self.length.append(count)
-            self.owner.append(oid)
+            self.owner.append(owner)
 
-    def add_foreign(self, starts: bytes, lengths: bytes, owner: str) -> None:
-        """Record runs found elsewhere (``array("q")`` bytes), all owned by ``owner``."""
-        oid = len(self.names)
-        self.names.append(owner)
-        n = len(self.start)
-        self.start.frombytes(starts)
-        self.length.frombytes(lengths)
-        self.owner.extend(array("q", [oid]) * (len(self.start) - n))
+    def add_foreign(self, starts: List[int], lengths: List[int], owner: str) -> None:
+        """Record runs found elsewhere (another part's :attr:`start` and :attr:`length`),
+        all owned by ``owner``."""
+        self.start += starts
+        self.length += lengths
+        self.owner += [owner] * len(starts)
 
-    def mark(self) -> Tuple[int, int]:
+    def mark(self) -> int:
         """Where the record stands now, for :meth:`forget`."""
-        return len(self.start), len(self.names)
+        return len(self.start)
 
-    def forget(self, mark: Tuple[int, int]) -> None:
-        """Forget the runs and owners recorded since :meth:`mark` gave ``mark``."""
-        runs, owners = mark
-        del self.start[runs:], self.length[runs:], self.owner[runs:]
-        del self.names[owners:]
+    def forget(self, mark: int) -> None:
+        """Forget the runs recorded since :meth:`mark` gave ``mark``."""
+        del self.start[mark:], self.length[mark:], self.owner[mark:]
 
     def cross_links(self, limit: int = MAX_PROBLEMS) -> List[Tuple[str, str, int]]:
         """The first ``limit`` clusters in two chains, as ``(earlier owner, owner,
         cluster)`` in cluster order (one stable sort of every run by its start)."""
-        start, length, owner, names = self.start, self.length, self.owner, self.names
+        start, length, owner = self.start, self.length, self.owner
         n = len(start)
         order = sorted(range(n), key=start.__getitem__)
-        s = array("q", [start[k] for k in order])
-        reach = array("q", bytes(8 * n))                          # running max of the ends
+        s = [start[k] for k in order]
+        reach = [0] * n                                           # running max of the ends
         top = -1
         hits = []
         for j, k in enumerate(order):
@@ -138,8 +132,8 @@ class Runs:
                 top = e
             reach[j] = top
         # Each crossing is charged to the first run (in start order) that reaches past it.
-        return [(names[owner[order[bisect_right(reach, s[j], 0, j)]]],
-                 names[owner[order[j]]], s[j]) for j in hits]
+        return [(owner[order[bisect_right(reach, s[j], 0, j)]], owner[order[j]], s[j])
+                for j in hits]
 
 
 class Walk:
@@ -273,7 +267,7 @@ class Walk:
         directories it owns are indexed; those above them are only passed through."""
         root = self.start_root()
         if part:
-            self.runs.forget((0, 0))                # the root's chain is part 0's
+            self.runs.forget(0)                     # the root's chain is part 0's
         root_cluster = self.root_cluster
         owner, needed = (None, None) if split is None else (split.owner, split.needed[part])
         visited: Dict[int, str] = {root_cluster: ""}
@@ -373,7 +367,6 @@ class Walk:
         base = self.geometry.data_offset - 2 * cs
         dev_size = self.device_size
         runs = self.runs
-        owners = runs.names
         own_start, own_len, own_id = runs.start.append, runs.length.append, runs.owner.append
         entry = self.entry
         for rec in it:
@@ -399,8 +392,7 @@ class Walk:
                     mtime = times.get(stamp)
                     if mtime is None:
                         mtime = times[stamp] = unix_time(wdate, wtime)
-                    own_id(len(owners))
-                    owners.append(path)
+                    own_id(path)
                     own_start(c)
                     own_len(need)
                     index[path] = EntryInfo(path, "file", size, mtime,

@@ -16,15 +16,22 @@ TYPE_CHECKING = False   # typing is for annotations only: not imported at run ti
 if TYPE_CHECKING:
     from typing import Callable, List, Optional, Sequence, Tuple
 
+from ..block.base import FORKABLE
 from ..errors import BlockImgError, DeviceError, InvalidInput, NotFound
 from ..quoting import escape
 from ..record import field, record
 
-__all__ = ["extract", "ExtractReport", "unsafe_host_name"]
+__all__ = ["extract", "ExtractReport", "unsafe_host_name", "plan_parts", "ONE_PROCESS_BELOW"]
 
 # The images extracted here are blockimg.read.image.Image objects, used through their public
 # interface (index, key, resolve, copy_data, skipped, device, format): this module does
 # not import blockimg.read.image, which imports it for Image.extract.
+
+#: With ``jobs`` None, fewer entries than this are extracted by one process: the rule of
+#: :func:`blockimg.write.parallel.auto_jobs` (a second process from ``2 *
+#: MIN_FILES_PER_JOB`` files on; a test holds the two equal), applied here so that a
+#: small image's extract decides without loading the parallel machinery.
+ONE_PROCESS_BELOW = 2000
 
 
 @record
@@ -60,8 +67,7 @@ def extract(image: "Image", dest: str, *, overwrite: bool = False,
     real_dest = prepare_destination(dest)
     index = image.index
     if jobs is None:
-        from ..write.parallel import auto_jobs
-        jobs = auto_jobs(len(index))
+        jobs = 1 if len(index) < ONE_PROCESS_BELOW else _auto_jobs(len(index))
     report.refused.extend(image.skipped)   # (found by the walk)
     writer = TreeWriter(real_dest, overwrite, report)
     try:
@@ -162,10 +168,13 @@ def _write_files(image: "Image", files, writer: "TreeWriter", real_dest: str,
                  overwrite: bool, jobs: int, progress=None) -> None:
     """Write ``files`` through ``writer``, or split over ``jobs`` processes (each with a
     writer of its own; outcomes merged into ``writer.report`` in image order)."""
+    total = sum(data.size for _, data in files)
+    tick = progress and (lambda done: progress(done, total))
+    if jobs <= 1 or not forkable(image.device):
+        write_some(image, files, writer, tick)          # (what fork_map does for one part)
+        return
     from ..write.parallel import fork_map, split_files
-    ranges = [(0, len(files))]
-    if jobs > 1 and forkable(image.device):
-        ranges = split_files((data.size for _, data in files), jobs)
+    ranges = split_files((data.size for _, data in files), jobs)
 
     def part(i: int, tick) -> Optional[tuple]:
         start, stop = ranges[i]
@@ -180,9 +189,7 @@ def _write_files(image: "Image", files, writer: "TreeWriter", real_dest: str,
         return own.report.written, own.report.refused, own.report.existing
 
     report = writer.report
-    total = sum(data.size for _, data in files)
-    for got in fork_map(part, len(ranges),
-                        progress=progress and (lambda done: progress(done, total)))[1:]:
+    for got in fork_map(part, len(ranges), progress=tick)[1:]:
         report.written += got[0]
         report.refused += got[1]
         report.existing += got[2]
@@ -204,14 +211,32 @@ def write_some(image: "Image", files, writer: "TreeWriter", tick=None) -> None:
                        copy)
 
 
+def _auto_jobs(files: int) -> int:
+    """:func:`blockimg.write.parallel.auto_jobs` (imported here: one process needs none of
+    that module)."""
+    from ..write.parallel import auto_jobs
+    return auto_jobs(files)
+
+
+def plan_parts(image: "Image", dest: str, jobs: Optional[int]):
+    """``(split, real destination)`` (made) to extract ``image``'s whole tree in parts
+    with :func:`blockimg.read.extract_split.extract_in_parts`, or None when one pass does
+    it: a device children cannot share, a format or tree that offers no split
+    (:meth:`Image.split_plan <blockimg.read.image.Image.split_plan>`), or too few
+    entries. (Decided before :mod:`.extract_split` and the parallel machinery load.)"""
+    check_host()
+    if not forkable(image.device):
+        return None
+    real_dest = prepare_destination(os.path.abspath(os.fspath(dest)))
+    split = image.split_plan(jobs)
+    return None if split is None else (split, real_dest)
+
+
 def forkable(device) -> bool:
     """Whether forked children can read ``device`` as the parent does: the built-in
     backends (a file descriptor, a shared mapping or memory copied on fork); not a
     plugin's, which may hold a connection that must not be shared."""
-    from ..block.file import FileDevice
-    from ..block.memory import MemoryDevice
-    from ..block.mmap import MmapDevice
-    return hasattr(os, "fork") and type(device) in (FileDevice, MmapDevice, MemoryDevice)
+    return hasattr(os, "fork") and type(device) in FORKABLE
 
 
 def _non_dir_ancestor(index, parent: str, verdicts: dict) -> Optional[str]:

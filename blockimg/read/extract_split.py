@@ -25,26 +25,20 @@ if TYPE_CHECKING:
     from typing import List, Optional
 
 from ..errors import BlockImgError
-from .extract import (ExtractReport, TreeWriter, check_host, finish, forkable, make_links,
-                      order, order_key, prepare_destination, sort_out, write_some)
+from .extract import (ExtractReport, TreeWriter, finish, make_links, order, order_key, sort_out,
+                      write_some)
 
 __all__ = ["extract_in_parts", "extract_split"]
 
 _GO = b"go"
 
 
-def extract_in_parts(image: "Image", dest: str, *, overwrite: bool = False,
-                     jobs: Optional[int] = None) -> Optional[ExtractReport]:
-    """The whole tree of ``image`` (a :class:`~blockimg.read.image.Image`) below ``dest``,
-    indexed and written in parts (:meth:`Image.split_plan`); None when the image or the
-    device offers no split or a part failed: nothing written, extract it in one pass."""
-    check_host()
-    if not forkable(image.device):
-        return None
-    real_dest = prepare_destination(os.path.abspath(os.fspath(dest)))
-    split = image.split_plan(jobs)
-    if split is None:
-        return None
+def extract_in_parts(image: "Image", split, real_dest: str, *,
+                     overwrite: bool = False) -> Optional[ExtractReport]:
+    """The whole tree of ``image`` (a :class:`~blockimg.read.image.Image`) below
+    ``real_dest``, indexed and written in the parts of ``split`` (both from
+    :func:`~blockimg.read.extract.plan_parts`); None when a part failed: nothing
+    written, extract it in one pass."""
     report = ExtractReport()
     return report if extract_split(image, split, real_dest, overwrite, report) else None
 

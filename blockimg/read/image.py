@@ -368,11 +368,14 @@ class Image:
         as each file is finished (not by the split indexing of a lazy FAT image).
         """
         from .extract import extract as extract_tree    # (here: ls and cat do not need it)
+        from .extract import plan_parts
         if paths is None and jobs != 1:
-            from .extract_split import extract_in_parts
-            report = extract_in_parts(self, dest, overwrite=overwrite, jobs=jobs)
-            if report is not None:
-                return report
+            planned = plan_parts(self, dest, jobs)
+            if planned is not None:
+                from .extract_split import extract_in_parts
+                report = extract_in_parts(self, *planned, overwrite=overwrite)
+                if report is not None:
+                    return report
         return extract_tree(self, dest, overwrite=overwrite, paths=paths, jobs=jobs,
                             progress=progress)
 

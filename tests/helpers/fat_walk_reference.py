@@ -17,9 +17,9 @@ def cross_links(runs, limit: int) -> List[Tuple[str, str, int]]:
     runs by start, a running maximum of their ends."""
     if not runs.start:
         return []
-    start = np.frombuffer(runs.start, dtype=np.int64)
-    length = np.frombuffer(runs.length, dtype=np.int64)
-    owner = np.frombuffer(runs.owner, dtype=np.int64)
+    start = np.array(runs.start, dtype=np.int64)
+    length = np.array(runs.length, dtype=np.int64)
+    owner = np.arange(len(runs.owner))                  # run i is owned by runs.owner[i]
     order = np.argsort(start, kind="stable")
     s, e, o = start[order], (start + length)[order], owner[order]
     reach = np.maximum.accumulate(e)
@@ -27,5 +27,5 @@ def cross_links(runs, limit: int) -> List[Tuple[str, str, int]]:
     for i in np.flatnonzero(s[1:] < reach[:-1])[:limit].tolist():
         j = i + 1
         prev = int(np.flatnonzero(e[:j] > s[j])[0])
-        out.append((runs.names[int(o[prev])], runs.names[int(o[j])], int(s[j])))
+        out.append((runs.owner[int(o[prev])], runs.owner[int(o[j])], int(s[j])))
     return out

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import blockimg
+from blockimg.read import extract as read_extract
 from blockimg.read import extract_split as split_mod
 from blockimg.write import parallel
 from blockimg.cli import main
@@ -282,16 +283,50 @@ def test_the_image_is_whole_again_after_a_split_extraction(tmp_path, used):
         assert im.read(path) == (src / path).read_bytes()
 
 
+def _min_files_per_job(monkeypatch, n: int) -> None:
+    """parallel.MIN_FILES_PER_JOB set to ``n``, and read.extract's copy of its rule with it."""
+    monkeypatch.setattr(parallel, "MIN_FILES_PER_JOB", n)
+    monkeypatch.setattr(read_extract, "ONE_PROCESS_BELOW", 2 * n)
+
+
+@pytest.mark.parametrize("cpus", [2, 4, 64])
+def test_one_process_below_is_auto_jobs_rule(monkeypatch, cpus):
+    """extract (and the split plan) pick one process below ONE_PROCESS_BELOW entries without
+    asking auto_jobs: it must pick one there too, and two from there on (on an idle machine)."""
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(parallel, "idle_cpus", lambda: cpus)
+    monkeypatch.setattr(parallel, "cpu_quota", lambda: None)
+    assert read_extract.ONE_PROCESS_BELOW == 2 * parallel.MIN_FILES_PER_JOB
+    assert parallel.auto_jobs(read_extract.ONE_PROCESS_BELOW - 1) == 1
+    assert parallel.auto_jobs(read_extract.ONE_PROCESS_BELOW) == 2
+
+
+def test_a_small_tree_is_extracted_without_the_parallel_machinery(tmp_path):
+    """-j auto on a tree of fewer than ONE_PROCESS_BELOW entries decides on one process
+    before importing extract_split, write.parallel or any backend it does not use."""
+    src = make_tree(tmp_path / "src", tops=2, subs=1, files=2)
+    img = build(src, tmp_path / "t.img", "blockimg")
+    code = ("import sys\n"
+            "from blockimg.cli import main\n"
+            f"main(['extract', {str(img)!r}, {str(tmp_path / 'x')!r}])\n"
+            "print(sorted(m for m in sys.modules if m in {'blockimg.read.extract_split', "
+            "'blockimg.write.parallel', 'blockimg.block.mmap', 'blockimg.block.memory', 'mmap'}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.splitlines()[-1] == "[]"
+    assert_same_tree(src, tmp_path / "x")
+
+
 def test_auto_jobs_splits_by_the_scanned_size(tmp_path, used, monkeypatch):
     src = make_tree(tmp_path / "src")
     img = build(src, tmp_path / "t.img", "blockimg")
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
     monkeypatch.setattr(parallel, "idle_cpus", lambda: 1)      # (whatever runs here)
     monkeypatch.setattr(parallel, "cpu_quota", lambda: None)
-    monkeypatch.setattr(parallel, "MIN_FILES_PER_JOB", 10_000)
+    _min_files_per_job(monkeypatch, 10_000)
     extract(img, tmp_path / "a", None)
     assert used == []                                    # too few entries: no plan
-    monkeypatch.setattr(parallel, "MIN_FILES_PER_JOB", 50)
+    _min_files_per_job(monkeypatch, 50)
     report, _, _ = extract(img, tmp_path / "b", None)
     assert used == [True] and report.ok
     assert_same_tree(src, tmp_path / "b")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import calendar
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -223,3 +225,25 @@ def test_small_fat32_is_read_as_fat32_with_a_note(tmp_path):
     assert any("FAT32 volume with only" in w for w in fat.warnings)
     assert any("FAT32 volume with only" in p for p in check(fat))
     assert any(p.startswith("mirage: FAT32") for p in check(fat, target="mirage"))
+
+
+@pytest.mark.parametrize("c_accessor", [True, False])
+def test_record_is_a_tuple_with_named_fields(c_accessor):
+    """dirents.Record (a tuple subclass, not a namedtuple: no collections import; see
+    test_startup) reads each field by name, with CPython's C accessor or, without it, a
+    plain property."""
+    code = ("import sys\n"
+            + ("" if c_accessor else "sys.modules['_collections'] = None\n")
+            + "from blockimg.fat.dirents import Record, parse_directory\n"
+            "fields = ('name kind short attr nt_res cluster size wdate wtime offset '\n"
+            "          'lfn_offset lfn_raw crt').split()\n"
+            "r = Record(*range(12))\n"
+            "assert r == tuple(range(12)) + ((0, 0, 0),), r\n"
+            "assert [getattr(r, f) for f in fields] == list(r)\n"
+            "t = tuple.__new__(Record, tuple(range(100, 113)))\n"
+            "assert [getattr(t, f) for f in fields] == list(range(100, 113))\n"
+            "assert repr(t).startswith('Record(name=100, kind=101,')\n"
+            "print(type(Record.__dict__['name']).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["_tuplegetter" if c_accessor else "property"]

@@ -20,9 +20,8 @@ np = pytest.importorskip("numpy")
 
 def _lost_numpy(img):
     runs = img.walk.runs
-    starts = np.frombuffer(runs.start, dtype=np.int64) if runs.start else np.zeros(0, np.int64)
-    ends = starts + (np.frombuffer(runs.length, dtype=np.int64) if runs.length else
-                     np.zeros(0, np.int64))
+    starts = np.array(runs.start, dtype=np.int64)
+    ends = starts + np.array(runs.length, dtype=np.int64)
     lost = 0
     first = None
     for base, window in img.fat.windows():

@@ -41,14 +41,37 @@ def test_decode_window_matches_numpy_decode(bits):
     rnd = random.Random(bits)
     for count in list(range(1, 40)) + [rnd.randrange(1, 70000) for _ in range(40)]:
         raw = bytes(rnd.getrandbits(8) for _ in range((count * bits + 7) // 8))
+        want = ref.table_decode(raw, bits, count).tolist()
         got = decode_window(raw, bits, count)
-        assert got.tolist() == ref.table_decode(raw, bits, count).tolist()
+        assert got.tolist() == want
         assert len(got) == count
+        view = table.decode_view(raw, bits, count)           # the reader's form
+        assert view.tolist() == want and view.format == got.typecode
     # A window is a copy: it never pins the buffer it came from.
     buf = bytearray(64)
     arr = decode_window(memoryview(buf), 16, 32)
+    view = table.decode_view(memoryview(buf), 16, 32)
     buf[0] = 7
-    assert arr[0] == 0
+    assert arr[0] == 0 and view[0] == 0
+
+
+@pytest.mark.parametrize("bits", [12, 16, 32])
+def test_count_equal_counts_whole_entries(bits):
+    """count_equal is list.count on the entries, even where the value's bytes straddle
+    two entries (0xFFF7 in 0xF700, 0x00FF)."""
+    rnd = random.Random(bits)
+    bad, eoc = table.BAD[bits], table.EOC[bits]
+    pool = [0, 1, bad, eoc, 0xF7, 0xFF, 0xF700, 0xFF00, 0x00F7] + list(range(2, 40))
+    pool = [v & (1 << bits) - 1 for v in pool]
+    for count in list(range(0, 12)) + [rnd.randrange(1, 5000) for _ in range(30)]:
+        values = [rnd.choice(pool) for _ in range(count)]
+        raw = b"".join(v.to_bytes(4, "little") for v in values) if bits == 32 else \
+            ref.table_encode(values, bits) if bits == 12 else \
+            b"".join(v.to_bytes(2, "little") for v in values)
+        view = table.decode_view(raw, bits, count)
+        for v in (0, bad, eoc, 0xF7, 0xFF00, 1):
+            assert table.count_equal(view, v) == values.count(v), (count, v)
+            assert table.count_equal(view[3:], v) == values[3:].count(v)
 
 
 def test_decode_window_masks_fat32_reserved_bits():
