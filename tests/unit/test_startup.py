@@ -88,12 +88,16 @@ def test_library_build_and_read_do_not_import_construct(tmp_path, fmt):
 def _modules_of_a_bare_interpreter(code: str) -> set:
     """Every module (full names) that ``code`` adds, run by an interpreter without
     ``site`` (so that nothing a .pth file or an editable install imports hides a cost),
-    blockimg found on sys.path."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+    blockimg found on sys.path (and, after the interpreter's own, crcmod: verify needs
+    it)."""
+    import crcmod
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__))))
+    crcmod_root = os.path.dirname(os.path.dirname(os.path.abspath(crcmod.__file__)))
     # (json is imported after the count: it imports re, enum, functools and collections,
     # which would otherwise be counted as there before the code ran)
     wrapped = ("import sys\n"
                f"sys.path.insert(0, {root!r})\n"
+               f"sys.path.append({crcmod_root!r})\n"
                "_before = set(sys.modules)\n"
                + code +
                "\n_added = sorted(set(sys.modules) - _before)\n"
@@ -480,3 +484,73 @@ def test_create_of_a_small_tree_imports_only_what_it_uses(one_file, fmt, replace
     assert "blockimg.write.copier" in added
     forbidden = CREATE_WITHOUT | CREATE_WITHOUT_BY_FORMAT[fmt]
     assert not added & forbidden, sorted(added & forbidden)
+
+
+#: What every command does without once its command line is parsed (issue 16: start-up
+#: within 10 ms of the interpreter's): argparse (and the gettext and locale it brings),
+#: and typing (annotations only: TYPE_CHECKING).
+NO_PARSER = {"argparse", "gettext", "locale", "typing"}
+#: And what update, diff and verify of a small image need none of: re, enum, contextlib
+#: and functools (4-8 ms each, with what they bring), json and hashlib (a manifest's).
+SMALL_WITHOUT = NO_PARSER | {"re", "enum", "contextlib", "functools", "json", "hashlib"}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A one-file directory, its FAT and tar images, one with a manifest, a config."""
+    from blockimg import api
+    root = tmp_path_factory.mktemp("small")
+    (root / "d").mkdir()
+    (root / "d" / "a.txt").write_bytes(b"a" * 100)
+    for fmt in ("fat", "tar"):
+        api.create(str(root / "d"), str(root / f"x.{fmt}"), format=fmt)
+    api.create(str(root / "d"), str(root / "m.img"), manifest=str(root / "m.json"))
+    (root / "blockimg.toml").write_text('[volumes.a]\nsource = "d"\noutput = "b.img"\n')
+    return root
+
+
+def _line(small, words):
+    return [str(small / w) if (small / w.split(",")[0]).exists() or w.endswith(".new") else w
+            for w in words]
+
+
+@pytest.mark.parametrize("fmt", ["fat", "tar"])
+@pytest.mark.parametrize("words", [["update", "x.IMG", "d"], ["update", "x.IMG", "d", "-q",
+                                                               "--dry-run"],
+                                   ["diff", "x.IMG", "d"], ["verify", "x.IMG", "d"],
+                                   ["verify", "x.IMG"]], ids=" ".join)
+def test_update_diff_and_verify_of_a_small_image_import_only_what_they_use(small, fmt, words):
+    argv = _line(small, [w.replace("IMG", fmt) for w in words])
+    added = _modules_of_command(argv)
+    assert "blockimg.cli" in added
+    forbidden = SMALL_WITHOUT | (NO_RE_NOR_ARRAY if fmt == "tar" else set())
+    assert not added & forbidden, sorted(added & forbidden)
+
+
+@pytest.mark.parametrize("words", [
+    ["verify", "m.img", "--manifest", "m.json"],
+    ["disk", "x.tar", "x.fat", "-o", "disk.new", "-q"],
+    ["disk", "x.fat", "-o", "disk.new", "--table", "gpt", "-q"],
+    ["build", "-q", "blockimg.toml"]], ids=" ".join)
+def test_commands_that_do_more_import_no_parser(small, words):
+    """A manifest is JSON (json imports re), a config TOML (tomllib imports re and
+    typing), a disk's table needs uuid; none needs argparse once parsed, nor typing for
+    its own code."""
+    argv = _line(small, words)
+    added = _modules_of_command(argv)
+    assert "blockimg.cli" in added
+    forbidden = NO_PARSER - ({"typing"} if argv[0] == "build" else set())
+    assert not added & forbidden, sorted(added & forbidden)
+
+
+def test_version_imports_nothing_but_the_command_line(small):
+    added = _modules_of_a_bare_interpreter(
+        "import blockimg.cli as c, os\n"
+        "fd = os.dup(1); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
+        "try:\n"
+        "    c.main(['--version'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0\n"
+        "sys.stdout.flush(); os.dup2(fd, 1)\n")
+    assert not added & (NO_PARSER | {"blockimg.api", "blockimg.disk.options",
+                                     "blockimg.update"}), added
