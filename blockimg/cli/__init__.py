@@ -17,8 +17,8 @@ from ..errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
                      NotARegularFile, NotFound, Problems, Unsupported)
 from ..quoting import escape
 from ..units import human_size, plural, size_argument as _size
-from .parsing import Arguments, add_arguments, parse_plain
-from .spec import SUPPRESS, arg, command, int0, jobs as _jobs, mtime as _mtime
+from .spec import (SUPPRESS, Arguments, add_arguments, arg, command, int0, jobs as _jobs,
+                   mtime as _mtime, parse_plain)
 
 __all__ = ["main", "run"]
 
@@ -253,9 +253,9 @@ def declared(name: str) -> Optional[dict]:
 
 def command_in(argv: List[str]) -> Optional[str]:
     """The command ``argv`` runs, when it names one before anything else but --debug."""
-    for arg in argv:
-        if arg != "--debug":
-            return arg if arg in _DECLARED_IN else None
+    for word in argv:
+        if word != "--debug":
+            return word if word in _DECLARED_IN else None
     return None
 
 

@@ -265,28 +265,28 @@ def _subparser(command):
 
 def _declared_options(command):
     """{flag: argparse settings} of every option ``command`` declares."""
-    return {flag: settings for flags, _, settings in cli.declared(command)["arguments"]
+    return {flag: how for flags, _, how in cli.declared(command)["arguments"]
             if flags[0].startswith("-") for flag in flags}
 
 
 def _required_words(command):
     """The shortest command line of ``command``: its required positionals and options."""
     words = [command]
-    for flags, _, settings in cli.declared(command)["arguments"]:
-        if not flags[0].startswith("-") and settings.get("nargs") in (None, "+"):
+    for flags, _, how in cli.declared(command)["arguments"]:
+        if not flags[0].startswith("-") and how.get("nargs") in (None, "+"):
             words.append("x")
-        elif settings.get("required"):
+        elif how.get("required"):
             words += [flags[0], "out.img"]
     return words
 
 
-def _a_value(settings):
+def _a_value(how):
     """A value the option takes."""
-    choices = settings.get("choices")
+    choices = how.get("choices")
     if choices is not None:
         return list(choices() if callable(choices) else choices)[-1]
     return {cli._size: "4K", int: "512", cli._mtime: "@1700000000", cli._jobs: "2",
-            cli.int0: "0x10", None: "some/name"}[settings.get("type")]
+            cli.int0: "0x10", None: "some/name"}[how.get("type")]
 
 
 def test_every_command_is_declared_and_parsed_by_both():
@@ -306,11 +306,11 @@ def test_each_option_of_each_command_is_parsed_as_argparse_does_without_it(comma
     base = _required_words(command)
     assert cli.parse_simple(base) is not None
     assert vars(cli.parse_simple(base)) == _by_argparse(base)
-    for flag, settings in options.items():
-        if settings.get("action") in ("store_true", "store_false"):
+    for flag, how in options.items():
+        if how.get("action") in ("store_true", "store_false"):
             lines = [base + [flag]]
         else:
-            value = _a_value(settings)
+            value = _a_value(how)
             lines = [base + [flag, value], base + [f"{flag}={value}"]]
             if len(flag) == 2:
                 lines.append(base + [flag + value])
@@ -443,8 +443,7 @@ def test_common_commands_import_neither_argparse_nor_json_nor_signal(tmp_path):
 def test_a_bug_in_an_option_s_type_is_not_left_to_argparse():
     """A refused value goes to argparse to explain; any other exception is a bug and
     propagates (programming errors stay visible)."""
-    from blockimg.cli.parsing import parse_plain
-    from blockimg.cli.spec import arg, command, jobs
+    from blockimg.cli.spec import arg, command, jobs, parse_plain
 
     def broken(text):
         raise RuntimeError("bug")
