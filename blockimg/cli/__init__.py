@@ -1,4 +1,5 @@
-"""``blockimg`` command line: argparse in, library calls out; no format logic here."""
+"""``blockimg`` command line: arguments in (declared once: :mod:`blockimg.cli.spec`),
+library calls out; no format logic here."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ if TYPE_CHECKING:
 
 from .. import __version__
 # A command imports what it needs when it runs (start-up counts: docs/PERFORMANCE.rst):
-# argparse when the command line is parsed, the library (api) in the command, the
+# argparse only for what the fast parser leaves to it, the library (api) in the command, the
 # progress bar in the commands that show one (create, extract, verify).
 from .interrupts import Terminated, interrupts_as_exceptions
 from ..errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
