@@ -1,4 +1,5 @@
-"""``blockimg`` command line: argparse in, library calls out; no format logic here."""
+"""``blockimg`` command line: arguments in (declared once: :mod:`blockimg.cli.spec`),
+library calls out; no format logic here."""
 from __future__ import annotations
 
 import os
@@ -10,48 +11,17 @@ if TYPE_CHECKING:
 
 from .. import __version__
 # A command imports what it needs when it runs (start-up counts: docs/PERFORMANCE.rst):
-# argparse when the command line is parsed, the library (api) in the command, the
+# argparse only for what the fast parser leaves to it, the library (api) in the command, the
 # progress bar in the commands that show one (create, extract, verify).
 from .interrupts import Terminated, interrupts_as_exceptions
 from ..errors import (BlockImgError, CorruptImage, DeviceError, InvalidInput,
                      NotARegularFile, NotFound, Problems, Unsupported)
 from ..quoting import escape
 from ..units import human_size, plural, size_argument as _size
+from .spec import (SUPPRESS, Arguments, add_arguments, arg, command, int0, jobs as _jobs,
+                   mtime as _mtime, parse_plain)
 
 __all__ = ["main", "run"]
-
-
-def _mtime(text: str) -> int:
-    text = text.strip()
-    if text.startswith("@") and text[1:].lstrip("-").isdigit():     # GNU tar's @EPOCH
-        return int(text[1:])
-    if text.lstrip("-").isdigit():
-        return int(text)
-    import argparse
-    import datetime
-    try:
-        dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a timestamp: {text} (seconds since 1970 as N or @N, or ISO 8601 such as "
-            "2024-05-01T12:00:00Z)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=datetime.timezone.utc)
-    return int(dt.timestamp())
-
-
-def _jobs(text: str) -> Optional[int]:
-    if text == "auto":
-        return None
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        import argparse
-        raise argparse.ArgumentTypeError(f"not a number of processes: {text!r} "
-                                         "(1 or more, or auto)")
-    return n
 
 
 _JOBS_HELP = ("processes that copy file contents, and for a FAT extraction also index the "
@@ -112,180 +82,203 @@ def _columns() -> int:
         return 80
 
 
-class _NotBuilt:
-    """Stands for the parser of a command that is not run: what is added to it is
-    dropped (building every command's arguments costs ~3 ms of start-up)."""
+#: Every command's help starts with its own --debug (SUPPRESS: not given there, the
+#: global value stays).
+_DEBUG = arg("--debug", action="store_true", default=SUPPRESS, help="show tracebacks on errors")
+#: The options before the command.
+TOP = (arg("--debug", action="store_true",
+           help="show tracebacks on errors (also after the command)"),
+       arg("--version", action="version", version=f"%(prog)s {__version__}"))
+_IMAGE = arg("image", metavar="IMAGE", help="image file")
 
-    def __getattr__(self, name: str):
-        return lambda *args, **kwargs: self
+#: The commands this module runs, declared once: build_parser and parse_simple are made
+#: from these (and from blockimg.disk.options and blockimg.update.cli for the others).
+OWN = (
+    command(
+        "create", "build an image from a directory, a tar archive or a git tree",
+        arg("src", metavar="SRC",
+            help="source directory; or a tar archive (plain, gzip, xz or bzip2), '-' "
+                 "for one on standard input; or, with --git-ref, a git repository"),
+        arg("--git-ref", metavar="REF",
+            help="read SRC's tree at this commit, branch or tag, without a checkout "
+                 "(default: none, SRC is a directory or tar archive); times are the "
+                 "commit's unless --mtime"),
+        arg("--git-path", metavar="PATH",
+            help="with --git-ref: only this directory of the tree (default: the "
+                 "whole tree)"),
+        arg("-o", "--output", metavar="IMAGE",
+            help="image file (written atomically; only a regular file is replaced, "
+                 "a symlink is followed to the file it leads to) or block device "
+                 "node; required unless --check"),
+        arg("--check", action="store_true",
+            help="only check the tree against the format's and target's rules (every "
+                 "problem at once) and say what the image would be; write nothing"),
+        arg("--format", choices=["tar", "fat"], default="tar",
+            help="image format (default: tar)"),
+        arg("--target", choices=["mirage", "generic"],
+            help="mirage: only what the Mirage drivers read; generic: the standard "
+                 "form (default: mirage)"),
+        arg("--sector-size", type=_size, metavar="N",
+            help="device sector size the image is laid out for: 512..4096 for fat, "
+                 "512..64K for tar (default: 4096 for fat --target mirage, else 512)"),
+        arg("--align", type=_size, metavar="N",
+            help="start file data (tar) / FAT regions (fat) on N-byte boundaries "
+                 "(default: none for tar, 4K for fat)"),
+        arg("--size", type=_size, metavar="N", group="size",
+            help="exact image size, a whole number of sectors (e.g. 64M; default: "
+                 "the smallest that holds the tree)"),
+        arg("--min", action="store_true", group="size",
+            help="smallest image that holds the tree (the default)"),
+        arg("--free", type=_size, metavar="N",
+            help="free space to leave, fat only (default: 0)"),
+        arg("--fat-type", choices=["12", "16", "32", "auto"],
+            help="FAT type, fat only (default: auto; 16 for --target mirage)"),
+        arg("--label", help="volume label, fat --target generic only (default: none)"),
+        arg("--volume-id", type=int0, metavar="N",
+            help="volume serial number, fat only (default: 0x1234ABCD, fixed so "
+                 "that images are reproducible)"),
+        arg("--mtime", type=_mtime, metavar="TIME",
+            help="timestamp for every entry: seconds since 1970 (N or @N, as GNU "
+                 "tar) or ISO 8601 (default: $SOURCE_DATE_EPOCH, else the files' own)"),
+        arg("--exclude", action="append", default=[], metavar="PATTERN",
+            help="leave out files and directories matching PATTERN, a shell wildcard "
+                 "matched against each name and each path below SRC, as GNU tar "
+                 "does; repeatable (default: none)"),
+        arg("--exclude-vcs", action="store_true",
+            help="leave out version control files (.git, .gitignore, .svn, CVS, .hg, "
+                 ".bzr, _darcs, ...: GNU tar's --exclude-vcs list)"),
+        arg("--keep-links", action="store_true",
+            help="store symlinks and hard links as links instead of copies (tar "
+                 "--target generic; default: store copies)"),
+        arg("--skip-special", action="store_true",
+            help="leave out sockets, devices and FIFOs instead of refusing them"),
+        arg("--manifest", metavar="FILE",
+            help="write a JSON manifest of the image (default: none)"),
+        arg("--secret", action="store_true",
+            help="image mode 0600 from the first byte; no names in progress output"),
+        arg("--fsync", dest="fsync", action="store_true", default=None, group="fsync",
+            help="always make the image durable (fsync) before putting it in place"),
+        arg("--no-fsync", dest="fsync", action="store_false", group="fsync",
+            help="never fsync (like cp and tar; a crash soon after can leave an "
+                 "image with missing data). Default: fsync when the image replaces "
+                 "an existing file or is a device, not when it is a new file"),
+        arg("--force", action="store_true",
+            help="overwrite a block device that already holds a file system"),
+        arg("-j", "--jobs", type=_jobs, default=None, metavar="N", help=_CREATE_JOBS_HELP),
+        arg("-q", "--quiet", action="store_true",
+            help="no progress bar and no summary line")),
+    command(
+        "ls", "list an image (recursively; --one-level: like mdir or ls)",
+        _IMAGE,
+        arg("path", nargs="?", default="", metavar="PATH",
+            help="directory (or file) in the image (default: the whole image)"),
+        arg("-l", action="store_true", dest="long",
+            help="long listing: mode, size, time (local, with its UTC offset), name"),
+        arg("--one-level", action="store_true",
+            help="only the entries directly in PATH (default: everything below it)"),
+        arg("--json", action="store_true",
+            help="JSON output, names exact, times in seconds since 1970 (otherwise "
+                 "control characters in names are escaped as GNU tar shows them: "
+                 "\\033, \\n, \\\\)")),
+    command(
+        "cat", "write a file of the image to stdout",
+        _IMAGE, arg("path", metavar="PATH", help="file in the image")),
+    command(
+        "extract", "extract an image into a directory",
+        _IMAGE,
+        arg("dest", metavar="DEST", help="directory to extract into (made if missing)"),
+        arg("paths", nargs="*", metavar="PATH",
+            help="only these paths and what is below them (default: everything); a "
+                 "PATH that is not an entry may be a shell pattern, as with GNU tar "
+                 "--wildcards ('docs/*.html'; * also matches /). One that selects "
+                 "nothing is an error (exit status 2)"),
+        arg("--overwrite", action="store_true",
+            help="replace existing files (default: leave them alone)"),
+        arg("-j", "--jobs", type=_jobs, default=None, metavar="N", help=_JOBS_HELP),
+        arg("-q", "--quiet", action="store_true", help="no progress bar")),
+    command(
+        "info", "format, geometry and counts of an image",
+        _IMAGE, arg("--json", action="store_true", help="JSON output")),
+    command(
+        "check", "check an image's structure (read-only)",
+        _IMAGE,
+        arg("--target", choices=["mirage", "generic"], default="generic",
+            help="mirage: also report everything the Mirage driver would fail on "
+                 "(default: generic)")),
+    command(
+        "verify", "compare an image with its manifest and/or source",
+        _IMAGE,
+        arg("src", nargs="?", metavar="SRC",
+            help="source directory to compare with (default: none)"),
+        arg("--manifest", metavar="FILE", help="manifest to compare with (default: none)"),
+        arg("-q", "--quiet", action="store_true", help="no progress bar")),
+    command(
+        "build", "build every volume (and the disk) a blockimg.toml describes",
+        arg("config", nargs="?", default="blockimg.toml", metavar="CONFIG",
+            help="the config file (default: blockimg.toml); its paths are relative "
+                 "to its directory"),
+        arg("--show-secret", action="store_true",
+            help="also name the skipped files of secret volumes (default: only "
+                 "their count; no file of a secret volume is named)"),
+        arg("-q", "--quiet", action="store_true",
+            help="no summary lines or attach instructions")),
+)
+
+#: Every command, in the order --help lists them, and the module that declares it
+#: (None: this one).
+_DECLARED_IN = {c["name"]: None for c in OWN}
+_DECLARED_IN.update(disk="disk", update="update", diff="update")
+#: Every command's name, in the order --help lists them.
+NAMES = tuple(_DECLARED_IN)
+
+
+def declared(name: str) -> Optional[dict]:
+    """Command ``name`` as declared, with --debug first (unless the command has none) and
+    the options other modules add to it last (the disk's --partition on the readers,
+    --platform on create and info); None if there is no such command."""
+    if name not in _DECLARED_IN:
+        return None
+    from ..disk import options as disk
+    where = _DECLARED_IN[name]
+    if where is None:
+        commands = OWN
+    elif where == "disk":
+        commands = disk.COMMANDS
+    else:
+        from ..update import cli as update
+        commands = update.COMMANDS
+    c = next(c for c in commands if c["name"] == name)
+    arguments = ((_DEBUG,) if c["debug"] else ()) + c["arguments"] + disk.EXTRA.get(name, ())
+    return dict(c, arguments=arguments)
 
 
 def command_in(argv: List[str]) -> Optional[str]:
     """The command ``argv`` runs, when it names one before anything else but --debug."""
-    for arg in argv:
-        if arg != "--debug":
-            return arg if arg in COMMANDS else None
+    for word in argv:
+        if word != "--debug":
+            return word if word in _DECLARED_IN else None
     return None
 
 
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
-    """The command line parser; with ``only``, the arguments of that command alone."""
+    """argparse's parser of the declared command line; with ``only``, the arguments of
+    that command alone (building every command's arguments costs ~3 ms of start-up)."""
     import argparse
     formatter = _formatter()
     p = argparse.ArgumentParser(
         prog="blockimg", formatter_class=formatter,
         description="Build and read FAT and tar block-device images (for MirageOS unikernels).")
-    p.add_argument("--debug", action="store_true",
-                   help="show tracebacks on errors (also after the command)")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_arguments(p, TOP)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        if only is not None and name != only:
-            return _NotBuilt()   # type: ignore[return-value]
-        c = sub.add_parser(name, help=help, formatter_class=formatter)
-        # Also after the command; SUPPRESS: not given there, the global value stays.
-        c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show tracebacks on errors")
-        return c
     sub.required = True
-
-    c = command("create", "build an image from a directory, a tar archive or a git tree")
-    c.add_argument("src", metavar="SRC",
-                   help="source directory; or a tar archive (plain, gzip, xz or bzip2), '-' "
-                        "for one on standard input; or, with --git-ref, a git repository")
-    c.add_argument("--git-ref", metavar="REF",
-                   help="read SRC's tree at this commit, branch or tag, without a checkout "
-                        "(default: none, SRC is a directory or tar archive); times are the "
-                        "commit's unless --mtime")
-    c.add_argument("--git-path", metavar="PATH",
-                   help="with --git-ref: only this directory of the tree (default: the "
-                        "whole tree)")
-    c.add_argument("-o", "--output", metavar="IMAGE",
-                   help="image file (written atomically; only a regular file is replaced, "
-                        "a symlink is followed to the file it leads to) or block device "
-                        "node; required unless --check")
-    c.add_argument("--check", action="store_true",
-                   help="only check the tree against the format's and target's rules (every "
-                        "problem at once) and say what the image would be; write nothing")
-    c.add_argument("--format", choices=["tar", "fat"], default="tar",
-                   help="image format (default: tar)")
-    c.add_argument("--target", choices=["mirage", "generic"],
-                   help="mirage: only what the Mirage drivers read; generic: the standard "
-                        "form (default: mirage)")
-    c.add_argument("--sector-size", type=_size, metavar="N",
-                   help="device sector size the image is laid out for: 512..4096 for fat, "
-                        "512..64K for tar (default: 4096 for fat --target mirage, else 512)")
-    c.add_argument("--align", type=_size, metavar="N",
-                   help="start file data (tar) / FAT regions (fat) on N-byte boundaries "
-                        "(default: none for tar, 4K for fat)")
-    sz = c.add_mutually_exclusive_group()
-    sz.add_argument("--size", type=_size, metavar="N",
-                    help="exact image size, a whole number of sectors (e.g. 64M; default: "
-                         "the smallest that holds the tree)")
-    sz.add_argument("--min", action="store_true", help="smallest image that holds the tree "
-                                                       "(the default)")
-    c.add_argument("--free", type=_size, metavar="N",
-                   help="free space to leave, fat only (default: 0)")
-    c.add_argument("--fat-type", choices=["12", "16", "32", "auto"],
-                   help="FAT type, fat only (default: auto; 16 for --target mirage)")
-    c.add_argument("--label", help="volume label, fat --target generic only (default: none)")
-    c.add_argument("--volume-id", type=lambda s: int(s, 0), metavar="N",
-                   help="volume serial number, fat only (default: 0x1234ABCD, fixed so "
-                        "that images are reproducible)")
-    c.add_argument("--mtime", type=_mtime, metavar="TIME",
-                   help="timestamp for every entry: seconds since 1970 (N or @N, as GNU "
-                        "tar) or ISO 8601 (default: $SOURCE_DATE_EPOCH, else the files' own)")
-    c.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
-                   help="leave out files and directories matching PATTERN, a shell wildcard "
-                        "matched against each name and each path below SRC, as GNU tar "
-                        "does; repeatable (default: none)")
-    c.add_argument("--exclude-vcs", action="store_true",
-                   help="leave out version control files (.git, .gitignore, .svn, CVS, .hg, "
-                        ".bzr, _darcs, ...: GNU tar's --exclude-vcs list)")
-    c.add_argument("--keep-links", action="store_true",
-                   help="store symlinks and hard links as links instead of copies (tar "
-                        "--target generic; default: store copies)")
-    c.add_argument("--skip-special", action="store_true",
-                   help="leave out sockets, devices and FIFOs instead of refusing them")
-    c.add_argument("--manifest", metavar="FILE",
-                   help="write a JSON manifest of the image (default: none)")
-    c.add_argument("--secret", action="store_true",
-                   help="image mode 0600 from the first byte; no names in progress output")
-    sync = c.add_mutually_exclusive_group()
-    sync.add_argument("--fsync", dest="fsync", action="store_true", default=None,
-                      help="always make the image durable (fsync) before putting it in place")
-    sync.add_argument("--no-fsync", dest="fsync", action="store_false",
-                      help="never fsync (like cp and tar; a crash soon after can leave an "
-                           "image with missing data). Default: fsync when the image replaces "
-                           "an existing file or is a device, not when it is a new file")
-    c.add_argument("--force", action="store_true",
-                   help="overwrite a block device that already holds a file system")
-    c.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
-                   help=_CREATE_JOBS_HELP)
-    c.add_argument("-q", "--quiet", action="store_true",
-                   help="no progress bar and no summary line")
-
-    ls = command("ls", "list an image (recursively; --one-level: like mdir or ls)")
-    ls.add_argument("image", metavar="IMAGE", help="image file")
-    ls.add_argument("path", nargs="?", default="", metavar="PATH",
-                    help="directory (or file) in the image (default: the whole image)")
-    ls.add_argument("-l", action="store_true", dest="long",
-                    help="long listing: mode, size, time (local, with its UTC offset), name")
-    ls.add_argument("--one-level", action="store_true",
-                    help="only the entries directly in PATH (default: everything below it)")
-    ls.add_argument("--json", action="store_true",
-                    help="JSON output, names exact, times in seconds since 1970 (otherwise "
-                         "control characters in names are escaped as GNU tar shows them: "
-                         "\\033, \\n, \\\\)")
-
-    cat = command("cat", "write a file of the image to stdout")
-    cat.add_argument("image", metavar="IMAGE", help="image file")
-    cat.add_argument("path", metavar="PATH", help="file in the image")
-
-    ex = command("extract", "extract an image into a directory")
-    ex.add_argument("image", metavar="IMAGE", help="image file")
-    ex.add_argument("dest", metavar="DEST", help="directory to extract into (made if missing)")
-    ex.add_argument("paths", nargs="*", metavar="PATH",
-                    help="only these paths and what is below them (default: everything); a "
-                         "PATH that is not an entry may be a shell pattern, as with GNU tar "
-                         "--wildcards ('docs/*.html'; * also matches /). One that selects "
-                         "nothing is an error (exit status 2)")
-    ex.add_argument("--overwrite", action="store_true",
-                    help="replace existing files (default: leave them alone)")
-    ex.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help=_JOBS_HELP)
-    ex.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-    inf = command("info", "format, geometry and counts of an image")
-    inf.add_argument("image", metavar="IMAGE", help="image file")
-    inf.add_argument("--json", action="store_true", help="JSON output")
-
-    ck = command("check", "check an image's structure (read-only)")
-    ck.add_argument("image", metavar="IMAGE", help="image file")
-    ck.add_argument("--target", choices=["mirage", "generic"], default="generic",
-                    help="mirage: also report everything the Mirage driver would fail on "
-                         "(default: generic)")
-
-    vf = command("verify", "compare an image with its manifest and/or source")
-    vf.add_argument("image", metavar="IMAGE", help="image file")
-    vf.add_argument("src", nargs="?", metavar="SRC",
-                    help="source directory to compare with (default: none)")
-    vf.add_argument("--manifest", metavar="FILE",
-                    help="manifest to compare with (default: none)")
-    vf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    b = command("build", "build every volume (and the disk) a blockimg.toml describes")
-    b.add_argument("config", nargs="?", default="blockimg.toml", metavar="CONFIG",
-                   help="the config file (default: blockimg.toml); its paths are relative "
-                        "to its directory")
-    b.add_argument("--show-secret", action="store_true",
-                   help="also name the skipped files of secret volumes (default: only "
-                        "their count; no file of a secret volume is named)")
-    b.add_argument("-q", "--quiet", action="store_true",
-                   help="no summary lines or attach instructions")
-    from ..disk.cli import add_arguments   # disk, --platform/--attach, --partition
-    add_arguments(sub)
-    from ..update.cli import add_commands as add_update_commands
-    COMMANDS.update(add_update_commands(command, _mtime))
+    for name in _DECLARED_IN:
+        if only is not None and name != only:
+            continue
+        c = declared(name)
+        parser = sub.add_parser(name, help=c["help"], formatter_class=formatter,
+                                **({"description": c["description"]} if c["description"]
+                                   else {}))
+        add_arguments(parser, c["arguments"])
     return p
 
 
@@ -702,171 +695,12 @@ def _os_error(e: OSError) -> str:
     return ": ".join(names + [e.strerror or str(e)])
 
 
-def _choice(*choices: str):
-    def check(text: str) -> str:
-        if text not in choices:
-            raise ValueError(text)
-        return text
-    return check
-
-
-def _int0(text: str) -> int:
-    return int(text, 0)
-
-
-#: The common commands' command lines, for :func:`parse_simple`: {command: (positionals,
-#: options, defaults)}. Positionals are (dest, nargs), nargs None (one), "?" or "*";
-#: options map a flag to (dest, how): how is a constant for an option without a value
-#: (store_true, store_false), else a function of the value (str for a plain string;
-#: ``list`` for a repeatable one). build_parser is the definition of every option;
-#: tests/unit/test_startup.py checks that this table parses as it does.
-_SIMPLE = {
-    "cat": ((("image", None), ("path", None)), {"--partition": ("partition", str)},
-            {"partition": None}),
-    "ls": ((("image", None), ("path", "?")),
-           {"-l": ("long", True), "--one-level": ("one_level", True), "--json": ("json", True),
-            "--partition": ("partition", str)},
-           {"path": "", "long": False, "one_level": False, "json": False, "partition": None}),
-    "info": ((("image", None),), {"--json": ("json", True), "--partition": ("partition", str)},
-             {"json": False, "partition": None, "platform": None}),
-    "check": ((("image", None),), {"--target": ("target", _choice("mirage", "generic")),
-                                   "--partition": ("partition", str)},
-              {"target": "generic", "partition": None}),
-    "extract": ((("image", None), ("dest", None), ("paths", "*")),
-                {"--overwrite": ("overwrite", True), "-j": ("jobs", _jobs),
-                 "--jobs": ("jobs", _jobs), "-q": ("quiet", True), "--quiet": ("quiet", True),
-                 "--partition": ("partition", str)},
-                {"overwrite": False, "jobs": None, "quiet": False, "partition": None}),
-    "create": ((("src", None),), {
-        "--git-ref": ("git_ref", str), "--git-path": ("git_path", str),
-        "-o": ("output", str), "--output": ("output", str), "--check": ("check", True),
-        "--format": ("format", _choice("tar", "fat")),
-        "--target": ("target", _choice("mirage", "generic")),
-        "--sector-size": ("sector_size", _size), "--align": ("align", _size),
-        "--size": ("size", _size), "--min": ("min", True), "--free": ("free", _size),
-        "--fat-type": ("fat_type", _choice("12", "16", "32", "auto")),
-        "--label": ("label", str), "--volume-id": ("volume_id", _int0),
-        "--mtime": ("mtime", _mtime), "--exclude": ("exclude", list),
-        "--exclude-vcs": ("exclude_vcs", True), "--keep-links": ("keep_links", True),
-        "--skip-special": ("skip_special", True), "--manifest": ("manifest", str),
-        "--secret": ("secret", True), "--fsync": ("fsync", True),
-        "--no-fsync": ("fsync", False), "--force": ("force", True),
-        "-j": ("jobs", _jobs), "--jobs": ("jobs", _jobs), "-q": ("quiet", True),
-        "--quiet": ("quiet", True), "--device-name": ("device_name", str),
-        "--attach": ("attach", str)},
-        {"git_ref": None, "git_path": None, "output": None, "check": False, "format": "tar",
-         "target": None, "sector_size": None, "align": None, "size": None, "min": False,
-         "free": None, "fat_type": None, "label": None, "volume_id": None, "mtime": None,
-         "exclude": [], "exclude_vcs": False, "keep_links": False, "skip_special": False,
-         "manifest": None, "secret": False, "fsync": None, "force": False, "jobs": None,
-         "quiet": False, "platform": None, "device_name": None, "attach": None}),
-}
-#: Options argparse keeps apart (mutually exclusive groups).
-_APART = (("--size", "--min"), ("--fsync", "--no-fsync"))
-
-
-class Arguments:
-    """A parsed command line: one attribute per option, as argparse's Namespace."""
-
-    def __init__(self, **values) -> None:
-        self.__dict__.update(values)
-
-    def __eq__(self, other) -> bool:
-        return vars(self) == vars(other)
-
-    def __repr__(self) -> str:
-        return f"Arguments({vars(self)!r})"
-
-
-class _Fallback(Exception):
-    """This command line is argparse's to parse (and explain)."""
-
-
-def _refusal(e: Exception) -> bool:
-    """Whether ``e`` is how an option's value or name is refused (argparse explains it);
-    anything else is a bug and stays visible. (ArgumentTypeError by name: argparse is not
-    imported here.)"""
-    return isinstance(e, (KeyError, StopIteration, ValueError)) or \
-        type(e).__name__ == "ArgumentTypeError"
-
-
 def parse_simple(argv: List[str]) -> Optional[Arguments]:
-    """``argv`` parsed without argparse, when it is a plain command line of a common
-    command (importing argparse and building its parser is ~10 ms of start-up); None
-    for anything else -- help, an error, an abbreviated or combined option, a value
-    that starts with "-" -- which argparse parses (and explains)."""
-    i = 0
-    while i < len(argv) and argv[i] == "--debug":
-        i += 1
-    spec = _SIMPLE.get(argv[i]) if i < len(argv) else None
-    if spec is None:
-        return None
-    positionals, options, defaults = spec
-    values = {k: (list(v) if isinstance(v, list) else v) for k, v in defaults.items()}
-    values.update(debug=i > 0, command=argv[i])
-    try:
-        chunks, seen = _options(iter(argv[i + 1:]), options, values)
-        if any(a in seen and b in seen for a, b in _APART):
-            return None
-        _positionals(chunks, positionals, values)
-    except _Fallback:
-        return None
-    except Exception as e:
-        if _refusal(e):
-            return None
-        raise
-    return Arguments(**values)
-
-
-def _options(args, options: dict, values: dict):
-    """Every option of ``args`` into ``values``; the positionals in chunks, split where
-    options come between, and the flags seen."""
-    chunks: List[List[str]] = [[]]
-    seen = set()
-    for arg in args:
-        if arg == "-" or not arg.startswith("-"):
-            chunks[-1].append(arg)
-            continue
-        if chunks[-1]:
-            chunks.append([])
-        flag, eq, value = arg.partition("=")
-        if not flag.startswith("--") and len(flag) > 2:     # -j2, -oIMAGE
-            flag, eq, value = arg[:2], "=", arg[2:]
-        if flag == "--debug" and not eq:
-            values["debug"] = True
-            continue
-        dest, how = options[flag]
-        seen.add(flag)
-        if not callable(how):
-            if eq:
-                raise _Fallback
-            values[dest] = how
-            continue
-        if not eq:
-            value = next(args)
-        if value.startswith("-"):
-            raise _Fallback
-        if how is list:
-            values[dest].append(value)
-        else:
-            values[dest] = value if how is str else how(value)
-    return chunks, seen
-
-
-def _positionals(chunks: List[List[str]], positionals: tuple, values: dict) -> None:
-    """The positional words into ``values``, as argparse places them."""
-    words = [w for chunk in chunks for w in chunk]
-    if len([c for c in chunks if c]) > 1 and any(n for _, n in positionals):
-        raise _Fallback     # argparse gives "?" and "*" their values at the first positional
-    for dest, nargs in positionals:
-        if nargs == "*":
-            values[dest], words = words, []
-        elif words:
-            values[dest], words = words[0], words[1:]
-        elif nargs is None:
-            raise _Fallback
-    if words:
-        raise _Fallback
+    """``argv`` parsed without argparse, when it is a plain command line (importing
+    argparse and building its parser is ~10 ms of start-up); None for anything else --
+    help, an error, an abbreviated or combined option, a value that starts with "-" --
+    which argparse parses (and explains). Both parse the same declarations."""
+    return parse_plain(argv, TOP, declared, "blockimg")
 
 
 COMMANDS = {"create": cmd_create, "ls": cmd_ls, "cat": cmd_cat, "extract": cmd_extract,
@@ -884,6 +718,11 @@ def _disk_first(args) -> bool:
     ls, cat and extract of a plain image (the module is ~1.3 M instructions of start-up)."""
     return args.command not in _NO_DISK_STEP or args.partition is not None or \
         str(args.image).startswith("partition:")
+
+
+def _function(name: str):
+    """The function that runs command ``name`` (disk is run by blockimg.disk.cli)."""
+    return COMMANDS.get(name) or declared(name)["run"]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -905,7 +744,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if _disk_first(args):
                 from ..disk.cli import prepare   # disk; --partition; partitioned disks; --platform
                 done = prepare(args)
-            return done if done is not None else COMMANDS[args.command](args)
+            return done if done is not None else _function(args.command)(args)
     except BlockImgError as e:
         if args.debug:
             raise

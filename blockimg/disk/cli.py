@@ -1,82 +1,23 @@
 """The command line's deploy part: ``disk``, ``--platform``/``--attach`` on ``create``,
 ``--partition`` on the readers, and recognising a partitioned disk.
 
-:func:`add_arguments` adds the options to the parser ``blockimg.cli`` built;
-:func:`prepare` runs before a command (it runs ``disk`` itself, opens the
-partition asked for, answers ``info`` on a disk or with ``--platform``);
-:func:`after_create` prints or writes the attach instructions.
+The options are declared in :mod:`blockimg.disk.options`; :func:`prepare` runs
+before a command (it runs ``disk`` itself, opens the partition asked for, answers
+``info`` on a disk or with ``--platform``); :func:`after_create` prints or writes the
+attach instructions.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from ..units import size_argument
+from .options import READERS
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     import argparse     # (imported by blockimg.cli when a parser is built)
     from typing import Optional
 
-__all__ = ["add_arguments", "prepare", "after_create", "READERS"]
-
-READERS = ("ls", "cat", "extract", "info", "check", "verify")
-_PLATFORM_HELP = ("check and apply this platform's block-device rules (unix, hvt, spt, virtio, "
-                  "muen, xen, albatross; default: none, platform-neutral)")
-
-
-def add_arguments(sub) -> None:
-    """Add ``disk`` and the deploy options to the subparsers ``sub`` of blockimg's parser."""
-    from ..deploy.platforms import NAMES
-    # Only the parsers of the command being run are built (blockimg.cli.build_parser).
-    built = sub.choices
-    create = built.get("create")
-    if create is not None:
-        create.add_argument("--platform", choices=NAMES, help=_PLATFORM_HELP)
-        create.add_argument("--device-name", metavar="NAME",
-                            help="the block device's name in the unikernel (block_of_file "
-                                 "NAME); default: the image's base name, letters and digits "
-                                 "only")
-        create.add_argument("--attach", metavar="FILE",
-                            help="write the attach instructions to FILE (needs --platform; "
-                                 "default: print them)")
-    for name in READERS:
-        if name in built:
-            built[name].add_argument(
-                "--partition", metavar="N|NAME",
-                help="read partition N (1-based) or the GPT partition NAME of a partitioned "
-                     "disk")
-    if "info" in built:
-        built["info"].add_argument("--platform", choices=NAMES,
-                                   help="also say whether the image (or disk) works there")
-    d = sub.add_parser("disk", help="put several volumes on one partitioned disk image",
-                       formatter_class=next(iter(built.values())).formatter_class,
-                       description="VOLUME is an image file, a source directory (built into "
-                                   "its partition) or empty:SIZE, followed by ,key=value "
-                                   "options: name=NAME (partition name), and for a directory "
-                                   "format=tar|fat, target=, sector-size=, align=, size=, "
-                                   "free=, fat-type= as create takes them. Example: "
-                                   "site/,name=site,format=fat  keys.img  empty:64M,name=data")
-    d.add_argument("volumes", nargs="+", metavar="VOLUME",
-                   help="an image file, a source directory or empty:SIZE, then ,key=value "
-                        "options")
-    d.add_argument("-o", "--output", required=True, metavar="DISK",
-                   help="disk image file (written atomically)")
-    d.add_argument("--table", choices=["mbr", "gpt"], default="mbr",
-                   help="partition table (default mbr: what Mirage's partition reader reads; "
-                        "gpt: up to 128 named partitions)")
-    d.add_argument("--align", type=size_argument, default=1 << 20, metavar="N",
-                   help="start every partition on an N-byte boundary (default 1M)")
-    d.add_argument("--platform", choices=NAMES, help=_PLATFORM_HELP)
-    d.add_argument("--attach", metavar="FILE",
-                   help="write the attach instructions to FILE instead of printing them")
-    d.add_argument("--device-name", metavar="NAME",
-                   help="the disk's name in the unikernel (default: from DISK)")
-    d.add_argument("--mtime", type=int, metavar="SECONDS",
-                   help="timestamp for every entry of built volumes (default: "
-                        "$SOURCE_DATE_EPOCH, else the files' own)")
-    d.add_argument("--secret", action="store_true",
-                   help="disk mode 0600 from the first byte (a volume holds keys)")
-    d.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+__all__ = ["prepare", "after_create", "READERS"]
 
 
 def prepare(args: argparse.Namespace) -> Optional[int]:

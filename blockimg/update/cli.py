@@ -1,53 +1,16 @@
-"""The ``update`` and ``diff`` subcommands (self-contained: :mod:`blockimg.cli` adds them)."""
+"""The ``update`` and ``diff`` commands: declared here (:data:`COMMANDS`, which
+:mod:`blockimg.cli` parses) and run here."""
 from __future__ import annotations
 
-import argparse
 import os
 
+from ..cli.spec import arg, command, mtime
 from ..quoting import escape
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    import argparse     # (imported by blockimg.cli when a parser is built)
 
-__all__ = ["add_commands", "cmd_update", "cmd_diff"]
-
-
-def add_commands(command, mtime_type) -> dict:
-    """Add ``update`` and ``diff`` with ``command(name, help)``; returns {name: function}."""
-    for name, help in (("update", "make an existing image hold a directory's tree, writing "
-                                  "only what changed"),
-                       ("diff", "list what `update` would add, change and remove")):
-        c = command(name, help)
-        c.add_argument("image", metavar="IMAGE", help="image file or device to update")
-        c.add_argument("src", metavar="SRC", help="source directory")
-        c.add_argument("--target", choices=["mirage", "generic"],
-                       help="the target the image was made for (default: mirage)")
-        c.add_argument("--sector-size", type=int, metavar="N",
-                       help="sector size the image was made with (default: 512)")
-        c.add_argument("--mtime", type=mtime_type, metavar="TIME",
-                       help="the --mtime the image was made with (default: SOURCE_DATE_EPOCH "
-                            "if set, else each file's own)")
-        c.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
-                       help="leave out matching paths, as create does")
-        c.add_argument("--exclude-vcs", action="store_true",
-                       help="leave out version control files, as create does")
-        c.add_argument("--keep-links", action="store_true", help="as create does")
-        c.add_argument("--skip-special", action="store_true", help="as create does")
-        c.add_argument("--partition", metavar="N|NAME",
-                       help="the volume is partition N (1-based) or the GPT partition NAME "
-                            "of a partitioned disk")
-        c.add_argument("--compare", choices=["auto", "always", "never"], default="auto",
-                       help="when to read a file whose size, mtime and mode equal the "
-                            "image's to compare its bytes: auto (default) where the mtime "
-                            "cannot tell -- every file with --mtime or SOURCE_DATE_EPOCH, "
-                            "else only files (or directories) changed within 2 s of the "
-                            "image's last write or dated outside what FAT keeps; always; "
-                            "never (size and mtime decide, as rsync's quick check)")
-        c.add_argument("--quick", action="store_true", help="the same as --compare never")
-        if name == "update":
-            c.add_argument("--dry-run", action="store_true",
-                           help="only list the changes and the bytes they would write")
-            c.add_argument("--manifest", metavar="FILE",
-                           help="rewrite this manifest for the updated image")
-            c.add_argument("-q", "--quiet", action="store_true", help="no summary line")
-    return {"update": cmd_update, "diff": cmd_diff}
+__all__ = ["COMMANDS", "cmd_update", "cmd_diff"]
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -117,3 +80,50 @@ def cmd_update(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     return _run(args, True)
 
+
+
+def _arguments(name: str) -> tuple:
+    """The options ``update`` and ``diff`` share, then update's own."""
+    return (
+        arg("image", metavar="IMAGE", help="image file or device to update"),
+        arg("src", metavar="SRC", help="source directory"),
+        arg("--target", choices=["mirage", "generic"],
+            help="the target the image was made for (default: mirage)"),
+        arg("--sector-size", type=int, metavar="N",
+            help="sector size the image was made with (default: 512)"),
+        arg("--mtime", type=mtime, metavar="TIME",
+            help="the --mtime the image was made with (default: SOURCE_DATE_EPOCH "
+                 "if set, else each file's own)"),
+        arg("--exclude", action="append", default=[], metavar="PATTERN",
+            help="leave out matching paths, as create does"),
+        arg("--exclude-vcs", action="store_true",
+            help="leave out version control files, as create does"),
+        arg("--keep-links", action="store_true", help="as create does"),
+        arg("--skip-special", action="store_true", help="as create does"),
+        arg("--partition", metavar="N|NAME",
+            help="the volume is partition N (1-based) or the GPT partition NAME "
+                 "of a partitioned disk"),
+        arg("--compare", choices=["auto", "always", "never"], default="auto",
+            help="when to read a file whose size, mtime and mode equal the "
+                 "image's to compare its bytes: auto (default) where the mtime "
+                 "cannot tell -- every file with --mtime or SOURCE_DATE_EPOCH, "
+                 "else only files (or directories) changed within 2 s of the "
+                 "image's last write or dated outside what FAT keeps; always; "
+                 "never (size and mtime decide, as rsync's quick check)"),
+        arg("--quick", action="store_true", help="the same as --compare never"),
+    ) + ((
+        arg("--dry-run", action="store_true",
+            help="only list the changes and the bytes they would write"),
+        arg("--manifest", metavar="FILE",
+            help="rewrite this manifest for the updated image"),
+        arg("-q", "--quiet", action="store_true", help="no summary line"),
+    ) if name == "update" else ())
+
+
+#: The commands of this module, declared once (:mod:`blockimg.cli.spec`).
+COMMANDS = (
+    command("update", "make an existing image hold a directory's tree, writing only what "
+                      "changed", *_arguments("update"), run=cmd_update),
+    command("diff", "list what `update` would add, change and remove", *_arguments("diff"),
+            run=cmd_diff),
+)

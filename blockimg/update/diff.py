@@ -19,7 +19,9 @@ No I/O here: the caller gives the index, the tree, the times and the content com
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Iterable, Optional, Tuple
 
 from ..read.image import EntryInfo
 from ..record import record
@@ -34,7 +36,8 @@ COMPARE = ("auto", "always", "never")
 #: (the image may have been written in the same clock step as a later edit; FAT images
 #: and file systems keep 2-second steps).
 RECENT = 2
-SameContent = Callable[[EntryInfo, SourceEntry], bool]
+if TYPE_CHECKING:
+    SameContent = Callable[[EntryInfo, SourceEntry], bool]
 
 
 @record(frozen=True)

@@ -12,7 +12,9 @@ import os
 import stat
 import time
 from operator import attrgetter
-from typing import Optional, Sequence, Union
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Optional, Sequence, Union
 
 from .. import api
 from ..block.base import BlockDevice

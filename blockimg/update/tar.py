@@ -30,7 +30,9 @@ make :func:`plan_append` return None (the caller rebuilds the image).
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Tuple
+TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
+if TYPE_CHECKING:
+    from typing import Iterable, List, Optional, Tuple
 
 from ..block.base import BlockDevice, Buffer
 from ..errors import CorruptImage, DoesNotFit

@@ -88,12 +88,16 @@ def test_library_build_and_read_do_not_import_construct(tmp_path, fmt):
 def _modules_of_a_bare_interpreter(code: str) -> set:
     """Every module (full names) that ``code`` adds, run by an interpreter without
     ``site`` (so that nothing a .pth file or an editable install imports hides a cost),
-    blockimg found on sys.path."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+    blockimg found on sys.path (and, after the interpreter's own, crcmod: verify needs
+    it)."""
+    import crcmod
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__))))
+    crcmod_root = os.path.dirname(os.path.dirname(os.path.abspath(crcmod.__file__)))
     # (json is imported after the count: it imports re, enum, functools and collections,
     # which would otherwise be counted as there before the code ran)
     wrapped = ("import sys\n"
                f"sys.path.insert(0, {root!r})\n"
+               f"sys.path.append({crcmod_root!r})\n"
                "_before = set(sys.modules)\n"
                + code +
                "\n_added = sorted(set(sys.modules) - _before)\n"
@@ -246,8 +250,9 @@ def test_a_lookup_imports_neither_the_writers_nor_the_source_side(tmp_path):
             assert name not in added, (fmt, name)
 
 
-# The common commands' command lines are parsed without argparse (cli.parse_simple);
-# argparse (cli.build_parser) stays the definition, and these tests hold the two together.
+# Every command line is declared once (blockimg.cli.spec: cli.OWN, blockimg.disk.options,
+# blockimg.update.cli); argparse's parser (cli.build_parser) and the fast one
+# (cli.parse_simple) are both made from it, and these tests hold the two together.
 
 def _by_argparse(argv):
     """vars() of argparse's parse of ``argv``, None when argparse refuses it."""
@@ -266,22 +271,61 @@ def _subparser(command):
     return parser._subparsers._group_actions[0].choices[command]
 
 
-#: The options of the common commands that parse_simple leaves to argparse.
-LEFT_TO_ARGPARSE = {"-h", "--help", "--debug", "--platform"}
+def _declared_options(command):
+    """{flag: argparse settings} of every option ``command`` declares."""
+    return {flag: how for flags, _, how in cli.declared(command)["arguments"]
+            if flags[0].startswith("-") for flag in flags}
 
 
-@pytest.mark.parametrize("command", sorted(cli._SIMPLE))
-def test_the_simple_parser_knows_every_option_as_argparse_does(command):
-    positionals, options, defaults = cli._SIMPLE[command]
+def _required_words(command):
+    """The shortest command line of ``command``: its required positionals and options."""
+    words = [command]
+    for flags, _, how in cli.declared(command)["arguments"]:
+        if not flags[0].startswith("-") and how.get("nargs") in (None, "+"):
+            words.append("x")
+        elif how.get("required"):
+            words += [flags[0], "out.img"]
+    return words
+
+
+def _a_value(how):
+    """A value the option takes."""
+    choices = how.get("choices")
+    if choices is not None:
+        return list(choices() if callable(choices) else choices)[-1]
+    return {cli._size: "4K", int: "512", cli._mtime: "@1700000000", cli._jobs: "2",
+            cli.int0: "0x10", None: "some/name"}[how.get("type")]
+
+
+def test_every_command_is_declared_and_parsed_by_both():
+    parser = cli.build_parser()
+    assert list(parser._subparsers._group_actions[0].choices) == list(cli.NAMES)
+    assert set(cli.NAMES) == {"create", "ls", "cat", "extract", "info", "check", "verify",
+                              "build", "disk", "update", "diff"}
+
+
+@pytest.mark.parametrize("command", cli.NAMES)
+def test_each_option_of_each_command_is_parsed_as_argparse_does_without_it(command):
+    """argparse knows exactly the declared options (and -h), and the fast parser parses
+    each of them, in each spelling, as argparse does."""
     sub = _subparser(command)
-    theirs = {s: a for s, a in sub._option_string_actions.items()}
-    assert set(theirs) - set(options) <= LEFT_TO_ARGPARSE
-    for flag, (dest, how) in options.items():
-        assert theirs[flag].dest == dest, flag
-    assert [(a.dest, a.nargs) for a in sub._positionals._group_actions] == list(positionals)
-    assert vars(cli.parse_simple(
-        [command] + ["x"] * sum(n is None for _, n in positionals))) == _by_argparse(
-        [command] + ["x"] * sum(n is None for _, n in positionals))
+    options = _declared_options(command)
+    assert set(sub._option_string_actions) == set(options) | {"-h", "--help"}
+    base = _required_words(command)
+    assert cli.parse_simple(base) is not None
+    assert vars(cli.parse_simple(base)) == _by_argparse(base)
+    for flag, how in options.items():
+        if how.get("action") in ("store_true", "store_false"):
+            lines = [base + [flag]]
+        else:
+            value = _a_value(how)
+            lines = [base + [flag, value], base + [f"{flag}={value}"]]
+            if len(flag) == 2:
+                lines.append(base + [flag + value])
+        for argv in lines:
+            fast = cli.parse_simple(argv)
+            assert fast is not None, argv
+            assert vars(fast) == _by_argparse(argv), argv
 
 
 #: Command lines as people (and tools/bench) type them: parsed without argparse.
@@ -300,6 +344,16 @@ COMMON = [
     ["create", "-", "-o", "x", "--fat-type", "16", "--volume-id", "0x1234", "--label", "L",
      "--format", "fat", "--target", "generic", "--align", "4K", "--free", "1M"],
     ["create", "repo", "--git-ref", "HEAD", "--git-path", "site", "-o", "x", "--check"],
+    ["create", "site", "-o", "x.img", "--platform", "unix", "--attach", "a.txt"],
+    ["verify", "x.img"], ["verify", "x.img", "src"], ["verify", "x.img", "--manifest", "m"],
+    ["verify", "-q", "x.img", "src", "--manifest=m"], ["info", "x", "--platform", "unix"],
+    ["update", "x.img", "src"], ["update", "x.img", "src", "--dry-run", "-q"],
+    ["update", "--partition", "2", "x", "s", "--exclude", "a", "--exclude", "b"],
+    ["diff", "x.img", "src", "--quick", "--sector-size", "4096", "--mtime", "5"],
+    ["diff", "--debug", "x.img", "src", "--compare", "always"],
+    ["disk", "a.img", "b/,format=fat", "-o", "d.img"],
+    ["disk", "-o", "d.img", "--table", "gpt", "--align", "4K", "a", "empty:1M"],
+    ["build"], ["build", "b.toml", "-q", "--show-secret"], ["--debug", "build"],
 ]
 
 
@@ -312,15 +366,18 @@ def test_common_command_lines_are_parsed_as_argparse_does_without_it(argv):
 
 
 #: Left to argparse: help, errors, abbreviations, combined flags, values starting with -,
-#: options out of the table, a positional after an option of a command with optional ones.
+#: a positional after an option of a command with optional ones, a missing required one.
 TO_ARGPARSE = [
-    [], ["--version"], ["cat", "--help"], ["cat", "x"], ["cat", "x", "y", "z"],
+    [], ["--bogus"], ["cat", "--help"], ["cat", "x"], ["cat", "x", "y", "z"],
     ["ls", "--one", "x"], ["ls", "-lq", "x"], ["extract", "x", "o", "-j", "-1"],
     ["extract", "x", "o", "-j", "0"], ["create", "s", "--size", "1M", "--min"],
     ["create", "s", "--fsync", "--no-fsync"], ["create", "s", "--format", "ext4"],
-    ["info", "x", "--platform", "unix"], ["ls", "x", "-l", "d"], ["ls", "--json=1", "x"],
+    ["info", "x", "--platform", "nowhere"], ["ls", "x", "-l", "d"], ["ls", "--json=1", "x"],
     ["create", "s", "--size", "lots"], ["create", "s", "-o"], ["cat", "--", "x", "y"],
-    ["verify", "x"], ["update", "x", "s"], ["cat", "-x", "y"],
+    ["verify", "x", "--manifest", "m", "src"], ["update", "x"], ["cat", "-x", "y"],
+    ["update", "x", "s", "--sector-size", "4K"], ["diff", "x", "s", "--dry-run"],
+    ["disk", "a"], ["disk", "-o", "d"], ["disk", "a", "-o", "d", "b"], ["disk", "a", "--debug"],
+    ["build", "a", "b"], ["verify", "x", "s", "t"], ["update", "x", "s", "--compare", "no"],
 ]
 
 
@@ -329,21 +386,32 @@ def test_everything_else_is_left_to_argparse(argv):
     assert cli.parse_simple(argv) is None
 
 
+@pytest.mark.parametrize("argv", [["--version"], ["--debug", "--version"]])
+def test_version_is_printed_as_argparse_prints_it(argv, capsys):
+    with pytest.raises(SystemExit) as fast:
+        cli.parse_simple(argv)
+    out = capsys.readouterr()
+    with pytest.raises(SystemExit) as theirs:
+        cli.build_parser().parse_args(argv)
+    assert (fast.value.code, out) == (theirs.value.code, capsys.readouterr())
+    assert out.out.startswith("blockimg ")
+
+
 _WORDS = ["x", "d/e.txt", "-", "", "0", "1", "2", "auto", "4K", "64M", "fat", "tar",
-          "mirage", "generic", "16", "@5", "0x10", "a=b"]
-_ODD = ["-1", "lots", "-x", "--", "--bogus", "-h", "--platform", "--one", "-lq"]
+          "mirage", "generic", "16", "@5", "0x10", "a=b", "unix", "gpt", "never", "512"]
+_ODD = ["-1", "lots", "-x", "--", "--bogus", "-h", "--one", "-lq", "--version"]
 
 
 @st.composite
 def _command_lines(draw):
-    """Mostly well-formed command lines of a common command (positionals, flags, options
+    """Mostly well-formed command lines of any command (positionals, flags, options
     with a value in each spelling), some with an odd word in them."""
-    command = draw(st.sampled_from(sorted(cli._SIMPLE)))
-    options = cli._SIMPLE[command][1]
+    command = draw(st.sampled_from(cli.NAMES))
+    options = _declared_options(command)
     word = st.sampled_from(_WORDS)
 
     def option(flag):
-        if not callable(options[flag][1]):
+        if options[flag].get("action") in ("store_true", "store_false"):
             return st.just([flag])
         return st.one_of(st.tuples(st.just(flag), word).map(list),
                          word.map(lambda w: [f"{flag}={w}"]),
@@ -356,7 +424,7 @@ def _command_lines(draw):
     return before + [command] + [w for item in items for w in item]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(_command_lines())
 def test_any_command_line_parses_as_argparse_does_or_goes_to_it(argv):
     fast = cli.parse_simple(argv)
@@ -380,18 +448,21 @@ def test_common_commands_import_neither_argparse_nor_json_nor_signal(tmp_path):
                 (argv, added)
 
 
-def test_a_bug_in_an_option_s_type_is_not_left_to_argparse(monkeypatch):
+def test_a_bug_in_an_option_s_type_is_not_left_to_argparse():
     """A refused value goes to argparse to explain; any other exception is a bug and
     propagates (programming errors stay visible)."""
+    from blockimg.cli.spec import arg, command, jobs, parse_plain
+
     def broken(text):
         raise RuntimeError("bug")
-    positionals, options, defaults = cli._SIMPLE["extract"]
-    monkeypatch.setitem(cli._SIMPLE, "extract",
-                        (positionals, dict(options, **{"-j": ("jobs", broken)}), defaults))
+    declared = {"buggy": command("buggy", "a bug", arg("-j", type=broken)),
+                "fine": command("fine", "no bug", arg("-j", type=jobs))}
     with pytest.raises(RuntimeError, match="bug"):
-        cli.parse_simple(["extract", "img", "dest", "-j", "2"])
-    # a refused value is argparse's: parse_simple steps aside
-    assert cli.parse_simple(["extract", "img", "dest", "--jobs", "0"]) is None
+        parse_plain(["buggy", "-j", "2"], cli.TOP, declared.get, "p")
+    # a refused value is argparse's: the fast parser steps aside
+    assert parse_plain(["fine", "-j", "0"], cli.TOP, declared.get, "p") is None
+    assert vars(parse_plain(["fine", "-j", "2"], cli.TOP, declared.get, "p")) == \
+        {"debug": False, "command": "fine", "j": 2}
 
 
 #: What ``create`` of a small directory does without (issue 16: its start-up within
@@ -420,3 +491,73 @@ def test_create_of_a_small_tree_imports_only_what_it_uses(one_file, fmt, replace
     assert "blockimg.write.copier" in added
     forbidden = CREATE_WITHOUT | CREATE_WITHOUT_BY_FORMAT[fmt]
     assert not added & forbidden, sorted(added & forbidden)
+
+
+#: What every command does without once its command line is parsed (issue 16: start-up
+#: within 10 ms of the interpreter's): argparse (and the gettext and locale it brings),
+#: and typing (annotations only: TYPE_CHECKING).
+NO_PARSER = {"argparse", "gettext", "locale", "typing"}
+#: And what update, diff and verify of a small image need none of: re, enum, contextlib
+#: and functools (4-8 ms each, with what they bring), json and hashlib (a manifest's).
+SMALL_WITHOUT = NO_PARSER | {"re", "enum", "contextlib", "functools", "json", "hashlib"}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A one-file directory, its FAT and tar images, one with a manifest, a config."""
+    from blockimg import api
+    root = tmp_path_factory.mktemp("small")
+    (root / "d").mkdir()
+    (root / "d" / "a.txt").write_bytes(b"a" * 100)
+    for fmt in ("fat", "tar"):
+        api.create(str(root / "d"), str(root / f"x.{fmt}"), format=fmt)
+    api.create(str(root / "d"), str(root / "m.img"), manifest=str(root / "m.json"))
+    (root / "blockimg.toml").write_text('[volumes.a]\nsource = "d"\noutput = "b.img"\n')
+    return root
+
+
+def _line(small, words):
+    return [str(small / w) if (small / w.split(",")[0]).exists() or w.endswith(".new") else w
+            for w in words]
+
+
+@pytest.mark.parametrize("fmt", ["fat", "tar"])
+@pytest.mark.parametrize("words", [["update", "x.IMG", "d"], ["update", "x.IMG", "d", "-q",
+                                                               "--dry-run"],
+                                   ["diff", "x.IMG", "d"], ["verify", "x.IMG", "d"],
+                                   ["verify", "x.IMG"]], ids=" ".join)
+def test_update_diff_and_verify_of_a_small_image_import_only_what_they_use(small, fmt, words):
+    argv = _line(small, [w.replace("IMG", fmt) for w in words])
+    added = _modules_of_command(argv)
+    assert "blockimg.cli" in added
+    forbidden = SMALL_WITHOUT | (NO_RE_NOR_ARRAY if fmt == "tar" else set())
+    assert not added & forbidden, sorted(added & forbidden)
+
+
+@pytest.mark.parametrize("words", [
+    ["verify", "m.img", "--manifest", "m.json"],
+    ["disk", "x.tar", "x.fat", "-o", "disk.new", "-q"],
+    ["disk", "x.fat", "-o", "disk.new", "--table", "gpt", "-q"],
+    ["build", "-q", "blockimg.toml"]], ids=" ".join)
+def test_commands_that_do_more_import_no_parser(small, words):
+    """A manifest is JSON (json imports re), a config TOML (tomllib imports re and
+    typing), a disk's table needs uuid; none needs argparse once parsed, nor typing for
+    its own code."""
+    argv = _line(small, words)
+    added = _modules_of_command(argv)
+    assert "blockimg.cli" in added
+    forbidden = NO_PARSER - ({"typing"} if argv[0] == "build" else set())
+    assert not added & forbidden, sorted(added & forbidden)
+
+
+def test_version_imports_nothing_but_the_command_line(small):
+    added = _modules_of_a_bare_interpreter(
+        "import blockimg.cli as c, os\n"
+        "fd = os.dup(1); os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
+        "try:\n"
+        "    c.main(['--version'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0\n"
+        "sys.stdout.flush(); os.dup2(fd, 1)\n")
+    assert not added & (NO_PARSER | {"blockimg.api", "blockimg.disk.options",
+                                     "blockimg.update"}), added
