@@ -163,14 +163,15 @@ def _emit(args: argparse.Namespace, text: str) -> None:
 def _cmd_disk(args: argparse.Namespace) -> int:
     from .volumes import parse_volumes
     from .writer import build_disk
-    from ..deploy import platforms
     mtime = args.mtime
     if mtime is None and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
         mtime = int(os.environ["SOURCE_DATE_EPOCH"])
-    p = platforms.get(args.platform) if args.platform else None
-    name = args.device_name or platforms.default_device_name(args.output)
-    if p is not None:
+    p = None
+    if args.platform:     # (deploy.platforms, with its re and shlex, only for --platform)
+        from ..deploy import platforms
         from ..errors import InvalidInput
+        p = platforms.get(args.platform)
+        name = args.device_name or platforms.default_device_name(args.output)
         problems = platforms.name_problems(p, name)
         if problems:
             raise InvalidInput("; ".join(problems), path=f"--platform {p.name}",

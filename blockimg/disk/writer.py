@@ -14,7 +14,6 @@ disk is built in a temporary file and put in place only when complete
 from __future__ import annotations
 
 import os
-import uuid
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import List, Optional, Sequence, Tuple
@@ -28,19 +27,64 @@ from .layout import DEFAULT_ALIGN, DiskPlan, plan_disk
 from .table import GPT_TYPES, MBR_TYPES, encode_gpt, encode_mbr
 from .volumes import Volume
 
-__all__ = ["build_disk", "DiskSummary", "NAMESPACE", "partition_guid", "disk_guid"]
+__all__ = ["build_disk", "DiskSummary", "Guid", "NAMESPACE", "uuid5", "partition_guid", "disk_guid"]
+
+_bytes = bytes     # (Guid's keyword ``bytes``, as uuid.UUID's, hides the type)
+
+
+class Guid:
+    """A GUID as blockimg derives them (RFC 4122 name-based, version 5): its 16 bytes in
+    big-endian field order, ``bytes_le`` as GPT stores it, and the usual text form. (Not
+    :class:`uuid.UUID`: ``uuid`` imports ``platform``, ``re`` and ``enum`` when it loads.)"""
+
+    __slots__ = ("bytes",)
+
+    def __init__(self, text: str = "", *, bytes: bytes = b"") -> None:
+        raw = bytes or _bytes.fromhex(text.replace("-", ""))
+        if len(raw) != 16:
+            raise ValueError(f"a GUID is 16 bytes, not {len(raw)}")
+        self.bytes = raw
+
+    @property
+    def bytes_le(self) -> bytes:
+        b = self.bytes
+        return b[3::-1] + b[5:3:-1] + b[7:5:-1] + b[8:]
+
+    def __str__(self) -> str:
+        h = self.bytes.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def __repr__(self) -> str:
+        return f"Guid({str(self)!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Guid) and other.bytes == self.bytes
+
+    def __hash__(self) -> int:
+        return hash(self.bytes)
+
+
+def uuid5(namespace: Guid, name: str) -> Guid:
+    """RFC 4122 section 4.3 (as :func:`uuid.uuid5`): SHA-1 of the namespace and the name,
+    with the version (5) and variant bits set."""
+    from hashlib import sha1
+    h = bytearray(sha1(namespace.bytes + name.encode("utf-8")).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    return Guid(bytes=_bytes(h))
+
 
 #: The namespace of every GUID blockimg derives (uuid5 of names and content hashes).
-NAMESPACE = uuid.UUID("40aa7b79-e2da-53e1-8298-b99a220c4df4")   # uuid5(NAMESPACE_DNS, "blockimg.disk")
+NAMESPACE = Guid("40aa7b79-e2da-53e1-8298-b99a220c4df4")   # uuid5(NAMESPACE_DNS, "blockimg.disk")
 
 
-def partition_guid(name: str, sha256: str) -> uuid.UUID:
-    return uuid.uuid5(NAMESPACE, f"partition\0{name}\0{sha256}")
+def partition_guid(name: str, sha256: str) -> Guid:
+    return uuid5(NAMESPACE, f"partition\0{name}\0{sha256}")
 
 
-def disk_guid(table: str, disk_size: int, partitions: Sequence[uuid.UUID]) -> uuid.UUID:
-    return uuid.uuid5(NAMESPACE, "\0".join(["disk", table, str(disk_size)]
-                                           + [str(g) for g in partitions]))
+def disk_guid(table: str, disk_size: int, partitions: Sequence[Guid]) -> Guid:
+    return uuid5(NAMESPACE, "\0".join(["disk", table, str(disk_size)]
+                                      + [str(g) for g in partitions]))
 
 
 @record(frozen=True)
@@ -75,8 +119,6 @@ def _image_kind(path: str) -> str:
 
 def _plan_volumes(volumes: Sequence[Volume], profile, mtime: Optional[int]):
     """``[(volume, kind, size, format plan or None)]``; every volume's problems at once."""
-    from ..formats import format_module
-    from ..sources.directory import as_tree, paused_gc
     out, problems = [], []
     for v in volumes:
         try:
@@ -84,7 +126,9 @@ def _plan_volumes(volumes: Sequence[Volume], profile, mtime: Optional[int]):
                 out.append((v, "empty", v.size, None, None))
             elif v.kind == "image":
                 out.append((v, _image_kind(v.path), v.size, None, None))
-            else:
+            else:            # (a source directory: its reader and planner, only then)
+                from ..formats import format_module
+                from ..sources.directory import as_tree, paused_gc
                 mod = format_module(v.format)
                 options = v.format_options()
                 if profile is not None:
@@ -169,14 +213,14 @@ def _write_volume(window: HashingWindow, v: Volume, fplan, mod) -> None:
             os.close(fd)
 
 
-def _write_table(dev: FileDevice, plan: DiskPlan, guids: List[uuid.UUID]) -> str:
+def _write_table(dev: FileDevice, plan: DiskPlan, guids: List[Guid]) -> str:
     dguid = disk_guid(plan.table, plan.disk_size, guids)
     if plan.table == "mbr":
         signature = int.from_bytes(dguid.bytes[:4], "little") or 1
         dev.pwrite(0, encode_mbr([(s.start, s.size, MBR_TYPES.get(s.kind, 0xDA))
                                   for s in plan.slots], signature))
         return f"0x{signature:08x}"
-    parts = [(s.start, s.size, uuid.UUID(GPT_TYPES["fat" if s.kind.startswith("fat") else
+    parts = [(s.start, s.size, Guid(GPT_TYPES["fat" if s.kind.startswith("fat") else
                                                    "data"]), g, s.name)
              for s, g in zip(plan.slots, guids)]
     for offset, data in sorted(encode_gpt(parts, dguid, plan.disk_size).items()):
