@@ -22,8 +22,8 @@ from __future__ import annotations
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Callable, Dict, Iterable, Optional, Tuple
+    from ..read.image import EntryInfo   # (a FAT update's index is not read.image's)
 
-from ..read.image import EntryInfo
 from ..record import record
 from ..sources.directory import Kind, SourceEntry, SourceTree
 

@@ -15,16 +15,14 @@ from operator import attrgetter
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Optional, Sequence, Union
+    from ..read.image import EntryInfo, Image   # (read.image: loaded by api.open, for tar)
 
 from .. import api
 from ..block.base import BlockDevice
 from ..block.file import FileDevice
-from ..write.device_guard import is_device_node, open_exclusively
 from ..errors import DeviceError, InvalidInput
-from ..read.image import EntryInfo, Image
 from ..record import field, record
 from ..sources.directory import Kind, SourceEntry, SourceTree, excluder, walk
-from .compare import comparer
 from .diff import COMPARE, Diff, auto_same, diff
 
 __all__ = ["Diff", "UpdateResult", "diff_image", "update"]
@@ -279,6 +277,7 @@ def _update_tar(job: _Job) -> UpdateResult:
                           made.manifest)
     laid = api.plan(tree if whole else tar_update.appended(tree, d), format=fmt,
                     **job.options).plan
+    from ..write.device_guard import is_device_node
     fixed = None if device is not None or not is_device_node(name) else old_size
     ap = None if lone else tar_update.plan_append(
         d, tree, end_of_archive=end, old_size=old_size, options=laid.options,
@@ -316,6 +315,7 @@ def _tar_diff(img: Image, tree: SourceTree, job: _Job, written: Optional[int]) -
     quick = lambda i, e: True                     # noqa: E731
     if job.compare == "never":
         return diff(index, tree, same_content=quick, modes=True, mtime_key=key)
+    from .compare import comparer
     same = _content_test(job, "tar", written, _newest(index),
                          comparer(img.device, _extents))
     if job.compare == "auto" and job.times.real:  # few files to read: one pass
@@ -365,6 +365,7 @@ def _kind_changes(d: Diff) -> bool:
 def open_writable(path: str) -> FileDevice:
     """The image for writing; a device node exclusively (Linux refuses, EBUSY, one that
     is mounted or claimed by another program)."""
+    from ..write.device_guard import is_device_node, open_exclusively
     if is_device_node(path):
         return open_exclusively(path)
     try:
