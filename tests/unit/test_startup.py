@@ -561,3 +561,57 @@ def test_version_imports_nothing_but_the_command_line(small):
         "sys.stdout.flush(); os.dup2(fd, 1)\n")
     assert not added & (NO_PARSER | {"blockimg.api", "blockimg.disk.options",
                                      "blockimg.update"}), added
+
+
+#: What each command does not import when it does not use it (beyond NO_PARSER): a disk
+#: of image volumes derives its GUIDs without uuid (uuid brings platform, re and enum) and
+#: reads deploy.platforms (re, shlex) only for --platform, and no source reader; a FAT
+#: update or diff reads no blockimg.read.image (its index is blockimg.fat.update's);
+#: verify with neither a manifest nor a source computes no CRC (crcmod).
+WITHOUT_WHEN_UNUSED = [
+    (["disk", "x.fat", "-o", "OUT", "-q"],
+     {"uuid", "platform", "re", "enum", "shlex", "blockimg.deploy.platforms",
+      "blockimg.sources.directory"}),
+    (["disk", "x.tar", "x.fat", "-o", "OUT", "--table", "gpt", "-q"],
+     {"uuid", "platform", "re", "enum", "shlex", "blockimg.deploy.platforms"}),
+    (["diff", "x.fat", "d"], {"blockimg.read.image", "blockimg.write.device_guard"}),
+    (["update", "x.fat", "d", "-q"], {"blockimg.read.image"}),
+    (["verify", "x.fat"], {"crcmod", "blockimg.sources.directory"}),
+    (["verify", "x.tar"], {"crcmod", "blockimg.sources.directory"}),
+]
+
+
+@pytest.mark.parametrize("words,unused", WITHOUT_WHEN_UNUSED,
+                         ids=[" ".join(w) for w, _ in WITHOUT_WHEN_UNUSED])
+def test_update_diff_verify_and_disk_import_what_they_use_only_when_they_use_it(
+        small, tmp_path, words, unused):
+    argv = [w.replace("OUT", str(tmp_path / "disk.img")) for w in _line(small, words)]
+    added = _modules_of_command(argv)
+    assert "blockimg.cli" in added
+    assert not added & (NO_PARSER | unused), sorted(added & (NO_PARSER | unused))
+
+
+def test_a_disk_with_a_platform_still_reads_its_rules(small, tmp_path):
+    argv = _line(small, ["disk", "x.fat", "-o", "OUT", "--platform", "hvt", "-q"])
+    argv = [w.replace("OUT", str(tmp_path / "disk.img")) for w in argv]
+    assert "blockimg.deploy.platforms" in _modules_of_command(argv)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40), st.text(alphabet="0123456789abcdef", max_size=64))
+def test_the_disk_s_guids_are_uuid5_s(name, digest):
+    """blockimg.disk.writer derives GUIDs without the uuid module: the same bytes, the
+    same little-endian form (GPT's) and the same text as uuid.uuid5."""
+    import uuid
+    from blockimg.disk import writer
+    ns = uuid.uuid5(uuid.NAMESPACE_DNS, "blockimg.disk")
+    assert writer.NAMESPACE.bytes == ns.bytes
+    ours = writer.partition_guid(name, digest)
+    theirs = uuid.uuid5(ns, f"partition\0{name}\0{digest}")
+    assert (ours.bytes, ours.bytes_le, str(ours)) == (theirs.bytes, theirs.bytes_le,
+                                                      str(theirs))
+    disk = writer.disk_guid("gpt", 1 << 20, [ours, ours])
+    assert str(disk) == str(uuid.uuid5(ns, "\0".join(["disk", "gpt", str(1 << 20),
+                                                       str(theirs), str(theirs)])))
+    t = writer.Guid("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7")
+    assert t.bytes_le == uuid.UUID("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7").bytes_le
