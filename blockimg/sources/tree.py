@@ -125,18 +125,21 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
     append = out.append
     fixed = None if mtime is None else int(mtime)
     same = {}.setdefault
+    FILE = Kind.FILE
     firsts: Dict[str, str] = {}            # with keep_links: file path -> image path of it
 
     def when(e: EntryInfo) -> int:
         return same(e.mtime, e.mtime) if fixed is None else fixed
 
-    def file_entry(img_path: str, data: EntryInfo, mode: int, mt: int) -> SourceEntry:
-        if len(data.extents) > 1:
+    def file_entry(img_path: str, data: EntryInfo) -> SourceEntry:
+        extents = data.extents
+        if len(extents) > 1:
             raise _Refused("is stored in pieces (a sparse file), which cannot be read as one "
                            "range of the archive")
-        offset = data.extents[0][0] if data.extents else 0
-        return SourceEntry(img_path, Kind.FILE, same(data.size, data.size), mt,
-                           same(mode, mode), data_path, None, None, offset)
+        mode, size = data.mode, data.size
+        return SourceEntry(img_path, FILE, same(size, size), same(data.mtime, data.mtime)
+                           if fixed is None else fixed, same(mode, mode), data_path, None, None,
+                           extents[0][0] if extents else 0)
 
     def visit(e: EntryInfo, img_path: str) -> Optional[str]:
         """Append the entries for ``e`` at ``img_path``; the real directory to descend
@@ -161,7 +164,7 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
                     append(SourceEntry(img_path, Kind.HARDLINK, 0, when(data),
                                        same(data.mode, data.mode), None, None, first))
                     return None
-            append(file_entry(img_path, data, data.mode, when(data)))
+            append(file_entry(img_path, data))
             return None
         if kind == "symlink":
             link = e.link_target or ""
@@ -193,7 +196,7 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
             if t.kind == "hardlink":
                 t = index.by_path[_hardlink_target(index, t)]
             if t.kind == "file":
-                append(file_entry(img_path, t, t.mode, when(t)))
+                append(file_entry(img_path, t))
                 return None
             return visit_other(t, img_path)
         return visit_other(e, img_path)
