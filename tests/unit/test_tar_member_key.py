@@ -83,3 +83,26 @@ def test_index_is_the_one_of_the_general_rule(names, fmt):
         general = _read(data)
     assert fast == general
 
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(["a", "B", "é", "ÿ", "\u0100", "\ud7ff",
+                                                   "\ue000", "\U0001f600", "\udc80", "\udcff",
+                                                   "_", "~"]), min_size=1, max_size=4),
+                min_size=1, max_size=8, unique=True))
+@settings(max_examples=500, deadline=None)
+def test_archive_tree_siblings_in_byte_order(names):
+    # tree_from_entries sorts plain names as strings (their code point order is their
+    # UTF-8 byte order), names with escaped bytes by their bytes: the walk's order.
+    from blockimg.read.image import EntryInfo
+    from blockimg.sources.tree import tree_from_entries
+    entries = [EntryInfo(n, "dir") for n in names] + [EntryInfo(f"{names[0]}/{n}", "file")
+                                                      for n in names]
+    tree = tree_from_entries(entries, "/dev/null")
+    key = lambda p: p.encode("utf-8", "surrogateescape")       # noqa: E731
+    top = sorted(names, key=key)
+    want = []
+    for n in top:
+        want.append(n)
+        if n == names[0]:
+            want.extend(f"{n}/{m}" for m in top)
+    assert [e.path for e in tree.entries] == want
