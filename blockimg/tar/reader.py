@@ -145,6 +145,16 @@ def _check_not_pending(dec: Decoder) -> None:
                            "entry", offset=off)
 
 
+def _link_of(kind: str, linkname: str) -> Optional[str]:
+    """The link target an entry of ``kind`` keeps: a symlink's as stored, a hard link's
+    as an index key (no empty or ``.`` components); None for the other kinds."""
+    if kind == "symlink":
+        return linkname
+    if kind == "hardlink":
+        return "/".join(p for p in linkname.split("/") if p not in ("", "."))
+    return None
+
+
 def clean_key(name: str) -> Optional[str]:
     """The index key of a member named ``name`` when the name is clean -- relative, no
     empty, ``.`` or ``..`` component, no component starting with ``.``; GNU tar's
@@ -365,15 +375,10 @@ class TarImage(Image):
         if path is None or (want is not None and not (
                 path == want or path.startswith(want + "/") or want.startswith(path + "/"))):
             return
-        link = None
         if kind == "file":
-            extents = ((offset + BLOCK, size),) if size else ()
+            extents, link = ((offset + BLOCK, size),) if size else (), None
         else:
-            size, extents = 0, ()
-            if kind == "symlink":
-                link = linkname
-            elif kind == "hardlink":
-                link = "/".join(p for p in linkname.split("/") if p not in ("", "."))
+            size, extents, link = 0, (), _link_of(kind, linkname)
         same = self._same
         info = EntryInfo(path, kind, size, same(mtime, mtime), same(mode, mode), extents,
                          link, hoff)
