@@ -205,9 +205,8 @@ def _index_while_spooling(fd: int, reader, spool: Spool, options) -> SourceTree:
 
 
 def _tree_of(image: TarImage, data_path: str, what: str, options) -> SourceTree:
-    entries = list(image)
     refused = list(image.unsafe_names)
-    return tree_from_entries(entries, data_path, refused=refused, what=what, **options)
+    return tree_from_entries(image.index, data_path, refused=refused, what=what, **options)
 
 
 def tree_of_archive(data_path: str, *, what: Optional[str] = None, **options) -> SourceTree:

@@ -49,15 +49,25 @@ class _Index:
     """The entries by path, and each directory's children in byte order."""
 
     def __init__(self, entries: Iterable[EntryInfo]) -> None:
-        self.by_path: Dict[str, EntryInfo] = {}
+        if isinstance(entries, dict):         # an image's index: already by path
+            self.by_path: Dict[str, EntryInfo] = entries
+        else:
+            self.by_path = {}
+            for e in entries:
+                self.by_path[e.path] = e
         children: Dict[str, List[str]] = {"": []}
-        for e in entries:
-            self.by_path[e.path] = e
         for path in self.by_path:
             parent, _, name = path.rpartition("/")
             children.setdefault(parent, []).append(name)
         for names in children.values():
-            names.sort(key=_name_key)
+            try:
+                # Names that are all Unicode scalar values (no escaped bytes): their
+                # code point order is their UTF-8 byte order.
+                "".join(names).encode("utf-8")
+            except UnicodeEncodeError:
+                names.sort(key=_name_key)
+            else:
+                names.sort()
         self.children = children
 
     def resolve(self, path: str, *, follow_last: bool) -> str:
@@ -115,24 +125,27 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
     append = out.append
     fixed = None if mtime is None else int(mtime)
     same = {}.setdefault
+    FILE = Kind.FILE
     firsts: Dict[str, str] = {}            # with keep_links: file path -> image path of it
 
     def when(e: EntryInfo) -> int:
         return same(e.mtime, e.mtime) if fixed is None else fixed
 
-    def file_entry(img_path: str, data: EntryInfo, mode: int, mt: int) -> SourceEntry:
-        if len(data.extents) > 1:
+    def file_entry(img_path: str, data: EntryInfo) -> SourceEntry:
+        extents = data.extents
+        if len(extents) > 1:
             raise _Refused("is stored in pieces (a sparse file), which cannot be read as one "
                            "range of the archive")
-        offset = data.extents[0][0] if data.extents else 0
-        return SourceEntry(img_path, Kind.FILE, same(data.size, data.size), mt,
-                           same(mode, mode), data_path, None, None, offset)
+        mode, size = data.mode, data.size
+        return SourceEntry(img_path, FILE, same(size, size), same(data.mtime, data.mtime)
+                           if fixed is None else fixed, same(mode, mode), data_path, None, None,
+                           extents[0][0] if extents else 0)
 
     def visit(e: EntryInfo, img_path: str) -> Optional[str]:
         """Append the entries for ``e`` at ``img_path``; the real directory to descend
         into (for a directory, or a symlink to one that is followed), else None."""
-        if _CHECK_ALL or "\0" in img_path or "/." in "/" + img_path or "//" in img_path \
-                or img_path.endswith("/"):
+        if _CHECK_ALL or "\0" in img_path or img_path[:1] == "." or "/." in img_path \
+                or "//" in img_path or img_path.endswith("/"):
             why = unsafe_host_name(img_path)
             if why is not None:
                 raise _Refused(why)
@@ -151,7 +164,7 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
                     append(SourceEntry(img_path, Kind.HARDLINK, 0, when(data),
                                        same(data.mode, data.mode), None, None, first))
                     return None
-            append(file_entry(img_path, data, data.mode, when(data)))
+            append(file_entry(img_path, data))
             return None
         if kind == "symlink":
             link = e.link_target or ""
@@ -183,7 +196,7 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
             if t.kind == "hardlink":
                 t = index.by_path[_hardlink_target(index, t)]
             if t.kind == "file":
-                append(file_entry(img_path, t, t.mode, when(t)))
+                append(file_entry(img_path, t))
                 return None
             return visit_other(t, img_path)
         return visit_other(e, img_path)
@@ -204,32 +217,32 @@ def tree_from_entries(entries: Iterable[EntryInfo], data_path: str, *, keep_link
     # Depth first, siblings in byte order: the order of a walk. A directory reached
     # through a symlink is walked again under the link's name; ``ancestors`` are the
     # real directories above, so a link back to one of them is a loop.
-    stack: List[Tuple[str, str, Tuple[str, ...], int]] = [("", "", ("",), 0)]
+    children, by_path = index.children, index.by_path
+    stack = [(iter(children[""]), "", ("",))]
     with paused_gc():
         while stack:
-            real_dir, img_dir, ancestors, i = stack.pop()
-            names = index.children.get(real_dir, ())
-            if i >= len(names):
-                continue
-            stack.append((real_dir, img_dir, ancestors, i + 1))
-            name = names[i]
-            real = f"{real_dir}/{name}" if real_dir else name
-            img_path = f"{img_dir}/{name}" if img_dir else name
-            e = index.by_path[real]
-            if exclude is not None and exclude(img_path):
-                continue
-            try:
-                sub = visit(e, img_path)
-            except _Refused as err:
-                problems.append((img_path, str(err)))
-                continue
-            if sub is not None:
-                if sub in ancestors:
-                    out.pop()
-                    problems.append((img_path, "symlink leads back to one of its own parent "
-                                               "directories"))
+            names, img_dir, ancestors = stack[-1]
+            real_dir = ancestors[-1]
+            for name in names:
+                real = f"{real_dir}/{name}" if real_dir else name
+                img_path = f"{img_dir}/{name}" if img_dir else name
+                if exclude is not None and exclude(img_path):
                     continue
-                stack.append((sub, img_path, ancestors + (sub,), 0))
+                try:
+                    sub = visit(by_path[real], img_path)
+                except _Refused as err:
+                    problems.append((img_path, str(err)))
+                    continue
+                if sub is not None:
+                    if sub in ancestors:
+                        out.pop()
+                        problems.append((img_path, "symlink leads back to one of its own "
+                                                   "parent directories"))
+                        continue
+                    stack.append((iter(children.get(sub, ())), img_path, ancestors + (sub,)))
+                    break
+            else:
+                stack.pop()
     if problems:
         errors = [InvalidInput(why, path=p, rule=f"entries stay inside {what}")
                   for p, why in problems]

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     import re
     from typing import Dict, List, Optional, Tuple
 
+from zlib import adler32
+
 from ..errors import CorruptImage
 from .header import (BLOCK, CHKSUM, GNU_MAGIC, LINKNAME, MAGIC, MAGIC_VERSION, MODE, MTIME,
                      NAME, NUL, PREFIX, SIZE, TYPE_AT, TYPEFLAG, USTAR_MAGIC, ascii_sum, checksums,
@@ -45,6 +47,11 @@ _CHK_DIGITS = slice(CHKSUM.start, CHKSUM.stop - 2)
 _CHK_TAIL = slice(CHKSUM.stop - 2, CHKSUM.stop)
 _SPACE_NUL = b" \0"
 _USTAR = USTAR_MAGIC[:MAGIC.stop - MAGIC.start]      # the magic field alone
+#: The flavour of the two usual magic and version fields (the rest: see Decoder._usual).
+_FLAVOUR = {USTAR_MAGIC: "ustar", GNU_MAGIC: "gnu"}
+#: Where the usual header's name, link name and prefix fields are (as plain ints).
+_NAME_STOP, _LINK_AT, _LINK_STOP, _PREFIX_AT = NAME.stop, LINKNAME.start, LINKNAME.stop, \
+    PREFIX.start
 #: The compiled expressions, made on first use (:func:`_compile`): listing or extracting
 #: an archive without pax records needs none, and ``re`` (with the ``enum`` and
 #: ``functools`` it imports) is a third of such a command's start-up.
@@ -364,25 +371,28 @@ class Decoder:
         if not (digits.isdigit() and size.isdigit() and mtime.isdigit() and mode.isdigit()):
             return None
         try:
-            # ASCII only: signed and unsigned sums agree; the field itself sums to
-            # sum(digits) + NUL + space, counted as eight spaces instead.
-            if int(digits, 8) != ascii_sum(block) + 224 - sum(digits):
+            # ASCII only: signed and unsigned sums agree (ascii_sum, inline); the field
+            # itself sums to sum(digits) + NUL + space, counted as eight spaces instead.
+            if int(digits, 8) != (adler32(block) & 0xFFFF) + 223 - sum(digits):
                 return None
             size, mtime, mode = int(size, 8), int(mtime, 8), int(mode, 8)
         except ValueError:                  # an 8 or a 9
             return None
-        if block[PREFIX.start]:
+        if block[_PREFIX_AT]:
             name = header_path(block)
         else:                               # (header_path's first step, without the call)
-            i = block.find(NUL, 0, NAME.stop)
+            i = block.find(NUL, 0, _NAME_STOP)
             name = block[:i] if i >= 0 else block[NAME]
-        if block[LINKNAME.start]:
-            i = block.find(NUL, LINKNAME.start, LINKNAME.stop)
-            link = (block[LINKNAME.start:i] if i >= 0 else block[LINKNAME]).decode()
+        if block[_LINK_AT]:
+            i = block.find(NUL, _LINK_AT, _LINK_STOP)
+            link = (block[_LINK_AT:i] if i >= 0 else block[LINKNAME]).decode()
         else:
             link = ""
         magic = block[MAGIC_VERSION]
-        flavour = "ustar" if magic.startswith(_USTAR) else "gnu" if magic == GNU_MAGIC else "v7"
+        flavour = _FLAVOUR.get(magic)
+        if flavour is None:
+            flavour = "ustar" if magic.startswith(_USTAR) else "gnu" if magic == GNU_MAGIC \
+                else "v7"
         self.flavours.add(flavour)
         if kind == "file" and name.endswith(b"/"):
             kind = "dir"

@@ -19,6 +19,8 @@ only, skipping over the data between them (:class:`_Window`).
 """
 from __future__ import annotations
 
+import gc
+
 TYPE_CHECKING = False   # typing is for annotations only: not imported at run time
 if TYPE_CHECKING:
     from typing import Dict, List, Optional, Tuple
@@ -29,7 +31,7 @@ from ..read.image import DERIVED_ENTRY, EntryInfo, Image, normalize_member_path,
 from .decoder import END, ENTRY, MEMBER_FIELDS, READ, Decoder, Member, unrelated_names
 from .header import BLOCK, padded, stored_checksum
 
-__all__ = ["TarImage", "detect"]
+__all__ = ["TarImage", "clean_key", "detect"]
 
 WINDOW = 1 << 16
 #: A step between headers up to DENSE bytes reads a whole WINDOW; a longer one SPARSE bytes.
@@ -143,6 +145,32 @@ def _check_not_pending(dec: Decoder) -> None:
                            "entry", offset=off)
 
 
+def _link_of(kind: str, linkname: str) -> Optional[str]:
+    """The link target an entry of ``kind`` keeps: a symlink's as stored, a hard link's
+    as an index key (no empty or ``.`` components); None for the other kinds."""
+    if kind == "symlink":
+        return linkname
+    if kind == "hardlink":
+        return "/".join(p for p in linkname.split("/") if p not in ("", "."))
+    return None
+
+
+def clean_key(name: str) -> Optional[str]:
+    """The index key of a member named ``name`` when the name is clean -- relative, no
+    empty, ``.`` or ``..`` component, no component starting with ``.``; GNU tar's
+    ``./`` before it and one ``/`` after it allowed --, else None.
+
+    The fast form of :func:`~blockimg.read.image.normalize_member_path`, which gives the
+    same key for such a name (tests/unit/test_tar_member_key.py) and decides every other
+    one. Measured reason: the ``./name`` members of ``tar -C DIR .`` all went through it,
+    7 % of building an image from such an archive (docs/ARCHITECTURE.md)."""
+    s = name[2:] if name[:2] == "./" else name
+    path = s[:-1] if s[-1:] == "/" else s
+    if not path or path[0] in "./" or "//" in s or "/." in s:
+        return None
+    return path
+
+
 class TarImage(Image):
     """A tar image opened for reading (see :class:`blockimg.read.image.Image`).
 
@@ -184,9 +212,15 @@ class TarImage(Image):
             del self.warnings[:]
         # One int object per distinct mtime and mode (many entries share them).
         self._same = {}.setdefault
+        # (the index holds one small acyclic object per member: the collector's passes
+        # over them while they are made are waste)
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             self._scan(want=want)
         finally:
+            if collecting:
+                gc.enable()
             del self._same
             self._children = None
 
@@ -278,7 +312,14 @@ class TarImage(Image):
                 count += n
                 if pos + BLOCK > dev_size:
                     break
-            action, value = dec.fields(win.get(pos, BLOCK), pos)
+            buf = win.buf                  # (win.get, without a call for a header in it)
+            rel = pos - win.start
+            if 0 <= rel <= len(buf) - BLOCK:
+                win.last = pos
+                block = buf[rel:rel + BLOCK]
+            else:
+                block = win.get(pos, BLOCK)
+            action, value = dec.fields(block, pos)
             if action is ENTRY:
                 size = value[_SIZE]
                 pos = value[_OFFSET] + BLOCK + size
@@ -321,35 +362,43 @@ class TarImage(Image):
 
     def _add(self, fields: tuple, want: Optional[str] = None) -> None:
         """Index the member of ``fields`` (:meth:`Decoder.fields`; with ``want``, only if
-        it decides that path)."""
+        it decides that path): missing parents become directories, and a non-directory
+        that replaces a directory drops what was below it."""
         hoff, offset, name, linkname, _, kind, size, mtime, mode, _, _, _, note = fields
         if note:
             self.warnings.append(f"byte {offset}: {name!r}: {note}")
         if kind == "label":
             return
-        path = name[:-1] if name.endswith("/") else name
-        # Clean (normalize_member_path keeps it as it is, less one trailing /): most are.
-        if not path or path[0] in "./" or "//" in name or "/." in name:
+        path = clean_key(name)
+        if path is None:
             path = self._member_key(name)
         if path is None or (want is not None and not (
                 path == want or path.startswith(want + "/") or want.startswith(path + "/"))):
             return
-        link = None
         if kind == "file":
-            extents = ((offset + BLOCK, size),) if size else ()
+            extents, link = ((offset + BLOCK, size),) if size else (), None
         else:
-            size, extents = 0, ()
-            if kind == "symlink":
-                link = linkname
-            elif kind == "hardlink":
-                link = "/".join(p for p in linkname.split("/") if p not in ("", "."))
+            size, extents, link = 0, (), _link_of(kind, linkname)
         same = self._same
-        self._place(path, kind, EntryInfo(path, kind, size, same(mtime, mtime), same(mode, mode),
-                                          extents, link, hoff))
+        info = EntryInfo(path, kind, size, same(mtime, mtime), same(mode, mode), extents,
+                         link, hoff)
+        index = self._idx
+        cut = path.rfind("/")
+        if cut > 0:
+            p = index.get(path[:cut])
+            if p is None or p.kind != "dir":
+                self._make_parents(path, hoff)
+        old = index.get(path)
+        if old is not None and old.kind == "dir" and kind != "dir":
+            self._drop_below(path)
+        index[path] = info
+        if self._children is not None:
+            self._children.setdefault(path[:max(cut, 0)], []).append(path)
 
     def _member_key(self, name: str) -> Optional[str]:
-        """The index key of a member named ``name`` that is not clean (see :meth:`_add`);
-        None (recorded in ``unsafe_names`` or ``padding_entries``) for one left out."""
+        """The index key of a member named ``name`` that is not clean (see
+        :func:`clean_key`); None (recorded in ``unsafe_names`` or ``padding_entries``) for
+        one left out."""
         path, reason = normalize_member_path(name)
         if path is None:
             self.unsafe_names.append((name, reason))
@@ -358,22 +407,6 @@ class TarImage(Image):
         else:
             return path
         return None
-
-    def _place(self, path: str, kind: str, info: EntryInfo) -> None:
-        """Index ``info`` at ``path``: missing parents become directories, and a
-        non-directory that replaces a directory drops what was below it."""
-        index = self._index
-        parent = path.rpartition("/")[0]
-        if parent:
-            p = index.get(parent)
-            if p is None or p.kind != "dir":
-                self._make_parents(path, info.header_offset)
-        old = index.get(path)
-        if old is not None and old.kind == "dir" and kind != "dir":
-            self._drop_below(path)
-        index[path] = info
-        if self._children is not None:
-            self._children.setdefault(parent, []).append(path)
 
     def _drop_below(self, path: str) -> None:
         """Forget every entry below ``path``. From the first time on, a map of each
