@@ -190,9 +190,7 @@ class atomic_file:
         self.durable = durable
 
     def __enter__(self) -> TempOutput:
-        path = self.path = output_target(self.path)
-        for stale in stale_temporaries(path):
-            _remove(stale, wipe=self.secret)
+        path = self.path = _claim(self.path, self.secret)
         fd = tmp = None
         try:
             if self.anonymous is not False:
@@ -259,9 +257,7 @@ class atomic_path:
         self.secret = secret
 
     def __enter__(self) -> str:
-        path = self.path = output_target(self.path)
-        for stale in stale_temporaries(path):
-            _remove(stale, wipe=self.secret)
+        path = self.path = _claim(self.path, self.secret)
         tmp = self.tmp = _temp_name(path)
         try:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
@@ -321,6 +317,15 @@ def _wipe_fd(fd: int) -> None:
         os.fsync(fd)
     except OSError:
         pass
+
+
+def _claim(path: str, secret: bool) -> str:
+    """``path`` resolved by :func:`output_target`, with the temporaries an interrupted run
+    left beside it removed (wiped first when ``secret``)."""
+    path = output_target(path)
+    for stale in stale_temporaries(path):
+        _remove(stale, wipe=secret)
+    return path
 
 
 def _remove(tmp: str, *, wipe: bool) -> None:
