@@ -485,21 +485,22 @@ def _listed(fs_dir: str, sep: str) -> List[Tuple[str, os.stat_result]]:
             children.sort(key=_BY_NAME)
         else:
             children.sort(key=lambda d: os.fsencode(d.name))
-        names = [d.name for d in children]
         try:
-            return list(zip(names, [d.stat(follow_symlinks=False) for d in children]))
-        except OSError:
-            pass
-        for d in children:                    # (which one, to say so)
-            try:
-                d.stat(follow_symlinks=False)
-            except OSError as e:
-                raise InvalidInput(f"cannot stat: {e.strerror}",
-                                   path=fs_dir + sep + d.name) from None
-        return list(zip(names, [d.stat(follow_symlinks=False) for d in children]))
+            stats = [d.stat(follow_symlinks=False) for d in children]
+        except OSError:                       # again, one at a time: which one, to say so
+            stats = [_lstat_of(d, fs_dir + sep) for d in children]
+        return list(zip([d.name for d in children], stats))
     finally:
         if dfd >= 0:
             os.close(dfd)
+
+
+def _lstat_of(d: os.DirEntry, fs_dir: str) -> os.stat_result:
+    """``d``'s lstat, or InvalidInput naming it (``fs_dir`` ends with the separator)."""
+    try:
+        return d.stat(follow_symlinks=False)
+    except OSError as e:
+        raise InvalidInput(f"cannot stat: {e.strerror}", path=fs_dir + d.name) from None
 
 
 def _special_kind(mode: int) -> str:
